@@ -1,0 +1,298 @@
+package aggregates
+
+import (
+	"slices"
+	"time"
+
+	"github.com/revline/revline/events"
+)
+
+// Decide returns the events cmd produces on state at time now, or a
+// *events.Rejection (NoOp set when the command asks for what is already
+// true). It does not modify state.
+func Decide(state App, cmd events.Command, now time.Time) ([]events.Event, error) {
+	switch c := cmd.(type) {
+	case events.Deploy:
+		return decideDeploy(state, c)
+	case events.CompleteDeploy:
+		return decideCompleteDeploy(state, c)
+	case events.FailDeploy:
+		return decideFailDeploy(state, c)
+	case events.SetRevision:
+		return decideSetRevision(state, c)
+	case events.Rollout:
+		return decideRollout(state, c, now)
+	case events.CompleteRollout:
+		return decideCompleteRollout(state, c)
+	case events.DeleteRevision:
+		return decideDeleteRevision(state, c)
+	case events.Scale:
+		return decideScale(state, c)
+	case events.Suspend:
+		return decideSuspend(state)
+	case events.Resume:
+		return decideResume(state)
+	case events.ReportRunner:
+		return decideReportRunner(state, c)
+	}
+	return nil, reject(events.CodeUnknownCommand, "unknown command %T", cmd)
+}
+
+func decideDeploy(state App, c events.Deploy) ([]events.Event, error) {
+	switch {
+	case state.Suspended:
+		return nil, reject(CodeAppSuspended, "app %q is suspended; resume it before deploying", state.Name)
+	case c.RevisionID == "":
+		return nil, invalid("deploy needs a revision id")
+	case c.Command == "":
+		return nil, invalid("deploy needs a command that starts a runner (--command)")
+	}
+	if _, exists := state.Revisions[c.RevisionID]; exists {
+		return nil, reject(CodeRevisionExists, "revision %s already exists", c.RevisionID)
+	}
+	strategy, err := events.ParseStrategy(string(c.Strategy))
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if err := validateCode(c.Code); err != nil {
+		return nil, err
+	}
+	if err := validateRuntime(c.Runtime.Apply(events.DefaultRuntimeParams()), c.Runtime); err != nil {
+		return nil, err
+	}
+	for key := range c.Annotations {
+		if key == "" {
+			return nil, invalid("annotation keys must not be empty")
+		}
+	}
+	return []events.Event{events.RevisionCreated{
+		RevisionID:  c.RevisionID,
+		Command:     c.Command,
+		Code:        c.Code.Apply(events.DefaultCodeParams()),
+		Runtime:     c.Runtime.Apply(events.DefaultRuntimeParams()),
+		ResetScale:  c.ResetScale,
+		Strategy:    strategy,
+		Message:     c.Message,
+		Annotations: c.Annotations,
+	}}, nil
+}
+
+func validateCode(o events.CodeOverrides) error {
+	switch {
+	case o.MachineType != nil && *o.MachineType == "":
+		return invalid("machine_type must not be empty")
+	case o.MaxMultiplexing != nil && *o.MaxMultiplexing < 1:
+		return invalid("max_multiplexing must be at least 1, got %d", *o.MaxMultiplexing)
+	case o.StartupTimeout != nil && *o.StartupTimeout < 1:
+		return invalid("startup_timeout must be at least 1s, got %ds", *o.StartupTimeout)
+	}
+	return nil
+}
+
+// validateRuntime checks the effective parameters p; o says which ones the
+// caller set, so that the message names what they typed.
+func validateRuntime(p events.RuntimeParams, o events.RuntimeOverrides) error {
+	negative := func(name string, set bool, v int64) error {
+		if set && v < 0 {
+			return invalid("%s must not be negative, got %d", name, v)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		negative("keep_alive", o.KeepAlive != nil, int64(p.KeepAlive)),
+		negative("min_concurrency", o.MinConcurrency != nil, int64(p.MinConcurrency)),
+		negative("max_concurrency", o.MaxConcurrency != nil, int64(p.MaxConcurrency)),
+		negative("concurrency_buffer", o.ConcurrencyBuffer != nil, int64(p.ConcurrencyBuffer)),
+		negative("request_timeout", o.RequestTimeout != nil, int64(p.RequestTimeout)),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case p.MaxConcurrency < 1:
+		return invalid("max_concurrency must be at least 1, got %d", p.MaxConcurrency)
+	case p.MinConcurrency > p.MaxConcurrency:
+		return invalid("min_concurrency (%d) must not exceed max_concurrency (%d)", p.MinConcurrency, p.MaxConcurrency)
+	case p.RequestTimeout < 1:
+		return invalid("request_timeout must be at least 1s, got %ds", p.RequestTimeout)
+	}
+	return nil
+}
+
+// deploying returns the revision id must name, if it is being deployed.
+func deploying(state App, id string) (*Revision, error) {
+	rev, ok := state.Revisions[id]
+	if !ok {
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, id)
+	}
+	if rev.Status != events.StatusDeploying {
+		return nil, reject(CodeRevisionNotDeploying, "revision %s is %s, not deploying", id, rev.Status)
+	}
+	return rev, nil
+}
+
+func decideCompleteDeploy(state App, c events.CompleteDeploy) ([]events.Event, error) {
+	rev, err := deploying(state, c.RevisionID)
+	if err != nil {
+		return nil, err
+	}
+	set := events.CurrentRevisionSet{
+		From: state.Current, To: rev.ID, Reason: "deploy", Strategy: rev.Strategy,
+		Message: rev.Message, Code: rev.Code,
+	}
+	if state.HasRuntime && !rev.ResetScale {
+		set.Runtime = state.Runtime
+		set.Inherited = slices.Clone(events.RuntimeParamNames)
+		set.InheritedFrom = state.Current
+	} else {
+		set.Runtime = rev.Runtime
+	}
+	return []events.Event{events.RevisionDeployed{RevisionID: rev.ID}, set}, nil
+}
+
+func decideFailDeploy(state App, c events.FailDeploy) ([]events.Event, error) {
+	if c.Reason == "" {
+		return nil, invalid("a failed deploy needs a reason")
+	}
+	if _, err := deploying(state, c.RevisionID); err != nil {
+		return nil, err
+	}
+	return []events.Event{events.RevisionFailed{RevisionID: c.RevisionID, Reason: c.Reason}}, nil
+}
+
+// existing returns the revision id names if it exists and is not deleted.
+func existing(state App, id string) (*Revision, error) {
+	rev, ok := state.Revisions[id]
+	if !ok {
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, id)
+	}
+	if rev.Deleted {
+		return nil, reject(CodeRevisionDeleted, "revision %s was deleted", id)
+	}
+	return rev, nil
+}
+
+func decideSetRevision(state App, c events.SetRevision) ([]events.Event, error) {
+	strategy, err := events.ParseStrategy(string(c.Strategy))
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if state.Suspended {
+		return nil, reject(CodeAppSuspended, "app %q is suspended; resume it before switching revisions", state.Name)
+	}
+	target, err := existing(state, c.RevisionID)
+	if err != nil {
+		return nil, err
+	}
+	if target.ID == state.Current {
+		return nil, noop(CodeAlreadyCurrent, "revision %s is already the current revision of %q", target.ID, state.Name)
+	}
+	if target.Status != events.StatusDeployed {
+		return nil, reject(CodeRevisionNotDeployed, "revision %s is %s; only a deployed revision can become current", target.ID, target.Status)
+	}
+	return []events.Event{events.CurrentRevisionSet{
+		From: state.Current, To: target.ID, Reason: "rollback", Strategy: strategy, Message: c.Message,
+		Code:          target.Code,
+		Runtime:       state.Runtime,
+		Inherited:     slices.Clone(events.RuntimeParamNames),
+		InheritedFrom: state.Current,
+	}}, nil
+}
+
+func decideRollout(state App, c events.Rollout, now time.Time) ([]events.Event, error) {
+	switch {
+	case c.RolloutID == "":
+		return nil, invalid("rollout needs a rollout id")
+	case state.Current == "":
+		return nil, reject(CodeNoCurrentRevision, "app %q has no current revision to roll out", state.Name)
+	case state.Suspended:
+		return nil, reject(CodeAppSuspended, "app %q is suspended; resume it before a rollout", state.Name)
+	case state.Rollout != nil && !c.Force && now.Sub(state.Rollout.RequestedAt) < RolloutStuckAfter:
+		return nil, reject(CodeRolloutInProgress, "rollout %s of app %q is still in progress; wait for it or use --force", state.Rollout.ID, state.Name)
+	}
+	return []events.Event{events.RolloutRequested{RolloutID: c.RolloutID, RevisionID: state.Current, Force: c.Force}}, nil
+}
+
+func decideCompleteRollout(state App, c events.CompleteRollout) ([]events.Event, error) {
+	if state.Rollout == nil || state.Rollout.ID != c.RolloutID {
+		return nil, reject(CodeRolloutNotFound, "app %q has no rollout %s in progress", state.Name, c.RolloutID)
+	}
+	if c.Replaced < 0 || c.DroppedRequests < 0 {
+		return nil, invalid("replaced and dropped_requests must not be negative")
+	}
+	return []events.Event{events.RolloutCompleted{
+		RolloutID: c.RolloutID, RevisionID: state.Rollout.RevisionID, Force: state.Rollout.Force,
+		Replaced: c.Replaced, DroppedRequests: c.DroppedRequests,
+	}}, nil
+}
+
+func decideDeleteRevision(state App, c events.DeleteRevision) ([]events.Event, error) {
+	rev, ok := state.Revisions[c.RevisionID]
+	switch {
+	case !ok:
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, c.RevisionID)
+	case rev.Deleted:
+		return nil, reject(CodeRevisionAlreadyDeleted, "revision %s was already deleted", rev.ID)
+	case rev.ID == state.Current:
+		return nil, reject(CodeRevisionIsCurrent, "revision %s is the current revision of %q; switch to another revision (set-rev) before deleting it", rev.ID, state.Name)
+	case rev.Status == events.StatusDeploying:
+		return nil, reject(CodeRevisionInUse, "revision %s is being deployed; wait for the deploy to finish", rev.ID)
+	case state.Rollout != nil && state.Rollout.RevisionID == rev.ID:
+		return nil, reject(CodeRevisionInUse, "revision %s is being rolled out (rollout %s)", rev.ID, state.Rollout.ID)
+	}
+	return []events.Event{events.RevisionDeleted{RevisionID: rev.ID}}, nil
+}
+
+func decideScale(state App, c events.Scale) ([]events.Event, error) {
+	if !state.HasRuntime {
+		return nil, reject(CodeAppNotFound, "app %q has no deployed revision to scale", state.Name)
+	}
+	if c.Runtime.IsZero() {
+		return nil, invalid("scale needs at least one parameter to change")
+	}
+	after := c.Runtime.Apply(state.Runtime)
+	if err := validateRuntime(after, c.Runtime); err != nil {
+		return nil, err
+	}
+	changed := events.ChangedRuntimeParams(state.Runtime, after)
+	if len(changed) == 0 {
+		return nil, noop(CodeNothingToChange, "app %q already has these parameters", state.Name)
+	}
+	return []events.Event{events.AppScaled{Before: state.Runtime, After: after, Changed: changed}}, nil
+}
+
+func decideSuspend(state App) ([]events.Event, error) {
+	switch {
+	case state.Current == "":
+		return nil, reject(CodeNoCurrentRevision, "app %q has no current revision to suspend", state.Name)
+	case state.Suspended:
+		return nil, noop(CodeAlreadySuspended, "app %q is already suspended", state.Name)
+	}
+	for _, rev := range state.Revisions {
+		if rev.Status == events.StatusDeploying {
+			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before suspending", rev.ID, state.Name)
+		}
+	}
+	return []events.Event{events.AppSuspended{RevisionID: state.Current}}, nil
+}
+
+func decideResume(state App) ([]events.Event, error) {
+	if !state.Suspended {
+		return nil, noop(CodeNotSuspended, "app %q is not suspended", state.Name)
+	}
+	return []events.Event{events.AppResumed{RevisionID: state.Current}}, nil
+}
+
+func decideReportRunner(state App, c events.ReportRunner) ([]events.Event, error) {
+	if c.RunnerID == "" {
+		return nil, invalid("runner report needs a runner id")
+	}
+	if _, err := events.ParseRunnerState(string(c.State)); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if _, ok := state.Revisions[c.RevisionID]; !ok {
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, c.RevisionID)
+	}
+	return []events.Event{events.RunnerStateChanged(c)}, nil
+}

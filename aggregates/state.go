@@ -1,0 +1,118 @@
+// Package aggregates holds the App aggregate: a pure decider.
+//
+// Decide(state, command, now) returns the events a command produces or a
+// *events.Rejection explaining why not; Evolve(state, event) folds one event
+// into the state. Neither does I/O nor reads the clock, so every rule is
+// tested without NATS and a state is rebuilt by folding its history.
+package aggregates
+
+import (
+	"time"
+
+	"github.com/revline/revline/events"
+)
+
+// App is the decision state of one app.
+type App struct {
+	Name string
+	// Version is the stream sequence of the last event folded in; it is
+	// the expected version of the next append.
+	Version uint64
+	// Current is the id of the revision the alias points to ("" before the
+	// first successful deploy).
+	Current string
+	// Runtime holds the effective runtime parameters once HasRuntime.
+	Runtime    events.RuntimeParams
+	HasRuntime bool
+	Suspended  bool
+	Revisions  map[string]*Revision
+	// Rollout is the rollout in progress, if any.
+	Rollout *Rollout
+}
+
+// Revision is what the decider knows of one revision.
+type Revision struct {
+	ID         string
+	Command    string
+	Code       events.CodeParams
+	Runtime    events.RuntimeParams // the scaling the deploy asked for
+	ResetScale bool
+	Strategy   events.Strategy
+	Message    string
+	Status     events.RevisionStatus
+	Deleted    bool
+	CreatedAt  time.Time
+}
+
+// Rollout is a rollout in progress.
+type Rollout struct {
+	ID          string
+	RevisionID  string
+	Force       bool
+	RequestedAt time.Time
+}
+
+// RolloutStuckAfter is how long a graceful rollout may run before a new one
+// may supersede it. A force rollout always supersedes.
+const RolloutStuckAfter = 30 * time.Minute
+
+// Exists reports whether the app has any history.
+func (a App) Exists() bool { return len(a.Revisions) > 0 }
+
+// Fold builds the state of app from its history.
+func Fold(app string, history []events.Envelope) App {
+	state := App{Name: app}
+	for _, env := range history {
+		state = Evolve(state, env)
+	}
+	return state
+}
+
+// Evolve returns state with env applied. It updates state's revision map
+// in place: the caller gives up the state it passes in.
+func Evolve(state App, env events.Envelope) App {
+	if state.Revisions == nil {
+		state.Revisions = map[string]*Revision{}
+	}
+	state.Name = env.App
+	if env.Sequence > state.Version {
+		state.Version = env.Sequence
+	}
+	rev := func(id string) *Revision {
+		if r, ok := state.Revisions[id]; ok {
+			return r
+		}
+		return &Revision{} // an unknown id changes nothing
+	}
+	switch ev := env.Event.(type) {
+	case events.RevisionCreated:
+		state.Revisions[ev.RevisionID] = &Revision{
+			ID: ev.RevisionID, Command: ev.Command, Code: ev.Code, Runtime: ev.Runtime,
+			ResetScale: ev.ResetScale, Strategy: ev.Strategy, Message: ev.Message,
+			Status: events.StatusDeploying, CreatedAt: env.OccurredAt,
+		}
+	case events.RevisionDeployed:
+		rev(ev.RevisionID).Status = events.StatusDeployed
+	case events.RevisionFailed:
+		rev(ev.RevisionID).Status = events.StatusFailed
+	case events.RevisionDeleted:
+		rev(ev.RevisionID).Deleted = true
+	case events.CurrentRevisionSet:
+		state.Current = ev.To
+		state.Runtime = ev.Runtime
+		state.HasRuntime = true
+	case events.AppScaled:
+		state.Runtime = ev.After
+	case events.AppSuspended:
+		state.Suspended = true
+	case events.AppResumed:
+		state.Suspended = false
+	case events.RolloutRequested:
+		state.Rollout = &Rollout{ID: ev.RolloutID, RevisionID: ev.RevisionID, Force: ev.Force, RequestedAt: env.OccurredAt}
+	case events.RolloutCompleted:
+		if state.Rollout != nil && state.Rollout.ID == ev.RolloutID {
+			state.Rollout = nil
+		}
+	}
+	return state
+}

@@ -1,0 +1,132 @@
+package events
+
+// Command is the payload of a request to change an app. CommandType returns
+// its stable wire name, the last token of the command's subject.
+type Command interface {
+	CommandType() string
+}
+
+// Stable command names, part of the bus contract (docs/bus.md).
+const (
+	CmdDeploy          = "deploy"
+	CmdSetRevision     = "set_revision"
+	CmdRollout         = "rollout"
+	CmdDeleteRevision  = "delete_revision"
+	CmdScale           = "scale"
+	CmdSuspend         = "suspend"
+	CmdResume          = "resume"
+	CmdCompleteDeploy  = "complete_deploy"
+	CmdFailDeploy      = "fail_deploy"
+	CmdCompleteRollout = "complete_rollout"
+	CmdReportRunner    = "report_runner"
+)
+
+// Deploy creates a new revision. RevisionID may be left empty: the command
+// processor then assigns a UUID v7. Unset code parameters take defaults;
+// Runtime is applied only on an app's first deploy or with ResetScale,
+// otherwise the app keeps its current runtime parameters.
+type Deploy struct {
+	RevisionID  string            `msgpack:"revision_id,omitempty" json:"revision_id,omitempty"`
+	Command     string            `msgpack:"command" json:"command"`
+	Code        CodeOverrides     `msgpack:"code" json:"code"`
+	Runtime     RuntimeOverrides  `msgpack:"runtime" json:"runtime"`
+	ResetScale  bool              `msgpack:"reset_scale" json:"reset_scale"`
+	Strategy    Strategy          `msgpack:"strategy,omitempty" json:"strategy,omitempty"`
+	Message     string            `msgpack:"message,omitempty" json:"message,omitempty"`
+	Annotations map[string]string `msgpack:"annotations,omitempty" json:"annotations,omitempty"`
+}
+
+// SetRevision points the app's alias at an existing Deployed revision
+// (a rollback, or a roll-forward).
+type SetRevision struct {
+	RevisionID string   `msgpack:"revision_id" json:"revision_id"`
+	Strategy   Strategy `msgpack:"strategy,omitempty" json:"strategy,omitempty"`
+	Message    string   `msgpack:"message,omitempty" json:"message,omitempty"`
+}
+
+// Rollout recycles every runner of the current revision. RolloutID may be
+// left empty: the command processor assigns one.
+type Rollout struct {
+	RolloutID string `msgpack:"rollout_id,omitempty" json:"rollout_id,omitempty"`
+	Force     bool   `msgpack:"force" json:"force"`
+}
+
+// DeleteRevision removes a revision from the revision list.
+type DeleteRevision struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+}
+
+// Scale changes the app's runtime-tunable parameters.
+type Scale struct {
+	Runtime RuntimeOverrides `msgpack:"runtime" json:"runtime"`
+}
+
+// Suspend stops the app's runners and marks its current revision Suspended.
+type Suspend struct{}
+
+// Resume brings a suspended app back.
+type Resume struct{}
+
+// CompleteDeploy is sent by a runner worker when a revision's first runner
+// is healthy.
+type CompleteDeploy struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+}
+
+// FailDeploy is sent by a runner worker when a revision's runner did not
+// become healthy.
+type FailDeploy struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+	Reason     string `msgpack:"reason" json:"reason"`
+}
+
+// CompleteRollout is sent by a runner worker when every runner of a
+// rollout has been replaced.
+type CompleteRollout struct {
+	RolloutID       string `msgpack:"rollout_id" json:"rollout_id"`
+	Replaced        int    `msgpack:"replaced" json:"replaced"`
+	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
+}
+
+// ReportRunner is sent by a runner worker when a runner changes state.
+type ReportRunner struct {
+	RunnerID   string      `msgpack:"runner_id" json:"runner_id"`
+	RevisionID string      `msgpack:"revision_id" json:"revision_id"`
+	State      RunnerState `msgpack:"state" json:"state"`
+	PID        int         `msgpack:"pid" json:"pid"`
+	Port       int         `msgpack:"port" json:"port"`
+	Reason     string      `msgpack:"reason,omitempty" json:"reason,omitempty"`
+}
+
+// CommandType implements Command.
+func (Deploy) CommandType() string { return CmdDeploy }
+
+// CommandType implements Command.
+func (SetRevision) CommandType() string { return CmdSetRevision }
+
+// CommandType implements Command.
+func (Rollout) CommandType() string { return CmdRollout }
+
+// CommandType implements Command.
+func (DeleteRevision) CommandType() string { return CmdDeleteRevision }
+
+// CommandType implements Command.
+func (Scale) CommandType() string { return CmdScale }
+
+// CommandType implements Command.
+func (Suspend) CommandType() string { return CmdSuspend }
+
+// CommandType implements Command.
+func (Resume) CommandType() string { return CmdResume }
+
+// CommandType implements Command.
+func (CompleteDeploy) CommandType() string { return CmdCompleteDeploy }
+
+// CommandType implements Command.
+func (FailDeploy) CommandType() string { return CmdFailDeploy }
+
+// CommandType implements Command.
+func (CompleteRollout) CommandType() string { return CmdCompleteRollout }
+
+// CommandType implements Command.
+func (ReportRunner) CommandType() string { return CmdReportRunner }

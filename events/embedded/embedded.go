@@ -1,0 +1,71 @@
+// Package embedded runs an in-process NATS server with JetStream, for
+// `revline serve` without --nats-url and for tests.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config configures an embedded server.
+type Config struct {
+	// DataDir holds JetStream's files. Required.
+	DataDir string
+	// Listen is host:port for client connections. Default 127.0.0.1:4222;
+	// port 0 picks a free port.
+	Listen string
+	// ReadyTimeout bounds the wait for the server to accept connections.
+	// Default 10s.
+	ReadyTimeout time.Duration
+}
+
+// Start starts a NATS server with JetStream enabled and waits until it
+// accepts connections. Stop it with Shutdown and WaitForShutdown.
+func Start(cfg Config) (*server.Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("embedded nats: DataDir is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4222"
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	host, portText, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("embedded nats: listen port %q is not a port number", portText)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "revline-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		NoSigs:     true,
+		NoLog:      true,
+		// Loopback only by default; an operator who binds elsewhere chose to.
+		MaxPayload: 8 << 20,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(cfg.ReadyTimeout) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready on %s after %s", cfg.Listen, cfg.ReadyTimeout)
+	}
+	return srv, nil
+}

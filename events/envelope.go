@@ -1,0 +1,232 @@
+package events
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+)
+
+// SchemaVersion is the version every event is written with today. Readers
+// that meet a newer version than they know refuse it instead of guessing.
+const SchemaVersion = 1
+
+// Metadata says who asked for a change and how it relates to others. Every
+// command and every event carries it.
+type Metadata struct {
+	// Actor is who asked: a user ("alice@laptop"), or a worker ("worker:runner").
+	Actor string `json:"actor"`
+	// CorrelationID ties together everything one user action caused.
+	CorrelationID string `json:"correlation_id"`
+	// CausationID is the id of the message that directly caused this one:
+	// for an event, the command id; for a worker's command, the event id.
+	CausationID string `json:"causation_id"`
+}
+
+// Envelope is one stored event with its metadata.
+type Envelope struct {
+	EventID       string
+	App           string
+	Type          string
+	SchemaVersion int
+	OccurredAt    time.Time
+	Metadata
+	// Sequence is the stream sequence, set once the event is stored.
+	Sequence uint64
+	Event    Event
+}
+
+// NewEnvelope wraps ev for app with a fresh UUID v7 event id.
+func NewEnvelope(app string, ev Event, meta Metadata, now time.Time) Envelope {
+	return Envelope{
+		EventID:       uuid.Must(uuid.NewV7()).String(),
+		App:           app,
+		Type:          ev.EventType(),
+		SchemaVersion: SchemaVersion,
+		OccurredAt:    now.UTC(),
+		Metadata:      meta,
+		Event:         ev,
+	}
+}
+
+// HeaderGetter reads one header; nats.Header and Watermill's
+// message.Metadata both satisfy it.
+type HeaderGetter interface {
+	Get(key string) string
+}
+
+// EventMsg encodes env as a NATS message on its event subject: the payload
+// is the msgpack event, the envelope travels in headers.
+func EventMsg(env Envelope) (*nats.Msg, error) {
+	data, err := Marshal(ContentTypeMsgpack, env.Event)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", env.Type, err)
+	}
+	msg := nats.NewMsg(EventSubject(env.App, env.Type))
+	msg.Data = data
+	h := msg.Header
+	h.Set(HeaderMsgID, env.EventID)
+	h.Set(HeaderContentType, ContentTypeMsgpack)
+	h.Set(HeaderEventID, env.EventID)
+	h.Set(HeaderEventType, env.Type)
+	h.Set(HeaderSchemaVersion, strconv.Itoa(env.SchemaVersion))
+	h.Set(HeaderApp, env.App)
+	h.Set(HeaderOccurredAt, env.OccurredAt.UTC().Format(time.RFC3339Nano))
+	setMetadataHeaders(h, env.Metadata)
+	return msg, nil
+}
+
+func setMetadataHeaders(h nats.Header, meta Metadata) {
+	h.Set(HeaderActor, meta.Actor)
+	if meta.CorrelationID != "" {
+		h.Set(HeaderCorrelationID, meta.CorrelationID)
+	}
+	if meta.CausationID != "" {
+		h.Set(HeaderCausationID, meta.CausationID)
+	}
+}
+
+func metadataFromHeaders(h HeaderGetter) Metadata {
+	return Metadata{
+		Actor:         h.Get(HeaderActor),
+		CorrelationID: h.Get(HeaderCorrelationID),
+		CausationID:   h.Get(HeaderCausationID),
+	}
+}
+
+// DecodeEventMsg rebuilds an Envelope from a stored message's headers and
+// payload. seq is the message's stream sequence.
+func (r *Registry) DecodeEventMsg(h HeaderGetter, data []byte, seq uint64) (Envelope, error) {
+	env := Envelope{
+		EventID:  h.Get(HeaderEventID),
+		App:      h.Get(HeaderApp),
+		Type:     h.Get(HeaderEventType),
+		Metadata: metadataFromHeaders(h),
+		Sequence: seq,
+	}
+	version, err := strconv.Atoi(h.Get(HeaderSchemaVersion))
+	if err != nil || version < 1 {
+		return Envelope{}, fmt.Errorf("event at sequence %d: bad %s header %q", seq, HeaderSchemaVersion, h.Get(HeaderSchemaVersion))
+	}
+	if version > SchemaVersion {
+		return Envelope{}, fmt.Errorf("event at sequence %d: schema version %d is newer than this build knows (%d)", seq, version, SchemaVersion)
+	}
+	env.SchemaVersion = version
+	if env.OccurredAt, err = time.Parse(time.RFC3339Nano, h.Get(HeaderOccurredAt)); err != nil {
+		return Envelope{}, fmt.Errorf("event at sequence %d: bad %s header: %w", seq, HeaderOccurredAt, err)
+	}
+	if env.Event, err = r.DecodeEvent(env.Type, data); err != nil {
+		return Envelope{}, fmt.Errorf("event at sequence %d: %w", seq, err)
+	}
+	return env, nil
+}
+
+// CommandEnvelope is one command with its metadata, as published on the bus.
+type CommandEnvelope struct {
+	// CommandID is a UUID chosen by the client; it is the idempotency key.
+	CommandID string
+	App       string
+	Type      string
+	Metadata
+	// ContentType is the encoding the command arrived in; its outcome is
+	// published in the same one.
+	ContentType string
+	Command     Command
+}
+
+// NewCommand wraps cmd for app with a fresh UUID v7 command id.
+func NewCommand(app string, cmd Command, meta Metadata) CommandEnvelope {
+	return CommandEnvelope{
+		CommandID:   uuid.Must(uuid.NewV7()).String(),
+		App:         app,
+		Type:        cmd.CommandType(),
+		Metadata:    meta,
+		ContentType: ContentTypeMsgpack,
+		Command:     cmd,
+	}
+}
+
+// CommandMsg encodes a command as a NATS message on its command subject.
+func CommandMsg(c CommandEnvelope) (*nats.Msg, error) {
+	if err := ValidateAppName(c.App); err != nil {
+		return nil, err
+	}
+	data, err := Marshal(c.ContentType, c.Command)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s command: %w", c.Type, err)
+	}
+	msg := nats.NewMsg(CommandSubject(c.App, c.Type))
+	msg.Data = data
+	msg.Header.Set(HeaderMsgID, c.CommandID)
+	msg.Header.Set(HeaderContentType, contentTypeOrDefault(c.ContentType))
+	setMetadataHeaders(msg.Header, c.Metadata)
+	return msg, nil
+}
+
+func contentTypeOrDefault(ct string) string {
+	if ct == "" {
+		return ContentTypeMsgpack
+	}
+	return ct
+}
+
+// MalformedCommandError reports a command message that cannot be decoded.
+// CommandID is set when the message carried a usable id, so that the
+// sender can still be told.
+type MalformedCommandError struct {
+	CommandID string
+	Code      string // a Rejection code such as "invalid_app_name"
+	Err       error
+}
+
+func (e *MalformedCommandError) Error() string { return e.Err.Error() }
+func (e *MalformedCommandError) Unwrap() error { return e.Err }
+
+// Codes of commands refused before they reach the aggregate.
+const (
+	CodeMalformedCommand = "malformed_command"
+	CodeInvalidAppName   = "invalid_app_name"
+	CodeUnknownCommand   = "unknown_command"
+	CodeMissingCommandID = "missing_command_id"
+)
+
+// DecodeCommandMsg decodes a command from its subject, headers and payload.
+// It returns a *MalformedCommandError for anything it cannot use.
+func (r *Registry) DecodeCommandMsg(subject string, h HeaderGetter, data []byte) (CommandEnvelope, error) {
+	commandID := h.Get(HeaderMsgID)
+	malformed := func(code string, err error) (CommandEnvelope, error) {
+		return CommandEnvelope{}, &MalformedCommandError{CommandID: commandID, Code: code, Err: err}
+	}
+	if _, err := uuid.Parse(commandID); err != nil {
+		commandID = ""
+		return malformed(CodeMissingCommandID, fmt.Errorf("command on %q: the %s header must hold a UUID command id", truncate(subject, 120), HeaderMsgID))
+	}
+	rest, ok := strings.CutPrefix(subject, CommandSubjectPrefix)
+	app, commandType, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return malformed(CodeMalformedCommand, fmt.Errorf("subject %q is not %sAPP.COMMAND", truncate(subject, 120), CommandSubjectPrefix))
+	}
+	if err := ValidateAppName(app); err != nil {
+		return malformed(CodeInvalidAppName, err)
+	}
+	contentType := contentTypeOrDefault(h.Get(HeaderContentType))
+	cmd, err := r.DecodeCommand(commandType, contentType, data)
+	if err != nil {
+		code := CodeMalformedCommand
+		if _, unknown := err.(*UnknownTypeError); unknown {
+			code = CodeUnknownCommand
+		}
+		return malformed(code, err)
+	}
+	return CommandEnvelope{
+		CommandID:   commandID,
+		App:         app,
+		Type:        commandType,
+		Metadata:    metadataFromHeaders(h),
+		ContentType: contentType,
+		Command:     cmd,
+	}, nil
+}

@@ -1,0 +1,151 @@
+package events
+
+// Event is the payload of one fact in an app's history. EventType returns
+// its stable wire name; it must never be derived from the Go type name.
+type Event interface {
+	EventType() string
+}
+
+// Stable event names. They are part of the bus contract (docs/bus.md) and
+// the last token(s) of the event's subject.
+const (
+	TypeRevisionCreated    = "revision.created"
+	TypeRevisionDeployed   = "revision.deployed"
+	TypeRevisionFailed     = "revision.failed"
+	TypeRevisionDeleted    = "revision.deleted"
+	TypeCurrentRevisionSet = "app.current_revision_set"
+	TypeAppScaled          = "app.scaled"
+	TypeAppSuspended       = "app.suspended"
+	TypeAppResumed         = "app.resumed"
+	TypeRolloutRequested   = "rollout.requested"
+	TypeRolloutCompleted   = "rollout.completed"
+	TypeRunnerStateChanged = "runner.state_changed"
+)
+
+// RevisionCreated records a deploy request: a new revision in status
+// Deploying. Runtime is the scaling the deploy asked for; it takes effect
+// when the revision is deployed only if ResetScale is set or the app has
+// no runtime parameters yet.
+type RevisionCreated struct {
+	RevisionID  string            `msgpack:"revision_id" json:"revision_id"`
+	Command     string            `msgpack:"command" json:"command"`
+	Code        CodeParams        `msgpack:"code" json:"code"`
+	Runtime     RuntimeParams     `msgpack:"runtime" json:"runtime"`
+	ResetScale  bool              `msgpack:"reset_scale" json:"reset_scale"`
+	Strategy    Strategy          `msgpack:"strategy" json:"strategy"`
+	Message     string            `msgpack:"message" json:"message"`
+	Annotations map[string]string `msgpack:"annotations" json:"annotations"`
+}
+
+// RevisionDeployed records that a revision's runner came up healthy.
+type RevisionDeployed struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+}
+
+// RevisionFailed records that a revision's deploy failed; the alias did not move.
+type RevisionFailed struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+	Reason     string `msgpack:"reason" json:"reason"`
+}
+
+// RevisionDeleted records that a revision left the revision list.
+type RevisionDeleted struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+}
+
+// CurrentRevisionSet records that the app's alias moved, why, and where
+// each effective parameter came from.
+type CurrentRevisionSet struct {
+	From string `msgpack:"from" json:"from"` // "" on the first deploy
+	To   string `msgpack:"to" json:"to"`
+	// Reason is "deploy" or "rollback".
+	Reason   string   `msgpack:"reason" json:"reason"`
+	Strategy Strategy `msgpack:"strategy" json:"strategy"`
+	Message  string   `msgpack:"message" json:"message"`
+	// Code is taken from the target revision.
+	Code CodeParams `msgpack:"code" json:"code"`
+	// Runtime is the effective runtime configuration after the move.
+	Runtime RuntimeParams `msgpack:"runtime" json:"runtime"`
+	// Inherited names the runtime parameters kept from the revision that
+	// was active (InheritedFrom); the others came from the target revision.
+	Inherited     []string `msgpack:"inherited" json:"inherited"`
+	InheritedFrom string   `msgpack:"inherited_from" json:"inherited_from"`
+}
+
+// AppScaled records a change of runtime parameters.
+type AppScaled struct {
+	Before  RuntimeParams `msgpack:"before" json:"before"`
+	After   RuntimeParams `msgpack:"after" json:"after"`
+	Changed []string      `msgpack:"changed" json:"changed"`
+}
+
+// AppSuspended records that the app's runners are to be stopped; its
+// current revision shows as Suspended until resumed.
+type AppSuspended struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+}
+
+// AppResumed records that a suspended app serves again.
+type AppResumed struct {
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+}
+
+// RolloutRequested records a request to recycle every runner of the
+// current revision.
+type RolloutRequested struct {
+	RolloutID  string `msgpack:"rollout_id" json:"rollout_id"`
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+	Force      bool   `msgpack:"force" json:"force"`
+}
+
+// RolloutCompleted records the end of a rollout and what it did.
+type RolloutCompleted struct {
+	RolloutID       string `msgpack:"rollout_id" json:"rollout_id"`
+	RevisionID      string `msgpack:"revision_id" json:"revision_id"`
+	Force           bool   `msgpack:"force" json:"force"`
+	Replaced        int    `msgpack:"replaced" json:"replaced"`
+	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
+}
+
+// RunnerStateChanged records a runner's move to a new state.
+type RunnerStateChanged struct {
+	RunnerID   string      `msgpack:"runner_id" json:"runner_id"`
+	RevisionID string      `msgpack:"revision_id" json:"revision_id"`
+	State      RunnerState `msgpack:"state" json:"state"`
+	PID        int         `msgpack:"pid" json:"pid"`
+	Port       int         `msgpack:"port" json:"port"`
+	Reason     string      `msgpack:"reason" json:"reason"`
+}
+
+// EventType implements Event.
+func (RevisionCreated) EventType() string { return TypeRevisionCreated }
+
+// EventType implements Event.
+func (RevisionDeployed) EventType() string { return TypeRevisionDeployed }
+
+// EventType implements Event.
+func (RevisionFailed) EventType() string { return TypeRevisionFailed }
+
+// EventType implements Event.
+func (RevisionDeleted) EventType() string { return TypeRevisionDeleted }
+
+// EventType implements Event.
+func (CurrentRevisionSet) EventType() string { return TypeCurrentRevisionSet }
+
+// EventType implements Event.
+func (AppScaled) EventType() string { return TypeAppScaled }
+
+// EventType implements Event.
+func (AppSuspended) EventType() string { return TypeAppSuspended }
+
+// EventType implements Event.
+func (AppResumed) EventType() string { return TypeAppResumed }
+
+// EventType implements Event.
+func (RolloutRequested) EventType() string { return TypeRolloutRequested }
+
+// EventType implements Event.
+func (RolloutCompleted) EventType() string { return TypeRolloutCompleted }
+
+// EventType implements Event.
+func (RunnerStateChanged) EventType() string { return TypeRunnerStateChanged }

@@ -1,0 +1,255 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+)
+
+// EventStreamName is the JetStream stream holding every event.
+const EventStreamName = "REVLINE_EVENTS"
+
+// JetStreamStoreConfig configures a JetStreamStore.
+type JetStreamStoreConfig struct {
+	// JetStream is required.
+	JetStream jetstream.JetStream
+	// Registry decodes stored events; default NewRegistry().
+	Registry *Registry
+	// Replicas of the event stream: 1 embedded, 3 on a cluster. Default 1.
+	Replicas int
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *JetStreamStoreConfig) setDefaults() {
+	if c.Registry == nil {
+		c.Registry = NewRegistry()
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a missing or impossible setting.
+func (c JetStreamStoreConfig) Validate() error {
+	if c.JetStream == nil {
+		return errors.New("event store: JetStream is required")
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("event store: replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	return nil
+}
+
+// JetStreamStore is the Store on NATS JetStream: one stream, the subject
+// tree revline.events.<app>.> per app, optimistic concurrency with the
+// wildcard expected-last-subject-sequence check, and atomic batches for
+// commands that produce several events.
+type JetStreamStore struct {
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	registry *Registry
+	logger   *slog.Logger
+}
+
+// EventStreamConfig is the configuration of the event stream.
+func EventStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        EventStreamName,
+		Description: "Revline event log: the source of truth",
+		Subjects:    []string{EventSubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		Replicas:    replicas,
+		// Atomic batches keep a command's events all-or-nothing.
+		AllowAtomicPublish: true,
+		AllowDirect:        true,
+		DenyDelete:         true,
+		DenyPurge:          true,
+	}
+}
+
+// NewJetStreamStore creates or updates the event stream and returns a store on it.
+func NewJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStreamStore, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	stream, err := cfg.JetStream.CreateOrUpdateStream(ctx, EventStreamConfig(cfg.Replicas))
+	if err != nil {
+		return nil, fmt.Errorf("event store: create stream %s: %w", EventStreamName, err)
+	}
+	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger}, nil
+}
+
+// Append implements Appender.
+//
+// Event messages carry no Nats-Msg-Id: a retried command is recognised by
+// its causation id after the expected-sequence check fails, which behaves
+// the same on a standalone server (where the check runs before dedupe and
+// answers "wrong last sequence") and on a cluster (where dedupe would
+// answer "duplicate" instead). See docs/bus.md, "Idempotency".
+func (s *JetStreamStore) Append(ctx context.Context, app string, expected uint64, events []Envelope) (AppendResult, error) {
+	if err := checkBatch(app, events); err != nil {
+		return AppendResult{}, err
+	}
+	msgs := make([]*nats.Msg, len(events))
+	for i, env := range events {
+		msg, err := EventMsg(env)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		msg.Header.Del(HeaderMsgID)
+		msgs[i] = msg
+	}
+	// Only the first message of a batch may carry the check; it guards
+	// every subject of the app through the wildcard form.
+	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expected, 10))
+	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, AppEventsFilter(app))
+
+	res, err := s.publish(ctx, msgs)
+	if isWrongLastSequence(err) {
+		return s.reconcile(ctx, app, expected, events[0].CausationID)
+	}
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append %d events for app %q: %w", len(events), app, err)
+	}
+	return res, nil
+}
+
+func (s *JetStreamStore) publish(ctx context.Context, msgs []*nats.Msg) (AppendResult, error) {
+	if len(msgs) == 1 {
+		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			return AppendResult{}, err
+		}
+		return AppendResult{FirstSequence: ack.Sequence, LastSequence: ack.Sequence}, nil
+	}
+	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return AppendResult{FirstSequence: ack.Sequence - uint64(len(msgs)) + 1, LastSequence: ack.Sequence}, nil
+}
+
+// reconcile tells a retry of an already stored command from a real conflict.
+func (s *JetStreamStore) reconcile(ctx context.Context, app string, expected uint64, causationID string) (AppendResult, error) {
+	history, err := s.Load(ctx, app, expected)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append for app %q: reconcile after conflict: %w", app, err)
+	}
+	if dup, ok := findDuplicate(history, causationID); ok {
+		return dup, nil
+	}
+	return AppendResult{}, &ConflictError{App: app, Expected: expected}
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		return true
+	}
+	return false
+}
+
+// Load implements AppLoader.
+func (s *JetStreamStore) Load(ctx context.Context, app string, after uint64) ([]Envelope, error) {
+	if err := ValidateAppName(app); err != nil {
+		return nil, err
+	}
+	last, err := s.lastSequence(ctx, AppEventsFilter(app))
+	if err != nil || last <= after {
+		return nil, err
+	}
+	var out []Envelope
+	err = s.read(ctx, after+1, AppEventsFilter(app), func(env Envelope, decodeErr error) (bool, error) {
+		if decodeErr != nil {
+			return false, decodeErr
+		}
+		out = append(out, env)
+		return env.Sequence >= last, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load app %q: %w", app, err)
+	}
+	return out, nil
+}
+
+// lastSequence returns the stream sequence of the last message matching
+// filter, 0 if there is none.
+func (s *JetStreamStore) lastSequence(ctx context.Context, filter string) (uint64, error) {
+	msg, err := s.stream.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last message of %s: %w", filter, err)
+	}
+	return msg.Sequence, nil
+}
+
+// Follow implements Follower.
+func (s *JetStreamStore) Follow(ctx context.Context, from uint64, fn FollowFunc) error {
+	return s.read(ctx, max(from, 1), "", func(env Envelope, decodeErr error) (bool, error) {
+		return false, fn(env, decodeErr)
+	})
+}
+
+// read delivers messages from sequence from through an ordered consumer
+// until visit says done, visit fails, or ctx ends.
+func (s *JetStreamStore) read(ctx context.Context, from uint64, filter string, visit func(Envelope, error) (done bool, err error)) error {
+	cfg := jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
+	}
+	if filter != "" {
+		cfg.FilterSubjects = []string{filter}
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("ordered consumer from %d: %w", from, err)
+	}
+	iter, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("consume from %d: %w", from, err)
+	}
+	defer iter.Stop()
+	stop := context.AfterFunc(ctx, iter.Stop)
+	defer stop()
+	for {
+		msg, err := iter.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read from %d: %w", from, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		env, decodeErr := s.registry.DecodeEventMsg(msg.Headers(), msg.Data(), meta.Sequence.Stream)
+		if decodeErr != nil {
+			env = Envelope{Sequence: meta.Sequence.Stream, App: msg.Headers().Get(HeaderApp), Type: msg.Headers().Get(HeaderEventType)}
+			s.logger.Warn("undecodable event", "sequence", meta.Sequence.Stream, "subject", msg.Subject(), "error", decodeErr)
+		}
+		done, err := visit(env, decodeErr)
+		if err != nil || done {
+			return err
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package events
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// MaxAppNameLength bounds an app name, which is one NATS subject token.
+const MaxAppNameLength = 63
+
+var appNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// InvalidNameError reports a name that cannot be used as a NATS subject token.
+type InvalidNameError struct {
+	Kind   string // "app", "revision", ...
+	Name   string
+	Reason string
+}
+
+func (e *InvalidNameError) Error() string {
+	return fmt.Sprintf("invalid %s name %q: %s", e.Kind, truncate(e.Name, 80), e.Reason)
+}
+
+// ValidateAppName checks that name is safe as a NATS subject token: 1 to 63
+// lowercase letters, digits, '-' and '_', starting with a letter or digit.
+// It returns an *InvalidNameError otherwise.
+func ValidateAppName(name string) error {
+	invalid := func(reason string) error { return &InvalidNameError{Kind: "app", Name: name, Reason: reason} }
+	switch {
+	case name == "":
+		return invalid("it is empty")
+	case len(name) > MaxAppNameLength:
+		return invalid(fmt.Sprintf("it is %d characters long, the limit is %d", len(name), MaxAppNameLength))
+	case !appNamePattern.MatchString(name):
+		return invalid("use lowercase letters, digits, '-' and '_', starting with a letter or digit")
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Subject prefixes of the bus. docs/bus.md documents them.
+const (
+	EventSubjectPrefix   = "revline.events."
+	CommandSubjectPrefix = "revline.commands."
+	OutcomeSubjectPrefix = "revline.outcomes."
+	// DeadLetterSubject receives commands that could not be decoded or
+	// processed, with the reason in the Revline-Dead-Letter-Reason header.
+	DeadLetterSubject = "revline.deadletter.commands"
+)
+
+// EventSubject is the subject an event of the given type is stored under.
+func EventSubject(app, eventType string) string { return EventSubjectPrefix + app + "." + eventType }
+
+// AppEventsFilter matches every event of one app.
+func AppEventsFilter(app string) string { return EventSubjectPrefix + app + ".>" }
+
+// CommandSubject is the subject a command for app is published on.
+func CommandSubject(app, commandType string) string {
+	return CommandSubjectPrefix + app + "." + commandType
+}
+
+// OutcomeSubject is the subject the outcome of a command is published on.
+func OutcomeSubject(commandID string) string { return OutcomeSubjectPrefix + commandID }
+
+// Header names. Event metadata travels in headers so that routing and
+// filtering never decode the payload.
+const (
+	HeaderMsgID         = "Nats-Msg-Id"
+	HeaderContentType   = "Content-Type"
+	HeaderEventID       = "Revline-Event-Id"
+	HeaderEventType     = "Revline-Event-Type"
+	HeaderSchemaVersion = "Revline-Schema-Version"
+	HeaderApp           = "Revline-App"
+	HeaderOccurredAt    = "Revline-Occurred-At"
+	HeaderActor         = "Revline-Actor"
+	HeaderCorrelationID = "Revline-Correlation-Id"
+	HeaderCausationID   = "Revline-Causation-Id"
+	HeaderDeadLetter    = "Revline-Dead-Letter-Reason"
+)
+
+// Content types accepted for commands. Events and outcomes are msgpack
+// unless the command that caused an outcome was JSON.
+const (
+	ContentTypeMsgpack = "application/msgpack"
+	ContentTypeJSON    = "application/json"
+)

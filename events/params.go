@@ -1,0 +1,141 @@
+package events
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Seconds is a duration in whole seconds. Durations travel as integers of
+// seconds so that any client can read and write them without a duration type.
+type Seconds int64
+
+// Duration converts s to a time.Duration.
+func (s Seconds) Duration() time.Duration { return time.Duration(s) * time.Second }
+
+// ParseSeconds reads "300", "300s", "5m" or "1h30m" as whole seconds.
+// It rejects negative values and fractions of a second.
+func ParseSeconds(text string) (Seconds, error) {
+	text = strings.TrimSpace(text)
+	if n, err := strconv.ParseInt(text, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("duration %q is negative", text)
+		}
+		return Seconds(n), nil
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: want seconds (300), or a Go duration (300s, 5m)", text)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %q is negative", text)
+	}
+	if d%time.Second != 0 {
+		return 0, fmt.Errorf("duration %q is not a whole number of seconds", text)
+	}
+	return Seconds(d / time.Second), nil
+}
+
+// CodeParams are the parameters that belong to a revision's code. On a
+// rollback they come from the target revision.
+type CodeParams struct {
+	MachineType     string  `msgpack:"machine_type" json:"machine_type"`
+	MaxMultiplexing int     `msgpack:"max_multiplexing" json:"max_multiplexing"`
+	StartupTimeout  Seconds `msgpack:"startup_timeout" json:"startup_timeout"`
+}
+
+// RuntimeParams are the runtime-tunable parameters. They belong to the app:
+// a rollback inherits them from what is active now.
+type RuntimeParams struct {
+	KeepAlive         Seconds `msgpack:"keep_alive" json:"keep_alive"`
+	MinConcurrency    int     `msgpack:"min_concurrency" json:"min_concurrency"`
+	MaxConcurrency    int     `msgpack:"max_concurrency" json:"max_concurrency"`
+	ConcurrencyBuffer int     `msgpack:"concurrency_buffer" json:"concurrency_buffer"`
+	RequestTimeout    Seconds `msgpack:"request_timeout" json:"request_timeout"`
+}
+
+// RuntimeParamNames lists the runtime-tunable parameters by wire name, in a
+// fixed order. Events that record parameter provenance use these names.
+var RuntimeParamNames = []string{"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout"}
+
+// DefaultCodeParams are used for code parameters a deploy leaves unset.
+func DefaultCodeParams() CodeParams {
+	return CodeParams{MachineType: "XS", MaxMultiplexing: 1, StartupTimeout: 60}
+}
+
+// DefaultRuntimeParams are used for runtime parameters of an app's first
+// deploy (or a --reset-scale deploy) that the deploy leaves unset.
+func DefaultRuntimeParams() RuntimeParams {
+	return RuntimeParams{KeepAlive: 60, MinConcurrency: 0, MaxConcurrency: 10, ConcurrencyBuffer: 0, RequestTimeout: 3600}
+}
+
+// CodeOverrides is a partial CodeParams: nil fields are left as they are.
+type CodeOverrides struct {
+	MachineType     *string  `msgpack:"machine_type,omitempty" json:"machine_type,omitempty"`
+	MaxMultiplexing *int     `msgpack:"max_multiplexing,omitempty" json:"max_multiplexing,omitempty"`
+	StartupTimeout  *Seconds `msgpack:"startup_timeout,omitempty" json:"startup_timeout,omitempty"`
+}
+
+// Apply returns base with the set fields of o.
+func (o CodeOverrides) Apply(base CodeParams) CodeParams {
+	if o.MachineType != nil {
+		base.MachineType = *o.MachineType
+	}
+	if o.MaxMultiplexing != nil {
+		base.MaxMultiplexing = *o.MaxMultiplexing
+	}
+	if o.StartupTimeout != nil {
+		base.StartupTimeout = *o.StartupTimeout
+	}
+	return base
+}
+
+// RuntimeOverrides is a partial RuntimeParams: nil fields are left as they are.
+type RuntimeOverrides struct {
+	KeepAlive         *Seconds `msgpack:"keep_alive,omitempty" json:"keep_alive,omitempty"`
+	MinConcurrency    *int     `msgpack:"min_concurrency,omitempty" json:"min_concurrency,omitempty"`
+	MaxConcurrency    *int     `msgpack:"max_concurrency,omitempty" json:"max_concurrency,omitempty"`
+	ConcurrencyBuffer *int     `msgpack:"concurrency_buffer,omitempty" json:"concurrency_buffer,omitempty"`
+	RequestTimeout    *Seconds `msgpack:"request_timeout,omitempty" json:"request_timeout,omitempty"`
+}
+
+// IsZero reports whether o sets no field.
+func (o RuntimeOverrides) IsZero() bool { return o == RuntimeOverrides{} }
+
+// Apply returns base with the set fields of o.
+func (o RuntimeOverrides) Apply(base RuntimeParams) RuntimeParams {
+	if o.KeepAlive != nil {
+		base.KeepAlive = *o.KeepAlive
+	}
+	if o.MinConcurrency != nil {
+		base.MinConcurrency = *o.MinConcurrency
+	}
+	if o.MaxConcurrency != nil {
+		base.MaxConcurrency = *o.MaxConcurrency
+	}
+	if o.ConcurrencyBuffer != nil {
+		base.ConcurrencyBuffer = *o.ConcurrencyBuffer
+	}
+	if o.RequestTimeout != nil {
+		base.RequestTimeout = *o.RequestTimeout
+	}
+	return base
+}
+
+// ChangedRuntimeParams lists, by wire name, the parameters that differ
+// between before and after.
+func ChangedRuntimeParams(before, after RuntimeParams) []string {
+	var changed []string
+	add := func(name string, differ bool) {
+		if differ {
+			changed = append(changed, name)
+		}
+	}
+	add("keep_alive", before.KeepAlive != after.KeepAlive)
+	add("min_concurrency", before.MinConcurrency != after.MinConcurrency)
+	add("max_concurrency", before.MaxConcurrency != after.MaxConcurrency)
+	add("concurrency_buffer", before.ConcurrencyBuffer != after.ConcurrencyBuffer)
+	add("request_timeout", before.RequestTimeout != after.RequestTimeout)
+	return changed
+}

@@ -1,0 +1,179 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// UnknownTypeError reports a command or event name the registry does not know.
+type UnknownTypeError struct {
+	Kind string // "command" or "event"
+	Name string
+}
+
+func (e *UnknownTypeError) Error() string {
+	return fmt.Sprintf("unknown %s type %q", e.Kind, truncate(e.Name, 80))
+}
+
+type decodeFunc[T any] func(data []byte, unmarshal func([]byte, any) error) (T, error)
+
+// Registry maps stable wire names to payload types. It is built once by
+// NewRegistry and never changes afterwards, so it is safe to share.
+type Registry struct {
+	events   map[string]decodeFunc[Event]
+	commands map[string]decodeFunc[Command]
+}
+
+// NewRegistry returns the registry of every Revline command and event.
+func NewRegistry() *Registry {
+	r := &Registry{events: map[string]decodeFunc[Event]{}, commands: map[string]decodeFunc[Command]{}}
+	registerEvent[RevisionCreated](r)
+	registerEvent[RevisionDeployed](r)
+	registerEvent[RevisionFailed](r)
+	registerEvent[RevisionDeleted](r)
+	registerEvent[CurrentRevisionSet](r)
+	registerEvent[AppScaled](r)
+	registerEvent[AppSuspended](r)
+	registerEvent[AppResumed](r)
+	registerEvent[RolloutRequested](r)
+	registerEvent[RolloutCompleted](r)
+	registerEvent[RunnerStateChanged](r)
+
+	registerCommand[Deploy](r)
+	registerCommand[SetRevision](r)
+	registerCommand[Rollout](r)
+	registerCommand[DeleteRevision](r)
+	registerCommand[Scale](r)
+	registerCommand[Suspend](r)
+	registerCommand[Resume](r)
+	registerCommand[CompleteDeploy](r)
+	registerCommand[FailDeploy](r)
+	registerCommand[CompleteRollout](r)
+	registerCommand[ReportRunner](r)
+	return r
+}
+
+func registerEvent[T Event](r *Registry) {
+	var zero T
+	r.events[zero.EventType()] = func(data []byte, unmarshal func([]byte, any) error) (Event, error) {
+		var v T
+		err := unmarshal(data, &v)
+		return v, err
+	}
+}
+
+func registerCommand[T Command](r *Registry) {
+	var zero T
+	r.commands[zero.CommandType()] = func(data []byte, unmarshal func([]byte, any) error) (Command, error) {
+		var v T
+		err := unmarshal(data, &v)
+		return v, err
+	}
+}
+
+// EventTypes lists the registered event names.
+func (r *Registry) EventTypes() []string { return keys(r.events) }
+
+// CommandTypes lists the registered command names.
+func (r *Registry) CommandTypes() []string { return keys(r.commands) }
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// DecodeEvent decodes a msgpack event payload of the named type.
+// It returns an *UnknownTypeError for an unregistered name.
+func (r *Registry) DecodeEvent(name string, data []byte) (Event, error) {
+	decode, ok := r.events[name]
+	if !ok {
+		return nil, &UnknownTypeError{Kind: "event", Name: name}
+	}
+	ev, err := decode(data, unmarshalMsgpack)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s event: %w", name, err)
+	}
+	return ev, nil
+}
+
+// DecodeCommand decodes a command payload of the named type, in msgpack or
+// JSON according to contentType ("" means msgpack). Unknown fields are
+// rejected so that a misspelt parameter is not silently ignored.
+func (r *Registry) DecodeCommand(name, contentType string, data []byte) (Command, error) {
+	decode, ok := r.commands[name]
+	if !ok {
+		return nil, &UnknownTypeError{Kind: "command", Name: name}
+	}
+	unmarshal, err := unmarshalerFor(contentType)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := decode(data, unmarshal)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s command: %w", name, err)
+	}
+	return cmd, nil
+}
+
+func unmarshalerFor(contentType string) (func([]byte, any) error, error) {
+	switch contentType {
+	case "", ContentTypeMsgpack:
+		return unmarshalMsgpack, nil
+	case ContentTypeJSON:
+		return unmarshalJSON, nil
+	}
+	return nil, fmt.Errorf("unsupported content type %q: want %s or %s", contentType, ContentTypeMsgpack, ContentTypeJSON)
+}
+
+// Marshal encodes v in the given content type ("" means msgpack).
+func Marshal(contentType string, v any) ([]byte, error) {
+	switch contentType {
+	case "", ContentTypeMsgpack:
+		return msgpack.Marshal(v)
+	case ContentTypeJSON:
+		return json.Marshal(v)
+	}
+	return nil, fmt.Errorf("unsupported content type %q", contentType)
+}
+
+// Unmarshal decodes data of the given content type ("" means msgpack) into v.
+func Unmarshal(contentType string, data []byte, v any) error {
+	unmarshal, err := unmarshalerFor(contentType)
+	if err != nil {
+		return err
+	}
+	return unmarshal(data, v)
+}
+
+func unmarshalMsgpack(data []byte, v any) error {
+	if len(data) == 0 {
+		return fmt.Errorf("empty payload")
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.PeekCode(); err == nil {
+		return fmt.Errorf("trailing data after msgpack value")
+	}
+	return nil
+}
+
+func unmarshalJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}
