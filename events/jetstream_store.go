@@ -166,60 +166,53 @@ func isWrongLastSequence(err error) bool {
 	return false
 }
 
-// Load implements AppLoader.
+// loadBatchSize is how many messages one direct batch get returns.
+const loadBatchSize = 256
+
+// Load implements AppLoader. It reads with direct batch gets rather than a
+// consumer: no consumer is created per load, and on a cluster a replica
+// may answer. A replica a little behind is harmless: an append based on
+// it fails the expected-sequence check and the caller reloads.
 func (s *JetStreamStore) Load(ctx context.Context, app string, after uint64) ([]Envelope, error) {
 	if err := ValidateAppName(app); err != nil {
 		return nil, err
 	}
-	last, err := s.lastSequence(ctx, AppEventsFilter(app))
-	if err != nil || last <= after {
-		return nil, err
-	}
 	var out []Envelope
-	err = s.read(ctx, after+1, AppEventsFilter(app), func(env Envelope, decodeErr error) (bool, error) {
-		if decodeErr != nil {
-			return false, decodeErr
+	for next := after + 1; ; {
+		msgs, err := jetstreamext.GetBatch(ctx, s.js, EventStreamName, loadBatchSize,
+			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(AppEventsFilter(app)))
+		if err != nil {
+			return nil, fmt.Errorf("load app %q: %w", app, err)
 		}
-		out = append(out, env)
-		return env.Sequence >= last, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load app %q: %w", app, err)
+		n := 0
+		for msg, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("load app %q from %d: %w", app, next, err)
+			}
+			env, err := s.registry.DecodeEventMsg(msg.Header, msg.Data, msg.Sequence)
+			if err != nil {
+				return nil, fmt.Errorf("load app %q: %w", app, err)
+			}
+			out = append(out, env)
+			next = msg.Sequence + 1
+			n++
+		}
+		if n < loadBatchSize {
+			return out, nil
+		}
 	}
-	return out, nil
-}
-
-// lastSequence returns the stream sequence of the last message matching
-// filter, 0 if there is none.
-func (s *JetStreamStore) lastSequence(ctx context.Context, filter string) (uint64, error) {
-	msg, err := s.stream.GetLastMsgForSubject(ctx, filter)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("last message of %s: %w", filter, err)
-	}
-	return msg.Sequence, nil
 }
 
 // Follow implements Follower.
 func (s *JetStreamStore) Follow(ctx context.Context, from uint64, fn FollowFunc) error {
-	return s.read(ctx, max(from, 1), "", func(env Envelope, decodeErr error) (bool, error) {
-		return false, fn(env, decodeErr)
-	})
-}
-
-// read delivers messages from sequence from through an ordered consumer
-// until visit says done, visit fails, or ctx ends.
-func (s *JetStreamStore) read(ctx context.Context, from uint64, filter string, visit func(Envelope, error) (done bool, err error)) error {
-	cfg := jetstream.OrderedConsumerConfig{
+	from = max(from, 1)
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   from,
-	}
-	if filter != "" {
-		cfg.FilterSubjects = []string{filter}
-	}
-	cons, err := s.stream.OrderedConsumer(ctx, cfg)
+	})
 	if err != nil {
 		return fmt.Errorf("ordered consumer from %d: %w", from, err)
 	}
@@ -247,8 +240,7 @@ func (s *JetStreamStore) read(ctx context.Context, from uint64, filter string, v
 			env = Envelope{Sequence: meta.Sequence.Stream, App: msg.Headers().Get(HeaderApp), Type: msg.Headers().Get(HeaderEventType)}
 			s.logger.Warn("undecodable event", "sequence", meta.Sequence.Stream, "subject", msg.Subject(), "error", decodeErr)
 		}
-		done, err := visit(env, decodeErr)
-		if err != nil || done {
+		if err := fn(env, decodeErr); err != nil {
 			return err
 		}
 	}
