@@ -183,11 +183,11 @@ func retryAfterOthers(t *testing.T, s events.Store) {
 	}
 }
 
-// concurrentAppends runs 16 writers that each append 10 commands to one app,
+// concurrentAppends runs 16 writers that each append 4 commands to one app,
 // re-reading on conflict, and checks that nothing is lost and nothing is
 // stored twice.
 func concurrentAppends(t *testing.T, s events.Store) {
-	const writers, perWriter = 16, 10
+	const writers, perWriter = 16, 4
 	ctx := ctxFor(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
