@@ -1,0 +1,75 @@
+// Package commandbus is the client side of Revline's command bus: the
+// streams commands and outcomes live in, and a Client that publishes a
+// command and waits for its outcome. The command processor that consumes
+// the commands lives in workers/processor.
+package commandbus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/events"
+)
+
+// Stream names.
+const (
+	CommandStreamName    = "REVLINE_COMMANDS"
+	OutcomeStreamName    = "REVLINE_OUTCOMES"
+	DeadLetterStreamName = "REVLINE_DEADLETTER"
+)
+
+// Retention of the bus streams. Commands and dead letters are kept a week
+// for audit and replay; an outcome is only needed until its sender reads it.
+const (
+	CommandRetention    = 7 * 24 * time.Hour
+	OutcomeRetention    = 24 * time.Hour
+	DeadLetterRetention = 7 * 24 * time.Hour
+	// DuplicateWindow is how long JetStream itself drops a re-published
+	// command id; past it the processor still recognises the id.
+	DuplicateWindow = 2 * time.Minute
+)
+
+// StreamConfigs returns the configuration of the bus streams.
+func StreamConfigs(replicas int) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        CommandStreamName,
+			Description: "Revline commands, consumed by the command processor",
+			Subjects:    []string{events.CommandSubjectPrefix + ">"},
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			MaxAge:      CommandRetention,
+			Duplicates:  DuplicateWindow,
+		},
+		{
+			Name:              OutcomeStreamName,
+			Description:       "Revline command outcomes, one per command id",
+			Subjects:          []string{events.OutcomeSubjectPrefix + ">"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          replicas,
+			MaxAge:            OutcomeRetention,
+			MaxMsgsPerSubject: 1,
+			AllowDirect:       true,
+		},
+		{
+			Name:        DeadLetterStreamName,
+			Description: "Revline commands that could not be processed, with the reason",
+			Subjects:    []string{events.DeadLetterSubject},
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			MaxAge:      DeadLetterRetention,
+		},
+	}
+}
+
+// EnsureStreams creates or updates the bus streams.
+func EnsureStreams(ctx context.Context, js jetstream.StreamManager, replicas int) error {
+	for _, cfg := range StreamConfigs(max(replicas, 1)) {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

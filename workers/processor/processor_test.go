@@ -1,0 +1,318 @@
+package processor_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/aggregates"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/workers/processor"
+)
+
+type bus struct {
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	store  *events.JetStreamStore
+	client *commandbus.Client
+}
+
+func newBus(t *testing.T) *bus {
+	t.Helper()
+	srv := embedded.StartForTest(t)
+	nc, js := embedded.ConnectForTest(t, srv)
+	ctx := testContext(t)
+	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bus{srv: srv, nc: nc, js: js, store: store, client: commandbus.NewClient(js)}
+}
+
+// startProcessor runs a processor until the test ends.
+func (b *bus) startProcessor(t *testing.T) *processor.Processor {
+	t.Helper()
+	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor stopped with %v", err)
+		}
+	})
+	return p
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var alice = events.Metadata{Actor: "alice"}
+
+func deploy(app string) events.CommandEnvelope {
+	return events.NewCommand(app, events.Deploy{Command: "python3 -m http.server $PORT"}, alice)
+}
+
+func (b *bus) execute(t *testing.T, cmd events.CommandEnvelope) events.Outcome {
+	t.Helper()
+	o, err := b.client.Execute(testContext(t), cmd)
+	if err != nil {
+		t.Fatalf("execute %s: %v", cmd.Type, err)
+	}
+	return o
+}
+
+func TestDeployIsAcceptedWithItsSequenceAndRevision(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	b.startProcessor(t)
+	o := b.execute(t, deploy("web"))
+	if o.Status != events.OutcomeAccepted || o.RevisionID == "" || o.FirstSequence == 0 || o.CommandType != events.CmdDeploy {
+		t.Fatalf("outcome = %+v", o)
+	}
+	history, err := b.store.Load(testContext(t), "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) != 1 || history[0].Sequence != o.FirstSequence || history[0].Actor != "alice" || history[0].CausationID == "" {
+		t.Fatalf("history = %+v", history)
+	}
+}
+
+func TestRejectedCommandGetsCodeAndSentence(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	b.startProcessor(t)
+	o := b.execute(t, events.NewCommand("web", events.Rollout{}, alice))
+	if o.Status != events.OutcomeRejected || o.Code != aggregates.CodeNoCurrentRevision || !strings.Contains(o.Message, "no current revision") {
+		t.Fatalf("outcome = %+v", o)
+	}
+	var rej *events.Rejection
+	if !errors.As(o.Err(), &rej) || rej.Code != aggregates.CodeNoCurrentRevision {
+		t.Fatalf("Err() = %v", o.Err())
+	}
+}
+
+func TestJSONCommandGetsJSONOutcome(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	b.startProcessor(t)
+	id := uuid.NewString()
+	sub, err := b.nc.SubscribeSync(events.OutcomeSubject(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(events.CommandSubject("web", events.CmdDeploy))
+	msg.Header.Set(events.HeaderMsgID, id)
+	msg.Header.Set(events.HeaderContentType, events.ContentTypeJSON)
+	msg.Header.Set(events.HeaderActor, "ci-bot")
+	msg.Data = []byte(`{"command":"./serve","code":{"machine_type":"GPU-A100"},"runtime":{"keep_alive":300},"message":"from JSON"}`)
+	if _, err := b.js.PublishMsg(testContext(t), msg); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := sub.NextMsgWithContext(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := reply.Header.Get(events.HeaderContentType); ct != events.ContentTypeJSON {
+		t.Fatalf("outcome content type %q", ct)
+	}
+	if !strings.Contains(string(reply.Data), `"status":"accepted"`) {
+		t.Fatalf("outcome = %s", reply.Data)
+	}
+	history, _ := b.store.Load(testContext(t), "web", 0)
+	created := history[0].Event.(events.RevisionCreated)
+	if created.Code.MachineType != "GPU-A100" || created.Runtime.KeepAlive != 300 || history[0].Actor != "ci-bot" {
+		t.Fatalf("stored %+v by %s", created, history[0].Actor)
+	}
+}
+
+func TestSameCommandTwiceHasOneEffect(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	b.startProcessor(t)
+	cmd := deploy("web")
+	first := b.execute(t, cmd)
+	// Sent again past JetStream's own dedupe: the processor must know it.
+	cmd2 := cmd
+	second, err := b.client.Execute(testContext(t), cmd2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RevisionID != first.RevisionID || second.FirstSequence != first.FirstSequence {
+		t.Fatalf("second outcome %+v differs from first %+v", second, first)
+	}
+	// And a processor with a cold cache must know it too.
+	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, appended, err := p.Process(testContext(t), cmd)
+	if err != nil || appended != 0 || !third.Duplicate || third.RevisionID != first.RevisionID {
+		t.Fatalf("cold retry = %+v, appended %d, err %v", third, appended, err)
+	}
+	history, _ := b.store.Load(testContext(t), "web", 0)
+	if len(history) != 1 {
+		t.Fatalf("%d events stored, want 1", len(history))
+	}
+}
+
+func TestCommandSentBeforeProcessorStartsIsProcessed(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	cmd := deploy("early")
+	if err := b.client.Send(testContext(t), cmd); err != nil {
+		t.Fatal(err)
+	}
+	b.startProcessor(t)
+	o, err := b.client.Await(testContext(t), cmd.CommandID)
+	if err != nil || o.Status != events.OutcomeAccepted {
+		t.Fatalf("outcome %+v, err %v", o, err)
+	}
+}
+
+func TestGarbageIsRejectedOrDeadLetteredAndProcessingGoesOn(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	b.startProcessor(t)
+	ctx := testContext(t)
+	garbage := []struct {
+		name     string
+		subject  string
+		data     string
+		wantCode string
+	}{
+		{"bad msgpack", events.CommandSubject("web", events.CmdDeploy), "\xc1\xff\x00", events.CodeMalformedCommand},
+		{"unknown type", events.CommandSubject("web", "explode"), "\x80", events.CodeUnknownCommand},
+		{"dotted app", "revline.commands.a.b.deploy", "\x80", events.CodeUnknownCommand},
+		{"uppercase app", events.CommandSubject("Web", events.CmdDeploy), "\x80", events.CodeInvalidAppName},
+		{"300 characters", events.CommandSubject(strings.Repeat("a", 300), events.CmdDeploy), "\x80", events.CodeInvalidAppName},
+		{"unknown field", events.CommandSubject("web", events.CmdScale), `{"runtime":{"keep_alive":1},"colour":"red"}`, events.CodeMalformedCommand},
+	}
+	for _, g := range garbage {
+		id := uuid.NewString()
+		sub, err := b.nc.SubscribeSync(events.OutcomeSubject(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := nats.NewMsg(g.subject)
+		msg.Header.Set(events.HeaderMsgID, id)
+		if strings.HasPrefix(g.data, "{") {
+			msg.Header.Set(events.HeaderContentType, events.ContentTypeJSON)
+		}
+		msg.Data = []byte(g.data)
+		if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+			t.Fatalf("%s: publish: %v", g.name, err)
+		}
+		reply, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			t.Fatalf("%s: no outcome: %v", g.name, err)
+		}
+		o, err := events.DecodeOutcome(reply.Header, reply.Data)
+		if err != nil || o.Status != events.OutcomeRejected || o.Code != g.wantCode || o.Message == "" || strings.Contains(o.Message, "\n") {
+			t.Errorf("%s: outcome %+v (err %v), want rejected %s with a one-line message", g.name, o, err, g.wantCode)
+		}
+	}
+	// A command without a usable id cannot be answered: it is dead-lettered.
+	noID := nats.NewMsg(events.CommandSubject("web", events.CmdDeploy))
+	noID.Data = []byte("\x80")
+	if _, err := b.js.PublishMsg(ctx, noID); err != nil {
+		t.Fatal(err)
+	}
+	// The processor carries on.
+	if o := b.execute(t, deploy("web")); o.Status != events.OutcomeAccepted {
+		t.Fatalf("after garbage: %+v", o)
+	}
+	stream, err := b.js.Stream(ctx, commandbus.DeadLetterStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(len(garbage) + 1); info.State.Msgs != want {
+		t.Fatalf("dead letters = %d, want %d", info.State.Msgs, want)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, events.DeadLetterSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason := last.Header.Get(events.HeaderDeadLetter); !strings.Contains(reason, "UUID") {
+		t.Fatalf("dead letter reason %q", reason)
+	}
+}
+
+func TestClientRefusesUnsafeAppNames(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	for _, app := range []string{"", "*", ">", "a.b", "a b", strings.Repeat("x", 300)} {
+		err := b.client.Send(testContext(t), deploy(app))
+		var invalid *events.InvalidNameError
+		if !errors.As(err, &invalid) {
+			t.Errorf("app %q: err = %v, want *InvalidNameError", app, err)
+		}
+	}
+}
+
+// Two processors with their own caches race on one app: every command is
+// applied exactly once and the app's history has no gaps or duplicates.
+func TestRacingProcessorsLoseNoUpdate(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	ctx := testContext(t)
+	const perProcessor = 15
+	var wg sync.WaitGroup
+	revisions := make(chan string, 2*perProcessor)
+	for range 2 {
+		p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for range perProcessor {
+				o, _, err := p.Process(ctx, deploy("race"))
+				if err != nil || o.Status != events.OutcomeAccepted {
+					t.Errorf("outcome %+v, err %v", o, err)
+					return
+				}
+				revisions <- o.RevisionID
+			}
+		})
+	}
+	wg.Wait()
+	close(revisions)
+	history, err := b.store.Load(ctx, "race", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := aggregates.Fold("race", history)
+	for id := range revisions {
+		if _, ok := state.Revisions[id]; !ok {
+			t.Errorf("revision %s was acknowledged but is not stored", id)
+		}
+	}
+	if len(history) != 2*perProcessor || len(state.Revisions) != 2*perProcessor {
+		t.Fatalf("stored %d events, %d revisions; want %d", len(history), len(state.Revisions), 2*perProcessor)
+	}
+}
