@@ -1,0 +1,213 @@
+//go:build linux
+
+package process_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/workers/process"
+)
+
+// The test binary doubles as the runner: when envHelper is set, TestMain runs
+// the named helper instead of the tests.
+const (
+	envHelper     = "PROCESS_TEST_HELPER"      // serve, idle or supervise
+	envIgnoreTerm = "PROCESS_TEST_IGNORE_TERM" // serve: ignore SIGTERM
+	envStateDir   = "PROCESS_TEST_STATE_DIR"   // supervise: the supervisor's StateDir
+)
+
+// helperBin is the absolute path of the test binary.
+var helperBin string
+
+func TestMain(m *testing.M) {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	helperBin = exe
+	switch mode := os.Getenv(envHelper); mode {
+	case "":
+		os.Exit(m.Run())
+	case "serve":
+		serve()
+	case "idle":
+		waitForTerm()
+	case "supervise":
+		supervise()
+	default:
+		fmt.Fprintf(os.Stderr, "unknown %s=%s\n", envHelper, mode)
+		os.Exit(2)
+	}
+}
+
+// serve listens on $PORT, greets on stdout and stderr, and answers every
+// connection with its pid and environment as KEY=VALUE lines. On SIGTERM it
+// exits 0, unless envIgnoreTerm is set.
+func serve() {
+	if os.Getenv(envIgnoreTerm) != "" {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		go waitForTerm()
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", os.Getenv("PORT")))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		os.Exit(2)
+	}
+	fmt.Println("serve: hello on stdout")
+	fmt.Fprintln(os.Stderr, "serve: hello on stderr")
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			os.Exit(3)
+		}
+		fmt.Fprintf(conn, "PID=%d\n", os.Getpid())
+		for _, key := range []string{"PORT", "REVLINE_APP", "REVLINE_REVISION", "REVLINE_RUNNER_ID", "EXTRA"} {
+			fmt.Fprintf(conn, "%s=%s\n", key, os.Getenv(key))
+		}
+		conn.Close()
+	}
+}
+
+// supervise plays a supervisor that gets killed: it starts a serve runner
+// "orphan", prints "<shell pid> <port>" once it is ready, and waits.
+func supervise() {
+	s, err := process.NewSupervisor(process.Config{StateDir: os.Getenv(envStateDir), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	p, err := s.Start(process.Spec{RunnerID: "orphan", Command: shQuote(helperBin), Env: []string{envHelper + "=serve"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := p.WaitReady(context.Background(), 20*time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println(p.PID(), p.Port())
+	waitForTerm()
+}
+
+func waitForTerm() {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	<-term
+	os.Exit(0)
+}
+
+func shQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// serveSpec returns a spec that runs the serve helper.
+func serveSpec(runnerID string, env ...string) process.Spec {
+	return process.Spec{
+		RunnerID: runnerID,
+		Command:  shQuote(helperBin),
+		Env:      append([]string{envHelper + "=serve"}, env...),
+	}
+}
+
+func newSupervisor(t *testing.T, stateDir string) *process.Supervisor {
+	t.Helper()
+	s, err := process.NewSupervisor(process.Config{StateDir: stateDir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.StopAll(ctx, 0)
+	})
+	return s
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond until it holds, failing the test when ctx ends.
+func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func waitDone(ctx context.Context, t *testing.T, p *process.Process) {
+	t.Helper()
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		t.Fatalf("runner %s not done: %v", p.RunnerID(), ctx.Err())
+	}
+}
+
+// alive reports whether pid is a process that is not a zombie. Killed orphans
+// may stay zombies for good where init does not reap them; they count as dead.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	stat := string(b)
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	return f[0] != "Z" && f[0] != "X"
+}
+
+// serverPID asks the serve helper on port for its pid.
+func serverPID(t *testing.T, port int) int {
+	t.Helper()
+	return atoi(t, queryServe(t, port)["PID"])
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// queryServe asks the serve helper on port for its pid and environment.
+func queryServe(t *testing.T, port int) map[string]string {
+	t.Helper()
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	vars := map[string]string{}
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() {
+		key, value, _ := strings.Cut(sc.Text(), "=")
+		vars[key] = value
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return vars
+}
