@@ -21,6 +21,9 @@ type App struct {
 	// Current is the id of the revision the alias points to ("" before the
 	// first successful deploy).
 	Current string
+	// Strategy is how runners move to the current revision (from the
+	// deploy or set-rev that made it current).
+	Strategy events.Strategy
 	// Runtime holds the effective runtime parameters once HasRuntime.
 	Runtime    events.RuntimeParams
 	HasRuntime bool
@@ -99,6 +102,7 @@ func Evolve(state App, env events.Envelope) App {
 		rev(ev.RevisionID).Deleted = true
 	case events.CurrentRevisionSet:
 		state.Current = ev.To
+		state.Strategy = ev.Strategy
 		state.Runtime = ev.Runtime
 		state.HasRuntime = true
 	case events.AppScaled:
