@@ -1,0 +1,454 @@
+package projections
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/revline/revline/events"
+)
+
+// RevisionHistory is the read model behind `apps list`, `apps list-rev` and
+// `apps runners`: every app's revisions, runners, rollouts and last alias
+// move, folded from the event log.
+//
+// It is fed in stream order by Apply (or by Run, which follows a store) and
+// is idempotent: an event at or below Checkpoint is ignored. It is safe for
+// concurrent use; queries return copies.
+type RevisionHistory struct {
+	mu         sync.RWMutex
+	checkpoint uint64
+	skipped    uint64
+	// advanced is closed and replaced each time the checkpoint moves, to
+	// wake WaitFor.
+	advanced chan struct{}
+	apps     map[string]*appRecord
+}
+
+type appRecord struct {
+	name      string
+	current   string
+	runtime   events.RuntimeParams
+	suspended bool
+	updatedAt time.Time
+	revisions map[string]*revisionRecord
+	runners   map[string]*RunnerView
+	rollouts  map[string]*RolloutView
+	// activeRollout is the id of the rollout in progress, "" if none.
+	activeRollout string
+	lastSwitch    *SwitchView
+}
+
+type revisionRecord struct {
+	id          string
+	createdAt   time.Time
+	createdBy   string
+	status      events.RevisionStatus
+	deleted     bool
+	command     string
+	code        events.CodeParams
+	message     string
+	annotations map[string]string
+	failReason  string
+	// requested is the runtime the deploy asked for; lastRuntime the one in
+	// effect when the revision last stopped being current (valid once
+	// wasCurrent; the current revision shows the app's runtime instead).
+	requested   events.RuntimeParams
+	lastRuntime events.RuntimeParams
+	wasCurrent  bool
+}
+
+// NewRevisionHistory returns an empty model at checkpoint 0.
+func NewRevisionHistory() *RevisionHistory {
+	return &RevisionHistory{advanced: make(chan struct{}), apps: map[string]*appRecord{}}
+}
+
+// Apply folds one stored event into the model and reports whether it did.
+// An event whose Sequence is not above Checkpoint (already applied, or
+// never stored: Sequence 0) is ignored. An event the model has no use for
+// still advances the checkpoint.
+func (m *RevisionHistory) Apply(env events.Envelope) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if env.Sequence <= m.checkpoint {
+		return false
+	}
+	m.apply(env)
+	m.advance(env.Sequence)
+	return true
+}
+
+// Skip moves the checkpoint past seq without applying anything, for an
+// event that cannot be decoded. It reports false if seq was already behind
+// the checkpoint.
+func (m *RevisionHistory) Skip(seq uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if seq <= m.checkpoint {
+		return false
+	}
+	m.skipped++
+	m.advance(seq)
+	return true
+}
+
+// Handle is the events.FollowFunc that feeds the model: it applies env, or
+// skips its sequence when decodeErr is set. It never fails.
+func (m *RevisionHistory) Handle(env events.Envelope, decodeErr error) error {
+	if decodeErr != nil {
+		m.Skip(env.Sequence)
+		return nil
+	}
+	m.Apply(env)
+	return nil
+}
+
+// Checkpoint returns the stream sequence of the last event applied or skipped.
+func (m *RevisionHistory) Checkpoint() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.checkpoint
+}
+
+// Skipped returns how many undecodable events were skipped.
+func (m *RevisionHistory) Skipped() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.skipped
+}
+
+// WaitFor blocks until Checkpoint() >= seq, so that a client reads its own
+// write, or until ctx ends; it then returns an error wrapping ctx.Err().
+func (m *RevisionHistory) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		m.mu.RLock()
+		checkpoint, advanced := m.checkpoint, m.advanced
+		m.mu.RUnlock()
+		if checkpoint >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("revision history: wait for sequence %d (at %d): %w", seq, checkpoint, ctx.Err())
+		case <-advanced:
+		}
+	}
+}
+
+// advance sets the checkpoint and wakes waiters. m.mu must be held.
+func (m *RevisionHistory) advance(seq uint64) {
+	m.checkpoint = seq
+	close(m.advanced)
+	m.advanced = make(chan struct{})
+}
+
+// apply folds env in. m.mu must be held.
+func (m *RevisionHistory) apply(env events.Envelope) {
+	if env.Event == nil || env.App == "" {
+		return
+	}
+	app := m.apps[env.App]
+	if app == nil {
+		app = &appRecord{
+			name:      env.App,
+			revisions: map[string]*revisionRecord{},
+			runners:   map[string]*RunnerView{},
+			rollouts:  map[string]*RolloutView{},
+		}
+		m.apps[env.App] = app
+	}
+	if _, runnerReport := env.Event.(events.RunnerStateChanged); !runnerReport {
+		app.updatedAt = env.OccurredAt
+	}
+	// rev returns the named revision or a throwaway one, so that an event
+	// about an unknown revision changes nothing.
+	rev := func(id string) *revisionRecord {
+		if r, ok := app.revisions[id]; ok {
+			return r
+		}
+		return &revisionRecord{}
+	}
+	switch ev := env.Event.(type) {
+	case events.RevisionCreated:
+		if _, exists := app.revisions[ev.RevisionID]; exists || ev.RevisionID == "" {
+			return
+		}
+		app.revisions[ev.RevisionID] = &revisionRecord{
+			id: ev.RevisionID, createdAt: env.OccurredAt, createdBy: env.Actor,
+			status: events.StatusDeploying, command: ev.Command, code: ev.Code,
+			message: ev.Message, annotations: maps.Clone(ev.Annotations), requested: ev.Runtime,
+		}
+	case events.RevisionDeployed:
+		rev(ev.RevisionID).status = events.StatusDeployed
+	case events.RevisionFailed:
+		r := rev(ev.RevisionID)
+		r.status = events.StatusFailed
+		r.failReason = ev.Reason
+	case events.RevisionDeleted:
+		rev(ev.RevisionID).deleted = true
+	case events.CurrentRevisionSet:
+		// The outgoing revision keeps the runtime it last ran with.
+		rev(app.current).lastRuntime = app.runtime
+		app.current = ev.To
+		app.runtime = ev.Runtime
+		rev(ev.To).wasCurrent = true
+		app.lastSwitch = &SwitchView{
+			From: ev.From, To: ev.To, Reason: ev.Reason, Strategy: ev.Strategy, Message: ev.Message,
+			Code: ev.Code, Runtime: ev.Runtime,
+			Inherited: append([]string{}, ev.Inherited...), InheritedFrom: ev.InheritedFrom,
+			At: env.OccurredAt, By: env.Actor, Sequence: env.Sequence,
+		}
+	case events.AppScaled:
+		app.runtime = ev.After
+	case events.AppSuspended:
+		app.suspended = true
+	case events.AppResumed:
+		app.suspended = false
+	case events.RolloutRequested:
+		if prev, ok := app.rollouts[app.activeRollout]; ok && prev.RolloutID != ev.RolloutID {
+			prev.Status = RolloutSuperseded
+			prev.SupersededBy = ev.RolloutID
+		}
+		app.activeRollout = ev.RolloutID
+		app.rollouts[ev.RolloutID] = &RolloutView{
+			RolloutID: ev.RolloutID, RevisionID: ev.RevisionID, Force: ev.Force,
+			Status: RolloutActive, RequestedAt: env.OccurredAt, RequestedBy: env.Actor,
+		}
+	case events.RolloutCompleted:
+		ro, ok := app.rollouts[ev.RolloutID]
+		if !ok {
+			ro = &RolloutView{RolloutID: ev.RolloutID, RevisionID: ev.RevisionID, Force: ev.Force}
+			app.rollouts[ev.RolloutID] = ro
+		}
+		ro.Status = RolloutCompleted
+		ro.SupersededBy = ""
+		ro.CompletedAt = env.OccurredAt
+		ro.Replaced = ev.Replaced
+		ro.DroppedRequests = ev.DroppedRequests
+		if app.activeRollout == ev.RolloutID {
+			app.activeRollout = ""
+		}
+	case events.RunnerStateChanged:
+		r, ok := app.runners[ev.RunnerID]
+		if !ok {
+			r = &RunnerView{RunnerID: ev.RunnerID, StartedAt: env.OccurredAt}
+			app.runners[ev.RunnerID] = r
+		}
+		if ev.RevisionID != "" {
+			r.RevisionID = ev.RevisionID
+		}
+		r.State = ev.State
+		if ev.PID != 0 {
+			r.PID = ev.PID
+		}
+		if ev.Port != 0 {
+			r.Port = ev.Port
+		}
+		r.Reason = ev.Reason
+		r.UpdatedAt = env.OccurredAt
+	}
+}
+
+// Apps returns every app, sorted by name.
+func (m *RevisionHistory) Apps() []AppView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]AppView, 0, len(m.apps))
+	for _, app := range m.apps {
+		out = append(out, app.view())
+	}
+	slices.SortFunc(out, func(a, b AppView) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// App returns one app.
+func (m *RevisionHistory) App(name string) (AppView, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[name]
+	if !ok {
+		return AppView{}, false
+	}
+	return app.view(), true
+}
+
+// Revisions returns the app's revisions that are not deleted, newest first
+// (by creation time, then by id). It returns nil for an unknown app.
+func (m *RevisionHistory) Revisions(appName string) []RevisionView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[appName]
+	if !ok {
+		return nil
+	}
+	counts := app.runnerCounts()
+	out := make([]RevisionView, 0, len(app.revisions))
+	for _, r := range app.revisions {
+		if !r.deleted {
+			out = append(out, app.revisionView(r, counts))
+		}
+	}
+	slices.SortFunc(out, func(a, b RevisionView) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.RevisionID, a.RevisionID)
+	})
+	return out
+}
+
+// Revision returns one revision by its full id, deleted or not.
+func (m *RevisionHistory) Revision(appName, id string) (RevisionView, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[appName]
+	if !ok {
+		return RevisionView{}, false
+	}
+	r, ok := app.revisions[id]
+	if !ok {
+		return RevisionView{}, false
+	}
+	return app.revisionView(r, app.runnerCounts()), true
+}
+
+// Runners returns the app's runners, oldest first (by first report, then
+// by id). Terminated runners are left out unless includeTerminated.
+func (m *RevisionHistory) Runners(appName string, includeTerminated bool) []RunnerView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[appName]
+	if !ok {
+		return nil
+	}
+	out := make([]RunnerView, 0, len(app.runners))
+	for _, r := range app.runners {
+		if includeTerminated || !r.Terminated() {
+			out = append(out, *r)
+		}
+	}
+	slices.SortFunc(out, func(a, b RunnerView) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.RunnerID, b.RunnerID)
+	})
+	return out
+}
+
+// Rollout returns one rollout of the app.
+func (m *RevisionHistory) Rollout(appName, id string) (RolloutView, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[appName]
+	if !ok {
+		return RolloutView{}, false
+	}
+	ro, ok := app.rollouts[id]
+	if !ok {
+		return RolloutView{}, false
+	}
+	return *ro, true
+}
+
+// Rollouts returns the app's rollouts, newest first (by request time, then
+// by id).
+func (m *RevisionHistory) Rollouts(appName string) []RolloutView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[appName]
+	if !ok {
+		return nil
+	}
+	out := make([]RolloutView, 0, len(app.rollouts))
+	for _, ro := range app.rollouts {
+		out = append(out, *ro)
+	}
+	slices.SortFunc(out, func(a, b RolloutView) int {
+		if c := b.RequestedAt.Compare(a.RequestedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.RolloutID, a.RolloutID)
+	})
+	return out
+}
+
+// ActiveRollout returns the app's rollout in progress, if any.
+func (m *RevisionHistory) ActiveRollout(appName string) (RolloutView, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[appName]
+	if !ok || app.activeRollout == "" {
+		return RolloutView{}, false
+	}
+	return *app.rollouts[app.activeRollout], true
+}
+
+// LastSwitch returns the app's last alias move (deploy or rollback) with
+// where its parameters came from.
+func (m *RevisionHistory) LastSwitch(appName string) (SwitchView, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	app, ok := m.apps[appName]
+	if !ok || app.lastSwitch == nil {
+		return SwitchView{}, false
+	}
+	sw := *app.lastSwitch
+	sw.Inherited = slices.Clone(sw.Inherited)
+	return sw, true
+}
+
+func (a *appRecord) view() AppView {
+	v := AppView{
+		Name: a.name, CurrentRevision: a.current, RuntimeParams: a.runtime,
+		Suspended: a.suspended, UpdatedAt: a.updatedAt,
+	}
+	for _, r := range a.revisions {
+		if !r.deleted {
+			v.Revisions++
+		}
+	}
+	for _, r := range a.runners {
+		if !r.Terminated() {
+			v.Runners++
+		}
+	}
+	return v
+}
+
+// runnerCounts counts the live runners of each revision.
+func (a *appRecord) runnerCounts() map[string]int {
+	counts := map[string]int{}
+	for _, r := range a.runners {
+		if !r.Terminated() {
+			counts[r.RevisionID]++
+		}
+	}
+	return counts
+}
+
+func (a *appRecord) revisionView(r *revisionRecord, runnerCounts map[string]int) RevisionView {
+	current := r.id == a.current
+	v := RevisionView{
+		RevisionID: r.id, Status: r.status, Current: current,
+		CreatedAt: r.createdAt, CreatedBy: r.createdBy,
+		CodeParams: r.code, RuntimeParams: r.requested,
+		Message: r.message, Annotations: map[string]string{}, Command: r.command,
+		Runners: runnerCounts[r.id], FailReason: r.failReason, Deleted: r.deleted,
+	}
+	maps.Copy(v.Annotations, r.annotations)
+	switch {
+	case current:
+		v.RuntimeParams = a.runtime
+		if a.suspended {
+			v.Status = events.StatusSuspended
+		}
+	case r.wasCurrent:
+		v.RuntimeParams = r.lastRuntime
+	}
+	return v
+}
