@@ -92,6 +92,22 @@ func NewJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStrea
 	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger}, nil
 }
 
+// OpenJetStreamStore returns a store on the existing event stream without
+// creating or changing it: what a client that only reads needs. It returns
+// an error wrapping jetstream.ErrStreamNotFound when no server has created
+// the stream yet.
+func OpenJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStreamStore, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	stream, err := cfg.JetStream.Stream(ctx, EventStreamName)
+	if err != nil {
+		return nil, fmt.Errorf("event store: open stream %s: %w", EventStreamName, err)
+	}
+	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger}, nil
+}
+
 // Append implements Appender.
 //
 // Event messages carry no Nats-Msg-Id: a retried command is recognised by
@@ -208,10 +224,23 @@ func (s *JetStreamStore) Load(ctx context.Context, app string, after uint64) ([]
 
 // Follow implements Follower.
 func (s *JetStreamStore) Follow(ctx context.Context, from uint64, fn FollowFunc) error {
+	return s.follow(ctx, from, EventSubjectPrefix+">", fn)
+}
+
+// FollowApp is Follow restricted to one app's events.
+func (s *JetStreamStore) FollowApp(ctx context.Context, app string, from uint64, fn FollowFunc) error {
+	if err := ValidateAppName(app); err != nil {
+		return err
+	}
+	return s.follow(ctx, from, AppEventsFilter(app), fn)
+}
+
+func (s *JetStreamStore) follow(ctx context.Context, from uint64, filter string, fn FollowFunc) error {
 	from = max(from, 1)
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   from,
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
 	})
 	if err != nil {
 		return fmt.Errorf("ordered consumer from %d: %w", from, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/wmnats"
 )
 
 // ConsumerName is the durable consumer of the command stream. It is a
@@ -133,7 +134,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+	router, err := wmnats.NewRouter(logger)
 	if err != nil {
 		return fmt.Errorf("processor: router: %w", err)
 	}
@@ -172,7 +173,7 @@ func isPermanent(err error) bool {
 
 func (p *Processor) handle(msg *message.Message) error {
 	start := time.Now()
-	cmd, err := p.cfg.Registry.DecodeCommandMsg(msg.Metadata.Get(metadataSubject), msg.Metadata, msg.Payload)
+	cmd, err := p.cfg.Registry.DecodeCommandMsg(msg.Metadata.Get(wmnats.MetadataSubject), msg.Metadata, msg.Payload)
 	if err != nil {
 		var malformed *events.MalformedCommandError
 		if errors.As(err, &malformed) && malformed.CommandID != "" {
@@ -182,7 +183,7 @@ func (p *Processor) handle(msg *message.Message) error {
 			}
 			p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
 		}
-		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", msg.Metadata.Get(metadataSubject), "error", err)
+		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", msg.Metadata.Get(wmnats.MetadataSubject), "error", err)
 		return permanentError{err}
 	}
 	outcome, appended, err := p.Process(msg.Context(), cmd)

@@ -1,0 +1,246 @@
+// Package control holds the operations users perform on apps (deploy,
+// set-rev, rollout, delete-rev, scale, suspend, resume): each sends a
+// command on the bus, turns its outcome into a result or an error, and
+// where asked waits for the runner worker to finish. The CLI and the HTTP
+// API both use it, so they behave the same.
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections/queryapi"
+)
+
+// CommandExecutor sends a command and waits for its outcome.
+type CommandExecutor interface {
+	Execute(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, error)
+}
+
+// AppFollower delivers one app's events from a stream sequence on.
+type AppFollower interface {
+	FollowApp(ctx context.Context, app string, from uint64, fn events.FollowFunc) error
+}
+
+// Control performs operations on behalf of one actor.
+type Control struct {
+	Commands CommandExecutor
+	Reader   queryapi.Reader
+	Events   AppFollower
+	// Actor is recorded in every event the operations cause.
+	Actor string
+}
+
+// idempotencyNamespace scopes command ids derived from idempotency keys.
+var idempotencyNamespace = uuid.MustParse("6f1c3d0a-8a43-4c43-9a59-6c7a2b1d9e5f")
+
+// CommandID returns the command id for an operation: derived from the
+// idempotency key when there is one, so that a retry is the same command.
+func CommandID(app, idempotencyKey string) string {
+	if idempotencyKey == "" {
+		return uuid.Must(uuid.NewV7()).String()
+	}
+	return uuid.NewSHA1(idempotencyNamespace, []byte(app+"/"+idempotencyKey)).String()
+}
+
+// execute sends cmd for app and returns its outcome; a rejected command is
+// returned as its *events.Rejection.
+func (c *Control) execute(ctx context.Context, app string, cmd events.Command, idempotencyKey string) (events.Outcome, error) {
+	env := events.NewCommand(app, cmd, events.Metadata{Actor: c.Actor})
+	env.CommandID = CommandID(app, idempotencyKey)
+	o, err := c.Commands.Execute(ctx, env)
+	if err != nil {
+		return o, err
+	}
+	if err := o.Err(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// resolve turns a revision reference (id or unique prefix) into an id.
+func (c *Control) resolve(ctx context.Context, app, ref string) (string, error) {
+	rev, err := c.Reader.Revision(ctx, app, ref, 0)
+	if err != nil {
+		return "", err
+	}
+	return rev.RevisionID, nil
+}
+
+// DeployOptions are the knobs of Deploy beyond the revision itself.
+type DeployOptions struct {
+	// IdempotencyKey makes a retried deploy create no second revision.
+	IdempotencyKey string
+	// Wait blocks until the revision is Deployed or Failed.
+	Wait bool
+}
+
+// DeployResult is the result of Deploy.
+type DeployResult struct {
+	RevisionID string                `json:"revision_id"`
+	Status     events.RevisionStatus `json:"status"`
+	Reason     string                `json:"reason,omitempty"`
+	Sequence   uint64                `json:"sequence"`
+	Duplicate  bool                  `json:"duplicate,omitempty"`
+}
+
+// ErrDeployFailed is wrapped by the error Deploy returns for a revision
+// that failed to deploy.
+var ErrDeployFailed = errors.New("deploy failed")
+
+// Deploy creates a revision and, with opts.Wait, waits for it to settle.
+// A failed revision returns its result and an error wrapping ErrDeployFailed.
+func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts DeployOptions) (DeployResult, error) {
+	o, err := c.execute(ctx, app, d, opts.IdempotencyKey)
+	if err != nil {
+		return DeployResult{}, err
+	}
+	res := DeployResult{RevisionID: o.RevisionID, Status: events.StatusDeploying, Sequence: o.LastSequence, Duplicate: o.Duplicate}
+	if !opts.Wait {
+		return res, nil
+	}
+	err = c.Events.FollowApp(ctx, app, o.FirstSequence, func(env events.Envelope, decodeErr error) error {
+		switch ev := env.Event.(type) {
+		case events.RevisionDeployed:
+			if ev.RevisionID == res.RevisionID {
+				res.Status, res.Sequence = events.StatusDeployed, env.Sequence
+				return errSettled
+			}
+		case events.RevisionFailed:
+			if ev.RevisionID == res.RevisionID {
+				res.Status, res.Reason, res.Sequence = events.StatusFailed, ev.Reason, env.Sequence
+				return errSettled
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errSettled) {
+		return res, fmt.Errorf("waiting for revision %s: %w", res.RevisionID, err)
+	}
+	if res.Status == events.StatusFailed {
+		return res, fmt.Errorf("revision %s: %w: %s", res.RevisionID, ErrDeployFailed, res.Reason)
+	}
+	return res, nil
+}
+
+// errSettled stops following once the awaited event arrived.
+var errSettled = errors.New("settled")
+
+// SwitchResult is the result of SetRevision.
+type SwitchResult struct {
+	App        string               `json:"app"`
+	RevisionID string               `json:"revision_id"`
+	Status     events.OutcomeStatus `json:"status"`
+	Message    string               `json:"message,omitempty"`
+	Sequence   uint64               `json:"sequence,omitempty"`
+}
+
+// SetRevision makes ref the app's current revision (a rollback, or a
+// roll-forward). Asking for the current revision is a no-op, reported in
+// the result's Status and Message.
+func (c *Control) SetRevision(ctx context.Context, app, ref string, strategy events.Strategy, message string) (SwitchResult, error) {
+	id, err := c.resolve(ctx, app, ref)
+	if err != nil {
+		return SwitchResult{}, err
+	}
+	o, err := c.execute(ctx, app, events.SetRevision{RevisionID: id, Strategy: strategy, Message: message}, "")
+	if err != nil {
+		return SwitchResult{}, err
+	}
+	return SwitchResult{App: app, RevisionID: id, Status: o.Status, Message: o.Message, Sequence: o.LastSequence}, nil
+}
+
+// RolloutResult is the result of Rollout.
+type RolloutResult struct {
+	RolloutID       string `json:"rollout_id"`
+	Force           bool   `json:"force"`
+	Status          string `json:"status"` // requested, completed, superseded
+	Replaced        int    `json:"replaced"`
+	DroppedRequests int    `json:"dropped_requests"`
+	Sequence        uint64 `json:"sequence"`
+}
+
+// Rollout recycles every runner of the current revision and, with wait,
+// waits until the runner worker reports it complete.
+func (c *Control) Rollout(ctx context.Context, app string, force, wait bool) (RolloutResult, error) {
+	o, err := c.execute(ctx, app, events.Rollout{Force: force}, "")
+	if err != nil {
+		return RolloutResult{}, err
+	}
+	res := RolloutResult{RolloutID: o.RolloutID, Force: force, Status: "requested", Sequence: o.LastSequence}
+	if !wait {
+		return res, nil
+	}
+	err = c.Events.FollowApp(ctx, app, o.LastSequence+1, func(env events.Envelope, decodeErr error) error {
+		switch ev := env.Event.(type) {
+		case events.RolloutCompleted:
+			if ev.RolloutID == res.RolloutID {
+				res.Status, res.Replaced, res.DroppedRequests, res.Sequence = "completed", ev.Replaced, ev.DroppedRequests, env.Sequence
+				return errSettled
+			}
+		case events.RolloutRequested:
+			res.Status, res.Sequence = "superseded", env.Sequence
+			return errSettled
+		}
+		return nil
+	})
+	if !errors.Is(err, errSettled) {
+		return res, fmt.Errorf("waiting for rollout %s: %w", res.RolloutID, err)
+	}
+	return res, nil
+}
+
+// DeleteResult is the result of DeleteRevision.
+type DeleteResult struct {
+	App        string `json:"app"`
+	RevisionID string `json:"revision_id"`
+	Sequence   uint64 `json:"sequence"`
+}
+
+// DeleteRevision removes a revision from the revision list (never from the
+// audit log).
+func (c *Control) DeleteRevision(ctx context.Context, app, ref string) (DeleteResult, error) {
+	id, err := c.resolve(ctx, app, ref)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	o, err := c.execute(ctx, app, events.DeleteRevision{RevisionID: id}, "")
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	return DeleteResult{App: app, RevisionID: id, Sequence: o.LastSequence}, nil
+}
+
+// ChangeResult is the result of Scale, Suspend and Resume.
+type ChangeResult struct {
+	App      string               `json:"app"`
+	Status   events.OutcomeStatus `json:"status"`
+	Message  string               `json:"message,omitempty"`
+	Sequence uint64               `json:"sequence,omitempty"`
+}
+
+// Scale changes the app's runtime parameters.
+func (c *Control) Scale(ctx context.Context, app string, runtime events.RuntimeOverrides) (ChangeResult, error) {
+	return c.change(ctx, app, events.Scale{Runtime: runtime})
+}
+
+// Suspend stops the app's runners until Resume.
+func (c *Control) Suspend(ctx context.Context, app string) (ChangeResult, error) {
+	return c.change(ctx, app, events.Suspend{})
+}
+
+// Resume brings a suspended app back.
+func (c *Control) Resume(ctx context.Context, app string) (ChangeResult, error) {
+	return c.change(ctx, app, events.Resume{})
+}
+
+func (c *Control) change(ctx context.Context, app string, cmd events.Command) (ChangeResult, error) {
+	o, err := c.execute(ctx, app, cmd, "")
+	if err != nil {
+		return ChangeResult{}, err
+	}
+	return ChangeResult{App: app, Status: o.Status, Message: o.Message, Sequence: o.LastSequence}, nil
+}

@@ -1,0 +1,86 @@
+// Package metrics exposes Revline's Prometheus metrics: commands by type
+// and outcome, command latency, events appended, and runners by state.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/workers/processor"
+)
+
+// Metrics holds the server's collectors on a registry of its own.
+type Metrics struct {
+	registry       *prometheus.Registry
+	commands       *prometheus.CounterVec
+	commandLatency *prometheus.HistogramVec
+	eventsAppended prometheus.Counter
+}
+
+// New registers the collectors; runners by state are read from model at
+// scrape time.
+func New(model *projections.RevisionHistory) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "revline_commands_total",
+			Help: "Commands processed, by command type and outcome status (accepted, rejected, noop).",
+		}, []string{"type", "status"}),
+		commandLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "revline_command_duration_seconds",
+			Help:    "Time from a command's delivery to its outcome being published.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"type"}),
+		eventsAppended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "revline_events_appended_total",
+			Help: "Events appended to the event log by this server.",
+		}),
+	}
+	runners := prometheus.NewDesc("revline_runners", "Runners known to the read model, by app and state.", []string{"app", "state"}, nil)
+	m.registry.MustRegister(
+		m.commands, m.commandLatency, m.eventsAppended,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		runnerCollector{desc: runners, model: model},
+	)
+	return m
+}
+
+// ObserveOutcome records one processed command; it is the processor's
+// OnOutcome hook.
+func (m *Metrics) ObserveOutcome(p processor.OutcomeParams) {
+	commandType := p.Outcome.CommandType
+	if commandType == "" {
+		commandType = "malformed"
+	}
+	m.commands.WithLabelValues(commandType, string(p.Outcome.Status)).Inc()
+	m.commandLatency.WithLabelValues(commandType).Observe(p.Duration.Seconds())
+	m.eventsAppended.Add(float64(p.EventsAppended))
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+type runnerCollector struct {
+	desc  *prometheus.Desc
+	model *projections.RevisionHistory
+}
+
+func (c runnerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, app := range c.model.Apps() {
+		counts := map[events.RunnerState]int{}
+		for _, r := range c.model.Runners(app.Name, false) {
+			counts[r.State]++
+		}
+		for state, n := range counts {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), app.Name, string(state))
+		}
+	}
+}

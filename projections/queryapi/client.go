@@ -1,0 +1,69 @@
+package queryapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/revline/revline/projections"
+)
+
+// Client is a Reader that asks a Revline server over NATS.
+type Client struct {
+	nc *nats.Conn
+}
+
+var _ Reader = (*Client)(nil)
+
+// NewClient returns a Client on nc.
+func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+
+func ask[T any](ctx context.Context, c *Client, endpoint string, q Request) (T, error) {
+	var out T
+	body, err := json.Marshal(q)
+	if err != nil {
+		return out, err
+	}
+	msg, err := c.nc.RequestWithContext(ctx, SubjectPrefix+endpoint, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return out, fmt.Errorf("query %s: no Revline server answers on this NATS (is `revline serve` running?)", endpoint)
+	}
+	if err != nil {
+		return out, fmt.Errorf("query %s: %w", endpoint, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return out, &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
+	}
+	if err := json.Unmarshal(msg.Data, &out); err != nil {
+		return out, fmt.Errorf("query %s: bad answer: %w", endpoint, err)
+	}
+	return out, nil
+}
+
+// Apps implements Reader.
+func (c *Client) Apps(ctx context.Context, seq uint64) ([]projections.AppView, error) {
+	return ask[[]projections.AppView](ctx, c, EndpointApps, Request{MinSequence: seq})
+}
+
+// Revisions implements Reader.
+func (c *Client) Revisions(ctx context.Context, app string, seq uint64) ([]projections.RevisionView, error) {
+	return ask[[]projections.RevisionView](ctx, c, EndpointRevisions, Request{App: app, MinSequence: seq})
+}
+
+// Revision implements Reader.
+func (c *Client) Revision(ctx context.Context, app, ref string, seq uint64) (projections.RevisionView, error) {
+	return ask[projections.RevisionView](ctx, c, EndpointRevision, Request{App: app, Ref: ref, MinSequence: seq})
+}
+
+// Runners implements Reader.
+func (c *Client) Runners(ctx context.Context, app string, all bool, seq uint64) ([]projections.RunnerView, error) {
+	return ask[[]projections.RunnerView](ctx, c, EndpointRunners, Request{App: app, All: all, MinSequence: seq})
+}
+
+// Rollout implements Reader.
+func (c *Client) Rollout(ctx context.Context, app, id string, seq uint64) (projections.RolloutView, error) {
+	return ask[projections.RolloutView](ctx, c, EndpointRollout, Request{App: app, RolloutID: id, MinSequence: seq})
+}

@@ -1,0 +1,441 @@
+package runner
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/revline/revline/aggregates"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/process"
+)
+
+// maxCrashBackoff caps the delay before restarting a crashing runner.
+const maxCrashBackoff = 30 * time.Second
+
+// reportTimeout bounds one report to the command bus.
+const reportTimeout = 15 * time.Second
+
+// appWorker owns the runners of one app. Its loop is the only goroutine
+// that starts runners or changes the app; stops run in the background and
+// wake the loop when they are done.
+type appWorker struct {
+	name   string
+	cfg    Config
+	log    *slog.Logger
+	wakeCh chan struct{}
+
+	state    aggregates.App
+	logAlive map[string]string // runner id → revision id, for runners the log believes are not terminated
+
+	mu      sync.Mutex
+	runners map[string]*runner // live processes by runner id
+
+	crashes   int
+	nextStart time.Time
+}
+
+// runner is one process the worker started.
+type runner struct {
+	proc       *process.Process
+	revisionID string
+	draining   bool
+}
+
+func newAppWorker(name string, cfg Config) *appWorker {
+	return &appWorker{
+		name:     name,
+		cfg:      cfg,
+		log:      cfg.Logger.With("app", name),
+		wakeCh:   make(chan struct{}, 1),
+		logAlive: map[string]string{},
+		runners:  map[string]*runner{},
+	}
+}
+
+func (a *appWorker) wake() {
+	select {
+	case a.wakeCh <- struct{}{}:
+	default: // a pass is already due
+	}
+}
+
+func (a *appWorker) loop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wakeCh:
+		}
+		if err := a.reconcile(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("reconcile failed; retrying", "error", err)
+			time.AfterFunc(a.cfg.CrashBackoff, a.wake)
+		}
+	}
+}
+
+// refresh folds the app's new events into the worker's view.
+func (a *appWorker) refresh(ctx context.Context) error {
+	history, err := a.cfg.Store.Load(ctx, a.name, a.state.Version)
+	if err != nil {
+		return err
+	}
+	for _, env := range history {
+		a.state = aggregates.Evolve(a.state, env)
+		if ev, ok := env.Event.(events.RunnerStateChanged); ok {
+			if ev.State == events.RunnerTerminated {
+				delete(a.logAlive, ev.RunnerID)
+			} else {
+				a.logAlive[ev.RunnerID] = ev.RevisionID
+			}
+		}
+	}
+	return nil
+}
+
+// reconcile is one pass: settle deploys, run a requested rollout, then
+// converge the runners on the desired count of the current revision.
+func (a *appWorker) reconcile(ctx context.Context) error {
+	if err := a.refresh(ctx); err != nil {
+		return err
+	}
+	if err := a.reapCrashed(ctx); err != nil {
+		return err
+	}
+	if err := a.forgetLostRunners(ctx); err != nil {
+		return err
+	}
+	for _, rev := range a.deploying() {
+		if err := a.deploy(ctx, rev); err != nil {
+			return err
+		}
+	}
+	if a.state.Rollout != nil {
+		if err := a.rollout(ctx, *a.state.Rollout); err != nil {
+			return err
+		}
+	}
+	return a.converge(ctx)
+}
+
+// deploying lists the revisions being deployed, oldest first.
+func (a *appWorker) deploying() []*aggregates.Revision {
+	var out []*aggregates.Revision
+	for _, rev := range a.state.Revisions {
+		if rev.Status == events.StatusDeploying {
+			out = append(out, rev)
+		}
+	}
+	slices.SortFunc(out, func(x, y *aggregates.Revision) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(x.ID, y.ID))
+	})
+	return out
+}
+
+// deploy starts the revision's first runner and reports the revision
+// Deployed once it listens, or Failed with the reason.
+func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error {
+	r, err := a.startReady(ctx, rev)
+	if reason, failed := runnerFailure(err); failed {
+		_, err = a.send(ctx, events.FailDeploy{RevisionID: rev.ID, Reason: reason}, rev.ID)
+	} else if err == nil {
+		_, err = a.send(ctx, events.CompleteDeploy{RevisionID: rev.ID}, rev.ID)
+		a.log.Info("revision deployed", "revision", rev.ID, "runner", r.proc.RunnerID(), "port", r.proc.Port())
+	}
+	if err != nil {
+		return err
+	}
+	return a.refresh(ctx)
+}
+
+// startFailedError is a runner whose process could not be started.
+type startFailedError struct{ err error }
+
+func (e startFailedError) Error() string { return "runner could not start: " + e.err.Error() }
+func (e startFailedError) Unwrap() error { return e.err }
+
+// runnerFailure tells a runner that failed (it could not start, or did not
+// listen in time) from a failure to reach the bus, and returns the reason
+// to record.
+func runnerFailure(err error) (reason string, failed bool) {
+	var notReady *process.NotReadyError
+	var startFailed startFailedError
+	switch {
+	case errors.As(err, &notReady):
+		return notReady.Reason, true
+	case errors.As(err, &startFailed):
+		return startFailed.Error(), true
+	}
+	return "", false
+}
+
+// startReady starts one runner of rev and waits until it listens. A runner
+// that does not is killed and reported terminated; runnerFailure then
+// recognises the error.
+func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision) (*runner, error) {
+	proc, err := a.cfg.Supervisor.Start(process.Spec{
+		RunnerID:   uuid.Must(uuid.NewV7()).String(),
+		App:        a.name,
+		RevisionID: rev.ID,
+		Command:    rev.Command,
+	})
+	if err != nil {
+		return nil, startFailedError{err}
+	}
+	r := &runner{proc: proc, revisionID: rev.ID}
+	a.mu.Lock()
+	a.runners[proc.RunnerID()] = r
+	a.mu.Unlock()
+	if err := a.report(ctx, r, events.RunnerSetup, ""); err != nil {
+		return nil, err
+	}
+	if err := proc.WaitReady(ctx, rev.Code.StartupTimeout.Duration()); err != nil {
+		killErr := proc.Kill(ctx)
+		a.forget(r)
+		if rerr := a.report(ctx, r, events.RunnerTerminated, err.Error()); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		return nil, errors.Join(err, killErr)
+	}
+	return r, a.report(ctx, r, events.RunnerIdle, "")
+}
+
+// rollout replaces every runner of the rollout's revision that started
+// before it was requested, then reports the rollout complete. Graceful:
+// each replacement is up before its old runner gets SIGTERM (SIGKILL only
+// after request_timeout). Force: old runners are killed at once and the
+// connections they had open are counted as dropped requests.
+func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
+	rev, ok := a.state.Revisions[ro.RevisionID]
+	if !ok {
+		return fmt.Errorf("rollout %s: unknown revision %s", ro.ID, ro.RevisionID)
+	}
+	var old []*runner
+	for _, r := range a.live(ro.RevisionID) {
+		if r.proc.StartedAt().Before(ro.RequestedAt) {
+			old = append(old, r)
+		}
+	}
+	replaced, dropped := 0, 0
+	for _, r := range old {
+		if ro.Force {
+			dropped += establishedConnections(r.proc.Port())
+			if err := a.kill(ctx, r, "force rollout "+ro.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := a.startReady(ctx, rev); err != nil {
+			return fmt.Errorf("rollout %s: replacement runner: %w", ro.ID, err)
+		}
+		if !ro.Force {
+			if err := a.drain(ctx, r, a.state.Runtime.RequestTimeout.Duration(), "rollout "+ro.ID); err != nil {
+				return err
+			}
+		}
+		replaced++
+	}
+	if _, err := a.send(ctx, events.CompleteRollout{RolloutID: ro.ID, Replaced: replaced, DroppedRequests: dropped}, ro.ID); err != nil {
+		return err
+	}
+	a.log.Info("rollout complete", "rollout", ro.ID, "force", ro.Force, "replaced", replaced, "dropped_requests", dropped)
+	return a.refresh(ctx)
+}
+
+// converge brings the runners of the current revision to the desired
+// count and stops the others. Rolling: new runners are up before old ones
+// stop; recreate: old ones stop first.
+func (a *appWorker) converge(ctx context.Context) error {
+	desired := 0
+	if a.state.Current != "" && !a.state.Suspended {
+		desired = max(1, a.state.Runtime.MinConcurrency)
+	}
+	grace := a.state.Runtime.RequestTimeout.Duration()
+	stopOthers := func() {
+		for _, r := range a.liveExcept(a.state.Current) {
+			a.drainInBackground(ctx, r, grace, "not the current revision")
+		}
+	}
+	if a.state.Strategy == events.StrategyRecreate || desired == 0 {
+		stopOthers()
+	}
+	current := a.live(a.state.Current)
+	for i := len(current); i < desired; i++ {
+		if wait := time.Until(a.nextStart); wait > 0 {
+			time.AfterFunc(wait, a.wake)
+			return nil
+		}
+		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current]); err != nil {
+			reason, failed := runnerFailure(err)
+			if !failed {
+				return err
+			}
+			a.backOff(reason)
+			return nil
+		}
+		a.crashes = 0
+	}
+	for _, r := range current[min(desired, len(current)):] {
+		a.drainInBackground(ctx, r, grace, "scaled down")
+	}
+	stopOthers()
+	return nil
+}
+
+func (a *appWorker) backOff(reason string) {
+	delay := min(a.cfg.CrashBackoff<<min(a.crashes, 10), maxCrashBackoff)
+	a.crashes++
+	a.nextStart = time.Now().Add(delay)
+	a.log.Warn("runner failed; backing off", "reason", reason, "retry_in", delay)
+	time.AfterFunc(delay, a.wake)
+}
+
+// reapCrashed reports runners that exited without being asked to.
+func (a *appWorker) reapCrashed(ctx context.Context) error {
+	a.mu.Lock()
+	var crashed []*runner
+	for _, r := range a.runners {
+		select {
+		case <-r.proc.Done():
+			if !r.draining {
+				crashed = append(crashed, r)
+			}
+		default:
+		}
+	}
+	a.mu.Unlock()
+	for _, r := range crashed {
+		a.forget(r)
+		reason := "exited"
+		if err := r.proc.ExitErr(); err != nil {
+			reason = "exited: " + err.Error()
+		}
+		if err := a.report(ctx, r, events.RunnerTerminated, reason); err != nil {
+			return err
+		}
+		a.backOff("runner " + r.proc.RunnerID() + " " + reason)
+	}
+	return nil
+}
+
+// forgetLostRunners reports runners the log believes alive but that this
+// worker does not run: left over from before a restart of serve.
+func (a *appWorker) forgetLostRunners(ctx context.Context) error {
+	a.mu.Lock()
+	var lost []string
+	for id := range a.logAlive {
+		if _, ok := a.runners[id]; !ok {
+			lost = append(lost, id)
+		}
+	}
+	a.mu.Unlock()
+	for _, id := range lost {
+		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.logAlive[id], State: events.RunnerTerminated, Reason: "lost when the server restarted"}
+		if _, err := a.send(ctx, cmd, id); err != nil {
+			return err
+		}
+	}
+	if len(lost) > 0 {
+		return a.refresh(ctx)
+	}
+	return nil
+}
+
+// live returns the running, not draining runners of revisionID, oldest first.
+func (a *appWorker) live(revisionID string) []*runner {
+	return a.selectRunners(func(r *runner) bool { return r.revisionID == revisionID })
+}
+
+func (a *appWorker) liveExcept(revisionID string) []*runner {
+	return a.selectRunners(func(r *runner) bool { return r.revisionID != revisionID })
+}
+
+func (a *appWorker) selectRunners(keep func(*runner) bool) []*runner {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*runner
+	for _, r := range a.runners {
+		if !r.draining && keep(r) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(x, y *runner) int { return x.proc.StartedAt().Compare(y.proc.StartedAt()) })
+	return out
+}
+
+func (a *appWorker) forget(r *runner) {
+	a.mu.Lock()
+	delete(a.runners, r.proc.RunnerID())
+	a.mu.Unlock()
+}
+
+func (a *appWorker) markDraining(r *runner) {
+	a.mu.Lock()
+	r.draining = true
+	a.mu.Unlock()
+}
+
+// drain stops r gracefully: SIGTERM, then SIGKILL after grace.
+func (a *appWorker) drain(ctx context.Context, r *runner, grace time.Duration, why string) error {
+	a.markDraining(r)
+	if err := a.report(ctx, r, events.RunnerDraining, why); err != nil {
+		return err
+	}
+	forced, err := r.proc.Stop(ctx, grace)
+	a.forget(r)
+	reason := why
+	if forced {
+		reason += "; killed after " + grace.String()
+	}
+	return errors.Join(err, a.report(ctx, r, events.RunnerTerminated, reason))
+}
+
+func (a *appWorker) drainInBackground(ctx context.Context, r *runner, grace time.Duration, why string) {
+	a.markDraining(r)
+	go func() {
+		if err := a.drain(ctx, r, grace, why); err != nil && ctx.Err() == nil {
+			a.log.Warn("stopping runner", "runner", r.proc.RunnerID(), "error", err)
+		}
+		a.wake()
+	}()
+}
+
+func (a *appWorker) kill(ctx context.Context, r *runner, why string) error {
+	a.markDraining(r)
+	err := r.proc.Kill(ctx)
+	a.forget(r)
+	return errors.Join(err, a.report(ctx, r, events.RunnerTerminated, why))
+}
+
+func (a *appWorker) report(ctx context.Context, r *runner, state events.RunnerState, reason string) error {
+	_, err := a.send(ctx, events.ReportRunner{
+		RunnerID:   r.proc.RunnerID(),
+		RevisionID: r.revisionID,
+		State:      state,
+		PID:        r.proc.PID(),
+		Port:       r.proc.Port(),
+		Reason:     reason,
+	}, r.proc.RunnerID())
+	return err
+}
+
+// send executes a command for the app and returns its outcome. A rejected
+// report is logged, not retried: it means the log moved on (for example the
+// rollout was superseded) and the next pass works from the new state.
+func (a *appWorker) send(ctx context.Context, cmd events.Command, correlationID string) (events.Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	o, err := a.cfg.Commands.Execute(ctx, events.NewCommand(a.name, cmd, events.Metadata{Actor: Actor, CorrelationID: correlationID}))
+	if err != nil {
+		return o, fmt.Errorf("send %s: %w", cmd.CommandType(), err)
+	}
+	if o.Status == events.OutcomeRejected {
+		a.log.Warn("worker command rejected", "command", cmd.CommandType(), "code", o.Code, "message", o.Message)
+	}
+	return o, nil
+}

@@ -1,0 +1,184 @@
+// Package runner is the runner worker: it makes the running processes of
+// every app match what the event log says they should be. It starts a
+// runner for each revision being deployed and reports it Deployed or
+// Failed, keeps max(1, min_concurrency) runners of the current revision,
+// replaces runners on set-rev and rollouts, and reports every runner change
+// back as a command so that it lands in the event log.
+//
+// The worker is level-triggered: an event only wakes the app it belongs to,
+// and each pass compares the app's state, folded from its history, with the
+// processes actually running. A missed or repeated event therefore changes
+// nothing, and after a restart the same pass brings the runners back.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/process"
+)
+
+// ConsumerName is the worker's durable consumer on the event stream. It is
+// a stable name: replicas of the worker on one host would share it.
+const ConsumerName = "revline-runner-worker"
+
+// Actor is the actor of the commands the worker sends.
+const Actor = "worker:runner"
+
+// CommandExecutor sends a command and waits for its outcome.
+type CommandExecutor interface {
+	Execute(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, error)
+}
+
+// Config configures a Worker.
+type Config struct {
+	// NATSURL is required: the event subscriber opens its own connection.
+	NATSURL     string
+	NATSOptions []nats.Option
+	// JetStream is required (to list the apps that have events).
+	JetStream jetstream.JetStream
+	// Store is required: the worker folds each app's history from it.
+	Store events.AppLoader
+	// Commands is required: where runner reports and deploy outcomes go.
+	Commands CommandExecutor
+	// Supervisor is required: it runs the processes.
+	Supervisor *process.Supervisor
+	// ShutdownGrace bounds how long runners get to stop when the worker
+	// stops; default 10s.
+	ShutdownGrace time.Duration
+	// CrashBackoff is the first delay before restarting a runner that
+	// crashed or did not become ready; it doubles up to 30s. Default 1s.
+	CrashBackoff time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.CrashBackoff == 0 {
+		c.CrashBackoff = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports missing required settings.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("runner worker: NATSURL is required"))
+	}
+	if c.JetStream == nil {
+		errs = append(errs, errors.New("runner worker: JetStream is required"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("runner worker: Store is required"))
+	}
+	if c.Commands == nil {
+		errs = append(errs, errors.New("runner worker: Commands is required"))
+	}
+	if c.Supervisor == nil {
+		errs = append(errs, errors.New("runner worker: Supervisor is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Worker runs the runners of every app. Create it with New, run it with Run.
+type Worker struct {
+	cfg Config
+
+	mu   sync.Mutex
+	apps map[string]*appWorker
+	wg   sync.WaitGroup
+	ctx  context.Context // the Run context, for app loops started later
+}
+
+// New checks cfg and returns a Worker.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, apps: map[string]*appWorker{}}, nil
+}
+
+// Run sweeps runners orphaned by a previous run, wakes every app that has
+// events, follows the event stream until ctx ends, then stops every runner.
+func (w *Worker) Run(ctx context.Context) error {
+	if n, err := w.cfg.Supervisor.SweepOrphans(); err != nil {
+		w.cfg.Logger.Warn("sweeping orphaned runners", "error", err)
+	} else if n > 0 {
+		w.cfg.Logger.Info("killed runners orphaned by a previous run", "count", n)
+	}
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
+	apps, err := w.knownApps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, app := range apps {
+		w.Wake(app)
+	}
+	err = w.follow(ctx)
+	w.wg.Wait()
+	stopCtx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownGrace+5*time.Second)
+	defer cancel()
+	w.cfg.Supervisor.StopAll(stopCtx, w.cfg.ShutdownGrace)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// knownApps lists the apps that have events, from the stream's subjects.
+func (w *Worker) knownApps(ctx context.Context) ([]string, error) {
+	stream, err := w.cfg.JetStream.Stream(ctx, events.EventStreamName)
+	if err != nil {
+		return nil, fmt.Errorf("runner worker: event stream: %w", err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(events.EventSubjectPrefix+">"))
+	if err != nil {
+		return nil, fmt.Errorf("runner worker: list apps: %w", err)
+	}
+	seen := map[string]bool{}
+	var apps []string
+	for subject := range info.State.Subjects {
+		app, _, _ := strings.Cut(strings.TrimPrefix(subject, events.EventSubjectPrefix), ".")
+		if !seen[app] {
+			seen[app] = true
+			apps = append(apps, app)
+		}
+	}
+	return apps, nil
+}
+
+// Wake asks the app's loop for a reconcile pass, starting the loop if needed.
+func (w *Worker) Wake(app string) {
+	if events.ValidateAppName(app) != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx == nil || w.ctx.Err() != nil {
+		return
+	}
+	a, ok := w.apps[app]
+	if !ok {
+		a = newAppWorker(app, w.cfg)
+		w.apps[app] = a
+		w.wg.Go(func() { a.loop(w.ctx) })
+	}
+	a.wake()
+}

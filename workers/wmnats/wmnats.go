@@ -1,0 +1,95 @@
+// Package wmnats connects Watermill to JetStream the way Revline's
+// consumers need it: a named durable consumer (never Watermill's default
+// ephemeral one, which would deliver everything again after a restart), a
+// connection of its own, and messages that keep their subject and stream
+// sequence.
+package wmnats
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmjetstream "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Metadata keys added to every message.
+const (
+	MetadataSubject  = "Revline-Subject"
+	MetadataSequence = "Revline-Stream-Sequence"
+)
+
+// SubscriberConfig configures a durable subscriber.
+type SubscriberConfig struct {
+	// NATSURL and NATSOptions open the subscriber's own connection:
+	// Watermill drains it on Close.
+	NATSURL     string
+	NATSOptions []nats.Option
+	// Consumer is the durable consumer; its Durable name is required and
+	// is a stable API (renaming it replays the stream).
+	Consumer jetstream.ConsumerConfig
+	Logger   watermill.LoggerAdapter
+}
+
+// NewSubscriber returns a Watermill subscriber whose topic is a stream
+// name and which consumes through cfg.Consumer.
+func NewSubscriber(cfg SubscriberConfig) (*wmjetstream.Subscriber, error) {
+	if cfg.Consumer.Durable == "" {
+		return nil, fmt.Errorf("wmnats: the consumer needs a durable name")
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append([]nats.Option{nats.Name(cfg.Consumer.Durable)}, cfg.NATSOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to %s: %w", cfg.Consumer.Durable, cfg.NATSURL, err)
+	}
+	sub, err := wmjetstream.NewSubscriber(wmjetstream.SubscriberConfig{
+		Conn:                nc,
+		Logger:              cfg.Logger,
+		AckWaitTimeout:      max(cfg.Consumer.AckWait, 30*time.Second),
+		ResourceInitializer: durable(cfg.Consumer),
+		Unmarshaler:         unmarshaler{},
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%s: subscriber: %w", cfg.Consumer.Durable, err)
+	}
+	return sub, nil
+}
+
+func durable(cc jetstream.ConsumerConfig) wmjetstream.ResourceInitializer {
+	return func(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
+		consumer, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("consumer %s on %s: %w", cc.Durable, stream, err)
+		}
+		return consumer, nil, nil
+	}
+}
+
+// unmarshaler keeps every header and adds the subject and the stream
+// sequence, which Watermill's default unmarshaler drops. It never fails:
+// the Watermill subscriber cannot pass on a message it could not convert.
+type unmarshaler struct{}
+
+func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
+	wm := message.NewMessage(watermill.NewUUID(), msg.Data())
+	for key, values := range msg.Headers() {
+		if len(values) > 0 {
+			wm.Metadata.Set(key, values[0])
+		}
+	}
+	wm.Metadata.Set(MetadataSubject, msg.Subject())
+	if meta, err := msg.Metadata(); err == nil {
+		wm.Metadata.Set(MetadataSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+	}
+	return wm, nil
+}
+
+// NewRouter returns a Watermill router that logs through logger.
+func NewRouter(logger watermill.LoggerAdapter) (*message.Router, error) {
+	return message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+}
