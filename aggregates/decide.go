@@ -158,7 +158,7 @@ func decideFailDeploy(state App, c events.FailDeploy) ([]events.Event, error) {
 	if _, err := deploying(state, c.RevisionID); err != nil {
 		return nil, err
 	}
-	return []events.Event{events.RevisionFailed{RevisionID: c.RevisionID, Reason: c.Reason}}, nil
+	return []events.Event{events.RevisionFailed(c)}, nil
 }
 
 // existing returns the revision id names if it exists and is not deleted.

@@ -52,8 +52,12 @@ func (o Outcome) Err() error {
 }
 
 // OutcomeMsg encodes o in contentType on its outcome subject.
+// Any content type but JSON gets msgpack, so that a command in an
+// unsupported encoding still hears why it was refused.
 func OutcomeMsg(o Outcome, contentType string) (*nats.Msg, error) {
-	contentType = contentTypeOrDefault(contentType)
+	if contentType != ContentTypeJSON {
+		contentType = ContentTypeMsgpack
+	}
 	data, err := Marshal(contentType, o)
 	if err != nil {
 		return nil, fmt.Errorf("encode outcome: %w", err)

@@ -114,6 +114,10 @@ func (r *Registry) DecodeCommand(name, contentType string, data []byte) (Command
 	if err != nil {
 		return nil, err
 	}
+	if len(data) == 0 {
+		// Commands without fields (suspend, resume) may come with no body.
+		data, _ = Marshal(contentType, struct{}{})
+	}
 	cmd, err := decode(data, unmarshal)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s command: %w", name, err)

@@ -61,7 +61,8 @@ type Config struct {
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// AckWait is how long a command may take before JetStream redelivers
-	// it; default 30s.
+	// it; default 10s. Commands take milliseconds; after a crash the
+	// command that was in flight blocks the next ones for this long.
 	AckWait time.Duration
 	// OnOutcome, optional, is called after each outcome is published.
 	OnOutcome func(OutcomeParams)
@@ -78,7 +79,7 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = 10 * time.Second
 	}
 	if c.OnOutcome == nil {
 		c.OnOutcome = func(OutcomeParams) {}

@@ -133,9 +133,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	err = w.follow(ctx)
 	w.wg.Wait()
-	stopCtx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownGrace+5*time.Second)
-	defer cancel()
-	w.cfg.Supervisor.StopAll(stopCtx, w.cfg.ShutdownGrace)
+	w.stopAll()
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -181,4 +179,26 @@ func (w *Worker) Wake(app string) {
 		w.wg.Go(func() { a.loop(w.ctx) })
 	}
 	a.wake()
+}
+
+// stopAll drains every runner on shutdown and reports it terminated, so
+// that the log does not show runners that no longer exist. The command
+// processor still runs at this point; the caller stops it afterwards.
+func (w *Worker) stopAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownGrace+reportTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	w.mu.Lock()
+	for _, a := range w.apps {
+		for _, r := range a.selectRunners(func(*runner) bool { return true }) {
+			wg.Go(func() {
+				if err := a.drain(ctx, r, w.cfg.ShutdownGrace, "server shutting down"); err != nil {
+					a.log.Warn("stopping runner on shutdown", "runner", r.proc.RunnerID(), "error", err)
+				}
+			})
+		}
+	}
+	w.mu.Unlock()
+	wg.Wait()
+	w.cfg.Supervisor.StopAll(ctx, w.cfg.ShutdownGrace) // runners that were already draining
 }

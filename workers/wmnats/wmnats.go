@@ -6,6 +6,7 @@
 package wmnats
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -49,9 +50,14 @@ func NewSubscriber(cfg SubscriberConfig) (*wmjetstream.Subscriber, error) {
 	sub, err := wmjetstream.NewSubscriber(wmjetstream.SubscriberConfig{
 		Conn:                nc,
 		Logger:              cfg.Logger,
-		AckWaitTimeout:      max(cfg.Consumer.AckWait, 30*time.Second),
+		AckWaitTimeout:      cmp.Or(cfg.Consumer.AckWait, 30*time.Second),
 		ResourceInitializer: durable(cfg.Consumer),
 		Unmarshaler:         unmarshaler{},
+		// A plain ack needs no context: on shutdown the last message's ack
+		// is flushed by the connection's drain instead of being dropped
+		// with a cancelled context (it would then block a consumer with
+		// MaxAckPending 1 until AckWait runs out).
+		AckAsync: true,
 	})
 	if err != nil {
 		nc.Close()

@@ -1,0 +1,25 @@
+# Revline developer commands. `make test` is what CI runs.
+GO ?= go
+
+.PHONY: run build test lint bench fmt
+
+## run: start Revline with embedded NATS on ./revline-data (HTTP on 127.0.0.1:8080)
+run:
+	$(GO) run ./cmd/revline serve
+
+## build: build the revline binary into ./bin
+build:
+	$(GO) build -o bin/revline ./cmd/revline
+
+## test: every test, with the race detector
+test:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+fmt:
+	gofmt -w .

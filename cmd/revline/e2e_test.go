@@ -1,0 +1,363 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/cmd/revline/internal/cli"
+)
+
+// binaries built once for every test: the revline binary (serve runs as a
+// real process, so it can be killed with SIGKILL) and the runner it deploys.
+var revlineBin, runnerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "revline-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	revlineBin, runnerBin = filepath.Join(dir, "revline"), filepath.Join(dir, "echo-runner")
+	for out, pkg := range map[string]string{revlineBin: ".", runnerBin: "./testdata/echo-runner"} {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// serveProcess is `revline serve` running as a child process.
+type serveProcess struct {
+	cmd     *exec.Cmd
+	exited  chan error
+	natsURL string
+	httpURL string
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func startServe(t *testing.T, dataDir string, natsPort, httpPort int) *serveProcess {
+	t.Helper()
+	s := &serveProcess{
+		natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
+		httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
+		exited:  make(chan error, 1),
+	}
+	s.cmd = exec.Command(revlineBin, "serve", "--data-dir", dataDir,
+		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--shutdown-grace", "5s")
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait(); logFile.Close() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			_ = s.cmd.Process.Signal(syscall.SIGTERM)
+			<-s.exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("serve log:\n%s", b)
+		}
+	})
+	eventually(t, 30*time.Second, "serve answers /healthz", func() bool {
+		resp, err := http.Get(s.httpURL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return s
+}
+
+func (s *serveProcess) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.exited:
+		if sig == syscall.SIGTERM && err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not exit")
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for delay := 10 * time.Millisecond; !cond(); delay = min(2*delay, 250*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(delay)
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// revline runs a client command in-process against s.
+func (s *serveProcess) revline(t *testing.T, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := cli.Main(ctx, append(args, "--nats-url", s.natsURL, "--actor", "e2e"), &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func (s *serveProcess) mustJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	r := s.revline(t, append(args, "-o", "json")...)
+	if r.code != 0 {
+		t.Fatalf("revline %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		t.Fatalf("revline %s: %v in %q", strings.Join(args, " "), err, r.stdout)
+	}
+}
+
+type revisionRow struct {
+	RevisionID     string `json:"revision_id"`
+	Status         string `json:"status"`
+	Current        bool   `json:"current"`
+	CreatedAt      string `json:"created_at"`
+	MachineType    string `json:"machine_type"`
+	KeepAlive      int    `json:"keep_alive"`
+	MinConcurrency int    `json:"min_concurrency"`
+	Message        string `json:"message"`
+}
+
+type runnerRow struct {
+	RunnerID   string `json:"runner_id"`
+	RevisionID string `json:"revision_id"`
+	State      string `json:"state"`
+	StartedAt  string `json:"started_at"`
+	PID        int    `json:"pid"`
+	Port       int    `json:"port"`
+}
+
+func (s *serveProcess) runners(t *testing.T, app string) []runnerRow {
+	var rows []runnerRow
+	s.mustJSON(t, &rows, "apps", "runners", app)
+	return rows
+}
+
+// waitRunners waits until app has exactly n idle runners, all of revision
+// and all answering on their port, and returns the pids of the processes
+// serving them (below the shell that started each).
+func (s *serveProcess) waitRunners(t *testing.T, app, revision string, n int) ([]runnerRow, []int) {
+	t.Helper()
+	var rows []runnerRow
+	var pids []int
+	eventually(t, 60*time.Second, fmt.Sprintf("%d idle runners of %s", n, revision), func() bool {
+		rows = s.runners(t, app)
+		if len(rows) != n {
+			return false
+		}
+		for _, r := range rows {
+			if r.RevisionID != revision || r.State != "idle" {
+				return false
+			}
+		}
+		var err error
+		pids, err = servingPIDs(rows)
+		return err == nil
+	})
+	return rows, pids
+}
+
+// servingPIDs asks each runner which process serves it.
+func servingPIDs(rows []runnerRow) ([]int, error) {
+	out := make([]int, len(rows))
+	for i, r := range rows {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", r.Port))
+		if err != nil {
+			return nil, err
+		}
+		var revision, runnerID string
+		_, err = fmt.Fscanf(resp.Body, "revision=%s runner=%s pid=%d", &revision, &runnerID, &out[i])
+		resp.Body.Close()
+		if err != nil || runnerID != r.RunnerID || revision != r.RevisionID {
+			return nil, fmt.Errorf("runner %s answered as %s of %s: %v", r.RunnerID, runnerID, revision, err)
+		}
+	}
+	return out, nil
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func waitDead(t *testing.T, pids []int) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("processes %v exited", pids), func() bool {
+		return !slices.ContainsFunc(pids, alive)
+	})
+}
+
+func deploy(t *testing.T, s *serveProcess, app string, extra ...string) (result, map[string]any) {
+	t.Helper()
+	r := s.revline(t, append([]string{"deploy", app, "--command", runnerBin, "-o", "json"}, extra...)...)
+	var out map[string]any
+	_ = json.Unmarshal([]byte(r.stdout), &out)
+	return r, out
+}
+
+// TestBriefScenario runs the product brief's steps through the CLI against
+// a real server with real runner processes.
+func TestBriefScenario(t *testing.T) {
+	dataDir := t.TempDir()
+	natsPort, httpPort := freePort(t), freePort(t)
+	s := startServe(t, dataDir, natsPort, httpPort)
+	const app = "my-model"
+
+	// Deploy two revisions.
+	r, v1 := deploy(t, s, app, "--message", "first", "--keep-alive", "120", "--machine-type", "GPU-A100")
+	if r.code != 0 || v1["status"] != "deployed" {
+		t.Fatalf("deploy v1: exit %d %v %s", r.code, v1, r.stderr)
+	}
+	rev1 := v1["revision_id"].(string)
+	r, v2 := deploy(t, s, app, "--message", "second", "--keep-alive", "999", "--machine-type", "GPU-H100")
+	if r.code != 0 || v2["status"] != "deployed" {
+		t.Fatalf("deploy v2: exit %d %v %s", r.code, v2, r.stderr)
+	}
+	rev2 := v2["revision_id"].(string)
+	s.waitRunners(t, app, rev2, 1)
+
+	// A failing deploy exits 1 and leaves the current revision current.
+	r = s.revline(t, "deploy", app, "--command", "echo boom >&2; exit 3", "-o", "json")
+	if r.code != 1 || !strings.Contains(r.stdout, `"failed"`) || !strings.Contains(r.stderr, "status 3") {
+		t.Fatalf("failing deploy: exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	// list-rev: newest first, v2 current, the failed one listed as failed;
+	// v2 kept v1's runtime parameters (no --reset-scale) but its own code.
+	var revs []revisionRow
+	s.mustJSON(t, &revs, "apps", "list-rev", app)
+	if len(revs) != 3 || revs[0].Status != "failed" || revs[1].RevisionID != rev2 || !revs[1].Current || revs[2].RevisionID != rev1 || revs[2].Current {
+		t.Fatalf("list-rev = %+v", revs)
+	}
+	if revs[1].KeepAlive != 120 || revs[1].MachineType != "GPU-H100" {
+		t.Fatalf("v2 should keep keep_alive 120 and have machine GPU-H100: %+v", revs[1])
+	}
+	if table := s.revline(t, "apps", "list-rev", app); table.code != 0 || !strings.Contains(table.stdout, "* current revision") {
+		t.Fatalf("list-rev table: %+v", table)
+	}
+
+	// Roll back by an 8+ character prefix: runners move to v1.
+	r = s.revline(t, "apps", "set-rev", app, rev1[:13])
+	if r.code != 0 {
+		t.Fatalf("set-rev: %+v", r)
+	}
+	s.waitRunners(t, app, rev1, 1)
+	r = s.revline(t, "apps", "set-rev", app, rev1)
+	if r.code != 0 || !strings.Contains(r.stdout, "already the current revision") {
+		t.Fatalf("set-rev to current should be a reported no-op: %+v", r)
+	}
+
+	// The current revision cannot be deleted; another one can.
+	r = s.revline(t, "apps", "delete-rev", app, rev1)
+	if r.code != 1 || !strings.Contains(r.stderr, "current revision") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("delete current: %+v", r)
+	}
+	if r = s.revline(t, "apps", "delete-rev", app, rev2); r.code != 0 {
+		t.Fatalf("delete v2: %+v", r)
+	}
+	s.mustJSON(t, &revs, "apps", "list-rev", app)
+	if len(revs) != 2 || slices.ContainsFunc(revs, func(r revisionRow) bool { return r.RevisionID == rev2 }) {
+		t.Fatalf("after delete: %+v", revs)
+	}
+
+	// Scale to two runners.
+	if r = s.revline(t, "apps", "scale", app, "--min-concurrency", "2"); r.code != 0 {
+		t.Fatalf("scale: %+v", r)
+	}
+	_, before := s.waitRunners(t, app, rev1, 2)
+
+	// Graceful rollout: every runner replaced, old processes gone.
+	var ro map[string]any
+	s.mustJSON(t, &ro, "apps", "rollout", app)
+	if ro["status"] != "completed" || ro["replaced"] != float64(2) {
+		t.Fatalf("graceful rollout: %v", ro)
+	}
+	waitDead(t, before)
+	after, afterPIDs := s.waitRunners(t, app, rev1, 2)
+	if slices.ContainsFunc(afterPIDs, func(p int) bool { return slices.Contains(before, p) }) {
+		t.Fatalf("graceful rollout kept a runner: before %v after %v", before, afterPIDs)
+	}
+
+	// Force rollout with a request in flight: it is dropped and counted.
+	inflight := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/slow?ms=60000", after[0].Port))
+		if err == nil {
+			resp.Body.Close()
+		}
+		inflight <- err
+	}()
+	eventually(t, 10*time.Second, "the slow request is in flight", func() bool {
+		out, _ := exec.Command("sh", "-c", fmt.Sprintf("grep -c ':%04X [0-9A-F:]* 01' /proc/net/tcp", after[0].Port)).Output()
+		return strings.TrimSpace(string(out)) != "0"
+	})
+	s.mustJSON(t, &ro, "apps", "rollout", app, "--force")
+	if ro["status"] != "completed" || ro["replaced"] != float64(2) || ro["dropped_requests"].(float64) < 1 {
+		t.Fatalf("force rollout: %v", ro)
+	}
+	if err := <-inflight; err == nil {
+		t.Fatal("the in-flight request survived a force rollout")
+	}
+	waitDead(t, afterPIDs)
+	_, forced := s.waitRunners(t, app, rev1, 2)
+
+	// A clean stop drains every runner; a restart brings back the same state.
+	s.stop(t, syscall.SIGTERM)
+	waitDead(t, forced)
+	s = startServe(t, dataDir, natsPort, httpPort)
+	var revsAfter []revisionRow
+	s.mustJSON(t, &revsAfter, "apps", "list-rev", app)
+	if len(revsAfter) != len(revs) || revsAfter[1].RevisionID != rev1 || !revsAfter[1].Current {
+		t.Fatalf("after restart list-rev = %+v, before %+v", revsAfter, revs)
+	}
+	_, restarted := s.waitRunners(t, app, rev1, 2)
+
+	// kill -9: the restart leaves no orphan and brings the runners back.
+	s.stop(t, syscall.SIGKILL)
+	s = startServe(t, dataDir, natsPort, httpPort)
+	waitDead(t, restarted)
+	s.waitRunners(t, app, rev1, 2)
+}

@@ -1,0 +1,272 @@
+// Package cli is the `revline` command line: `serve`, which runs the
+// control plane, and the client commands modelled on fal's (`deploy`,
+// `apps list`, `apps list-rev`, `apps set-rev`, `apps rollout`,
+// `apps delete-rev`, `apps scale`, `apps runners`, ...), which talk to a
+// server over NATS.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/projections/queryapi"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitFailed   = 1 // rejected, failed, or the server could not be reached
+	ExitUsage    = 2
+	defaultNATS  = "nats://127.0.0.1:4222"
+	envNATSURL   = "REVLINE_NATS_URL"
+	envActor     = "REVLINE_ACTOR"
+	outputTable  = "table"
+	outputJSON   = "json"
+	defaultWait  = 10 * time.Minute
+	connectLimit = 5 * time.Second
+)
+
+// Version is the build's version (SemVer), set by the linker.
+var Version = "0.1.0-dev"
+
+// env is what a command runs with: its streams and the process context.
+type env struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// command is one CLI command.
+type command struct {
+	name    string
+	summary string
+	usage   string // arguments after the command name
+	example string
+	run     func(e env, args []string) error
+}
+
+// usageError marks a mistake in how the command was called (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func commands() []command {
+	return []command{
+		serveCommand(),
+		deployCommand(),
+		{name: "apps list", summary: "List apps.", example: "revline apps list -o json", run: appsList},
+		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked.", usage: "APP", example: "revline apps list-rev my-model", run: listRevisions},
+		setRevCommand(),
+		rolloutCommand(),
+		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model 0193f1c2", run: deleteRevision},
+		scaleCommand(),
+		runnersCommand(),
+		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
+		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
+		{name: "version", summary: "Print the version.", example: "revline version", run: func(e env, _ []string) error {
+			_, err := fmt.Fprintln(e.stdout, Version)
+			return err
+		}},
+	}
+}
+
+// Main runs the CLI with args (without the program name) and returns the
+// exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := env{ctx: ctx, stdout: stdout, stderr: stderr}
+	cmd, rest, ok := findCommand(args)
+	if !ok {
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			printHelp(stdout)
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "Error: unknown command %q; run `revline --help` for the list\n", strings.Join(args[:min(len(args), 2)], " "))
+		return ExitUsage
+	}
+	err := cmd.run(e, rest)
+	var usage usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "Error: %s\nUsage: revline %s %s (see revline %s --help)\n", oneLine(err), cmd.name, cmd.usage, cmd.name)
+		return ExitUsage
+	default:
+		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+		return ExitFailed
+	}
+}
+
+func findCommand(args []string) (command, []string, bool) {
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c, args[len(words):], true
+		}
+	}
+	return command{}, nil, false
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "revline: revisions and rollouts for serverless apps, event-sourced on NATS JetStream.")
+	fmt.Fprintln(w, "\nUsage: revline COMMAND [ARGS] [FLAGS]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `revline COMMAND --help` for a command's flags and an example.")
+}
+
+// oneLine keeps an error message on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// flagSet returns a FlagSet whose --help explains the command with an example.
+func (c command) flagSet(stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("revline "+c.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "%s\n\nUsage: revline %s %s [FLAGS]\n\nExample:\n  %s\n\nFlags:\n", c.summary, c.name, c.usage, c.example)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// clientFlags are the flags every client command has.
+type clientFlags struct {
+	natsURL string
+	output  string
+	actor   string
+	timeout time.Duration
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	f.natsURL = envOr(envNATSURL, defaultNATS)
+	fs.StringVar(&f.natsURL, "nats-url", f.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
+	fs.StringVar(&f.output, "o", outputTable, "output format: table or json")
+	fs.StringVar(&f.output, "output", outputTable, "output format: table or json")
+	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded in the audit log (env "+envActor+")")
+	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
+}
+
+func (f *clientFlags) validate() error {
+	if f.output != outputTable && f.output != outputJSON {
+		return usagef("output format %q: want table or json", f.output)
+	}
+	if f.timeout <= 0 {
+		return usagef("--timeout must be positive")
+	}
+	return nil
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func defaultActor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if host, err := os.Hostname(); err == nil {
+		name += "@" + host
+	}
+	return name
+}
+
+// session is a client connection to a Revline server.
+type session struct {
+	nc      *nats.Conn
+	control *control.Control
+	reader  queryapi.Reader
+}
+
+func (f *clientFlags) connect(ctx context.Context) (*session, error) {
+	nc, err := nats.Connect(f.natsURL, nats.Name("revline-cli"), nats.Timeout(connectLimit))
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach NATS at %s (is `revline serve` running? set --nats-url or %s): %w", f.natsURL, envNATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	store, err := events.OpenJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("NATS at %s has no Revline streams: start `revline serve` against it first", f.natsURL)
+		}
+		return nil, err
+	}
+	reader := queryapi.NewClient(nc)
+	return &session{
+		nc:     nc,
+		reader: reader,
+		control: &control.Control{
+			Commands: commandbus.NewClient(js),
+			Reader:   reader,
+			Events:   store,
+			Actor:    f.actor,
+		},
+	}, nil
+}
+
+func (s *session) close() { s.nc.Close() }
+
+// withClient parses a client command's flags, checks its positional
+// arguments, connects, and runs fn with a deadline.
+func withClient(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
+	fs := c.flagSet(e.stderr)
+	var f clientFlags
+	f.register(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if len(pos) != nargs {
+		return usagef("want %d argument(s) (%s), got %d", nargs, c.usage, len(pos))
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	if nargs > 0 {
+		if err := events.ValidateAppName(pos[0]); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, f.timeout)
+	defer cancel()
+	s, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return fn(ctx, s, &f, pos)
+}

@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/events"
+)
+
+func serveCommand() command {
+	c := command{
+		name:    "serve",
+		summary: "Run the control plane: embedded NATS (unless --nats-url), command processor, projections, runner workers and the HTTP API.",
+		example: "revline serve --data-dir ./revline-data",
+	}
+	c.run = func(e env, args []string) error {
+		fs := c.flagSet(e.stderr)
+		cfg := server.Config{Version: Version}
+		fs.StringVar(&cfg.DataDir, "data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory (env REVLINE_DATA_DIR)")
+		fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("REVLINE_NATS_LISTEN", "127.0.0.1:4222"), "address of the embedded NATS server (env REVLINE_NATS_LISTEN)")
+		fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr("REVLINE_HTTP_ADDR", "127.0.0.1:8080"), "address of the HTTP API (env REVLINE_HTTP_ADDR)")
+		fs.StringVar(&cfg.NATSURL, "nats-url", os.Getenv("REVLINE_SERVE_NATS_URL"), "use this NATS server or cluster instead of the embedded one (env REVLINE_SERVE_NATS_URL)")
+		fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
+		fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long runners get to stop on shutdown")
+		logLevel := fs.String("log-level", envOr("REVLINE_LOG_LEVEL", "info"), "debug, info, warn or error (env REVLINE_LOG_LEVEL)")
+		if pos, err := parseInterspersed(fs, args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError{err.Error()}
+		} else if len(pos) > 0 {
+			return usagef("serve takes no arguments, got %q", strings.Join(pos, " "))
+		}
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+		ctx, stop := signal.NotifyContext(e.ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return server.Run(ctx, cfg)
+	}
+	return c
+}
+
+func deployCommand() command {
+	c := command{
+		name:    "deploy",
+		summary: "Deploy a new revision of an app; waits until it is deployed or failed and prints its id.",
+		usage:   "APP",
+		example: "revline deploy my-model --command 'python3 -m http.server $PORT' --message 'first version'",
+	}
+	c.run = func(e env, args []string) error {
+		var (
+			d             events.Deploy
+			code          codeFlags
+			runtime       runtimeFlags
+			strategy, key string
+			noWait        bool
+			annotations   = annotationsFlag{}
+		)
+		extra := func(fs *flag.FlagSet) {
+			fs.StringVar(&d.Command, "command", "", "shell command that starts a runner listening on $PORT (required)")
+			code.register(fs)
+			runtime.register(fs)
+			fs.BoolVar(&d.ResetScale, "reset-scale", false, "take the runtime parameters from this deploy instead of keeping the app's current ones")
+			fs.StringVar(&strategy, "strategy", "rolling", "rolling (new runners up before old ones stop) or recreate")
+			fs.StringVar(&d.Message, "message", "", "why this revision exists, shown in list-rev and the audit log")
+			fs.Var(annotations, "annotation", "KEY=VALUE annotation (repeatable)")
+			fs.StringVar(&key, "idempotency-key", "", "a retried deploy with the same key creates no second revision")
+			fs.BoolVar(&noWait, "no-wait", false, "return once the revision is created, without waiting for its runner")
+		}
+		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			if d.Command == "" {
+				return usagef("--command is required: the shell command that starts a runner listening on $PORT")
+			}
+			st, err := events.ParseStrategy(strategy)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			d.Strategy, d.Code, d.Runtime = st, code.overrides(), runtime.overrides()
+			if len(annotations) > 0 {
+				d.Annotations = annotations
+			}
+			res, err := s.control.Deploy(ctx, pos[0], d, control.DeployOptions{IdempotencyKey: key, Wait: !noWait})
+			if res.RevisionID == "" {
+				return err
+			}
+			if f.output == outputJSON {
+				if perr := printJSON(e.stdout, res); perr != nil {
+					return perr
+				}
+			} else {
+				printDeploy(e.stdout, pos[0], res)
+			}
+			return err
+		})
+	}
+	return c
+}
+
+func appsList(e env, args []string) error {
+	c, _, _ := findCommand([]string{"apps", "list"})
+	return withClient(e, c, args, 0, nil, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
+		apps, err := s.reader.Apps(ctx, 0)
+		if err != nil {
+			return err
+		}
+		if f.output == outputJSON {
+			return printJSON(e.stdout, apps)
+		}
+		printApps(e.stdout, apps)
+		return nil
+	})
+}
+
+func listRevisions(e env, args []string) error {
+	c, _, _ := findCommand([]string{"apps", "list-rev"})
+	return withClient(e, c, args, 1, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		revs, err := s.reader.Revisions(ctx, pos[0], 0)
+		if err != nil {
+			return err
+		}
+		if f.output == outputJSON {
+			return printJSON(e.stdout, revs)
+		}
+		printRevisions(e.stdout, revs)
+		return nil
+	})
+}
+
+func setRevCommand() command {
+	c := command{
+		name:    "apps set-rev",
+		summary: "Make a revision current (roll back or forward). Runtime parameters are kept; code parameters come from the revision.",
+		usage:   "APP REVISION",
+		example: "revline apps set-rev my-model 0193f1c2",
+	}
+	c.run = func(e env, args []string) error {
+		var strategy, message string
+		extra := func(fs *flag.FlagSet) {
+			fs.StringVar(&strategy, "strategy", "rolling", "rolling (new runners up before old ones stop) or recreate")
+			fs.StringVar(&message, "message", "", "why, recorded in the audit log")
+		}
+		return withClient(e, c, args, 2, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			st, err := events.ParseStrategy(strategy)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			res, err := s.control.SetRevision(ctx, pos[0], pos[1], st, message)
+			if err != nil {
+				return err
+			}
+			if f.output == outputJSON {
+				return printJSON(e.stdout, res)
+			}
+			if res.Status == events.OutcomeNoOp {
+				fmt.Fprintf(e.stdout, "Nothing to do: %s\n", res.Message)
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "App %s now serves revision %s (strategy %s).\n", res.App, res.RevisionID, st)
+			return nil
+		})
+	}
+	return c
+}
+
+func rolloutCommand() command {
+	c := command{
+		name:    "apps rollout",
+		summary: "Restart every runner on the same revision. Graceful by default: replacements start first, old runners finish their requests.",
+		usage:   "APP",
+		example: "revline apps rollout my-model --force",
+	}
+	c.run = func(e env, args []string) error {
+		var force, noWait bool
+		extra := func(fs *flag.FlagSet) {
+			fs.BoolVar(&force, "force", false, "kill runners at once, dropping in-flight requests")
+			fs.BoolVar(&noWait, "no-wait", false, "return once the rollout is requested")
+		}
+		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			res, err := s.control.Rollout(ctx, pos[0], force, !noWait)
+			if err != nil {
+				return err
+			}
+			if f.output == outputJSON {
+				return printJSON(e.stdout, res)
+			}
+			printRollout(e.stdout, pos[0], res)
+			return nil
+		})
+	}
+	return c
+}
+
+func deleteRevision(e env, args []string) error {
+	c, _, _ := findCommand([]string{"apps", "delete-rev"})
+	return withClient(e, c, args, 2, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		res, err := s.control.DeleteRevision(ctx, pos[0], pos[1])
+		if err != nil {
+			return err
+		}
+		if f.output == outputJSON {
+			return printJSON(e.stdout, res)
+		}
+		fmt.Fprintf(e.stdout, "Deleted revision %s of %s.\n", res.RevisionID, res.App)
+		return nil
+	})
+}
+
+func scaleCommand() command {
+	c := command{
+		name:    "apps scale",
+		summary: "Change an app's runtime-tunable parameters.",
+		usage:   "APP",
+		example: "revline apps scale my-model --min-concurrency 2 --keep-alive 5m",
+	}
+	c.run = func(e env, args []string) error {
+		var runtime runtimeFlags
+		var code codeFlags
+		extra := func(fs *flag.FlagSet) {
+			runtime.register(fs)
+			code.register(fs)
+		}
+		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			if code.overrides() != (events.CodeOverrides{}) {
+				return usagef("--machine-type, --max-multiplexing and --startup-timeout belong to a revision's code: deploy a new revision to change them")
+			}
+			res, err := s.control.Scale(ctx, pos[0], runtime.overrides())
+			if err != nil {
+				return err
+			}
+			return printChange(ctx, e, s, f, res, "Scaled")
+		})
+	}
+	return c
+}
+
+func runnersCommand() command {
+	c := command{
+		name:    "apps runners",
+		summary: "List an app's runners.",
+		usage:   "APP",
+		example: "revline apps runners my-model --state all",
+	}
+	c.run = func(e env, args []string) error {
+		var state string
+		extra := func(fs *flag.FlagSet) {
+			fs.StringVar(&state, "state", "", "all, or one state: pending, setup, idle, running, draining, terminating, terminated, crash_backoff (default: all but terminated)")
+		}
+		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			if state != "" && state != "all" {
+				if _, err := events.ParseRunnerState(state); err != nil {
+					return usageError{err.Error()}
+				}
+			}
+			runners, err := s.reader.Runners(ctx, pos[0], state != "", 0)
+			if err != nil {
+				return err
+			}
+			runners = filterRunners(runners, state)
+			if f.output == outputJSON {
+				return printJSON(e.stdout, runners)
+			}
+			printRunners(e.stdout, runners)
+			return nil
+		})
+	}
+	return c
+}
+
+func suspend(e env, args []string) error { return changeState(e, args, "apps suspend") }
+
+func resume(e env, args []string) error { return changeState(e, args, "apps resume") }
+
+func changeState(e env, args []string, name string) error {
+	c, _, _ := findCommand(strings.Fields(name))
+	return withClient(e, c, args, 1, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		op, verb := s.control.Suspend, "Suspended"
+		if name == "apps resume" {
+			op, verb = s.control.Resume, "Resumed"
+		}
+		res, err := op(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return printChange(ctx, e, s, f, res, verb)
+	})
+}

@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/revline/revline/events"
+)
+
+// intFlag is an int flag that remembers whether it was set, for partial
+// updates.
+type intFlag struct{ v *int }
+
+func (f *intFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.Itoa(*f.v)
+}
+
+func (f *intFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	if n < 0 {
+		return fmt.Errorf("%d is negative", n)
+	}
+	f.v = &n
+	return nil
+}
+
+// secondsFlag is a duration flag in whole seconds ("300", "300s", "5m")
+// that remembers whether it was set.
+type secondsFlag struct{ v *events.Seconds }
+
+func (f *secondsFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.FormatInt(int64(*f.v), 10)
+}
+
+func (f *secondsFlag) Set(s string) error {
+	d, err := events.ParseSeconds(s)
+	if err != nil {
+		return err
+	}
+	f.v = &d
+	return nil
+}
+
+// annotationsFlag collects repeated KEY=VALUE flags.
+type annotationsFlag map[string]string
+
+func (a annotationsFlag) String() string { return "" }
+
+func (a annotationsFlag) Set(s string) error {
+	key, value, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", s)
+	}
+	a[key] = value
+	return nil
+}
+
+// runtimeFlags are the runtime-tunable parameters, shared by deploy and scale.
+type runtimeFlags struct {
+	keepAlive, requestTimeout                         secondsFlag
+	minConcurrency, maxConcurrency, concurrencyBuffer intFlag
+}
+
+func (r *runtimeFlags) register(fs *flag.FlagSet) {
+	fs.Var(&r.keepAlive, "keep-alive", "seconds an idle runner is kept (300, 300s, 5m)")
+	fs.Var(&r.minConcurrency, "min-concurrency", "runners kept up even without traffic")
+	fs.Var(&r.maxConcurrency, "max-concurrency", "most runners the app may have")
+	fs.Var(&r.concurrencyBuffer, "concurrency-buffer", "extra runners kept warm above demand")
+	fs.Var(&r.requestTimeout, "request-timeout", "longest a request may run; also the drain grace on a graceful rollout")
+}
+
+func (r *runtimeFlags) overrides() events.RuntimeOverrides {
+	return events.RuntimeOverrides{
+		KeepAlive:         r.keepAlive.v,
+		MinConcurrency:    r.minConcurrency.v,
+		MaxConcurrency:    r.maxConcurrency.v,
+		ConcurrencyBuffer: r.concurrencyBuffer.v,
+		RequestTimeout:    r.requestTimeout.v,
+	}
+}
+
+// codeFlags are the code-specific parameters.
+type codeFlags struct {
+	machineType     string
+	maxMultiplexing intFlag
+	startupTimeout  secondsFlag
+}
+
+func (c *codeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.machineType, "machine-type", "", "machine type of the runners (default XS)")
+	fs.Var(&c.maxMultiplexing, "max-multiplexing", "concurrent requests one runner takes (default 1)")
+	fs.Var(&c.startupTimeout, "startup-timeout", "how long a runner has to listen on $PORT (default 60s)")
+}
+
+func (c *codeFlags) overrides() events.CodeOverrides {
+	o := events.CodeOverrides{MaxMultiplexing: c.maxMultiplexing.v, StartupTimeout: c.startupTimeout.v}
+	if c.machineType != "" {
+		o.MachineType = &c.machineType
+	}
+	return o
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// the positional arguments, as in `revline deploy my-app --command ...`.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if rest[0] == "--" {
+			return append(positional, rest[1:]...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

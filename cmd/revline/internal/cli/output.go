@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+)
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func table(w io.Writer, header string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, row := range rows {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	_ = tw.Flush()
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func secs(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
+
+func printDeploy(w io.Writer, app string, res control.DeployResult) {
+	switch res.Status {
+	case events.StatusDeployed:
+		fmt.Fprintf(w, "Revision %s of %s is deployed and current.\n", res.RevisionID, app)
+	case events.StatusFailed:
+		fmt.Fprintf(w, "Revision %s of %s failed: %s. The current revision did not change.\n", res.RevisionID, app, res.Reason)
+	default:
+		fmt.Fprintf(w, "Revision %s of %s is deploying.\n", res.RevisionID, app)
+	}
+	if res.Duplicate {
+		fmt.Fprintln(w, "(This idempotency key was used before: no new revision was created.)")
+	}
+}
+
+func printApps(w io.Writer, apps []projections.AppView) {
+	rows := make([][]string, 0, len(apps))
+	for _, a := range apps {
+		current := a.CurrentRevision
+		if current == "" {
+			current = "-"
+		} else if a.Suspended {
+			current += " (suspended)"
+		}
+		rows = append(rows, []string{a.Name, current, fmt.Sprint(a.Revisions), fmt.Sprint(a.Runners),
+			fmt.Sprintf("%d/%d", a.MinConcurrency, a.MaxConcurrency), secs(a.KeepAlive), when(a.UpdatedAt)})
+	}
+	table(w, "APP\tCURRENT REVISION\tREVISIONS\tRUNNERS\tMIN/MAX\tKEEP ALIVE\tUPDATED", rows)
+}
+
+func printRevisions(w io.Writer, revs []projections.RevisionView) {
+	rows := make([][]string, 0, len(revs))
+	for _, r := range revs {
+		mark := ""
+		if r.Current {
+			mark = "*"
+		}
+		rows = append(rows, []string{mark, r.RevisionID, string(r.Status), when(r.CreatedAt), r.MachineType,
+			fmt.Sprintf("%d/%d", r.MinConcurrency, r.MaxConcurrency), fmt.Sprint(r.MaxMultiplexing),
+			secs(r.KeepAlive), secs(r.RequestTimeout), secs(r.StartupTimeout), fmt.Sprint(r.Runners), r.Message})
+	}
+	table(w, "\tREVISION\tSTATUS\tCREATED\tMACHINE\tMIN/MAX\tMULTIPLEX\tKEEP ALIVE\tREQ TIMEOUT\tSTARTUP TIMEOUT\tRUNNERS\tMESSAGE", rows)
+	if len(revs) > 0 {
+		fmt.Fprintln(w, "* current revision")
+	}
+}
+
+func printRollout(w io.Writer, app string, res control.RolloutResult) {
+	kind := "Graceful"
+	if res.Force {
+		kind = "Force"
+	}
+	switch res.Status {
+	case "completed":
+		fmt.Fprintf(w, "%s rollout %s of %s complete: %d runner(s) replaced", kind, res.RolloutID, app, res.Replaced)
+		if res.Force {
+			fmt.Fprintf(w, ", %d in-flight request(s) dropped", res.DroppedRequests)
+		}
+		fmt.Fprintln(w, ".")
+	case "superseded":
+		fmt.Fprintf(w, "%s rollout %s of %s was superseded by a newer rollout.\n", kind, res.RolloutID, app)
+	default:
+		fmt.Fprintf(w, "%s rollout %s of %s requested.\n", kind, res.RolloutID, app)
+	}
+}
+
+func filterRunners(runners []projections.RunnerView, state string) []projections.RunnerView {
+	if state == "" || state == "all" {
+		return runners
+	}
+	var out []projections.RunnerView
+	for _, r := range runners {
+		if string(r.State) == state {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func printRunners(w io.Writer, runners []projections.RunnerView) {
+	rows := make([][]string, 0, len(runners))
+	for _, r := range runners {
+		rows = append(rows, []string{r.RunnerID, r.RevisionID, string(r.State), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.StartedAt), when(r.UpdatedAt)})
+	}
+	table(w, "RUNNER\tREVISION\tSTATE\tPID\tPORT\tSTARTED\tUPDATED", rows)
+}
+
+// printChange reports a scale, suspend or resume, with the app as it is now.
+func printChange(ctx context.Context, e env, s *session, f *clientFlags, res control.ChangeResult, verb string) error {
+	if f.output == outputJSON {
+		return printJSON(e.stdout, res)
+	}
+	if res.Status == events.OutcomeNoOp {
+		fmt.Fprintf(e.stdout, "Nothing to do: %s\n", res.Message)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%s %s.\n", verb, res.App)
+	apps, err := s.reader.Apps(ctx, res.Sequence)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if a.Name == res.App {
+			printApps(e.stdout, []projections.AppView{a})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,336 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/events"
+)
+
+// appHandler serves a route under /v1/apps/{app}; it returns an error to
+// answer with a problem.
+type appHandler func(w http.ResponseWriter, r *http.Request, app string) error
+
+// app checks the {app} path value before anything else runs.
+func (a *api) app(h appHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		app := r.PathValue("app")
+		if err := events.ValidateAppName(app); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if err := h(w, r, app); err != nil {
+			a.fail(w, r, err)
+		}
+	}
+}
+
+func (a *api) listApps(w http.ResponseWriter, r *http.Request) {
+	seq, err := minSequence(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	apps, err := a.cfg.Reader.Apps(ctx, seq)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(apps))
+}
+
+func (a *api) listRevisions(w http.ResponseWriter, r *http.Request, app string) error {
+	seq, err := minSequence(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	revs, err := a.cfg.Reader.Revisions(ctx, app, seq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(revs))
+	return nil
+}
+
+func (a *api) getRevision(w http.ResponseWriter, r *http.Request, app string) error {
+	seq, err := minSequence(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	rev, err := a.cfg.Reader.Revision(ctx, app, r.PathValue("ref"), seq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rev)
+	return nil
+}
+
+// runnerStateAll asks for every runner, terminated ones included.
+const runnerStateAll = "all"
+
+func (a *api) listRunners(w http.ResponseWriter, r *http.Request, app string) error {
+	seq, err := minSequence(r)
+	if err != nil {
+		return err
+	}
+	// No state: the live runners. "all": terminated ones too. A state:
+	// only the runners in it.
+	var (
+		all   bool
+		state events.RunnerState
+	)
+	switch text := r.URL.Query().Get("state"); text {
+	case "":
+	case runnerStateAll:
+		all = true
+	default:
+		if state, err = events.ParseRunnerState(text); err != nil {
+			return badRequest(fmt.Sprintf("%v: want %s or a runner state (pending, setup, idle, running, draining, terminating, terminated, crash_backoff)", err, runnerStateAll))
+		}
+		all = state == events.RunnerTerminated
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	runners, err := a.cfg.Reader.Runners(ctx, app, all, seq)
+	if err != nil {
+		return err
+	}
+	if state != "" {
+		kept := runners[:0:0]
+		for _, rn := range runners {
+			if rn.State == state {
+				kept = append(kept, rn)
+			}
+		}
+		runners = kept
+	}
+	writeJSON(w, http.StatusOK, nonNil(runners))
+	return nil
+}
+
+func (a *api) getRollout(w http.ResponseWriter, r *http.Request, app string) error {
+	seq, err := minSequence(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	ro, err := a.cfg.Reader.Rollout(ctx, app, r.PathValue("id"), seq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ro)
+	return nil
+}
+
+// deployRequest is the body of POST /v1/apps/{app}/deploy.
+type deployRequest struct {
+	Command         string   `json:"command"`
+	MachineType     *string  `json:"machine_type"`
+	MaxMultiplexing *int     `json:"max_multiplexing"`
+	StartupTimeout  *seconds `json:"startup_timeout"`
+	runtimeFields
+	ResetScale     bool              `json:"reset_scale"`
+	Strategy       events.Strategy   `json:"strategy"`
+	Message        string            `json:"message"`
+	Annotations    map[string]string `json:"annotations"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	// Wait blocks until the revision is deployed or failed.
+	Wait bool `json:"wait"`
+}
+
+func (d deployRequest) command() events.Deploy {
+	return events.Deploy{
+		Command: d.Command,
+		Code: events.CodeOverrides{
+			MachineType:     d.MachineType,
+			MaxMultiplexing: d.MaxMultiplexing,
+			StartupTimeout:  d.StartupTimeout.value(),
+		},
+		Runtime:     d.overrides(),
+		ResetScale:  d.ResetScale,
+		Strategy:    d.Strategy,
+		Message:     d.Message,
+		Annotations: d.Annotations,
+	}
+}
+
+// deploy answers 202 when the caller does not wait, 201 once the revision
+// is deployed, and a 422 deploy_failed problem naming the revision when it
+// failed.
+func (a *api) deploy(w http.ResponseWriter, r *http.Request, app string) error {
+	c, err := a.controlFor(r)
+	if err != nil {
+		return err
+	}
+	var req deployRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	key := req.IdempotencyKey
+	if header := r.Header.Get(IdempotencyKeyHeader); header != "" {
+		if key != "" && key != header {
+			return badRequest(fmt.Sprintf("the %s header and the body's idempotency_key differ; send one of them", IdempotencyKeyHeader))
+		}
+		key = header
+	}
+	ctx, cancel := requestContext(r, req.Wait)
+	defer cancel()
+	res, err := c.Deploy(ctx, app, req.command(), control.DeployOptions{IdempotencyKey: key, Wait: req.Wait})
+	if err != nil {
+		if res.RevisionID != "" {
+			return &deployError{revisionID: res.RevisionID, err: err}
+		}
+		return err
+	}
+	w.Header().Set("Location", "/v1/apps/"+app+"/revisions/"+url.PathEscape(res.RevisionID))
+	status := http.StatusCreated
+	if !req.Wait {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, res)
+	return nil
+}
+
+// setRevisionRequest is the body of POST /v1/apps/{app}/set-rev.
+type setRevisionRequest struct {
+	// Revision is a revision id or a unique prefix of it.
+	Revision string          `json:"revision"`
+	Strategy events.Strategy `json:"strategy"`
+	Message  string          `json:"message"`
+}
+
+func (a *api) setRevision(w http.ResponseWriter, r *http.Request, app string) error {
+	c, err := a.controlFor(r)
+	if err != nil {
+		return err
+	}
+	var req setRevisionRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.Revision == "" {
+		return badRequest("set-rev needs a revision: its id or a unique prefix")
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	res, err := c.SetRevision(ctx, app, req.Revision, req.Strategy, req.Message)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// rolloutRequest is the body of POST /v1/apps/{app}/rollout.
+type rolloutRequest struct {
+	Force bool `json:"force"`
+	// Wait, true unless set to false, blocks until the rollout completes
+	// or is superseded.
+	Wait *bool `json:"wait"`
+}
+
+// rollout answers 200 once the rollout finished, or 202 when the caller
+// does not wait.
+func (a *api) rollout(w http.ResponseWriter, r *http.Request, app string) error {
+	c, err := a.controlFor(r)
+	if err != nil {
+		return err
+	}
+	var req rolloutRequest
+	if err := decodeBody(w, r, &req, true); err != nil {
+		return err
+	}
+	wait := req.Wait == nil || *req.Wait
+	ctx, cancel := requestContext(r, wait)
+	defer cancel()
+	res, err := c.Rollout(ctx, app, req.Force, wait)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if !wait {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, res)
+	return nil
+}
+
+func (a *api) deleteRevision(w http.ResponseWriter, r *http.Request, app string) error {
+	c, err := a.controlFor(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	res, err := c.DeleteRevision(ctx, app, r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (a *api) scale(w http.ResponseWriter, r *http.Request, app string) error {
+	c, err := a.controlFor(r)
+	if err != nil {
+		return err
+	}
+	var req runtimeFields
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	res, err := c.Scale(ctx, app, req.overrides())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (a *api) suspend(w http.ResponseWriter, r *http.Request, app string) error {
+	return a.change(w, r, app, (*control.Control).Suspend)
+}
+
+func (a *api) resume(w http.ResponseWriter, r *http.Request, app string) error {
+	return a.change(w, r, app, (*control.Control).Resume)
+}
+
+// change runs a body-less operation (suspend, resume); an empty object is
+// accepted as a body too.
+func (a *api) change(w http.ResponseWriter, r *http.Request, app string, op func(*control.Control, context.Context, string) (control.ChangeResult, error)) error {
+	c, err := a.controlFor(r)
+	if err != nil {
+		return err
+	}
+	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	res, err := op(c, ctx, app)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,197 @@
+// Package httpapi serves Revline's HTTP API: the same operations as the
+// CLI (deploy, set-rev, rollout, delete-rev, scale, suspend, resume)
+// through package control, and the read models through a queryapi.Reader.
+// Bodies are JSON; errors are RFC 9457 problem documents carrying the same
+// stable codes as the CLI. The API is described by the OpenAPI document
+// served at /v1/openapi.yaml.
+package httpapi
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/projections/queryapi"
+)
+
+// Header names the API reads.
+const (
+	// ActorHeader names who asks for a change; it is recorded in every
+	// event the request causes. Without it, Config.Control.Actor is used.
+	ActorHeader = "X-Revline-Actor"
+	// IdempotencyKeyHeader makes a retried deploy create no second
+	// revision; the body's idempotency_key does the same.
+	IdempotencyKeyHeader = "Idempotency-Key"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Deadlines of one request: long enough for a deploy or rollout the caller
+// waits for, short for everything else.
+const (
+	waitTimeout    = 10 * time.Minute
+	requestTimeout = 30 * time.Second
+)
+
+// maxActorLength bounds the ActorHeader value.
+const maxActorLength = 256
+
+//go:embed openapi.yaml
+var openAPIDocument []byte
+
+// OpenAPI returns the OpenAPI 3.1 document describing the API.
+func OpenAPI() []byte { return append([]byte(nil), openAPIDocument...) }
+
+// Config configures the HTTP API.
+type Config struct {
+	// Control performs the operations; required. Its Actor is the default
+	// actor of requests without an ActorHeader.
+	Control *control.Control
+	// Reader answers the read routes; required.
+	Reader queryapi.Reader
+	// Metrics, optional, is served at /metrics.
+	Metrics http.Handler
+	// Ready, optional, is asked by /healthz: when it fails, /healthz
+	// answers 503 with the error text.
+	Ready func() error
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports missing required settings.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Control == nil {
+		errs = append(errs, errors.New("httpapi: Control is required"))
+	} else {
+		if c.Control.Commands == nil {
+			errs = append(errs, errors.New("httpapi: Control.Commands is required"))
+		}
+		if c.Control.Reader == nil {
+			errs = append(errs, errors.New("httpapi: Control.Reader is required"))
+		}
+		if c.Control.Events == nil {
+			errs = append(errs, errors.New("httpapi: Control.Events is required"))
+		}
+	}
+	if c.Reader == nil {
+		errs = append(errs, errors.New("httpapi: Reader is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// api holds what the handlers share.
+type api struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// NewHandler checks cfg and returns the API's handler. It returns an error
+// naming each missing required setting.
+func NewHandler(cfg Config) (http.Handler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &api{cfg: cfg, mux: http.NewServeMux()}
+	a.routes()
+	return a, nil
+}
+
+func (a *api) routes() {
+	m := a.mux
+	m.HandleFunc("GET /healthz", a.healthz)
+	if a.cfg.Metrics != nil {
+		m.Handle("GET /metrics", a.cfg.Metrics)
+	}
+	m.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
+
+	m.HandleFunc("GET /v1/apps", a.listApps)
+	m.HandleFunc("GET /v1/apps/{app}/revisions", a.app(a.listRevisions))
+	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", a.app(a.getRevision))
+	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", a.app(a.deleteRevision))
+	m.HandleFunc("GET /v1/apps/{app}/runners", a.app(a.listRunners))
+	m.HandleFunc("GET /v1/apps/{app}/rollouts/{id}", a.app(a.getRollout))
+	m.HandleFunc("POST /v1/apps/{app}/deploy", a.app(a.deploy))
+	m.HandleFunc("POST /v1/apps/{app}/set-rev", a.app(a.setRevision))
+	m.HandleFunc("POST /v1/apps/{app}/rollout", a.app(a.rollout))
+	m.HandleFunc("POST /v1/apps/{app}/scale", a.app(a.scale))
+	m.HandleFunc("POST /v1/apps/{app}/suspend", a.app(a.suspend))
+	m.HandleFunc("POST /v1/apps/{app}/resume", a.app(a.resume))
+}
+
+// ServeHTTP routes r, answering unknown routes and methods with a problem
+// document instead of the mux's plain text, and turning a handler's panic
+// into a 500.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.fail(w, r, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	h, pattern := a.mux.Handler(r)
+	if pattern != "" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	// No route: learn what the mux would answer (404, 405 with Allow, or a
+	// redirect to the cleaned path) and answer 404 and 405 as problems.
+	probe := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusNotFound:
+		a.writeProblem(w, r, newProblem(http.StatusNotFound, codeNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)))
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		a.writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow"))))
+	default:
+		h.ServeHTTP(w, r)
+	}
+}
+
+// statusRecorder keeps the status and headers a handler writes and drops
+// its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
+}
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(); err != nil {
+			a.writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeNotReady, "not ready: "+err.Error()))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(openAPIDocument)
+}

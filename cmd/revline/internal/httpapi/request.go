@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/events"
+)
+
+// decodeBody reads r's JSON body into dst, refusing unknown fields,
+// trailing data and bodies over MaxBodyBytes. An empty body leaves dst
+// as it is when optional is set and is an error otherwise.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		if errors.Is(err, io.EOF) {
+			if optional {
+				return nil
+			}
+			return badRequest("the request needs a JSON body")
+		}
+		return bodyError(err)
+	}
+	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return badRequest("request body: want one JSON object, found more data after it")
+		}
+		return bodyError(err)
+	}
+	return nil
+}
+
+// bodyError says what is wrong with a body in terms of its fields, not of
+// the Go types it is decoded into.
+func bodyError(err error) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+		bad      *badRequestError
+	)
+	switch {
+	case errors.As(err, &bad):
+		return err
+	case errors.As(err, &tooLarge):
+		return fmt.Errorf("request body is larger than %d bytes: %w", MaxBodyBytes, err)
+	case errors.As(err, &syntax):
+		return badRequest(fmt.Sprintf("request body is not valid JSON: %v (at byte %d)", syntax, syntax.Offset))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("request body is not valid JSON: it ends early")
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return badRequest(fmt.Sprintf("request body must be a JSON object, not %s", typ.Value))
+		}
+		return badRequest(fmt.Sprintf("request body: field %q must be %s, not %s", typ.Field, jsonKind(typ.Type), typ.Value))
+	}
+	return badRequest("request body: " + strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.String:
+		return "a string"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "of another type"
+}
+
+// seconds is a duration in a request body: an integer of seconds, or a
+// string events.ParseSeconds reads ("300", "5m").
+type seconds events.Seconds
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *seconds) UnmarshalJSON(data []byte) error {
+	text := string(data)
+	if strings.HasPrefix(text, `"`) {
+		if err := json.Unmarshal(data, &text); err != nil {
+			return err
+		}
+	}
+	v, err := events.ParseSeconds(text)
+	if err != nil {
+		return badRequest("request body: " + err.Error())
+	}
+	*s = seconds(v)
+	return nil
+}
+
+func (s *seconds) value() *events.Seconds {
+	if s == nil {
+		return nil
+	}
+	v := events.Seconds(*s)
+	return &v
+}
+
+// runtimeFields are the runtime parameters of a deploy or scale body;
+// absent fields are left as they are.
+type runtimeFields struct {
+	KeepAlive         *seconds `json:"keep_alive"`
+	MinConcurrency    *int     `json:"min_concurrency"`
+	MaxConcurrency    *int     `json:"max_concurrency"`
+	ConcurrencyBuffer *int     `json:"concurrency_buffer"`
+	RequestTimeout    *seconds `json:"request_timeout"`
+}
+
+func (f runtimeFields) overrides() events.RuntimeOverrides {
+	return events.RuntimeOverrides{
+		KeepAlive:         f.KeepAlive.value(),
+		MinConcurrency:    f.MinConcurrency,
+		MaxConcurrency:    f.MaxConcurrency,
+		ConcurrencyBuffer: f.ConcurrencyBuffer,
+		RequestTimeout:    f.RequestTimeout.value(),
+	}
+}
+
+// controlFor returns a copy of the shared Control acting for the request's
+// actor.
+func (a *api) controlFor(r *http.Request) (*control.Control, error) {
+	c := *a.cfg.Control
+	if actor := strings.TrimSpace(r.Header.Get(ActorHeader)); actor != "" {
+		if len(actor) > maxActorLength || strings.IndexFunc(actor, unicode.IsControl) >= 0 {
+			return nil, badRequest(fmt.Sprintf("header %s must be at most %d printable characters", ActorHeader, maxActorLength))
+		}
+		c.Actor = actor
+	}
+	return &c, nil
+}
+
+// minSequence reads the optional min_sequence query parameter: the answer
+// then reflects at least that stream sequence (one a write returned).
+func minSequence(r *http.Request) (uint64, error) {
+	text := r.URL.Query().Get("min_sequence")
+	if text == "" {
+		return 0, nil
+	}
+	seq, err := strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return 0, badRequest(fmt.Sprintf("min_sequence %q: want a stream sequence (a non-negative integer)", text))
+	}
+	return seq, nil
+}
+
+// requestContext bounds a request: waitTimeout when the caller waits for a
+// deploy or rollout to finish, requestTimeout otherwise.
+func requestContext(r *http.Request, wait bool) (context.Context, context.CancelFunc) {
+	if wait {
+		return context.WithTimeout(r.Context(), waitTimeout)
+	}
+	return context.WithTimeout(r.Context(), requestTimeout)
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// The API's own views always encode; this is a bug, not bad input.
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,232 @@
+// Package server runs everything `revline serve` starts in one process:
+// the embedded NATS server (unless pointed at an existing one), the event
+// store and bus streams, the command processor, the revision-history
+// projection and its query service, the runner worker, and the HTTP API.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/cmd/revline/internal/httpapi"
+	"github.com/revline/revline/cmd/revline/internal/metrics"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/process"
+	"github.com/revline/revline/workers/processor"
+	"github.com/revline/revline/workers/runner"
+)
+
+// Config configures a server.
+type Config struct {
+	// DataDir holds the embedded NATS server's files and the runners' pid
+	// files and logs. Required.
+	DataDir string
+	// NATSListen is where the embedded NATS server listens; default
+	// 127.0.0.1:4222.
+	NATSListen string
+	// NATSURL points at an existing NATS server or cluster instead; no
+	// embedded server starts then.
+	NATSURL string
+	// NATSOptions connect to NATSURL (credentials, TLS).
+	NATSOptions []nats.Option
+	// Replicas of the streams; default 1 (use 3 on a cluster).
+	Replicas int
+	// HTTPAddr is where the HTTP API listens; default 127.0.0.1:8080.
+	HTTPAddr string
+	// ShutdownGrace is how long runners get to stop on shutdown; default 10s.
+	ShutdownGrace time.Duration
+	// Version is reported by the query service.
+	Version string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Ready, optional, is called once everything listens, with the
+	// addresses actually bound (useful with port 0).
+	Ready func(Addresses)
+}
+
+// Addresses are the endpoints a running server listens on.
+type Addresses struct {
+	NATSURL string
+	HTTPURL string
+}
+
+func (c *Config) setDefaults() {
+	if c.NATSListen == "" {
+		c.NATSListen = "127.0.0.1:4222"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Ready == nil {
+		c.Ready = func(Addresses) {}
+	}
+}
+
+// Validate reports impossible settings.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("serve: a data directory is required (--data-dir)")
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("serve: replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down in order: the HTTP API, the
+// runner worker (its runners drained and reported), the command processor
+// and projection, and last NATS. It returns the first error that stopped it.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		srv, err := embedded.Start(embedded.Config{DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen})
+		if err != nil {
+			return err
+		}
+		defer shutdownNATS(srv)
+		natsURL = srv.ClientURL()
+		log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"))
+	}
+	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve")}, cfg.NATSOptions...)...)
+	if err != nil {
+		return fmt.Errorf("serve: connect to NATS at %s: %w", natsURL, err)
+	}
+	defer func() { _ = nc.Drain() }()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("serve: jetstream: %w", err)
+	}
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSetup()
+	if err := commandbus.EnsureStreams(setupCtx, js, cfg.Replicas); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	model := projections.NewRevisionHistory()
+	m := metrics.New(model)
+	proc, err := processor.New(processor.Config{
+		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store,
+		Logger: log.With("component", "processor"), OnOutcome: m.ObserveOutcome,
+	})
+	if err != nil {
+		return err
+	}
+	bus := commandbus.NewClient(js)
+	supervisor, err := process.NewSupervisor(process.Config{StateDir: filepath.Join(cfg.DataDir, "runners"), Logger: log.With("component", "runners")})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	worker, err := runner.New(runner.Config{
+		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Commands: bus,
+		Supervisor: supervisor, ShutdownGrace: cfg.ShutdownGrace, Logger: log.With("component", "runner-worker"),
+	})
+	if err != nil {
+		return err
+	}
+	reader := queryapi.Local{Model: model}
+	query, err := queryapi.Serve(nc, reader, cfg.Version)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer func() { _ = query.Stop() }()
+	api, err := httpapi.NewHandler(httpapi.Config{
+		Control: &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"},
+		Reader:  reader,
+		Metrics: m.Handler(),
+		Ready: func() error {
+			if nc.Status() != nats.CONNECTED {
+				return fmt.Errorf("NATS connection is %s", nc.Status())
+			}
+			return nil
+		},
+		Logger: log.With("component", "http"),
+	})
+	if err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("serve: HTTP listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	httpServer := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+
+	// Core components stop after the worker, which still reports while it
+	// drains its runners.
+	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	defer stopCore()
+	defer stopWorker()
+	var core, workers sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(wg *sync.WaitGroup, name string, f func() error) {
+		wg.Go(func() {
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		})
+	}
+	run(&core, "projection", func() error { return projections.Run(coreCtx, store, model) })
+	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
+	run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
+	run(&workers, "http", func() error { return httpServer.Serve(listener) })
+
+	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String()}
+	log.Info("revline serving", "nats", addrs.NATSURL, "http", addrs.HTTPURL, "data_dir", cfg.DataDir, "pid", os.Getpid())
+	cfg.Ready(addrs)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+		log.Error("stopping after a component failed", "error", runErr)
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = httpServer.Shutdown(shutdownCtx)
+	stopWorker()
+	workers.Wait()
+	stopCore()
+	core.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+func shutdownNATS(srv *server.Server) {
+	srv.Shutdown()
+	srv.WaitForShutdown()
+}
