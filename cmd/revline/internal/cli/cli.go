@@ -137,16 +137,32 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// flagSet returns a FlagSet whose --help explains the command with an example.
-func (c command) flagSet(stderr io.Writer) *flag.FlagSet {
+// flagSet returns a FlagSet whose --help explains the command with an
+// example. It prints nothing itself: parse reports errors in one line.
+func (c command) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("revline "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "%s\n\nUsage: revline %s %s [FLAGS]\n\nExample:\n  %s\n\nFlags:\n", c.summary, c.name, c.usage, c.example)
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parse parses args; --help prints the command's help on stdout and
+// returns flag.ErrHelp, a bad flag returns a usageError.
+func parse(e env, fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return nil, err
+	case err != nil:
+		return nil, usageError{err.Error()}
+	}
+	return pos, nil
 }
 
 // clientFlags are the flags every client command has.
@@ -237,18 +253,15 @@ func (s *session) close() { s.nc.Close() }
 // withClient parses a client command's flags, checks its positional
 // arguments, connects, and runs fn with a deadline.
 func withClient(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
-	fs := c.flagSet(e.stderr)
+	fs := c.flagSet()
 	var f clientFlags
 	f.register(fs)
 	if extra != nil {
 		extra(fs)
 	}
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parse(e, fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+		return err
 	}
 	if len(pos) != nargs {
 		return usagef("want %d argument(s) (%s), got %d", nargs, c.usage, len(pos))

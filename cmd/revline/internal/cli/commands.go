@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -24,7 +23,7 @@ func serveCommand() command {
 		example: "revline serve --data-dir ./revline-data",
 	}
 	c.run = func(e env, args []string) error {
-		fs := c.flagSet(e.stderr)
+		fs := c.flagSet()
 		cfg := server.Config{Version: Version}
 		fs.StringVar(&cfg.DataDir, "data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory (env REVLINE_DATA_DIR)")
 		fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("REVLINE_NATS_LISTEN", "127.0.0.1:4222"), "address of the embedded NATS server (env REVLINE_NATS_LISTEN)")
@@ -33,11 +32,8 @@ func serveCommand() command {
 		fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 		fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long runners get to stop on shutdown")
 		logLevel := fs.String("log-level", envOr("REVLINE_LOG_LEVEL", "info"), "debug, info, warn or error (env REVLINE_LOG_LEVEL)")
-		if pos, err := parseInterspersed(fs, args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return usageError{err.Error()}
+		if pos, err := parse(e, fs, args); err != nil {
+			return err
 		} else if len(pos) > 0 {
 			return usagef("serve takes no arguments, got %q", strings.Join(pos, " "))
 		}
