@@ -22,17 +22,23 @@ func NewClient(js jetstream.JetStream) *Client { return &Client{js: js} }
 // Send publishes cmd and returns once JetStream has stored it. The command
 // is processed even if no processor runs yet.
 func (c *Client) Send(ctx context.Context, cmd events.CommandEnvelope) error {
+	_, err := c.send(ctx, cmd)
+	return err
+}
+
+func (c *Client) send(ctx context.Context, cmd events.CommandEnvelope) (*jetstream.PubAck, error) {
 	msg, err := events.CommandMsg(cmd)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return fmt.Errorf("send %s command: no Revline server is listening on this NATS (is `revline serve` running?): %w", cmd.Type, err)
-		}
-		return fmt.Errorf("send %s command: %w", cmd.Type, err)
+	ack, err := c.js.PublishMsg(ctx, msg)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return nil, fmt.Errorf("send %s command: no Revline server is listening on this NATS (is `revline serve` running?): %w", cmd.Type, err)
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("send %s command: %w", cmd.Type, err)
+	}
+	return ack, nil
 }
 
 // Execute sends cmd and waits for its outcome until ctx ends. A rejected
@@ -45,10 +51,16 @@ func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (event
 		return events.Outcome{}, fmt.Errorf("subscribe to outcome: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := c.Send(ctx, cmd); err != nil {
+	ack, err := c.send(ctx, cmd)
+	if err != nil {
 		return events.Outcome{}, err
 	}
-	return c.await(ctx, cmd.CommandID, sub)
+	if ack.Duplicate {
+		// JetStream dropped the command as a duplicate within its window:
+		// the processor will not answer again, the stored outcome is the answer.
+		return c.await(ctx, cmd.CommandID, sub)
+	}
+	return next(ctx, cmd.CommandID, sub)
 }
 
 // Await waits for the outcome of a command sent earlier, which may already
@@ -74,6 +86,10 @@ func (c *Client) await(ctx context.Context, commandID string, sub *nats.Subscrip
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return events.Outcome{}, fmt.Errorf("read outcome: %w", err)
 	}
+	return next(ctx, commandID, sub)
+}
+
+func next(ctx context.Context, commandID string, sub *nats.Subscription) (events.Outcome, error) {
 	msg, err := sub.NextMsgWithContext(ctx)
 	if err != nil {
 		return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, err)

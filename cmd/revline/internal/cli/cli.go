@@ -77,6 +77,7 @@ func commands() []command {
 		runnersCommand(),
 		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
 		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
+		benchCommand(),
 		{name: "version", summary: "Print the version.", example: "revline version", run: func(e env, _ []string) error {
 			_, err := fmt.Fprintln(e.stdout, Version)
 			return err
