@@ -248,18 +248,22 @@ func decideScale(state App, c events.Scale) ([]events.Event, error) {
 	if !state.HasRuntime {
 		return nil, reject(CodeAppNotFound, "app %q has no deployed revision to scale", state.Name)
 	}
-	if c.Runtime.IsZero() {
+	if c.Runtime.IsZero() && c.Code.IsZero() {
 		return nil, invalid("scale needs at least one parameter to change")
 	}
 	after := c.Runtime.Apply(state.Runtime)
 	if err := validateRuntime(after, c.Runtime); err != nil {
 		return nil, err
 	}
-	changed := events.ChangedRuntimeParams(state.Runtime, after)
+	if err := validateCode(c.Code); err != nil {
+		return nil, err
+	}
+	codeAfter := c.Code.Apply(state.Code)
+	changed := append(events.ChangedRuntimeParams(state.Runtime, after), events.ChangedCodeParams(state.Code, codeAfter)...)
 	if len(changed) == 0 {
 		return nil, noop(CodeNothingToChange, "app %q already has these parameters", state.Name)
 	}
-	return []events.Event{events.AppScaled{Before: state.Runtime, After: after, Changed: changed}}, nil
+	return []events.Event{events.AppScaled{Before: state.Runtime, After: after, CodeBefore: state.Code, CodeAfter: codeAfter, Changed: changed}}, nil
 }
 
 func decideSuspend(state App) ([]events.Event, error) {

@@ -707,12 +707,45 @@ func scaleSpecs() []spec {
 		f(&rt)
 		return rt
 	}
+	gpu := defaultCode
+	gpu.MachineType, gpu.StartupTimeout = "GPU-A100", 300
 	return []spec{
+		{
+			name:  "scale_may_change_the_current_revisions_code_parameters",
+			given: busy,
+			when:  events.Scale{Code: events.CodeOverrides{MachineType: ptr("GPU-A100"), StartupTimeout: ptr(events.Seconds(300))}},
+			then: evs(events.AppScaled{
+				Before: busyRuntime, After: busyRuntime, CodeBefore: defaultCode, CodeAfter: gpu,
+				Changed: []string{"machine_type", "startup_timeout"},
+			}),
+			after: func(t T, s aggregates.App) {
+				equal(t, "code", s.Code, gpu)
+				equal(t, "revision's own code", s.Revisions["r1"].Code, defaultCode)
+			},
+		},
+		{
+			name:  "a_scaled_code_parameter_is_reset_by_the_next_deploy",
+			given: history(busy, evs(events.AppScaled{Before: busyRuntime, After: busyRuntime, CodeBefore: defaultCode, CodeAfter: gpu, Changed: []string{"machine_type"}}), evs(created("r2"))),
+			when:  events.CompleteDeploy{RevisionID: "r2"},
+			then: evs(deployed("r2"), events.CurrentRevisionSet{
+				From: "r1", To: "r2", Reason: "deploy", Strategy: events.StrategyRolling, Code: defaultCode,
+				Runtime: busyRuntime, Inherited: slices.Clone(events.RuntimeParamNames), InheritedFrom: "r1",
+			}),
+			after: func(t T, s aggregates.App) { equal(t, "code", s.Code, defaultCode) },
+		},
+		{
+			name:   "scale_refuses_an_invalid_code_parameter",
+			given:  busy,
+			when:   events.Scale{Code: events.CodeOverrides{MaxMultiplexing: ptr(0)}},
+			reject: aggregates.CodeInvalidArgument,
+			says:   []string{"max_multiplexing"},
+		},
 		{
 			name:  "scale_changes_only_the_given_parameters",
 			given: busy,
 			when:  events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: ptr(5)}},
 			then: evs(events.AppScaled{
+				CodeBefore: defaultCode, CodeAfter: defaultCode,
 				Before:  busyRuntime,
 				After:   with(func(rt *events.RuntimeParams) { rt.MinConcurrency = 5 }),
 				Changed: []string{"min_concurrency"},
@@ -729,6 +762,7 @@ func scaleSpecs() []spec {
 				KeepAlive: ptr(events.Seconds(30)), MinConcurrency: ptr(2), MaxConcurrency: ptr(50), RequestTimeout: ptr(events.Seconds(120)),
 			}},
 			then: evs(events.AppScaled{
+				CodeBefore: defaultCode, CodeAfter: defaultCode,
 				Before: busyRuntime,
 				After: with(func(rt *events.RuntimeParams) {
 					rt.KeepAlive, rt.MaxConcurrency, rt.RequestTimeout = 30, 50, 120
@@ -741,6 +775,7 @@ func scaleSpecs() []spec {
 			given: history(busy, evs(scaled(busyRuntime, quietRuntime))),
 			when:  events.Scale{Runtime: events.RuntimeOverrides{ConcurrencyBuffer: ptr(2)}},
 			then: evs(events.AppScaled{
+				CodeBefore: defaultCode, CodeAfter: defaultCode,
 				Before:  quietRuntime,
 				After:   events.RuntimeParams{KeepAlive: 10, MaxConcurrency: 3, ConcurrencyBuffer: 2, RequestTimeout: 60},
 				Changed: []string{"concurrency_buffer"},
@@ -751,6 +786,7 @@ func scaleSpecs() []spec {
 			given: busy,
 			when:  events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: ptr(0)}},
 			then: evs(events.AppScaled{
+				CodeBefore: defaultCode, CodeAfter: defaultCode,
 				Before: busyRuntime, After: with(func(rt *events.RuntimeParams) { rt.MinConcurrency = 0 }),
 				Changed: []string{"min_concurrency"},
 			}),

@@ -293,8 +293,11 @@ func suspended(id string) events.AppSuspended { return events.AppSuspended{Revis
 
 func resumed(id string) events.AppResumed { return events.AppResumed{RevisionID: id} }
 
+// defaultCode is the code of every fixture revision that sets none.
+var defaultCode = events.DefaultCodeParams()
+
 func scaled(before, after events.RuntimeParams) events.AppScaled {
-	return events.AppScaled{Before: before, After: after, Changed: events.ChangedRuntimeParams(before, after)}
+	return events.AppScaled{Before: before, After: after, CodeBefore: defaultCode, CodeAfter: defaultCode, Changed: events.ChangedRuntimeParams(before, after)}
 }
 
 func rolloutRequested(id, revision string, force bool) events.RolloutRequested {

@@ -24,6 +24,9 @@ type App struct {
 	// Strategy is how runners move to the current revision (from the
 	// deploy or set-rev that made it current).
 	Strategy events.Strategy
+	// Code holds the effective code parameters of the current revision:
+	// the revision's own, unless a scale changed them since it became current.
+	Code events.CodeParams
 	// Runtime holds the effective runtime parameters once HasRuntime.
 	Runtime    events.RuntimeParams
 	HasRuntime bool
@@ -103,10 +106,12 @@ func Evolve(state App, env events.Envelope) App {
 	case events.CurrentRevisionSet:
 		state.Current = ev.To
 		state.Strategy = ev.Strategy
+		state.Code = ev.Code
 		state.Runtime = ev.Runtime
 		state.HasRuntime = true
 	case events.AppScaled:
 		state.Runtime = ev.After
+		state.Code = ev.CodeAfter
 	case events.AppSuspended:
 		state.Suspended = true
 	case events.AppResumed:

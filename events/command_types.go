@@ -56,9 +56,13 @@ type DeleteRevision struct {
 	RevisionID string `msgpack:"revision_id" json:"revision_id"`
 }
 
-// Scale changes the app's runtime-tunable parameters.
+// Scale changes the app's runtime-tunable parameters. It may also change
+// the code parameters of the current revision, as fal's `apps scale` does:
+// those changes last until the next deploy or set-rev, which take the code
+// parameters from their revision again.
 type Scale struct {
 	Runtime RuntimeOverrides `msgpack:"runtime" json:"runtime"`
+	Code    CodeOverrides    `msgpack:"code,omitempty" json:"code,omitempty"`
 }
 
 // Suspend stops the app's runners and marks its current revision Suspended.

@@ -72,11 +72,15 @@ type CurrentRevisionSet struct {
 	InheritedFrom string   `msgpack:"inherited_from" json:"inherited_from"`
 }
 
-// AppScaled records a change of runtime parameters.
+// AppScaled records a change of runtime parameters and, rarely, of the
+// current revision's code parameters (until the next deploy or set-rev).
 type AppScaled struct {
-	Before  RuntimeParams `msgpack:"before" json:"before"`
-	After   RuntimeParams `msgpack:"after" json:"after"`
-	Changed []string      `msgpack:"changed" json:"changed"`
+	Before     RuntimeParams `msgpack:"before" json:"before"`
+	After      RuntimeParams `msgpack:"after" json:"after"`
+	CodeBefore CodeParams    `msgpack:"code_before" json:"code_before"`
+	CodeAfter  CodeParams    `msgpack:"code_after" json:"code_after"`
+	// Changed names every parameter that changed, runtime and code.
+	Changed []string `msgpack:"changed" json:"changed"`
 }
 
 // AppSuspended records that the app's runners are to be stopped; its

@@ -123,6 +123,25 @@ func (o RuntimeOverrides) Apply(base RuntimeParams) RuntimeParams {
 	return base
 }
 
+// IsZero reports whether o sets no field.
+func (o CodeOverrides) IsZero() bool { return o == CodeOverrides{} }
+
+// ChangedCodeParams lists, by wire name, the code parameters that differ
+// between before and after.
+func ChangedCodeParams(before, after CodeParams) []string {
+	var changed []string
+	if before.MachineType != after.MachineType {
+		changed = append(changed, "machine_type")
+	}
+	if before.MaxMultiplexing != after.MaxMultiplexing {
+		changed = append(changed, "max_multiplexing")
+	}
+	if before.StartupTimeout != after.StartupTimeout {
+		changed = append(changed, "startup_timeout")
+	}
+	return changed
+}
+
 // ChangedRuntimeParams lists, by wire name, the parameters that differ
 // between before and after.
 func ChangedRuntimeParams(before, after RuntimeParams) []string {

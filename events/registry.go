@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -176,7 +177,8 @@ func unmarshalJSON(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// More() misses a stray closing '}' or ']'; only the end of input will do.
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("trailing data after JSON value")
 	}
 	return nil

@@ -33,6 +33,7 @@ type appRecord struct {
 	name      string
 	current   string
 	runtime   events.RuntimeParams
+	code      events.CodeParams // effective code of the current revision
 	suspended bool
 	updatedAt time.Time
 	revisions map[string]*revisionRecord
@@ -195,6 +196,7 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 		rev(app.current).lastRuntime = app.runtime
 		app.current = ev.To
 		app.runtime = ev.Runtime
+		app.code = ev.Code
 		rev(ev.To).wasCurrent = true
 		app.lastSwitch = &SwitchView{
 			From: ev.From, To: ev.To, Reason: ev.Reason, Strategy: ev.Strategy, Message: ev.Message,
@@ -204,6 +206,7 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 		}
 	case events.AppScaled:
 		app.runtime = ev.After
+		app.code = ev.CodeAfter
 	case events.AppSuspended:
 		app.suspended = true
 	case events.AppResumed:
@@ -444,6 +447,7 @@ func (a *appRecord) revisionView(r *revisionRecord, runnerCounts map[string]int)
 	switch {
 	case current:
 		v.RuntimeParams = a.runtime
+		v.CodeParams = a.code
 		if a.suspended {
 			v.Status = events.StatusSuspended
 		}

@@ -195,7 +195,11 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision) (*
 	if err := a.report(ctx, r, events.RunnerSetup, ""); err != nil {
 		return nil, err
 	}
-	if err := proc.WaitReady(ctx, rev.Code.StartupTimeout.Duration()); err != nil {
+	startupTimeout := rev.Code.StartupTimeout
+	if rev.ID == a.state.Current {
+		startupTimeout = a.state.Code.StartupTimeout // a scale may have changed it
+	}
+	if err := proc.WaitReady(ctx, startupTimeout.Duration()); err != nil {
 		killErr := proc.Kill(ctx)
 		a.forget(r)
 		if rerr := a.report(ctx, r, events.RunnerTerminated, err.Error()); rerr != nil {
