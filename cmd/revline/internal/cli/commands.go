@@ -230,10 +230,10 @@ func scaleCommand() command {
 			code.register(fs)
 		}
 		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			if code.overrides() != (events.CodeOverrides{}) {
-				return usagef("--machine-type, --max-multiplexing and --startup-timeout belong to a revision's code: deploy a new revision to change them")
+			if changed := code.overrides(); !changed.IsZero() {
+				fmt.Fprintln(e.stderr, "Warning: --machine-type, --max-multiplexing and --startup-timeout are code parameters of the current revision: they will be reset on the next deployment or set-rev.")
 			}
-			res, err := s.control.Scale(ctx, pos[0], runtime.overrides())
+			res, err := s.control.Scale(ctx, pos[0], events.Scale{Runtime: runtime.overrides(), Code: code.overrides()})
 			if err != nil {
 				return err
 			}

@@ -222,9 +222,10 @@ type ChangeResult struct {
 	Sequence uint64               `json:"sequence,omitempty"`
 }
 
-// Scale changes the app's runtime parameters.
-func (c *Control) Scale(ctx context.Context, app string, runtime events.RuntimeOverrides) (ChangeResult, error) {
-	return c.change(ctx, app, events.Scale{Runtime: runtime})
+// Scale changes the app's runtime parameters, and the code parameters of
+// its current revision until the next deploy or set-rev.
+func (c *Control) Scale(ctx context.Context, app string, scale events.Scale) (ChangeResult, error) {
+	return c.change(ctx, app, scale)
 }
 
 // Suspend stops the app's runners until Resume.

@@ -134,10 +134,8 @@ func (a *api) getRollout(w http.ResponseWriter, r *http.Request, app string) err
 
 // deployRequest is the body of POST /v1/apps/{app}/deploy.
 type deployRequest struct {
-	Command         string   `json:"command"`
-	MachineType     *string  `json:"machine_type"`
-	MaxMultiplexing *int     `json:"max_multiplexing"`
-	StartupTimeout  *seconds `json:"startup_timeout"`
+	Command string `json:"command"`
+	codeFields
 	runtimeFields
 	ResetScale     bool              `json:"reset_scale"`
 	Strategy       events.Strategy   `json:"strategy"`
@@ -150,13 +148,9 @@ type deployRequest struct {
 
 func (d deployRequest) command() events.Deploy {
 	return events.Deploy{
-		Command: d.Command,
-		Code: events.CodeOverrides{
-			MachineType:     d.MachineType,
-			MaxMultiplexing: d.MaxMultiplexing,
-			StartupTimeout:  d.StartupTimeout.value(),
-		},
-		Runtime:     d.overrides(),
+		Command:     d.Command,
+		Code:        d.codeFields.overrides(),
+		Runtime:     d.runtimeFields.overrides(),
 		ResetScale:  d.ResetScale,
 		Strategy:    d.Strategy,
 		Message:     d.Message,
@@ -285,13 +279,16 @@ func (a *api) scale(w http.ResponseWriter, r *http.Request, app string) error {
 	if err != nil {
 		return err
 	}
-	var req runtimeFields
+	var req struct {
+		runtimeFields
+		codeFields
+	}
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()
-	res, err := c.Scale(ctx, app, req.overrides())
+	res, err := c.Scale(ctx, app, events.Scale{Runtime: req.runtimeFields.overrides(), Code: req.codeFields.overrides()})
 	if err != nil {
 		return err
 	}

@@ -135,6 +135,18 @@ func (f runtimeFields) overrides() events.RuntimeOverrides {
 	}
 }
 
+// codeFields are the code parameters of a deploy or scale body; absent
+// fields are left as they are.
+type codeFields struct {
+	MachineType     *string  `json:"machine_type"`
+	MaxMultiplexing *int     `json:"max_multiplexing"`
+	StartupTimeout  *seconds `json:"startup_timeout"`
+}
+
+func (f codeFields) overrides() events.CodeOverrides {
+	return events.CodeOverrides{MachineType: f.MachineType, MaxMultiplexing: f.MaxMultiplexing, StartupTimeout: f.StartupTimeout.value()}
+}
+
 // controlFor returns a copy of the shared Control acting for the request's
 // actor.
 func (a *api) controlFor(r *http.Request) (*control.Control, error) {
