@@ -1,7 +1,14 @@
 package embedded
 
 import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -36,4 +43,74 @@ func ConnectForTest(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.Jet
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// StartClusterForTest starts an n-node NATS cluster with JetStream on free
+// loopback ports, each node with its own temporary store, and waits until
+// the cluster has elected a JetStream meta leader. It is stopped when the
+// test ends.
+func StartClusterForTest(t testing.TB, n int) []*server.Server {
+	t.Helper()
+	clusterPorts := make([]int, n)
+	routes := make([]*url.URL, n)
+	for i := range n {
+		clusterPorts[i] = freePort(t)
+		routes[i] = &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(clusterPorts[i]))}
+	}
+	servers := make([]*server.Server, n)
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("node-%d", i),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoSigs:     true,
+			NoLog:      true,
+			Cluster:    server.ClusterOpts{Name: "revline-test", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:     routes,
+		}
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Start()
+		servers[i] = srv
+		t.Cleanup(func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, srv := range servers {
+		if !srv.ReadyForConnections(time.Until(deadline)) {
+			t.Fatalf("cluster node %s not ready", srv.Name())
+		}
+	}
+	for !slices.ContainsFunc(servers, func(s *server.Server) bool { return s.JetStreamIsLeader() }) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster elected no JetStream meta leader in time")
+		}
+		time.Sleep(20 * time.Millisecond) // no notification for leadership exists
+	}
+	return servers
+}
+
+// ClusterURL is a client URL listing every node of a cluster.
+func ClusterURL(servers []*server.Server) string {
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	return strings.Join(urls, ",")
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
