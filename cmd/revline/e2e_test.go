@@ -360,4 +360,18 @@ func TestBriefScenario(t *testing.T) {
 	s = startServe(t, dataDir, natsPort, httpPort)
 	waitDead(t, restarted)
 	s.waitRunners(t, app, rev1, 2)
+
+	// A retried deploy with the same idempotency key creates no second revision.
+	r, first := deploy(t, s, app, "--idempotency-key", "build-42")
+	if r.code != 0 {
+		t.Fatalf("keyed deploy: %+v", r)
+	}
+	r, again := deploy(t, s, app, "--idempotency-key", "build-42")
+	if r.code != 0 || again["revision_id"] != first["revision_id"] || again["duplicate"] != true {
+		t.Fatalf("retried keyed deploy = %v, first %v (%s)", again, first, r.stderr)
+	}
+	s.mustJSON(t, &revs, "apps", "list-rev", app)
+	if len(revs) != len(revsAfter)+1 {
+		t.Fatalf("a retried deploy created a revision: %+v", revs)
+	}
 }

@@ -58,7 +58,9 @@ func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (event
 	if ack.Duplicate {
 		// JetStream dropped the command as a duplicate within its window:
 		// the processor will not answer again, the stored outcome is the answer.
-		return c.await(ctx, cmd.CommandID, sub)
+		o, err := c.await(ctx, cmd.CommandID, sub)
+		o.Duplicate = err == nil
+		return o, err
 	}
 	return next(ctx, cmd.CommandID, sub)
 }
