@@ -111,7 +111,9 @@ func Evolve(state App, env events.Envelope) App {
 		state.HasRuntime = true
 	case events.AppScaled:
 		state.Runtime = ev.After
-		state.Code = ev.CodeAfter
+		if ev.CodeAfter != (events.CodeParams{}) { // absent from events older than the field
+			state.Code = ev.CodeAfter
+		}
 	case events.AppSuspended:
 		state.Suspended = true
 	case events.AppResumed:

@@ -206,7 +206,9 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 		}
 	case events.AppScaled:
 		app.runtime = ev.After
-		app.code = ev.CodeAfter
+		if ev.CodeAfter != (events.CodeParams{}) { // absent from events older than the field
+			app.code = ev.CodeAfter
+		}
 	case events.AppSuspended:
 		app.suspended = true
 	case events.AppResumed:

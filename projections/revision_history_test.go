@@ -149,6 +149,27 @@ func TestRollbackMovesCurrentAndKeepsRuntime(t *testing.T) {
 	})
 }
 
+func TestScaledCodeShowsOnCurrentUntilTheNextSwitch(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, f *fixture) {
+		f.deploy("web", "r1", "alice", codeSmall, runtimeA)
+		f.deploy("web", "r2", "alice", codeSmall, runtimeA)
+		tuned := codeSmall
+		tuned.MachineType = "GPU-B200"
+		f.append("web", "bob", events.AppScaled{Before: runtimeA, After: runtimeA, CodeBefore: codeSmall, CodeAfter: tuned, Changed: []string{"machine_type"}})
+		m := f.rebuild()
+		if rev, _ := m.Revision("web", "r2"); rev.MachineType != "GPU-B200" {
+			t.Fatalf("current revision shows machine %q, want the scaled GPU-B200", rev.MachineType)
+		}
+		f.setRev("web", "r1", "bob")
+		f.setRev("web", "r2", "bob")
+		m = f.rebuild()
+		if rev, _ := m.Revision("web", "r2"); rev.MachineType != "GPU-A100" {
+			t.Fatalf("after switching back r2 shows machine %q, want its own GPU-A100", rev.MachineType)
+		}
+	})
+}
+
 func TestFailedDeployShowsFailedAndKeepsCurrent(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, f *fixture) {
