@@ -45,6 +45,12 @@ func Serve(nc *nats.Conn, r Reader, version string) (micro.Service, error) {
 			return nil, fmt.Errorf("query service: endpoint %s: %w", name, err)
 		}
 	}
+	// Once Serve returns, queries from any connection must be answered:
+	// make sure the server has registered the endpoints' subscriptions.
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("query service: %w", err)
+	}
 	return svc, nil
 }
 

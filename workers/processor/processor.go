@@ -156,7 +156,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		middleware.Recoverer,
 	)
 	router.AddConsumerHandler(ConsumerName, CommandTopic, sub, p.handle)
-	return router.Run(ctx)
+	return wmnats.Run(ctx, router, sub)
 }
 
 // permanentError marks a command that can never succeed: it goes to the

@@ -16,7 +16,7 @@ import (
 // command stream.
 const CommandTopic = commandbus.CommandStreamName
 
-func newSubscriber(cfg Config, logger watermill.LoggerAdapter) (message.Subscriber, error) {
+func newSubscriber(cfg Config, logger watermill.LoggerAdapter) (*wmnats.Subscriber, error) {
 	return wmnats.NewSubscriber(wmnats.SubscriberConfig{
 		NATSURL:     cfg.NATSURL,
 		NATSOptions: cfg.NATSOptions,

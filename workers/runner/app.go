@@ -192,6 +192,12 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision) (*
 	a.mu.Lock()
 	a.runners[proc.RunnerID()] = r
 	a.mu.Unlock()
+	// A runner that exits on its own must be noticed even when no event
+	// comes: its exit wakes the loop, whose next pass reaps it.
+	go func() {
+		<-proc.Done()
+		a.wake()
+	}()
 	if err := a.report(ctx, r, events.RunnerSetup, ""); err != nil {
 		return nil, err
 	}
@@ -268,6 +274,11 @@ func (a *appWorker) converge(ctx context.Context) error {
 	if a.state.Strategy == events.StrategyRecreate || desired == 0 {
 		stopOthers()
 	}
+	if a.state.Strategy == events.StrategyRecreate && desired > 0 && a.anyRunnerExcept(a.state.Current) {
+		// Recreate: the new runners start once the old ones have stopped;
+		// each stop wakes the loop.
+		return nil
+	}
 	current := a.live(a.state.Current)
 	for i := len(current); i < desired; i++ {
 		if wait := time.Until(a.nextStart); wait > 0 {
@@ -330,14 +341,16 @@ func (a *appWorker) reapCrashed(ctx context.Context) error {
 // forgetLostRunners reports runners the log believes alive but that this
 // worker does not run: left over from before a restart of serve.
 func (a *appWorker) forgetLostRunners(ctx context.Context) error {
-	a.mu.Lock()
-	var lost []string
-	for id := range a.logAlive {
-		if _, ok := a.runners[id]; !ok {
-			lost = append(lost, id)
-		}
+	if len(a.untracked()) == 0 {
+		return nil
 	}
-	a.mu.Unlock()
+	// A runner that stopped since the last refresh is forgotten only once
+	// its end is in the log: read the log again, so as not to take it for
+	// a lost one and report its end twice.
+	if err := a.refresh(ctx); err != nil {
+		return err
+	}
+	lost := a.untracked()
 	for _, id := range lost {
 		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.logAlive[id], State: events.RunnerTerminated, Reason: "lost when the server restarted"}
 		if _, err := a.send(ctx, cmd, id); err != nil {
@@ -350,6 +363,20 @@ func (a *appWorker) forgetLostRunners(ctx context.Context) error {
 	return nil
 }
 
+// untracked lists the runners the log believes alive but this worker
+// does not run.
+func (a *appWorker) untracked() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for id := range a.logAlive {
+		if _, ok := a.runners[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // live returns the running, not draining runners of revisionID, oldest first.
 func (a *appWorker) live(revisionID string) []*runner {
 	return a.selectRunners(func(r *runner) bool { return r.revisionID == revisionID })
@@ -357,6 +384,19 @@ func (a *appWorker) live(revisionID string) []*runner {
 
 func (a *appWorker) liveExcept(revisionID string) []*runner {
 	return a.selectRunners(func(r *runner) bool { return r.revisionID != revisionID })
+}
+
+// anyRunnerExcept reports whether a runner of another revision than
+// revisionID is still tracked, draining or not.
+func (a *appWorker) anyRunnerExcept(revisionID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.runners {
+		if r.revisionID != revisionID {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *appWorker) selectRunners(keep func(*runner) bool) []*runner {
@@ -391,12 +431,16 @@ func (a *appWorker) drain(ctx context.Context, r *runner, grace time.Duration, w
 		return err
 	}
 	forced, err := r.proc.Stop(ctx, grace)
-	a.forget(r)
 	reason := why
 	if forced {
 		reason += "; killed after " + grace.String()
 	}
-	return errors.Join(err, a.report(ctx, r, events.RunnerTerminated, reason))
+	// Forget the runner only once its end is reported: a pass in between
+	// would take a runner the log believes alive but that is not tracked
+	// for one lost in a restart, and report it terminated a second time.
+	err = errors.Join(err, a.report(ctx, r, events.RunnerTerminated, reason))
+	a.forget(r)
+	return err
 }
 
 func (a *appWorker) drainInBackground(ctx context.Context, r *runner, grace time.Duration, why string) {

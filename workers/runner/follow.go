@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -42,5 +43,28 @@ func (w *Worker) follow(ctx context.Context) error {
 		w.Wake(msg.Metadata.Get(events.HeaderApp))
 		return nil
 	})
-	return router.Run(ctx)
+	// The consumer only delivers events stored once it exists (DeliverNew
+	// when it is first created): wake every app with events again as soon
+	// as it does, so that none stored in between goes unnoticed.
+	var woke sync.WaitGroup
+	stopped := make(chan struct{})
+	woke.Go(func() {
+		select {
+		case <-router.Running():
+		case <-stopped:
+			return
+		}
+		apps, err := w.knownApps(ctx)
+		if err != nil {
+			w.cfg.Logger.Warn("listing apps once following", "error", err)
+			return
+		}
+		for _, app := range apps {
+			w.Wake(app)
+		}
+	})
+	err = wmnats.Run(ctx, router, sub)
+	close(stopped)
+	woke.Wait()
+	return err
 }

@@ -8,6 +8,7 @@ package wmnats
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -37,13 +38,46 @@ type SubscriberConfig struct {
 	Logger   watermill.LoggerAdapter
 }
 
+// Subscriber is a Watermill JetStream subscriber on a connection of its
+// own, which Run drains before it closes the router.
+type Subscriber struct {
+	*wmjetstream.Subscriber
+	nc *nats.Conn
+	// connClosed is closed once nc is closed, in particular once a drain
+	// has handed over every message already delivered.
+	connClosed chan struct{}
+}
+
+// drain stops deliveries: it drains the subscriber's connection, whose
+// messages already delivered are still handed to the router, and waits
+// until it is closed (at the latest after the connection's drain timeout).
+func (s *Subscriber) drain() {
+	if err := s.nc.Drain(); err == nil {
+		<-s.connClosed
+	}
+}
+
+// Close drains the connection if Run has not, then closes the Watermill
+// subscriber.
+func (s *Subscriber) Close() error {
+	s.drain()
+	if err := s.Subscriber.Close(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return err
+	}
+	return nil
+}
+
 // NewSubscriber returns a Watermill subscriber whose topic is a stream
-// name and which consumes through cfg.Consumer.
-func NewSubscriber(cfg SubscriberConfig) (*wmjetstream.Subscriber, error) {
+// name and which consumes through cfg.Consumer. The connection it opens
+// has a closed handler of its own: one in cfg.NATSOptions is ignored.
+func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if cfg.Consumer.Durable == "" {
 		return nil, fmt.Errorf("wmnats: the consumer needs a durable name")
 	}
-	nc, err := nats.Connect(cfg.NATSURL, append([]nats.Option{nats.Name(cfg.Consumer.Durable)}, cfg.NATSOptions...)...)
+	connClosed := make(chan struct{})
+	options := append([]nats.Option{nats.Name(cfg.Consumer.Durable)}, cfg.NATSOptions...)
+	options = append(options, nats.ClosedHandler(func(*nats.Conn) { close(connClosed) }))
+	nc, err := nats.Connect(cfg.NATSURL, options...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to %s: %w", cfg.Consumer.Durable, cfg.NATSURL, err)
 	}
@@ -63,7 +97,7 @@ func NewSubscriber(cfg SubscriberConfig) (*wmjetstream.Subscriber, error) {
 		nc.Close()
 		return nil, fmt.Errorf("%s: subscriber: %w", cfg.Consumer.Durable, err)
 	}
-	return sub, nil
+	return &Subscriber{Subscriber: sub, nc: nc, connClosed: connClosed}, nil
 }
 
 func durable(cc jetstream.ConsumerConfig) wmjetstream.ResourceInitializer {
@@ -98,4 +132,39 @@ func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 // NewRouter returns a Watermill router that logs through logger.
 func NewRouter(logger watermill.LoggerAdapter) (*message.Router, error) {
 	return message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
+}
+
+// Run runs router, which consumes from subs, until ctx ends; it then
+// drains subs while the router still handles what they deliver, closes the
+// router, and returns once it has stopped.
+//
+// The Watermill JetStream subscriber closes its output channel as soon as
+// its router closes (or the router's context ends), while a message that
+// is still arriving may be sent on it: a data race, and a panic when that
+// send is chosen. Messages do arrive while Revline stops (a worker's
+// runners report their ends), so the subscribers must stop first.
+func Run(ctx context.Context, router *message.Router, subs ...*Subscriber) error {
+	done := make(chan struct{})
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		select {
+		case <-router.Running():
+		case <-done:
+			return
+		}
+		for _, sub := range subs {
+			sub.drain()
+		}
+		_ = router.Close()
+	}()
+	err := router.Run(context.WithoutCancel(ctx))
+	close(done)
+	<-closed
+	return err
 }

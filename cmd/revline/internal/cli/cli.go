@@ -252,8 +252,9 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 func (s *session) close() { s.nc.Close() }
 
 // withClient parses a client command's flags, checks its positional
-// arguments, connects, and runs fn with a deadline.
-func withClient(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
+// arguments and, with validate if given, its flags, then connects and runs
+// fn with a deadline. Every usage error is reported before connecting.
+func withClient(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), validate func() error, fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
 	fs := c.flagSet()
 	var f clientFlags
 	f.register(fs)
@@ -269,6 +270,11 @@ func withClient(e env, c command, args []string, nargs int, extra func(*flag.Fla
 	}
 	if err := f.validate(); err != nil {
 		return err
+	}
+	if validate != nil {
+		if err := validate(); err != nil {
+			return err
+		}
 	}
 	if nargs > 0 {
 		if err := events.ValidateAppName(pos[0]); err != nil {

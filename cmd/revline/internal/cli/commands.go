@@ -77,7 +77,7 @@ func deployCommand() command {
 			fs.StringVar(&key, "idempotency-key", "", "a retried deploy with the same key creates no second revision")
 			fs.BoolVar(&noWait, "no-wait", false, "return once the revision is created, without waiting for its runner")
 		}
-		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		validate := func() error {
 			if d.Command == "" {
 				return usagef("--command is required: the shell command that starts a runner listening on $PORT")
 			}
@@ -85,7 +85,11 @@ func deployCommand() command {
 			if err != nil {
 				return usageError{err.Error()}
 			}
-			d.Strategy, d.Code, d.Runtime = st, code.overrides(), runtime.overrides()
+			d.Strategy = st
+			return nil
+		}
+		return withClient(e, c, args, 1, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			d.Code, d.Runtime = code.overrides(), runtime.overrides()
 			if len(annotations) > 0 {
 				d.Annotations = annotations
 			}
@@ -108,7 +112,7 @@ func deployCommand() command {
 
 func appsList(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "list"})
-	return withClient(e, c, args, 0, nil, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
+	return withClient(e, c, args, 0, nil, nil, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
 		apps, err := s.reader.Apps(ctx, 0)
 		if err != nil {
 			return err
@@ -123,7 +127,7 @@ func appsList(e env, args []string) error {
 
 func listRevisions(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "list-rev"})
-	return withClient(e, c, args, 1, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+	return withClient(e, c, args, 1, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 		revs, err := s.reader.Revisions(ctx, pos[0], 0)
 		if err != nil {
 			return err
@@ -149,11 +153,14 @@ func setRevCommand() command {
 			fs.StringVar(&strategy, "strategy", "rolling", "rolling (new runners up before old ones stop) or recreate")
 			fs.StringVar(&message, "message", "", "why, recorded in the audit log")
 		}
-		return withClient(e, c, args, 2, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			st, err := events.ParseStrategy(strategy)
-			if err != nil {
+		var st events.Strategy
+		validate := func() (err error) {
+			if st, err = events.ParseStrategy(strategy); err != nil {
 				return usageError{err.Error()}
 			}
+			return nil
+		}
+		return withClient(e, c, args, 2, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			res, err := s.control.SetRevision(ctx, pos[0], pos[1], st, message)
 			if err != nil {
 				return err
@@ -185,7 +192,7 @@ func rolloutCommand() command {
 			fs.BoolVar(&force, "force", false, "kill runners at once, dropping in-flight requests")
 			fs.BoolVar(&noWait, "no-wait", false, "return once the rollout is requested")
 		}
-		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		return withClient(e, c, args, 1, extra, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			res, err := s.control.Rollout(ctx, pos[0], force, !noWait)
 			if err != nil {
 				return err
@@ -202,7 +209,7 @@ func rolloutCommand() command {
 
 func deleteRevision(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "delete-rev"})
-	return withClient(e, c, args, 2, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+	return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 		res, err := s.control.DeleteRevision(ctx, pos[0], pos[1])
 		if err != nil {
 			return err
@@ -229,7 +236,7 @@ func scaleCommand() command {
 			runtime.register(fs)
 			code.register(fs)
 		}
-		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		return withClient(e, c, args, 1, extra, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			if changed := code.overrides(); !changed.IsZero() {
 				fmt.Fprintln(e.stderr, "Warning: --machine-type, --max-multiplexing and --startup-timeout are code parameters of the current revision: they will be reset on the next deployment or set-rev.")
 			}
@@ -255,12 +262,15 @@ func runnersCommand() command {
 		extra := func(fs *flag.FlagSet) {
 			fs.StringVar(&state, "state", "", "all, or one state: pending, setup, idle, running, draining, terminating, terminated, crash_backoff (default: all but terminated)")
 		}
-		return withClient(e, c, args, 1, extra, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		validate := func() error {
 			if state != "" && state != "all" {
 				if _, err := events.ParseRunnerState(state); err != nil {
 					return usageError{err.Error()}
 				}
 			}
+			return nil
+		}
+		return withClient(e, c, args, 1, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			runners, err := s.reader.Runners(ctx, pos[0], state != "", 0)
 			if err != nil {
 				return err
@@ -282,7 +292,7 @@ func resume(e env, args []string) error { return changeState(e, args, "apps resu
 
 func changeState(e env, args []string, name string) error {
 	c, _, _ := findCommand(strings.Fields(name))
-	return withClient(e, c, args, 1, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+	return withClient(e, c, args, 1, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 		op, verb := s.control.Suspend, "Suspended"
 		if name == "apps resume" {
 			op, verb = s.control.Resume, "Resumed"

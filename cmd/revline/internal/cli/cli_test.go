@@ -1,0 +1,226 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/cmd/revline/internal/cli"
+)
+
+// unreachable is a NATS URL nothing listens on: a command that tries to
+// connect fails at once with "cannot reach NATS", so a usage error that
+// comes back instead proves the command never tried.
+const unreachable = "nats://127.0.0.1:1"
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(ctx, args, &stdout, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// lines splits s into its newline-terminated lines and fails unless every
+// line, the last one included, ends with a newline.
+func lines(t *testing.T, s string) []string {
+	t.Helper()
+	if s == "" {
+		return nil
+	}
+	if !strings.HasSuffix(s, "\n") {
+		t.Errorf("output %q does not end with a newline", s)
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+func TestHelpGoesToStdoutWithExitZero(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{nil, {"--help"}, {"-h"}, {"help"}} {
+		t.Run(strings.Join(append([]string{"revline"}, args...), " "), func(t *testing.T) {
+			t.Parallel()
+			r := run(t, args...)
+			if r.code != cli.ExitOK || r.stderr != "" {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			for _, want := range []string{"Usage: revline COMMAND", "deploy", "apps list-rev", "apps scale", "serve"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("help does not mention %q:\n%s", want, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestCommandHelpShowsUsageAndExampleWithoutConnecting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy", "--help"}, "Usage: revline deploy APP"},
+		{[]string{"apps", "list-rev", "-h"}, "Usage: revline apps list-rev APP"},
+		{[]string{"apps", "scale", "my-app", "--help", "--nats-url", unreachable}, "--min-concurrency"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := run(t, tc.args...)
+			if r.code != cli.ExitOK || r.stderr != "" {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tc.want) || !strings.Contains(r.stdout, "Example:") {
+				t.Errorf("help lacks %q or an example:\n%s", tc.want, r.stdout)
+			}
+		})
+	}
+}
+
+func TestVersionPrintsTheVersion(t *testing.T) {
+	t.Parallel()
+	r := run(t, "version")
+	if r.code != cli.ExitOK || r.stdout != cli.Version+"\n" || r.stderr != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestUnknownCommandExitsTwoWithOneLine(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"frobnicate"}, {"apps"}, {"apps", "frobnicate", "my-app"}, {"--nats-url", unreachable}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := run(t, args...)
+			if r.code != cli.ExitUsage {
+				t.Fatalf("exit %d, want %d (stderr %q)", r.code, cli.ExitUsage, r.stderr)
+			}
+			got := lines(t, r.stderr)
+			if len(got) != 1 || !strings.Contains(got[0], "unknown command") || !strings.Contains(got[0], "revline --help") {
+				t.Fatalf("stderr %q, want one line naming the unknown command", r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q", r.stdout)
+			}
+		})
+	}
+}
+
+// Usage errors exit 2 with two lines, the error and a Usage hint, and are
+// found before any connection is tried.
+func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		mention string
+		usage   string
+	}{
+		{"list-rev without APP", []string{"apps", "list-rev"}, "want 1 argument", "Usage: revline apps list-rev APP"},
+		{"set-rev with one argument", []string{"apps", "set-rev", "my-app"}, "want 2 argument", "Usage: revline apps set-rev APP REVISION"},
+		{"list with an argument", []string{"apps", "list", "my-app"}, "want 0 argument", "Usage: revline apps list"},
+		{"deploy without --command", []string{"deploy", "my-app"}, "--command is required", "Usage: revline deploy APP"},
+		{"deploy with an unknown strategy", []string{"deploy", "my-app", "--command", "run", "--strategy", "blue-green"}, "unknown strategy", "Usage: revline deploy APP"},
+		{"set-rev with an unknown strategy", []string{"apps", "set-rev", "my-app", "0193f1c2", "--strategy", "yolo"}, "unknown strategy", "Usage: revline apps set-rev"},
+		{"runners with an unknown state", []string{"apps", "runners", "my-app", "--state", "sleeping"}, "unknown runner state", "Usage: revline apps runners"},
+		{"negative min concurrency", []string{"apps", "scale", "my-app", "--min-concurrency", "-1"}, "negative", "Usage: revline apps scale APP"},
+		{"fractional keep-alive", []string{"apps", "scale", "my-app", "--keep-alive", "1.5s"}, "whole number of seconds", "Usage: revline apps scale APP"},
+		{"max concurrency not a number", []string{"apps", "scale", "my-app", "--max-concurrency", "many"}, "not a whole number", "Usage: revline apps scale APP"},
+		{"yaml output", []string{"apps", "list", "-o", "yaml"}, `output format "yaml"`, "Usage: revline apps list"},
+		{"yaml output, long flag", []string{"apps", "list-rev", "my-app", "--output", "yaml"}, `output format "yaml"`, "Usage: revline apps list-rev APP"},
+		{"zero timeout", []string{"apps", "list", "--timeout", "0s"}, "--timeout must be positive", "Usage: revline apps list"},
+		{"unknown flag", []string{"apps", "list", "--colour"}, "flag provided but not defined", "Usage: revline apps list"},
+		{"annotation without =", []string{"deploy", "my-app", "--command", "run", "--annotation", "team"}, "not KEY=VALUE", "Usage: revline deploy APP"},
+		{"usage error wins over a bad app name", []string{"deploy", "a.b"}, "--command is required", "Usage: revline deploy APP"},
+		{"serve with an argument", []string{"serve", "now"}, "serve takes no arguments", "Usage: revline serve"},
+		{"serve with a bad log level", []string{"serve", "--log-level", "loud"}, "--log-level", "Usage: revline serve"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := tc.args
+			if args[0] != "serve" {
+				args = append(args, "--nats-url", unreachable)
+			}
+			r := run(t, args...)
+			if r.code != cli.ExitUsage {
+				t.Fatalf("exit %d, want %d (stderr %q)", r.code, cli.ExitUsage, r.stderr)
+			}
+			got := lines(t, r.stderr)
+			if len(got) != 2 {
+				t.Fatalf("stderr %q, want two lines", r.stderr)
+			}
+			if !strings.HasPrefix(got[0], "Error: ") || !strings.Contains(got[0], tc.mention) {
+				t.Errorf("first line %q, want an error mentioning %q", got[0], tc.mention)
+			}
+			if !strings.HasPrefix(got[1], tc.usage) {
+				t.Errorf("second line %q, want it to start with %q", got[1], tc.usage)
+			}
+			if strings.Contains(r.stderr, "NATS") {
+				t.Errorf("stderr %q: the command tried to connect before checking its usage", r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q", r.stdout)
+			}
+		})
+	}
+}
+
+func TestInvalidAppNameExitsOneWithoutConnecting(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"apps", "list-rev", "a.b"},
+		{"deploy", "a.b", "--command", "run"},
+		{"apps", "set-rev", "My-App", "0193f1c2"},
+		{"apps", "scale", "a*", "--min-concurrency", "1"},
+		{"apps", "suspend", strings.Repeat("a", 64)},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := run(t, append(args, "--nats-url", unreachable)...)
+			if r.code != cli.ExitFailed {
+				t.Fatalf("exit %d, want %d (stderr %q)", r.code, cli.ExitFailed, r.stderr)
+			}
+			got := lines(t, r.stderr)
+			if len(got) != 1 || !strings.HasPrefix(got[0], "Error: ") || !strings.Contains(got[0], "invalid app name") {
+				t.Fatalf("stderr %q, want one line mentioning invalid app name", r.stderr)
+			}
+			if strings.Contains(r.stderr, "NATS") {
+				t.Errorf("stderr %q: the command tried to connect", r.stderr)
+			}
+		})
+	}
+}
+
+func TestUnreachableServerExitsOneWithOneLine(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"apps", "list"},
+		{"apps", "list-rev", "my-app", "-o", "json"},
+		{"deploy", "my-app", "--command", "python3 -m http.server $PORT", "--min-concurrency", "1"},
+		{"apps", "rollout", "my-app", "--force"},
+		{"apps", "runners", "my-app", "--state", "all"},
+		// Code parameters on scale are accepted (with a warning once the
+		// server answers), so they are no usage error.
+		{"apps", "scale", "my-app", "--machine-type", "X"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := run(t, append(args, "--nats-url", unreachable)...)
+			if r.code != cli.ExitFailed {
+				t.Fatalf("exit %d, want %d (stderr %q)", r.code, cli.ExitFailed, r.stderr)
+			}
+			got := lines(t, r.stderr)
+			if len(got) != 1 || !strings.Contains(got[0], "cannot reach NATS at "+unreachable) || !strings.Contains(got[0], "revline serve") {
+				t.Fatalf("stderr %q, want one line saying it cannot reach NATS", r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q", r.stdout)
+			}
+		})
+	}
+}

@@ -1,0 +1,611 @@
+//go:build linux
+
+package runner_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/workers/process"
+	"github.com/revline/revline/workers/processor"
+	"github.com/revline/revline/workers/runner"
+)
+
+// runnerCommand starts the test runner (testdata/runner), built once in
+// TestMain: an HTTP server on $PORT that exits 0 on SIGTERM.
+var runnerCommand string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "revline-runner-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin := filepath.Join(dir, "runner")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/runner").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the test runner: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	runnerCommand = "'" + bin + "'"
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var (
+	alice   = events.Metadata{Actor: "alice"}
+	discard = slog.New(slog.DiscardHandler)
+)
+
+// stack is the control plane without the CLI: an embedded NATS server, the
+// bus streams, the event store and a command processor, plus runner
+// workers started on one supervisor state directory.
+type stack struct {
+	srv      *server.Server
+	js       jetstream.JetStream
+	store    *events.JetStreamStore
+	client   *commandbus.Client
+	stateDir string
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	srv := embedded.StartForTest(t)
+	_, js := embedded.ConnectForTest(t, srv)
+	ctx := testContext(t)
+	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procCtx, stopProc := context.WithCancel(context.Background())
+	procDone := make(chan error, 1)
+	go func() { procDone <- proc.Run(procCtx) }()
+	// Cleanups run last-registered first: every worker (registered later)
+	// stops before the processor, which takes its last reports.
+	t.Cleanup(func() {
+		stopProc()
+		if err := <-procDone; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	return &stack{srv: srv, js: js, store: store, client: commandbus.NewClient(js), stateDir: t.TempDir()}
+}
+
+// startWorker runs a runner worker with a fresh supervisor on the stack's
+// state directory. The returned stop cancels it and waits until it has
+// drained its runners; it also runs when the test ends.
+func (s *stack) startWorker(t *testing.T) (stop func()) {
+	t.Helper()
+	sup, err := process.NewSupervisor(process.Config{StateDir: s.stateDir, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := runner.New(runner.Config{
+		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Commands: s.client, Supervisor: sup,
+		CrashBackoff: 50 * time.Millisecond, ShutdownGrace: 2 * time.Second, Logger: discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runner worker: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// execute sends a command for app and fails the test unless it is accepted.
+func (s *stack) execute(t *testing.T, app string, cmd events.Command) events.Outcome {
+	t.Helper()
+	o, err := s.client.Execute(testContext(t), events.NewCommand(app, cmd, alice))
+	if err != nil {
+		t.Fatalf("%s: %v", cmd.CommandType(), err)
+	}
+	if o.Status != events.OutcomeAccepted {
+		t.Fatalf("%s: %s %s: %s", cmd.CommandType(), o.Status, o.Code, o.Message)
+	}
+	return o
+}
+
+// eventLog collects one app's events as the store delivers them.
+type eventLog struct {
+	mu      sync.Mutex
+	envs    []events.Envelope
+	err     error
+	changed chan struct{} // closed and replaced on every change
+}
+
+// follow collects app's events, from the beginning, until the test ends.
+func (s *stack) follow(t *testing.T, app string) *eventLog {
+	t.Helper()
+	l := &eventLog{changed: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := s.store.FollowApp(ctx, app, 1, func(env events.Envelope, decodeErr error) error {
+			if decodeErr != nil {
+				return decodeErr
+			}
+			l.mu.Lock()
+			l.envs = append(l.envs, env)
+			close(l.changed)
+			l.changed = make(chan struct{})
+			l.mu.Unlock()
+			return nil
+		})
+		l.mu.Lock()
+		l.err = err
+		close(l.changed)
+		l.changed = make(chan struct{})
+		l.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		checkRunnersEndOnce(t, l.snapshot())
+	})
+	return l
+}
+
+// checkRunnersEndOnce fails the test if a runner was reported terminated
+// twice, or reported at all after it was terminated.
+func checkRunnersEndOnce(t *testing.T, envs []events.Envelope) {
+	t.Helper()
+	ended := map[string]uint64{}
+	for _, env := range envs {
+		ev, ok := runnerEvent(env)
+		if !ok {
+			continue
+		}
+		if at, done := ended[ev.RunnerID]; done {
+			t.Errorf("runner %s reported %s (%q) at %d after it was terminated at %d", ev.RunnerID, ev.State, ev.Reason, env.Sequence, at)
+		}
+		if ev.State == events.RunnerTerminated {
+			ended[ev.RunnerID] = env.Sequence
+		}
+	}
+}
+
+// snapshot returns the events collected so far.
+func (l *eventLog) snapshot() []events.Envelope {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.envs)
+}
+
+// waitUntil waits until cond holds on the events collected so far and
+// returns them.
+func (l *eventLog) waitUntil(t *testing.T, what string, cond func([]events.Envelope) bool) []events.Envelope {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		l.mu.Lock()
+		envs, changed, err := slices.Clone(l.envs), l.changed, l.err
+		l.mu.Unlock()
+		if cond(envs) {
+			return envs
+		}
+		if err != nil {
+			t.Fatalf("waiting for %s: following the events stopped: %v", what, err)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v; events so far:\n%s", what, ctx.Err(), describe(envs))
+		}
+	}
+}
+
+// waitFor waits for the first event after sequence `after` that match
+// accepts, and returns it.
+func (l *eventLog) waitFor(t *testing.T, what string, after uint64, match func(events.Envelope) bool) events.Envelope {
+	t.Helper()
+	var found events.Envelope
+	l.waitUntil(t, what, func(envs []events.Envelope) bool {
+		for _, env := range envs {
+			if env.Sequence > after && match(env) {
+				found = env
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func describe(envs []events.Envelope) string {
+	var b strings.Builder
+	for _, env := range envs {
+		fmt.Fprintf(&b, "  %d %s %+v\n", env.Sequence, env.Type, env.Event)
+	}
+	return b.String()
+}
+
+// runnerEvent returns env's runner report, if it is one.
+func runnerEvent(env events.Envelope) (events.RunnerStateChanged, bool) {
+	ev, ok := env.Event.(events.RunnerStateChanged)
+	return ev, ok
+}
+
+// liveRunners folds the runner reports of envs: the last report of every
+// runner not reported terminated, by runner id.
+func liveRunners(envs []events.Envelope) map[string]events.RunnerStateChanged {
+	live := map[string]events.RunnerStateChanged{}
+	for _, env := range envs {
+		if ev, ok := runnerEvent(env); ok {
+			if ev.State == events.RunnerTerminated {
+				delete(live, ev.RunnerID)
+			} else {
+				live[ev.RunnerID] = ev
+			}
+		}
+	}
+	return live
+}
+
+// exactlyIdle reports whether the live runners are n idle runners of
+// revisionID and nothing else.
+func exactlyIdle(n int, revisionID string) func([]events.Envelope) bool {
+	return func(envs []events.Envelope) bool {
+		live := liveRunners(envs)
+		if len(live) != n {
+			return false
+		}
+		for _, r := range live {
+			if r.State != events.RunnerIdle || r.RevisionID != revisionID {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func idleRunners(envs []events.Envelope) []events.RunnerStateChanged {
+	var out []events.RunnerStateChanged
+	for _, r := range liveRunners(envs) {
+		out = append(out, r)
+	}
+	return out
+}
+
+func isType(eventType, revisionID string) func(events.Envelope) bool {
+	return func(env events.Envelope) bool {
+		if env.Type != eventType {
+			return false
+		}
+		switch ev := env.Event.(type) {
+		case events.RevisionDeployed:
+			return ev.RevisionID == revisionID
+		case events.RevisionFailed:
+			return ev.RevisionID == revisionID
+		case events.CurrentRevisionSet:
+			return ev.To == revisionID
+		}
+		return true
+	}
+}
+
+func runnerState(runnerID string, state events.RunnerState) func(events.Envelope) bool {
+	return func(env events.Envelope) bool {
+		ev, ok := runnerEvent(env)
+		return ok && ev.RunnerID == runnerID && ev.State == state
+	}
+}
+
+// deploy deploys command and waits until the revision is deployed and
+// current with one idle runner; it returns the revision id and the runner.
+func (s *stack) deploy(t *testing.T, log *eventLog, app, command string) (string, events.RunnerStateChanged) {
+	t.Helper()
+	o := s.execute(t, app, events.Deploy{Command: command})
+	log.waitFor(t, "revision.deployed", o.LastSequence, isType(events.TypeRevisionDeployed, o.RevisionID))
+	log.waitFor(t, "alias moved", o.LastSequence, isType(events.TypeCurrentRevisionSet, o.RevisionID))
+	envs := log.waitUntil(t, "one idle runner", exactlyIdle(1, o.RevisionID))
+	return o.RevisionID, idleRunners(envs)[0]
+}
+
+// get asks the runner on port who it is.
+func get(t *testing.T, port int) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("runner on port %d: %v", port, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// gone reports whether no process has id pid (the runner's group leader,
+// reaped by the supervisor once it exited).
+func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
+
+func TestDeployStartsOneIdleRunnerAndMakesTheRevisionCurrent(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+
+	rev, r := s.deploy(t, log, "web", runnerCommand)
+	if r.PID == 0 || r.Port == 0 {
+		t.Fatalf("idle runner without pid or port: %+v", r)
+	}
+	if body := get(t, r.Port); !strings.Contains(body, "revision="+rev) || !strings.Contains(body, "runner="+r.RunnerID) {
+		t.Fatalf("runner on port %d answered %q", r.Port, body)
+	}
+	envs := log.snapshot()
+	setup := slices.IndexFunc(envs, runnerState(r.RunnerID, events.RunnerSetup))
+	idle := slices.IndexFunc(envs, runnerState(r.RunnerID, events.RunnerIdle))
+	deployed := slices.IndexFunc(envs, isType(events.TypeRevisionDeployed, rev))
+	if setup < 0 || setup > idle || idle > deployed {
+		t.Fatalf("want setup, idle, then deployed:\n%s", describe(envs))
+	}
+	for _, env := range envs {
+		if _, ok := runnerEvent(env); ok && env.Actor != runner.Actor {
+			t.Errorf("runner report by %q, want %q", env.Actor, runner.Actor)
+		}
+	}
+}
+
+func TestDeployOfACommandThatExitsFailsAndKeepsTheCurrentRevision(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+	good, r := s.deploy(t, log, "web", runnerCommand)
+
+	o := s.execute(t, "web", events.Deploy{Command: "exit 1"})
+	failed := log.waitFor(t, "revision.failed", o.LastSequence, isType(events.TypeRevisionFailed, o.RevisionID))
+	if reason := failed.Event.(events.RevisionFailed).Reason; !strings.Contains(reason, "status 1") {
+		t.Errorf("failure reason %q does not mention status 1", reason)
+	}
+	envs := log.waitUntil(t, "the failed runner terminated", func(envs []events.Envelope) bool {
+		return slices.ContainsFunc(envs, func(env events.Envelope) bool {
+			ev, ok := runnerEvent(env)
+			return ok && ev.RevisionID == o.RevisionID && ev.State == events.RunnerTerminated
+		})
+	})
+	for _, env := range envs {
+		if isType(events.TypeCurrentRevisionSet, o.RevisionID)(env) || isType(events.TypeRevisionDeployed, o.RevisionID)(env) {
+			t.Fatalf("the failed revision was made current at %d:\n%s", env.Sequence, describe(envs))
+		}
+	}
+	if live := liveRunners(envs); len(live) != 1 || live[r.RunnerID].State != events.RunnerIdle {
+		t.Fatalf("live runners %+v, want only %s of %s", live, r.RunnerID, good)
+	}
+	if body := get(t, r.Port); !strings.Contains(body, "revision="+good) {
+		t.Fatalf("the current runner answered %q", body)
+	}
+}
+
+func TestSuspendTerminatesRunnersAndResumeBringsOneBack(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+	rev, r := s.deploy(t, log, "web", runnerCommand)
+
+	o := s.execute(t, "web", events.Suspend{})
+	log.waitFor(t, "runner terminated", o.LastSequence, runnerState(r.RunnerID, events.RunnerTerminated))
+	log.waitUntil(t, "no live runner", func(envs []events.Envelope) bool { return len(liveRunners(envs)) == 0 })
+	if !gone(r.PID) {
+		t.Errorf("runner process %d still exists after it was reported terminated", r.PID)
+	}
+
+	o = s.execute(t, "web", events.Resume{})
+	envs := log.waitUntil(t, "a runner back", exactlyIdle(1, rev))
+	back := idleRunners(envs)[0]
+	if back.RunnerID == r.RunnerID {
+		t.Fatalf("runner %s reported idle again after it was terminated", back.RunnerID)
+	}
+	if body := get(t, back.Port); !strings.Contains(body, "revision="+rev) {
+		t.Fatalf("resumed runner answered %q", body)
+	}
+}
+
+func TestScaleChangesTheNumberOfIdleRunners(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+	rev, first := s.deploy(t, log, "web", runnerCommand)
+
+	two := 2
+	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &two}})
+	envs := log.waitUntil(t, "two idle runners", exactlyIdle(2, rev))
+	if _, kept := liveRunners(envs)[first.RunnerID]; !kept {
+		t.Errorf("scaling up replaced runner %s", first.RunnerID)
+	}
+	ports := map[int]bool{}
+	for _, r := range idleRunners(envs) {
+		ports[r.Port] = true
+		if body := get(t, r.Port); !strings.Contains(body, "runner="+r.RunnerID) {
+			t.Errorf("runner %s on port %d answered %q", r.RunnerID, r.Port, body)
+		}
+	}
+	if len(ports) != 2 {
+		t.Errorf("two runners share a port: %v", ports)
+	}
+
+	zero := 0
+	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &zero}})
+	log.waitUntil(t, "back to one idle runner", exactlyIdle(1, rev))
+}
+
+func TestCrashedRunnerIsReportedTerminatedAndReplaced(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+	rev, r := s.deploy(t, log, "web", runnerCommand)
+	last := log.snapshot()
+
+	if err := syscall.Kill(-r.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	terminated := log.waitFor(t, "the crash reported", last[len(last)-1].Sequence, runnerState(r.RunnerID, events.RunnerTerminated))
+	if reason := terminated.Event.(events.RunnerStateChanged).Reason; !strings.Contains(reason, "exited") {
+		t.Errorf("crash reason %q does not say the runner exited", reason)
+	}
+	envs := log.waitUntil(t, "a replacement", exactlyIdle(1, rev))
+	replacement := idleRunners(envs)[0]
+	if replacement.RunnerID == r.RunnerID {
+		t.Fatalf("no new runner: %+v", replacement)
+	}
+	if body := get(t, replacement.Port); !strings.Contains(body, "revision="+rev) {
+		t.Fatalf("replacement answered %q", body)
+	}
+}
+
+func TestSetRevisionMovesRunnersToTheTarget(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []events.Strategy{events.StrategyRecreate, events.StrategyRolling} {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t)
+			log := s.follow(t, "web")
+			s.startWorker(t)
+			first, _ := s.deploy(t, log, "web", runnerCommand)
+			second, old := s.deploy(t, log, "web", runnerCommand+" --second")
+
+			o := s.execute(t, "web", events.SetRevision{RevisionID: first, Strategy: strategy})
+			log.waitFor(t, "alias moved back", o.FirstSequence-1, isType(events.TypeCurrentRevisionSet, first))
+			envs := log.waitUntil(t, "runners moved to the target", exactlyIdle(1, first))
+			moved := idleRunners(envs)[0]
+			if body := get(t, moved.Port); !strings.Contains(body, "revision="+first) {
+				t.Fatalf("runner answered %q", body)
+			}
+
+			oldStopping := slices.IndexFunc(envs, runnerState(old.RunnerID, events.RunnerDraining))
+			oldStopped := slices.IndexFunc(envs, runnerState(old.RunnerID, events.RunnerTerminated))
+			newSetup := slices.IndexFunc(envs, runnerState(moved.RunnerID, events.RunnerSetup))
+			newIdle := slices.IndexFunc(envs, runnerState(moved.RunnerID, events.RunnerIdle))
+			if oldStopping < 0 || oldStopped < 0 || newSetup < 0 || newIdle < 0 {
+				t.Fatalf("runner %s of %s was not drained, or %s not started:\n%s", old.RunnerID, second, moved.RunnerID, describe(envs))
+			}
+			switch strategy {
+			case events.StrategyRecreate:
+				if oldStopped > newSetup {
+					t.Errorf("recreate started the new runner before the old one stopped:\n%s", describe(envs))
+				}
+			case events.StrategyRolling:
+				if newIdle > oldStopping {
+					t.Errorf("rolling stopped the old runner before the new one was idle:\n%s", describe(envs))
+				}
+			}
+		})
+	}
+}
+
+func TestRolloutReplacesEveryRunner(t *testing.T) {
+	t.Parallel()
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t)
+			log := s.follow(t, "web")
+			s.startWorker(t)
+			rev, old := s.deploy(t, log, "web", runnerCommand)
+
+			o := s.execute(t, "web", events.Rollout{Force: force})
+			done := log.waitFor(t, "rollout.completed", o.LastSequence, func(env events.Envelope) bool {
+				ev, ok := env.Event.(events.RolloutCompleted)
+				return ok && ev.RolloutID == o.RolloutID
+			}).Event.(events.RolloutCompleted)
+			if done.Replaced != 1 || done.Force != force || done.RevisionID != rev {
+				t.Fatalf("rollout completed %+v, want one runner of %s replaced", done, rev)
+			}
+			envs := log.waitUntil(t, "one new idle runner", exactlyIdle(1, rev))
+			if idleRunners(envs)[0].RunnerID == old.RunnerID {
+				t.Fatalf("runner %s was not replaced", old.RunnerID)
+			}
+			if !gone(old.PID) {
+				t.Errorf("old runner process %d still exists", old.PID)
+			}
+		})
+	}
+}
+
+func TestRestartedWorkerBringsTheRunnersBack(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	stop := s.startWorker(t)
+	rev, r := s.deploy(t, log, "web", runnerCommand)
+
+	stop()
+	envs := log.waitUntil(t, "the runner drained on shutdown", func(envs []events.Envelope) bool { return len(liveRunners(envs)) == 0 })
+	terminated := envs[slices.IndexFunc(envs, runnerState(r.RunnerID, events.RunnerTerminated))]
+	if reason := terminated.Event.(events.RunnerStateChanged).Reason; !strings.Contains(reason, "shutting down") {
+		t.Errorf("shutdown reason %q", reason)
+	}
+	if !gone(r.PID) {
+		t.Errorf("runner process %d outlived its worker", r.PID)
+	}
+
+	// While no worker runs, the log comes to believe in a runner that no
+	// process backs, as after a crash of the whole server.
+	ghost := "0193f1c2-0000-7000-8000-00000000beef"
+	s.execute(t, "web", events.ReportRunner{RunnerID: ghost, RevisionID: rev, State: events.RunnerIdle, PID: 1, Port: 1})
+
+	s.startWorker(t)
+	lost := log.waitFor(t, "the ghost runner reported lost", 0, runnerState(ghost, events.RunnerTerminated))
+	if reason := lost.Event.(events.RunnerStateChanged).Reason; !strings.Contains(reason, "lost") {
+		t.Errorf("lost runner reason %q", reason)
+	}
+	envs = log.waitUntil(t, "a runner back after the restart", exactlyIdle(1, rev))
+	back := idleRunners(envs)[0]
+	if back.RunnerID == r.RunnerID {
+		t.Fatalf("the drained runner %s came back to life", r.RunnerID)
+	}
+	if body := get(t, back.Port); !strings.Contains(body, "revision="+rev) {
+		t.Fatalf("runner answered %q", body)
+	}
+}
