@@ -2,10 +2,12 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -185,41 +187,120 @@ func isWrongLastSequence(err error) bool {
 // loadBatchSize is how many messages one direct batch get returns.
 const loadBatchSize = 256
 
-// Load implements AppLoader. It reads with direct batch gets rather than a
-// consumer: no consumer is created per load, and on a cluster a replica
-// may answer. A replica a little behind is harmless: an append based on
-// it fails the expected-sequence check and the caller reloads.
+// maxLaggingReads bounds the retries of a load answered by a lagging replica.
+const maxLaggingReads = 200
+
+// Load implements AppLoader. It asks the stream leader for the sequence of
+// the app's last event, then reads with direct batch gets: no consumer is
+// created per load. On a cluster a replica may answer a direct get a few
+// milliseconds behind the leader; the leader's sequence tells when that
+// happened, and the read is repeated until the replica has caught up.
 func (s *JetStreamStore) Load(ctx context.Context, app string, after uint64) ([]Envelope, error) {
 	if err := ValidateAppName(app); err != nil {
 		return nil, err
 	}
+	last, err := s.leaderLastSequence(ctx, AppEventsFilter(app))
+	if err != nil {
+		return nil, fmt.Errorf("load app %q: %w", app, err)
+	}
 	var out []Envelope
-	for next := after + 1; ; {
-		msgs, err := jetstreamext.GetBatch(ctx, s.js, EventStreamName, loadBatchSize,
-			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(AppEventsFilter(app)))
-		if err != nil {
-			return nil, fmt.Errorf("load app %q: %w", app, err)
-		}
-		n := 0
-		for msg, err := range msgs {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("load app %q from %d: %w", app, next, err)
-			}
-			env, err := s.registry.DecodeEventMsg(msg.Header, msg.Data, msg.Sequence)
-			if err != nil {
-				return nil, fmt.Errorf("load app %q: %w", app, err)
-			}
+	for next, lagging := after+1, 0; next <= last; {
+		n, err := s.loadBatch(ctx, app, next, last, func(env Envelope) {
 			out = append(out, env)
-			next = msg.Sequence + 1
-			n++
+			next = env.Sequence + 1
+		})
+		if err != nil {
+			return nil, err
 		}
-		if n < loadBatchSize {
-			return out, nil
+		if n == 0 && next <= last {
+			// The replica that answered is behind the leader.
+			if lagging++; lagging > maxLaggingReads {
+				return nil, fmt.Errorf("load app %q: replicas stayed behind sequence %d", app, last)
+			}
+			if err := pause(ctx, time.Duration(lagging)*time.Millisecond); err != nil {
+				return nil, err
+			}
 		}
 	}
+	return out, nil
+}
+
+// loadBatch reads up to loadBatchSize events of app from sequence from,
+// none past last, and returns how many it read.
+func (s *JetStreamStore) loadBatch(ctx context.Context, app string, from, last uint64, add func(Envelope)) (int, error) {
+	msgs, err := jetstreamext.GetBatch(ctx, s.js, EventStreamName, loadBatchSize,
+		jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(AppEventsFilter(app)))
+	if err != nil {
+		return 0, fmt.Errorf("load app %q: %w", app, err)
+	}
+	n := 0
+	for msg, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("load app %q from %d: %w", app, from, err)
+		}
+		if msg.Sequence > last {
+			break // appended after the load began
+		}
+		env, err := s.registry.DecodeEventMsg(msg.Header, msg.Data, msg.Sequence)
+		if err != nil {
+			return n, fmt.Errorf("load app %q: %w", app, err)
+		}
+		add(env)
+		n++
+	}
+	return n, nil
+}
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// leaderLastSequence asks the stream leader (the non-direct API, which a
+// replica does not answer) for the sequence of the last message matching
+// filter, 0 if there is none.
+func (s *JetStreamStore) leaderLastSequence(ctx context.Context, filter string) (uint64, error) {
+	req, err := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{filter})
+	if err != nil {
+		return 0, err
+	}
+	prefix := s.js.Options().APIPrefix
+	if prefix == "" {
+		prefix = jetstream.DefaultAPIPrefix
+	}
+	msg, err := s.js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET."+EventStreamName, req)
+	if err != nil {
+		return 0, fmt.Errorf("last message of %s: %w", filter, err)
+	}
+	var resp struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Sequence uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, fmt.Errorf("last message of %s: %w", filter, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("last message of %s: %w", filter, resp.Error)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("last message of %s: empty answer", filter)
+	}
+	return resp.Message.Sequence, nil
 }
 
 // Follow implements Follower.
