@@ -169,6 +169,7 @@ func parse(e env, fs *flag.FlagSet, args []string) ([]string, error) {
 // clientFlags are the flags every client command has.
 type clientFlags struct {
 	natsURL string
+	nats    natsFlags
 	output  string
 	actor   string
 	timeout time.Duration
@@ -177,6 +178,7 @@ type clientFlags struct {
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	f.natsURL = envOr(envNATSURL, defaultNATS)
 	fs.StringVar(&f.natsURL, "nats-url", f.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
+	f.nats.register(fs)
 	fs.StringVar(&f.output, "o", outputTable, "output format: table or json")
 	fs.StringVar(&f.output, "output", outputTable, "output format: table or json")
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded in the audit log (env "+envActor+")")
@@ -219,7 +221,11 @@ type session struct {
 }
 
 func (f *clientFlags) connect(ctx context.Context) (*session, error) {
-	nc, err := nats.Connect(f.natsURL, nats.Name("revline-cli"), nats.Timeout(connectLimit))
+	opts, err := f.nats.options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(f.natsURL, append([]nats.Option{nats.Name("revline-cli"), nats.Timeout(connectLimit)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s (is `revline serve` running? set --nats-url or %s): %w", f.natsURL, envNATSURL, err)
 	}

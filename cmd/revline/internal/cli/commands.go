@@ -30,6 +30,8 @@ func serveCommand() command {
 		fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("REVLINE_NATS_LISTEN", "127.0.0.1:4222"), "address of the embedded NATS server (env REVLINE_NATS_LISTEN)")
 		fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr("REVLINE_HTTP_ADDR", "127.0.0.1:8080"), "address of the HTTP API (env REVLINE_HTTP_ADDR)")
 		fs.StringVar(&cfg.NATSURL, "nats-url", os.Getenv("REVLINE_SERVE_NATS_URL"), "use this NATS server or cluster instead of the embedded one (env REVLINE_SERVE_NATS_URL)")
+		var natsOpts natsFlags
+		natsOpts.register(fs)
 		fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 		fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long runners get to stop on shutdown")
 		logLevel := fs.String("log-level", envOr("REVLINE_LOG_LEVEL", "info"), "debug, info, warn or error (env REVLINE_LOG_LEVEL)")
@@ -38,6 +40,14 @@ func serveCommand() command {
 		} else if len(pos) > 0 {
 			return usagef("serve takes no arguments, got %q", strings.Join(pos, " "))
 		}
+		if natsOpts.set() && cfg.NATSURL == "" {
+			return usagef("--nats-creds and --nats-tls-* need --nats-url: the embedded server takes no credentials")
+		}
+		opts, err := natsOpts.options()
+		if err != nil {
+			return err
+		}
+		cfg.NATSOptions = opts
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 			return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
