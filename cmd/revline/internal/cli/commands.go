@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -124,14 +125,7 @@ func appsList(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "list"})
 	return withClient(e, c, args, 0, nil, nil, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
 		apps, err := s.reader.Apps(ctx, 0)
-		if err != nil {
-			return err
-		}
-		if f.output == outputJSON {
-			return printJSON(e.stdout, apps)
-		}
-		printApps(e.stdout, apps)
-		return nil
+		return render(e, f, apps, err, printApps)
 	})
 }
 
@@ -139,14 +133,7 @@ func listRevisions(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "list-rev"})
 	return withClient(e, c, args, 1, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 		revs, err := s.reader.Revisions(ctx, pos[0], 0)
-		if err != nil {
-			return err
-		}
-		if f.output == outputJSON {
-			return printJSON(e.stdout, revs)
-		}
-		printRevisions(e.stdout, revs)
-		return nil
+		return render(e, f, revs, err, printRevisions)
 	})
 }
 
@@ -172,18 +159,13 @@ func setRevCommand() command {
 		}
 		return withClient(e, c, args, 2, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			res, err := s.control.SetRevision(ctx, pos[0], pos[1], st, message)
-			if err != nil {
-				return err
-			}
-			if f.output == outputJSON {
-				return printJSON(e.stdout, res)
-			}
-			if res.Status == events.OutcomeNoOp {
-				fmt.Fprintf(e.stdout, "Nothing to do: %s\n", res.Message)
-				return nil
-			}
-			fmt.Fprintf(e.stdout, "App %s now serves revision %s (strategy %s).\n", res.App, res.RevisionID, st)
-			return nil
+			return render(e, f, res, err, func(w io.Writer, res control.SwitchResult) {
+				if res.Status == events.OutcomeNoOp {
+					fmt.Fprintf(w, "Nothing to do: %s\n", res.Message)
+					return
+				}
+				fmt.Fprintf(w, "App %s now serves revision %s (strategy %s).\n", res.App, res.RevisionID, st)
+			})
 		})
 	}
 	return c
@@ -204,14 +186,7 @@ func rolloutCommand() command {
 		}
 		return withClient(e, c, args, 1, extra, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			res, err := s.control.Rollout(ctx, pos[0], force, !noWait)
-			if err != nil {
-				return err
-			}
-			if f.output == outputJSON {
-				return printJSON(e.stdout, res)
-			}
-			printRollout(e.stdout, pos[0], res)
-			return nil
+			return render(e, f, res, err, func(w io.Writer, res control.RolloutResult) { printRollout(w, pos[0], res) })
 		})
 	}
 	return c
@@ -221,14 +196,9 @@ func deleteRevision(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "delete-rev"})
 	return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 		res, err := s.control.DeleteRevision(ctx, pos[0], pos[1])
-		if err != nil {
-			return err
-		}
-		if f.output == outputJSON {
-			return printJSON(e.stdout, res)
-		}
-		fmt.Fprintf(e.stdout, "Deleted revision %s of %s.\n", res.RevisionID, res.App)
-		return nil
+		return render(e, f, res, err, func(w io.Writer, res control.DeleteResult) {
+			fmt.Fprintf(w, "Deleted revision %s of %s.\n", res.RevisionID, res.App)
+		})
 	})
 }
 
@@ -282,15 +252,7 @@ func runnersCommand() command {
 		}
 		return withClient(e, c, args, 1, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			runners, err := s.reader.Runners(ctx, pos[0], state != "", 0)
-			if err != nil {
-				return err
-			}
-			runners = filterRunners(runners, state)
-			if f.output == outputJSON {
-				return printJSON(e.stdout, runners)
-			}
-			printRunners(e.stdout, runners)
-			return nil
+			return render(e, f, filterRunners(runners, state), err, printRunners)
 		})
 	}
 	return c

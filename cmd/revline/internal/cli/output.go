@@ -14,6 +14,19 @@ import (
 	"github.com/revline/revline/projections"
 )
 
+// render prints the result of a command: as JSON with -o json, with table
+// otherwise. An error is returned as it is, before anything is printed.
+func render[T any](e env, f *clientFlags, v T, err error, table func(io.Writer, T)) error {
+	if err != nil {
+		return err
+	}
+	if f.output == outputJSON {
+		return printJSON(e.stdout, v)
+	}
+	table(e.stdout, v)
+	return nil
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

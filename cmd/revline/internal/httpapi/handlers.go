@@ -182,7 +182,7 @@ func (a *api) deploy(w http.ResponseWriter, r *http.Request, app string) error {
 	res, err := c.Deploy(ctx, app, req.command(), control.DeployOptions{IdempotencyKey: key, Wait: req.Wait})
 	if err != nil {
 		if res.RevisionID != "" {
-			return &deployError{revisionID: res.RevisionID, err: err}
+			return &deployError{revisionID: res.RevisionID, sequence: res.Sequence, err: err}
 		}
 		return err
 	}

@@ -118,7 +118,10 @@ func TestDeployWaitForFailedRevisionIsUnprocessable(t *testing.T) {
 	if p.RevisionID == "" || !strings.Contains(p.Detail, "exited with status 3") {
 		t.Fatalf("problem = %+v", p)
 	}
-	rev := ok[projections.RevisionView](t, s.do(t, "GET", "/v1/apps/web/revisions/"+p.RevisionID, nil), http.StatusOK)
+	if p.Sequence == 0 {
+		t.Fatalf("problem = %+v, want the sequence of the failure", p)
+	}
+	rev := ok[projections.RevisionView](t, s.do(t, "GET", fmt.Sprintf("/v1/apps/web/revisions/%s?min_sequence=%d", p.RevisionID, p.Sequence), nil), http.StatusOK)
 	if rev.Status != events.StatusFailed || rev.Current {
 		t.Fatalf("failed revision = %+v", rev)
 	}

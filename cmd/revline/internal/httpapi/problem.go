@@ -48,6 +48,9 @@ type Problem struct {
 	Instance string `json:"instance,omitempty"`
 	// RevisionID names the revision a failed or timed-out deploy created.
 	RevisionID string `json:"revision_id,omitempty"`
+	// Sequence is the stream sequence of the deploy's last event; pass it
+	// as min_sequence to read the failed revision back.
+	Sequence uint64 `json:"sequence,omitempty"`
 }
 
 func newProblem(status int, code, detail string) Problem {
@@ -75,6 +78,7 @@ func badRequest(msg string) error { return &badRequestError{msg: msg} }
 // deployError is an error of a deploy that created a revision.
 type deployError struct {
 	revisionID string
+	sequence   uint64
 	err        error
 }
 
@@ -87,7 +91,7 @@ func problemFor(err error) (Problem, bool) {
 	p, internal := classify(err)
 	var de *deployError
 	if errors.As(err, &de) {
-		p.RevisionID = de.revisionID
+		p.RevisionID, p.Sequence = de.revisionID, de.sequence
 	}
 	return p, internal
 }
