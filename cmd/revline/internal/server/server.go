@@ -51,7 +51,7 @@ type Config struct {
 	HTTPAddr string
 	// ShutdownGrace is how long runners get to stop on shutdown; default 10s.
 	ShutdownGrace time.Duration
-	// Version is reported by the query service.
+	// Version (SemVer) is reported by the query service.
 	Version string
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -81,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "0.0.0-unknown" // the query service wants SemVer
 	}
 	if c.Ready == nil {
 		c.Ready = func(Addresses) {}

@@ -1,0 +1,145 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/cli"
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/embedded"
+)
+
+var runnerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "revline-server-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	runnerBin = filepath.Join(dir, "echo-runner")
+	if out, err := exec.Command("go", "build", "-o", runnerBin, "../../testdata/echo-runner").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build echo-runner: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// serve runs server.Run until the test ends and returns its addresses.
+func serve(t *testing.T, cfg server.Config) server.Addresses {
+	t.Helper()
+	ready := make(chan server.Addresses, 1)
+	cfg.Ready = func(a server.Addresses) { ready <- a }
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.ShutdownGrace = 2 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		runErr = server.Run(ctx, cfg)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+		if runErr != nil {
+			t.Errorf("server stopped with %v", runErr)
+		}
+	})
+	select {
+	case a := <-ready:
+		return a
+	case <-stopped:
+		t.Fatal("server stopped before it was ready")
+	case <-time.After(60 * time.Second):
+		t.Fatal("server not ready in time")
+	}
+	return server.Addresses{}
+}
+
+func revline(t *testing.T, natsURL string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := cli.Main(ctx, append(args, "--nats-url", natsURL), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestServeOnACluster points serve at a 3-node NATS cluster: the streams
+// are created with three replicas and a deploy goes through the whole
+// path (command, decision, append, runner, outcome, projection).
+func TestServeOnACluster(t *testing.T) {
+	t.Parallel()
+	cluster := embedded.StartClusterForTest(t, 3)
+	url := embedded.ClusterURL(cluster)
+	addrs := serve(t, server.Config{NATSURL: url, Replicas: 3})
+
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json")
+	var res map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
+		t.Fatalf("deploy on a cluster: exit %d, stdout %s, stderr %s", code, stdout, stderr)
+	}
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range []string{events.EventStreamName, commandbus.CommandStreamName, commandbus.OutcomeStreamName, commandbus.DeadLetterStreamName} {
+		stream, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info := stream.CachedInfo(); info.Config.Replicas != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, info.Config.Replicas)
+		}
+	}
+
+	resp, err := http.Get(addrs.HTTPURL + "/v1/apps/web/revisions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var revs []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&revs); err != nil || len(revs) != 1 || revs[0]["current"] != true {
+		t.Fatalf("revisions over HTTP: %v %v", revs, err)
+	}
+}
+
+// TestServeRefusesBadConfig checks the errors a misconfigured serve gives.
+func TestServeRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]server.Config{
+		"no data dir":  {},
+		"bad replicas": {DataDir: t.TempDir(), Replicas: 7},
+	} {
+		if err := server.Run(context.Background(), cfg); err == nil {
+			t.Errorf("%s: serve started", name)
+		}
+	}
+}
