@@ -161,11 +161,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	reader := queryapi.Local{Model: model}
-	query, err := queryapi.Serve(nc, reader, cfg.Version)
+	// Readers must not see a half-rebuilt model after a restart: the
+	// server is ready once the projection has caught up with the log.
+	eventStream, err := js.Stream(setupCtx, events.EventStreamName)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer func() { _ = query.Stop() }()
+	logEnd := eventStream.CachedInfo().State.LastSeq
 	api, err := httpapi.NewHandler(httpapi.Config{
 		Control: &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"},
 		Reader:  reader,
@@ -173,6 +175,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Ready: func() error {
 			if nc.Status() != nats.CONNECTED {
 				return fmt.Errorf("NATS connection is %s", nc.Status())
+			}
+			if at := model.Checkpoint(); at < logEnd {
+				return fmt.Errorf("catching up with the event log (at %d of %d)", at, logEnd)
 			}
 			return nil
 		},
@@ -207,6 +212,19 @@ func Run(ctx context.Context, cfg Config) error {
 	run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
+	if err := catchUp(ctx, model, logEnd, errs); err != nil {
+		stopWorker()
+		stopCore()
+		workers.Wait()
+		core.Wait()
+		return err
+	}
+	query, err := queryapi.Serve(nc, reader, cfg.Version)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer func() { _ = query.Stop() }()
+
 	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String()}
 	log.Info("revline serving", "nats", addrs.NATSURL, "http", addrs.HTTPURL, "data_dir", cfg.DataDir, "pid", os.Getpid())
 	cfg.Ready(addrs)
@@ -227,6 +245,24 @@ func Run(ctx context.Context, cfg Config) error {
 	core.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// catchUp waits until the projection has applied the log up to end, a
+// component fails, or ctx ends.
+func catchUp(ctx context.Context, model *projections.RevisionHistory, end uint64, errs <-chan error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	caughtUp := make(chan error, 1)
+	go func() { caughtUp <- model.WaitFor(ctx, end) }()
+	select {
+	case err := <-caughtUp:
+		if err != nil {
+			return fmt.Errorf("serve: catching up with the event log: %w", err)
+		}
+		return nil
+	case err := <-errs:
+		return err
+	}
 }
 
 func shutdownNATS(srv *server.Server) {
