@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -48,18 +49,34 @@ func ConnectForTest(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.Jet
 // StartClusterForTest starts an n-node NATS cluster with JetStream on free
 // loopback ports, each node with its own temporary store, and waits until
 // the cluster has elected a JetStream meta leader. It is stopped when the
-// test ends.
+// test ends. A route port taken by someone else between choosing and
+// binding it leaves a node unready: the cluster is then started again on
+// other ports.
 func StartClusterForTest(t testing.TB, n int) []*server.Server {
 	t.Helper()
+	var err error
+	for range 3 {
+		var servers []*server.Server
+		if servers, err = startCluster(t, n); err == nil {
+			t.Cleanup(func() { shutdownAll(servers) })
+			return servers
+		}
+		shutdownAll(servers)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+func startCluster(t testing.TB, n int) ([]*server.Server, error) {
 	clusterPorts := make([]int, n)
 	routes := make([]*url.URL, n)
 	for i := range n {
 		clusterPorts[i] = freePort(t)
 		routes[i] = &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(clusterPorts[i]))}
 	}
-	servers := make([]*server.Server, n)
+	var servers []*server.Server
 	for i := range n {
-		opts := &server.Options{
+		srv, err := server.NewServer(&server.Options{
 			ServerName: fmt.Sprintf("node-%d", i),
 			Host:       "127.0.0.1",
 			Port:       server.RANDOM_PORT,
@@ -69,31 +86,33 @@ func StartClusterForTest(t testing.TB, n int) []*server.Server {
 			NoLog:      true,
 			Cluster:    server.ClusterOpts{Name: "revline-test", Host: "127.0.0.1", Port: clusterPorts[i]},
 			Routes:     routes,
-		}
-		srv, err := server.NewServer(opts)
+		})
 		if err != nil {
-			t.Fatal(err)
+			return servers, err
 		}
 		go srv.Start()
-		servers[i] = srv
-		t.Cleanup(func() {
-			srv.Shutdown()
-			srv.WaitForShutdown()
-		})
+		servers = append(servers, srv)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for _, srv := range servers {
 		if !srv.ReadyForConnections(time.Until(deadline)) {
-			t.Fatalf("cluster node %s not ready", srv.Name())
+			return servers, fmt.Errorf("cluster node %s not ready", srv.Name())
 		}
 	}
 	for !slices.ContainsFunc(servers, func(s *server.Server) bool { return s.JetStreamIsLeader() }) {
 		if time.Now().After(deadline) {
-			t.Fatal("the cluster elected no JetStream meta leader in time")
+			return servers, errors.New("the cluster elected no JetStream meta leader in time")
 		}
 		time.Sleep(20 * time.Millisecond) // no notification for leadership exists
 	}
-	return servers
+	return servers, nil
+}
+
+func shutdownAll(servers []*server.Server) {
+	for _, srv := range servers {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
 }
 
 // ClusterURL is a client URL listing every node of a cluster.
