@@ -217,6 +217,15 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 		}
 		evs, err := aggregates.Decide(cache.state, cmd.Command, p.cfg.Now())
 		if err != nil {
+			// A refusal is not checked by an append: make sure it was not
+			// decided on a cache another replica has moved past.
+			moved, lerr := p.catchUp(ctx, cmd.App, cache)
+			if lerr != nil {
+				return events.Outcome{}, 0, lerr
+			}
+			if moved {
+				continue
+			}
 			return rejection(cmd, err), 0, nil
 		}
 		envs := p.envelopes(cmd, evs)
@@ -306,15 +315,24 @@ func (p *Processor) refresh(ctx context.Context, app string, c *appCache) error 
 		c.state = aggregates.App{Name: app}
 		c.applied = map[string]events.Outcome{}
 	}
+	if _, err := p.catchUp(ctx, app, c); err != nil {
+		return err
+	}
+	c.loaded = true
+	return nil
+}
+
+// catchUp folds in events appended since the cache was last brought up to
+// date, by this processor or another, and reports whether there were any.
+func (p *Processor) catchUp(ctx context.Context, app string, c *appCache) (bool, error) {
 	history, err := p.cfg.Store.Load(ctx, app, c.state.Version)
 	if err != nil {
-		return fmt.Errorf("load app %q: %w", app, err)
+		return false, fmt.Errorf("load app %q: %w", app, err)
 	}
 	for _, env := range history {
 		c.apply(env)
 	}
-	c.loaded = true
-	return nil
+	return len(history) > 0, nil
 }
 
 // apply folds env into the cached state and records the outcome of the

@@ -316,3 +316,32 @@ func TestRacingProcessorsLoseNoUpdate(t *testing.T) {
 		t.Fatalf("stored %d events, %d revisions; want %d", len(history), len(state.Revisions), 2*perProcessor)
 	}
 }
+
+// A processor whose cache another processor has moved past must not refuse
+// a command on the stale state: refusals are checked against the log.
+func TestRefusalIsNotDecidedOnAStaleCache(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	ctx := testContext(t)
+	newProcessor := func() *processor.Processor {
+		p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first, second := newProcessor(), newProcessor()
+	deployed, _, err := second.Process(ctx, deploy("stale"))
+	if err != nil || deployed.Status != events.OutcomeAccepted {
+		t.Fatalf("deploy: %+v %v", deployed, err)
+	}
+	done, _, err := first.Process(ctx, events.NewCommand("stale", events.CompleteDeploy{RevisionID: deployed.RevisionID}, alice))
+	if err != nil || done.Status != events.OutcomeAccepted {
+		t.Fatalf("complete deploy: %+v %v", done, err)
+	}
+	// second still believes the app has no current revision.
+	o, _, err := second.Process(ctx, events.NewCommand("stale", events.Suspend{}, alice))
+	if err != nil || o.Status != events.OutcomeAccepted {
+		t.Fatalf("suspend on a stale cache = %+v, %v; want accepted", o, err)
+	}
+}

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -48,7 +49,13 @@ func (d deadLetterPublisher) Publish(topic string, msgs ...*message.Message) err
 		for key, value := range m.Metadata {
 			out.Header.Set(key, value)
 		}
-		out.Header.Del(events.HeaderMsgID) // the original id must not dedupe the dead letter
+		// NATS' own headers (the message id, expectations a client set) must
+		// not make JetStream refuse or dedupe the dead letter.
+		for key := range out.Header {
+			if strings.HasPrefix(key, "Nats-") {
+				out.Header.Del(key)
+			}
+		}
 		out.Header.Set(events.HeaderDeadLetter, m.Metadata.Get("reason_poisoned"))
 		if _, err := d.js.PublishMsg(m.Context(), out); err != nil {
 			return fmt.Errorf("dead letter: %w", err)

@@ -19,6 +19,11 @@ import (
 // maxCrashBackoff caps the delay before restarting a crashing runner.
 const maxCrashBackoff = 30 * time.Second
 
+// stableAfter is how long an app must go without a runner failure for its
+// back-off to start over from CrashBackoff. A runner that listens and then
+// dies soon after keeps backing off longer.
+const stableAfter = 2 * maxCrashBackoff
+
 // reportTimeout bounds one report to the command bus.
 const reportTimeout = 15 * time.Second
 
@@ -37,8 +42,11 @@ type appWorker struct {
 	mu      sync.Mutex
 	runners map[string]*runner // live processes by runner id
 
-	crashes   int
-	nextStart time.Time
+	// crashes counts runner failures since the app was last stable; it
+	// sets the back-off before the next start (nextStart).
+	crashes     int
+	lastFailure time.Time
+	nextStart   time.Time
 }
 
 // runner is one process the worker started.
@@ -74,8 +82,7 @@ func (a *appWorker) loop(ctx context.Context) {
 		case <-a.wakeCh:
 		}
 		if err := a.reconcile(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("reconcile failed; retrying", "error", err)
-			time.AfterFunc(a.cfg.CrashBackoff, a.wake)
+			a.backOff("reconcile failed: " + err.Error())
 		}
 	}
 }
@@ -145,8 +152,11 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 	if reason, failed := runnerFailure(err); failed {
 		_, err = a.send(ctx, events.FailDeploy{RevisionID: rev.ID, Reason: reason}, rev.ID)
 	} else if err == nil {
-		_, err = a.send(ctx, events.CompleteDeploy{RevisionID: rev.ID}, rev.ID)
-		a.log.Info("revision deployed", "revision", rev.ID, "runner", r.proc.RunnerID(), "port", r.proc.Port())
+		var o events.Outcome
+		o, err = a.send(ctx, events.CompleteDeploy{RevisionID: rev.ID}, rev.ID)
+		if err == nil && o.Status == events.OutcomeAccepted {
+			a.log.Info("revision deployed", "revision", rev.ID, "runner", r.proc.RunnerID(), "port", r.proc.Port())
+		}
 	}
 	if err != nil {
 		return err
@@ -226,6 +236,14 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 	if !ok {
 		return fmt.Errorf("rollout %s: unknown revision %s", ro.ID, ro.RevisionID)
 	}
+	if time.Until(a.nextStart) > 0 {
+		return nil // backing off after a failed replacement; a wake is scheduled
+	}
+	if ro.RevisionID != a.state.Current || a.state.Suspended {
+		// A set-rev, deploy or suspend since the request replaced or
+		// stopped the runners the rollout was about: nothing is left to do.
+		return a.completeRollout(ctx, ro, 0, 0)
+	}
 	var old []*runner
 	for _, r := range a.live(ro.RevisionID) {
 		if r.proc.StartedAt().Before(ro.RequestedAt) {
@@ -241,7 +259,14 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 			}
 		}
 		if _, err := a.startReady(ctx, rev); err != nil {
-			return fmt.Errorf("rollout %s: replacement runner: %w", ro.ID, err)
+			reason, failed := runnerFailure(err)
+			if !failed {
+				return fmt.Errorf("rollout %s: replacement runner: %w", ro.ID, err)
+			}
+			// Try again after a back-off; the runners already replaced are
+			// new enough to be left alone by the next pass.
+			a.backOff("rollout " + ro.ID + ": replacement " + reason)
+			return nil
 		}
 		if !ro.Force {
 			if err := a.drain(ctx, r, a.state.Runtime.RequestTimeout.Duration(), "rollout "+ro.ID); err != nil {
@@ -250,10 +275,17 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 		}
 		replaced++
 	}
-	if _, err := a.send(ctx, events.CompleteRollout{RolloutID: ro.ID, Replaced: replaced, DroppedRequests: dropped}, ro.ID); err != nil {
+	return a.completeRollout(ctx, ro, replaced, dropped)
+}
+
+func (a *appWorker) completeRollout(ctx context.Context, ro aggregates.Rollout, replaced, dropped int) error {
+	o, err := a.send(ctx, events.CompleteRollout{RolloutID: ro.ID, Replaced: replaced, DroppedRequests: dropped}, ro.ID)
+	if err != nil {
 		return err
 	}
-	a.log.Info("rollout complete", "rollout", ro.ID, "force", ro.Force, "replaced", replaced, "dropped_requests", dropped)
+	if o.Status == events.OutcomeAccepted {
+		a.log.Info("rollout complete", "rollout", ro.ID, "force", ro.Force, "replaced", replaced, "dropped_requests", dropped)
+	}
 	return a.refresh(ctx)
 }
 
@@ -293,7 +325,6 @@ func (a *appWorker) converge(ctx context.Context) error {
 			a.backOff(reason)
 			return nil
 		}
-		a.crashes = 0
 	}
 	for _, r := range current[min(desired, len(current)):] {
 		a.drainInBackground(ctx, r, grace, "scaled down")
@@ -303,6 +334,10 @@ func (a *appWorker) converge(ctx context.Context) error {
 }
 
 func (a *appWorker) backOff(reason string) {
+	if time.Since(a.lastFailure) > stableAfter {
+		a.crashes = 0 // the last failure is long past: start the back-off over
+	}
+	a.lastFailure = time.Now()
 	delay := min(a.cfg.CrashBackoff<<min(a.crashes, 10), maxCrashBackoff)
 	a.crashes++
 	a.nextStart = time.Now().Add(delay)
@@ -427,9 +462,9 @@ func (a *appWorker) markDraining(r *runner) {
 // drain stops r gracefully: SIGTERM, then SIGKILL after grace.
 func (a *appWorker) drain(ctx context.Context, r *runner, grace time.Duration, why string) error {
 	a.markDraining(r)
-	if err := a.report(ctx, r, events.RunnerDraining, why); err != nil {
-		return err
-	}
+	// The report is best effort: the runner is stopped even if the bus is
+	// unreachable, or it would keep running untracked.
+	drainingErr := a.report(ctx, r, events.RunnerDraining, why)
 	forced, err := r.proc.Stop(ctx, grace)
 	reason := why
 	if forced {
@@ -438,7 +473,7 @@ func (a *appWorker) drain(ctx context.Context, r *runner, grace time.Duration, w
 	// Forget the runner only once its end is reported: a pass in between
 	// would take a runner the log believes alive but that is not tracked
 	// for one lost in a restart, and report it terminated a second time.
-	err = errors.Join(err, a.report(ctx, r, events.RunnerTerminated, reason))
+	err = errors.Join(drainingErr, err, a.report(ctx, r, events.RunnerTerminated, reason))
 	a.forget(r)
 	return err
 }

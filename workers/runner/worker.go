@@ -121,6 +121,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	} else if n > 0 {
 		w.cfg.Logger.Info("killed runners orphaned by a previous run", "count", n)
 	}
+	// The app loops stop when ctx ends, and also when following the event
+	// stream fails: the worker then reports the failure instead of going
+	// on deaf to new events.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	w.mu.Lock()
 	w.ctx = ctx
 	w.mu.Unlock()
@@ -132,6 +137,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.Wake(app)
 	}
 	err = w.follow(ctx)
+	cancel()
 	w.wg.Wait()
 	w.stopAll()
 	if errors.Is(err, context.Canceled) {

@@ -79,7 +79,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	options = append(options, nats.ClosedHandler(func(*nats.Conn) { close(connClosed) }))
 	nc, err := nats.Connect(cfg.NATSURL, options...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: connect to %s: %w", cfg.Consumer.Durable, cfg.NATSURL, err)
+		return nil, fmt.Errorf("%s: connect to NATS: %w", cfg.Consumer.Durable, err)
 	}
 	sub, err := wmjetstream.NewSubscriber(wmjetstream.SubscriberConfig{
 		Conn:                nc,

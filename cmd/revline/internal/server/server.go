@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve")}, cfg.NATSOptions...)...)
 	if err != nil {
-		return fmt.Errorf("serve: connect to NATS at %s: %w", natsURL, err)
+		return fmt.Errorf("serve: connect to NATS at %s: %w", redactURL(natsURL), err)
 	}
 	defer func() { _ = nc.Drain() }()
 	js, err := jetstream.New(nc)
@@ -212,21 +214,32 @@ func Run(ctx context.Context, cfg Config) error {
 	run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
-	if err := catchUp(ctx, model, logEnd, errs); err != nil {
+	// shutdown stops everything started above, in order: the HTTP API, the
+	// runner worker (its runners drained and reported), then the processor
+	// and the projection. Every way out of Run goes through it.
+	shutdown := func(cause error) error {
+		log.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = httpServer.Shutdown(shutdownCtx)
 		stopWorker()
-		stopCore()
 		workers.Wait()
+		stopCore()
 		core.Wait()
-		return err
+		log.Info("stopped")
+		return cause
+	}
+	if err := catchUp(ctx, model, logEnd, errs); err != nil {
+		return shutdown(err)
 	}
 	query, err := queryapi.Serve(nc, reader, cfg.Version)
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return shutdown(fmt.Errorf("serve: %w", err))
 	}
 	defer func() { _ = query.Stop() }()
 
 	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String()}
-	log.Info("revline serving", "nats", addrs.NATSURL, "http", addrs.HTTPURL, "data_dir", cfg.DataDir, "pid", os.Getpid())
+	log.Info("revline serving", "nats", redactURL(addrs.NATSURL), "http", addrs.HTTPURL, "data_dir", cfg.DataDir, "pid", os.Getpid())
 	cfg.Ready(addrs)
 
 	var runErr error
@@ -235,16 +248,19 @@ func Run(ctx context.Context, cfg Config) error {
 	case runErr = <-errs:
 		log.Error("stopping after a component failed", "error", runErr)
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = httpServer.Shutdown(shutdownCtx)
-	stopWorker()
-	workers.Wait()
-	stopCore()
-	core.Wait()
-	log.Info("stopped")
-	return runErr
+	return shutdown(runErr)
+}
+
+// redactURL hides the passwords of NATS URLs ("nats://u:p@h:4222,...") so
+// they can be logged.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, part := range parts {
+		if u, err := url.Parse(strings.TrimSpace(part)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // catchUp waits until the projection has applied the log up to end, a
