@@ -30,6 +30,7 @@ func serveCommand() command {
 		fs.StringVar(&cfg.DataDir, "data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory (env REVLINE_DATA_DIR)")
 		fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("REVLINE_NATS_LISTEN", "127.0.0.1:4222"), "address of the embedded NATS server (env REVLINE_NATS_LISTEN)")
 		fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr("REVLINE_HTTP_ADDR", "127.0.0.1:8080"), "address of the HTTP API (env REVLINE_HTTP_ADDR)")
+		allowedHosts := fs.String("http-allowed-hosts", os.Getenv("REVLINE_HTTP_ALLOWED_HOSTS"), "comma-separated host names the HTTP API answers to besides localhost and IP addresses (env REVLINE_HTTP_ALLOWED_HOSTS)")
 		fs.StringVar(&cfg.NATSURL, "nats-url", os.Getenv("REVLINE_SERVE_NATS_URL"), "use this NATS server or cluster instead of the embedded one (env REVLINE_SERVE_NATS_URL)")
 		var natsOpts natsFlags
 		natsOpts.register(fs)
@@ -49,6 +50,9 @@ func serveCommand() command {
 			return err
 		}
 		cfg.NATSOptions = opts
+		if *allowedHosts != "" {
+			cfg.HTTPAllowedHosts = strings.Split(*allowedHosts, ",")
+		}
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 			return usagef("--log-level %q: want debug, info, warn or error", *logLevel)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
@@ -59,6 +60,10 @@ type Config struct {
 	// Ready, optional, is asked by /healthz: when it fails, /healthz
 	// answers 503 with the error text.
 	Ready func() error
+	// AllowedHosts are host names (lower case) requests may name in their
+	// Host header besides localhost and IP addresses; any other is refused,
+	// which stops DNS-rebinding pages.
+	AllowedHosts []string
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -66,6 +71,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	for i, h := range c.AllowedHosts {
+		c.AllowedHosts[i] = strings.ToLower(strings.TrimSpace(h))
 	}
 }
 
@@ -143,6 +151,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, fmt.Errorf("panic: %v", v))
 		}
 	}()
+	if p, ok := checkRequest(r, a.cfg.AllowedHosts); !ok {
+		a.writeProblem(w, r, p)
+		return
+	}
 	h, pattern := a.mux.Handler(r)
 	if pattern != "" {
 		a.mux.ServeHTTP(w, r)

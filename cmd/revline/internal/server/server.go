@@ -51,6 +51,9 @@ type Config struct {
 	Replicas int
 	// HTTPAddr is where the HTTP API listens; default 127.0.0.1:8080.
 	HTTPAddr string
+	// HTTPAllowedHosts are host names the HTTP API answers to besides
+	// localhost and IP addresses.
+	HTTPAllowedHosts []string
 	// ShutdownGrace is how long runners get to stop on shutdown; default 10s.
 	ShutdownGrace time.Duration
 	// Version (SemVer) is reported by the query service.
@@ -183,7 +186,8 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return nil
 		},
-		Logger: log.With("component", "http"),
+		AllowedHosts: cfg.HTTPAllowedHosts,
+		Logger:       log.With("component", "http"),
 	})
 	if err != nil {
 		return err
