@@ -39,6 +39,8 @@ func TestMain(m *testing.M) {
 	helperBin = exe
 	switch mode := os.Getenv(envHelper); mode {
 	case "":
+		// A secret of the supervisor's own environment: runners must not see it.
+		os.Setenv("REVLINE_NATS_CREDS", "/secret/revline.creds")
 		os.Exit(m.Run())
 	case "serve":
 		serve()
@@ -74,7 +76,7 @@ func serve() {
 			os.Exit(3)
 		}
 		fmt.Fprintf(conn, "PID=%d\n", os.Getpid())
-		for _, key := range []string{"PORT", "REVLINE_APP", "REVLINE_REVISION", "REVLINE_RUNNER_ID", "EXTRA"} {
+		for _, key := range []string{"PORT", "REVLINE_APP", "REVLINE_REVISION", "REVLINE_RUNNER_ID", "EXTRA", "REVLINE_NATS_CREDS"} {
 			fmt.Fprintf(conn, "%s=%s\n", key, os.Getenv(key))
 		}
 		conn.Close()

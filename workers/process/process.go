@@ -150,7 +150,7 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	defer logFile.Close() // once started, the runner holds its own descriptor
 
 	cmd := exec.Command("/bin/sh", "-c", spec.Command)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(inheritedEnv(),
 		"PORT="+strconv.Itoa(port),
 		"REVLINE_APP="+spec.App,
 		"REVLINE_REVISION="+spec.RevisionID,
@@ -558,4 +558,20 @@ func (p *Process) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("wait for runner %s to exit: %w", p.runnerID, ctx.Err())
 	}
+}
+
+// inheritedVars are the variables of the server's own environment a runner
+// gets. Everything else (NATS credentials, cloud keys of the host running
+// serve) stays out of user code; a runner's settings come with its Spec.
+var inheritedVars = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMPDIR", "TERM"}
+
+func inheritedEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(inheritedVars, name) || strings.HasPrefix(name, "LC_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -54,6 +54,8 @@ func TestStartReadyStop(t *testing.T) {
 		"REVLINE_REVISION":  "rev-42",
 		"REVLINE_RUNNER_ID": "web-1",
 		"EXTRA":             "extra value",
+		// The supervisor's own secrets stay out of runners.
+		"REVLINE_NATS_CREDS": "",
 	} {
 		if env[key] != want {
 			t.Errorf("runner sees %s=%q, want %q", key, env[key], want)
