@@ -150,15 +150,23 @@ func NewCommand(app string, cmd Command, meta Metadata) CommandEnvelope {
 }
 
 // CommandMsg encodes a command as a NATS message on its command subject.
+// It refuses an unsafe app name and a command id that is not a UUID (the id
+// becomes the outcome's subject).
 func CommandMsg(c CommandEnvelope) (*nats.Msg, error) {
 	if err := ValidateAppName(c.App); err != nil {
 		return nil, err
 	}
+	if _, err := uuid.Parse(c.CommandID); err != nil {
+		return nil, fmt.Errorf("command id %q is not a UUID", truncate(c.CommandID, 80))
+	}
+	if c.Command == nil {
+		return nil, fmt.Errorf("command envelope for %q has no command", c.App)
+	}
 	data, err := Marshal(c.ContentType, c.Command)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s command: %w", c.Type, err)
+		return nil, fmt.Errorf("encode %s command: %w", c.Command.CommandType(), err)
 	}
-	msg := nats.NewMsg(CommandSubject(c.App, c.Type))
+	msg := nats.NewMsg(CommandSubject(c.App, c.Command.CommandType()))
 	msg.Data = data
 	msg.Header.Set(HeaderMsgID, c.CommandID)
 	msg.Header.Set(HeaderContentType, contentTypeOrDefault(c.ContentType))

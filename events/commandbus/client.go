@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,6 +15,9 @@ import (
 // Client publishes commands and waits for their outcomes.
 type Client struct {
 	js jetstream.JetStream
+
+	mu            sync.Mutex
+	outcomeStream jetstream.Stream
 }
 
 // NewClient returns a Client on js. The bus streams must exist (the
@@ -22,21 +27,21 @@ func NewClient(js jetstream.JetStream) *Client { return &Client{js: js} }
 // Send publishes cmd and returns once JetStream has stored it. The command
 // is processed even if no processor runs yet.
 func (c *Client) Send(ctx context.Context, cmd events.CommandEnvelope) error {
-	_, err := c.send(ctx, cmd)
+	msg, err := events.CommandMsg(cmd)
+	if err != nil {
+		return err
+	}
+	_, err = c.publish(ctx, msg, cmd.Type)
 	return err
 }
 
-func (c *Client) send(ctx context.Context, cmd events.CommandEnvelope) (*jetstream.PubAck, error) {
-	msg, err := events.CommandMsg(cmd)
-	if err != nil {
-		return nil, err
-	}
+func (c *Client) publish(ctx context.Context, msg *nats.Msg, commandType string) (*jetstream.PubAck, error) {
 	ack, err := c.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
-		return nil, fmt.Errorf("send %s command: no Revline server is listening on this NATS (is `revline serve` running?): %w", cmd.Type, err)
+		return nil, fmt.Errorf("send %s command: no Revline server is listening on this NATS (is `revline serve` running?): %w", commandType, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("send %s command: %w", cmd.Type, err)
+		return nil, fmt.Errorf("send %s command: %w", commandType, err)
 	}
 	return ack, nil
 }
@@ -45,56 +50,104 @@ func (c *Client) send(ctx context.Context, cmd events.CommandEnvelope) (*jetstre
 // command is returned as an Outcome, not as an error: err is for failures
 // to reach the bus or to hear back in time.
 func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, error) {
-	// Subscribe before publishing so the outcome cannot slip past.
-	sub, err := c.js.Conn().SubscribeSync(events.OutcomeSubject(cmd.CommandID))
-	if err != nil {
-		return events.Outcome{}, fmt.Errorf("subscribe to outcome: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	ack, err := c.send(ctx, cmd)
+	msg, err := events.CommandMsg(cmd) // checks the command id before it becomes a subject
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	if ack.Duplicate {
-		// JetStream dropped the command as a duplicate within its window:
-		// the processor will not answer again, the stored outcome is the answer.
-		o, err := c.await(ctx, cmd.CommandID, sub)
-		o.Duplicate = err == nil
-		return o, err
+	// Subscribe before publishing so the outcome cannot slip past.
+	sub, err := c.subscribe(cmd.CommandID)
+	if err != nil {
+		return events.Outcome{}, err
 	}
-	return next(ctx, cmd.CommandID, sub)
+	defer func() { _ = sub.Unsubscribe() }()
+	ack, err := c.publish(ctx, msg, cmd.Type)
+	if err != nil {
+		return events.Outcome{}, err
+	}
+	// JetStream drops a command id it stored in its duplicate window: the
+	// answer is then the outcome stored the first time. A new command's
+	// outcome cannot be stored yet, so the first look is at the subscription.
+	o, err := c.await(ctx, cmd.CommandID, sub, ack.Duplicate)
+	o.Duplicate = o.Duplicate || (err == nil && ack.Duplicate)
+	return o, err
 }
 
 // Await waits for the outcome of a command sent earlier, which may already
 // have been published.
 func (c *Client) Await(ctx context.Context, commandID string) (events.Outcome, error) {
-	sub, err := c.js.Conn().SubscribeSync(events.OutcomeSubject(commandID))
+	sub, err := c.subscribe(commandID)
 	if err != nil {
-		return events.Outcome{}, fmt.Errorf("subscribe to outcome: %w", err)
+		return events.Outcome{}, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	return c.await(ctx, commandID, sub)
+	return c.await(ctx, commandID, sub, true)
 }
 
-func (c *Client) await(ctx context.Context, commandID string, sub *nats.Subscription) (events.Outcome, error) {
-	// The outcome may have been stored before we subscribed (Await after a
-	// reconnect, or a duplicate command answered at once).
-	stored, err := c.js.Stream(ctx, OutcomeStreamName)
+func (c *Client) subscribe(commandID string) (*nats.Subscription, error) {
+	sub, err := c.js.Conn().SubscribeSync(events.OutcomeSubject(commandID))
 	if err != nil {
-		return events.Outcome{}, fmt.Errorf("outcome stream: %w", err)
+		return nil, fmt.Errorf("subscribe to outcome: %w", err)
 	}
-	if raw, err := stored.GetLastMsgForSubject(ctx, events.OutcomeSubject(commandID)); err == nil {
-		return events.DecodeOutcome(raw.Header, raw.Data)
-	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return events.Outcome{}, fmt.Errorf("read outcome: %w", err)
+	if err := c.js.Conn().Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to outcome: %w", err)
 	}
-	return next(ctx, commandID, sub)
+	return sub, nil
 }
 
-func next(ctx context.Context, commandID string, sub *nats.Subscription) (events.Outcome, error) {
-	msg, err := sub.NextMsgWithContext(ctx)
-	if err != nil {
-		return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, err)
+// storedOutcomeCheck is how often a waiting client also looks for the
+// outcome in its stream. On a cluster, a subscription takes a moment to
+// reach every server: an outcome published meanwhile is only in the stream.
+const storedOutcomeCheck = time.Second
+
+func (c *Client) await(ctx context.Context, commandID string, sub *nats.Subscription, lookFirst bool) (events.Outcome, error) {
+	for look := lookFirst; ; look = true {
+		if look {
+			if o, found, err := c.stored(ctx, commandID); err != nil || found {
+				return o, err
+			}
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, storedOutcomeCheck)
+		msg, err := sub.NextMsgWithContext(waitCtx)
+		cancel()
+		switch {
+		case err == nil:
+			return events.DecodeOutcome(msg.Header, msg.Data)
+		case ctx.Err() != nil:
+			return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, ctx.Err())
+		case !errors.Is(err, context.DeadlineExceeded):
+			return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, err)
+		}
 	}
-	return events.DecodeOutcome(msg.Header, msg.Data)
+}
+
+// stored reads the outcome of commandID from the outcome stream, if it is there.
+func (c *Client) stored(ctx context.Context, commandID string) (events.Outcome, bool, error) {
+	stream, err := c.outcomes(ctx)
+	if err != nil {
+		return events.Outcome{}, false, err
+	}
+	raw, err := stream.GetLastMsgForSubject(ctx, events.OutcomeSubject(commandID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return events.Outcome{}, false, nil
+	}
+	if err != nil {
+		return events.Outcome{}, false, fmt.Errorf("read outcome: %w", err)
+	}
+	o, err := events.DecodeOutcome(raw.Header, raw.Data)
+	return o, err == nil, err
+}
+
+// outcomes returns the outcome stream, looked up once.
+func (c *Client) outcomes(ctx context.Context) (jetstream.Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.outcomeStream == nil {
+		stream, err := c.js.Stream(ctx, OutcomeStreamName)
+		if err != nil {
+			return nil, fmt.Errorf("outcome stream: %w", err)
+		}
+		c.outcomeStream = stream
+	}
+	return c.outcomeStream, nil
 }
