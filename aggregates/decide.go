@@ -77,8 +77,19 @@ func decideDeploy(state App, c events.Deploy) ([]events.Event, error) {
 	}}, nil
 }
 
+// Upper bounds of the parameters: generous, but a typo must not ask the
+// worker for a million processes or overflow a duration.
+const (
+	MaxCount    = 1000
+	MaxDuration = events.Seconds(7 * 24 * 3600)
+)
+
 func validateCode(o events.CodeOverrides) error {
 	switch {
+	case o.MaxMultiplexing != nil && *o.MaxMultiplexing > MaxCount:
+		return invalid("max_multiplexing must be at most %d, got %d", MaxCount, *o.MaxMultiplexing)
+	case o.StartupTimeout != nil && *o.StartupTimeout > MaxDuration:
+		return invalid("startup_timeout must be at most %ds (7 days), got %ds", MaxDuration, *o.StartupTimeout)
 	case o.MachineType != nil && *o.MachineType == "":
 		return invalid("machine_type must not be empty")
 	case o.MaxMultiplexing != nil && *o.MaxMultiplexing < 1:
@@ -110,6 +121,10 @@ func validateRuntime(p events.RuntimeParams, o events.RuntimeOverrides) error {
 		}
 	}
 	switch {
+	case p.MaxConcurrency > MaxCount || p.ConcurrencyBuffer > MaxCount:
+		return invalid("max_concurrency and concurrency_buffer must be at most %d", MaxCount)
+	case p.KeepAlive > MaxDuration || p.RequestTimeout > MaxDuration:
+		return invalid("keep_alive and request_timeout must be at most %ds (7 days)", MaxDuration)
 	case p.MaxConcurrency < 1:
 		return invalid("max_concurrency must be at least 1, got %d", p.MaxConcurrency)
 	case p.MinConcurrency > p.MaxConcurrency:

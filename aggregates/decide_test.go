@@ -734,6 +734,20 @@ func scaleSpecs() []spec {
 			after: func(t T, s aggregates.App) { equal(t, "code", s.Code, defaultCode) },
 		},
 		{
+			name:   "scale_refuses_a_thousand_and_one_runners",
+			given:  busy,
+			when:   events.Scale{Runtime: events.RuntimeOverrides{MaxConcurrency: ptr(aggregates.MaxCount + 1)}},
+			reject: aggregates.CodeInvalidArgument,
+			says:   []string{"at most 1000"},
+		},
+		{
+			name:   "scale_refuses_a_timeout_past_a_week",
+			given:  busy,
+			when:   events.Scale{Runtime: events.RuntimeOverrides{RequestTimeout: ptr(aggregates.MaxDuration + 1)}},
+			reject: aggregates.CodeInvalidArgument,
+			says:   []string{"7 days"},
+		},
+		{
 			name:   "scale_refuses_an_invalid_code_parameter",
 			given:  busy,
 			when:   events.Scale{Code: events.CodeOverrides{MaxMultiplexing: ptr(0)}},
