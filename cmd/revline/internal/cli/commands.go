@@ -42,14 +42,23 @@ func serveCommand() command {
 		} else if len(pos) > 0 {
 			return usagef("serve takes no arguments, got %q", strings.Join(pos, " "))
 		}
-		if natsOpts.set() && cfg.NATSURL == "" {
-			return usagef("--nats-creds and --nats-tls-* need --nats-url: the embedded server takes no credentials")
+		if cfg.NATSURL == "" {
+			// The variables may be exported for the client commands; only
+			// flags given to serve itself are a mistake here.
+			explicit := false
+			fs.Visit(func(f *flag.Flag) {
+				explicit = explicit || strings.HasPrefix(f.Name, "nats-creds") || strings.HasPrefix(f.Name, "nats-tls")
+			})
+			if explicit {
+				return usagef("--nats-creds and --nats-tls-* need --nats-url: the embedded server takes no credentials")
+			}
+		} else {
+			opts, err := natsOpts.options()
+			if err != nil {
+				return err
+			}
+			cfg.NATSOptions = opts
 		}
-		opts, err := natsOpts.options()
-		if err != nil {
-			return err
-		}
-		cfg.NATSOptions = opts
 		if *allowedHosts != "" {
 			cfg.HTTPAllowedHosts = strings.Split(*allowedHosts, ",")
 		}

@@ -21,8 +21,6 @@ func (n *natsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.tlsKey, "nats-tls-key", os.Getenv("REVLINE_NATS_TLS_KEY"), "client key for NATS (env REVLINE_NATS_TLS_KEY)")
 }
 
-func (n *natsFlags) set() bool { return *n != natsFlags{} }
-
 // options turns the flags into connection options, checking the files
 // exist so that a typo is reported as such rather than as a TLS failure.
 func (n *natsFlags) options() ([]nats.Option, error) {
