@@ -39,7 +39,10 @@ func Serve(nc *nats.Conn, r Reader, version string) (micro.Service, error) {
 		},
 	}
 	for name, answer := range endpoints {
-		handler := micro.HandlerFunc(func(req micro.Request) { respond(req, name, answer) })
+		// Each request is answered on its own goroutine: micro calls an
+		// endpoint's handler one request at a time, and a query waiting
+		// for a min_sequence must not hold up the others.
+		handler := micro.HandlerFunc(func(req micro.Request) { go respond(req, name, answer) })
 		if err := group.AddEndpoint(name, handler); err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("query service: endpoint %s: %w", name, err)

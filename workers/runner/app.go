@@ -41,6 +41,7 @@ type appWorker struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner // live processes by runner id
+	drains  sync.WaitGroup     // background drains in progress
 
 	// crashes counts runner failures since the app was last stable; it
 	// sets the back-off before the next start (nextStart).
@@ -478,14 +479,19 @@ func (a *appWorker) drain(ctx context.Context, r *runner, grace time.Duration, w
 	return err
 }
 
+// drainInBackground drains r without holding up the loop. The drain
+// outlives the loop's context (a shutdown lets it finish within its grace
+// and report) and the worker waits for it before it returns.
 func (a *appWorker) drainInBackground(ctx context.Context, r *runner, grace time.Duration, why string) {
 	a.markDraining(r)
-	go func() {
-		if err := a.drain(ctx, r, grace, why); err != nil && ctx.Err() == nil {
+	a.drains.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+reportTimeout)
+		defer cancel()
+		if err := a.drain(ctx, r, grace, why); err != nil {
 			a.log.Warn("stopping runner", "runner", r.proc.RunnerID(), "error", err)
 		}
 		a.wake()
-	}()
+	})
 }
 
 func (a *appWorker) kill(ctx context.Context, r *runner, why string) error {

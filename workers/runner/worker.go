@@ -204,7 +204,17 @@ func (w *Worker) stopAll() {
 			})
 		}
 	}
+	// Drains started before the shutdown may report their end too, within
+	// the shutdown's grace; whatever still runs then is stopped below.
+	for _, a := range w.apps {
+		wg.Go(a.drains.Wait)
+	}
 	w.mu.Unlock()
-	wg.Wait()
-	w.cfg.Supervisor.StopAll(ctx, w.cfg.ShutdownGrace) // runners that were already draining
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
+	w.cfg.Supervisor.StopAll(ctx, w.cfg.ShutdownGrace) // anything left
 }

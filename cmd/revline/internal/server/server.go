@@ -242,6 +242,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer func() { _ = query.Stop() }()
 
+	warnIfExposed(log, "HTTP API", listener.Addr().String())
+	if cfg.NATSURL == "" {
+		warnIfExposed(log, "embedded NATS", cfg.NATSListen)
+	}
 	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String()}
 	log.Info("revline serving", "nats", redactURL(addrs.NATSURL), "http", addrs.HTTPURL, "data_dir", cfg.DataDir, "pid", os.Getpid())
 	cfg.Ready(addrs)
@@ -253,6 +257,20 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("stopping after a component failed", "error", runErr)
 	}
 	return shutdown(runErr)
+}
+
+// warnIfExposed logs a warning for an address other hosts can reach:
+// neither the HTTP API nor the embedded NATS server authenticates, and a
+// deploy runs a shell command.
+func warnIfExposed(log *slog.Logger, what, addr string) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return
+	}
+	log.Warn(what+" listens beyond loopback without authentication: anyone who reaches it can deploy and run commands", "address", addr)
 }
 
 // redactURL hides the passwords of NATS URLs ("nats://u:p@h:4222,...") so
