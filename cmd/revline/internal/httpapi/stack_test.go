@@ -52,7 +52,10 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{client: commandbus.NewClient(js), store: store, model: projections.NewRevisionHistory(), observed: make(chan struct{}, 1024)}
-	m := metrics.New(s.model)
+	m, err := metrics.New(s.model)
+	if err != nil {
+		t.Fatal(err)
+	}
 	proc, err := processor.New(processor.Config{
 		NATSURL:   srv.ClientURL(),
 		JetStream: js,

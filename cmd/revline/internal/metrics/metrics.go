@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,7 @@ type Metrics struct {
 
 // New registers the collectors; runners by state are read from model at
 // scrape time.
-func New(model *projections.RevisionHistory) *Metrics {
+func New(model *projections.RevisionHistory) (*Metrics, error) {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -41,12 +42,16 @@ func New(model *projections.RevisionHistory) *Metrics {
 		}),
 	}
 	runners := prometheus.NewDesc("revline_runners", "Runners known to the read model, by app and state.", []string{"app", "state"}, nil)
-	m.registry.MustRegister(
+	for _, c := range []prometheus.Collector{
 		m.commands, m.commandLatency, m.eventsAppended,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		runnerCollector{desc: runners, model: model},
-	)
-	return m
+	} {
+		if err := m.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // ObserveOutcome records one processed command; it is the processor's

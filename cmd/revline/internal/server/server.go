@@ -145,7 +145,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	model := projections.NewRevisionHistory()
-	m := metrics.New(model)
+	m, err := metrics.New(model)
+	if err != nil {
+		return err
+	}
 	proc, err := processor.New(processor.Config{
 		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store,
 		Logger: log.With("component", "processor"), OnOutcome: m.ObserveOutcome,
