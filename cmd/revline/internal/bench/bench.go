@@ -137,8 +137,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() { stop(); <-done }()
 	client := commandbus.NewClient(js)
 	seed, err := client.Execute(ctx, events.NewCommand("round-trip", events.Deploy{Command: "true"}, events.Metadata{Actor: "bench"}))
-	if err != nil || seed.Status != events.OutcomeAccepted {
-		return fmt.Errorf("seed deploy: %v %+v", err, seed)
+	if err != nil {
+		return fmt.Errorf("seed deploy: %w", err)
+	}
+	if seed.Status != events.OutcomeAccepted {
+		return fmt.Errorf("seed deploy %s: %s", seed.Status, seed.Message)
 	}
 	roundTrip, err := measure("Revline command round trip (runner report)", cfg.Ops, func(int) error {
 		report := events.ReportRunner{RunnerID: "r", RevisionID: seed.RevisionID, State: events.RunnerIdle}
