@@ -36,6 +36,7 @@ func serveCommand() command {
 		natsOpts.register(fs)
 		fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 		fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long runners get to stop on shutdown")
+		fs.BoolVar(&cfg.NoRunners, "no-runners", false, "run no runner worker here: for extra replicas on a cluster, next to one that runs the runners")
 		logLevel := fs.String("log-level", envOr("REVLINE_LOG_LEVEL", "info"), "debug, info, warn or error (env REVLINE_LOG_LEVEL)")
 		if pos, err := parse(e, fs, args); err != nil {
 			return err

@@ -54,6 +54,10 @@ type Config struct {
 	// HTTPAllowedHosts are host names the HTTP API answers to besides
 	// localhost and IP addresses.
 	HTTPAllowedHosts []string
+	// NoRunners leaves the runner worker out: this replica processes
+	// commands and serves reads, another one runs the runners. Several
+	// replicas on one cluster must have at most one running runners.
+	NoRunners bool
 	// ShutdownGrace is how long runners get to stop on shutdown; default 10s.
 	ShutdownGrace time.Duration
 	// Version (SemVer) is reported by the query service.
@@ -218,7 +222,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	run(&core, "projection", func() error { return projections.Run(coreCtx, store, model) })
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
-	run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
+	if !cfg.NoRunners {
+		run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
+	}
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
 	// shutdown stops everything started above, in order: the HTTP API, the

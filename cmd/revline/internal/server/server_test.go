@@ -120,14 +120,25 @@ func TestServeOnACluster(t *testing.T) {
 		}
 	}
 
-	resp, err := http.Get(addrs.HTTPURL + "/v1/apps/web/revisions")
-	if err != nil {
-		t.Fatal(err)
+	// A second replica without runners shares the command processor's
+	// consumer and builds its own read model: it answers reads too.
+	replica := serve(t, server.Config{NATSURL: url, Replicas: 3, NoRunners: true})
+	for _, httpURL := range []string{addrs.HTTPURL, replica.HTTPURL} {
+		resp, err := http.Get(fmt.Sprintf("%s/v1/apps/web/revisions?min_sequence=%d", httpURL, int64(res["sequence"].(float64))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var revs []map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&revs)
+		resp.Body.Close()
+		if err != nil || len(revs) != 1 || revs[0]["current"] != true {
+			t.Fatalf("revisions over HTTP from %s: %v %v", httpURL, revs, err)
+		}
 	}
-	defer resp.Body.Close()
-	var revs []map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&revs); err != nil || len(revs) != 1 || revs[0]["current"] != true {
-		t.Fatalf("revisions over HTTP: %v %v", revs, err)
+	// Commands sent while both replicas consume are each processed once.
+	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
+		t.Fatalf("deploy with two replicas: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
 }
 
