@@ -190,7 +190,9 @@ type MalformedCommandError struct {
 	Err       error
 }
 
+// Error implements the error interface.
 func (e *MalformedCommandError) Error() string { return e.Err.Error() }
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *MalformedCommandError) Unwrap() error { return e.Err }
 
 // Codes of commands refused before they reach the aggregate.

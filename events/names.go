@@ -17,6 +17,7 @@ type InvalidNameError struct {
 	Reason string
 }
 
+// Error implements the error interface.
 func (e *InvalidNameError) Error() string {
 	return fmt.Sprintf("invalid %s name %q: %s", e.Kind, truncate(e.Name, 80), e.Reason)
 }

@@ -86,4 +86,5 @@ type Rejection struct {
 	NoOp    bool
 }
 
+// Error implements the error interface.
 func (r *Rejection) Error() string { return r.Message }

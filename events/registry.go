@@ -15,6 +15,7 @@ type UnknownTypeError struct {
 	Name string
 }
 
+// Error implements the error interface.
 func (e *UnknownTypeError) Error() string {
 	return fmt.Sprintf("unknown %s type %q", e.Kind, truncate(e.Name, 80))
 }

@@ -25,10 +25,12 @@ type ConflictError struct {
 	Expected uint64
 }
 
+// Error implements the error interface.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("app %q: history moved past sequence %d: %s", e.App, e.Expected, ErrConflict)
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
 // Appender appends one command's events to one app's history.

@@ -25,6 +25,7 @@ type AppNotFoundError struct {
 	App string
 }
 
+// Error implements the error interface.
 func (e *AppNotFoundError) Error() string { return fmt.Sprintf("app %q not found", e.App) }
 
 // Unwrap returns ErrAppNotFound.
@@ -37,6 +38,7 @@ type RevisionNotFoundError struct {
 	Ref string
 }
 
+// Error implements the error interface.
 func (e *RevisionNotFoundError) Error() string {
 	return fmt.Sprintf("app %q has no revision matching %q", e.App, e.Ref)
 }
@@ -53,6 +55,7 @@ type AmbiguousRevisionError struct {
 	Matches []string
 }
 
+// Error implements the error interface.
 func (e *AmbiguousRevisionError) Error() string {
 	shown := e.Matches
 	more := ""
@@ -74,6 +77,7 @@ type RevisionRefTooShortError struct {
 	Ref string
 }
 
+// Error implements the error interface.
 func (e *RevisionRefTooShortError) Error() string {
 	return fmt.Sprintf("revision %q of app %q: give the full id or a prefix of at least %d characters",
 		e.Ref, e.App, MinRevisionPrefix)

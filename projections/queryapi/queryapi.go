@@ -58,6 +58,7 @@ type Error struct {
 	Message string
 }
 
+// Error implements the error interface.
 func (e *Error) Error() string { return e.Message }
 
 // Reader answers queries. Local reads an in-process model; Client asks a

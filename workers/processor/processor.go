@@ -163,7 +163,9 @@ func (p *Processor) Run(ctx context.Context) error {
 // dead-letter subject instead of being retried.
 type permanentError struct{ err error }
 
+// Error implements the error interface.
 func (e permanentError) Error() string { return e.err.Error() }
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e permanentError) Unwrap() error { return e.err }
 
 func isPermanent(err error) bool {

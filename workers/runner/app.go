@@ -168,7 +168,9 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 // startFailedError is a runner whose process could not be started.
 type startFailedError struct{ err error }
 
+// Error implements the error interface.
 func (e startFailedError) Error() string { return "runner could not start: " + e.err.Error() }
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e startFailedError) Unwrap() error { return e.err }
 
 // runnerFailure tells a runner that failed (it could not start, or did not

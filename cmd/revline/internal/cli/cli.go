@@ -60,6 +60,7 @@ type command struct {
 // usageError marks a mistake in how the command was called (exit 2).
 type usageError struct{ msg string }
 
+// Error implements the error interface.
 func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }

@@ -71,6 +71,7 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // badRequestError is a request the API refuses before doing anything.
 type badRequestError struct{ msg string }
 
+// Error implements the error interface.
 func (e *badRequestError) Error() string { return e.msg }
 
 func badRequest(msg string) error { return &badRequestError{msg: msg} }
@@ -82,7 +83,9 @@ type deployError struct {
 	err        error
 }
 
+// Error implements the error interface.
 func (e *deployError) Error() string { return e.err.Error() }
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *deployError) Unwrap() error { return e.err }
 
 // problemFor turns err into a problem, and reports whether the problem
