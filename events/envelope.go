@@ -192,6 +192,7 @@ type MalformedCommandError struct {
 
 // Error implements the error interface.
 func (e *MalformedCommandError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *MalformedCommandError) Unwrap() error { return e.Err }
 

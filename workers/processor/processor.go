@@ -165,6 +165,7 @@ type permanentError struct{ err error }
 
 // Error implements the error interface.
 func (e permanentError) Error() string { return e.err.Error() }
+
 // Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e permanentError) Unwrap() error { return e.err }
 

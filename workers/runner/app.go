@@ -170,6 +170,7 @@ type startFailedError struct{ err error }
 
 // Error implements the error interface.
 func (e startFailedError) Error() string { return "runner could not start: " + e.err.Error() }
+
 // Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e startFailedError) Unwrap() error { return e.err }
 

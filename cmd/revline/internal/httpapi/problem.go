@@ -85,6 +85,7 @@ type deployError struct {
 
 // Error implements the error interface.
 func (e *deployError) Error() string { return e.err.Error() }
+
 // Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *deployError) Unwrap() error { return e.err }
 
