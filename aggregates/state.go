@@ -111,9 +111,7 @@ func Evolve(state App, env events.Envelope) App {
 		state.HasRuntime = true
 	case events.AppScaled:
 		state.Runtime = ev.After
-		if ev.CodeAfter != (events.CodeParams{}) { // absent from events older than the field
-			state.Code = ev.CodeAfter
-		}
+		state.Code = ev.CodeAfterFrom(state.Code)
 	case events.AppSuspended:
 		state.Suspended = true
 	case events.AppResumed:

@@ -83,6 +83,16 @@ type AppScaled struct {
 	Changed []string `msgpack:"changed" json:"changed"`
 }
 
+// CodeAfterFrom returns the current revision's code parameters after the
+// scale: CodeAfter, or current for an event written before that field
+// existed.
+func (e AppScaled) CodeAfterFrom(current CodeParams) CodeParams {
+	if e.CodeAfter == (CodeParams{}) {
+		return current
+	}
+	return e.CodeAfter
+}
+
 // AppSuspended records that the app's runners are to be stopped; its
 // current revision shows as Suspended until resumed.
 type AppSuspended struct {

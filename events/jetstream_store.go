@@ -63,8 +63,8 @@ type JetStreamStore struct {
 	logger   *slog.Logger
 }
 
-// EventStreamConfig is the configuration of the event stream.
-func EventStreamConfig(replicas int) jetstream.StreamConfig {
+// eventStreamConfig is the configuration of the event stream.
+func eventStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        EventStreamName,
 		Description: "Revline event log: the source of truth",
@@ -87,7 +87,7 @@ func NewJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStrea
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stream, err := cfg.JetStream.CreateOrUpdateStream(ctx, EventStreamConfig(cfg.Replicas))
+	stream, err := cfg.JetStream.CreateOrUpdateStream(ctx, eventStreamConfig(cfg.Replicas))
 	if err != nil {
 		return nil, fmt.Errorf("event store: create stream %s: %w", EventStreamName, err)
 	}

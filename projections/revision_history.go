@@ -206,9 +206,7 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 		}
 	case events.AppScaled:
 		app.runtime = ev.After
-		if ev.CodeAfter != (events.CodeParams{}) { // absent from events older than the field
-			app.code = ev.CodeAfter
-		}
+		app.code = ev.CodeAfterFrom(app.code)
 	case events.AppSuspended:
 		app.suspended = true
 	case events.AppResumed:

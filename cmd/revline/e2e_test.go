@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/revline/revline/cmd/revline/internal/cli"
+	"github.com/revline/revline/workers/runner/runnertest"
 )
 
 // binaries built once for every test: the revline binary (serve runs as a
@@ -29,12 +30,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	revlineBin, runnerBin = filepath.Join(dir, "revline"), filepath.Join(dir, "echo-runner")
-	for out, pkg := range map[string]string{revlineBin: ".", runnerBin: "./testdata/echo-runner"} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
-			os.Exit(1)
-		}
+	revlineBin = filepath.Join(dir, "revline")
+	if b, err := exec.Command("go", "build", "-o", revlineBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build revline: %v\n%s", err, b)
+		os.Exit(1)
+	}
+	if runnerBin, err = runnertest.BuildEchoRunner(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)

@@ -31,8 +31,8 @@ const (
 	DuplicateWindow = 2 * time.Minute
 )
 
-// StreamConfigs returns the configuration of the bus streams.
-func StreamConfigs(replicas int) []jetstream.StreamConfig {
+// streamConfigs returns the configuration of the bus streams.
+func streamConfigs(replicas int) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
 			Name:        CommandStreamName,
@@ -66,7 +66,7 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 
 // EnsureStreams creates or updates the bus streams.
 func EnsureStreams(ctx context.Context, js jetstream.StreamManager, replicas int) error {
-	for _, cfg := range StreamConfigs(max(replicas, 1)) {
+	for _, cfg := range streamConfigs(max(replicas, 1)) {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -27,9 +25,10 @@ import (
 	"github.com/revline/revline/workers/process"
 	"github.com/revline/revline/workers/processor"
 	"github.com/revline/revline/workers/runner"
+	"github.com/revline/revline/workers/runner/runnertest"
 )
 
-// runnerCommand starts the test runner (testdata/runner), built once in
+// runnerCommand starts the test runner (echo-runner), built once in
 // TestMain: an HTTP server on $PORT that exits 0 on SIGTERM.
 var runnerCommand string
 
@@ -39,9 +38,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin := filepath.Join(dir, "runner")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/runner").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build the test runner: %v\n%s", err, out)
+	bin, err := runnertest.BuildEchoRunner(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	runnerCommand = "'" + bin + "'"

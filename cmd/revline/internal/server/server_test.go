@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/workers/runner/runnertest"
 )
 
 var runnerBin string
@@ -31,9 +30,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	runnerBin = filepath.Join(dir, "echo-runner")
-	if out, err := exec.Command("go", "build", "-o", runnerBin, "../../testdata/echo-runner").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build echo-runner: %v\n%s", err, out)
+	if runnerBin, err = runnertest.BuildEchoRunner(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,5 +1,6 @@
-// Command echo-runner is the runner the end-to-end tests deploy: an HTTP
-// server on $PORT that answers with its revision and pid. GET /slow?ms=N
+// Command echo-runner is the runner the tests deploy (built by package
+// runnertest): an HTTP server on $PORT that answers with its revision,
+// runner id and pid. GET /slow?ms=N
 // holds a request open for N milliseconds. On SIGTERM it stops accepting,
 // lets in-flight requests finish, and exits 0.
 package main

@@ -1,0 +1,28 @@
+// Package runnertest builds the runner that tests deploy: echo-runner
+// (../testdata/echo-runner), an HTTP server on $PORT that answers with its
+// revision, runner id and pid, holds GET /slow?ms=N open for N
+// milliseconds, and on SIGTERM lets in-flight requests finish and exits 0.
+package runnertest
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+)
+
+// BuildEchoRunner builds echo-runner into dir and returns the binary's
+// path. Call it from TestMain, once per test binary.
+func BuildEchoRunner(dir string) (string, error) {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("runnertest: cannot locate the echo-runner sources")
+	}
+	src := filepath.Join(filepath.Dir(self), "..", "testdata", "echo-runner")
+	bin := filepath.Join(dir, "echo-runner")
+	if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("runnertest: build echo-runner: %w\n%s", err, out)
+	}
+	return bin, nil
+}
