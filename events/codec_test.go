@@ -417,6 +417,16 @@ func TestDecodeCommandMsg(t *testing.T) {
 			want{code: events.CodeMalformedCommand, commandID: id}},
 		{"unsupported content type with empty body", "revline.commands.web.suspend", id, "application/yaml", nil,
 			want{code: events.CodeMalformedCommand, commandID: id}},
+		// A body lost on the way must not become a command with every
+		// field at its default: an empty rollout would recycle every runner.
+		{"empty msgpack body for rollout", "revline.commands.web.rollout", id, "-", nil,
+			want{code: events.CodeMalformedCommand, commandID: id}},
+		{"empty JSON body for scale", "revline.commands.web.scale", id, events.ContentTypeJSON, nil,
+			want{code: events.CodeMalformedCommand, commandID: id}},
+		{"empty body for deploy", "revline.commands.web.deploy", id, "-", []byte{},
+			want{code: events.CodeMalformedCommand, commandID: id}},
+		{"empty map for rollout is a graceful rollout", "revline.commands.web.rollout", id, events.ContentTypeJSON, []byte(`{}`),
+			want{cmd: events.Rollout{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -202,6 +202,10 @@ const (
 	CodeInvalidAppName   = "invalid_app_name"
 	CodeUnknownCommand   = "unknown_command"
 	CodeMissingCommandID = "missing_command_id"
+	// CodeAppHistoryUnreadable refuses a command for an app whose stored
+	// history holds an event this build cannot decode: nothing can be
+	// decided on a history that cannot be read.
+	CodeAppHistoryUnreadable = "app_history_unreadable"
 )
 
 // DecodeCommandMsg decodes a command from its subject, headers and payload.

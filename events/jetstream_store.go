@@ -136,7 +136,7 @@ func (s *JetStreamStore) Append(ctx context.Context, app string, expected uint64
 	msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, AppEventsFilter(app))
 
 	res, err := s.publish(ctx, msgs)
-	if isWrongLastSequence(err) {
+	if IsWrongLastSequence(err) {
 		return s.reconcile(ctx, app, expected, events[0].CausationID)
 	}
 	if err != nil {
@@ -172,7 +172,10 @@ func (s *JetStreamStore) reconcile(ctx context.Context, app string, expected uin
 	return AppendResult{}, &ConflictError{App: app, Expected: expected}
 }
 
-func isWrongLastSequence(err error) bool {
+// IsWrongLastSequence reports whether err is JetStream's answer to a
+// publish whose expected last (subject) sequence did not match: another
+// message was stored first. Standalone servers and clusters use two codes.
+func IsWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
@@ -246,7 +249,7 @@ func (s *JetStreamStore) loadBatch(ctx context.Context, app string, from, last u
 		}
 		env, err := s.registry.DecodeEventMsg(msg.Header, msg.Data, msg.Sequence)
 		if err != nil {
-			return n, fmt.Errorf("load app %q: %w", app, err)
+			return n, &UnreadableEventError{App: app, Sequence: msg.Sequence, Err: err}
 		}
 		add(env)
 		n++

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -27,11 +28,14 @@ type decodeFunc[T any] func(data []byte, unmarshal func([]byte, any) error) (T, 
 type Registry struct {
 	events   map[string]decodeFunc[Event]
 	commands map[string]decodeFunc[Command]
+	// fieldless names the commands that have no fields: only they may be
+	// sent with an empty payload.
+	fieldless map[string]bool
 }
 
 // NewRegistry returns the registry of every Revline command and event.
 func NewRegistry() *Registry {
-	r := &Registry{events: map[string]decodeFunc[Event]{}, commands: map[string]decodeFunc[Command]{}}
+	r := &Registry{events: map[string]decodeFunc[Event]{}, commands: map[string]decodeFunc[Command]{}, fieldless: map[string]bool{}}
 	registerEvent[RevisionCreated](r)
 	registerEvent[RevisionDeployed](r)
 	registerEvent[RevisionFailed](r)
@@ -69,6 +73,7 @@ func registerEvent[T Event](r *Registry) {
 
 func registerCommand[T Command](r *Registry) {
 	var zero T
+	r.fieldless[zero.CommandType()] = reflect.TypeFor[T]().NumField() == 0
 	r.commands[zero.CommandType()] = func(data []byte, unmarshal func([]byte, any) error) (Command, error) {
 		var v T
 		err := unmarshal(data, &v)
@@ -106,7 +111,11 @@ func (r *Registry) DecodeEvent(name string, data []byte) (Event, error) {
 
 // DecodeCommand decodes a command payload of the named type, in msgpack or
 // JSON according to contentType ("" means msgpack). Unknown fields are
-// rejected so that a misspelt parameter is not silently ignored.
+// rejected so that a misspelt parameter is not silently ignored. An empty
+// payload is accepted only for a command without fields (suspend, resume):
+// for any other it is an error, so that a body lost on the way never turns
+// into a command with every field at its default (an empty rollout would
+// recycle every runner).
 func (r *Registry) DecodeCommand(name, contentType string, data []byte) (Command, error) {
 	decode, ok := r.commands[name]
 	if !ok {
@@ -117,7 +126,9 @@ func (r *Registry) DecodeCommand(name, contentType string, data []byte) (Command
 		return nil, err
 	}
 	if len(data) == 0 {
-		// Commands without fields (suspend, resume) may come with no body.
+		if !r.fieldless[name] {
+			return nil, fmt.Errorf("decode %s command: empty payload: send a map of its fields ({} in JSON, 0x80 in msgpack for all defaults)", name)
+		}
 		data, _ = Marshal(contentType, struct{}{})
 	}
 	cmd, err := decode(data, unmarshal)

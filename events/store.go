@@ -33,6 +33,24 @@ func (e *ConflictError) Error() string {
 // Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
+// UnreadableEventError reports a stored event of an app that cannot be
+// decoded (corrupt, of an unknown type, or of a newer schema). Reading the
+// app's history fails the same way every time: callers treat it as
+// permanent, not as an outage to retry.
+type UnreadableEventError struct {
+	App      string
+	Sequence uint64
+	Err      error
+}
+
+// Error implements the error interface.
+func (e *UnreadableEventError) Error() string {
+	return fmt.Sprintf("app %q: stored event at sequence %d cannot be read: %v", e.App, e.Sequence, e.Err)
+}
+
+// Unwrap returns the underlying error, for errors.Is and errors.As.
+func (e *UnreadableEventError) Unwrap() error { return e.Err }
+
 // Appender appends one command's events to one app's history.
 type Appender interface {
 	// Append stores events, all for app and all caused by one command,
@@ -48,7 +66,9 @@ type Appender interface {
 
 // AppLoader reads one app's history.
 type AppLoader interface {
-	// Load returns the app's events with a stream sequence above after, in order.
+	// Load returns the app's events with a stream sequence above after, in
+	// order. A stored event that cannot be decoded makes it return an
+	// *UnreadableEventError.
 	Load(ctx context.Context, app string, after uint64) ([]Envelope, error)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,15 +13,15 @@ import (
 
 // Client publishes commands and waits for their outcomes.
 type Client struct {
-	js jetstream.JetStream
-
-	mu            sync.Mutex
-	outcomeStream jetstream.Stream
+	js       jetstream.JetStream
+	outcomes *OutcomeLog
 }
 
 // NewClient returns a Client on js. The bus streams must exist (the
 // server creates them; EnsureStreams does too).
-func NewClient(js jetstream.JetStream) *Client { return &Client{js: js} }
+func NewClient(js jetstream.JetStream) *Client {
+	return &Client{js: js, outcomes: NewOutcomeLog(js)}
+}
 
 // Send publishes cmd and returns once JetStream has stored it. The command
 // is processed even if no processor runs yet.
@@ -103,7 +102,7 @@ const storedOutcomeCheck = time.Second
 func (c *Client) await(ctx context.Context, commandID string, sub *nats.Subscription, lookFirst bool) (events.Outcome, error) {
 	for look := lookFirst; ; look = true {
 		if look {
-			if o, found, err := c.stored(ctx, commandID); err != nil || found {
+			if o, found, err := c.outcomes.Lookup(ctx, commandID); err != nil || found {
 				return o, err
 			}
 		}
@@ -119,35 +118,4 @@ func (c *Client) await(ctx context.Context, commandID string, sub *nats.Subscrip
 			return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, err)
 		}
 	}
-}
-
-// stored reads the outcome of commandID from the outcome stream, if it is there.
-func (c *Client) stored(ctx context.Context, commandID string) (events.Outcome, bool, error) {
-	stream, err := c.outcomes(ctx)
-	if err != nil {
-		return events.Outcome{}, false, err
-	}
-	raw, err := stream.GetLastMsgForSubject(ctx, events.OutcomeSubject(commandID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return events.Outcome{}, false, nil
-	}
-	if err != nil {
-		return events.Outcome{}, false, fmt.Errorf("read outcome: %w", err)
-	}
-	o, err := events.DecodeOutcome(raw.Header, raw.Data)
-	return o, err == nil, err
-}
-
-// outcomes returns the outcome stream, looked up once.
-func (c *Client) outcomes(ctx context.Context) (jetstream.Stream, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.outcomeStream == nil {
-		stream, err := c.js.Stream(ctx, OutcomeStreamName)
-		if err != nil {
-			return nil, fmt.Errorf("outcome stream: %w", err)
-		}
-		c.outcomeStream = stream
-	}
-	return c.outcomeStream, nil
 }

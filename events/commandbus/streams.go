@@ -21,10 +21,11 @@ const (
 )
 
 // Retention of the bus streams. Commands and dead letters are kept a week
-// for audit and replay; an outcome is only needed until its sender reads it.
+// for audit and replay. Outcomes are kept without a time limit: an outcome
+// is final, and a command retried at any later time with the same id gets
+// the outcome recorded the first time (see OutcomeLog).
 const (
 	CommandRetention    = 7 * 24 * time.Hour
-	OutcomeRetention    = 24 * time.Hour
 	DeadLetterRetention = 7 * 24 * time.Hour
 	// DuplicateWindow is how long JetStream itself drops a re-published
 	// command id; past it the processor still recognises the id.
@@ -45,13 +46,14 @@ func streamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:              OutcomeStreamName,
-			Description:       "Revline command outcomes, one per command id",
+			Description:       "Revline command outcomes, one per command id, written once",
 			Subjects:          []string{events.OutcomeSubjectPrefix + ">"},
 			Storage:           jetstream.FileStorage,
 			Replicas:          replicas,
-			MaxAge:            OutcomeRetention,
 			MaxMsgsPerSubject: 1,
-			AllowDirect:       true,
+			// No direct gets: a replica answering one may lag, and the
+			// processor must never miss an outcome recorded before.
+			AllowDirect: false,
 		},
 		{
 			Name:        DeadLetterStreamName,

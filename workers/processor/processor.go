@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/workers/wmnats"
 )
 
@@ -28,6 +29,13 @@ const ConsumerName = "revline-command-processor"
 
 // maxAttempts bounds how often one command is re-decided after conflicts.
 const maxAttempts = 50
+
+// How the handler retries a command whose processing failed (the store is
+// unreachable) before it gives the command back to JetStream.
+const (
+	handlerRetries          = 3
+	handlerMaxRetryInterval = time.Second
+)
 
 // OutcomeParams describes one processed command to an OnOutcome hook.
 type OutcomeParams struct {
@@ -60,10 +68,15 @@ type Config struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
-	// AckWait is how long a command may take before JetStream redelivers
-	// it; default 10s. Commands take milliseconds; after a crash the
-	// command that was in flight blocks the next ones for this long.
+	// AckWait is how long JetStream waits for news of a command before it
+	// redelivers it; default 1s. While a command is processed the processor
+	// reports progress every AckWait/4, so AckWait bounds how long the
+	// command in flight when a processor died waits to be redelivered, not
+	// how long processing may take.
 	AckWait time.Duration
+	// ProcessTimeout bounds one attempt at processing a command; default
+	// 30s. An attempt that runs out is retried, like a store outage.
+	ProcessTimeout time.Duration
 	// OnOutcome, optional, is called after each outcome is published.
 	OnOutcome func(OutcomeParams)
 }
@@ -79,7 +92,10 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 	if c.AckWait == 0 {
-		c.AckWait = 10 * time.Second
+		c.AckWait = time.Second
+	}
+	if c.ProcessTimeout == 0 {
+		c.ProcessTimeout = 30 * time.Second
 	}
 	if c.OnOutcome == nil {
 		c.OnOutcome = func(OutcomeParams) {}
@@ -103,19 +119,30 @@ func (c Config) Validate() error {
 
 // Processor decides commands. Create it with New and run it with Run.
 type Processor struct {
-	cfg Config
+	cfg      Config
+	outcomes *commandbus.OutcomeLog
 
 	mu   sync.Mutex
 	apps map[string]*appCache
 }
 
+// recentCommands is how many of an app's latest accepted commands the
+// cache remembers by id. A command's events are appended before its
+// outcome is recorded, and no other command of the same app is decided
+// until it is acknowledged; so a command whose events are stored but whose
+// outcome is not (the processor died in between) is always among the
+// app's latest, and a few entries bound the memory this needs.
+const recentCommands = 16
+
 // appCache is the processor's cached view of one app, so that a command
 // does not re-read the app's history. It is refreshed after a conflict.
 type appCache struct {
-	mu      sync.Mutex
-	loaded  bool
-	state   aggregates.App
-	applied map[string]events.Outcome // by command id
+	mu     sync.Mutex
+	loaded bool
+	state  aggregates.App
+	// recent holds the outcomes of the app's latest accepted commands,
+	// oldest first, at most recentCommands of them.
+	recent []events.Outcome
 }
 
 // New checks cfg and returns a Processor.
@@ -124,7 +151,7 @@ func New(cfg Config) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Processor{cfg: cfg, apps: map[string]*appCache{}}, nil
+	return &Processor{cfg: cfg, outcomes: commandbus.NewOutcomeLog(cfg.JetStream), apps: map[string]*appCache{}}, nil
 }
 
 // Run consumes commands until ctx ends. It returns once the router has
@@ -144,11 +171,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("processor: poison queue: %w", err)
 	}
 	router.AddMiddleware(
+		wmnats.KeepInProgress(p.cfg.JetStream.Conn(), p.cfg.AckWait/4),
 		poison,
 		middleware.Retry{
-			MaxRetries:      3,
+			MaxRetries:      handlerRetries,
 			InitialInterval: 50 * time.Millisecond,
-			MaxInterval:     time.Second,
+			MaxInterval:     handlerMaxRetryInterval,
 			Multiplier:      2,
 			ShouldRetry:     func(params middleware.RetryParams) bool { return !isPermanent(params.Err) },
 			Logger:          logger,
@@ -177,35 +205,94 @@ func isPermanent(err error) bool {
 
 func (p *Processor) handle(msg *message.Message) error {
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(msg.Context(), p.cfg.ProcessTimeout)
+	defer cancel()
 	cmd, err := p.cfg.Registry.DecodeCommandMsg(msg.Metadata.Get(wmnats.MetadataSubject), msg.Metadata, msg.Payload)
 	if err != nil {
 		var malformed *events.MalformedCommandError
 		if errors.As(err, &malformed) && malformed.CommandID != "" {
 			o := events.Outcome{CommandID: malformed.CommandID, Status: events.OutcomeRejected, Code: malformed.Code, Message: err.Error()}
-			if perr := p.publishOutcome(msg.Context(), o, msg.Metadata.Get(events.HeaderContentType)); perr != nil {
-				return perr
+			o, rerr := p.record(ctx, o, msg.Metadata.Get(events.HeaderContentType))
+			if rerr != nil {
+				return rerr
 			}
 			p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
 		}
 		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", msg.Metadata.Get(wmnats.MetadataSubject), "error", err)
 		return permanentError{err}
 	}
-	outcome, appended, err := p.Process(msg.Context(), cmd)
+	outcome, appended, err := p.Process(ctx, cmd)
+	var unreadable *events.UnreadableEventError
+	if errors.As(err, &unreadable) {
+		p.cfg.Logger.Error("command refused: the app's history cannot be read", "app", cmd.App, "command_id", cmd.CommandID, "error", err)
+		o := events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected, Code: events.CodeAppHistoryUnreadable, Message: err.Error()}
+		if o, err = p.record(ctx, o, cmd.ContentType); err != nil {
+			return err
+		}
+		p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
+		return permanentError{unreadable}
+	}
 	if err != nil {
 		return err
 	}
-	if err := p.publishOutcome(msg.Context(), outcome, cmd.ContentType); err != nil {
-		return err
+	if outcome.Duplicate {
+		// Recorded before: clients waiting for it (a retry) hear it again.
+		if err := p.outcomes.Announce(outcome, cmd.ContentType); err != nil {
+			return err
+		}
 	}
 	p.cfg.OnOutcome(OutcomeParams{Outcome: outcome, Duration: time.Since(start), EventsAppended: appended})
 	return nil
 }
 
-// Process decides one command and appends its events, re-deciding on
-// fresh state after a conflict. It returns the outcome and how many events
-// it appended. An error means the command could not be processed now
-// (the store is unreachable) and should be retried.
+// Process decides one command, appends its events and records its outcome,
+// unless an outcome of the same command id was recorded before: that one
+// is final, and returned with Duplicate set, whatever the app's state is
+// now. It re-decides on fresh state after a conflict. It returns the
+// outcome and how many events it appended. An error means the command
+// could not be processed now (the store is unreachable) and should be
+// retried; an *events.UnreadableEventError means it never can be.
 func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, int, error) {
+	recorded, found, err := p.outcomes.Lookup(ctx, cmd.CommandID)
+	if err != nil {
+		return events.Outcome{}, 0, err
+	}
+	if found {
+		recorded.Duplicate = true
+		return recorded, 0, nil
+	}
+	outcome, appended, err := p.decide(ctx, cmd)
+	if err != nil {
+		return events.Outcome{}, 0, err
+	}
+	// Only now may the command be acknowledged: a crash before this line
+	// redelivers it, and decide finds its events by causation id.
+	final, err := p.record(ctx, outcome, cmd.ContentType)
+	if err != nil {
+		return events.Outcome{}, 0, err
+	}
+	if final.Duplicate && appended > 0 {
+		p.cfg.Logger.Error("another processor recorded a different outcome for a command whose events this one appended",
+			"command_id", cmd.CommandID, "app", cmd.App, "recorded", final.Status, "appended", appended)
+	}
+	return final, appended, nil
+}
+
+// record stores o as the command's final outcome, or returns the outcome
+// recorded earlier (marked Duplicate) if there is one.
+func (p *Processor) record(ctx context.Context, o events.Outcome, contentType string) (events.Outcome, error) {
+	duplicate := o.Duplicate
+	o.Duplicate = false // what is stored is the first answer itself
+	stored, fresh, err := p.outcomes.Record(ctx, o, contentType)
+	if err != nil {
+		return events.Outcome{}, err
+	}
+	stored.Duplicate = duplicate || !fresh
+	return stored, nil
+}
+
+// decide decides cmd on the app's state and appends its events.
+func (p *Processor) decide(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, int, error) {
 	cache := p.cache(cmd.App)
 	cache.mu.Lock()
 	defer cache.mu.Unlock()
@@ -214,7 +301,7 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 		if err := p.refresh(ctx, cmd.App, cache); err != nil {
 			return events.Outcome{}, 0, err
 		}
-		if done, ok := cache.applied[cmd.CommandID]; ok {
+		if done, ok := cache.accepted(cmd.CommandID); ok {
 			done.CommandType, done.Duplicate = cmd.Type, true
 			return done, 0, nil
 		}
@@ -245,7 +332,7 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 			envs[i].Sequence = res.FirstSequence + uint64(i)
 			cache.apply(envs[i])
 		}
-		done := cache.applied[cmd.CommandID]
+		done, _ := cache.accepted(cmd.CommandID)
 		done.CommandType = cmd.Type
 		return done, len(envs), nil
 	}
@@ -303,7 +390,7 @@ func (p *Processor) cache(app string) *appCache {
 	defer p.mu.Unlock()
 	c, ok := p.apps[app]
 	if !ok {
-		c = &appCache{}
+		c = &appCache{state: aggregates.App{Name: app}}
 		p.apps[app] = c
 	}
 	return c
@@ -313,10 +400,6 @@ func (p *Processor) cache(app string) *appCache {
 func (p *Processor) refresh(ctx context.Context, app string, c *appCache) error {
 	if c.loaded {
 		return nil
-	}
-	if c.applied == nil {
-		c.state = aggregates.App{Name: app}
-		c.applied = map[string]events.Outcome{}
 	}
 	if _, err := p.catchUp(ctx, app, c); err != nil {
 		return err
@@ -338,14 +421,18 @@ func (p *Processor) catchUp(ctx context.Context, app string, c *appCache) (bool,
 	return len(history) > 0, nil
 }
 
-// apply folds env into the cached state and records the outcome of the
-// command that caused it, so that a retried command id is answered again.
+// apply folds env into the cached state and remembers the outcome of the
+// command that caused it among the app's recent commands.
 func (c *appCache) apply(env events.Envelope) {
 	c.state = aggregates.Evolve(c.state, env)
-	o, ok := c.applied[env.CausationID]
-	if !ok {
-		o = events.Outcome{CommandID: env.CausationID, App: env.App, Status: events.OutcomeAccepted, FirstSequence: env.Sequence}
+	// A command's events are stored together, so they extend the last entry.
+	if n := len(c.recent); n == 0 || c.recent[n-1].CommandID != env.CausationID {
+		if n == recentCommands {
+			c.recent = append(c.recent[:0], c.recent[1:]...)
+		}
+		c.recent = append(c.recent, events.Outcome{CommandID: env.CausationID, App: env.App, Status: events.OutcomeAccepted, FirstSequence: env.Sequence})
 	}
+	o := &c.recent[len(c.recent)-1]
 	o.LastSequence = env.Sequence
 	switch ev := env.Event.(type) {
 	case events.RevisionCreated:
@@ -353,16 +440,15 @@ func (c *appCache) apply(env events.Envelope) {
 	case events.RolloutRequested:
 		o.CommandType, o.RolloutID = events.CmdRollout, ev.RolloutID
 	}
-	c.applied[env.CausationID] = o
 }
 
-func (p *Processor) publishOutcome(ctx context.Context, o events.Outcome, contentType string) error {
-	msg, err := events.OutcomeMsg(o, contentType)
-	if err != nil {
-		return err
+// accepted returns the outcome of commandID if it is one of the app's
+// recent accepted commands.
+func (c *appCache) accepted(commandID string) (events.Outcome, bool) {
+	for i := len(c.recent) - 1; i >= 0; i-- {
+		if c.recent[i].CommandID == commandID {
+			return c.recent[i], true
+		}
 	}
-	if _, err := p.cfg.JetStream.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish outcome of %s: %w", o.CommandID, err)
-	}
-	return nil
+	return events.Outcome{}, false
 }

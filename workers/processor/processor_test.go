@@ -49,6 +49,13 @@ func (b *bus) startProcessor(t *testing.T) *processor.Processor {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runProcessor(t, p)
+	return p
+}
+
+// runProcessor runs p until the test ends.
+func runProcessor(t *testing.T, p *processor.Processor) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -58,7 +65,6 @@ func (b *bus) startProcessor(t *testing.T) *processor.Processor {
 			t.Errorf("processor stopped with %v", err)
 		}
 	})
-	return p
 }
 
 func testContext(t *testing.T) context.Context {
@@ -343,5 +349,60 @@ func TestRefusalIsNotDecidedOnAStaleCache(t *testing.T) {
 	o, _, err := second.Process(ctx, events.NewCommand("stale", events.Suspend{}, alice))
 	if err != nil || o.Status != events.OutcomeAccepted {
 		t.Fatalf("suspend on a stale cache = %+v, %v; want accepted", o, err)
+	}
+}
+
+// An event this build cannot decode in an app's history makes every
+// command for that app a final rejection, at once; other apps carry on.
+func TestUnreadableHistoryRefusesTheAppsCommandsAndOthersFlow(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	b.startProcessor(t)
+	ctx := testContext(t)
+	if o := b.execute(t, deploy("broken")); o.Status != events.OutcomeAccepted {
+		t.Fatalf("deploy: %+v", o)
+	}
+	junk := nats.NewMsg(events.EventSubjectPrefix + "broken.junk")
+	junk.Data = []byte("not an event")
+	if _, err := b.js.PublishMsg(ctx, junk); err != nil {
+		t.Fatal(err)
+	}
+	cmd := deploy("broken")
+	o := b.execute(t, cmd)
+	if o.Status != events.OutcomeRejected || o.Code != events.CodeAppHistoryUnreadable || strings.Contains(o.Message, "\n") {
+		t.Fatalf("command for the app with junk in its history: %+v", o)
+	}
+	if o := b.execute(t, deploy("healthy")); o.Status != events.OutcomeAccepted {
+		t.Fatalf("another app after the junk: %+v", o)
+	}
+	// The rejection is final: a resend gets it again.
+	again := b.execute(t, cmd)
+	if again.Status != events.OutcomeRejected || again.Code != events.CodeAppHistoryUnreadable {
+		t.Fatalf("resent: %+v", again)
+	}
+}
+
+// Outcomes are written once: a second, different outcome for the same
+// command id is refused and the first one is reported instead.
+func TestOutcomeLogKeepsTheFirstOutcome(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	ctx := testContext(t)
+	log := commandbus.NewOutcomeLog(b.js)
+	id := uuid.NewString()
+	if _, found, err := log.Lookup(ctx, id); err != nil || found {
+		t.Fatalf("lookup before anything was recorded: found %v, %v", found, err)
+	}
+	first := events.Outcome{CommandID: id, App: "web", CommandType: events.CmdScale, Status: events.OutcomeNoOp, Code: aggregates.CodeNothingToChange, Message: "nothing to change"}
+	if stored, recorded, err := log.Record(ctx, first, events.ContentTypeJSON); err != nil || !recorded || stored != first {
+		t.Fatalf("first record: %+v, %v, %v", stored, recorded, err)
+	}
+	second := events.Outcome{CommandID: id, App: "web", CommandType: events.CmdScale, Status: events.OutcomeAccepted, FirstSequence: 9, LastSequence: 9}
+	stored, recorded, err := log.Record(ctx, second, events.ContentTypeMsgpack)
+	if err != nil || recorded || stored != first {
+		t.Fatalf("second record: %+v, recorded %v, %v; want the first outcome back", stored, recorded, err)
+	}
+	if got, found, err := log.Lookup(ctx, id); err != nil || !found || got != first {
+		t.Fatalf("lookup: %+v, %v, %v", got, found, err)
 	}
 }

@@ -3,6 +3,7 @@ package processor
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -23,17 +24,37 @@ func newSubscriber(cfg Config, logger watermill.LoggerAdapter) (*wmnats.Subscrib
 		NATSOptions: cfg.NATSOptions,
 		Logger:      logger,
 		// MaxAckPending 1 keeps commands in order; replicas share the
-		// consumer, so each command is handled by one of them.
+		// consumer, so each command is handled by one of them. A command is
+		// redelivered until it is processed (MaxDeliver unlimited): one
+		// that can never be is answered and dead-lettered by the handler,
+		// so only an outage makes a command wait, and it never disappears.
 		Consumer: jetstream.ConsumerConfig{
 			Durable:       ConsumerName,
 			Description:   "Revline command processor",
 			FilterSubject: events.CommandSubjectPrefix + ">",
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       cfg.AckWait,
-			MaxDeliver:    10,
+			MaxDeliver:    -1,
 			MaxAckPending: 1,
 		},
+		// Each attempt is bounded by ProcessTimeout and kept in progress;
+		// Watermill must wait for every retry of the handler.
+		HandlerTimeout: (handlerRetries+1)*cfg.ProcessTimeout + handlerRetries*handlerMaxRetryInterval,
+		NakDelay:       redeliveryDelay{},
 	})
+}
+
+// redeliveryDelay spaces out the redeliveries of a command whose handler
+// failed (the store is unreachable): 1s, 2s, 4s, ... up to 30s.
+type redeliveryDelay struct{}
+
+// WaitTime implements the Watermill JetStream subscriber's Delay.
+func (redeliveryDelay) WaitTime(delivered uint64) time.Duration {
+	const first, most = time.Second, 30 * time.Second
+	if delivered > 5 {
+		return most
+	}
+	return min(first<<max(delivered, 1)/2, most)
 }
 
 // deadLetterPublisher publishes poisoned commands to the dead-letter
@@ -52,7 +73,7 @@ func (d deadLetterPublisher) Publish(topic string, msgs ...*message.Message) err
 		// NATS' own headers (the message id, expectations a client set) must
 		// not make JetStream refuse or dedupe the dead letter.
 		for key := range out.Header {
-			if strings.HasPrefix(key, "Nats-") {
+			if strings.HasPrefix(key, "Nats-") || key == wmnats.MetadataAckReply {
 				out.Header.Del(key)
 			}
 		}

@@ -24,6 +24,9 @@ import (
 const (
 	MetadataSubject  = "Revline-Subject"
 	MetadataSequence = "Revline-Stream-Sequence"
+	// MetadataAckReply is the subject JetStream takes acknowledgements of
+	// the message on; KeepInProgress sends progress on it.
+	MetadataAckReply = "Revline-Ack-Reply"
 )
 
 // SubscriberConfig configures a durable subscriber.
@@ -36,6 +39,14 @@ type SubscriberConfig struct {
 	// is a stable API (renaming it replays the stream).
 	Consumer jetstream.ConsumerConfig
 	Logger   watermill.LoggerAdapter
+	// HandlerTimeout is how long a handler may take to ack or nack a
+	// message before Watermill gives up on it (JetStream then redelivers
+	// it). Default: the consumer's AckWait, or 30s. Set it above AckWait
+	// when handlers keep their messages in progress (KeepInProgress).
+	HandlerTimeout time.Duration
+	// NakDelay, optional, is how long JetStream waits before it redelivers
+	// a message its handler failed; default at once.
+	NakDelay wmjetstream.Delay
 }
 
 // Subscriber is a Watermill JetStream subscriber on a connection of its
@@ -84,7 +95,8 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	sub, err := wmjetstream.NewSubscriber(wmjetstream.SubscriberConfig{
 		Conn:                nc,
 		Logger:              cfg.Logger,
-		AckWaitTimeout:      cmp.Or(cfg.Consumer.AckWait, 30*time.Second),
+		AckWaitTimeout:      cmp.Or(cfg.HandlerTimeout, cfg.Consumer.AckWait, 30*time.Second),
+		NakDelay:            cfg.NakDelay,
 		ResourceInitializer: durable(cfg.Consumer),
 		Unmarshaler:         unmarshaler{},
 		// A plain ack needs no context: on shutdown the last message's ack
@@ -123,10 +135,51 @@ func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 		}
 	}
 	wm.Metadata.Set(MetadataSubject, msg.Subject())
+	wm.Metadata.Set(MetadataAckReply, msg.Reply())
 	if meta, err := msg.Metadata(); err == nil {
 		wm.Metadata.Set(MetadataSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
 	}
 	return wm, nil
+}
+
+// ackProgress is JetStream's "work in progress" acknowledgement: it
+// restarts the message's AckWait.
+var ackProgress = []byte("+WPI")
+
+// KeepInProgress is a handler middleware that tells JetStream, every
+// interval while the handler runs (retries included, when it is the
+// outermost middleware), that the message is still being worked on. The
+// consumer's AckWait can then be short, so that a message whose handler
+// died with its process is redelivered promptly, while slow work is not
+// redelivered under a handler that is still alive.
+func KeepInProgress(nc *nats.Conn, interval time.Duration) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			reply := msg.Metadata.Get(MetadataAckReply)
+			if reply == "" {
+				return h(msg)
+			}
+			done := make(chan struct{})
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				ticker := time.NewTicker(interval)
+				defer ticker.Stop()
+				for {
+					select {
+					case <-done:
+						return
+					case <-ticker.C:
+						// A lost progress ack only risks a redelivery, which
+						// handlers are idempotent against.
+						_ = nc.Publish(reply, ackProgress)
+					}
+				}
+			}()
+			defer func() { close(done); <-stopped }()
+			return h(msg)
+		}
+	}
 }
 
 // NewRouter returns a Watermill router that logs through logger.
