@@ -378,3 +378,47 @@ func TestBriefScenario(t *testing.T) {
 		t.Fatalf("a retried deploy created a revision: %+v", revs)
 	}
 }
+
+// The sequence that showed outcomes changing after a crash: a no-op scale,
+// then a scale that changes the app, then kill -9 before JetStream has
+// persisted the processor's acknowledgements, so that the last commands
+// are delivered again after the restart. The no-op must stay a no-op: it
+// must not undo the later scale.
+func TestNoOpDoesNotTakeEffectAfterKill9(t *testing.T) {
+	dataDir := t.TempDir()
+	natsPort, httpPort := freePort(t), freePort(t)
+	s := startServe(t, dataDir, natsPort, httpPort)
+	const app = "r"
+	if r, _ := deploy(t, s, app); r.code != 0 {
+		t.Fatalf("deploy: %+v", r)
+	}
+	for _, st := range []struct {
+		flag, value string
+		wantNoOp    bool
+	}{
+		{"--min-concurrency", "1", false},
+		{"--keep-alive", "101", false},
+		{"--min-concurrency", "1", true},
+		{"--min-concurrency", "0", false},
+	} {
+		r := s.revline(t, "apps", "scale", app, st.flag, st.value, "-o", "json")
+		if r.code != 0 || strings.Contains(r.stdout, `"noop"`) != st.wantNoOp {
+			t.Fatalf("scale %s %s: %+v", st.flag, st.value, r)
+		}
+	}
+	s.stop(t, syscall.SIGKILL)
+	s = startServe(t, dataDir, natsPort, httpPort)
+	// Commands are processed in order: once this one is answered, every
+	// command delivered again after the restart has been too.
+	if r := s.revline(t, "apps", "scale", app, "--keep-alive", "102"); r.code != 0 {
+		t.Fatalf("scale after the restart: %+v", r)
+	}
+	var apps []struct {
+		MinConcurrency int `json:"min_concurrency"`
+		KeepAlive      int `json:"keep_alive"`
+	}
+	s.mustJSON(t, &apps, "apps", "list")
+	if len(apps) != 1 || apps[0].MinConcurrency != 0 || apps[0].KeepAlive != 102 {
+		t.Fatalf("after kill -9, apps = %+v; want min_concurrency 0 and keep_alive 102", apps)
+	}
+}
