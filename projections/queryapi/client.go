@@ -25,7 +25,7 @@ func ask[T any](ctx context.Context, c *Client, endpoint string, q Request) (T, 
 	var out T
 	body, err := json.Marshal(q)
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("query %s: %w", endpoint, err)
 	}
 	msg, err := c.nc.RequestWithContext(ctx, SubjectPrefix+endpoint, body)
 	if errors.Is(err, nats.ErrNoResponders) {
@@ -44,13 +44,13 @@ func ask[T any](ctx context.Context, c *Client, endpoint string, q Request) (T, 
 }
 
 // Apps implements Reader.
-func (c *Client) Apps(ctx context.Context, seq uint64) ([]projections.AppView, error) {
-	return ask[[]projections.AppView](ctx, c, EndpointApps, Request{MinSequence: seq})
+func (c *Client) Apps(ctx context.Context, page PageRequest, seq uint64) (Page[projections.AppView], error) {
+	return ask[Page[projections.AppView]](ctx, c, EndpointApps, Request{Limit: page.Limit, PageToken: page.PageToken, MinSequence: seq})
 }
 
 // Revisions implements Reader.
-func (c *Client) Revisions(ctx context.Context, app string, seq uint64) ([]projections.RevisionView, error) {
-	return ask[[]projections.RevisionView](ctx, c, EndpointRevisions, Request{App: app, MinSequence: seq})
+func (c *Client) Revisions(ctx context.Context, app string, page PageRequest, seq uint64) (Page[projections.RevisionView], error) {
+	return ask[Page[projections.RevisionView]](ctx, c, EndpointRevisions, Request{App: app, Limit: page.Limit, PageToken: page.PageToken, MinSequence: seq})
 }
 
 // Revision implements Reader.
@@ -59,8 +59,10 @@ func (c *Client) Revision(ctx context.Context, app, ref string, seq uint64) (pro
 }
 
 // Runners implements Reader.
-func (c *Client) Runners(ctx context.Context, app string, all bool, seq uint64) ([]projections.RunnerView, error) {
-	return ask[[]projections.RunnerView](ctx, c, EndpointRunners, Request{App: app, All: all, MinSequence: seq})
+func (c *Client) Runners(ctx context.Context, app string, filter RunnerFilter, page PageRequest, seq uint64) (Page[projections.RunnerView], error) {
+	return ask[Page[projections.RunnerView]](ctx, c, EndpointRunners, Request{
+		App: app, All: filter.All, State: string(filter.State), Limit: page.Limit, PageToken: page.PageToken, MinSequence: seq,
+	})
 }
 
 // Rollout implements Reader.

@@ -5,14 +5,23 @@
 // Every query may carry min_sequence: the answer then reflects at least
 // that stream sequence (the one a command's outcome returned), which is how
 // a client reads its own writes.
+//
+// The lists (apps, revisions, runners) come in pages (Page), each small
+// enough for one NATS message; All follows a list to its end. A page token
+// names a position in the list, not an offset, so the pages neither skip
+// nor repeat an item while the list changes: revisions created after the
+// first page are newer, so they are not in later pages; a deleted one is
+// simply no longer there.
 package queryapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
 )
 
@@ -37,6 +46,11 @@ const (
 	CodeRevisionRefTooShort = "revision_ref_too_short"
 	CodeRolloutNotFound     = "rollout_not_found"
 	CodeNotCaughtUp         = "not_caught_up"
+	// CodeReplyTooLarge: the answer does not fit in one NATS message (a
+	// single revision larger than the connection's max payload).
+	CodeReplyTooLarge = "reply_too_large"
+	// CodeInternal: the server failed to answer for a reason of its own.
+	CodeInternal = "internal"
 )
 
 // Request is the body of every query (JSON). Fields a query does not use
@@ -48,9 +62,20 @@ type Request struct {
 	RolloutID string `json:"rollout_id,omitempty"`
 	// All includes terminated runners.
 	All bool `json:"all,omitempty"`
+	// State keeps only the runners in this runner state.
+	State string `json:"state,omitempty"`
+	// Limit is the most items a list page may hold: 1 to MaxPageSize, or
+	// 0 (or none) for DefaultPageSize.
+	Limit int `json:"limit,omitempty"`
+	// PageToken is the previous page's next_page_token; none for the
+	// first page.
+	PageToken string `json:"page_token,omitempty"`
 	// MinSequence makes the answer reflect at least this stream sequence.
 	MinSequence uint64 `json:"min_sequence,omitempty"`
 }
+
+// page returns the request's page fields.
+func (q Request) page() PageRequest { return PageRequest{Limit: q.Limit, PageToken: q.PageToken} }
 
 // Error is a failed query: a stable code and a sentence.
 type Error struct {
@@ -61,13 +86,27 @@ type Error struct {
 // Error implements the error interface.
 func (e *Error) Error() string { return e.Message }
 
+// RunnerFilter selects the runners a runner list holds.
+type RunnerFilter struct {
+	// All includes terminated runners; without it, and without State, the
+	// list holds the runners that are not terminated.
+	All bool
+	// State, if set, keeps only the runners in this state (terminated
+	// ones too if it is RunnerTerminated).
+	State events.RunnerState
+}
+
 // Reader answers queries. Local reads an in-process model; Client asks a
 // server over NATS. Errors are *Error where the query itself failed.
+//
+// Apps, Revisions and Runners return one page of their list: give the
+// previous page's NextPageToken to get the next one, or use All.
+// Revisions are listed newest first, runners oldest first, apps by name.
 type Reader interface {
-	Apps(ctx context.Context, minSequence uint64) ([]projections.AppView, error)
-	Revisions(ctx context.Context, app string, minSequence uint64) ([]projections.RevisionView, error)
+	Apps(ctx context.Context, page PageRequest, minSequence uint64) (Page[projections.AppView], error)
+	Revisions(ctx context.Context, app string, page PageRequest, minSequence uint64) (Page[projections.RevisionView], error)
 	Revision(ctx context.Context, app, ref string, minSequence uint64) (projections.RevisionView, error)
-	Runners(ctx context.Context, app string, all bool, minSequence uint64) ([]projections.RunnerView, error)
+	Runners(ctx context.Context, app string, filter RunnerFilter, page PageRequest, minSequence uint64) (Page[projections.RunnerView], error)
 	Rollout(ctx context.Context, app, rolloutID string, minSequence uint64) (projections.RolloutView, error)
 }
 
@@ -105,19 +144,30 @@ func (l Local) app(ctx context.Context, app string, seq uint64) error {
 }
 
 // Apps implements Reader.
-func (l Local) Apps(ctx context.Context, seq uint64) ([]projections.AppView, error) {
-	if err := l.caughtUp(ctx, seq); err != nil {
-		return nil, err
+func (l Local) Apps(ctx context.Context, req PageRequest, seq uint64) (Page[projections.AppView], error) {
+	c, err := appsOrder.cursor("", req)
+	if err != nil {
+		return Page[projections.AppView]{}, err
 	}
-	return l.Model.Apps(), nil
+	if err := l.caughtUp(ctx, c.minSequence(seq)); err != nil {
+		return Page[projections.AppView]{}, err
+	}
+	// The checkpoint is read first: the list reflects at least it.
+	at := l.Model.Checkpoint()
+	return appsOrder.page("", l.Model.Apps(), c, at)
 }
 
 // Revisions implements Reader.
-func (l Local) Revisions(ctx context.Context, app string, seq uint64) ([]projections.RevisionView, error) {
-	if err := l.app(ctx, app, seq); err != nil {
-		return nil, err
+func (l Local) Revisions(ctx context.Context, app string, req PageRequest, seq uint64) (Page[projections.RevisionView], error) {
+	c, err := revisionsOrder.cursor(app, req)
+	if err != nil {
+		return Page[projections.RevisionView]{}, err
 	}
-	return l.Model.Revisions(app), nil
+	if err := l.app(ctx, app, c.minSequence(seq)); err != nil {
+		return Page[projections.RevisionView]{}, err
+	}
+	at := l.Model.Checkpoint()
+	return revisionsOrder.page(app, l.Model.Revisions(app), c, at)
 }
 
 // Revision implements Reader.
@@ -147,11 +197,25 @@ func resolveError(err error) error {
 }
 
 // Runners implements Reader.
-func (l Local) Runners(ctx context.Context, app string, all bool, seq uint64) ([]projections.RunnerView, error) {
-	if err := l.app(ctx, app, seq); err != nil {
-		return nil, err
+func (l Local) Runners(ctx context.Context, app string, filter RunnerFilter, req PageRequest, seq uint64) (Page[projections.RunnerView], error) {
+	if filter.State != "" {
+		if _, err := events.ParseRunnerState(string(filter.State)); err != nil {
+			return Page[projections.RunnerView]{}, &Error{Code: CodeBadRequest, Message: err.Error()}
+		}
 	}
-	return l.Model.Runners(app, all), nil
+	c, err := runnersOrder.cursor(app, req)
+	if err != nil {
+		return Page[projections.RunnerView]{}, err
+	}
+	if err := l.app(ctx, app, c.minSequence(seq)); err != nil {
+		return Page[projections.RunnerView]{}, err
+	}
+	at := l.Model.Checkpoint()
+	runners := l.Model.Runners(app, filter.All || filter.State == events.RunnerTerminated)
+	if filter.State != "" {
+		runners = slices.DeleteFunc(runners, func(r projections.RunnerView) bool { return r.State != filter.State })
+	}
+	return runnersOrder.page(app, runners, c, at)
 }
 
 // Rollout implements Reader.

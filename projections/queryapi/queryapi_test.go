@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,16 +131,30 @@ func TestClientAnswersLikeLocal(t *testing.T) {
 	ctx := testContext(t)
 
 	apps := sameAnswer(t, "apps",
-		func() ([]projections.AppView, error) { return f.local.Apps(ctx, 0) },
-		func() ([]projections.AppView, error) { return f.client.Apps(ctx, 0) })
-	if len(apps) != 2 || apps[0].Name != "api" || apps[1].Name != "web" || apps[1].CurrentRevision != rev1 || apps[1].Runners != 1 || apps[1].Revisions != 3 {
+		func() (queryapi.Page[projections.AppView], error) {
+			return f.local.Apps(ctx, queryapi.PageRequest{}, 0)
+		},
+		func() (queryapi.Page[projections.AppView], error) {
+			return f.client.Apps(ctx, queryapi.PageRequest{}, 0)
+		})
+	if apps.NextPageToken != "" {
+		t.Errorf("apps: a short list has a next page token %q", apps.NextPageToken)
+	}
+	if apps := apps.Items; len(apps) != 2 || apps[0].Name != "api" || apps[1].Name != "web" || apps[1].CurrentRevision != rev1 || apps[1].Runners != 1 || apps[1].Revisions != 3 {
 		t.Errorf("apps = %+v", apps)
 	}
 
 	revs := sameAnswer(t, "revisions",
-		func() ([]projections.RevisionView, error) { return f.local.Revisions(ctx, "web", 0) },
-		func() ([]projections.RevisionView, error) { return f.client.Revisions(ctx, "web", 0) })
-	if len(revs) != 3 || revs[0].RevisionID != rev3 || revs[2].RevisionID != rev1 || !revs[2].Current || revs[2].Annotations["git_sha"] != "abc" {
+		func() (queryapi.Page[projections.RevisionView], error) {
+			return f.local.Revisions(ctx, "web", queryapi.PageRequest{}, 0)
+		},
+		func() (queryapi.Page[projections.RevisionView], error) {
+			return f.client.Revisions(ctx, "web", queryapi.PageRequest{}, 0)
+		})
+	if revs.NextPageToken != "" {
+		t.Errorf("revisions: a short list has a next page token %q", revs.NextPageToken)
+	}
+	if revs := revs.Items; len(revs) != 3 || revs[0].RevisionID != rev3 || revs[2].RevisionID != rev1 || !revs[2].Current || revs[2].Annotations["git_sha"] != "abc" {
 		t.Errorf("revisions = %+v", revs)
 	}
 
@@ -164,19 +179,34 @@ func TestClientAnswersLikeLocal(t *testing.T) {
 		t.Errorf("failed revision = %+v", failed)
 	}
 
-	for _, all := range []bool{false, true} {
+	for _, tc := range []struct {
+		filter queryapi.RunnerFilter
+		want   []string
+	}{
+		{queryapi.RunnerFilter{}, []string{runnerA}},
+		{queryapi.RunnerFilter{All: true}, []string{runnerA, runnerB}},
+		{queryapi.RunnerFilter{State: events.RunnerIdle}, []string{runnerA}},
+		{queryapi.RunnerFilter{State: events.RunnerTerminated}, []string{runnerB}},
+		{queryapi.RunnerFilter{State: events.RunnerDraining}, []string{}},
+	} {
 		runners := sameAnswer(t, "runners",
 			func() ([]projections.RunnerView, error) {
-				r, err := f.local.Runners(ctx, "web", all, 0)
-				return withoutReasons(r), err
+				r, err := f.local.Runners(ctx, "web", tc.filter, queryapi.PageRequest{}, 0)
+				return withoutReasons(r.Items), err
 			},
-			func() ([]projections.RunnerView, error) { return f.client.Runners(ctx, "web", all, 0) })
-		want := 1
-		if all {
-			want = 2
+			func() ([]projections.RunnerView, error) {
+				r, err := f.client.Runners(ctx, "web", tc.filter, queryapi.PageRequest{}, 0)
+				return r.Items, err
+			})
+		var got []string
+		for _, r := range runners {
+			got = append(got, r.RunnerID)
 		}
-		if len(runners) != want || runners[0].RunnerID != runnerA || runners[0].State != events.RunnerIdle || runners[0].Port != 40001 {
-			t.Errorf("runners (all=%v) = %+v", all, runners)
+		if !slices.Equal(got, tc.want) && len(got)+len(tc.want) > 0 {
+			t.Errorf("runners %+v = %v, want %v", tc.filter, got, tc.want)
+		}
+		if len(runners) > 0 && runners[0].RunnerID == runnerA && (runners[0].State != events.RunnerIdle || runners[0].Port != 40001) {
+			t.Errorf("runner A = %+v", runners[0])
 		}
 	}
 
@@ -198,11 +228,11 @@ func TestFailedQueriesHaveTheSameCodeOnBothReaders(t *testing.T) {
 		code  string
 	}{
 		{"revisions of an unknown app", func(r queryapi.Reader) error {
-			_, err := r.Revisions(ctx, "nope", 0)
+			_, err := r.Revisions(ctx, "nope", queryapi.PageRequest{}, 0)
 			return err
 		}, queryapi.CodeAppNotFound},
 		{"runners of an unknown app", func(r queryapi.Reader) error {
-			_, err := r.Runners(ctx, "nope", true, 0)
+			_, err := r.Runners(ctx, "nope", queryapi.RunnerFilter{All: true}, queryapi.PageRequest{}, 0)
 			return err
 		}, queryapi.CodeAppNotFound},
 		{"revision of an unknown app", func(r queryapi.Reader) error {
@@ -259,10 +289,13 @@ func TestServerRefusesInvalidAppNamesAsBadRequests(t *testing.T) {
 		t.Run(app, func(t *testing.T) {
 			t.Parallel()
 			for name, query := range map[string]func() error{
-				"revisions": func() error { _, err := f.client.Revisions(ctx, app, 0); return err },
+				"revisions": func() error { _, err := f.client.Revisions(ctx, app, queryapi.PageRequest{}, 0); return err },
 				"revision":  func() error { _, err := f.client.Revision(ctx, app, rev1, 0); return err },
-				"runners":   func() error { _, err := f.client.Runners(ctx, app, false, 0); return err },
-				"rollout":   func() error { _, err := f.client.Rollout(ctx, app, rollout1, 0); return err },
+				"runners": func() error {
+					_, err := f.client.Runners(ctx, app, queryapi.RunnerFilter{}, queryapi.PageRequest{}, 0)
+					return err
+				},
+				"rollout": func() error { _, err := f.client.Rollout(ctx, app, rollout1, 0); return err },
 			} {
 				var qerr *queryapi.Error
 				if err := query(); !errors.As(err, &qerr) || qerr.Code != queryapi.CodeBadRequest || !strings.Contains(qerr.Message, "invalid app name") {
@@ -311,8 +344,8 @@ func TestQueryWaitsForItsMinSequence(t *testing.T) {
 	}
 	answers := make(chan answer, 1)
 	go func() {
-		revs, err := f.client.Revisions(ctx, "web", next)
-		answers <- answer{revs, err}
+		revs, err := f.client.Revisions(ctx, "web", queryapi.PageRequest{}, next)
+		answers <- answer{revs.Items, err}
 	}()
 	if _, err := seen.NextMsgWithContext(ctx); err != nil {
 		t.Fatalf("the query was never sent: %v", err)
@@ -351,11 +384,11 @@ func TestLocalQueryWaitsForItsMinSequence(t *testing.T) {
 	envs := history()
 	answers := make(chan []projections.AppView, 1)
 	go func() {
-		apps, err := local.Apps(ctx, uint64(len(envs)))
+		apps, err := local.Apps(ctx, queryapi.PageRequest{}, uint64(len(envs)))
 		if err != nil {
 			t.Error(err)
 		}
-		answers <- apps
+		answers <- apps.Items
 	}()
 	for _, env := range envs {
 		model.Apply(env)
@@ -375,7 +408,7 @@ func TestLocalQueryForAnUnreachedSequenceFailsWhenItsContextEnds(t *testing.T) {
 	local := queryapi.Local{Model: projections.NewRevisionHistory()}
 	ctx, cancel := context.WithCancel(testContext(t))
 	cancel()
-	_, err := local.Apps(ctx, 5)
+	_, err := local.Apps(ctx, queryapi.PageRequest{}, 5)
 	var qerr *queryapi.Error
 	if !errors.As(err, &qerr) || qerr.Code != queryapi.CodeNotCaughtUp || !strings.Contains(qerr.Message, "sequence 5") {
 		t.Fatalf("err = %#v, want not_caught_up", err)
@@ -389,8 +422,8 @@ func TestClientWithoutServerSaysToRunServe(t *testing.T) {
 	client := queryapi.NewClient(nc)
 	ctx := testContext(t)
 	for name, query := range map[string]func() error{
-		"apps":      func() error { _, err := client.Apps(ctx, 0); return err },
-		"revisions": func() error { _, err := client.Revisions(ctx, "web", 0); return err },
+		"apps":      func() error { _, err := client.Apps(ctx, queryapi.PageRequest{}, 0); return err },
+		"revisions": func() error { _, err := client.Revisions(ctx, "web", queryapi.PageRequest{}, 0); return err },
 		"rollout":   func() error { _, err := client.Rollout(ctx, "web", rollout1, 0); return err },
 	} {
 		err := query()

@@ -5,15 +5,51 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/revline/revline/events"
 )
 
+// ServeOption configures Serve.
+type ServeOption func(*service)
+
+// WithLogger makes Serve log to l (default slog.Default()): replies it
+// could not send, and answers too large for one message.
+func WithLogger(l *slog.Logger) ServeOption {
+	return func(s *service) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// service answers the query endpoints.
+type service struct {
+	// maxPayload is the most bytes one message may carry on the
+	// connection, which can change on a reconnect to another server.
+	maxPayload func() int64
+	log        *slog.Logger
+}
+
+// answerFunc answers one query; maxBytes bounds a list page's encoding.
+type answerFunc func(ctx context.Context, q Request, maxBytes int) (any, error)
+
 // Serve registers the query endpoints on nc as the NATS micro service
 // "revline-query", answering from r. Stop the returned service to stop.
-func Serve(nc *nats.Conn, r Reader, version string) (micro.Service, error) {
+//
+// Every request gets an answer or a micro error (headers
+// Nats-Service-Error-Code and Nats-Service-Error) at once: list pages are
+// cut to fit nc's max payload, and an answer that cannot fit (a single
+// revision larger than that) is a CodeReplyTooLarge error.
+func Serve(nc *nats.Conn, r Reader, version string, opts ...ServeOption) (micro.Service, error) {
+	s := &service{maxPayload: nc.MaxPayload, log: slog.Default()}
+	for _, opt := range opts {
+		opt(s)
+	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        "revline-query",
 		Version:     version,
@@ -23,18 +59,26 @@ func Serve(nc *nats.Conn, r Reader, version string) (micro.Service, error) {
 		return nil, fmt.Errorf("query service: %w", err)
 	}
 	group := svc.AddGroup(SubjectPrefix[:len(SubjectPrefix)-1])
-	endpoints := map[string]func(context.Context, Request) (any, error){
-		EndpointApps: func(ctx context.Context, q Request) (any, error) { return r.Apps(ctx, q.MinSequence) },
-		EndpointRevisions: func(ctx context.Context, q Request) (any, error) {
-			return r.Revisions(ctx, q.App, q.MinSequence)
+	withMax := func(q Request, maxBytes int) PageRequest {
+		p := q.page()
+		p.MaxBytes = maxBytes
+		return p
+	}
+	endpoints := map[string]answerFunc{
+		EndpointApps: func(ctx context.Context, q Request, maxBytes int) (any, error) {
+			return r.Apps(ctx, withMax(q, maxBytes), q.MinSequence)
 		},
-		EndpointRevision: func(ctx context.Context, q Request) (any, error) {
+		EndpointRevisions: func(ctx context.Context, q Request, maxBytes int) (any, error) {
+			return r.Revisions(ctx, q.App, withMax(q, maxBytes), q.MinSequence)
+		},
+		EndpointRevision: func(ctx context.Context, q Request, _ int) (any, error) {
 			return r.Revision(ctx, q.App, q.Ref, q.MinSequence)
 		},
-		EndpointRunners: func(ctx context.Context, q Request) (any, error) {
-			return r.Runners(ctx, q.App, q.All, q.MinSequence)
+		EndpointRunners: func(ctx context.Context, q Request, maxBytes int) (any, error) {
+			filter := RunnerFilter{All: q.All, State: events.RunnerState(q.State)}
+			return r.Runners(ctx, q.App, filter, withMax(q, maxBytes), q.MinSequence)
 		},
-		EndpointRollout: func(ctx context.Context, q Request) (any, error) {
+		EndpointRollout: func(ctx context.Context, q Request, _ int) (any, error) {
 			return r.Rollout(ctx, q.App, q.RolloutID, q.MinSequence)
 		},
 	}
@@ -42,7 +86,7 @@ func Serve(nc *nats.Conn, r Reader, version string) (micro.Service, error) {
 		// Each request is answered on its own goroutine: micro calls an
 		// endpoint's handler one request at a time, and a query waiting
 		// for a min_sequence must not hold up the others.
-		handler := micro.HandlerFunc(func(req micro.Request) { go respond(req, name, answer) })
+		handler := micro.HandlerFunc(func(req micro.Request) { go s.respond(req, name, answer) })
 		if err := group.AddEndpoint(name, handler); err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("query service: endpoint %s: %w", name, err)
@@ -57,28 +101,95 @@ func Serve(nc *nats.Conn, r Reader, version string) (micro.Service, error) {
 	return svc, nil
 }
 
-func respond(req micro.Request, name string, answer func(context.Context, Request) (any, error)) {
+// replyHeadroom is kept free in every reply for what NATS adds to the
+// JSON body (headers, should any be set).
+const replyHeadroom = 4 << 10
+
+// pageBudget is the most bytes of JSON a list page may take on a
+// connection whose max payload is maxPayload.
+func pageBudget(maxPayload int64) int {
+	return int(max(maxPayload-replyHeadroom, maxPayload/2))
+}
+
+func (s *service) respond(req micro.Request, name string, answer answerFunc) {
 	var q Request
 	if len(req.Data()) > 0 {
 		if err := json.Unmarshal(req.Data(), &q); err != nil {
-			_ = req.Error(CodeBadRequest, "query body is not valid JSON: "+err.Error(), nil)
+			s.fail(req, name, CodeBadRequest, "query body is not valid JSON: "+err.Error())
 			return
 		}
 	}
 	if name != EndpointApps {
 		if err := events.ValidateAppName(q.App); err != nil {
-			_ = req.Error(CodeBadRequest, err.Error(), nil)
+			s.fail(req, name, CodeBadRequest, err.Error())
 			return
 		}
 	}
-	result, err := answer(context.Background(), q)
+	maxPayload := s.maxPayload()
+	result, err := answer(context.Background(), q, pageBudget(maxPayload))
 	var qerr *Error
 	switch {
 	case errors.As(err, &qerr):
-		_ = req.Error(qerr.Code, qerr.Message, nil)
+		message := qerr.Message
+		if qerr.Code == CodeReplyTooLarge {
+			s.log.Warn("query answer too large for one NATS message", "endpoint", name, "app", q.App, "max_payload", maxPayload, "error", message)
+			message += fmt.Sprintf(" on this NATS connection (max_payload %d bytes); the HTTP API has no such limit", maxPayload)
+		}
+		s.fail(req, name, qerr.Code, message)
+		return
 	case err != nil:
-		_ = req.Error("internal", err.Error(), nil)
-	default:
-		_ = req.RespondJSON(result)
+		s.log.Error("query failed", "endpoint", name, "app", q.App, "error", err)
+		s.fail(req, name, CodeInternal, err.Error())
+		return
 	}
+	body, err := json.Marshal(result)
+	if err != nil {
+		s.log.Error("query answer does not encode", "endpoint", name, "app", q.App, "error", err)
+		s.fail(req, name, CodeInternal, "the answer does not encode as JSON: "+err.Error())
+		return
+	}
+	if int64(len(body)) > maxPayload {
+		s.log.Warn("query answer too large for one NATS message", "endpoint", name, "app", q.App, "bytes", len(body), "max_payload", maxPayload)
+		s.fail(req, name, CodeReplyTooLarge, fmt.Sprintf(
+			"the answer is %d bytes, more than the %d bytes NATS lets the server send in one message (its max_payload); the HTTP API has no such limit",
+			len(body), maxPayload))
+		return
+	}
+	if err := req.Respond(body); err != nil {
+		s.log.Error("query answer not sent", "endpoint", name, "app", q.App, "bytes", len(body), "error", err)
+		code := CodeInternal
+		if strings.Contains(err.Error(), nats.ErrMaxPayload.Error()) {
+			code = CodeReplyTooLarge
+		}
+		s.fail(req, name, code, fmt.Sprintf("the server could not send its %d-byte answer: %v", len(body), err))
+	}
+}
+
+// maxErrorDescription bounds an error reply's description, which travels
+// in a header.
+const maxErrorDescription = 1 << 10
+
+// fail answers req with a micro error, and logs when even that cannot be
+// sent: the client then hears nothing until its own deadline.
+func (s *service) fail(req micro.Request, name, code, message string) {
+	if err := req.Error(code, errorDescription(message), nil); err != nil {
+		s.log.Error("query error reply not sent; the client waits until its deadline", "endpoint", name, "code", code, "error", err)
+	}
+}
+
+// errorDescription makes message fit a header value: one line, at most
+// maxErrorDescription bytes, never empty.
+func errorDescription(message string) string {
+	message = strings.Join(strings.Fields(message), " ")
+	if len(message) > maxErrorDescription {
+		cut := maxErrorDescription - len("...")
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut--
+		}
+		message = message[:cut] + "..."
+	}
+	if message == "" {
+		message = "query failed"
+	}
+	return message
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/queryapi"
 )
 
 func serveCommand() command {
@@ -137,16 +139,22 @@ func deployCommand() command {
 
 func appsList(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "list"})
-	return withClient(e, c, args, 0, nil, nil, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
-		apps, err := s.reader.Apps(ctx, 0)
+	var limit limitFlag
+	return withClient(e, c, args, 0, limit.register, nil, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
+		apps, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
+			return s.reader.Apps(ctx, p, 0)
+		})
 		return render(e, f, apps, err, printApps)
 	})
 }
 
 func listRevisions(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "list-rev"})
-	return withClient(e, c, args, 1, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-		revs, err := s.reader.Revisions(ctx, pos[0], 0)
+	var limit limitFlag
+	return withClient(e, c, args, 1, limit.register, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		revs, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
+			return s.reader.Revisions(ctx, pos[0], p, 0)
+		})
 		return render(e, f, revs, err, printRevisions)
 	})
 }
@@ -252,21 +260,34 @@ func runnersCommand() command {
 		example: "revline apps runners my-model --state all",
 	}
 	c.run = func(e env, args []string) error {
-		var state string
+		var (
+			state string
+			limit limitFlag
+		)
 		extra := func(fs *flag.FlagSet) {
 			fs.StringVar(&state, "state", "", "all, or one state: pending, setup, idle, running, draining, terminating, terminated, crash_backoff (default: all but terminated)")
+			limit.register(fs)
 		}
+		var filter queryapi.RunnerFilter
 		validate := func() error {
-			if state != "" && state != "all" {
-				if _, err := events.ParseRunnerState(state); err != nil {
+			switch state {
+			case "":
+			case "all":
+				filter.All = true
+			default:
+				st, err := events.ParseRunnerState(state)
+				if err != nil {
 					return usageError{err.Error()}
 				}
+				filter.State = st
 			}
 			return nil
 		}
 		return withClient(e, c, args, 1, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			runners, err := s.reader.Runners(ctx, pos[0], state != "", 0)
-			return render(e, f, filterRunners(runners, state), err, printRunners)
+			runners, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {
+				return s.reader.Runners(ctx, pos[0], filter, p, 0)
+			})
+			return render(e, f, runners, err, printRunners)
 		})
 	}
 	return c

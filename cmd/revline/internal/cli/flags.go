@@ -52,6 +52,21 @@ func (f *secondsFlag) Set(s string) error {
 	return nil
 }
 
+// limitFlag is the --limit of the list commands: the most items to show,
+// 0 for all of them.
+type limitFlag struct{ n int }
+
+func (l *limitFlag) register(fs *flag.FlagSet) {
+	fs.Func("limit", "show at most `N` items, from the top of the list (default: all)", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q is not a positive whole number", s)
+		}
+		l.n = n
+		return nil
+	})
+}
+
 // annotationsFlag collects repeated KEY=VALUE flags.
 type annotationsFlag map[string]string
 

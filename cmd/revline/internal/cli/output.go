@@ -12,6 +12,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/queryapi"
 )
 
 // render prints the result of a command: as JSON with -o json, with table
@@ -116,19 +117,6 @@ func printRollout(w io.Writer, app string, res control.RolloutResult) {
 	}
 }
 
-func filterRunners(runners []projections.RunnerView, state string) []projections.RunnerView {
-	if state == "" || state == "all" {
-		return runners
-	}
-	var out []projections.RunnerView
-	for _, r := range runners {
-		if string(r.State) == state {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 func printRunners(w io.Writer, runners []projections.RunnerView) {
 	rows := make([][]string, 0, len(runners))
 	for _, r := range runners {
@@ -147,7 +135,9 @@ func printChange(ctx context.Context, e env, s *session, f *clientFlags, res con
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "%s %s.\n", verb, res.App)
-	apps, err := s.reader.Apps(ctx, res.Sequence)
+	apps, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
+		return s.reader.Apps(ctx, p, res.Sequence)
+	})
 	if err != nil {
 		return err
 	}

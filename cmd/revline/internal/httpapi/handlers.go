@@ -8,6 +8,7 @@ import (
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections/queryapi"
 )
 
 // appHandler serves a route under /v1/apps/{app}; it returns an error to
@@ -29,33 +30,33 @@ func (a *api) app(h appHandler) http.HandlerFunc {
 }
 
 func (a *api) listApps(w http.ResponseWriter, r *http.Request) {
-	seq, err := minSequence(r)
+	seq, page, err := listParams(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()
-	apps, err := a.cfg.Reader.Apps(ctx, seq)
+	apps, err := a.cfg.Reader.Apps(ctx, page, seq)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, nonNil(apps))
+	writePage(w, r, apps)
 }
 
 func (a *api) listRevisions(w http.ResponseWriter, r *http.Request, app string) error {
-	seq, err := minSequence(r)
+	seq, page, err := listParams(r)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()
-	revs, err := a.cfg.Reader.Revisions(ctx, app, seq)
+	revs, err := a.cfg.Reader.Revisions(ctx, app, page, seq)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, nonNil(revs))
+	writePage(w, r, revs)
 	return nil
 }
 
@@ -78,42 +79,29 @@ func (a *api) getRevision(w http.ResponseWriter, r *http.Request, app string) er
 const runnerStateAll = "all"
 
 func (a *api) listRunners(w http.ResponseWriter, r *http.Request, app string) error {
-	seq, err := minSequence(r)
+	seq, page, err := listParams(r)
 	if err != nil {
 		return err
 	}
 	// No state: the live runners. "all": terminated ones too. A state:
 	// only the runners in it.
-	var (
-		all   bool
-		state events.RunnerState
-	)
+	var filter queryapi.RunnerFilter
 	switch text := r.URL.Query().Get("state"); text {
 	case "":
 	case runnerStateAll:
-		all = true
+		filter.All = true
 	default:
-		if state, err = events.ParseRunnerState(text); err != nil {
+		if filter.State, err = events.ParseRunnerState(text); err != nil {
 			return badRequest(fmt.Sprintf("%v: want %s or a runner state (pending, setup, idle, running, draining, terminating, terminated, crash_backoff)", err, runnerStateAll))
 		}
-		all = state == events.RunnerTerminated
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()
-	runners, err := a.cfg.Reader.Runners(ctx, app, all, seq)
+	runners, err := a.cfg.Reader.Runners(ctx, app, filter, page, seq)
 	if err != nil {
 		return err
 	}
-	if state != "" {
-		kept := runners[:0:0]
-		for _, rn := range runners {
-			if rn.State == state {
-				kept = append(kept, rn)
-			}
-		}
-		runners = kept
-	}
-	writeJSON(w, http.StatusOK, nonNil(runners))
+	writePage(w, r, runners)
 	return nil
 }
 
@@ -324,10 +312,19 @@ func (a *api) change(w http.ResponseWriter, r *http.Request, app string, op func
 	return nil
 }
 
-// nonNil makes an empty list encode as [] rather than null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
+// writePage answers with a list page: its items as a JSON array (empty,
+// never null) and, if the list goes on, the link to the next page in the
+// Link header (RFC 8288, rel="next") and its token in NextPageTokenHeader.
+func writePage[T any](w http.ResponseWriter, r *http.Request, page queryapi.Page[T]) {
+	if page.NextPageToken != "" {
+		q := r.URL.Query()
+		q.Set("page_token", page.NextPageToken)
+		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", r.URL.EscapedPath(), q.Encode()))
+		w.Header().Set(NextPageTokenHeader, page.NextPageToken)
 	}
-	return s
+	items := page.Items
+	if items == nil {
+		items = []T{}
+	}
+	writeJSON(w, http.StatusOK, items)
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/revline/revline/projections/queryapi"
 )
 
-// Header names the API reads.
+// Header names the API reads and writes.
 const (
 	// ActorHeader names who asks for a change; it is recorded in every
 	// event the request causes. Without it, Config.Control.Actor is used.
@@ -27,6 +27,11 @@ const (
 	// IdempotencyKeyHeader makes a retried deploy create no second
 	// revision; the body's idempotency_key does the same.
 	IdempotencyKeyHeader = "Idempotency-Key"
+	// NextPageTokenHeader, on a page of a list (apps, revisions, runners)
+	// that is not its last, holds the token of the next page: pass it as
+	// the page_token query parameter. The Link header (rel="next") gives
+	// the same as a URL.
+	NextPageTokenHeader = "X-Revline-Next-Page-Token"
 )
 
 // MaxBodyBytes bounds a request body.

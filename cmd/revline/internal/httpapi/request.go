@@ -14,6 +14,7 @@ import (
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections/queryapi"
 )
 
 // decodeBody reads r's JSON body into dst, refusing unknown fields,
@@ -172,6 +173,26 @@ func minSequence(r *http.Request) (uint64, error) {
 		return 0, badRequest(fmt.Sprintf("min_sequence %q: want a stream sequence (a non-negative integer)", text))
 	}
 	return seq, nil
+}
+
+// listParams reads a list's query parameters: min_sequence, and limit
+// and page_token, which select a page of the list.
+func listParams(r *http.Request) (uint64, queryapi.PageRequest, error) {
+	seq, err := minSequence(r)
+	if err != nil {
+		return 0, queryapi.PageRequest{}, err
+	}
+	q := r.URL.Query()
+	page := queryapi.PageRequest{PageToken: q.Get("page_token")}
+	if q.Has("limit") {
+		text := q.Get("limit")
+		n, err := strconv.Atoi(text)
+		if err != nil || n < 1 || n > queryapi.MaxPageSize {
+			return 0, page, badRequest(fmt.Sprintf("limit %q: want a whole number from 1 to %d (without it, pages hold %d items)", text, queryapi.MaxPageSize, queryapi.DefaultPageSize))
+		}
+		page.Limit = n
+	}
+	return seq, page, nil
 }
 
 // requestContext bounds a request: waitTimeout when the caller waits for a
