@@ -92,47 +92,6 @@ func countingPages[T any](sizes *[]int, list func(context.Context, queryapi.Page
 	}
 }
 
-// The case: an app whose revision list is larger than the
-// embedded server's max payload is read completely, page by page, in the
-// model's order.
-func TestClientReadsTwentyThousandRevisions(t *testing.T) {
-	t.Parallel()
-	const n = 20_000
-	model := projections.NewRevisionHistory()
-	bigApp(t, model, "big", n)
-	want := revisionIDs(model.Revisions("big"))
-	srv := embedded.StartForTest(t)
-	client, nc := serveModel(t, srv, model)
-	whole, err := json.Marshal(model.Revisions("big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if int64(len(whole)) <= nc.MaxPayload() {
-		t.Fatalf("the list is %d bytes, within the max payload (%d): the test would not show anything", len(whole), nc.MaxPayload())
-	}
-
-	// Every page costs the server a pass over the whole list: give the
-	// test time on a busy machine with the race detector.
-	ctx := slowTestContext(t)
-	var sizes []int
-	revs, err := queryapi.All(ctx, 0, countingPages(&sizes, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
-		return client.Revisions(ctx, "big", p, 0)
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := revisionIDs(revs); !slices.Equal(got, want) {
-		t.Fatalf("read %d revisions; want the model's %d in its order (newest first)", len(got), len(want))
-	}
-	if len(sizes) != n/queryapi.MaxPageSize {
-		t.Errorf("pages of %v items; want %d pages of %d", sizes, n/queryapi.MaxPageSize, queryapi.MaxPageSize)
-	}
-	if revs[0].CreatedAt.Before(revs[n-1].CreatedAt) {
-		t.Errorf("first revision created %v, last %v: want newest first", revs[0].CreatedAt, revs[n-1].CreatedAt)
-	}
-
-}
-
 // slowTestContext bounds a test that reads a long list.
 func slowTestContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)

@@ -25,6 +25,8 @@ type listServer struct {
 	url   string
 	model *projections.RevisionHistory
 	seq   uint64
+	// maxPayload is the most a NATS message may carry on this server.
+	maxPayload int64
 }
 
 func newListServer(t *testing.T) *listServer {
@@ -36,7 +38,7 @@ func newListServer(t *testing.T) *listServer {
 	if _, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
-	s := &listServer{url: srv.ClientURL(), model: projections.NewRevisionHistory()}
+	s := &listServer{url: srv.ClientURL(), model: projections.NewRevisionHistory(), maxPayload: nc.MaxPayload()}
 	svc, err := queryapi.Serve(nc, queryapi.Local{Model: s.model}, cli.Version)
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +103,9 @@ func TestListRevShowsTwentyThousandRevisions(t *testing.T) {
 	var want []string
 	for _, r := range s.model.Revisions("big") {
 		want = append(want, r.RevisionID)
+	}
+	if whole, err := json.Marshal(s.model.Revisions("big")); err != nil || int64(len(whole)) <= s.maxPayload {
+		t.Fatalf("the list is %d bytes (%v), within the max payload (%d): the test would show nothing", len(whole), err, s.maxPayload)
 	}
 
 	revs := decodeRows[projections.RevisionView](t, s.runCLI(t, "apps", "list-rev", "big", "-o", "json"))
