@@ -2,6 +2,7 @@ package aggregates
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/revline/revline/events"
@@ -44,15 +45,19 @@ func decideDeploy(state App, c events.Deploy) ([]events.Event, error) {
 		return nil, reject(CodeAppSuspended, "app %q is suspended; resume it before deploying", state.Name)
 	case c.RevisionID == "":
 		return nil, invalid("deploy needs a revision id")
-	case c.Command == "":
-		return nil, invalid("deploy needs a command that starts a runner (--command)")
+	}
+	if err := checkUUID("revision_id", c.RevisionID); err != nil {
+		return nil, err
+	}
+	if err := checkCommandLine(c.Command); err != nil {
+		return nil, err
 	}
 	if _, exists := state.Revisions[c.RevisionID]; exists {
-		return nil, reject(CodeRevisionExists, "revision %s already exists", c.RevisionID)
+		return nil, reject(CodeRevisionExists, "revision %s already exists", showID(c.RevisionID))
 	}
-	strategy, err := events.ParseStrategy(string(c.Strategy))
+	strategy, err := parseStrategy(c.Strategy)
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, err
 	}
 	if err := validateCode(c.Code); err != nil {
 		return nil, err
@@ -60,10 +65,11 @@ func decideDeploy(state App, c events.Deploy) ([]events.Event, error) {
 	if err := validateRuntime(c.Runtime.Apply(events.DefaultRuntimeParams()), c.Runtime); err != nil {
 		return nil, err
 	}
-	for key := range c.Annotations {
-		if key == "" {
-			return nil, invalid("annotation keys must not be empty")
-		}
+	if err := checkText("message", c.Message, MaxMessageBytes); err != nil {
+		return nil, err
+	}
+	if err := checkAnnotations(c.Annotations); err != nil {
+		return nil, err
 	}
 	return []events.Event{events.RevisionCreated{
 		RevisionID:  c.RevisionID,
@@ -77,12 +83,14 @@ func decideDeploy(state App, c events.Deploy) ([]events.Event, error) {
 	}}, nil
 }
 
-// Upper bounds of the parameters: generous, but a typo must not ask the
-// worker for a million processes or overflow a duration.
-const (
-	MaxCount    = 1000
-	MaxDuration = events.Seconds(7 * 24 * 3600)
-)
+// parseStrategy reads a command's strategy ("" is rolling).
+func parseStrategy(s events.Strategy) (events.Strategy, error) {
+	strategy, err := events.ParseStrategy(string(s))
+	if err != nil {
+		return "", invalid("unknown strategy %s: want rolling or recreate", quote(string(s)))
+	}
+	return strategy, nil
+}
 
 func validateCode(o events.CodeOverrides) error {
 	switch {
@@ -96,6 +104,8 @@ func validateCode(o events.CodeOverrides) error {
 		return invalid("max_multiplexing must be at least 1, got %d", *o.MaxMultiplexing)
 	case o.StartupTimeout != nil && *o.StartupTimeout < 1:
 		return invalid("startup_timeout must be at least 1s, got %ds", *o.StartupTimeout)
+	case o.MachineType != nil:
+		return checkMachineType(*o.MachineType)
 	}
 	return nil
 }
@@ -139,10 +149,10 @@ func validateRuntime(p events.RuntimeParams, o events.RuntimeOverrides) error {
 func deploying(state App, id string) (*Revision, error) {
 	rev, ok := state.Revisions[id]
 	if !ok {
-		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, id)
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, showID(id))
 	}
 	if rev.Status != events.StatusDeploying {
-		return nil, reject(CodeRevisionNotDeploying, "revision %s is %s, not deploying", id, rev.Status)
+		return nil, reject(CodeRevisionNotDeploying, "revision %s is %s, not deploying", showID(id), rev.Status)
 	}
 	return rev, nil
 }
@@ -167,8 +177,11 @@ func decideCompleteDeploy(state App, c events.CompleteDeploy) ([]events.Event, e
 }
 
 func decideFailDeploy(state App, c events.FailDeploy) ([]events.Event, error) {
-	if c.Reason == "" {
+	if strings.TrimSpace(c.Reason) == "" {
 		return nil, invalid("a failed deploy needs a reason")
+	}
+	if err := checkText("reason", c.Reason, MaxReasonBytes); err != nil {
+		return nil, err
 	}
 	if _, err := deploying(state, c.RevisionID); err != nil {
 		return nil, err
@@ -180,18 +193,21 @@ func decideFailDeploy(state App, c events.FailDeploy) ([]events.Event, error) {
 func existing(state App, id string) (*Revision, error) {
 	rev, ok := state.Revisions[id]
 	if !ok {
-		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, id)
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, showID(id))
 	}
 	if rev.Deleted {
-		return nil, reject(CodeRevisionDeleted, "revision %s was deleted", id)
+		return nil, reject(CodeRevisionDeleted, "revision %s was deleted", showID(id))
 	}
 	return rev, nil
 }
 
 func decideSetRevision(state App, c events.SetRevision) ([]events.Event, error) {
-	strategy, err := events.ParseStrategy(string(c.Strategy))
+	strategy, err := parseStrategy(c.Strategy)
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, err
+	}
+	if err := checkText("message", c.Message, MaxMessageBytes); err != nil {
+		return nil, err
 	}
 	if state.Suspended {
 		return nil, reject(CodeAppSuspended, "app %q is suspended; resume it before switching revisions", state.Name)
@@ -201,10 +217,10 @@ func decideSetRevision(state App, c events.SetRevision) ([]events.Event, error) 
 		return nil, err
 	}
 	if target.ID == state.Current {
-		return nil, noop(CodeAlreadyCurrent, "revision %s is already the current revision of %q", target.ID, state.Name)
+		return nil, noop(CodeAlreadyCurrent, "revision %s is already the current revision of %q", showID(target.ID), state.Name)
 	}
 	if target.Status != events.StatusDeployed {
-		return nil, reject(CodeRevisionNotDeployed, "revision %s is %s; only a deployed revision can become current", target.ID, target.Status)
+		return nil, reject(CodeRevisionNotDeployed, "revision %s is %s; only a deployed revision can become current", showID(target.ID), target.Status)
 	}
 	return []events.Event{events.CurrentRevisionSet{
 		From: state.Current, To: target.ID, Reason: "rollback", Strategy: strategy, Message: c.Message,
@@ -216,22 +232,26 @@ func decideSetRevision(state App, c events.SetRevision) ([]events.Event, error) 
 }
 
 func decideRollout(state App, c events.Rollout, now time.Time) ([]events.Event, error) {
-	switch {
-	case c.RolloutID == "":
+	if c.RolloutID == "" {
 		return nil, invalid("rollout needs a rollout id")
+	}
+	if err := checkUUID("rollout_id", c.RolloutID); err != nil {
+		return nil, err
+	}
+	switch {
 	case state.Current == "":
 		return nil, reject(CodeNoCurrentRevision, "app %q has no current revision to roll out", state.Name)
 	case state.Suspended:
 		return nil, reject(CodeAppSuspended, "app %q is suspended; resume it before a rollout", state.Name)
 	case state.Rollout != nil && !c.Force && now.Sub(state.Rollout.RequestedAt) < RolloutStuckAfter:
-		return nil, reject(CodeRolloutInProgress, "rollout %s of app %q is still in progress; wait for it or use --force", state.Rollout.ID, state.Name)
+		return nil, reject(CodeRolloutInProgress, "rollout %s of app %q is still in progress; wait for it or use --force", showID(state.Rollout.ID), state.Name)
 	}
 	return []events.Event{events.RolloutRequested{RolloutID: c.RolloutID, RevisionID: state.Current, Force: c.Force}}, nil
 }
 
 func decideCompleteRollout(state App, c events.CompleteRollout) ([]events.Event, error) {
 	if state.Rollout == nil || state.Rollout.ID != c.RolloutID {
-		return nil, reject(CodeRolloutNotFound, "app %q has no rollout %s in progress", state.Name, c.RolloutID)
+		return nil, reject(CodeRolloutNotFound, "app %q has no rollout %s in progress", state.Name, showID(c.RolloutID))
 	}
 	if c.Replaced < 0 || c.DroppedRequests < 0 {
 		return nil, invalid("replaced and dropped_requests must not be negative")
@@ -246,15 +266,15 @@ func decideDeleteRevision(state App, c events.DeleteRevision) ([]events.Event, e
 	rev, ok := state.Revisions[c.RevisionID]
 	switch {
 	case !ok:
-		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, c.RevisionID)
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, showID(c.RevisionID))
 	case rev.Deleted:
-		return nil, reject(CodeRevisionAlreadyDeleted, "revision %s was already deleted", rev.ID)
+		return nil, reject(CodeRevisionAlreadyDeleted, "revision %s was already deleted", showID(rev.ID))
 	case rev.ID == state.Current:
-		return nil, reject(CodeRevisionIsCurrent, "revision %s is the current revision of %q; switch to another revision (set-rev) before deleting it", rev.ID, state.Name)
+		return nil, reject(CodeRevisionIsCurrent, "revision %s is the current revision of %q; switch to another revision (set-rev) before deleting it", showID(rev.ID), state.Name)
 	case rev.Status == events.StatusDeploying:
-		return nil, reject(CodeRevisionInUse, "revision %s is being deployed; wait for the deploy to finish", rev.ID)
+		return nil, reject(CodeRevisionInUse, "revision %s is being deployed; wait for the deploy to finish", showID(rev.ID))
 	case state.Rollout != nil && state.Rollout.RevisionID == rev.ID:
-		return nil, reject(CodeRevisionInUse, "revision %s is being rolled out (rollout %s)", rev.ID, state.Rollout.ID)
+		return nil, reject(CodeRevisionInUse, "revision %s is being rolled out (rollout %s)", showID(rev.ID), showID(state.Rollout.ID))
 	}
 	return []events.Event{events.RevisionDeleted{RevisionID: rev.ID}}, nil
 }
@@ -290,7 +310,7 @@ func decideSuspend(state App) ([]events.Event, error) {
 	}
 	for _, rev := range state.Revisions {
 		if rev.Status == events.StatusDeploying {
-			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before suspending", rev.ID, state.Name)
+			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before suspending", showID(rev.ID), state.Name)
 		}
 	}
 	return []events.Event{events.AppSuspended{RevisionID: state.Current}}, nil
@@ -307,11 +327,23 @@ func decideReportRunner(state App, c events.ReportRunner) ([]events.Event, error
 	if c.RunnerID == "" {
 		return nil, invalid("runner report needs a runner id")
 	}
+	if err := checkUUID("runner_id", c.RunnerID); err != nil {
+		return nil, err
+	}
 	if _, err := events.ParseRunnerState(string(c.State)); err != nil {
-		return nil, invalid("%v", err)
+		return nil, invalid("unknown runner state %s", quote(string(c.State)))
+	}
+	switch {
+	case c.PID < 0 || c.PID > MaxRunnerPID:
+		return nil, invalid("pid must be 0 to %d, got %d", MaxRunnerPID, c.PID)
+	case c.Port < 0 || c.Port > MaxPort:
+		return nil, invalid("port must be 0 to %d, got %d", MaxPort, c.Port)
+	}
+	if err := checkText("reason", c.Reason, MaxReasonBytes); err != nil {
+		return nil, err
 	}
 	if _, ok := state.Revisions[c.RevisionID]; !ok {
-		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, c.RevisionID)
+		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, showID(c.RevisionID))
 	}
 	return []events.Event{events.RunnerStateChanged(c)}, nil
 }
