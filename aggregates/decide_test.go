@@ -79,10 +79,10 @@ func deploySpecs() []spec {
 	return []spec{
 		{
 			name: "first_deploy_creates_a_deploying_revision_with_defaults",
-			when: events.Deploy{RevisionID: "r1", Command: runCommand},
-			then: evs(created("r1")),
+			when: events.Deploy{RevisionID: r1, Command: runCommand},
+			then: evs(created(r1)),
 			after: func(t T, s aggregates.App) {
-				r := revision(t, s, "r1")
+				r := revision(t, s, r1)
 				equal(t, "status", r.Status, events.StatusDeploying)
 				equal(t, "created at", r.CreatedAt, t0.Add(time.Minute))
 				equal(t, "current", s.Current, "")
@@ -93,7 +93,7 @@ func deploySpecs() []spec {
 		{
 			name: "deploy_records_every_parameter_it_was_given",
 			when: events.Deploy{
-				RevisionID: "r1", Command: runCommand,
+				RevisionID: r1, Command: runCommand,
 				Code: events.CodeOverrides{MachineType: ptr("GPU-A100"), MaxMultiplexing: ptr(4), StartupTimeout: ptr(events.Seconds(600))},
 				Runtime: events.RuntimeOverrides{
 					KeepAlive: ptr(events.Seconds(300)), MinConcurrency: ptr(2), MaxConcurrency: ptr(20),
@@ -103,19 +103,19 @@ func deploySpecs() []spec {
 				Annotations: map[string]string{"git_sha": "abc123"},
 			},
 			then: evs(events.RevisionCreated{
-				RevisionID: "r1", Command: runCommand, Code: gpuCode, Runtime: busyRuntime, ResetScale: true,
+				RevisionID: r1, Command: runCommand, Code: gpuCode, Runtime: busyRuntime, ResetScale: true,
 				Strategy: events.StrategyRecreate, Message: "new tokenizer", Annotations: map[string]string{"git_sha": "abc123"},
 			}),
 		},
 		{
 			name: "unset_parameters_take_their_defaults",
 			when: events.Deploy{
-				RevisionID: "r1", Command: runCommand,
+				RevisionID: r1, Command: runCommand,
 				Code:    events.CodeOverrides{MaxMultiplexing: ptr(8)},
 				Runtime: events.RuntimeOverrides{MinConcurrency: ptr(1)},
 			},
 			then: evs(events.RevisionCreated{
-				RevisionID: "r1", Command: runCommand,
+				RevisionID: r1, Command: runCommand,
 				Code:     events.CodeParams{MachineType: "XS", MaxMultiplexing: 8, StartupTimeout: 60},
 				Runtime:  events.RuntimeParams{KeepAlive: 60, MinConcurrency: 1, MaxConcurrency: 10, RequestTimeout: 3600},
 				Strategy: events.StrategyRolling,
@@ -123,20 +123,20 @@ func deploySpecs() []spec {
 		},
 		{
 			name:  "deploying_to_a_live_app_does_not_move_the_alias_yet",
-			given: live("r1", withRuntime(busyRuntime)),
-			when:  events.Deploy{RevisionID: "r2", Command: runCommand},
-			then:  evs(created("r2")),
+			given: live(r1, withRuntime(busyRuntime)),
+			when:  events.Deploy{RevisionID: r2, Command: runCommand},
+			then:  evs(created(r2)),
 			after: func(t T, s aggregates.App) {
-				equal(t, "current", s.Current, "r1")
+				equal(t, "current", s.Current, r1)
 				equal(t, "runtime", s.Runtime, busyRuntime)
-				equal(t, "r2 status", revision(t, s, "r2").Status, events.StatusDeploying)
+				equal(t, "r2 status", revision(t, s, r2).Status, events.StatusDeploying)
 			},
 		},
 		{
 			name:  "deploying_after_a_resume_is_accepted",
-			given: history(live("r1"), evs(suspended("r1"), resumed("r1"))),
-			when:  events.Deploy{RevisionID: "r2", Command: runCommand},
-			then:  evs(created("r2")),
+			given: history(live(r1), evs(suspended(r1), resumed(r1))),
+			when:  events.Deploy{RevisionID: r2, Command: runCommand},
+			then:  evs(created(r2)),
 		},
 		{
 			name:   "empty_deploy_is_rejected",
@@ -151,112 +151,112 @@ func deploySpecs() []spec {
 		},
 		{
 			name:   "deploy_without_a_command_is_rejected",
-			when:   events.Deploy{RevisionID: "r1"},
+			when:   events.Deploy{RevisionID: r1},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"command"},
 		},
 		{
 			name:   "negative_keep_alive_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{KeepAlive: ptr(events.Seconds(-1))}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{KeepAlive: ptr(events.Seconds(-1))}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"keep_alive", "negative"},
 		},
 		{
 			name:   "negative_min_concurrency_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{MinConcurrency: ptr(-1)}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{MinConcurrency: ptr(-1)}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"min_concurrency", "negative"},
 		},
 		{
 			name:   "negative_max_concurrency_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{MaxConcurrency: ptr(-3)}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{MaxConcurrency: ptr(-3)}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"max_concurrency", "negative"},
 		},
 		{
 			name:   "negative_concurrency_buffer_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{ConcurrencyBuffer: ptr(-1)}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{ConcurrencyBuffer: ptr(-1)}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"concurrency_buffer", "negative"},
 		},
 		{
 			name:   "negative_request_timeout_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{RequestTimeout: ptr(events.Seconds(-5))}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{RequestTimeout: ptr(events.Seconds(-5))}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"request_timeout", "negative"},
 		},
 		{
 			name:   "zero_max_concurrency_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{MaxConcurrency: ptr(0)}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{MaxConcurrency: ptr(0)}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"max_concurrency"},
 		},
 		{
 			name:   "zero_request_timeout_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{RequestTimeout: ptr(events.Seconds(0))}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{RequestTimeout: ptr(events.Seconds(0))}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"request_timeout"},
 		},
 		{
 			name:   "min_concurrency_above_max_concurrency_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{MinConcurrency: ptr(5), MaxConcurrency: ptr(3)}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{MinConcurrency: ptr(5), MaxConcurrency: ptr(3)}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"min_concurrency", "max_concurrency"},
 		},
 		{
 			name:   "min_concurrency_above_the_default_max_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Runtime: events.RuntimeOverrides{MinConcurrency: ptr(11)}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Runtime: events.RuntimeOverrides{MinConcurrency: ptr(11)}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"min_concurrency"},
 		},
 		{
 			name:   "empty_machine_type_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Code: events.CodeOverrides{MachineType: ptr("")}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Code: events.CodeOverrides{MachineType: ptr("")}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"machine_type"},
 		},
 		{
 			name:   "zero_max_multiplexing_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Code: events.CodeOverrides{MaxMultiplexing: ptr(0)}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Code: events.CodeOverrides{MaxMultiplexing: ptr(0)}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"max_multiplexing"},
 		},
 		{
 			name:   "negative_startup_timeout_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Code: events.CodeOverrides{StartupTimeout: ptr(events.Seconds(-1))}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Code: events.CodeOverrides{StartupTimeout: ptr(events.Seconds(-1))}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"startup_timeout"},
 		},
 		{
 			name:   "empty_annotation_key_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Annotations: map[string]string{"": "x"}},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Annotations: map[string]string{"": "x"}},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"annotation"},
 		},
 		{
 			name:   "unknown_strategy_is_rejected",
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand, Strategy: "blue-green"},
+			when:   events.Deploy{RevisionID: r1, Command: runCommand, Strategy: "blue-green"},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"blue-green"},
 		},
 		{
 			name:   "deploying_to_a_suspended_app_is_rejected",
-			given:  history(live("r1"), evs(suspended("r1"))),
-			when:   events.Deploy{RevisionID: "r2", Command: runCommand},
+			given:  history(live(r1), evs(suspended(r1))),
+			when:   events.Deploy{RevisionID: r2, Command: runCommand},
 			reject: aggregates.CodeAppSuspended,
 			says:   []string{appName, "resume"},
 		},
 		{
 			name:   "deploying_an_existing_revision_id_is_rejected",
-			given:  evs(created("r1")),
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand},
+			given:  evs(created(r1)),
+			when:   events.Deploy{RevisionID: r1, Command: runCommand},
 			reject: aggregates.CodeRevisionExists,
-			says:   []string{"r1"},
+			says:   []string{r1},
 		},
 		{
 			name:   "reusing_a_deleted_revision_id_is_rejected",
-			given:  history(live("r1"), promoted("r1", "r2", defaultRuntime), evs(deleted("r1"))),
-			when:   events.Deploy{RevisionID: "r1", Command: runCommand},
+			given:  history(live(r1), promoted(r1, r2, defaultRuntime), evs(deleted(r1))),
+			when:   events.Deploy{RevisionID: r1, Command: runCommand},
 			reject: aggregates.CodeRevisionExists,
 		},
 	}
@@ -266,71 +266,71 @@ func completeDeploySpecs() []spec {
 	return []spec{
 		{
 			name:  "first_deploy_takes_the_deploys_runtime",
-			given: evs(created("r1", withCode(gpuCode), withRuntime(busyRuntime), withMessage("v1"))),
-			when:  events.CompleteDeploy{RevisionID: "r1"},
-			then: evs(deployed("r1"), events.CurrentRevisionSet{
-				From: "", To: "r1", Reason: "deploy", Strategy: events.StrategyRolling, Message: "v1",
+			given: evs(created(r1, withCode(gpuCode), withRuntime(busyRuntime), withMessage("v1"))),
+			when:  events.CompleteDeploy{RevisionID: r1},
+			then: evs(deployed(r1), events.CurrentRevisionSet{
+				From: "", To: r1, Reason: "deploy", Strategy: events.StrategyRolling, Message: "v1",
 				Code: gpuCode, Runtime: busyRuntime,
 			}),
 			after: func(t T, s aggregates.App) {
-				equal(t, "current", s.Current, "r1")
+				equal(t, "current", s.Current, r1)
 				equal(t, "runtime", s.Runtime, busyRuntime)
 				equal(t, "has runtime", s.HasRuntime, true)
-				equal(t, "r1 status", revision(t, s, "r1").Status, events.StatusDeployed)
+				equal(t, "r1 status", revision(t, s, r1).Status, events.StatusDeployed)
 			},
 		},
 		{
 			name:  "later_deploy_keeps_the_current_runtime",
-			given: history(live("r1", withRuntime(busyRuntime)), evs(scaled(busyRuntime, quietRuntime), created("r2", withCode(gpuCode)))),
-			when:  events.CompleteDeploy{RevisionID: "r2"},
-			then: evs(deployed("r2"), events.CurrentRevisionSet{
-				From: "r1", To: "r2", Reason: "deploy", Strategy: events.StrategyRolling,
-				Code: gpuCode, Runtime: quietRuntime, Inherited: allInherited(), InheritedFrom: "r1",
+			given: history(live(r1, withRuntime(busyRuntime)), evs(scaled(busyRuntime, quietRuntime), created(r2, withCode(gpuCode)))),
+			when:  events.CompleteDeploy{RevisionID: r2},
+			then: evs(deployed(r2), events.CurrentRevisionSet{
+				From: r1, To: r2, Reason: "deploy", Strategy: events.StrategyRolling,
+				Code: gpuCode, Runtime: quietRuntime, Inherited: allInherited(), InheritedFrom: r1,
 			}),
 			after: func(t T, s aggregates.App) {
-				equal(t, "current", s.Current, "r2")
+				equal(t, "current", s.Current, r2)
 				equal(t, "runtime", s.Runtime, quietRuntime)
 			},
 		},
 		{
 			name: "reset_scale_deploy_takes_the_deploys_runtime",
-			given: history(live("r1", withRuntime(busyRuntime)),
-				evs(created("r2", withRuntime(quietRuntime), withResetScale(), withMessage("smaller")))),
-			when: events.CompleteDeploy{RevisionID: "r2"},
-			then: evs(deployed("r2"), events.CurrentRevisionSet{
-				From: "r1", To: "r2", Reason: "deploy", Strategy: events.StrategyRolling, Message: "smaller",
+			given: history(live(r1, withRuntime(busyRuntime)),
+				evs(created(r2, withRuntime(quietRuntime), withResetScale(), withMessage("smaller")))),
+			when: events.CompleteDeploy{RevisionID: r2},
+			then: evs(deployed(r2), events.CurrentRevisionSet{
+				From: r1, To: r2, Reason: "deploy", Strategy: events.StrategyRolling, Message: "smaller",
 				Code: events.DefaultCodeParams(), Runtime: quietRuntime,
 			}),
 			after: func(t T, s aggregates.App) { equal(t, "runtime", s.Runtime, quietRuntime) },
 		},
 		{
 			name: "deploy_after_a_failed_first_deploy_takes_its_own_runtime",
-			given: evs(created("r1", withRuntime(quietRuntime)), failed("r1"),
-				created("r2", withRuntime(busyRuntime))),
-			when: events.CompleteDeploy{RevisionID: "r2"},
-			then: evs(deployed("r2"), events.CurrentRevisionSet{
-				To: "r2", Reason: "deploy", Strategy: events.StrategyRolling,
+			given: evs(created(r1, withRuntime(quietRuntime)), failed(r1),
+				created(r2, withRuntime(busyRuntime))),
+			when: events.CompleteDeploy{RevisionID: r2},
+			then: evs(deployed(r2), events.CurrentRevisionSet{
+				To: r2, Reason: "deploy", Strategy: events.StrategyRolling,
 				Code: events.DefaultCodeParams(), Runtime: busyRuntime,
 			}),
 		},
 		{
 			name:   "completing_an_unknown_revision_is_rejected",
-			given:  live("r1"),
+			given:  live(r1),
 			when:   events.CompleteDeploy{RevisionID: "nope"},
 			reject: aggregates.CodeRevisionNotFound,
 			says:   []string{"nope"},
 		},
 		{
 			name:   "completing_a_deployed_revision_is_rejected",
-			given:  live("r1"),
-			when:   events.CompleteDeploy{RevisionID: "r1"},
+			given:  live(r1),
+			when:   events.CompleteDeploy{RevisionID: r1},
 			reject: aggregates.CodeRevisionNotDeploying,
-			says:   []string{"r1", "deployed"},
+			says:   []string{r1, "deployed"},
 		},
 		{
 			name:   "completing_a_failed_revision_is_rejected",
-			given:  evs(created("r1"), failed("r1")),
-			when:   events.CompleteDeploy{RevisionID: "r1"},
+			given:  evs(created(r1), failed(r1)),
+			when:   events.CompleteDeploy{RevisionID: r1},
 			reject: aggregates.CodeRevisionNotDeploying,
 			says:   []string{"failed"},
 		},
@@ -341,20 +341,20 @@ func failDeploySpecs() []spec {
 	return []spec{
 		{
 			name:  "failed_deploy_never_moves_the_alias",
-			given: history(live("r1", withRuntime(busyRuntime)), evs(created("r2", withRuntime(quietRuntime), withResetScale()))),
-			when:  events.FailDeploy{RevisionID: "r2", Reason: "exit status 1"},
-			then:  evs(events.RevisionFailed{RevisionID: "r2", Reason: "exit status 1"}),
+			given: history(live(r1, withRuntime(busyRuntime)), evs(created(r2, withRuntime(quietRuntime), withResetScale()))),
+			when:  events.FailDeploy{RevisionID: r2, Reason: "exit status 1"},
+			then:  evs(events.RevisionFailed{RevisionID: r2, Reason: "exit status 1"}),
 			after: func(t T, s aggregates.App) {
-				equal(t, "current", s.Current, "r1")
+				equal(t, "current", s.Current, r1)
 				equal(t, "runtime", s.Runtime, busyRuntime)
-				equal(t, "r2 status", revision(t, s, "r2").Status, events.StatusFailed)
+				equal(t, "r2 status", revision(t, s, r2).Status, events.StatusFailed)
 			},
 		},
 		{
 			name:  "failed_first_deploy_leaves_the_app_without_a_current_revision",
-			given: evs(created("r1")),
-			when:  events.FailDeploy{RevisionID: "r1", Reason: "health check timed out"},
-			then:  evs(failed("r1")),
+			given: evs(created(r1)),
+			when:  events.FailDeploy{RevisionID: r1, Reason: "health check timed out"},
+			then:  evs(failed(r1)),
 			after: func(t T, s aggregates.App) {
 				equal(t, "current", s.Current, "")
 				equal(t, "has runtime", s.HasRuntime, false)
@@ -362,21 +362,21 @@ func failDeploySpecs() []spec {
 		},
 		{
 			name:   "failed_deploy_needs_a_reason",
-			given:  evs(created("r1")),
-			when:   events.FailDeploy{RevisionID: "r1"},
+			given:  evs(created(r1)),
+			when:   events.FailDeploy{RevisionID: r1},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"reason"},
 		},
 		{
 			name:   "failing_a_deployed_revision_is_rejected",
-			given:  live("r1"),
-			when:   events.FailDeploy{RevisionID: "r1", Reason: "late report"},
+			given:  live(r1),
+			when:   events.FailDeploy{RevisionID: r1, Reason: "late report"},
 			reject: aggregates.CodeRevisionNotDeploying,
 		},
 		{
 			name:   "failing_a_failed_revision_is_rejected",
-			given:  evs(created("r1"), failed("r1")),
-			when:   events.FailDeploy{RevisionID: "r1", Reason: "again"},
+			given:  evs(created(r1), failed(r1)),
+			when:   events.FailDeploy{RevisionID: r1, Reason: "again"},
 			reject: aggregates.CodeRevisionNotDeploying,
 		},
 		{
@@ -391,8 +391,8 @@ func failDeploySpecs() []spec {
 // and is current, then the app was scaled to quietRuntime.
 func twoRevisions() []events.Event {
 	return history(
-		live("r1", withCode(cpuCode), withRuntime(busyRuntime)),
-		promoted("r1", "r2", busyRuntime, withCode(gpuCode)),
+		live(r1, withCode(cpuCode), withRuntime(busyRuntime)),
+		promoted(r1, r2, busyRuntime, withCode(gpuCode)),
 		evs(scaled(busyRuntime, quietRuntime)),
 	)
 }
@@ -402,74 +402,74 @@ func setRevisionSpecs() []spec {
 		{
 			name:  "rollback_inherits_runtime_params",
 			given: twoRevisions(),
-			when:  events.SetRevision{RevisionID: "r1"},
-			then:  evs(rolledBack("r2", "r1", cpuCode, quietRuntime)),
+			when:  events.SetRevision{RevisionID: r1},
+			then:  evs(rolledBack(r2, r1, cpuCode, quietRuntime)),
 			after: func(t T, s aggregates.App) {
-				equal(t, "current", s.Current, "r1")
+				equal(t, "current", s.Current, r1)
 				equal(t, "runtime", s.Runtime, quietRuntime)
 			},
 		},
 		{
 			name:  "rollback_records_its_strategy_and_message",
 			given: twoRevisions(),
-			when:  events.SetRevision{RevisionID: "r1", Strategy: events.StrategyRecreate, Message: "r2 leaks memory"},
+			when:  events.SetRevision{RevisionID: r1, Strategy: events.StrategyRecreate, Message: "r2 leaks memory"},
 			then: evs(events.CurrentRevisionSet{
-				From: "r2", To: "r1", Reason: "rollback", Strategy: events.StrategyRecreate, Message: "r2 leaks memory",
-				Code: cpuCode, Runtime: quietRuntime, Inherited: allInherited(), InheritedFrom: "r2",
+				From: r2, To: r1, Reason: "rollback", Strategy: events.StrategyRecreate, Message: "r2 leaks memory",
+				Code: cpuCode, Runtime: quietRuntime, Inherited: allInherited(), InheritedFrom: r2,
 			}),
 		},
 		{
 			name:  "roll_forward_takes_code_from_the_target",
-			given: history(twoRevisions(), evs(rolledBack("r2", "r1", cpuCode, quietRuntime))),
-			when:  events.SetRevision{RevisionID: "r2"},
-			then:  evs(rolledBack("r1", "r2", gpuCode, quietRuntime)),
+			given: history(twoRevisions(), evs(rolledBack(r2, r1, cpuCode, quietRuntime))),
+			when:  events.SetRevision{RevisionID: r2},
+			then:  evs(rolledBack(r1, r2, gpuCode, quietRuntime)),
 		},
 		{
 			name:  "setting_the_current_revision_is_a_noop",
 			given: twoRevisions(),
-			when:  events.SetRevision{RevisionID: "r2"},
+			when:  events.SetRevision{RevisionID: r2},
 			noop:  aggregates.CodeAlreadyCurrent,
-			says:  []string{"r2", "already"},
+			says:  []string{r2, "already"},
 		},
 		{
 			name:   "setting_an_unknown_revision_is_rejected",
 			given:  twoRevisions(),
-			when:   events.SetRevision{RevisionID: "r9"},
+			when:   events.SetRevision{RevisionID: r9},
 			reject: aggregates.CodeRevisionNotFound,
-			says:   []string{"r9"},
+			says:   []string{r9},
 		},
 		{
 			name:   "setting_a_deleted_revision_is_rejected",
-			given:  history(twoRevisions(), evs(deleted("r1"))),
-			when:   events.SetRevision{RevisionID: "r1"},
+			given:  history(twoRevisions(), evs(deleted(r1))),
+			when:   events.SetRevision{RevisionID: r1},
 			reject: aggregates.CodeRevisionDeleted,
-			says:   []string{"r1", "deleted"},
+			says:   []string{r1, "deleted"},
 		},
 		{
 			name:   "setting_a_failed_revision_is_rejected",
-			given:  history(twoRevisions(), evs(created("r3"), failed("r3"))),
-			when:   events.SetRevision{RevisionID: "r3"},
+			given:  history(twoRevisions(), evs(created(r3), failed(r3))),
+			when:   events.SetRevision{RevisionID: r3},
 			reject: aggregates.CodeRevisionNotDeployed,
-			says:   []string{"r3", "failed"},
+			says:   []string{r3, "failed"},
 		},
 		{
 			name:   "setting_a_deploying_revision_is_rejected",
-			given:  history(twoRevisions(), evs(created("r3"))),
-			when:   events.SetRevision{RevisionID: "r3"},
+			given:  history(twoRevisions(), evs(created(r3))),
+			when:   events.SetRevision{RevisionID: r3},
 			reject: aggregates.CodeRevisionNotDeployed,
-			says:   []string{"r3", "deploying"},
+			says:   []string{r3, "deploying"},
 		},
 		{
 			name:   "setting_a_revision_of_a_suspended_app_is_rejected",
-			given:  history(twoRevisions(), evs(suspended("r2"))),
-			when:   events.SetRevision{RevisionID: "r1"},
+			given:  history(twoRevisions(), evs(suspended(r2))),
+			when:   events.SetRevision{RevisionID: r1},
 			reject: aggregates.CodeAppSuspended,
 			says:   []string{"resume"},
 		},
 		{
 			name:   "set_revision_with_an_unknown_strategy_is_rejected",
 			given:  twoRevisions(),
-			when:   events.SetRevision{RevisionID: "r1", Strategy: "canary"},
+			when:   events.SetRevision{RevisionID: r1, Strategy: "canary"},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"canary"},
 		},
@@ -477,96 +477,96 @@ func setRevisionSpecs() []spec {
 }
 
 func rolloutSpecs() []spec {
-	inProgress := history(live("r1"), evs(rolloutRequested("ro1", "r1", false)))
+	inProgress := history(live(r1), evs(rolloutRequested(ro1, r1, false)))
 	return []spec{
 		{
 			name:  "rollout_recycles_the_current_revision",
-			given: live("r1"),
-			when:  events.Rollout{RolloutID: "ro1"},
-			then:  evs(rolloutRequested("ro1", "r1", false)),
+			given: live(r1),
+			when:  events.Rollout{RolloutID: ro1},
+			then:  evs(rolloutRequested(ro1, r1, false)),
 			after: func(t T, s aggregates.App) {
-				equal(t, "rollout", s.Rollout, &aggregates.Rollout{ID: "ro1", RevisionID: "r1", RequestedAt: t0.Add(time.Minute)})
-				equal(t, "current", s.Current, "r1")
+				equal(t, "rollout", s.Rollout, &aggregates.Rollout{ID: ro1, RevisionID: r1, RequestedAt: t0.Add(time.Minute)})
+				equal(t, "current", s.Current, r1)
 			},
 		},
 		{
 			name:  "force_rollout_is_recorded_as_forced",
-			given: live("r1"),
-			when:  events.Rollout{RolloutID: "ro1", Force: true},
-			then:  evs(rolloutRequested("ro1", "r1", true)),
+			given: live(r1),
+			when:  events.Rollout{RolloutID: ro1, Force: true},
+			then:  evs(rolloutRequested(ro1, r1, true)),
 		},
 		{
 			name:   "rollout_needs_an_id",
-			given:  live("r1"),
+			given:  live(r1),
 			when:   events.Rollout{},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"rollout id"},
 		},
 		{
 			name:   "rollout_of_an_app_without_history_is_rejected",
-			when:   events.Rollout{RolloutID: "ro1"},
+			when:   events.Rollout{RolloutID: ro1},
 			reject: aggregates.CodeNoCurrentRevision,
 		},
 		{
 			name:   "rollout_while_the_first_deploy_is_pending_is_rejected",
-			given:  evs(created("r1")),
-			when:   events.Rollout{RolloutID: "ro1"},
+			given:  evs(created(r1)),
+			when:   events.Rollout{RolloutID: ro1},
 			reject: aggregates.CodeNoCurrentRevision,
 		},
 		{
 			name:   "rollout_after_a_failed_first_deploy_is_rejected",
-			given:  evs(created("r1"), failed("r1")),
-			when:   events.Rollout{RolloutID: "ro1", Force: true},
+			given:  evs(created(r1), failed(r1)),
+			when:   events.Rollout{RolloutID: ro1, Force: true},
 			reject: aggregates.CodeNoCurrentRevision,
 		},
 		{
 			name:   "rollout_of_a_suspended_app_is_rejected",
-			given:  history(live("r1"), evs(suspended("r1"))),
-			when:   events.Rollout{RolloutID: "ro1"},
+			given:  history(live(r1), evs(suspended(r1))),
+			when:   events.Rollout{RolloutID: ro1},
 			reject: aggregates.CodeAppSuspended,
 		},
 		{
 			name:   "rollout_while_one_is_in_progress_is_rejected",
 			given:  inProgress,
-			when:   events.Rollout{RolloutID: "ro2"},
+			when:   events.Rollout{RolloutID: ro2},
 			reject: aggregates.CodeRolloutInProgress,
-			says:   []string{"ro1", "--force"},
+			says:   []string{ro1, "--force"},
 		},
 		{
 			name:   "rollout_just_before_the_stuck_threshold_is_rejected",
 			given:  inProgress,
 			now:    t0.Add(aggregates.RolloutStuckAfter - time.Second),
-			when:   events.Rollout{RolloutID: "ro2"},
+			when:   events.Rollout{RolloutID: ro2},
 			reject: aggregates.CodeRolloutInProgress,
 		},
 		{
 			name:  "stuck_rollout_is_superseded",
 			given: inProgress,
 			now:   t0.Add(aggregates.RolloutStuckAfter),
-			when:  events.Rollout{RolloutID: "ro2"},
-			then:  evs(rolloutRequested("ro2", "r1", false)),
+			when:  events.Rollout{RolloutID: ro2},
+			then:  evs(rolloutRequested(ro2, r1, false)),
 			after: func(t T, s aggregates.App) {
-				equal(t, "rollout", s.Rollout.ID, "ro2")
+				equal(t, "rollout", s.Rollout.ID, ro2)
 				equal(t, "requested at", s.Rollout.RequestedAt, t0.Add(aggregates.RolloutStuckAfter))
 			},
 		},
 		{
 			name:  "force_rollout_supersedes_one_in_progress",
 			given: inProgress,
-			when:  events.Rollout{RolloutID: "ro2", Force: true},
-			then:  evs(rolloutRequested("ro2", "r1", true)),
+			when:  events.Rollout{RolloutID: ro2, Force: true},
+			then:  evs(rolloutRequested(ro2, r1, true)),
 		},
 		{
 			name:   "forced_rollout_in_progress_also_blocks_a_graceful_one",
-			given:  history(live("r1"), evs(rolloutRequested("ro1", "r1", true))),
-			when:   events.Rollout{RolloutID: "ro2"},
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:   events.Rollout{RolloutID: ro2},
 			reject: aggregates.CodeRolloutInProgress,
 		},
 		{
 			name:  "rollout_after_the_previous_completed_is_accepted",
-			given: history(inProgress, evs(rolloutCompleted("ro1", "r1"))),
-			when:  events.Rollout{RolloutID: "ro2"},
-			then:  evs(rolloutRequested("ro2", "r1", false)),
+			given: history(inProgress, evs(rolloutCompleted(ro1, r1))),
+			when:  events.Rollout{RolloutID: ro2},
+			then:  evs(rolloutRequested(ro2, r1, false)),
 		},
 	}
 }
@@ -575,9 +575,9 @@ func completeRolloutSpecs() []spec {
 	return []spec{
 		{
 			name:  "completing_the_rollout_in_progress_records_what_it_did",
-			given: history(live("r1"), evs(rolloutRequested("ro1", "r1", true))),
-			when:  events.CompleteRollout{RolloutID: "ro1", Replaced: 3, DroppedRequests: 7},
-			then:  evs(events.RolloutCompleted{RolloutID: "ro1", RevisionID: "r1", Force: true, Replaced: 3, DroppedRequests: 7}),
+			given: history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:  events.CompleteRollout{RolloutID: ro1, Replaced: 3, DroppedRequests: 7},
+			then:  evs(events.RolloutCompleted{RolloutID: ro1, RevisionID: r1, Force: true, Replaced: 3, DroppedRequests: 7}),
 			after: func(t T, s aggregates.App) {
 				if s.Rollout != nil {
 					t.Fatalf("rollout still in progress after completion: %+v", *s.Rollout)
@@ -586,122 +586,122 @@ func completeRolloutSpecs() []spec {
 		},
 		{
 			name:   "completing_an_unknown_rollout_is_rejected",
-			given:  history(live("r1"), evs(rolloutRequested("ro1", "r1", false))),
-			when:   events.CompleteRollout{RolloutID: "ro9"},
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, false))),
+			when:   events.CompleteRollout{RolloutID: ro9},
 			reject: aggregates.CodeRolloutNotFound,
-			says:   []string{"ro9"},
+			says:   []string{ro9},
 		},
 		{
 			name:   "completing_a_rollout_when_none_is_in_progress_is_rejected",
-			given:  live("r1"),
-			when:   events.CompleteRollout{RolloutID: "ro1"},
+			given:  live(r1),
+			when:   events.CompleteRollout{RolloutID: ro1},
 			reject: aggregates.CodeRolloutNotFound,
 		},
 		{
 			name:   "completing_a_rollout_twice_is_rejected",
-			given:  history(live("r1"), evs(rolloutRequested("ro1", "r1", false), rolloutCompleted("ro1", "r1"))),
-			when:   events.CompleteRollout{RolloutID: "ro1"},
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, false), rolloutCompleted(ro1, r1))),
+			when:   events.CompleteRollout{RolloutID: ro1},
 			reject: aggregates.CodeRolloutNotFound,
 		},
 		{
 			name:   "completing_a_superseded_rollout_is_rejected",
-			given:  history(live("r1"), evs(rolloutRequested("ro1", "r1", false), rolloutRequested("ro2", "r1", true))),
-			when:   events.CompleteRollout{RolloutID: "ro1", Replaced: 1},
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, false), rolloutRequested(ro2, r1, true))),
+			when:   events.CompleteRollout{RolloutID: ro1, Replaced: 1},
 			reject: aggregates.CodeRolloutNotFound,
 		},
 		{
 			name:   "negative_replaced_count_is_rejected",
-			given:  history(live("r1"), evs(rolloutRequested("ro1", "r1", false))),
-			when:   events.CompleteRollout{RolloutID: "ro1", Replaced: -1},
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, false))),
+			when:   events.CompleteRollout{RolloutID: ro1, Replaced: -1},
 			reject: aggregates.CodeInvalidArgument,
 		},
 		{
 			name:   "negative_dropped_requests_count_is_rejected",
-			given:  history(live("r1"), evs(rolloutRequested("ro1", "r1", false))),
-			when:   events.CompleteRollout{RolloutID: "ro1", DroppedRequests: -2},
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, false))),
+			when:   events.CompleteRollout{RolloutID: ro1, DroppedRequests: -2},
 			reject: aggregates.CodeInvalidArgument,
 		},
 	}
 }
 
 func deleteRevisionSpecs() []spec {
-	r1ThenR2 := history(live("r1"), promoted("r1", "r2", defaultRuntime))
+	r1ThenR2 := history(live(r1), promoted(r1, r2, defaultRuntime))
 	// A rollout of r2 is pending when the alias moves back to r1.
 	rollingOutR2 := history(r1ThenR2, evs(
-		rolloutRequested("ro1", "r2", false),
-		rolledBack("r2", "r1", events.DefaultCodeParams(), defaultRuntime),
+		rolloutRequested(ro1, r2, false),
+		rolledBack(r2, r1, events.DefaultCodeParams(), defaultRuntime),
 	))
 	return []spec{
 		{
 			name:  "deleting_an_old_revision_keeps_it_for_the_audit_log",
 			given: r1ThenR2,
-			when:  events.DeleteRevision{RevisionID: "r1"},
-			then:  evs(deleted("r1")),
+			when:  events.DeleteRevision{RevisionID: r1},
+			then:  evs(deleted(r1)),
 			after: func(t T, s aggregates.App) {
-				r := revision(t, s, "r1")
+				r := revision(t, s, r1)
 				equal(t, "deleted", r.Deleted, true)
 				equal(t, "status", r.Status, events.StatusDeployed)
-				equal(t, "current", s.Current, "r2")
+				equal(t, "current", s.Current, r2)
 			},
 		},
 		{
 			name:  "deleting_a_failed_revision_is_accepted",
-			given: history(r1ThenR2, evs(created("r3"), failed("r3"))),
-			when:  events.DeleteRevision{RevisionID: "r3"},
-			then:  evs(deleted("r3")),
+			given: history(r1ThenR2, evs(created(r3), failed(r3))),
+			when:  events.DeleteRevision{RevisionID: r3},
+			then:  evs(deleted(r3)),
 		},
 		{
 			name:   "deleting_current_revision_is_rejected",
 			given:  r1ThenR2,
-			when:   events.DeleteRevision{RevisionID: "r2"},
+			when:   events.DeleteRevision{RevisionID: r2},
 			reject: aggregates.CodeRevisionIsCurrent,
-			says:   []string{"r2", "current", "set-rev"},
+			says:   []string{r2, "current", "set-rev"},
 		},
 		{
 			name:   "deleting_the_only_revision_is_rejected",
-			given:  live("r1"),
-			when:   events.DeleteRevision{RevisionID: "r1"},
+			given:  live(r1),
+			when:   events.DeleteRevision{RevisionID: r1},
 			reject: aggregates.CodeRevisionIsCurrent,
 		},
 		{
 			name:   "deleting_twice_is_an_error",
-			given:  history(r1ThenR2, evs(deleted("r1"))),
-			when:   events.DeleteRevision{RevisionID: "r1"},
+			given:  history(r1ThenR2, evs(deleted(r1))),
+			when:   events.DeleteRevision{RevisionID: r1},
 			reject: aggregates.CodeRevisionAlreadyDeleted,
-			says:   []string{"r1", "already deleted"},
+			says:   []string{r1, "already deleted"},
 		},
 		{
 			name:   "deleting_a_deploying_revision_is_rejected",
-			given:  history(r1ThenR2, evs(created("r3"))),
-			when:   events.DeleteRevision{RevisionID: "r3"},
+			given:  history(r1ThenR2, evs(created(r3))),
+			when:   events.DeleteRevision{RevisionID: r3},
 			reject: aggregates.CodeRevisionInUse,
-			says:   []string{"r3", "deployed"},
+			says:   []string{r3, "deployed"},
 		},
 		{
 			name:   "deleting_the_target_of_a_pending_rollout_is_rejected",
 			given:  rollingOutR2,
-			when:   events.DeleteRevision{RevisionID: "r2"},
+			when:   events.DeleteRevision{RevisionID: r2},
 			reject: aggregates.CodeRevisionInUse,
-			says:   []string{"r2", "ro1"},
+			says:   []string{r2, ro1},
 		},
 		{
 			name:  "deleting_the_target_of_a_completed_rollout_is_accepted",
-			given: history(rollingOutR2, evs(rolloutCompleted("ro1", "r2"))),
-			when:  events.DeleteRevision{RevisionID: "r2"},
-			then:  evs(deleted("r2")),
+			given: history(rollingOutR2, evs(rolloutCompleted(ro1, r2))),
+			when:  events.DeleteRevision{RevisionID: r2},
+			then:  evs(deleted(r2)),
 		},
 		{
 			name:   "deleting_an_unknown_revision_is_rejected",
 			given:  r1ThenR2,
-			when:   events.DeleteRevision{RevisionID: "r7"},
+			when:   events.DeleteRevision{RevisionID: r7},
 			reject: aggregates.CodeRevisionNotFound,
-			says:   []string{"r7"},
+			says:   []string{r7},
 		},
 	}
 }
 
 func scaleSpecs() []spec {
-	busy := live("r1", withRuntime(busyRuntime))
+	busy := live(r1, withRuntime(busyRuntime))
 	with := func(f func(*events.RuntimeParams)) events.RuntimeParams {
 		rt := busyRuntime
 		f(&rt)
@@ -720,16 +720,16 @@ func scaleSpecs() []spec {
 			}),
 			after: func(t T, s aggregates.App) {
 				equal(t, "code", s.Code, gpu)
-				equal(t, "revision's own code", s.Revisions["r1"].Code, defaultCode)
+				equal(t, "revision's own code", s.Revisions[r1].Code, defaultCode)
 			},
 		},
 		{
 			name:  "a_scaled_code_parameter_is_reset_by_the_next_deploy",
-			given: history(busy, evs(events.AppScaled{Before: busyRuntime, After: busyRuntime, CodeBefore: defaultCode, CodeAfter: gpu, Changed: []string{"machine_type"}}), evs(created("r2"))),
-			when:  events.CompleteDeploy{RevisionID: "r2"},
-			then: evs(deployed("r2"), events.CurrentRevisionSet{
-				From: "r1", To: "r2", Reason: "deploy", Strategy: events.StrategyRolling, Code: defaultCode,
-				Runtime: busyRuntime, Inherited: slices.Clone(events.RuntimeParamNames), InheritedFrom: "r1",
+			given: history(busy, evs(events.AppScaled{Before: busyRuntime, After: busyRuntime, CodeBefore: defaultCode, CodeAfter: gpu, Changed: []string{"machine_type"}}), evs(created(r2))),
+			when:  events.CompleteDeploy{RevisionID: r2},
+			then: evs(deployed(r2), events.CurrentRevisionSet{
+				From: r1, To: r2, Reason: "deploy", Strategy: events.StrategyRolling, Code: defaultCode,
+				Runtime: busyRuntime, Inherited: slices.Clone(events.RuntimeParamNames), InheritedFrom: r1,
 			}),
 			after: func(t T, s aggregates.App) { equal(t, "code", s.Code, defaultCode) },
 		},
@@ -766,7 +766,7 @@ func scaleSpecs() []spec {
 			}),
 			after: func(t T, s aggregates.App) {
 				equal(t, "runtime", s.Runtime, with(func(rt *events.RuntimeParams) { rt.MinConcurrency = 5 }))
-				equal(t, "current", s.Current, "r1")
+				equal(t, "current", s.Current, r1)
 			},
 		},
 		{
@@ -885,13 +885,13 @@ func scaleSpecs() []spec {
 		},
 		{
 			name:   "scaling_before_the_first_deploy_completes_is_rejected",
-			given:  evs(created("r1")),
+			given:  evs(created(r1)),
 			when:   events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: ptr(1)}},
 			reject: aggregates.CodeAppNotFound,
 		},
 		{
 			name:   "scaling_after_a_failed_first_deploy_is_rejected",
-			given:  evs(created("r1"), failed("r1")),
+			given:  evs(created(r1), failed(r1)),
 			when:   events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: ptr(1)}},
 			reject: aggregates.CodeAppNotFound,
 		},
@@ -902,52 +902,52 @@ func suspendResumeSpecs() []spec {
 	return []spec{
 		{
 			name:  "suspend_stops_the_current_revision",
-			given: live("r1"),
+			given: live(r1),
 			when:  events.Suspend{},
-			then:  evs(suspended("r1")),
+			then:  evs(suspended(r1)),
 			after: func(t T, s aggregates.App) {
 				equal(t, "suspended", s.Suspended, true)
-				equal(t, "current", s.Current, "r1")
+				equal(t, "current", s.Current, r1)
 			},
 		},
 		{
 			name:  "suspending_twice_is_a_noop",
-			given: history(live("r1"), evs(suspended("r1"))),
+			given: history(live(r1), evs(suspended(r1))),
 			when:  events.Suspend{},
 			noop:  aggregates.CodeAlreadySuspended,
 		},
 		{
 			name:   "suspending_an_app_without_a_current_revision_is_rejected",
-			given:  evs(created("r1"), failed("r1")),
+			given:  evs(created(r1), failed(r1)),
 			when:   events.Suspend{},
 			reject: aggregates.CodeNoCurrentRevision,
 		},
 		{
 			name:   "suspending_during_a_deploy_is_rejected",
-			given:  history(live("r1"), evs(created("r2"))),
+			given:  history(live(r1), evs(created(r2))),
 			when:   events.Suspend{},
 			reject: aggregates.CodeDeployInProgress,
-			says:   []string{"r2"},
+			says:   []string{r2},
 		},
 		{
 			name:  "suspending_after_a_resume_is_accepted",
-			given: history(live("r1"), evs(suspended("r1"), resumed("r1"))),
+			given: history(live(r1), evs(suspended(r1), resumed(r1))),
 			when:  events.Suspend{},
-			then:  evs(suspended("r1")),
+			then:  evs(suspended(r1)),
 		},
 		{
 			name:  "resume_brings_a_suspended_app_back",
-			given: history(live("r1"), evs(suspended("r1"))),
+			given: history(live(r1), evs(suspended(r1))),
 			when:  events.Resume{},
-			then:  evs(resumed("r1")),
+			then:  evs(resumed(r1)),
 			after: func(t T, s aggregates.App) {
 				equal(t, "suspended", s.Suspended, false)
-				equal(t, "current", s.Current, "r1")
+				equal(t, "current", s.Current, r1)
 			},
 		},
 		{
 			name:  "resuming_a_running_app_is_a_noop",
-			given: live("r1"),
+			given: live(r1),
 			when:  events.Resume{},
 			noop:  aggregates.CodeNotSuspended,
 		},
@@ -960,55 +960,55 @@ func suspendResumeSpecs() []spec {
 }
 
 func reportRunnerSpecs() []spec {
-	report := events.ReportRunner{RunnerID: "runner-1", RevisionID: "r1", State: events.RunnerRunning, PID: 4242, Port: 8080}
+	report := events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerRunning, PID: 4242, Port: 8080}
 	return []spec{
 		{
 			name:  "runner_report_is_recorded",
-			given: live("r1"),
+			given: live(r1),
 			when:  report,
-			then:  evs(events.RunnerStateChanged{RunnerID: "runner-1", RevisionID: "r1", State: events.RunnerRunning, PID: 4242, Port: 8080}),
+			then:  evs(events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: events.RunnerRunning, PID: 4242, Port: 8080}),
 			after: func(t T, s aggregates.App) {
-				want := aggregates.Fold(appName, historyOf(live("r1")))
+				want := aggregates.Fold(appName, historyOf(live(r1)))
 				want.Version = s.Version
 				equal(t, "state after a runner report", s, want)
 			},
 		},
 		{
 			name:  "runner_crash_report_keeps_its_reason",
-			given: evs(created("r1")),
-			when:  events.ReportRunner{RunnerID: "runner-2", RevisionID: "r1", State: events.RunnerCrashBackoff, Reason: "exit status 2"},
-			then:  evs(events.RunnerStateChanged{RunnerID: "runner-2", RevisionID: "r1", State: events.RunnerCrashBackoff, Reason: "exit status 2"}),
+			given: evs(created(r1)),
+			when:  events.ReportRunner{RunnerID: runner2, RevisionID: r1, State: events.RunnerCrashBackoff, Reason: "exit status 2"},
+			then:  evs(events.RunnerStateChanged{RunnerID: runner2, RevisionID: r1, State: events.RunnerCrashBackoff, Reason: "exit status 2"}),
 		},
 		{
 			name:  "runners_of_a_deleted_revision_still_report",
-			given: history(live("r1"), promoted("r1", "r2", defaultRuntime), evs(deleted("r1"))),
-			when:  events.ReportRunner{RunnerID: "runner-1", RevisionID: "r1", State: events.RunnerTerminated},
-			then:  evs(events.RunnerStateChanged{RunnerID: "runner-1", RevisionID: "r1", State: events.RunnerTerminated}),
+			given: history(live(r1), promoted(r1, r2, defaultRuntime), evs(deleted(r1))),
+			when:  events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated},
+			then:  evs(events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated}),
 		},
 		{
 			name:   "runner_report_needs_a_runner_id",
-			given:  live("r1"),
-			when:   events.ReportRunner{RevisionID: "r1", State: events.RunnerIdle},
+			given:  live(r1),
+			when:   events.ReportRunner{RevisionID: r1, State: events.RunnerIdle},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"runner id"},
 		},
 		{
 			name:   "runner_report_with_an_unknown_state_is_rejected",
-			given:  live("r1"),
-			when:   events.ReportRunner{RunnerID: "runner-1", RevisionID: "r1", State: "sleeping"},
+			given:  live(r1),
+			when:   events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: "sleeping"},
 			reject: aggregates.CodeInvalidArgument,
 			says:   []string{"sleeping"},
 		},
 		{
 			name:   "runner_report_without_a_state_is_rejected",
-			given:  live("r1"),
-			when:   events.ReportRunner{RunnerID: "runner-1", RevisionID: "r1"},
+			given:  live(r1),
+			when:   events.ReportRunner{RunnerID: runner1, RevisionID: r1},
 			reject: aggregates.CodeInvalidArgument,
 		},
 		{
 			name:   "runner_report_for_an_unknown_revision_is_rejected",
-			given:  live("r1"),
-			when:   events.ReportRunner{RunnerID: "runner-1", RevisionID: "r5", State: events.RunnerIdle},
+			given:  live(r1),
+			when:   events.ReportRunner{RunnerID: runner1, RevisionID: r5, State: events.RunnerIdle},
 			reject: aggregates.CodeRevisionNotFound,
 		},
 	}
@@ -1023,14 +1023,14 @@ func unknownCommandSpecs() []spec {
 	return []spec{
 		{
 			name:   "unknown_command_is_rejected",
-			given:  live("r1"),
+			given:  live(r1),
 			when:   bogus{},
 			reject: events.CodeUnknownCommand,
 		},
 		{
 			name:   "pointer_command_is_rejected_as_unknown",
-			given:  live("r1"),
-			when:   &events.Deploy{RevisionID: "r2", Command: runCommand},
+			given:  live(r1),
+			when:   &events.Deploy{RevisionID: r2, Command: runCommand},
 			reject: events.CodeUnknownCommand,
 		},
 	}
@@ -1060,7 +1060,7 @@ func TestUnknownCommand(t *testing.T)  { t.Parallel(); run(t, unknownCommandSpec
 func allSpecs() []spec {
 	return slices.Concat(deploySpecs(), completeDeploySpecs(), failDeploySpecs(), setRevisionSpecs(),
 		rolloutSpecs(), completeRolloutSpecs(), deleteRevisionSpecs(), scaleSpecs(),
-		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs())
+		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs())
 }
 
 // rejectionCodes are the codes of rejections.go; noOpCodes the no-op ones.
@@ -1116,42 +1116,42 @@ func TestFoldAndEvolve(t *testing.T) {
 	})
 	t.Run("version_is_the_sequence_of_the_last_event", func(t *testing.T) {
 		t.Parallel()
-		s := aggregates.Fold(appName, historyOf(history(live("r1"), evs(created("r2")))))
+		s := aggregates.Fold(appName, historyOf(history(live(r1), evs(created(r2)))))
 		equal(t, "version", s.Version, uint64(4))
 		equal(t, "name", s.Name, appName)
 		equal(t, "exists", s.Exists(), true)
 	})
 	t.Run("an_older_sequence_never_lowers_the_version", func(t *testing.T) {
 		t.Parallel()
-		s := aggregates.Fold(appName, historyOf(live("r1")))
-		s = aggregates.Evolve(s, envelope(2, t0, events.RunnerStateChanged{RunnerID: "x", RevisionID: "r1", State: events.RunnerIdle}))
+		s := aggregates.Fold(appName, historyOf(live(r1)))
+		s = aggregates.Evolve(s, envelope(2, t0, events.RunnerStateChanged{RunnerID: "x", RevisionID: r1, State: events.RunnerIdle}))
 		equal(t, "version", s.Version, uint64(3))
 	})
 	t.Run("events_about_unknown_revisions_change_nothing", func(t *testing.T) {
 		t.Parallel()
-		base := historyOf(live("r1"))
+		base := historyOf(live(r1))
 		want := aggregates.Fold(appName, base)
 		for i, ev := range evs(deployed("ghost"), failed("ghost"), deleted("ghost")) {
-			got := aggregates.Fold(appName, append(historyOf(live("r1")), envelope(uint64(4+i), t0, ev)))
+			got := aggregates.Fold(appName, append(historyOf(live(r1)), envelope(uint64(4+i), t0, ev)))
 			got.Version = want.Version
 			equal(t, ev.EventType()+" of an unknown revision", got, want)
 		}
 	})
 	t.Run("completion_of_another_rollout_keeps_the_one_in_progress", func(t *testing.T) {
 		t.Parallel()
-		s := aggregates.Fold(appName, historyOf(history(live("r1"), evs(
-			rolloutRequested("ro2", "r1", false), rolloutCompleted("ro1", "r1"),
+		s := aggregates.Fold(appName, historyOf(history(live(r1), evs(
+			rolloutRequested(ro2, r1, false), rolloutCompleted(ro1, r1),
 		))))
-		if s.Rollout == nil || s.Rollout.ID != "ro2" {
+		if s.Rollout == nil || s.Rollout.ID != ro2 {
 			t.Fatalf("rollout = %+v, want ro2 still in progress", s.Rollout)
 		}
 	})
 	t.Run("rollback_then_roll_forward_folds_to_the_same_runtime", func(t *testing.T) {
 		t.Parallel()
 		s := aggregates.Fold(appName, historyOf(history(twoRevisions(), evs(
-			rolledBack("r2", "r1", cpuCode, quietRuntime), rolledBack("r1", "r2", gpuCode, quietRuntime),
+			rolledBack(r2, r1, cpuCode, quietRuntime), rolledBack(r1, r2, gpuCode, quietRuntime),
 		))))
-		equal(t, "current", s.Current, "r2")
+		equal(t, "current", s.Current, r2)
 		equal(t, "runtime", s.Runtime, quietRuntime)
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
@@ -160,8 +162,30 @@ func asRejection(t T, err error) *events.Rejection {
 		t.Fatalf("rejection %q has a multi-line message: %q", r.Code, r.Message)
 	case err.Error() != r.Message:
 		t.Fatalf("rejection %q: Error() = %q, want the message %q", r.Code, err.Error(), r.Message)
+	case len(r.Message) > maxRejectionBytes:
+		t.Fatalf("rejection %q has a %d-byte message, more than %d: %.200q…", r.Code, len(r.Message), maxRejectionBytes, r.Message)
+	case !printable(r.Message):
+		t.Fatalf("rejection %q message %q holds a character a terminal could act on", r.Code, r.Message)
 	}
 	return r
+}
+
+// maxRejectionBytes bounds a rejection's sentence, whatever the command
+// held: values it quotes are cut short.
+const maxRejectionBytes = 400
+
+// printable reports whether s is valid UTF-8 free of control characters
+// (tab included) and of the other characters free text may not hold.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' {
+			return false
+		}
+	}
+	return true
 }
 
 // says asserts a rejection's message contains every fragment.
@@ -230,6 +254,28 @@ func dump(v any) string {
 }
 
 // ---- fixtures: the history of an app, one fact at a time ----
+
+// Ids of the specs' revisions (r…), rollouts (ro…) and runners (runner…):
+// canonical UUIDs, as the decider requires of every id a client chooses.
+// Their last digits tell them apart.
+const (
+	r1      = "01900000-0000-7000-8000-000000000001"
+	r2      = "01900000-0000-7000-8000-000000000002"
+	r3      = "01900000-0000-7000-8000-000000000003"
+	r5      = "01900000-0000-7000-8000-000000000005"
+	r7      = "01900000-0000-7000-8000-000000000007"
+	r9      = "01900000-0000-7000-8000-000000000009"
+	ro1     = "01900000-0000-7000-9000-000000000001"
+	ro2     = "01900000-0000-7000-9000-000000000002"
+	ro9     = "01900000-0000-7000-9000-000000000009"
+	runner1 = "01900000-0000-7000-a000-000000000001"
+	runner2 = "01900000-0000-7000-a000-000000000002"
+)
+
+// revisionUUID is the id of the n-th revision of a generated history,
+// rolloutUUID that of its n-th rollout.
+func revisionUUID(n int) string { return fmt.Sprintf("01900000-0000-7000-8000-%012d", n) }
+func rolloutUUID(n int) string  { return fmt.Sprintf("01900000-0000-7000-9000-%012d", n) }
 
 func ptr[V any](v V) *V { return &v }
 

@@ -1,9 +1,9 @@
 package aggregates_test
 
 import (
-	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +58,7 @@ func (m *machine) command(t *rapid.T) events.Command {
 	kind := rapid.SampledFrom(commandKinds).Draw(t, "command")
 	switch kind {
 	case "deploy":
-		id := fmt.Sprintf("r%d", len(m.revisions)+1)
+		id := revisionUUID(len(m.revisions) + 1)
 		if len(m.revisions) > 0 && rarely(t, 10, "reuse_id") {
 			id = rapid.SampledFrom(m.revisions).Draw(t, "reused_id")
 		} else {
@@ -71,9 +71,18 @@ func (m *machine) command(t *rapid.T) events.Command {
 			Runtime:    runtimeOverrides(t),
 			ResetScale: rapid.Bool().Draw(t, "reset_scale"),
 			Strategy:   rapid.SampledFrom([]events.Strategy{"", events.StrategyRolling, events.StrategyRecreate}).Draw(t, "strategy"),
+			Message:    freeText(t, "message", aggregates.MaxMessageBytes),
 		}
 		if rarely(t, 10, "no_run_command") {
 			cmd.Command = ""
+		}
+		if rarely(t, 10, "bad_run_command") {
+			cmd.Command = freeText(t, "run_command", aggregates.MaxCommandLineBytes)
+		}
+		if rarely(t, 4, "annotated") {
+			cmd.Annotations = map[string]string{
+				rapid.SampledFrom([]string{"git_sha", "ci/url", "bad key", ""}).Draw(t, "annotation_key"): freeText(t, "annotation", aggregates.MaxAnnotationValueBytes),
+			}
 		}
 		if rarely(t, 10, "bad_strategy") {
 			cmd.Strategy = "canary"
@@ -84,16 +93,17 @@ func (m *machine) command(t *rapid.T) events.Command {
 	case "fail_deploy":
 		return events.FailDeploy{
 			RevisionID: m.deployingOrAny(t),
-			Reason:     rapid.SampledFrom([]string{"exit status 1", "health check timed out", "exit status 1", ""}).Draw(t, "reason"),
+			Reason:     rapid.SampledFrom([]string{"exit status 1", "health check timed out", "exit status 1", "", freeText(t, "reason", aggregates.MaxReasonBytes)}).Draw(t, "reason"),
 		}
 	case "set_revision":
 		return events.SetRevision{
 			RevisionID: m.anyRevision(t),
 			Strategy:   rapid.SampledFrom([]events.Strategy{"", "", events.StrategyRecreate, "blue-green"}).Draw(t, "strategy"),
+			Message:    freeText(t, "message", aggregates.MaxMessageBytes),
 		}
 	case "rollout":
 		m.rollouts++
-		id := fmt.Sprintf("ro%d", m.rollouts)
+		id := rolloutUUID(m.rollouts)
 		if rarely(t, 20, "no_rollout_id") {
 			id = ""
 		}
@@ -103,7 +113,7 @@ func (m *machine) command(t *rapid.T) events.Command {
 		if m.state.Rollout != nil && !rarely(t, 5, "wrong_rollout") {
 			id = m.state.Rollout.ID
 		} else if m.rollouts > 0 {
-			id = fmt.Sprintf("ro%d", rapid.IntRange(1, m.rollouts).Draw(t, "old_rollout"))
+			id = rolloutUUID(rapid.IntRange(1, m.rollouts).Draw(t, "old_rollout"))
 		}
 		return events.CompleteRollout{
 			RolloutID:       id,
@@ -120,9 +130,10 @@ func (m *machine) command(t *rapid.T) events.Command {
 		return events.Resume{}
 	case "report_runner":
 		return events.ReportRunner{
-			RunnerID:   rapid.SampledFrom([]string{"runner-1", "runner-2", ""}).Draw(t, "runner_id"),
+			RunnerID:   rapid.SampledFrom([]string{runner1, runner2, "", "runner-1"}).Draw(t, "runner_id"),
 			RevisionID: m.anyRevision(t),
 			State:      rapid.SampledFrom([]events.RunnerState{events.RunnerRunning, events.RunnerDraining, events.RunnerTerminated, "asleep"}).Draw(t, "runner_state"),
+			Reason:     freeText(t, "reason", aggregates.MaxReasonBytes),
 		}
 	}
 	t.Fatalf("no generator for command kind %q", kind)
@@ -146,6 +157,17 @@ func (m *machine) deployingOrAny(t *rapid.T) string {
 		return rapid.SampledFrom(pending).Draw(t, "deploying")
 	}
 	return m.anyRevision(t)
+}
+
+// freeText is mostly a harmless short text, now and then one at its size
+// limit max, one over it, or one holding what a terminal could act on.
+func freeText(t *rapid.T, label string, max int) string {
+	if !rarely(t, 3, "odd_"+label) {
+		return rapid.SampledFrom([]string{"", "v2", "new tokenizer\tfaster", "déploiement 🚀"}).Draw(t, label)
+	}
+	return rapid.SampledFrom([]string{
+		strings.Repeat("é", max/2), strings.Repeat("x", max+1), "red \x1b[31m", "two\nlines", "bad \xff byte", "a\u202eb", "a\u009bb",
+	}).Draw(t, label)
 }
 
 // count is a non-negative count, now and then -1.
@@ -238,6 +260,9 @@ func (m *machine) step(t *rapid.T, i int, cmd events.Command) {
 		m.state = aggregates.Evolve(m.state, env)
 	}
 	checkTransition(t, i, before, m.state, cmd, evs)
+	for _, ev := range evs {
+		checkEventText(t, i, ev)
+	}
 	checkInvariants(t, i, m.state)
 	if folded := aggregates.Fold(appName, m.history); !reflect.DeepEqual(folded, m.state) {
 		t.Fatalf("step %d: folding the history from scratch differs from the evolved state\nfolded  %s\nevolved %s",
@@ -316,6 +341,36 @@ func checkTransition(t *rapid.T, i int, before, after aggregates.App, cmd events
 		if _, completes := cmd.(events.CompleteDeploy); !completes && (moved || after.Current != before.Current) {
 			t.Fatalf("step %d: %T moved the alias %q → %q", i, cmd, before.Current, after.Current)
 		}
+	}
+}
+
+// checkEventText checks that the free text an accepted event records keeps
+// to the limits: within its size, valid UTF-8, nothing a terminal could act
+// on but tab.
+func checkEventText(t *rapid.T, i int, ev events.Event) {
+	t.Helper()
+	check := func(field, s string, max int) {
+		if len(s) > max || !printable(strings.ReplaceAll(s, "\t", " ")) {
+			t.Fatalf("step %d: %s recorded %s %.80q (%d bytes), beyond the limits", i, ev.EventType(), field, s, len(s))
+		}
+	}
+	switch ev := ev.(type) {
+	case events.RevisionCreated:
+		check("command", ev.Command, aggregates.MaxCommandLineBytes)
+		check("message", ev.Message, aggregates.MaxMessageBytes)
+		if len(ev.Annotations) > aggregates.MaxAnnotations {
+			t.Fatalf("step %d: %d annotations recorded", i, len(ev.Annotations))
+		}
+		for k, v := range ev.Annotations {
+			check("annotation key", k, aggregates.MaxAnnotationKeyBytes)
+			check("annotation value", v, aggregates.MaxAnnotationValueBytes)
+		}
+	case events.CurrentRevisionSet:
+		check("message", ev.Message, aggregates.MaxMessageBytes)
+	case events.RevisionFailed:
+		check("reason", ev.Reason, aggregates.MaxReasonBytes)
+	case events.RunnerStateChanged:
+		check("reason", ev.Reason, aggregates.MaxReasonBytes)
 	}
 }
 
