@@ -32,6 +32,17 @@ const (
 	DuplicateWindow = 2 * time.Minute
 )
 
+// MaxCommandMsgSize is the largest command message, headers and payload
+// together, that REVLINE_COMMANDS stores: JetStream refuses a larger one at
+// publish time ("message size exceeds maximum allowed", API error code
+// 10054), before it takes any room in the stream. It is not the rule on
+// fields (the decider's limits, in package aggregates, are), but a guard
+// well above what any valid command needs: the largest valid deploy takes
+// about 14 KiB in msgpack and about 80 KiB in JSON when every character is
+// escaped the most an encoder may (Go's encoding/json writes '<' as
+// "\u003c", six bytes for one); the rest is room for headers.
+const MaxCommandMsgSize = 128 << 10
+
 // streamConfigs returns the configuration of the bus streams.
 func streamConfigs(replicas int) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
@@ -43,6 +54,7 @@ func streamConfigs(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			MaxAge:      CommandRetention,
 			Duplicates:  DuplicateWindow,
+			MaxMsgSize:  MaxCommandMsgSize,
 		},
 		{
 			Name:              OutcomeStreamName,

@@ -12,6 +12,15 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
+// MaxPayload is the largest message a client may publish to the embedded
+// server: 1 MiB, the NATS default, so that the embedded server accepts what
+// a cluster with default settings accepts and no more. Nothing needs more:
+// the largest valid command is far smaller (the command stream refuses
+// anything over commandbus.MaxCommandMsgSize), events are bounded by the
+// commands they come from, and query answers are cut into pages that fit
+// the connection's max payload.
+const MaxPayload = 1 << 20
+
 // Config configures an embedded server.
 type Config struct {
 	// DataDir holds JetStream's files. Required.
@@ -56,7 +65,7 @@ func Start(cfg Config) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		// Loopback only by default; an operator who binds elsewhere chose to.
-		MaxPayload: 8 << 20,
+		MaxPayload: MaxPayload,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
