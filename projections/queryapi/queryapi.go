@@ -96,6 +96,27 @@ type RunnerFilter struct {
 	State events.RunnerState
 }
 
+// RunnerFilterAll is the spelling of RunnerFilter{All: true} for
+// ParseRunnerFilter.
+const RunnerFilterAll = "all"
+
+// ParseRunnerFilter reads a runner filter as the CLI's --state and the
+// HTTP API's state parameter spell it: "" for the runners that are not
+// terminated, RunnerFilterAll for every runner, or a runner state.
+func ParseRunnerFilter(text string) (RunnerFilter, error) {
+	switch text {
+	case "":
+		return RunnerFilter{}, nil
+	case RunnerFilterAll:
+		return RunnerFilter{All: true}, nil
+	}
+	state, err := events.ParseRunnerState(text)
+	if err != nil {
+		return RunnerFilter{}, fmt.Errorf("%w: want %s or a runner state (pending, setup, idle, running, draining, terminating, terminated, crash_backoff)", err, RunnerFilterAll)
+	}
+	return RunnerFilter{State: state}, nil
+}
+
 // Reader answers queries. Local reads an in-process model; Client asks a
 // server over NATS. Errors are *Error where the query itself failed.
 //

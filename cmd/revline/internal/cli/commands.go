@@ -23,7 +23,7 @@ import (
 func serveCommand() command {
 	c := command{
 		name:    "serve",
-		summary: "Run the control plane: embedded NATS (unless --nats-url), command processor, projections, runner workers and the HTTP API.",
+		summary: "Run the control plane: embedded NATS (unless --nats-url), command processor, projections, runner workers, the request gateway and the HTTP API.",
 		example: "revline serve --data-dir ./revline-data",
 	}
 	c.run = func(e env, args []string) error {
@@ -32,6 +32,7 @@ func serveCommand() command {
 		fs.StringVar(&cfg.DataDir, "data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory (env REVLINE_DATA_DIR)")
 		fs.StringVar(&cfg.NATSListen, "nats-listen", envOr("REVLINE_NATS_LISTEN", "127.0.0.1:4222"), "address of the embedded NATS server (env REVLINE_NATS_LISTEN)")
 		fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr("REVLINE_HTTP_ADDR", "127.0.0.1:8080"), "address of the HTTP API (env REVLINE_HTTP_ADDR)")
+		fs.StringVar(&cfg.GatewayAddr, "gateway-addr", envOr("REVLINE_GATEWAY_ADDR", "127.0.0.1:8081"), "address of the request gateway: requests to /apps/APP/... go to the app's runners (env REVLINE_GATEWAY_ADDR)")
 		allowedHosts := fs.String("http-allowed-hosts", os.Getenv("REVLINE_HTTP_ALLOWED_HOSTS"), "comma-separated host names the HTTP API answers to besides localhost and IP addresses (env REVLINE_HTTP_ALLOWED_HOSTS)")
 		fs.StringVar(&cfg.NATSURL, "nats-url", os.Getenv("REVLINE_SERVE_NATS_URL"), "use this NATS server or cluster instead of the embedded one (env REVLINE_SERVE_NATS_URL)")
 		var natsOpts natsFlags
@@ -269,17 +270,9 @@ func runnersCommand() command {
 			limit.register(fs)
 		}
 		var filter queryapi.RunnerFilter
-		validate := func() error {
-			switch state {
-			case "":
-			case "all":
-				filter.All = true
-			default:
-				st, err := events.ParseRunnerState(state)
-				if err != nil {
-					return usageError{err.Error()}
-				}
-				filter.State = st
+		validate := func() (err error) {
+			if filter, err = queryapi.ParseRunnerFilter(state); err != nil {
+				return usageError{err.Error()}
 			}
 			return nil
 		}

@@ -75,9 +75,6 @@ func (a *api) getRevision(w http.ResponseWriter, r *http.Request, app string) er
 	return nil
 }
 
-// runnerStateAll asks for every runner, terminated ones included.
-const runnerStateAll = "all"
-
 func (a *api) listRunners(w http.ResponseWriter, r *http.Request, app string) error {
 	seq, page, err := listParams(r)
 	if err != nil {
@@ -85,15 +82,9 @@ func (a *api) listRunners(w http.ResponseWriter, r *http.Request, app string) er
 	}
 	// No state: the live runners. "all": terminated ones too. A state:
 	// only the runners in it.
-	var filter queryapi.RunnerFilter
-	switch text := r.URL.Query().Get("state"); text {
-	case "":
-	case runnerStateAll:
-		filter.All = true
-	default:
-		if filter.State, err = events.ParseRunnerState(text); err != nil {
-			return badRequest(fmt.Sprintf("%v: want %s or a runner state (pending, setup, idle, running, draining, terminating, terminated, crash_backoff)", err, runnerStateAll))
-		}
+	filter, err := queryapi.ParseRunnerFilter(r.URL.Query().Get("state"))
+	if err != nil {
+		return badRequest(err.Error())
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()
