@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -46,10 +47,11 @@ func TestMain(m *testing.M) {
 
 // serveProcess is `revline serve` running as a child process.
 type serveProcess struct {
-	cmd     *exec.Cmd
-	exited  chan error
-	natsURL string
-	httpURL string
+	cmd        *exec.Cmd
+	exited     chan error
+	natsURL    string
+	httpURL    string
+	gatewayURL string
 }
 
 func freePort(t *testing.T) int {
@@ -69,9 +71,12 @@ func startServe(t *testing.T, dataDir string, natsPort, httpPort int) *serveProc
 		httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 		exited:  make(chan error, 1),
 	}
+	gatewayAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.gatewayURL = "http://" + gatewayAddr
 	s.cmd = exec.Command(revlineBin, "serve", "--data-dir", dataDir,
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--gateway-addr", gatewayAddr,
 		"--shutdown-grace", "5s")
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
 	if err != nil {
@@ -233,6 +238,47 @@ func waitDead(t *testing.T, pids []int) {
 	})
 }
 
+// gatewayRequest sends a GET for app through the gateway in the
+// background; the channel receives its status (0 if it got none).
+func (s *serveProcess) gatewayRequest(t *testing.T, app, path string) <-chan int {
+	t.Helper()
+	status := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(s.gatewayURL + "/apps/" + app + path)
+		if err != nil {
+			status <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	return status
+}
+
+// waitInFlight waits until the runners of app, asked directly, are
+// handling n requests between them.
+func (s *serveProcess) waitInFlight(t *testing.T, app string, n int) {
+	t.Helper()
+	eventually(t, 10*time.Second, fmt.Sprintf("%d request(s) in flight", n), func() bool {
+		total := 0
+		for _, r := range s.runners(t, app) {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/stats", r.Port))
+			if err != nil {
+				return false
+			}
+			var inFlight, peak int
+			_, err = fmt.Fscanf(resp.Body, "in_flight=%d peak=%d", &inFlight, &peak)
+			resp.Body.Close()
+			if err != nil {
+				return false
+			}
+			total += inFlight
+		}
+		return total == n
+	})
+}
+
 func deploy(t *testing.T, s *serveProcess, app string, extra ...string) (result, map[string]any) {
 	t.Helper()
 	r := s.revline(t, append([]string{"deploy", app, "--command", runnerBin, "-o", "json"}, extra...)...)
@@ -312,37 +358,34 @@ func TestBriefScenario(t *testing.T) {
 	}
 	_, before := s.waitRunners(t, app, rev1, 2)
 
-	// Graceful rollout: every runner replaced, old processes gone.
+	// Graceful rollout with a request in flight through the gateway: the
+	// request completes, every runner is replaced, old processes are gone.
+	slow := s.gatewayRequest(t, app, "/slow?ms=1500")
+	s.waitInFlight(t, app, 1)
 	var ro map[string]any
 	s.mustJSON(t, &ro, "apps", "rollout", app)
-	if ro["status"] != "completed" || ro["replaced"] != float64(2) {
+	if ro["status"] != "completed" || ro["replaced"] != float64(2) || ro["dropped_requests"] != float64(0) {
 		t.Fatalf("graceful rollout: %v", ro)
 	}
+	if status := <-slow; status != http.StatusOK {
+		t.Fatalf("the request in flight during a graceful rollout got %d", status)
+	}
 	waitDead(t, before)
-	after, afterPIDs := s.waitRunners(t, app, rev1, 2)
+	_, afterPIDs := s.waitRunners(t, app, rev1, 2)
 	if slices.ContainsFunc(afterPIDs, func(p int) bool { return slices.Contains(before, p) }) {
 		t.Fatalf("graceful rollout kept a runner: before %v after %v", before, afterPIDs)
 	}
 
-	// Force rollout with a request in flight: it is dropped and counted.
-	inflight := make(chan error, 1)
-	go func() {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/slow?ms=60000", after[0].Port))
-		if err == nil {
-			resp.Body.Close()
-		}
-		inflight <- err
-	}()
-	eventually(t, 10*time.Second, "the slow request is in flight", func() bool {
-		out, _ := exec.Command("sh", "-c", fmt.Sprintf("grep -c ':%04X [0-9A-F:]* 01' /proc/net/tcp", after[0].Port)).Output()
-		return strings.TrimSpace(string(out)) != "0"
-	})
+	// Force rollout with a request in flight: it is dropped (502) and
+	// counted exactly.
+	inflight := s.gatewayRequest(t, app, "/slow?ms=60000")
+	s.waitInFlight(t, app, 1)
 	s.mustJSON(t, &ro, "apps", "rollout", app, "--force")
-	if ro["status"] != "completed" || ro["replaced"] != float64(2) || ro["dropped_requests"].(float64) < 1 {
+	if ro["status"] != "completed" || ro["replaced"] != float64(2) || ro["dropped_requests"] != float64(1) {
 		t.Fatalf("force rollout: %v", ro)
 	}
-	if err := <-inflight; err == nil {
-		t.Fatal("the in-flight request survived a force rollout")
+	if status := <-inflight; status != http.StatusBadGateway {
+		t.Fatalf("the request in flight during a force rollout got %d, want 502", status)
 	}
 	waitDead(t, afterPIDs)
 	_, forced := s.waitRunners(t, app, rev1, 2)

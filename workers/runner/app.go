@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
 )
 
@@ -38,6 +41,7 @@ type appWorker struct {
 
 	state    aggregates.App
 	logAlive map[string]string // runner id → revision id, for runners the log believes are not terminated
+	routed   bool              // the gateway has the app's route
 
 	mu      sync.Mutex
 	runners map[string]*runner // live processes by runner id
@@ -103,6 +107,15 @@ func (a *appWorker) refresh(ctx context.Context) error {
 				a.logAlive[ev.RunnerID] = ev.RevisionID
 			}
 		}
+	}
+	if len(history) > 0 || !a.routed {
+		a.cfg.Traffic.SetRoute(a.name, gateway.Route{
+			CurrentRevision: a.state.Current,
+			Suspended:       a.state.Suspended,
+			MaxMultiplexing: a.state.Code.MaxMultiplexing,
+			RequestTimeout:  a.state.Runtime.RequestTimeout.Duration(),
+		})
+		a.routed = true
 	}
 	return nil
 }
@@ -227,14 +240,16 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision) (*
 		}
 		return nil, errors.Join(err, killErr)
 	}
+	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: proc.RunnerID(), RevisionID: rev.ID, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(proc.Port()))})
 	return r, a.report(ctx, r, events.RunnerIdle, "")
 }
 
 // rollout replaces every runner of the rollout's revision that started
 // before it was requested, then reports the rollout complete. Graceful:
-// each replacement is up before its old runner gets SIGTERM (SIGKILL only
-// after request_timeout). Force: old runners are killed at once and the
-// connections they had open are counted as dropped requests.
+// each replacement is up before its old runner is drained (no new
+// requests; stopped once its requests have ended, or cut at
+// request_timeout). Force: old runners are killed at once, and the
+// requests the gateway had in flight on them are dropped and counted.
 func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 	rev, ok := a.state.Revisions[ro.RevisionID]
 	if !ok {
@@ -257,8 +272,9 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 	replaced, dropped := 0, 0
 	for _, r := range old {
 		if ro.Force {
-			dropped += establishedConnections(r.proc.Port())
-			if err := a.kill(ctx, r, "force rollout "+ro.ID); err != nil {
+			cut, err := a.kill(ctx, r, "force rollout "+ro.ID)
+			dropped += cut
+			if err != nil {
 				return err
 			}
 		}
@@ -364,6 +380,7 @@ func (a *appWorker) reapCrashed(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	for _, r := range crashed {
+		a.cfg.Traffic.RemoveRunner(a.name, r.proc.RunnerID())
 		a.forget(r)
 		reason := "exited"
 		if err := r.proc.ExitErr(); err != nil {
@@ -463,17 +480,29 @@ func (a *appWorker) markDraining(r *runner) {
 	a.mu.Unlock()
 }
 
-// drain stops r gracefully: SIGTERM, then SIGKILL after grace.
-func (a *appWorker) drain(ctx context.Context, r *runner, grace time.Duration, why string) error {
+// drain stops r gracefully: the gateway sends it nothing new, its
+// requests in flight get up to requestTimeout to end (those still running
+// then are cut and counted), and only then does it get SIGTERM, and
+// SIGKILL after the stop grace.
+func (a *appWorker) drain(ctx context.Context, r *runner, requestTimeout time.Duration, why string) error {
 	a.markDraining(r)
 	// The report is best effort: the runner is stopped even if the bus is
 	// unreachable, or it would keep running untracked.
 	drainingErr := a.report(ctx, r, events.RunnerDraining, why)
-	forced, err := r.proc.Stop(ctx, grace)
+	id := r.proc.RunnerID()
+	waitCtx, cancel := context.WithTimeout(ctx, requestTimeout)
+	remaining := a.cfg.Traffic.Drain(waitCtx, a.name, id)
+	cancel()
 	reason := why
-	if forced {
-		reason += "; killed after " + grace.String()
+	if remaining > 0 {
+		cut := a.cfg.Traffic.Drop(a.name, id)
+		reason += fmt.Sprintf("; %d in-flight request(s) cut after %s", cut, requestTimeout)
 	}
+	forced, err := r.proc.Stop(ctx, a.cfg.StopGrace)
+	if forced {
+		reason += "; killed after " + a.cfg.StopGrace.String()
+	}
+	a.cfg.Traffic.RemoveRunner(a.name, id)
 	// Forget the runner only once its end is reported: a pass in between
 	// would take a runner the log believes alive but that is not tracked
 	// for one lost in a restart, and report it terminated a second time.
@@ -485,23 +514,30 @@ func (a *appWorker) drain(ctx context.Context, r *runner, grace time.Duration, w
 // drainInBackground drains r without holding up the loop. The drain
 // outlives the loop's context (a shutdown lets it finish within its grace
 // and report) and the worker waits for it before it returns.
-func (a *appWorker) drainInBackground(ctx context.Context, r *runner, grace time.Duration, why string) {
+func (a *appWorker) drainInBackground(ctx context.Context, r *runner, requestTimeout time.Duration, why string) {
 	a.markDraining(r)
 	a.drains.Go(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+reportTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout+a.cfg.StopGrace+2*reportTimeout)
 		defer cancel()
-		if err := a.drain(ctx, r, grace, why); err != nil {
+		if err := a.drain(ctx, r, requestTimeout, why); err != nil {
 			a.log.Warn("stopping runner", "runner", r.proc.RunnerID(), "error", err)
 		}
 		a.wake()
 	})
 }
 
-func (a *appWorker) kill(ctx context.Context, r *runner, why string) error {
+// kill stops r at once: the gateway cuts its requests in flight (their
+// clients get 502), then the process is killed. It returns how many
+// requests were cut.
+func (a *appWorker) kill(ctx context.Context, r *runner, why string) (dropped int, err error) {
 	a.markDraining(r)
-	err := r.proc.Kill(ctx)
+	id := r.proc.RunnerID()
+	dropped = a.cfg.Traffic.Drop(a.name, id)
+	err = r.proc.Kill(ctx)
+	a.cfg.Traffic.RemoveRunner(a.name, id)
 	a.forget(r)
-	return errors.Join(err, a.report(ctx, r, events.RunnerTerminated, why))
+	reason := fmt.Sprintf("%s; %d in-flight request(s) dropped", why, dropped)
+	return dropped, errors.Join(err, a.report(ctx, r, events.RunnerTerminated, reason))
 }
 
 func (a *appWorker) report(ctx context.Context, r *runner, state events.RunnerState, reason string) error {

@@ -3,7 +3,9 @@
 // runner for each revision being deployed and reports it Deployed or
 // Failed, keeps max(1, min_concurrency) runners of the current revision,
 // replaces runners on set-rev and rollouts, and reports every runner change
-// back as a command so that it lands in the event log.
+// back as a command so that it lands in the event log. It tells the
+// gateway which runners are ready, and stops a runner gracefully only once
+// the gateway has no request of it left in flight.
 //
 // The worker is level-triggered: an event only wakes the app it belongs to,
 // and each pass compares the app's state, folded from its history, with the
@@ -23,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
 )
 
@@ -38,6 +41,21 @@ type CommandExecutor interface {
 	Execute(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, error)
 }
 
+// Traffic is what the worker needs of the data plane (the gateway): it
+// publishes each app's route and ready runners, and asks before stopping a
+// runner, so that a graceful stop waits for the runner's last request and
+// a forced one knows exactly what it cut.
+type Traffic interface {
+	SetRoute(app string, r gateway.Route)
+	AddRunner(app string, b gateway.Backend)
+	// Drain stops new requests to the runner and waits until its in-flight
+	// requests have ended or ctx ends; it returns how many are left.
+	Drain(ctx context.Context, app, runnerID string) (remaining int)
+	// Drop cuts the runner's in-flight requests and returns how many failed.
+	Drop(app, runnerID string) (dropped int)
+	RemoveRunner(app, runnerID string)
+}
+
 // Config configures a Worker.
 type Config struct {
 	// NATSURL is required: the event subscriber opens its own connection.
@@ -51,6 +69,11 @@ type Config struct {
 	Commands CommandExecutor
 	// Supervisor is required: it runs the processes.
 	Supervisor *process.Supervisor
+	// Traffic is required: the gateway that routes requests to runners.
+	Traffic Traffic
+	// StopGrace is how long a runner has to exit after SIGTERM, once its
+	// requests have ended, before it is killed; default 10s.
+	StopGrace time.Duration
 	// ShutdownGrace bounds how long runners get to stop when the worker
 	// stops; default 10s.
 	ShutdownGrace time.Duration
@@ -64,6 +87,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.StopGrace == 0 {
+		c.StopGrace = 10 * time.Second
 	}
 	if c.CrashBackoff == 0 {
 		c.CrashBackoff = time.Second
@@ -90,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.Supervisor == nil {
 		errs = append(errs, errors.New("runner worker: Supervisor is required"))
+	}
+	if c.Traffic == nil {
+		errs = append(errs, errors.New("runner worker: Traffic is required"))
 	}
 	return errors.Join(errs...)
 }
@@ -198,7 +227,7 @@ func (w *Worker) stopAll() {
 	for _, a := range w.apps {
 		for _, r := range a.selectRunners(func(*runner) bool { return true }) {
 			wg.Go(func() {
-				if err := a.drain(ctx, r, w.cfg.ShutdownGrace, "server shutting down"); err != nil {
+				if err := a.drain(ctx, r, w.cfg.ShutdownGrace/2, "server shutting down"); err != nil {
 					a.log.Warn("stopping runner on shutdown", "runner", r.proc.RunnerID(), "error", err)
 				}
 			})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
 	"github.com/revline/revline/workers/processor"
 	"github.com/revline/revline/workers/runner"
@@ -63,6 +65,9 @@ type stack struct {
 	store    *events.JetStreamStore
 	client   *commandbus.Client
 	stateDir string
+	// gw is the gateway every worker of the stack feeds, served on gwURL.
+	gw    *gateway.Gateway
+	gwURL string
 }
 
 func testContext(t *testing.T) context.Context {
@@ -98,7 +103,13 @@ func newStack(t *testing.T) *stack {
 			t.Errorf("processor: %v", err)
 		}
 	})
-	return &stack{srv: srv, js: js, store: store, client: commandbus.NewClient(js), stateDir: t.TempDir()}
+	gw, err := gateway.New(gateway.Config{Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwServer := httptest.NewServer(gw)
+	t.Cleanup(gwServer.Close)
+	return &stack{srv: srv, js: js, store: store, client: commandbus.NewClient(js), stateDir: t.TempDir(), gw: gw, gwURL: gwServer.URL}
 }
 
 // startWorker runs a runner worker with a fresh supervisor on the stack's
@@ -111,8 +122,8 @@ func (s *stack) startWorker(t *testing.T) (stop func()) {
 		t.Fatal(err)
 	}
 	w, err := runner.New(runner.Config{
-		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Commands: s.client, Supervisor: sup,
-		CrashBackoff: 50 * time.Millisecond, ShutdownGrace: 2 * time.Second, Logger: discard,
+		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Commands: s.client, Supervisor: sup, Traffic: s.gw,
+		CrashBackoff: 50 * time.Millisecond, ShutdownGrace: 2 * time.Second, StopGrace: time.Second, Logger: discard,
 	})
 	if err != nil {
 		t.Fatal(err)

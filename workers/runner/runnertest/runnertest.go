@@ -1,7 +1,9 @@
 // Package runnertest builds the runner that tests deploy: echo-runner
 // (../testdata/echo-runner), an HTTP server on $PORT that answers with its
-// revision, runner id and pid, holds GET /slow?ms=N open for N
-// milliseconds, and on SIGTERM lets in-flight requests finish and exits 0.
+// revision, runner id and pid, can be slow (/slow?ms=N), stream
+// (/stream?n=N), report its peak concurrency (/stats), crash (/crash) and
+// take uploads (/upload); on SIGTERM it drains, dies or ignores the signal
+// as $ECHO_RUNNER_SIGTERM says.
 package runnertest
 
 import (

@@ -1,7 +1,8 @@
 // Package server runs everything `revline serve` starts in one process:
 // the embedded NATS server (unless pointed at an existing one), the event
 // store and bus streams, the command processor, the revision-history
-// projection and its query service, the runner worker, and the HTTP API.
+// projection and its query service, the runner worker with the request
+// gateway in front of its runners, and the HTTP API.
 package server
 
 import (
@@ -29,6 +30,7 @@ import (
 	"github.com/revline/revline/events/embedded"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
 	"github.com/revline/revline/workers/processor"
 	"github.com/revline/revline/workers/runner"
@@ -54,6 +56,10 @@ type Config struct {
 	// HTTPAllowedHosts are host names the HTTP API answers to besides
 	// localhost and IP addresses.
 	HTTPAllowedHosts []string
+	// GatewayAddr is where the request gateway listens (requests to apps:
+	// /apps/{app}/...); default 127.0.0.1:8081. A replica with NoRunners
+	// runs no gateway.
+	GatewayAddr string
 	// NoRunners leaves the runner worker out: this replica processes
 	// commands and serves reads, another one runs the runners. Several
 	// replicas on one cluster must have at most one running runners.
@@ -73,6 +79,8 @@ type Config struct {
 type Addresses struct {
 	NATSURL string
 	HTTPURL string
+	// GatewayURL is "" on a replica without runners.
+	GatewayURL string
 }
 
 func (c *Config) setDefaults() {
@@ -81,6 +89,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.GatewayAddr == "" {
+		c.GatewayAddr = "127.0.0.1:8081"
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -165,9 +176,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	gw, err := gateway.New(gateway.Config{Logger: log.With("component", "gateway")})
+	if err != nil {
+		return err
+	}
 	worker, err := runner.New(runner.Config{
 		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Commands: bus,
-		Supervisor: supervisor, ShutdownGrace: cfg.ShutdownGrace, Logger: log.With("component", "runner-worker"),
+		Supervisor: supervisor, Traffic: gw, ShutdownGrace: cfg.ShutdownGrace, Logger: log.With("component", "runner-worker"),
 	})
 	if err != nil {
 		return err
@@ -201,9 +216,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("serve: HTTP listen on %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("serve: HTTP listen on %s (change it with --http-addr): %w", cfg.HTTPAddr, err)
 	}
 	httpServer := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	// The gateway has no read or write timeout: uploads, streamed answers
+	// and long requests are the runners' business, bounded by each app's
+	// request_timeout.
+	gatewayServer := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	var gatewayListener net.Listener
+	if !cfg.NoRunners {
+		if gatewayListener, err = net.Listen("tcp", cfg.GatewayAddr); err != nil {
+			_ = listener.Close()
+			return fmt.Errorf("serve: gateway listen on %s (change it with --gateway-addr): %w", cfg.GatewayAddr, err)
+		}
+	}
 
 	// Core components stop after the worker, which still reports while it
 	// drains its runners.
@@ -224,17 +250,22 @@ func Run(ctx context.Context, cfg Config) error {
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
 	if !cfg.NoRunners {
 		run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
+		run(&workers, "gateway", func() error { return gatewayServer.Serve(gatewayListener) })
 	}
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
-	// shutdown stops everything started above, in order: the HTTP API, the
+	// shutdown stops everything started above, in order: the HTTP API and
+	// the gateway (requests in flight end, within the shutdown grace), the
 	// runner worker (its runners drained and reported), then the processor
 	// and the projection. Every way out of Run goes through it.
 	shutdown := func(cause error) error {
 		log.Info("shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 		defer cancel()
-		_ = httpServer.Shutdown(shutdownCtx)
+		var servers sync.WaitGroup
+		servers.Go(func() { _ = httpServer.Shutdown(shutdownCtx) })
+		servers.Go(func() { _ = gatewayServer.Shutdown(shutdownCtx) })
+		servers.Wait()
 		stopWorker()
 		workers.Wait()
 		stopCore()
@@ -256,7 +287,10 @@ func Run(ctx context.Context, cfg Config) error {
 		warnIfExposed(log, "embedded NATS", cfg.NATSListen)
 	}
 	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String()}
-	log.Info("revline serving", "nats", redactURL(addrs.NATSURL), "http", addrs.HTTPURL, "data_dir", cfg.DataDir, "pid", os.Getpid())
+	if gatewayListener != nil {
+		addrs.GatewayURL = "http://" + gatewayListener.Addr().String()
+	}
+	log.Info("revline serving", "nats", redactURL(addrs.NATSURL), "http", addrs.HTTPURL, "gateway", addrs.GatewayURL, "data_dir", cfg.DataDir, "pid", os.Getpid())
 	cfg.Ready(addrs)
 
 	var runErr error

@@ -46,6 +46,7 @@ func serve(t *testing.T, cfg server.Config) server.Addresses {
 	cfg.Ready = func(a server.Addresses) { ready <- a }
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.GatewayAddr = "127.0.0.1:0"
 	cfg.ShutdownGrace = 2 * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())

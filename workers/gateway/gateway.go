@@ -1,0 +1,524 @@
+// Package gateway is Revline's data plane: every request to an app passes
+// through it on its way to one of the app's runners. Because it sees every
+// request, it knows each runner's in-flight count, which is what makes a
+// graceful drain real (a draining runner gets nothing new and is stopped
+// only when its last request has ended), lets a forced stop count exactly
+// the requests it cut, and keeps a runner within its max_multiplexing.
+//
+// The control plane (the runner worker) tells the gateway what exists: each
+// app's route (current revision, suspended, limits) and each ready runner's
+// address. Per-request facts stay here, as live state; they never become
+// events.
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/revline/revline/events"
+)
+
+// Headers the gateway adds.
+const (
+	// HeaderRequestID identifies a request end to end; a client's own value
+	// is kept.
+	HeaderRequestID = "X-Revline-Request-Id"
+	// HeaderRunner and HeaderRevision name the runner that answered.
+	HeaderRunner   = "X-Revline-Runner"
+	HeaderRevision = "X-Revline-Revision"
+)
+
+// Route is what the control plane says about one app.
+type Route struct {
+	// CurrentRevision is the revision requests should go to ("" before the
+	// first successful deploy: the app then serves nothing).
+	CurrentRevision string
+	// Suspended apps answer 503.
+	Suspended bool
+	// MaxMultiplexing is how many requests one runner handles at once.
+	MaxMultiplexing int
+	// RequestTimeout bounds a request, including its wait for a runner.
+	RequestTimeout time.Duration
+}
+
+// Backend is one ready runner.
+type Backend struct {
+	RunnerID   string
+	RevisionID string
+	// Addr is host:port, where the runner listens.
+	Addr string
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// QueueLimit bounds how many requests of one app may wait for a free
+	// runner; beyond it requests get 503 with Retry-After. Default 1000.
+	QueueLimit int
+	// Transport carries requests to runners; default a transport tuned for
+	// many idle connections per runner.
+	Transport http.RoundTripper
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.QueueLimit == 0 {
+		c.QueueLimit = 1000
+	}
+	if c.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 0
+		t.MaxIdleConnsPerHost = 1024
+		t.ForceAttemptHTTP2 = false
+		c.Transport = t
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports impossible settings.
+func (c Config) Validate() error {
+	if c.QueueLimit < 0 {
+		return fmt.Errorf("gateway: QueueLimit must not be negative, got %d", c.QueueLimit)
+	}
+	return nil
+}
+
+// Gateway routes requests to runners. It is an http.Handler for
+// /apps/{app}/{path...}. Its methods are safe for concurrent use.
+type Gateway struct {
+	cfg   Config
+	proxy *httputil.ReverseProxy
+	mux   *http.ServeMux
+
+	mu   sync.Mutex
+	apps map[string]*app
+}
+
+// app is the gateway's state of one app; its fields are guarded by
+// Gateway.mu.
+type app struct {
+	route    Route
+	known    bool // a route was set
+	backends map[string]*backend
+	queued   int
+	// changed is closed (and replaced) whenever a slot frees or the
+	// backends change, waking the requests that wait for a runner.
+	changed chan struct{}
+}
+
+// backend is one runner with its in-flight requests.
+type backend struct {
+	Backend
+	flights  map[*flight]struct{}
+	draining bool // no new requests
+	dropping bool // in-flight requests are being cut
+	dropped  int  // requests that failed because they were cut
+	// idle is closed once the backend is draining and has no request.
+	idle chan struct{}
+}
+
+// flight is one request in progress.
+type flight struct {
+	backend *backend
+	cancel  context.CancelCauseFunc
+	failed  bool
+}
+
+// New checks cfg and returns a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, apps: map[string]*app{}}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:       rewrite,
+		Transport:     cfg.Transport,
+		FlushInterval: -1, // stream: server-sent events and chunked answers pass at once
+		ErrorHandler:  g.proxyError,
+		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	g.mux = http.NewServeMux()
+	g.mux.HandleFunc("/apps/{app}/{path...}", g.serveApp)
+	g.mux.HandleFunc("/apps/{app}", g.serveApp)
+	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem(w, http.StatusNotFound, "not_found", "the gateway serves /apps/{app}/{path}")
+	})
+	return g, nil
+}
+
+// SetRoute tells the gateway what the control plane decided for app.
+func (g *Gateway) SetRoute(appName string, r Route) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.app(appName)
+	a.route, a.known = r, true
+	a.notify()
+}
+
+// Route returns the route the gateway has for app, and whether it has one.
+func (g *Gateway) Route(appName string) (Route, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a, ok := g.apps[appName]
+	if !ok || !a.known {
+		return Route{}, false
+	}
+	return a.route, true
+}
+
+// AddRunner makes a ready runner of app available to requests.
+func (g *Gateway) AddRunner(appName string, b Backend) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.app(appName)
+	a.backends[b.RunnerID] = &backend{Backend: b, flights: map[*flight]struct{}{}, idle: make(chan struct{})}
+	a.notify()
+}
+
+// Drain stops sending new requests to a runner and waits until the
+// requests it has in flight have ended, or ctx ends. It returns how many
+// are still in flight (0: the runner may be stopped without cutting any).
+func (g *Gateway) Drain(ctx context.Context, appName, runnerID string) (remaining int) {
+	g.mu.Lock()
+	b := g.stopRouting(appName, runnerID)
+	if b == nil {
+		g.mu.Unlock()
+		return 0
+	}
+	idle := b.idle
+	g.mu.Unlock()
+	select {
+	case <-idle:
+		return 0
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(b.flights)
+}
+
+// Drop stops sending requests to a runner, cuts the requests it has in
+// flight (their clients get 502), waits until they have ended, and returns
+// how many of them failed: the exact number of requests dropped. The runner
+// stays listed (as draining) until RemoveRunner.
+func (g *Gateway) Drop(appName, runnerID string) (dropped int) {
+	g.mu.Lock()
+	b := g.stopRouting(appName, runnerID)
+	if b == nil {
+		g.mu.Unlock()
+		return 0
+	}
+	b.dropping = true
+	before := b.dropped
+	for f := range b.flights {
+		f.cancel(errDropped)
+	}
+	idle := b.idle
+	g.mu.Unlock()
+	<-idle // cancelled requests end at once
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return b.dropped - before
+}
+
+// RemoveRunner forgets a runner that has stopped.
+func (g *Gateway) RemoveRunner(appName, runnerID string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a, ok := g.apps[appName]; ok {
+		delete(a.backends, runnerID)
+		a.notify()
+	}
+}
+
+// Load is the live demand on one app.
+type Load struct {
+	// InFlight counts the requests each runner is handling, by runner id.
+	InFlight map[string]int
+	// Queued counts the requests waiting for a free runner.
+	Queued int
+}
+
+// Load returns the live demand on app: what an autoscaler and the runner
+// views need, and what never goes into the event log.
+func (g *Gateway) Load(appName string) Load {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := Load{InFlight: map[string]int{}}
+	if a, ok := g.apps[appName]; ok {
+		out.Queued = a.queued
+		for id, b := range a.backends {
+			out.InFlight[id] = len(b.flights)
+		}
+	}
+	return out
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+
+func (g *Gateway) app(name string) *app {
+	a, ok := g.apps[name]
+	if !ok {
+		a = &app{backends: map[string]*backend{}, changed: make(chan struct{})}
+		g.apps[name] = a
+	}
+	return a
+}
+
+func (g *Gateway) backend(appName, runnerID string) *backend {
+	if a, ok := g.apps[appName]; ok {
+		return a.backends[runnerID]
+	}
+	return nil
+}
+
+// stopRouting marks a runner draining, so that it gets no new request, and
+// returns it; nil if the gateway does not know it. g.mu must be held.
+func (g *Gateway) stopRouting(appName, runnerID string) *backend {
+	b := g.backend(appName, runnerID)
+	if b != nil {
+		b.startDraining()
+		g.apps[appName].notify()
+	}
+	return b
+}
+
+func (a *app) notify() {
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+func (b *backend) startDraining() {
+	if !b.draining {
+		b.draining = true
+		if len(b.flights) == 0 {
+			close(b.idle)
+		}
+	}
+}
+
+// pick returns the least-loaded runner with a free slot: one of the
+// current revision, or, while the current revision has no ready runner at
+// all (a rolling switch is starting its runners), one of another revision.
+// It returns nil when every candidate is busy or none exists.
+func (a *app) pick() *backend {
+	limit := max(a.route.MaxMultiplexing, 1)
+	var current, others []*backend
+	for _, b := range a.backends {
+		if b.draining {
+			continue
+		}
+		if b.RevisionID == a.route.CurrentRevision {
+			current = append(current, b)
+		} else {
+			others = append(others, b)
+		}
+	}
+	candidates := current
+	if len(current) == 0 {
+		candidates = others
+	}
+	free := slices.DeleteFunc(candidates, func(b *backend) bool { return len(b.flights) >= limit })
+	if len(free) == 0 {
+		return nil
+	}
+	return slices.MinFunc(free, func(x, y *backend) int {
+		if c := len(x.flights) - len(y.flights); c != 0 {
+			return c
+		}
+		return strings.Compare(x.RunnerID, y.RunnerID)
+	})
+}
+
+// Why a proxied request's context ended.
+var (
+	errDropped        = errors.New("the runner was stopped while it handled the request")
+	errRequestTimeout = errors.New("request_timeout elapsed")
+)
+
+// errUnavailable explains a request that found no runner.
+type errUnavailable struct {
+	status  int
+	code    string
+	message string
+}
+
+// acquire waits for a runner slot of appName until ctx ends. It returns
+// the flight holding the slot, or the answer to give instead.
+func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.CancelCauseFunc) (*flight, *errUnavailable) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a, ok := g.apps[appName]
+	if !ok || !a.known {
+		return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
+	}
+	queued := false
+	defer func() {
+		if queued {
+			a.queued--
+		}
+	}()
+	for {
+		switch {
+		case a.route.Suspended:
+			return nil, &errUnavailable{http.StatusServiceUnavailable, "app_suspended", fmt.Sprintf("app %q is suspended: resume it to serve requests", appName)}
+		case a.route.CurrentRevision == "":
+			return nil, &errUnavailable{http.StatusServiceUnavailable, "no_current_revision", fmt.Sprintf("app %q has no deployed revision yet", appName)}
+		}
+		if b := a.pick(); b != nil {
+			f := &flight{backend: b, cancel: cancel}
+			b.flights[f] = struct{}{}
+			return f, nil
+		}
+		if !queued {
+			if a.queued >= g.cfg.QueueLimit {
+				return nil, &errUnavailable{http.StatusServiceUnavailable, "queue_full", fmt.Sprintf("app %q has %d requests waiting for a runner already", appName, a.queued)}
+			}
+			a.queued++
+			queued = true
+		}
+		changed := a.changed
+		g.mu.Unlock()
+		select {
+		case <-changed:
+			g.mu.Lock()
+		case <-ctx.Done():
+			g.mu.Lock()
+			if errors.Is(context.Cause(ctx), errRequestTimeout) {
+				return nil, &errUnavailable{http.StatusGatewayTimeout, "request_timeout", fmt.Sprintf("no runner of app %q was free within its request_timeout", appName)}
+			}
+			return nil, &errUnavailable{499, "client_gone", "the client went away"}
+		}
+	}
+}
+
+// release ends a flight and frees its slot.
+func (g *Gateway) release(appName string, f *flight) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := f.backend
+	delete(b.flights, f)
+	if f.failed && b.dropping {
+		b.dropped++
+	}
+	if b.draining && len(b.flights) == 0 {
+		select {
+		case <-b.idle:
+		default:
+			close(b.idle)
+		}
+	}
+	if a, ok := g.apps[appName]; ok {
+		a.notify()
+	}
+}
+
+// requestState travels in the proxied request's context.
+type requestState struct {
+	flight *flight
+}
+
+type stateKey struct{}
+
+func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request) {
+	appName := r.PathValue("app")
+	if err := events.ValidateAppName(appName); err != nil {
+		problem(w, http.StatusNotFound, "app_not_found", err.Error())
+		return
+	}
+	requestID := r.Header.Get(HeaderRequestID)
+	if requestID == "" || len(requestID) > 128 {
+		requestID = uuid.NewString()
+	}
+	w.Header().Set(HeaderRequestID, requestID)
+
+	g.mu.Lock()
+	timeout := time.Duration(0)
+	if a, ok := g.apps[appName]; ok {
+		timeout = a.route.RequestTimeout
+	}
+	g.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	if timeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, timeout, errRequestTimeout)
+		defer stop()
+	}
+	f, unavailable := g.acquire(ctx, appName, cancel)
+	if unavailable != nil {
+		if unavailable.status == http.StatusServiceUnavailable && unavailable.code == "queue_full" {
+			w.Header().Set("Retry-After", "1")
+		}
+		if unavailable.status != 499 {
+			problem(w, unavailable.status, unavailable.code, unavailable.message)
+		}
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			// The runner's answer broke off mid-body: the client saw a
+			// failure even though its status was sent.
+			g.mu.Lock()
+			f.failed = true
+			g.mu.Unlock()
+			g.release(appName, f)
+			panic(p)
+		}
+		g.release(appName, f)
+	}()
+	w.Header().Set(HeaderRunner, f.backend.RunnerID)
+	w.Header().Set(HeaderRevision, f.backend.RevisionID)
+	out := r.WithContext(context.WithValue(ctx, stateKey{}, &requestState{flight: f}))
+	out.Header.Set(HeaderRequestID, requestID)
+	g.proxy.ServeHTTP(w, out)
+}
+
+// rewrite sends the request to the flight's runner, without the
+// /apps/{app} prefix, which goes in X-Forwarded-Prefix.
+func rewrite(pr *httputil.ProxyRequest) {
+	state := pr.In.Context().Value(stateKey{}).(*requestState)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = state.flight.backend.Addr
+	// App names need no escaping, so the prefix is the same in the
+	// decoded and the raw path; the rest is passed on as the client sent it.
+	prefix := "/apps/" + pr.In.PathValue("app")
+	pr.Out.URL.Path = cmp.Or(strings.TrimPrefix(pr.In.URL.Path, prefix), "/")
+	pr.Out.URL.RawPath = strings.TrimPrefix(pr.In.URL.RawPath, prefix)
+	pr.Out.Host = ""
+	pr.SetXForwarded()
+	pr.Out.Header.Set("X-Forwarded-Prefix", prefix)
+}
+
+// proxyError answers a request the runner did not answer.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	state := r.Context().Value(stateKey{}).(*requestState)
+	g.mu.Lock()
+	state.flight.failed = true
+	g.mu.Unlock()
+	switch cause := context.Cause(r.Context()); {
+	case errors.Is(cause, errDropped):
+		problem(w, http.StatusBadGateway, "runner_stopped", errDropped.Error())
+	case errors.Is(cause, errRequestTimeout):
+		problem(w, http.StatusGatewayTimeout, "request_timeout", "the runner did not answer within the app's request_timeout")
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads an answer.
+	default:
+		g.cfg.Logger.Warn("runner unreachable", "runner", state.flight.backend.RunnerID, "error", err)
+		problem(w, http.StatusBadGateway, "runner_unreachable", "the runner did not answer: "+err.Error())
+	}
+}

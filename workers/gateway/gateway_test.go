@@ -1,0 +1,402 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/workers/gateway"
+)
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fixture is a gateway served on a loopback port.
+type fixture struct {
+	gw  *gateway.Gateway
+	url string
+}
+
+func newFixture(t *testing.T, cfg gateway.Config) *fixture {
+	t.Helper()
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return &fixture{gw: gw, url: srv.URL}
+}
+
+// runner is a test backend that counts its concurrency and can hold
+// requests until released.
+type runner struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	now     int
+	peak    int
+	release chan struct{}
+	started chan struct{} // one value per request that arrived
+}
+
+func newRunner(t *testing.T) *runner {
+	t.Helper()
+	r := &runner{release: make(chan struct{}), started: make(chan struct{}, 1000)}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.now++
+		r.peak = max(r.peak, r.now)
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.now--
+			r.mu.Unlock()
+		}()
+		r.started <- struct{}{}
+		if req.URL.Path == "/hold" {
+			select {
+			case <-r.release:
+			case <-req.Context().Done():
+				return
+			}
+		}
+		fmt.Fprintf(w, "path=%s query=%s prefix=%s id=%s method=%s", req.URL.Path, req.URL.RawQuery,
+			req.Header.Get("X-Forwarded-Prefix"), req.Header.Get(gateway.HeaderRequestID), req.Method)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *runner) addr() string { return strings.TrimPrefix(r.srv.URL, "http://") }
+
+func (r *runner) peakConcurrency() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.peak
+}
+
+// waitStarted waits until n requests have reached the runner.
+func (r *runner) waitStarted(t *testing.T, n int) {
+	t.Helper()
+	ctx := testContext(t)
+	for range n {
+		select {
+		case <-r.started:
+		case <-ctx.Done():
+			t.Fatal("requests did not reach the runner")
+		}
+	}
+}
+
+var route = gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 1, RequestTimeout: time.Minute}
+
+// serveOneRunner gives app "web" the route r and one runner "r1" of
+// revision rev-1.
+func (f *fixture) serveOneRunner(t *testing.T, r gateway.Route) *runner {
+	t.Helper()
+	backend := newRunner(t)
+	f.gw.SetRoute("web", r)
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r1", RevisionID: "rev-1", Addr: backend.addr()})
+	return backend
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func TestRequestsReachTheRunnerWithoutThePrefix(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	f.serveOneRunner(t, route)
+
+	resp, body := get(t, f.url+"/apps/web/v1/predict?x=1&y=%2F")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if !strings.HasPrefix(body, "path=/v1/predict query=x=1&y=%2F prefix=/apps/web id=") {
+		t.Fatalf("runner saw %q", body)
+	}
+	if resp.Header.Get(gateway.HeaderRunner) != "r1" || resp.Header.Get(gateway.HeaderRevision) != "rev-1" || resp.Header.Get(gateway.HeaderRequestID) == "" {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	if !strings.Contains(body, "id="+resp.Header.Get(gateway.HeaderRequestID)) {
+		t.Fatalf("request id not passed on: %q vs %q", body, resp.Header.Get(gateway.HeaderRequestID))
+	}
+
+	req, _ := http.NewRequestWithContext(testContext(t), http.MethodDelete, f.url+"/apps/web", nil)
+	req.Header.Set(gateway.HeaderRequestID, "client-chosen")
+	resp2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body2, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if !strings.Contains(string(body2), "path=/ ") || !strings.Contains(string(body2), "id=client-chosen method=DELETE") || resp2.Header.Get(gateway.HeaderRequestID) != "client-chosen" {
+		t.Fatalf("bare app path: %q %v", body2, resp2.Header)
+	}
+}
+
+func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	f.gw.SetRoute("sleepy", gateway.Route{CurrentRevision: "rev-1", Suspended: true, MaxMultiplexing: 1, RequestTimeout: time.Minute})
+	f.gw.SetRoute("fresh", gateway.Route{MaxMultiplexing: 1, RequestTimeout: time.Minute})
+	for _, tc := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/apps/nope/x", http.StatusNotFound, "app_not_found"},
+		{"/apps/Bad.Name/x", http.StatusNotFound, "app_not_found"},
+		{"/elsewhere", http.StatusNotFound, "not_found"},
+		{"/apps/sleepy/x", http.StatusServiceUnavailable, "app_suspended"},
+		{"/apps/fresh/x", http.StatusServiceUnavailable, "no_current_revision"},
+	} {
+		resp, body := get(t, f.url+tc.path)
+		if resp.StatusCode != tc.status || !strings.Contains(body, `"code":"`+tc.code+`"`) || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s, want %d %s", tc.path, resp.StatusCode, body, tc.status, tc.code)
+		}
+	}
+}
+
+// A runner never has more than max_multiplexing requests at once: the rest
+// wait for a free slot and are served in turn.
+func TestMaxMultiplexingIsNeverExceeded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	r := f.serveOneRunner(t, gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 2, RequestTimeout: time.Minute})
+
+	const requests = 8
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range requests {
+		wg.Go(func() {
+			if resp, _ := get(t, f.url+"/apps/web/hold"); resp.StatusCode == http.StatusOK {
+				ok.Add(1)
+			}
+		})
+	}
+	r.waitStarted(t, 2)
+	if n := f.gw.Load("web").InFlight["r1"]; n != 2 {
+		t.Fatalf("in flight on r1 = %d, want 2", n)
+	}
+	close(r.release)
+	wg.Wait()
+	if ok.Load() != requests || r.peakConcurrency() != 2 {
+		t.Fatalf("%d of %d answered, peak concurrency %d; want all, peak 2", ok.Load(), requests, r.peakConcurrency())
+	}
+}
+
+func TestFullQueueGets503WithRetryAfter(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{QueueLimit: 1})
+	r := f.serveOneRunner(t, route)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(r.release)
+	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // takes the one slot
+	r.waitStarted(t, 1)
+	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // waits in the queue
+	eventually(t, "one request queued", func() bool { return f.gw.Load("web").Queued == 1 })
+	resp, body := get(t, f.url+"/apps/web/x")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "queue_full") {
+		t.Fatalf("over the queue limit: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
+
+// eventually polls cond until it holds, failing the test at its deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx := testContext(t)
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting until %s", what)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func TestRequestTimeoutGets504(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	r := f.serveOneRunner(t, gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 1, RequestTimeout: 200 * time.Millisecond})
+	defer close(r.release)
+	resp, body := get(t, f.url+"/apps/web/hold") // the runner holds it past request_timeout
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "request_timeout") {
+		t.Fatalf("slow runner: %d %s", resp.StatusCode, body)
+	}
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-2", MaxMultiplexing: 1, RequestTimeout: 200 * time.Millisecond})
+	f.gw.Drain(testContext(t), "web", "r1")
+	resp, body = get(t, f.url+"/apps/web/x") // no runner comes within request_timeout
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "request_timeout") {
+		t.Fatalf("no runner: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A draining runner gets no new request, and Drain returns once its last
+// request has ended; the requests themselves succeed.
+func TestDrainWaitsForInFlightRequests(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	old, next := newRunner(t), newRunner(t)
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 4, RequestTimeout: time.Minute})
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "old", RevisionID: "rev-1", Addr: old.addr()})
+	var wg sync.WaitGroup
+	statuses := make(chan int, 3)
+	for range 3 {
+		wg.Go(func() {
+			resp, _ := get(t, f.url+"/apps/web/hold")
+			statuses <- resp.StatusCode
+		})
+	}
+	old.waitStarted(t, 3)
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "new", RevisionID: "rev-1", Addr: next.addr()})
+	drained := make(chan int, 1)
+	go func() { drained <- f.gw.Drain(testContext(t), "web", "old") }()
+	// Drain has begun once the old runner gets nothing new.
+	for {
+		resp, _ := get(t, f.url+"/apps/web/x")
+		if resp.Header.Get(gateway.HeaderRunner) == "new" {
+			break
+		}
+	}
+	select {
+	case n := <-drained:
+		t.Fatalf("drain returned %d with 3 requests in flight", n)
+	default:
+	}
+	close(old.release)
+	if remaining := <-drained; remaining != 0 {
+		t.Fatalf("drain left %d requests", remaining)
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("a request failed with %d during the drain", s)
+		}
+	}
+}
+
+// Drop cuts the requests in flight and counts exactly those that failed.
+func TestDropCountsTheRequestsItCut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	r := f.serveOneRunner(t, gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 10, RequestTimeout: time.Minute})
+	const inFlight = 4
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range inFlight {
+		wg.Go(func() {
+			if resp, body := get(t, f.url+"/apps/web/hold"); resp.StatusCode == http.StatusBadGateway && strings.Contains(body, "runner_stopped") {
+				failed.Add(1)
+			}
+		})
+	}
+	r.waitStarted(t, inFlight)
+	dropped := f.gw.Drop("web", "r1")
+	wg.Wait()
+	if dropped != inFlight || failed.Load() != inFlight {
+		t.Fatalf("Drop counted %d, clients saw %d failures; want %d", dropped, failed.Load(), inFlight)
+	}
+	// Drain and Drop of a runner the gateway does not know are harmless.
+	if f.gw.Drop("web", "r1") != 0 || f.gw.Drain(testContext(t), "web", "nope") != 0 {
+		t.Fatal("a second drop counted again")
+	}
+}
+
+// While the current revision has no ready runner (a rolling switch is
+// starting them), requests go to the previous revision's runners; once it
+// has one, they go there.
+func TestRollingSwitchServesFromTheOldRevisionUntilTheNewIsReady(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	old, next := newRunner(t), newRunner(t)
+	f.gw.SetRoute("web", route)
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "old", RevisionID: "rev-1", Addr: old.addr()})
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-2", MaxMultiplexing: 1, RequestTimeout: time.Minute})
+	if resp, _ := get(t, f.url+"/apps/web/x"); resp.Header.Get(gateway.HeaderRevision) != "rev-1" {
+		t.Fatalf("before the new runner: served by %s", resp.Header.Get(gateway.HeaderRevision))
+	}
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "new", RevisionID: "rev-2", Addr: next.addr()})
+	if resp, _ := get(t, f.url+"/apps/web/x"); resp.Header.Get(gateway.HeaderRevision) != "rev-2" {
+		t.Fatalf("after the new runner: served by %s", resp.Header.Get(gateway.HeaderRevision))
+	}
+}
+
+// Bodies stream both ways: a large upload is not held whole, and each
+// chunk of a streamed answer reaches the client before the next is sent.
+func TestBodiesStream(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	next := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/upload":
+			n, err := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "received=%d err=%v", n, err)
+		case "/events":
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := range 3 {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+				<-next // the client must have seen this event
+			}
+		}
+	}))
+	t.Cleanup(backend.Close)
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 4, RequestTimeout: time.Minute})
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r1", RevisionID: "rev-1", Addr: strings.TrimPrefix(backend.URL, "http://")})
+
+	const size = 50 << 20
+	req, _ := http.NewRequestWithContext(testContext(t), http.MethodPost, f.url+"/apps/web/upload", io.LimitReader(rand.Reader, size))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != fmt.Sprintf("received=%d err=<nil>", size) {
+		t.Fatalf("upload: %s", body)
+	}
+
+	req, _ = http.NewRequestWithContext(testContext(t), http.MethodGet, f.url+"/apps/web/events", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		line, err := lines.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("data: %d\n", i) {
+			t.Fatalf("event %d: %q %v", i, line, err)
+		}
+		_, _ = lines.ReadString('\n')
+		next <- struct{}{}
+	}
+}

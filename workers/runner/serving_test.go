@@ -1,0 +1,220 @@
+//go:build linux
+
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/gateway"
+)
+
+// load sends requests for app through the gateway from a few clients,
+// mixing quick and slow ones, until stopped, and counts what happened.
+type load struct {
+	sent, failed atomic.Int64
+	mu           sync.Mutex
+	failures     []string
+	byRevision   map[string]int
+	stop         context.CancelFunc
+	done         sync.WaitGroup
+}
+
+func startLoad(t *testing.T, s *stack, app string, clients int) *load {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{stop: cancel, byRevision: map[string]int{}}
+	for c := range clients {
+		l.done.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				path := "/"
+				if (c+i)%2 == 0 {
+					path = "/slow?ms=150"
+				}
+				status, revision, err := gatewayGet(context.WithoutCancel(ctx), s, app, path)
+				l.sent.Add(1)
+				l.mu.Lock()
+				if err != nil || status != http.StatusOK {
+					l.failed.Add(1)
+					l.failures = append(l.failures, fmt.Sprintf("%s: %d %v", path, status, err))
+				}
+				l.byRevision[revision]++
+				l.mu.Unlock()
+			}
+		})
+	}
+	t.Cleanup(func() { l.stop(); l.done.Wait() })
+	return l
+}
+
+// finish stops the load and returns how many requests failed.
+func (l *load) finish(t *testing.T) {
+	t.Helper()
+	l.stop()
+	l.done.Wait()
+	if l.failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed: %v", l.failed.Load(), l.sent.Load(), l.failures)
+	}
+	t.Logf("%d requests, none failed; by revision: %v", l.sent.Load(), l.byRevision)
+}
+
+func gatewayGet(ctx context.Context, s *stack, app, path string) (status int, revision string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.gwURL+"/apps/"+app+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return resp.StatusCode, "", err
+	}
+	return resp.StatusCode, resp.Header.Get(gateway.HeaderRevision), nil
+}
+
+func multiplexing(n int) events.Scale {
+	return events.Scale{Code: events.CodeOverrides{MaxMultiplexing: &n}}
+}
+
+// serving is a stack with a worker and app "web" deployed with one echo
+// runner that takes n requests at once.
+func serving(t *testing.T, n int) (*stack, *eventLog) {
+	t.Helper()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+	s.deploy(t, log, "web", runnerCommand)
+	s.execute(t, "web", multiplexing(n))
+	eventuallyTrue(t, fmt.Sprintf("the gateway knows max_multiplexing %d", n), func() bool {
+		route, _ := s.gw.Route("web")
+		return route.MaxMultiplexing == n
+	})
+	return s, log
+}
+
+// A graceful rollout and a rolling set-rev under steady load, some of it
+// slow, fail no request: whether the runner drains on SIGTERM, dies on it
+// or ignores it, it gets SIGTERM only once its last request has ended.
+func TestGracefulChangesUnderLoadFailNoRequest(t *testing.T) {
+	t.Parallel()
+	for _, onSIGTERM := range []string{"graceful", "die", "ignore"} {
+		t.Run("sigterm="+onSIGTERM, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t)
+			log := s.follow(t, "web")
+			s.startWorker(t)
+			command := "ECHO_RUNNER_SIGTERM=" + onSIGTERM + " exec " + runnerCommand
+			first, _ := s.deploy(t, log, "web", command)
+			second, _ := s.deploy(t, log, "web", command+" --second")
+			s.execute(t, "web", multiplexing(4))
+
+			l := startLoad(t, s, "web", 4)
+			ro := s.execute(t, "web", events.Rollout{})
+			log.waitFor(t, "rollout.completed", ro.LastSequence, func(env events.Envelope) bool {
+				ev, ok := env.Event.(events.RolloutCompleted)
+				return ok && ev.RolloutID == ro.RolloutID
+			})
+			o := s.execute(t, "web", events.SetRevision{RevisionID: first})
+			log.waitUntil(t, "runners moved to the first revision", exactlyIdleAfter(o.LastSequence, 1, first))
+			l.finish(t)
+			if l.byRevision[first] == 0 || l.byRevision[second] == 0 {
+				t.Fatalf("the load did not span the switch: %v", l.byRevision)
+			}
+		})
+	}
+}
+
+// exactlyIdleAfter is exactlyIdle, once the log has passed sequence after.
+func exactlyIdleAfter(after uint64, n int, revisionID string) func([]events.Envelope) bool {
+	return func(envs []events.Envelope) bool {
+		return len(envs) > 0 && envs[len(envs)-1].Sequence > after && exactlyIdle(n, revisionID)(envs)
+	}
+}
+
+// A force rollout cuts the requests in flight: each of their clients gets
+// 502, and the rollout records exactly how many.
+func TestForceRolloutRecordsTheRequestsItDropped(t *testing.T) {
+	t.Parallel()
+	s, log := serving(t, 8)
+
+	const inFlight = 3
+	statuses := make(chan int, inFlight)
+	var clients sync.WaitGroup
+	for range inFlight {
+		clients.Go(func() {
+			status, _, _ := gatewayGet(testContext(t), s, "web", "/slow?ms=60000")
+			statuses <- status
+		})
+	}
+	eventuallyTrue(t, "3 requests in flight", func() bool {
+		n := 0
+		for _, c := range s.gw.Load("web").InFlight {
+			n += c
+		}
+		return n == inFlight
+	})
+	o := s.execute(t, "web", events.Rollout{Force: true})
+	done := log.waitFor(t, "rollout.completed", o.LastSequence, func(env events.Envelope) bool {
+		ev, ok := env.Event.(events.RolloutCompleted)
+		return ok && ev.RolloutID == o.RolloutID
+	}).Event.(events.RolloutCompleted)
+	clients.Wait()
+	close(statuses)
+	failed := 0
+	for status := range statuses {
+		if status == http.StatusBadGateway {
+			failed++
+		}
+	}
+	if failed != inFlight || done.DroppedRequests != failed {
+		t.Fatalf("%d clients got 502, the rollout recorded %d dropped; want %d", failed, done.DroppedRequests, inFlight)
+	}
+}
+
+// The runner itself never sees more than max_multiplexing requests at once.
+func TestRunnerNeverGetsMoreThanMaxMultiplexing(t *testing.T) {
+	t.Parallel()
+	s, _ := serving(t, 2)
+
+	var clients sync.WaitGroup
+	for range 10 {
+		clients.Go(func() {
+			if status, _, err := gatewayGet(testContext(t), s, "web", "/slow?ms=100"); status != http.StatusOK {
+				t.Errorf("request: %d %v", status, err)
+			}
+		})
+	}
+	clients.Wait()
+	req, _ := http.NewRequestWithContext(testContext(t), http.MethodGet, s.gwURL+"/apps/web/stats", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "peak=2") {
+		t.Fatalf("runner stats %q, want a peak of 2", body)
+	}
+}
+
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx := testContext(t)
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting until %s", what)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
