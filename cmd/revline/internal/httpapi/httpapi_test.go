@@ -338,10 +338,16 @@ func TestRunnersFilterByState(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	id := s.deployStarted(t, "web", nil).RevisionID
+	// Runner ids are UUIDs, in the order of their names.
+	const (
+		gone    = "0193f1c2-cccc-7000-8000-000000000001"
+		idle    = "0193f1c2-cccc-7000-8000-000000000002"
+		running = "0193f1c2-cccc-7000-8000-000000000003"
+	)
 	for _, r := range []struct {
 		id    string
 		state events.RunnerState
-	}{{"r-idle", events.RunnerIdle}, {"r-running", events.RunnerRunning}, {"r-gone", events.RunnerTerminated}} {
+	}{{idle, events.RunnerIdle}, {running, events.RunnerRunning}, {gone, events.RunnerTerminated}} {
 		s.execute(t, "web", events.ReportRunner{RunnerID: r.id, RevisionID: id, State: r.state, PID: 100, Port: 8000})
 	}
 	ids := func(query string) []string {
@@ -355,11 +361,11 @@ func TestRunnersFilterByState(t *testing.T) {
 		return out
 	}
 	for query, want := range map[string][]string{
-		"":                  {"r-idle", "r-running"},
-		"?state=all":        {"r-gone", "r-idle", "r-running"},
-		"?state=idle":       {"r-idle"},
-		"?state=running":    {"r-running"},
-		"?state=terminated": {"r-gone"},
+		"":                  {idle, running},
+		"?state=all":        {gone, idle, running},
+		"?state=idle":       {idle},
+		"?state=running":    {running},
+		"?state=terminated": {gone},
 		"?state=setup":      {},
 	} {
 		if got := ids(query); !slices.Equal(got, want) {
