@@ -221,3 +221,40 @@ func showID(id string) string {
 	}
 	return quote(id)
 }
+
+// FitText returns s made acceptable as free text of at most max bytes
+// (what checkText accepts): invalid UTF-8 becomes U+FFFD, a line break
+// becomes " | " and any other forbidden character a space, and text beyond
+// max bytes is cut on a character boundary, ending in "…". Writers of text
+// they do not control, such as the runner worker quoting a runner's
+// output in a reason, pass it through FitText rather than be refused.
+func FitText(s string, max int) string {
+	const cut = "…"
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		var piece string
+		switch {
+		case r == '\n' || r == '\u2028' || r == '\u2029':
+			piece = " | "
+		case r == '\r':
+			continue
+		case forbiddenRune(r) != "":
+			piece = " "
+		default:
+			piece = string(r)
+		}
+		if b.Len()+len(piece) > max {
+			out := b.String()
+			if max < len(cut) {
+				return out // no room to say that it was cut
+			}
+			for len(out)+len(cut) > max {
+				_, size := utf8.DecodeLastRuneInString(out)
+				out = out[:len(out)-size]
+			}
+			return out + cut
+		}
+		b.WriteString(piece)
+	}
+	return b.String()
+}

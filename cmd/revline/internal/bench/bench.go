@@ -143,8 +143,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if seed.Status != events.OutcomeAccepted {
 		return fmt.Errorf("seed deploy %s: %s", seed.Status, seed.Message)
 	}
+	runnerID := uuid.Must(uuid.NewV7()).String()
 	roundTrip, err := measure("Revline command round trip (runner report)", cfg.Ops, func(int) error {
-		report := events.ReportRunner{RunnerID: "r", RevisionID: seed.RevisionID, State: events.RunnerIdle}
+		report := events.ReportRunner{RunnerID: runnerID, RevisionID: seed.RevisionID, State: events.RunnerIdle}
 		o, err := client.Execute(ctx, events.NewCommand("round-trip", report, events.Metadata{Actor: "bench"}))
 		if err == nil && o.Status != events.OutcomeAccepted {
 			err = fmt.Errorf("outcome %s: %s", o.Status, o.Message)
