@@ -1,11 +1,9 @@
 package embedded
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,10 +46,10 @@ func ConnectForTest(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.Jet
 
 // StartClusterForTest starts an n-node NATS cluster with JetStream on free
 // loopback ports, each node with its own temporary store, and waits until
-// the cluster has elected a JetStream meta leader. It is stopped when the
-// test ends. A route port taken by someone else between choosing and
-// binding it leaves a node unready: the cluster is then started again on
-// other ports.
+// the cluster can place an asset with n replicas (see clusterUnready). It is
+// stopped when the test ends. A route port taken by someone else between
+// choosing and binding it leaves a node unready: the cluster is then started
+// again on other ports.
 func StartClusterForTest(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	var err error
@@ -99,13 +97,88 @@ func startCluster(t testing.TB, n int) ([]*server.Server, error) {
 			return servers, fmt.Errorf("cluster node %s not ready", srv.Name())
 		}
 	}
-	for !slices.ContainsFunc(servers, func(s *server.Server) bool { return s.JetStreamIsLeader() }) {
-		if time.Now().After(deadline) {
-			return servers, errors.New("the cluster elected no JetStream meta leader in time")
+	// nats-server tells an embedding program of none of the events this
+	// waits for (routes, meta elections, peers' statsz, Raft catch-up), so
+	// the condition is polled.
+	for {
+		why := clusterUnready(servers)
+		if why == "" {
+			return servers, nil
 		}
-		time.Sleep(20 * time.Millisecond) // no notification for leadership exists
+		if time.Now().After(deadline) {
+			return servers, fmt.Errorf("the cluster was not ready for R%d placement in time: %s", n, why)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return servers, nil
+}
+
+// clusterUnready says why the cluster could not yet place an asset with one
+// replica on every node, or "" when it could. A meta leader alone is not
+// enough: it places only on peers of its Raft group from which it has had
+// JetStream statsz and that it does not consider offline ("no suitable peers
+// for placement, peer offline" otherwise). So the cluster is ready when
+//   - every node has routes to all the others;
+//   - exactly one node is the JetStream meta leader, and every node's meta
+//     group names that node as leader;
+//   - every other node's meta group is current with the leader
+//     (JetStreamIsCurrent);
+//   - the leader's meta group has all n peers, and it sees every other one
+//     online, current and not pending (Jsz: Meta.Replicas);
+//   - the leader has JetStream statsz from all n nodes and marks none
+//     offline (JetStreamClusterPeers, which filters as placement does).
+func clusterUnready(servers []*server.Server) string {
+	n := len(servers)
+	for _, s := range servers {
+		if got := s.NumRemotes(); got != n-1 {
+			return fmt.Sprintf("%s has routes to %d of the %d other nodes", s.Name(), got, n-1)
+		}
+	}
+	var leader *server.Server
+	for _, s := range servers {
+		if s.JetStreamIsLeader() {
+			if leader != nil {
+				return fmt.Sprintf("both %s and %s claim the meta leadership", leader.Name(), s.Name())
+			}
+			leader = s
+		}
+	}
+	if leader == nil {
+		return "no JetStream meta leader"
+	}
+	var leaderMeta *server.MetaClusterInfo
+	for _, s := range servers {
+		jsz, err := s.Jsz(nil)
+		if err != nil {
+			return fmt.Sprintf("%s: jsz: %v", s.Name(), err)
+		}
+		if jsz.Meta == nil {
+			return fmt.Sprintf("%s has no meta group yet", s.Name())
+		}
+		if jsz.Meta.Leader != leader.Name() {
+			return fmt.Sprintf("%s sees %q as meta leader, not %s", s.Name(), jsz.Meta.Leader, leader.Name())
+		}
+		if s == leader {
+			leaderMeta = jsz.Meta
+		} else if !s.JetStreamIsCurrent() {
+			return fmt.Sprintf("%s's meta group is not current with the leader", s.Name())
+		}
+	}
+	if leaderMeta.Size != n {
+		return fmt.Sprintf("the meta group has size %d, not %d", leaderMeta.Size, n)
+	}
+	if len(leaderMeta.Replicas) != n-1 {
+		return fmt.Sprintf("the meta leader %s knows %d followers, not %d", leader.Name(), len(leaderMeta.Replicas), n-1)
+	}
+	for _, r := range leaderMeta.Replicas {
+		if r.Offline || !r.Current || r.Pending {
+			return fmt.Sprintf("the meta leader %s sees %s (peer %s) offline=%t current=%t pending=%t",
+				leader.Name(), r.Name, r.Peer, r.Offline, r.Current, r.Pending)
+		}
+	}
+	if peers := leader.JetStreamClusterPeers(); len(peers) != n {
+		return fmt.Sprintf("the meta leader %s can place on %v only", leader.Name(), peers)
+	}
+	return ""
 }
 
 func shutdownAll(servers []*server.Server) {
