@@ -627,7 +627,7 @@ func TestViewsJSONContract(t *testing.T) {
 			"request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted",
 		}},
 		{"runner", model.Runners("demo", true)[0], []string{
-			"runner_id", "revision_id", "state", "started_at", "updated_at", "pid", "port",
+			"runner_id", "revision_id", "state", "started_at", "updated_at", "pid", "port", "in_flight",
 		}},
 		{"app", mustApp(t, model, "demo"), []string{
 			"name", "current_revision", "revisions", "runners", "suspended", "updated_at",

@@ -70,6 +70,10 @@ type RunnerView struct {
 	// PID and Port are the last non-zero values reported.
 	PID  int `json:"pid"`
 	Port int `json:"port"`
+	// InFlight is how many requests the runner is handling now, as the
+	// gateway sees it: live state, never an event. A runner with requests
+	// shows as running rather than idle.
+	InFlight int `json:"in_flight"`
 	// Reason is the reason given with the last report (a crash, a drain).
 	// It is not part of the JSON contract.
 	Reason string `json:"-"`

@@ -138,6 +138,29 @@ const catchUpTimeout = 10 * time.Second
 // Local is a Reader over an in-process model.
 type Local struct {
 	Model *projections.RevisionHistory
+	// Live, optional, adds what the data plane knows now (requests in
+	// flight) to the runner views; without it they show the log alone.
+	Live LiveState
+}
+
+// LiveState is the data plane's view of runners: per-request facts that
+// are never events.
+type LiveState interface {
+	// InFlight returns how many requests each runner of app is handling,
+	// by runner id.
+	InFlight(app string) map[string]int
+}
+
+// withLiveState merges the requests in flight into runner views: an idle
+// runner that has some is running.
+func withLiveState(runners []projections.RunnerView, inFlight map[string]int) {
+	for i, r := range runners {
+		n := inFlight[r.RunnerID]
+		runners[i].InFlight = n
+		if n > 0 && r.State == events.RunnerIdle {
+			runners[i].State = events.RunnerRunning
+		}
+	}
 }
 
 var _ Reader = Local{}
@@ -233,6 +256,9 @@ func (l Local) Runners(ctx context.Context, app string, filter RunnerFilter, req
 	}
 	at := l.Model.Checkpoint()
 	runners := l.Model.Runners(app, filter.All || filter.State == events.RunnerTerminated)
+	if l.Live != nil {
+		withLiveState(runners, l.Live.InFlight(app))
+	}
 	if filter.State != "" {
 		runners = slices.DeleteFunc(runners, func(r projections.RunnerView) bool { return r.State != filter.State })
 	}

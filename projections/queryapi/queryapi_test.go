@@ -436,3 +436,38 @@ func TestClientWithoutServerSaysToRunServe(t *testing.T) {
 		}
 	}
 }
+
+// liveState is the gateway's in-flight counts, as a map.
+type liveState map[string]map[string]int
+
+func (l liveState) InFlight(app string) map[string]int { return l[app] }
+
+// Runner views carry the gateway's live in-flight counts: an idle runner
+// with requests shows as running, over NATS as in-process, and the state
+// filter sees the merged state.
+func TestRunnersShowLiveInFlightRequests(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	live := queryapi.Local{Model: f.model, Live: liveState{"web": {runnerA: 3}}}
+	ctx := testContext(t)
+	page, err := live.Runners(ctx, "web", queryapi.RunnerFilter{}, queryapi.PageRequest{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].State != events.RunnerRunning || page.Items[0].InFlight != 3 {
+		t.Fatalf("runners with live state: %+v", page.Items)
+	}
+	running, err := live.Runners(ctx, "web", queryapi.RunnerFilter{State: events.RunnerRunning}, queryapi.PageRequest{}, 0)
+	if err != nil || len(running.Items) != 1 {
+		t.Fatalf("--state running: %+v %v", running.Items, err)
+	}
+	idle, err := live.Runners(ctx, "web", queryapi.RunnerFilter{State: events.RunnerIdle}, queryapi.PageRequest{}, 0)
+	if err != nil || len(idle.Items) != 0 {
+		t.Fatalf("--state idle: %+v %v", idle.Items, err)
+	}
+	// Without live state, the log alone: idle, nothing in flight.
+	plain, err := f.local.Runners(ctx, "web", queryapi.RunnerFilter{}, queryapi.PageRequest{}, 0)
+	if err != nil || plain.Items[0].State != events.RunnerIdle || plain.Items[0].InFlight != 0 {
+		t.Fatalf("runners from the log alone: %+v %v", plain.Items, err)
+	}
+}

@@ -49,6 +49,9 @@ type Route struct {
 	MaxMultiplexing int
 	// RequestTimeout bounds a request, including its wait for a runner.
 	RequestTimeout time.Duration
+	// ConcurrencyBuffer is how many runners the app keeps free beyond its
+	// demand: when a request leaves fewer, the gateway signals demand.
+	ConcurrencyBuffer int
 }
 
 // Backend is one ready runner.
@@ -69,6 +72,8 @@ type Config struct {
 	Transport http.RoundTripper
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of idle times; default time.Now.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -84,6 +89,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -102,8 +110,9 @@ type Gateway struct {
 	proxy *httputil.ReverseProxy
 	mux   *http.ServeMux
 
-	mu   sync.Mutex
-	apps map[string]*app
+	mu       sync.Mutex
+	apps     map[string]*app
+	onDemand func(app string)
 }
 
 // app is the gateway's state of one app; its fields are guarded by
@@ -127,6 +136,9 @@ type backend struct {
 	dropped  int  // requests that failed because they were cut
 	// idle is closed once the backend is draining and has no request.
 	idle chan struct{}
+	// idleSince is when its last request ended (or it was added); zero
+	// while it has requests.
+	idleSince time.Time
 }
 
 // flight is one request in progress.
@@ -184,7 +196,7 @@ func (g *Gateway) AddRunner(appName string, b Backend) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	a := g.app(appName)
-	a.backends[b.RunnerID] = &backend{Backend: b, flights: map[*flight]struct{}{}, idle: make(chan struct{})}
+	a.backends[b.RunnerID] = &backend{Backend: b, flights: map[*flight]struct{}{}, idle: make(chan struct{}), idleSince: g.cfg.Now()}
 	a.notify()
 }
 
@@ -250,6 +262,33 @@ type Load struct {
 	InFlight map[string]int
 	// Queued counts the requests waiting for a free runner.
 	Queued int
+	// IdleSince tells, for each runner that is taking requests but has
+	// none, since when.
+	IdleSince map[string]time.Time
+}
+
+// InFlight returns how many requests each runner of app is handling, by
+// runner id: the live state merged into the runner views.
+func (g *Gateway) InFlight(appName string) map[string]int { return g.Load(appName).InFlight }
+
+// Demand is how many requests the app has: in flight and waiting.
+func (l Load) Demand() int {
+	n := l.Queued
+	for _, c := range l.InFlight {
+		n += c
+	}
+	return n
+}
+
+// OnDemand registers fn, called (without blocking, never under the
+// gateway's lock) whenever a request finds the app short of runners: it
+// has to wait, or leaves fewer free runners than the app's concurrency
+// buffer. The runner worker uses it to scale up, and to start the first
+// runner of an app scaled to zero.
+func (g *Gateway) OnDemand(fn func(app string)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.onDemand = fn
 }
 
 // Load returns the live demand on app: what an autoscaler and the runner
@@ -257,11 +296,14 @@ type Load struct {
 func (g *Gateway) Load(appName string) Load {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := Load{InFlight: map[string]int{}}
+	out := Load{InFlight: map[string]int{}, IdleSince: map[string]time.Time{}}
 	if a, ok := g.apps[appName]; ok {
 		out.Queued = a.queued
 		for id, b := range a.backends {
 			out.InFlight[id] = len(b.flights)
+			if !b.draining && len(b.flights) == 0 {
+				out.IdleSince[id] = b.idleSince
+			}
 		}
 	}
 	return out
@@ -284,6 +326,17 @@ func (g *Gateway) backend(appName, runnerID string) *backend {
 		return a.backends[runnerID]
 	}
 	return nil
+}
+
+// freeRunners counts the runners taking requests that have none.
+func (a *app) freeRunners() int {
+	n := 0
+	for _, b := range a.backends {
+		if !b.draining && len(b.flights) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // stopRouting marks a runner draining, so that it gets no new request, and
@@ -361,7 +414,14 @@ type errUnavailable struct {
 // the flight holding the slot, or the answer to give instead.
 func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.CancelCauseFunc) (*flight, *errUnavailable) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	short := false
+	defer func() {
+		notify := g.onDemand
+		g.mu.Unlock()
+		if short && notify != nil {
+			notify(appName)
+		}
+	}()
 	a, ok := g.apps[appName]
 	if !ok || !a.known {
 		return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
@@ -382,17 +442,23 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 		if b := a.pick(); b != nil {
 			f := &flight{backend: b, cancel: cancel}
 			b.flights[f] = struct{}{}
+			b.idleSince = time.Time{}
+			short = short || a.freeRunners() < a.route.ConcurrencyBuffer
 			return f, nil
 		}
+		signal := false
 		if !queued {
 			if a.queued >= g.cfg.QueueLimit {
 				return nil, &errUnavailable{http.StatusServiceUnavailable, "queue_full", fmt.Sprintf("app %q has %d requests waiting for a runner already", appName, a.queued)}
 			}
 			a.queued++
-			queued = true
+			queued, signal = true, true
 		}
-		changed := a.changed
+		changed, notify := a.changed, g.onDemand
 		g.mu.Unlock()
+		if signal && notify != nil {
+			notify(appName) // ask for a runner now, not once the wait is over
+		}
 		select {
 		case <-changed:
 			g.mu.Lock()
@@ -412,6 +478,9 @@ func (g *Gateway) release(appName string, f *flight) {
 	defer g.mu.Unlock()
 	b := f.backend
 	delete(b.flights, f)
+	if len(b.flights) == 0 {
+		b.idleSince = g.cfg.Now()
+	}
 	if f.failed && b.dropping {
 		b.dropped++
 	}

@@ -47,6 +47,19 @@ type appWorker struct {
 	runners map[string]*runner // live processes by runner id
 	drains  sync.WaitGroup     // background drains in progress
 
+	// recheck wakes the loop when the next keep-alive may have run out.
+	recheck *time.Timer
+	// floor is a number of runners of the current revision that the app
+	// gets whatever its demand, until they are up: the capacity that a
+	// switch of revision, a resume, a crash or a restart of the server must
+	// not take away. Once they are up, demand and keep_alive decide again.
+	floor int
+	// served is the current revision the floor was last set for;
+	// suspendedWith is how many runners the app had when it was suspended.
+	served        string
+	suspended     bool
+	suspendedWith int
+
 	// crashes counts runner failures since the app was last stable; it
 	// sets the back-off before the next start (nextStart).
 	crashes     int
@@ -110,10 +123,11 @@ func (a *appWorker) refresh(ctx context.Context) error {
 	}
 	if len(history) > 0 || !a.routed {
 		a.cfg.Traffic.SetRoute(a.name, gateway.Route{
-			CurrentRevision: a.state.Current,
-			Suspended:       a.state.Suspended,
-			MaxMultiplexing: a.state.Code.MaxMultiplexing,
-			RequestTimeout:  a.state.Runtime.RequestTimeout.Duration(),
+			CurrentRevision:   a.state.Current,
+			Suspended:         a.state.Suspended,
+			MaxMultiplexing:   a.state.Code.MaxMultiplexing,
+			RequestTimeout:    a.state.Runtime.RequestTimeout.Duration(),
+			ConcurrencyBuffer: a.state.Runtime.ConcurrencyBuffer,
 		})
 		a.routed = true
 	}
@@ -162,9 +176,9 @@ func (a *appWorker) deploying() []*aggregates.Revision {
 // deploy starts the revision's first runner and reports the revision
 // Deployed once it listens, or Failed with the reason.
 func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error {
-	r, err := a.startReady(ctx, rev)
+	r, err := a.startReady(ctx, rev, "deploy")
 	if reason, failed := runnerFailure(err); failed {
-		_, err = a.send(ctx, events.FailDeploy{RevisionID: rev.ID, Reason: reason}, rev.ID)
+		_, err = a.send(ctx, events.FailDeploy{RevisionID: rev.ID, Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes)}, rev.ID)
 	} else if err == nil {
 		var o events.Outcome
 		o, err = a.send(ctx, events.CompleteDeploy{RevisionID: rev.ID}, rev.ID)
@@ -202,10 +216,10 @@ func runnerFailure(err error) (reason string, failed bool) {
 	return "", false
 }
 
-// startReady starts one runner of rev and waits until it listens. A runner
-// that does not is killed and reported terminated; runnerFailure then
-// recognises the error.
-func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision) (*runner, error) {
+// startReady starts one runner of rev, for the reason why, and waits until
+// it listens. A runner that does not is killed and reported terminated;
+// runnerFailure then recognises the error.
+func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, why string) (*runner, error) {
 	proc, err := a.cfg.Supervisor.Start(process.Spec{
 		RunnerID:   uuid.Must(uuid.NewV7()).String(),
 		App:        a.name,
@@ -225,7 +239,7 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision) (*
 		<-proc.Done()
 		a.wake()
 	}()
-	if err := a.report(ctx, r, events.RunnerSetup, ""); err != nil {
+	if err := a.report(ctx, r, events.RunnerSetup, why); err != nil {
 		return nil, err
 	}
 	startupTimeout := rev.Code.StartupTimeout
@@ -278,7 +292,7 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 				return err
 			}
 		}
-		if _, err := a.startReady(ctx, rev); err != nil {
+		if _, err := a.startReady(ctx, rev, "rollout "+ro.ID); err != nil {
 			reason, failed := runnerFailure(err)
 			if !failed {
 				return fmt.Errorf("rollout %s: replacement runner: %w", ro.ID, err)
@@ -313,9 +327,13 @@ func (a *appWorker) completeRollout(ctx context.Context, ro aggregates.Rollout, 
 // count and stops the others. Rolling: new runners are up before old ones
 // stop; recreate: old ones stop first.
 func (a *appWorker) converge(ctx context.Context) error {
+	a.keepCapacity()
+	load := a.cfg.Traffic.Load(a.name)
+	serving := a.state.Current != "" && !a.state.Suspended
 	desired := 0
-	if a.state.Current != "" && !a.state.Suspended {
-		desired = max(1, a.state.Runtime.MinConcurrency)
+	if serving {
+		desired = desiredRunners(a.state.Runtime, a.state.Code.MaxMultiplexing, load.Demand())
+		desired = max(desired, min(a.floor, a.state.Runtime.MaxConcurrency))
 	}
 	grace := a.state.Runtime.RequestTimeout.Duration()
 	stopOthers := func() {
@@ -337,7 +355,7 @@ func (a *appWorker) converge(ctx context.Context) error {
 			time.AfterFunc(wait, a.wake)
 			return nil
 		}
-		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current]); err != nil {
+		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], startReason(a.state.Runtime, i)); err != nil {
 			reason, failed := runnerFailure(err)
 			if !failed {
 				return err
@@ -346,11 +364,58 @@ func (a *appWorker) converge(ctx context.Context) error {
 			return nil
 		}
 	}
-	for _, r := range current[min(desired, len(current)):] {
-		a.drainInBackground(ctx, r, grace, "scaled down")
+	if len(current) >= a.floor {
+		a.floor = 0 // the capacity is back: demand decides from here
+	}
+	if !serving {
+		for _, r := range current {
+			a.drainInBackground(ctx, r, grace, "suspended")
+		}
+	} else {
+		ids := make([]string, len(current))
+		for i, r := range current {
+			ids[i] = r.proc.RunnerID()
+		}
+		plan := planScaleDown(ids, desired, a.state.Runtime, load.IdleSince, time.Now())
+		for _, r := range current {
+			if slices.Contains(plan.stop, r.proc.RunnerID()) {
+				a.drainInBackground(ctx, r, grace, "scaled down: "+plan.reason)
+			}
+		}
+		if plan.recheck > 0 {
+			a.wakeAfter(plan.recheck)
+		}
 	}
 	stopOthers()
 	return nil
+}
+
+// keepCapacity raises the floor when the app's runners must be replaced
+// rather than left to demand: the current revision changed (the runners of
+// the others are replaced one for one), or the app was resumed (it gets
+// back the runners it had when it was suspended).
+func (a *appWorker) keepCapacity() {
+	if a.state.Current != a.served {
+		a.served = a.state.Current
+		a.floor = max(a.floor, len(a.liveExcept(a.state.Current)))
+	}
+	switch {
+	case a.state.Suspended && !a.suspended:
+		a.suspended, a.suspendedWith = true, len(a.live(a.state.Current))
+	case !a.state.Suspended && a.suspended:
+		a.suspended = false
+		a.floor = max(a.floor, a.suspendedWith)
+	}
+}
+
+// wakeAfter schedules a pass after d (a keep-alive running out), replacing
+// the one scheduled before. Only the loop calls it.
+func (a *appWorker) wakeAfter(d time.Duration) {
+	if a.recheck == nil {
+		a.recheck = time.AfterFunc(d, a.wake)
+		return
+	}
+	a.recheck.Reset(d)
 }
 
 func (a *appWorker) backOff(reason string) {
@@ -381,6 +446,10 @@ func (a *appWorker) reapCrashed(ctx context.Context) error {
 	a.mu.Unlock()
 	for _, r := range crashed {
 		a.cfg.Traffic.RemoveRunner(a.name, r.proc.RunnerID())
+		if r.revisionID == a.state.Current {
+			// A crash does not lower the capacity: the runner is replaced.
+			a.floor = max(a.floor, len(a.live(a.state.Current)))
+		}
 		a.forget(r)
 		reason := "exited"
 		if err := r.proc.ExitErr(); err != nil {
@@ -408,6 +477,9 @@ func (a *appWorker) forgetLostRunners(ctx context.Context) error {
 	}
 	lost := a.untracked()
 	for _, id := range lost {
+		if a.logAlive[id] == a.state.Current {
+			a.floor++ // a restart does not lower the capacity either
+		}
 		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.logAlive[id], State: events.RunnerTerminated, Reason: "lost when the server restarted"}
 		if _, err := a.send(ctx, cmd, id); err != nil {
 			return err
@@ -547,7 +619,8 @@ func (a *appWorker) report(ctx context.Context, r *runner, state events.RunnerSt
 		State:      state,
 		PID:        r.proc.PID(),
 		Port:       r.proc.Port(),
-		Reason:     reason,
+		// Reasons may quote a runner's output or a multi-line error.
+		Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes),
 	}, r.proc.RunnerID())
 	return err
 }

@@ -94,7 +94,9 @@ func serving(t *testing.T, n int) (*stack, *eventLog) {
 	log := s.follow(t, "web")
 	s.startWorker(t)
 	s.deploy(t, log, "web", runnerCommand)
-	s.execute(t, "web", multiplexing(n))
+	if n != events.DefaultCodeParams().MaxMultiplexing {
+		s.execute(t, "web", multiplexing(n))
+	}
 	eventuallyTrue(t, fmt.Sprintf("the gateway knows max_multiplexing %d", n), func() bool {
 		route, _ := s.gw.Route("web")
 		return route.MaxMultiplexing == n
@@ -125,7 +127,9 @@ func TestGracefulChangesUnderLoadFailNoRequest(t *testing.T) {
 				return ok && ev.RolloutID == ro.RolloutID
 			})
 			o := s.execute(t, "web", events.SetRevision{RevisionID: first})
-			log.waitUntil(t, "runners moved to the first revision", exactlyIdleAfter(o.LastSequence, 1, first))
+			// The first revision takes one request per runner (set-rev takes
+			// the code parameters from it): the load gets it several runners.
+			log.waitUntil(t, "runners moved to the first revision", onlyRevisionAfter(o.LastSequence, first))
 			l.finish(t)
 			if l.byRevision[first] == 0 || l.byRevision[second] == 0 {
 				t.Fatalf("the load did not span the switch: %v", l.byRevision)
@@ -134,10 +138,16 @@ func TestGracefulChangesUnderLoadFailNoRequest(t *testing.T) {
 	}
 }
 
-// exactlyIdleAfter is exactlyIdle, once the log has passed sequence after.
-func exactlyIdleAfter(after uint64, n int, revisionID string) func([]events.Envelope) bool {
+// onlyRevisionAfter reports, once the log has passed sequence after,
+// whether every live runner is an idle runner of revisionID (and there is
+// one at least).
+func onlyRevisionAfter(after uint64, revisionID string) func([]events.Envelope) bool {
 	return func(envs []events.Envelope) bool {
-		return len(envs) > 0 && envs[len(envs)-1].Sequence > after && exactlyIdle(n, revisionID)(envs)
+		if len(envs) == 0 || envs[len(envs)-1].Sequence <= after {
+			return false
+		}
+		live := liveRunners(envs)
+		return len(live) > 0 && exactlyIdle(len(live), revisionID)(envs)
 	}
 }
 
@@ -216,5 +226,69 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		case <-time.After(5 * time.Millisecond):
 		}
+	}
+}
+
+// keepAlive makes the app's idle runners stop after d seconds.
+func keepAlive(d events.Seconds) events.Scale {
+	return events.Scale{Runtime: events.RuntimeOverrides{KeepAlive: &d}}
+}
+
+// liveCount reports whether exactly n runners are alive in the log.
+func liveCount(n int) func([]events.Envelope) bool {
+	return func(envs []events.Envelope) bool { return len(liveRunners(envs)) == n }
+}
+
+// Under load the app gets the runners fal's formula asks for, and once the
+// load is gone they stop after keep_alive, down to min_concurrency (0).
+func TestScalesUpWithDemandAndDownAfterKeepAlive(t *testing.T) {
+	t.Parallel()
+	s, log := serving(t, 1)
+	s.execute(t, "web", keepAlive(1))
+
+	const clients = 3
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			if status, _, err := gatewayGet(testContext(t), s, "web", "/slow?ms=1500"); status != http.StatusOK {
+				t.Errorf("request under load: %d %v", status, err)
+			}
+		})
+	}
+	envs := log.waitUntil(t, "3 runners for 3 requests", liveCount(clients))
+	started := 0
+	for _, env := range envs {
+		if ev, ok := runnerEvent(env); ok && ev.State == events.RunnerSetup && ev.Reason == "demand" {
+			started++
+		}
+	}
+	if started != clients-1 {
+		t.Errorf("%d runners started for demand, want %d:\n%s", started, clients-1, describe(envs))
+	}
+	wg.Wait()
+	envs = log.waitUntil(t, "every runner stopped after keep_alive", liveCount(0))
+	stopped := 0
+	for _, env := range envs {
+		if ev, ok := runnerEvent(env); ok && ev.State == events.RunnerTerminated && strings.Contains(ev.Reason, "keep_alive expired") {
+			stopped++
+		}
+	}
+	if stopped != clients {
+		t.Errorf("%d runners stopped for keep_alive, want %d:\n%s", stopped, clients, describe(envs))
+	}
+}
+
+// An app scaled to zero starts a runner for the first request, which
+// waits for it (a cold start) and succeeds.
+func TestScaledToZeroAppStartsARunnerForTheFirstRequest(t *testing.T) {
+	t.Parallel()
+	s, log := serving(t, 1)
+	o := s.execute(t, "web", keepAlive(0))
+	log.waitUntil(t, "scaled to zero", func(envs []events.Envelope) bool {
+		return envs[len(envs)-1].Sequence > o.LastSequence && liveCount(0)(envs)
+	})
+	status, revision, err := gatewayGet(testContext(t), s, "web", "/")
+	if status != http.StatusOK || revision == "" {
+		t.Fatalf("cold start: %d %q %v", status, revision, err)
 	}
 }

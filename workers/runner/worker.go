@@ -1,8 +1,10 @@
 // Package runner is the runner worker: it makes the running processes of
 // every app match what the event log says they should be. It starts a
 // runner for each revision being deployed and reports it Deployed or
-// Failed, keeps max(1, min_concurrency) runners of the current revision,
-// replaces runners on set-rev and rollouts, and reports every runner change
+// Failed, scales the runners of the current revision with the demand the
+// gateway sees (fal's min/max concurrency, buffer, max_multiplexing and
+// keep_alive, down to zero), replaces runners on set-rev and rollouts, and
+// reports every runner change
 // back as a command so that it lands in the event log. It tells the
 // gateway which runners are ready, and stops a runner gracefully only once
 // the gateway has no request of it left in flight.
@@ -54,6 +56,10 @@ type Traffic interface {
 	// Drop cuts the runner's in-flight requests and returns how many failed.
 	Drop(app, runnerID string) (dropped int)
 	RemoveRunner(app, runnerID string)
+	// Load is the app's live demand, which sets how many runners it needs.
+	Load(app string) gateway.Load
+	// OnDemand registers what to call when an app is short of runners.
+	OnDemand(fn func(app string))
 }
 
 // Config configures a Worker.
@@ -162,6 +168,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.cfg.Traffic.OnDemand(w.Wake)
 	for _, app := range apps {
 		w.Wake(app)
 	}

@@ -484,8 +484,10 @@ func TestScaleChangesTheNumberOfIdleRunners(t *testing.T) {
 		t.Errorf("two runners share a port: %v", ports)
 	}
 
-	zero := 0
-	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &zero}})
+	// Scaled down to one, the runner above the minimum stops once it has
+	// been idle for keep_alive.
+	one, second := 1, events.Seconds(1)
+	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &one, KeepAlive: &second}})
 	log.waitUntil(t, "back to one idle runner", exactlyIdle(1, rev))
 }
 

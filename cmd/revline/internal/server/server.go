@@ -188,6 +188,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	reader := queryapi.Local{Model: model}
+	if !cfg.NoRunners {
+		reader.Live = gw
+	}
 	// Readers must not see a half-rebuilt model after a restart: the
 	// server is ready once the projection has caught up with the log.
 	eventStream, err := js.Stream(setupCtx, events.EventStreamName)
@@ -276,7 +279,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := catchUp(ctx, model, logEnd, errs); err != nil {
 		return shutdown(err)
 	}
-	query, err := queryapi.Serve(nc, reader, cfg.Version)
+	query, err := queryapi.Serve(nc, reader, cfg.Version, queryapi.WithLogger(log.With("component", "query")))
 	if err != nil {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}

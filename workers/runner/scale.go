@@ -1,0 +1,77 @@
+package runner
+
+import (
+	"slices"
+	"time"
+
+	"github.com/revline/revline/events"
+)
+
+// Why the worker starts or stops a runner, recorded in the runner's
+// reports so that the audit log explains every runner.
+const (
+	reasonDemand         = "demand"
+	reasonMinConcurrency = "min_concurrency"
+	reasonKeepAlive      = "keep_alive expired"
+	reasonMaxConcurrency = "above max_concurrency"
+)
+
+// desiredRunners is fal's autoscaling rule: enough runners for the demand
+// (requests in flight and waiting) at max_multiplexing requests each, plus
+// the concurrency buffer, within [min_concurrency, max_concurrency].
+func desiredRunners(p events.RuntimeParams, multiplexing, demand int) int {
+	multiplexing = max(multiplexing, 1)
+	n := (demand+multiplexing-1)/multiplexing + p.ConcurrencyBuffer
+	return min(max(n, p.MinConcurrency), p.MaxConcurrency)
+}
+
+// startReason says why a runner beyond have is started to reach desired.
+func startReason(p events.RuntimeParams, have int) string {
+	if have < p.MinConcurrency {
+		return reasonMinConcurrency
+	}
+	return reasonDemand
+}
+
+// scaleDown is the scale-down plan for the runners of the current
+// revision: which to stop now and why, and when to look again.
+type scaleDown struct {
+	stop    []string
+	reason  string
+	recheck time.Duration // 0: nothing waits for a keep-alive to run out
+}
+
+// planScaleDown picks, among runners (oldest first) of which desired are
+// needed, those to stop: at once those above max_concurrency, otherwise
+// only runners idle for keep_alive (the longest idle first). A runner
+// that has requests, or has not been idle that long, stays. While runners
+// above min_concurrency remain, recheck says when the next keep-alive could
+// run out (a busy runner's at the earliest keep_alive from now).
+func planScaleDown(runners []string, desired int, p events.RuntimeParams, idleSince map[string]time.Time, now time.Time) scaleDown {
+	if over := len(runners) - p.MaxConcurrency; over > 0 {
+		return scaleDown{stop: slices.Clone(runners[len(runners)-over:]), reason: reasonMaxConcurrency}
+	}
+	keepAlive := p.KeepAlive.Duration()
+	var expired []string
+	recheck := keepAlive
+	for _, id := range runners {
+		since, idle := idleSince[id]
+		if !idle {
+			continue
+		}
+		if left := since.Add(keepAlive).Sub(now); left > 0 {
+			recheck = min(recheck, left)
+			continue
+		}
+		expired = append(expired, id)
+	}
+	plan := scaleDown{reason: reasonKeepAlive}
+	if excess := len(runners) - desired; excess > 0 {
+		slices.SortStableFunc(expired, func(x, y string) int { return idleSince[x].Compare(idleSince[y]) })
+		plan.stop = expired[:min(excess, len(expired))]
+	}
+	if len(runners)-len(plan.stop) > p.MinConcurrency {
+		plan.recheck = max(recheck, time.Millisecond)
+	}
+	return plan
+}

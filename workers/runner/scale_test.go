@@ -1,0 +1,107 @@
+package runner
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/events"
+)
+
+func params(minC, maxC, buffer int, keepAlive events.Seconds) events.RuntimeParams {
+	return events.RuntimeParams{MinConcurrency: minC, MaxConcurrency: maxC, ConcurrencyBuffer: buffer, KeepAlive: keepAlive, RequestTimeout: 60}
+}
+
+func TestDesiredRunnersFollowsFalsFormula(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                 string
+		p                    events.RuntimeParams
+		multiplexing, demand int
+		want                 int
+	}{
+		{"no demand scales to zero", params(0, 10, 0, 60), 1, 0, 0},
+		{"no demand keeps min_concurrency", params(2, 10, 0, 60), 1, 0, 2},
+		{"one request needs one runner", params(0, 10, 0, 60), 1, 1, 1},
+		{"demand is divided by max_multiplexing, rounded up", params(0, 10, 0, 60), 4, 9, 3},
+		{"the buffer comes on top", params(0, 10, 2, 60), 4, 9, 5},
+		{"the buffer alone keeps runners warm", params(0, 10, 1, 60), 1, 0, 1},
+		{"max_concurrency caps", params(0, 3, 1, 60), 1, 50, 3},
+		{"max_multiplexing 0 counts as 1", params(0, 10, 0, 60), 0, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := desiredRunners(tc.p, tc.multiplexing, tc.demand); got != tc.want {
+				t.Fatalf("desiredRunners = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStartReasonNamesMinConcurrencyOrDemand(t *testing.T) {
+	t.Parallel()
+	if got := startReason(params(2, 10, 0, 60), 1); got != reasonMinConcurrency {
+		t.Fatalf("below the minimum: %q", got)
+	}
+	if got := startReason(params(2, 10, 0, 60), 2); got != reasonDemand {
+		t.Fatalf("at the minimum: %q", got)
+	}
+}
+
+func TestPlanScaleDown(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	for _, tc := range []struct {
+		name        string
+		runners     []string
+		desired     int
+		p           events.RuntimeParams
+		idleSince   map[string]time.Time
+		wantStop    []string
+		wantReason  string
+		wantRecheck time.Duration
+	}{
+		{
+			name: "runners the demand needs stay, and are looked at again", runners: []string{"a", "b"}, desired: 2, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(time.Hour)}, wantReason: reasonKeepAlive, wantRecheck: 60 * time.Second,
+		},
+		{
+			name: "runners at min_concurrency are not looked at", runners: []string{"a"}, desired: 1, p: params(1, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(time.Hour)},
+		},
+		{
+			name: "an idle runner past keep_alive stops", runners: []string{"a", "b"}, desired: 1, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(61 * time.Second), "b": ago(61 * time.Second)}, wantStop: []string{"a"}, wantReason: reasonKeepAlive,
+			wantRecheck: 60 * time.Second,
+		},
+		{
+			name: "the longest idle goes first", runners: []string{"a", "b", "c"}, desired: 1, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(70 * time.Second), "b": ago(5 * time.Minute), "c": ago(2 * time.Minute)},
+			wantStop:  []string{"b", "c"}, wantReason: reasonKeepAlive, wantRecheck: 60 * time.Second,
+		},
+		{
+			name: "a runner idle for less than keep_alive stays, and is looked at when it runs out", runners: []string{"a"}, desired: 0, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(45 * time.Second)}, wantReason: reasonKeepAlive, wantRecheck: 15 * time.Second,
+		},
+		{
+			name: "a busy runner stays; it could be idle for keep_alive at the earliest", runners: []string{"a"}, desired: 0, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{}, wantReason: reasonKeepAlive, wantRecheck: 60 * time.Second,
+		},
+		{
+			name: "one expired and one waiting: stop one, look again later", runners: []string{"a", "b"}, desired: 0, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(2 * time.Minute), "b": ago(50 * time.Second)},
+			wantStop:  []string{"a"}, wantReason: reasonKeepAlive, wantRecheck: 10 * time.Second,
+		},
+		{
+			name: "above max_concurrency, the newest stop at once, busy or not", runners: []string{"a", "b", "c", "d"}, desired: 2, p: params(0, 2, 0, 60),
+			idleSince: map[string]time.Time{}, wantStop: []string{"c", "d"}, wantReason: reasonMaxConcurrency,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := planScaleDown(tc.runners, tc.desired, tc.p, tc.idleSince, now)
+			if !slices.Equal(got.stop, tc.wantStop) || got.recheck != tc.wantRecheck || (got.reason != tc.wantReason && (len(got.stop) > 0 || got.recheck > 0)) {
+				t.Fatalf("plan = %+v, want stop %v (%s), recheck %v", got, tc.wantStop, tc.wantReason, tc.wantRecheck)
+			}
+		})
+	}
+}
