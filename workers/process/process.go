@@ -148,6 +148,10 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
 	defer logFile.Close() // once started, the runner holds its own descriptor
+	logInfo, err := logFile.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
+	}
 
 	cmd := exec.Command("/bin/sh", "-c", spec.Command)
 	cmd.Env = append(inheritedEnv(),
@@ -169,6 +173,7 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 		port:      port,
 		startedAt: time.Now(),
 		logPath:   logPath,
+		logOffset: logInfo.Size(),
 		done:      make(chan struct{}),
 	}
 	if err := os.WriteFile(s.pidPath(p.runnerID), fmt.Appendf(nil, "%d %s\n", p.pid, p.runnerID), 0o640); err != nil {
@@ -385,6 +390,7 @@ type Process struct {
 	port      int
 	startedAt time.Time
 	logPath   string
+	logOffset int64 // size of the log file before the runner started
 	done      chan struct{}
 	exitErr   error // written before done is closed
 
@@ -399,8 +405,14 @@ func (p *Process) RunnerID() string { return p.runnerID }
 // PID returns the pid of the runner's shell, which is also its process group id.
 func (p *Process) PID() int { return p.pid }
 
-// Port returns the loopback port the runner was told to listen on (PORT).
+// Port returns the port the runner was told to listen on (PORT).
 func (p *Process) Port() int { return p.port }
+
+// Addr returns the address at which the runner accepts connections once it
+// is ready, as host:port. Today that is the loopback address and Port.
+func (p *Process) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
+}
 
 // StartedAt returns when the runner was started.
 func (p *Process) StartedAt() time.Time { return p.startedAt }
@@ -434,7 +446,11 @@ type NotReadyError struct {
 	// timed out or its context ended.
 	Exited bool
 	// Reason is a one-line human explanation, such as "runner exited with
-	// status 1 before listening on port 43121"; Error returns it.
+	// status 1 before listening on port 43121; last output: Traceback (most
+	// recent call last): | ... | ZeroDivisionError: division by zero"; Error
+	// returns it. When the runner exited or timed out, it ends with the last
+	// lines the runner wrote (at most 20 lines and 2 KiB), joined by " | ",
+	// control characters escaped: it holds no line break and fits in 4 KiB.
 	Reason string
 	// Err is the runner's exit error (nil for status 0), or
 	// context.DeadlineExceeded on timeout, or the context's error.
@@ -447,18 +463,17 @@ func (e *NotReadyError) Error() string { return e.Reason }
 // Unwrap returns e.Err.
 func (e *NotReadyError) Unwrap() error { return e.Err }
 
-// WaitReady blocks until something accepts TCP connections on
-// 127.0.0.1:Port, the runner exits, timeout elapses or ctx ends. Failures are
-// reported as *NotReadyError.
+// WaitReady blocks until something accepts TCP connections on Addr, the
+// runner exits, timeout elapses or ctx ends. Failures are reported as
+// *NotReadyError.
 func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
 	dialer := net.Dialer{Timeout: readyDialTimeout}
 	tick := time.NewTicker(readyPollInterval)
 	defer tick.Stop()
 	for {
-		if conn, err := dialer.DialContext(waitCtx, "tcp", addr); err == nil {
+		if conn, err := dialer.DialContext(waitCtx, "tcp", p.Addr()); err == nil {
 			conn.Close()
 			return nil
 		}
@@ -475,7 +490,14 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// notReady builds a NotReadyError; unless the wait was cut short by its
+// context, the reason quotes the runner's last output.
 func (p *Process) notReady(exited bool, reason string, err error) *NotReadyError {
+	if exited || errors.Is(err, context.DeadlineExceeded) {
+		if out := lastOutput(p.logPath, p.logOffset); out != "" {
+			reason += "; last output: " + out
+		}
+	}
 	return &NotReadyError{RunnerID: p.runnerID, Port: p.port, Exited: exited, Reason: reason, Err: err}
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,9 @@ func TestStartReadyStop(t *testing.T) {
 		if env[key] != want {
 			t.Errorf("runner sees %s=%q, want %q", key, env[key], want)
 		}
+	}
+	if want := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port())); p.Addr() != want {
+		t.Errorf("Addr() = %q, want %q", p.Addr(), want)
 	}
 	pidFile := filepath.Join(dir, "pids", "web-1.pid")
 	if b, err := os.ReadFile(pidFile); err != nil || string(b) != fmt.Sprintf("%d web-1\n", p.PID()) {
@@ -188,7 +192,7 @@ func TestWaitReadyRunnerExits(t *testing.T) {
 	if !errors.As(err, &notReady) || !notReady.Exited {
 		t.Fatalf("WaitReady = %#v, want NotReadyError with Exited", err)
 	}
-	if want := fmt.Sprintf("runner exited with status 1 before listening on port %d", p.Port()); err.Error() != want {
+	if want := fmt.Sprintf("runner exited with status 1 before listening on port %d; last output: boom", p.Port()); err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
 	var exitErr *exec.ExitError
@@ -452,5 +456,49 @@ func TestSweepOrphansAfterSupervisorCrash(t *testing.T) {
 	eventually(ctx, t, "orphaned server killed", func() bool { return !alive(server) })
 	if _, err := os.Stat(filepath.Join(dir, "pids", "orphan.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file after sweep: %v, want it removed", err)
+	}
+}
+
+// TestWaitReadyQuotesLastOutput: a runner that fails before it listens
+// explains itself: the reason ends with its last output, on one line, and
+// only with the output of this run.
+func TestWaitReadyQuotesLastOutput(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	s := newSupervisor(t, t.TempDir())
+	// An earlier run of the same runner id wrote to the same log.
+	first, err := s.Start(process.Spec{RunnerID: "traceback", Command: "echo output of an earlier run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(ctx, t, first)
+
+	traceback := `printf 'Starting app\n\033[1mTraceback (most recent call last):\033[0m\n  File "<string>", line 1, in <module>\n\nZeroDivisionError: division by zero\n' >&2; exit 1`
+	p, err := s.Start(process.Spec{RunnerID: "traceback", Command: traceback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.WaitReady(ctx, 20*time.Second)
+	var notReady *process.NotReadyError
+	if !errors.As(err, &notReady) || !notReady.Exited {
+		t.Fatalf("WaitReady = %v, want NotReadyError with Exited", err)
+	}
+	want := fmt.Sprintf(`runner exited with status 1 before listening on port %d; last output: Starting app | \x1b[1mTraceback (most recent call last):\x1b[0m | File "<string>", line 1, in <module> | ZeroDivisionError: division by zero`, p.Port())
+	if notReady.Reason != want || err.Error() != want {
+		t.Errorf("reason = %q\nwant       %q", notReady.Reason, want)
+	}
+
+	// A runner that times out quotes its output too.
+	p, err = s.Start(process.Spec{RunnerID: "slow", Command: "echo loading model...; exec " + shQuote(helperBin), Env: []string{envHelper + "=idle"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, "runner output", func() bool {
+		b, _ := os.ReadFile(p.LogPath())
+		return len(b) > 0
+	})
+	err = p.WaitReady(ctx, 50*time.Millisecond)
+	if want := fmt.Sprintf("runner not listening on port %d after 50ms; last output: loading model...", p.Port()); err == nil || err.Error() != want {
+		t.Errorf("WaitReady = %v, want %q", err, want)
 	}
 }

@@ -1,0 +1,154 @@
+package process
+
+import (
+	"io"
+	"os"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+const (
+	// outputLines and outputBytes bound the runner output quoted in a
+	// NotReadyError: the last lines, at most this many and this long once
+	// escaped, so that a reason stays well under the 4 KiB the decider
+	// accepts.
+	outputLines = 20
+	outputBytes = 2048
+	// outputReadBytes is how much of the end of a log file is read to find them.
+	outputReadBytes = 2 * outputBytes
+	// outputSeparator joins the quoted lines: a reason is one line.
+	outputSeparator = " | "
+)
+
+// lastOutput returns the last lines the runner wrote to its log file after
+// byte offset from (the log's size when the runner started: earlier runs of
+// the same runner id wrote the rest), as one line: each line trimmed and
+// escaped, empty lines left out, joined by " | ". It returns "" when there is
+// no output or the log cannot be read.
+func lastOutput(path string, from int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || info.Size() <= from {
+		return ""
+	}
+	start := max(from, info.Size()-outputReadBytes)
+	b := make([]byte, info.Size()-start)
+	n, err := f.ReadAt(b, start)
+	if err != nil && err != io.EOF {
+		return ""
+	}
+	return formatOutput(b[:n], start > from)
+}
+
+// formatOutput turns the end of a log into one line (see lastOutput). When
+// cut is true, b starts in the middle of the log and its first line, likely
+// partial, is dropped if another line follows.
+func formatOutput(b []byte, cut bool) string {
+	text := string(b)
+	if cut {
+		if i := strings.IndexByte(text, '\n'); i >= 0 && strings.TrimSpace(text[i+1:]) != "" {
+			text = text[i+1:]
+		}
+	}
+	var lines []string
+	for line := range strings.SplitSeq(text, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, escapeLine(line))
+		}
+	}
+	lines = lines[max(0, len(lines)-outputLines):]
+
+	// Keep the newest lines that fit in outputBytes.
+	size, first := 0, len(lines)
+	for first > 0 {
+		add := len(lines[first-1])
+		if first < len(lines) {
+			add += len(outputSeparator)
+		}
+		if size+add > outputBytes {
+			break
+		}
+		size += add
+		first--
+	}
+	if first == len(lines) && len(lines) > 0 {
+		// The last line alone is too long: keep its end.
+		return "…" + tailOf(lines[len(lines)-1], outputBytes-len("…"))
+	}
+	return strings.Join(lines[first:], outputSeparator)
+}
+
+// tailOf returns the last n bytes of s or fewer, starting on a rune boundary.
+func tailOf(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	return s[i:]
+}
+
+// escapeLine makes one line of a runner's output safe to show and to record
+// in an event: invalid UTF-8 and control characters (tab excepted) become
+// \xNN or \uNNNN, as do the line and paragraph separators and the
+// bidirectional formatting characters that could make a terminal show other
+// text than what is there.
+func escapeLine(s string) string {
+	if !needsEscape(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString(`\x`)
+			b.WriteString(hex2(s[i]))
+		case forbidden(r) && r < 0x100:
+			b.WriteString(`\x`)
+			b.WriteString(hex2(byte(r)))
+		case forbidden(r):
+			b.WriteString(`\u`)
+			b.WriteString(hex2(byte(r >> 8)))
+			b.WriteString(hex2(byte(r)))
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func needsEscape(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || forbidden(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// forbidden reports whether r may not appear in a reason as it is.
+func forbidden(r rune) bool {
+	switch {
+	case r == '\t':
+		return false
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+		return true
+	case '\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
+		return true
+	}
+	return false
+}
+
+func hex2(b byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[b>>4], digits[b&0xf]})
+}
