@@ -1,10 +1,15 @@
 package process
 
 import (
+	"math"
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // sysProcAttr puts the runner's shell in its own process group and has the
@@ -32,15 +37,43 @@ var spawner = sync.OnceValue(func() chan<- spawnRequest {
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread must live as long as the process
 		for req := range queue {
+			closeOnExecAll()
 			req.err <- req.cmd.Start()
 		}
 	}()
 	return queue
 })
 
-// startCmd starts cmd from the spawner thread.
+// startCmd starts cmd from the spawner thread, after marking every
+// descriptor of the process above stderr close-on-exec.
 func startCmd(cmd *exec.Cmd) error {
 	errc := make(chan error, 1)
 	spawner() <- spawnRequest{cmd: cmd, err: errc}
 	return <-errc
+}
+
+// closeOnExecAll marks every descriptor above 2 close-on-exec, so that a
+// runner inherits none of them. Go opens its own descriptors close-on-exec,
+// and os/exec passes a child only what it is given (stdin, stdout, stderr
+// here); but a descriptor the process inherited from its own parent without
+// the flag, or one opened by C code or a raw system call, would be inherited
+// by every child. Doing it before each start also covers descriptors opened
+// since the last one. Descriptors passed on purpose (exec.Cmd.ExtraFiles) are
+// unaffected: the child gets copies made without the flag.
+func closeOnExecAll() {
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	// Before Linux 5.11: one descriptor at a time.
+	dir, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	names, _ := dir.Readdirnames(-1)
+	for _, name := range names {
+		if fd, err := strconv.Atoi(name); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
