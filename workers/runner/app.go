@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -254,7 +252,7 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, wh
 		}
 		return nil, errors.Join(err, killErr)
 	}
-	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: proc.RunnerID(), RevisionID: rev.ID, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(proc.Port()))})
+	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: proc.RunnerID(), RevisionID: rev.ID, Addr: proc.Addr()})
 	return r, a.report(ctx, r, events.RunnerIdle, "")
 }
 
