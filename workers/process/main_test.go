@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,8 +28,14 @@ const (
 	envStateDir   = "PROCESS_TEST_STATE_DIR"   // supervise: the supervisor's StateDir
 )
 
-// helperBin is the absolute path of the test binary.
-var helperBin string
+var (
+	// helperBin is the absolute path of the test binary, or of a copy that
+	// every user can run when the tests run as root (runners then run as
+	// nobody, who cannot reach the build directory).
+	helperBin string
+	// sharedRoot holds helperBin's copy and the directories runners write to.
+	sharedRoot string
+)
 
 func TestMain(m *testing.M) {
 	exe, err := os.Executable()
@@ -41,7 +48,13 @@ func TestMain(m *testing.M) {
 	case "":
 		// A secret of the supervisor's own environment: runners must not see it.
 		os.Setenv("REVLINE_NATS_CREDS", "/secret/revline.creds")
-		os.Exit(m.Run())
+		if err := shareHelper(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		code := m.Run()
+		_ = os.RemoveAll(sharedRoot)
+		os.Exit(code)
 	case "serve":
 		serve()
 	case "idle":
@@ -81,6 +94,47 @@ func serve() {
 		}
 		conn.Close()
 	}
+}
+
+// shareHelper copies the test binary where every user can run it, when the
+// tests run as root, and creates sharedRoot.
+func shareHelper() error {
+	dir, err := os.MkdirTemp("", "revline-process-test-")
+	if err != nil {
+		return err
+	}
+	sharedRoot = dir
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	src, err := os.ReadFile(helperBin)
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "process.test")
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		return err
+	}
+	helperBin = bin
+	return nil
+}
+
+// runnerDir returns a directory that runners, whatever their user, can write
+// to and the test can read after the runner is gone.
+func runnerDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(sharedRoot, "runner-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // supervise plays a supervisor that gets killed: it starts a serve runner
@@ -126,7 +180,15 @@ func serveSpec(runnerID string, env ...string) process.Spec {
 
 func newSupervisor(t *testing.T, stateDir string) *process.Supervisor {
 	t.Helper()
-	s, err := process.NewSupervisor(process.Config{StateDir: stateDir, Logger: slog.New(slog.DiscardHandler)})
+	return newSupervisorConfig(t, process.Config{StateDir: stateDir})
+}
+
+// newSupervisorConfig returns a supervisor that stops its runners when the
+// test ends.
+func newSupervisorConfig(t *testing.T, cfg process.Config) *process.Supervisor {
+	t.Helper()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	s, err := process.NewSupervisor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

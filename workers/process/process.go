@@ -9,6 +9,16 @@
 // live process remains in the group. Runners must stay in the foreground (like
 // Procfile entries); when the shell exits on its own, whatever it left running
 // in the group is killed.
+//
+// Runners do not inherit the supervisor's privileges: a supervisor running as
+// root runs them as an unprivileged user (see Config.RunnerUser), each in a
+// working directory of its own, with no descriptor of the supervisor's but
+// stdin (/dev/null), stdout and stderr (the runner's log file): before each
+// start, the supervisor marks every descriptor of its process above stderr
+// close-on-exec (pass descriptors to other children with
+// exec.Cmd.ExtraFiles). A supervisor that is not root runs runners as its own
+// user: they can then read what the supervisor can read, and signal its
+// processes.
 package process
 
 import (
@@ -36,6 +46,8 @@ const (
 	readyPollInterval = 20 * time.Millisecond
 	readyDialTimeout  = 250 * time.Millisecond
 	drainPollInterval = 20 * time.Millisecond
+	// workDirPrefix starts the name of every runner's working directory.
+	workDirPrefix = "revline-runner-"
 )
 
 var (
@@ -54,33 +66,65 @@ var reservedEnv = []string{"PORT", "REVLINE_APP", "REVLINE_REVISION", "REVLINE_R
 // Config configures a Supervisor.
 type Config struct {
 	// StateDir is required. It holds pid files (<StateDir>/pids/<runner_id>.pid)
-	// and logs (<StateDir>/logs/<runner_id>.log).
+	// and logs (<StateDir>/logs/<runner_id>.log). Runners cannot read it when
+	// they run as another user (see RunnerUser).
 	StateDir string
 	// Logger is optional and defaults to slog.Default().
 	Logger *slog.Logger
+	// RunnerUser is the user runners run as when the supervisor runs as root:
+	// a user name, a numeric uid (with its primary group from the user
+	// database, or the group of the same number if it has no entry there) or
+	// "uid:gid". Runners get no supplementary groups. When empty, it is
+	// "revline-runner" if that user exists, else "nobody". NewSupervisor
+	// refuses a user that is root unless AllowRootRunners is set.
+	//
+	// A supervisor that is not root cannot switch users: runners then run as
+	// the supervisor's own user, and RunnerUser may only name that user. Such
+	// runners can read the supervisor's files (its data directory included)
+	// and signal its processes; run the supervisor as root, or as a user
+	// that owns nothing else, to keep them apart.
+	RunnerUser string
+	// AllowRootRunners lets a supervisor running as root run runners as root:
+	// as RunnerUser if that is root, or, with RunnerUser empty, as the
+	// supervisor's own user (root) instead of the default unprivileged user.
+	AllowRootRunners bool
+	// WorkDir is where each runner gets a fresh working directory
+	// (<WorkDir>/revline-runner-<runner id>-<random>, owned by the runner's
+	// user, mode 0700, removed when the runner is done). The runner's user
+	// must be able to reach it. Default: os.TempDir().
+	WorkDir string
 }
 
 // Supervisor starts runners and keeps track of them until they have exited.
 // Its methods are safe for concurrent use.
 type Supervisor struct {
-	pidDir string
-	logDir string
-	log    *slog.Logger
+	pidDir  string
+	logDir  string
+	workDir string
+	user    runnerUser
+	log     *slog.Logger
 
 	mu    sync.Mutex
 	procs map[string]*Process // by runner id, until Done is closed
 }
 
-// NewSupervisor validates cfg and creates the state directories.
+// NewSupervisor validates cfg, decides who runners run as and creates the
+// state directories.
 func NewSupervisor(cfg Config) (*Supervisor, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("new supervisor: Config.StateDir is required")
 	}
+	u, err := resolveRunnerUser(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new supervisor: %w", err)
+	}
 	s := &Supervisor{
-		pidDir: filepath.Join(cfg.StateDir, "pids"),
-		logDir: filepath.Join(cfg.StateDir, "logs"),
-		log:    cmp.Or(cfg.Logger, slog.Default()),
-		procs:  make(map[string]*Process),
+		pidDir:  filepath.Join(cfg.StateDir, "pids"),
+		logDir:  filepath.Join(cfg.StateDir, "logs"),
+		workDir: cmp.Or(cfg.WorkDir, os.TempDir()),
+		user:    u,
+		log:     cmp.Or(cfg.Logger, slog.Default()),
+		procs:   make(map[string]*Process),
 	}
 	for _, dir := range []string{s.pidDir, s.logDir} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -125,9 +169,10 @@ func (s Spec) validate() error {
 }
 
 // Start launches spec.Command with /bin/sh in a new process group, on a free
-// loopback port exported as PORT, with stdout and stderr appended to the
-// runner's log file, and records the group in a pid file until the runner is
-// done. Call SweepOrphans before starting runners after a restart.
+// loopback port exported as PORT, as the runner user (see Config.RunnerUser),
+// in a fresh working directory, with stdin from /dev/null, stdout and stderr
+// appended to the runner's log file and no other descriptor, and records the
+// group in a pid file until the runner is done. Call SweepOrphans before starting runners after a restart.
 // Errors wrap ErrInvalidSpec or ErrRunnerExists where they apply.
 func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if err := spec.validate(); err != nil {
@@ -152,18 +197,19 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
+	workDir, err := s.makeWorkDir(spec.RunnerID)
+	if err != nil {
+		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
+	}
 
 	cmd := exec.Command("/bin/sh", "-c", spec.Command)
-	cmd.Env = append(inheritedEnv(),
-		"PORT="+strconv.Itoa(port),
-		"REVLINE_APP="+spec.App,
-		"REVLINE_REVISION="+spec.RevisionID,
-		"REVLINE_RUNNER_ID="+spec.RunnerID,
-	)
-	cmd.Env = append(cmd.Env, spec.Env...)
+	cmd.Env = s.runnerEnv(spec, port, workDir)
+	cmd.Dir = workDir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr.Credential = s.user.credential()
 	if err := startCmd(cmd); err != nil {
+		_ = os.RemoveAll(workDir)
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
 
@@ -174,18 +220,63 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 		startedAt: time.Now(),
 		logPath:   logPath,
 		logOffset: logInfo.Size(),
+		workDir:   workDir,
 		done:      make(chan struct{}),
 	}
 	if err := os.WriteFile(s.pidPath(p.runnerID), fmt.Appendf(nil, "%d %s\n", p.pid, p.runnerID), 0o640); err != nil {
 		// Untracked, the group would survive a supervisor crash unnoticed.
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		_ = os.RemoveAll(workDir)
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
 	s.procs[p.runnerID] = p
 	go s.reap(p, cmd)
-	s.log.Info("runner started", "runner_id", p.runnerID, "pid", p.pid, "port", port, "app", spec.App, "revision", spec.RevisionID)
+	s.log.Info("runner started", "runner_id", p.runnerID, "pid", p.pid, "port", port, "app", spec.App, "revision", spec.RevisionID, "uid", s.runnerUID())
 	return p, nil
+}
+
+// runnerUID returns the uid runners run as.
+func (s *Supervisor) runnerUID() int {
+	if s.user.drop {
+		return int(s.user.uid)
+	}
+	return os.Geteuid()
+}
+
+// makeWorkDir creates a runner's working directory, owned by the runner user.
+func (s *Supervisor) makeWorkDir(runnerID string) (string, error) {
+	dir, err := os.MkdirTemp(s.workDir, workDirPrefix+runnerID+"-")
+	if err != nil {
+		return "", fmt.Errorf("create working directory: %w", err)
+	}
+	if s.user.drop {
+		if err := os.Chown(dir, int(s.user.uid), int(s.user.gid)); err != nil {
+			_ = os.Remove(dir)
+			return "", fmt.Errorf("create working directory: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// runnerEnv returns a runner's environment.
+func (s *Supervisor) runnerEnv(spec Spec, port int, workDir string) []string {
+	env := inheritedEnv()
+	if s.user.drop {
+		// The supervisor's HOME and name are not the runner's.
+		env = slices.DeleteFunc(env, func(kv string) bool {
+			name, _, _ := strings.Cut(kv, "=")
+			return name == "HOME" || name == "USER" || name == "LOGNAME"
+		})
+		env = append(env, "HOME="+workDir, "USER="+s.user.name, "LOGNAME="+s.user.name)
+	}
+	env = append(env,
+		"PORT="+strconv.Itoa(port),
+		"REVLINE_APP="+spec.App,
+		"REVLINE_REVISION="+spec.RevisionID,
+		"REVLINE_RUNNER_ID="+spec.RunnerID,
+	)
+	return append(env, spec.Env...)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago. Another
@@ -221,6 +312,9 @@ func (s *Supervisor) reap(p *Process, cmd *exec.Cmd) {
 	p.mu.Lock()
 	p.gone = true
 	p.mu.Unlock()
+	if err := os.RemoveAll(p.workDir); err != nil {
+		s.log.Warn("remove working directory", "runner_id", p.runnerID, "dir", p.workDir, "err", err)
+	}
 
 	if rmErr := os.Remove(s.pidPath(p.runnerID)); rmErr != nil {
 		s.log.Warn("remove pid file", "runner_id", p.runnerID, "err", rmErr)
@@ -390,7 +484,8 @@ type Process struct {
 	port      int
 	startedAt time.Time
 	logPath   string
-	logOffset int64 // size of the log file before the runner started
+	logOffset int64  // size of the log file before the runner started
+	workDir   string // the runner's working directory
 	done      chan struct{}
 	exitErr   error // written before done is closed
 
@@ -419,6 +514,9 @@ func (p *Process) StartedAt() time.Time { return p.startedAt }
 
 // LogPath returns the file the runner's stdout and stderr are appended to.
 func (p *Process) LogPath() string { return p.logPath }
+
+// WorkDir returns the runner's working directory, removed once it is done.
+func (p *Process) WorkDir() string { return p.workDir }
 
 // Done returns a channel that is closed once the runner has exited: its shell
 // has been reaped and no live process remains in its group.

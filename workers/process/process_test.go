@@ -69,6 +69,9 @@ func TestStartReadyStop(t *testing.T) {
 	if b, err := os.ReadFile(pidFile); err != nil || string(b) != fmt.Sprintf("%d web-1\n", p.PID()) {
 		t.Errorf("pid file = %q, %v", b, err)
 	}
+	if info, err := os.Stat(p.WorkDir()); err != nil || !info.IsDir() || strings.HasPrefix(p.WorkDir(), dir) {
+		t.Errorf("working directory %q: %v; want a directory outside the state directory", p.WorkDir(), err)
+	}
 	server := atoi(t, env["PID"])
 
 	forced, err := p.Stop(ctx, 20*time.Second)
@@ -88,6 +91,9 @@ func TestStartReadyStop(t *testing.T) {
 	}
 	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file after Stop: %v, want it removed", err)
+	}
+	if _, err := os.Stat(p.WorkDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("working directory after Stop: %v, want it removed", err)
 	}
 	if got := s.Running(); len(got) != 0 {
 		t.Errorf("Running() after Stop = %v, want none", got)
@@ -156,9 +162,8 @@ func TestKillKillsGrandchildren(t *testing.T) {
 func TestShellExitKillsStragglers(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	dir := t.TempDir()
-	s := newSupervisor(t, dir)
-	bgPidFile := filepath.Join(dir, "background.pid")
+	s := newSupervisor(t, t.TempDir())
+	bgPidFile := filepath.Join(runnerDir(t), "background.pid")
 	spec := serveSpec("daemonizer")
 	spec.Command = fmt.Sprintf("%s & echo $! > %s", shQuote(helperBin), shQuote(bgPidFile))
 	p, err := s.Start(spec)

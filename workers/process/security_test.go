@@ -3,8 +3,12 @@
 package process_test
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,4 +83,132 @@ func fcntlGetFD(fd int) (int, error) {
 		return 0, errno
 	}
 	return int(flags), nil
+}
+
+// identity is what a runner reports about itself (see identityCommand).
+type identity struct {
+	uid, gid int
+	groups   []int
+	pwd      string
+	home     string
+	wrote    bool // it could write to its working directory
+	read     bool // it could read the secret
+}
+
+// identityCommand prints who the runner is, where it runs, and whether it
+// can write there and read secret.
+func identityCommand(secret string) string {
+	return fmt.Sprintf(`echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); echo pwd=$(pwd); echo home=$HOME
+touch ./written && echo wrote=yes
+cat %s >/dev/null 2>&1 && echo read=yes
+exit 0`, shQuote(secret))
+}
+
+// runIdentity runs identityCommand under a supervisor configured with cfg
+// and returns what the runner reported.
+func runIdentity(t *testing.T, cfg process.Config) (identity, *process.Process) {
+	t.Helper()
+	ctx := testContext(t)
+	secret := filepath.Join(cfg.StateDir, "secret")
+	if err := os.WriteFile(secret, []byte("data/nats"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newSupervisorConfig(t, cfg)
+	p, err := s.Start(process.Spec{RunnerID: "identity", Command: identityCommand(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(ctx, t, p)
+	b, err := os.ReadFile(p.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ExitErr(); err != nil {
+		t.Fatalf("ExitErr() = %v; log:\n%s", err, b)
+	}
+	var id identity
+	for line := range strings.SplitSeq(string(b), "\n") {
+		key, value, _ := strings.Cut(line, "=")
+		switch key {
+		case "uid":
+			id.uid = atoi(t, value)
+		case "gid":
+			id.gid = atoi(t, value)
+		case "groups":
+			for g := range strings.FieldsSeq(value) {
+				id.groups = append(id.groups, atoi(t, g))
+			}
+		case "pwd":
+			id.pwd = value
+		case "home":
+			id.home = value
+		case "wrote":
+			id.wrote = true
+		case "read":
+			id.read = true
+		}
+	}
+	if _, err := os.Stat(p.WorkDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("working directory %s after the runner is done: %v, want it removed", p.WorkDir(), err)
+	}
+	return id, p
+}
+
+func TestRunnerUserWhenRoot(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skipf("the tests run as uid %d, not root: the supervisor cannot switch users, and runners run as the supervisor's user (TestRunnerUserWhenNotRoot)", os.Geteuid())
+	}
+	t.Run("default user", func(t *testing.T) {
+		t.Parallel()
+		id, p := runIdentity(t, process.Config{StateDir: t.TempDir()})
+		if id.uid == 0 || id.gid == 0 || slices.Contains(id.groups, 0) {
+			t.Errorf("runner runs as uid %d, gid %d, groups %v; want no root", id.uid, id.gid, id.groups)
+		}
+		if id.read {
+			t.Error("runner read a file of the supervisor's state directory")
+		}
+		if !id.wrote || id.pwd != p.WorkDir() || id.home != p.WorkDir() {
+			t.Errorf("runner in %q (HOME %q), wrote there: %v; want its working directory %s, writable", id.pwd, id.home, id.wrote, p.WorkDir())
+		}
+	})
+	t.Run("numeric user", func(t *testing.T) {
+		t.Parallel()
+		id, _ := runIdentity(t, process.Config{StateDir: t.TempDir(), RunnerUser: "4242:4343"})
+		if id.uid != 4242 || id.gid != 4343 || !slices.Equal(id.groups, []int{4343}) || !id.wrote || id.read {
+			t.Errorf("runner = %+v; want uid 4242, gid 4343, no other group, writing its directory, not reading the secret", id)
+		}
+	})
+	t.Run("root allowed", func(t *testing.T) {
+		t.Parallel()
+		id, _ := runIdentity(t, process.Config{StateDir: t.TempDir(), AllowRootRunners: true})
+		if id.uid != 0 || !id.read {
+			t.Errorf("runner = %+v; want root, as allowed", id)
+		}
+	})
+	t.Run("root refused", func(t *testing.T) {
+		t.Parallel()
+		for _, user := range []string{"root", "0", "0:0"} {
+			if _, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), RunnerUser: user}); err == nil || !strings.Contains(err.Error(), "root") {
+				t.Errorf("NewSupervisor with RunnerUser %q = %v; want an error about root", user, err)
+			}
+		}
+		if _, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), RunnerUser: "no-such-user-revline"}); err == nil {
+			t.Error("NewSupervisor with an unknown RunnerUser: want error")
+		}
+	})
+}
+
+func TestRunnerUserWhenNotRoot(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() == 0 {
+		t.Skip("the tests run as root: TestRunnerUserWhenRoot covers the privilege drop")
+	}
+	id, p := runIdentity(t, process.Config{StateDir: t.TempDir(), RunnerUser: strconv.Itoa(os.Geteuid())})
+	if id.uid != os.Geteuid() || !id.wrote || id.pwd != p.WorkDir() {
+		t.Errorf("runner = %+v; want uid %d in its writable working directory %s", id, os.Geteuid(), p.WorkDir())
+	}
+	if _, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), RunnerUser: "0"}); err == nil {
+		t.Error("NewSupervisor not as root with RunnerUser 0: want an error (it cannot switch users)")
+	}
 }
