@@ -4,11 +4,13 @@ package process_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -23,9 +25,15 @@ import (
 // The test binary doubles as the runner: when envHelper is set, TestMain runs
 // the named helper instead of the tests.
 const (
-	envHelper     = "PROCESS_TEST_HELPER"      // serve, idle or supervise
+	envHelper     = "PROCESS_TEST_HELPER"      // serve, idle, escape or supervise
 	envIgnoreTerm = "PROCESS_TEST_IGNORE_TERM" // serve: ignore SIGTERM
 	envStateDir   = "PROCESS_TEST_STATE_DIR"   // supervise: the supervisor's StateDir
+	envCommand    = "PROCESS_TEST_COMMAND"     // supervise: the runner's command (default: serve)
+	envMode       = "PROCESS_TEST_MODE"        // supervise: modeCgroup or modeProc
+	envPidsFile   = "PROCESS_TEST_PIDS_FILE"   // escape: where to append its pid; supervise: pids to wait for
+	envPidsWant   = "PROCESS_TEST_PIDS_WANT"   // supervise: how many pids to wait for
+	envDaemon     = "PROCESS_TEST_DAEMON"      // escape: "1" to double fork first
+	envRunnerID   = "PROCESS_TEST_RUNNER_ID"   // supervise: the runner's id (default: orphan)
 )
 
 var (
@@ -59,6 +67,8 @@ func TestMain(m *testing.M) {
 		serve()
 	case "idle":
 		waitForTerm()
+	case "escape":
+		escape()
 	case "supervise":
 		supervise()
 	default:
@@ -137,25 +147,120 @@ func runnerDir(t *testing.T) string {
 	return dir
 }
 
-// supervise plays a supervisor that gets killed: it starts a serve runner
-// "orphan", prints "<shell pid> <port>" once it is ready, and waits.
+// escape plays a runner's descendant that escapes its process group: it
+// calls setsid (after a double fork if envDaemon is 1, so that its parent
+// exits at once), appends its pid to envPidsFile, ignores SIGTERM and idles.
+func escape() {
+	if os.Getenv(envDaemon) == "1" {
+		cmd := exec.Command(helperBin)
+		cmd.Env = append(os.Environ(), envDaemon+"=0")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "escape:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	_, _ = syscall.Setsid()
+	signal.Ignore(syscall.SIGTERM)
+	f, err := os.OpenFile(os.Getenv(envPidsFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "escape:", err)
+		os.Exit(2)
+	}
+	fmt.Fprintln(f, os.Getpid())
+	f.Close()
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// escapeCommand returns a shell command that runs the escape helper: with the
+// runner's environment or an empty one (clean), double forking or not.
+func escapeCommand(pidsFile string, clean, daemon bool) string {
+	vars := fmt.Sprintf("%s=escape %s=%s", envHelper, envPidsFile, shQuote(pidsFile))
+	if daemon {
+		vars += " " + envDaemon + "=1"
+	}
+	if clean {
+		return "env -i " + vars + " " + shQuote(helperBin)
+	}
+	return "env " + vars + " " + shQuote(helperBin)
+}
+
+// supervise plays a supervisor that gets killed: it starts a runner
+// envRunnerID ("orphan" by default; runners are recognised by their id, so
+// tests running at the same time use different ones) running envCommand (the serve helper by default) in mode envMode, waits
+// until it is ready and, if envPidsWant is set, until that many pids are in
+// envPidsFile and recorded in the runner's pid file (or the runner has a
+// cgroup), prints "<shell pid> <port>", and waits.
 func supervise() {
-	s, err := process.NewSupervisor(process.Config{StateDir: os.Getenv(envStateDir), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "supervise:", err)
 		os.Exit(2)
 	}
-	p, err := s.Start(process.Spec{RunnerID: "orphan", Command: shQuote(helperBin), Env: []string{envHelper + "=serve"}})
+	stateDir := os.Getenv(envStateDir)
+	s, err := process.NewSupervisor(process.Config{StateDir: stateDir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		fail(err)
 	}
-	if err := p.WaitReady(context.Background(), 20*time.Second); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+	if os.Getenv(envMode) == modeProc {
+		process.DisableCgroups(s)
+	}
+	command := cmp.Or(os.Getenv(envCommand), shQuote(helperBin))
+	runnerID := cmp.Or(os.Getenv(envRunnerID), "orphan")
+	p, err := s.Start(process.Spec{RunnerID: runnerID, Command: command, Env: []string{envHelper + "=serve"}})
+	if err != nil {
+		fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.WaitReady(ctx, 20*time.Second); err != nil {
+		fail(err)
+	}
+	if want, _ := strconv.Atoi(os.Getenv(envPidsWant)); want > 0 {
+		pidFile := filepath.Join(stateDir, "pids", runnerID+".pid")
+		for !recorded(os.Getenv(envPidsFile), want, pidFile, process.CgroupOf(p) != "") {
+			select {
+			case <-ctx.Done():
+				fail(fmt.Errorf("escaped processes not recorded: %w", ctx.Err()))
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	}
 	fmt.Println(p.PID(), p.Port())
 	waitForTerm()
+}
+
+// recorded reports whether pidsFile lists want pids and, unless inCgroup,
+// the pid file lists each of them.
+func recorded(pidsFile string, want int, pidFile string, inCgroup bool) bool {
+	pids := readPids(pidsFile)
+	if len(pids) < want {
+		return false
+	}
+	if inCgroup {
+		return true
+	}
+	b, _ := os.ReadFile(pidFile)
+	for _, pid := range pids {
+		if !strings.Contains(string(b), fmt.Sprintf("\nproc %d ", pid)) {
+			return false
+		}
+	}
+	return true
+}
+
+// readPids reads the pids an escape helper appended to path.
+func readPids(path string) []int {
+	b, _ := os.ReadFile(path)
+	var pids []int
+	for f := range strings.FieldsSeq(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func waitForTerm() {
@@ -197,6 +302,42 @@ func newSupervisorConfig(t *testing.T, cfg process.Config) *process.Supervisor {
 		defer cancel()
 		s.StopAll(ctx, 0)
 	})
+	return s
+}
+
+// The ways a supervisor finds a runner's processes.
+const (
+	modeCgroup = "cgroup" // a cgroup per runner, /proc as well
+	modeProc   = "proc"   // /proc only
+)
+
+// forEachMode runs test as a parallel subtest for each mode; the cgroup one
+// is skipped where the supervisor cannot create cgroups.
+func forEachMode(t *testing.T, test func(t *testing.T, mode string)) {
+	for _, mode := range []string{modeCgroup, modeProc} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			if mode == modeCgroup {
+				s, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !process.UsesCgroups(s) {
+					t.Skip("no writable cgroup v2 here (not root, or no delegated cgroup): the /proc mode covers this machine")
+				}
+			}
+			test(t, mode)
+		})
+	}
+}
+
+// newSupervisorMode returns a supervisor that works in mode.
+func newSupervisorMode(t *testing.T, stateDir, mode string) *process.Supervisor {
+	t.Helper()
+	s := newSupervisor(t, stateDir)
+	if mode == modeProc {
+		process.DisableCgroups(s)
+	}
 	return s
 }
 

@@ -4,11 +4,30 @@
 // line, each in its own process group, listening on a loopback port chosen by
 // the supervisor.
 //
-// A runner is the whole process group, not just its shell: Stop and Kill signal
-// the group, and a runner is done only when its shell has been reaped and no
-// live process remains in the group. Runners must stay in the foreground (like
-// Procfile entries); when the shell exits on its own, whatever it left running
-// in the group is killed.
+// A runner is its whole process tree, not just its shell: Stop and Kill
+// signal every process the runner started, including descendants that left
+// its process group or session (setsid, setpgid) or whose parent exited, and a
+// runner is done only when its shell has been reaped and none of its
+// processes is alive. Runners must stay in the foreground (like Procfile
+// entries); when the shell exits on its own, whatever it left running is
+// killed.
+//
+// On Linux the supervisor finds a runner's processes with a cgroup v2 of its
+// own when it can create one (the supervisor runs as root, or in a delegated
+// cgroup), and otherwise, and in addition, through /proc: the runner's process
+// group, the REVLINE_RUNNER_ID variable its processes inherit, parent links,
+// and the processes seen in the runner's tree while it ran. The supervisor
+// makes its process a child subreaper, so descendants orphaned by their
+// parent are reparented to it, not to init; it reaps those of them that
+// belong to a runner.
+//
+// Where a runner has no cgroup, a descendant escapes the supervisor if it
+// leaves the runner's tree (its parent exits) with an environment cleared of
+// REVLINE_RUNNER_ID before the supervisor has seen it: the supervisor looks
+// every 250 ms and when it signals the runner. A runner running as the
+// supervisor's user (the supervisor is not root) may also move its processes
+// out of a delegated cgroup. A zombie that was never seen as the runner's is
+// not reaped. Outside Linux, a runner is its process group only.
 //
 // Runners do not inherit the supervisor's privileges: a supervisor running as
 // root runs them as an unprivileged user (see Config.RunnerUser), each in a
@@ -38,6 +57,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -103,13 +123,17 @@ type Supervisor struct {
 	workDir string
 	user    runnerUser
 	log     *slog.Logger
+	plat    platformState // what the platform needs to find runners' processes
 
 	mu    sync.Mutex
 	procs map[string]*Process // by runner id, until Done is closed
 }
 
 // NewSupervisor validates cfg, decides who runners run as and creates the
-// state directories.
+// state directories. On Linux it makes the calling process a child
+// subreaper (see the package documentation): orphaned descendants of its
+// other children are then reparented to it as well, and the supervisor
+// reaps only those of its runners.
 func NewSupervisor(cfg Config) (*Supervisor, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("new supervisor: Config.StateDir is required")
@@ -131,12 +155,16 @@ func NewSupervisor(cfg Config) (*Supervisor, error) {
 			return nil, fmt.Errorf("new supervisor: %w", err)
 		}
 	}
+	s.initPlatform()
 	return s, nil
 }
 
 // Spec describes one runner to start.
 type Spec struct {
-	// RunnerID names the runner and its pid and log files; it must match [a-z0-9-]{1,64}.
+	// RunnerID names the runner and its pid and log files; it must match
+	// [a-z0-9-]{1,64}. The runner's processes are recognised by it (they
+	// inherit REVLINE_RUNNER_ID), so it should be unique on the machine, as
+	// a UUID is.
 	RunnerID string
 	// App is exported to the runner as REVLINE_APP.
 	App string
@@ -171,8 +199,9 @@ func (s Spec) validate() error {
 // Start launches spec.Command with /bin/sh in a new process group, on a free
 // loopback port exported as PORT, as the runner user (see Config.RunnerUser),
 // in a fresh working directory, with stdin from /dev/null, stdout and stderr
-// appended to the runner's log file and no other descriptor, and records the
-// group in a pid file until the runner is done. Call SweepOrphans before starting runners after a restart.
+// appended to the runner's log file and no other descriptor. It records the
+// runner in a pid file until the runner is done. Call SweepOrphans before
+// starting runners after a restart.
 // Errors wrap ErrInvalidSpec or ErrRunnerExists where they apply.
 func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if err := spec.validate(); err != nil {
@@ -202,37 +231,51 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
 
-	cmd := exec.Command("/bin/sh", "-c", spec.Command)
-	cmd.Env = s.runnerEnv(spec, port, workDir)
-	cmd.Dir = workDir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.SysProcAttr.Credential = s.user.credential()
-	if err := startCmd(cmd); err != nil {
-		_ = os.RemoveAll(workDir)
-		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
-	}
-
 	p := &Process{
+		sup:       s,
 		runnerID:  spec.RunnerID,
-		pid:       cmd.Process.Pid,
 		port:      port,
-		startedAt: time.Now(),
 		logPath:   logPath,
 		logOffset: logInfo.Size(),
 		workDir:   workDir,
 		done:      make(chan struct{}),
 	}
-	if err := os.WriteFile(s.pidPath(p.runnerID), fmt.Appendf(nil, "%d %s\n", p.pid, p.runnerID), 0o640); err != nil {
-		// Untracked, the group would survive a supervisor crash unnoticed.
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+	env := s.runnerEnv(spec, port, workDir)
+	newCmd := func() *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", spec.Command)
+		cmd.Env = env
+		cmd.Dir = workDir
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = sysProcAttr()
+		cmd.SysProcAttr.Credential = s.user.credential()
+		return cmd
+	}
+	cmd, err := s.spawn(p, newCmd)
+	if err != nil {
 		_ = os.RemoveAll(workDir)
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
+	p.pid = cmd.Process.Pid
+	p.startedAt = time.Now()
+	s.started(p)
+
+	if err := s.writePidFile(p); err != nil {
+		// Untracked, the runner would survive a supervisor crash unnoticed.
+		p.stopping.Store(true)
+		p.killRequested.Store(true)
+		s.killTree(p)
+		_ = cmd.Wait()
+		for s.treeAlive(p) {
+			s.killTree(p)
+			time.Sleep(drainPollInterval)
+		}
+		s.release(p)
+		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
+	}
 	s.procs[p.runnerID] = p
+	s.startTracking()
 	go s.reap(p, cmd)
-	s.log.Info("runner started", "runner_id", p.runnerID, "pid", p.pid, "port", port, "app", spec.App, "revision", spec.RevisionID, "uid", s.runnerUID())
+	s.log.Info("runner started", "runner_id", p.runnerID, "pid", p.pid, "port", port, "app", spec.App, "revision", spec.RevisionID, "cgroup", p.cgroup != "", "uid", s.runnerUID())
 	return p, nil
 }
 
@@ -257,6 +300,12 @@ func (s *Supervisor) makeWorkDir(runnerID string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// isWorkDir reports whether dir can be a runner's working directory made by
+// makeWorkDir (a pid file names it; only such directories are removed).
+func isWorkDir(dir, runnerID string) bool {
+	return filepath.IsAbs(dir) && strings.HasPrefix(filepath.Base(dir), workDirPrefix+runnerID+"-")
 }
 
 // runnerEnv returns a runner's environment.
@@ -294,27 +343,41 @@ func (s *Supervisor) pidPath(runnerID string) string {
 	return filepath.Join(s.pidDir, runnerID+".pid")
 }
 
-// reap waits for the runner's shell, then for the rest of its group, and
+// writePidFile records p's pid file from what is known of it now. It does
+// nothing once p is gone (its pid file is removed then).
+func (s *Supervisor) writePidFile(p *Process) error {
+	p.pidFileMu.Lock()
+	defer p.pidFileMu.Unlock()
+	if p.gone.Load() {
+		return nil
+	}
+	rec := pidRecord{pgid: p.pid, runnerID: p.runnerID, cgroup: p.cgroup, workDir: p.workDir, procs: p.recorded}
+	if err := writeFileAtomic(s.pidPath(p.runnerID), rec.marshal()); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return nil
+}
+
+// reap waits for the runner's shell, then for the rest of its processes, and
 // retires the runner.
 func (s *Supervisor) reap(p *Process, cmd *exec.Cmd) {
 	err := cmd.Wait()
-	p.mu.Lock()
-	if !p.stopping {
-		// The shell exited on its own; anything left in its group is a stray.
-		// ESRCH, the usual outcome, means there was none.
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	}
-	p.mu.Unlock()
-	// When stopping, Stop or Kill deliver SIGKILL in the end, so this terminates.
-	for groupAlive(p.pid) {
+	// The shell exited on its own unless Stop or Kill signalled the runner:
+	// anything left behind then is a stray, killed at once. When stopping,
+	// Stop or Kill deliver SIGKILL in the end, so this terminates.
+	strays := !p.stopping.Load()
+	for s.treeAlive(p) {
+		if strays || p.killRequested.Load() {
+			s.killTree(p)
+		}
 		time.Sleep(drainPollInterval)
 	}
 	p.mu.Lock()
-	p.gone = true
+	p.pidFileMu.Lock()
+	p.gone.Store(true)
+	p.pidFileMu.Unlock()
 	p.mu.Unlock()
-	if err := os.RemoveAll(p.workDir); err != nil {
-		s.log.Warn("remove working directory", "runner_id", p.runnerID, "dir", p.workDir, "err", err)
-	}
+	s.release(p)
 
 	if rmErr := os.Remove(s.pidPath(p.runnerID)); rmErr != nil {
 		s.log.Warn("remove pid file", "runner_id", p.runnerID, "err", rmErr)
@@ -327,6 +390,15 @@ func (s *Supervisor) reap(p *Process, cmd *exec.Cmd) {
 	s.log.Info("runner exited", "runner_id", p.runnerID, "pid", p.pid, "err", err)
 	p.exitErr = err
 	close(p.done)
+}
+
+// release frees what a runner held once none of its processes is alive: its
+// cgroup and its working directory.
+func (s *Supervisor) release(p *Process) {
+	s.forget(p)
+	if err := os.RemoveAll(p.workDir); err != nil {
+		s.log.Warn("remove working directory", "runner_id", p.runnerID, "dir", p.workDir, "err", err)
+	}
 }
 
 // Running returns the runners started by s whose Done channel is not yet
@@ -353,41 +425,81 @@ func (s *Supervisor) StopAll(ctx context.Context, grace time.Duration) {
 	wg.Wait()
 }
 
-// SweepOrphans kills process groups recorded in pid files by a previous run of
+// SweepOrphans kills the runners recorded in pid files by a previous run of
 // the supervisor, e.g. one that was killed with SIGKILL, and removes those pid
-// files. A group is killed (SIGKILL) only if a live member's environment in
-// /proc carries REVLINE_RUNNER_ID=<runner id of the pid file>; otherwise the
-// file is stale and just removed. Runners started by s are left alone. It
-// returns the number of groups killed, without waiting for them to die.
+// files, the runners' cgroups and their working directories. Runners started
+// by s are left alone. It returns the number of runners whose processes it
+// signalled, without waiting for them all to die.
+//
+// A runner's processes are those in its cgroup, those listed in its pid file
+// that still run (same pid, same start time), those whose environment in
+// /proc carries REVLINE_RUNNER_ID=<runner id of the pid file>, its process
+// group if a member carries that variable, and every descendant of these;
+// processes of a stale pid file are left alone. Where /proc cannot be read
+// (not Linux), nothing is killed and pid files are just removed.
 func (s *Supervisor) SweepOrphans() (int, error) {
 	entries, err := os.ReadDir(s.pidDir)
 	if err != nil {
 		return 0, fmt.Errorf("sweep orphans: %w", err)
 	}
-	killed := 0
 	var errs []error
+	var recs []pidRecord
+	var paths []string
 	for _, e := range entries {
-		runnerID, ok := strings.CutSuffix(e.Name(), ".pid")
-		if !ok || e.IsDir() || s.tracked(runnerID) {
+		name := e.Name()
+		if e.IsDir() {
 			continue
 		}
-		path := filepath.Join(s.pidDir, e.Name())
-		if pgid, ok := readPidFile(path, runnerID); ok && ownsGroup(pgid, runnerID) {
-			err := syscall.Kill(-pgid, syscall.SIGKILL)
-			switch {
-			case err == nil:
-				killed++
-				s.log.Info("killed orphaned runner", "runner_id", runnerID, "pgid", pgid)
-			case !errors.Is(err, syscall.ESRCH):
-				errs = append(errs, fmt.Errorf("sweep orphans: kill runner %s (pgid %d): %w", runnerID, pgid, err))
-				continue // keep the pid file for another try
+		if id, ok := strings.CutSuffix(name, ".pid.tmp"); ok && !s.tracked(id) {
+			// A pid file being written when the supervisor died.
+			if err := os.Remove(filepath.Join(s.pidDir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("sweep orphans: %w", err))
+			}
+			continue
+		}
+		runnerID, ok := strings.CutSuffix(name, ".pid")
+		if !ok || s.tracked(runnerID) {
+			continue
+		}
+		path := filepath.Join(s.pidDir, name)
+		rec, ok := readPidFile(path, runnerID)
+		if !ok {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("sweep orphans: %w", err))
+			}
+			continue
+		}
+		recs = append(recs, rec)
+		paths = append(paths, path)
+	}
+	killed := 0
+	for i, res := range s.killOrphans(recs) {
+		rec := recs[i]
+		if res.killed {
+			killed++
+			s.log.Info("killed orphaned runner", "runner_id", rec.runnerID, "pgid", rec.pgid, "processes", res.count)
+		}
+		if res.err != nil {
+			errs = append(errs, fmt.Errorf("sweep orphans: kill runner %s: %w", rec.runnerID, res.err))
+			continue // keep the pid file for another try
+		}
+		if rec.workDir != "" && isWorkDir(rec.workDir, rec.runnerID) {
+			if err := os.RemoveAll(rec.workDir); err != nil {
+				errs = append(errs, fmt.Errorf("sweep orphans: %w", err))
 			}
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(paths[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("sweep orphans: %w", err))
 		}
 	}
 	return killed, errors.Join(errs...)
+}
+
+// orphanResult is what killOrphans did about one pid file.
+type orphanResult struct {
+	killed bool  // some process was signalled
+	count  int   // how many
+	err    error // the pid file should be kept for another try
 }
 
 func (s *Supervisor) tracked(runnerID string) bool {
@@ -397,88 +509,9 @@ func (s *Supervisor) tracked(runnerID string) bool {
 	return ok
 }
 
-// readPidFile parses a "pgid runner_id" pid file and reports whether it is
-// well formed and names runnerID.
-func readPidFile(path, runnerID string) (pgid int, ok bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 || f[1] != runnerID {
-		return 0, false
-	}
-	pgid, err = strconv.Atoi(f[0])
-	// pgid 0 and -1 would make kill(-pgid) hit our own group or every process.
-	return pgid, err == nil && pgid > 1
-}
-
-// ownsGroup reports whether a live member of process group pgid has
-// REVLINE_RUNNER_ID=runnerID in its environment. Checking the leader alone is
-// not enough: when a supervisor dies, Pdeathsig kills the runner's shell (the
-// leader), leaving only its children.
-func ownsGroup(pgid int, runnerID string) bool {
-	pids, err := liveGroupMembers(pgid)
-	if err != nil {
-		return false // no /proc: cannot tell, so do not kill
-	}
-	marker := "REVLINE_RUNNER_ID=" + runnerID
-	for _, pid := range pids {
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err == nil && slices.Contains(strings.Split(string(env), "\x00"), marker) {
-			return true
-		}
-	}
-	return false
-}
-
-// groupAlive reports whether process group pgid has a member that is not a
-// zombie. Zombies do not count: orphans are reparented to init, and an init
-// that does not reap (common in containers) would keep them around forever.
-func groupAlive(pgid int) bool {
-	pids, err := liveGroupMembers(pgid)
-	if err != nil {
-		return syscall.Kill(-pgid, 0) == nil // no /proc: zombies count as alive
-	}
-	return len(pids) > 0
-}
-
-// liveGroupMembers lists the non-zombie processes in process group pgid, as
-// found in /proc.
-func liveGroupMembers(pgid int) ([]int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// "pid (comm) state ppid pgrp ...", where comm may contain spaces and parentheses.
-		stat := string(b)
-		i := strings.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(stat[i+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
-}
-
 // Process is a runner started by a Supervisor.
 type Process struct {
+	sup       *Supervisor
 	runnerID  string
 	pid       int // also the process group id
 	port      int
@@ -486,12 +519,20 @@ type Process struct {
 	logPath   string
 	logOffset int64  // size of the log file before the runner started
 	workDir   string // the runner's working directory
+	cgroup    string // the runner's cgroup directory, or ""
 	done      chan struct{}
 	exitErr   error // written before done is closed
 
-	mu       sync.Mutex
-	stopping bool // Stop or Kill signalled the group: stragglers are theirs to kill
-	gone     bool // the group is empty: its id may be reused, never signal it again
+	stopping      atomic.Bool // Stop or Kill signalled the runner: stragglers are theirs to kill
+	killRequested atomic.Bool // SIGKILL was sent: kill whatever of the runner still runs
+
+	mu sync.Mutex // serialises signals with the runner becoming gone
+	// gone is set once none of the runner's processes is alive: its process
+	// group id may be reused, never signal it again.
+	gone atomic.Bool
+
+	pidFileMu sync.Mutex // guards recorded and writing the pid file
+	recorded  []procKey  // processes listed in the pid file
 }
 
 // RunnerID returns the runner's id.
@@ -519,7 +560,7 @@ func (p *Process) LogPath() string { return p.logPath }
 func (p *Process) WorkDir() string { return p.workDir }
 
 // Done returns a channel that is closed once the runner has exited: its shell
-// has been reaped and no live process remains in its group.
+// has been reaped and none of its processes is alive.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // ExitErr returns how the runner's shell exited once Done is closed: nil for
@@ -620,11 +661,11 @@ func humanDuration(d time.Duration) string {
 	return d.String()
 }
 
-// Stop sends SIGTERM to the runner's process group and, if the runner is not
-// done within grace, SIGKILL; forced reports whether SIGKILL was sent. It then
+// Stop sends SIGTERM to the runner's processes and, if the runner is not done
+// within grace, SIGKILL; forced reports whether SIGKILL was sent. It then
 // waits for the runner to be done, bounded by ctx; if ctx ends during the
-// grace period, the group is killed at once. Stop is safe to call on a runner
-// that has already exited, and returns (false, nil) then.
+// grace period, the runner is killed at once. Stop is safe to call on a
+// runner that has already exited, and returns (false, nil) then.
 func (p *Process) Stop(ctx context.Context, grace time.Duration) (forced bool, err error) {
 	if _, err := p.signal(syscall.SIGTERM); err != nil {
 		return false, err
@@ -644,7 +685,7 @@ func (p *Process) Stop(ctx context.Context, grace time.Duration) (forced bool, e
 	return forced, p.wait(ctx)
 }
 
-// Kill sends SIGKILL to the runner's process group and waits for the runner to
+// Kill sends SIGKILL to the runner's processes and waits for the runner to
 // be done, bounded by ctx. It is safe to call on a runner that has exited.
 func (p *Process) Kill(ctx context.Context) error {
 	if _, err := p.signal(syscall.SIGKILL); err != nil {
@@ -653,22 +694,24 @@ func (p *Process) Kill(ctx context.Context) error {
 	return p.wait(ctx)
 }
 
-// signal marks the runner as stopping and sends sig to its process group,
-// unless the group is gone. It reports whether the signal was delivered.
+// signal marks the runner as stopping and sends sig to its processes, unless
+// the runner is gone. It reports whether the signal was delivered.
 func (p *Process) signal(sig syscall.Signal) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gone {
+	if p.gone.Load() {
 		return false, nil
 	}
-	p.stopping = true
-	switch err := syscall.Kill(-p.pid, sig); {
-	case errors.Is(err, syscall.ESRCH):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("signal runner %s (pgid %d): %w", p.runnerID, p.pid, err)
+	p.stopping.Store(true)
+	if sig == syscall.SIGKILL {
+		p.killRequested.Store(true)
+		return p.sup.killTree(p), nil
 	}
-	return true, nil
+	delivered, err := p.sup.signalTree(p, sig)
+	if err != nil {
+		return delivered, fmt.Errorf("signal runner %s (pgid %d): %w", p.runnerID, p.pid, err)
+	}
+	return delivered, nil
 }
 
 func (p *Process) wait(ctx context.Context) error {

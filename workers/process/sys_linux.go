@@ -1,6 +1,7 @@
 package process
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -14,7 +15,9 @@ import (
 
 // sysProcAttr puts the runner's shell in its own process group and has the
 // kernel SIGKILL it if the supervisor dies, so a crashed supervisor leaves no
-// shells behind (their children are left for SweepOrphans).
+// shells behind (their children are left for SweepOrphans). Go sets the
+// parent death signal after switching to the runner's user, which would
+// otherwise clear it.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
@@ -77,3 +80,13 @@ func closeOnExecAll() {
 		}
 	}
 }
+
+// becomeSubreaper makes this process a child subreaper, once: descendants
+// of its runners whose parent exits are reparented to it, where the
+// supervisor can still find and reap them, instead of to init.
+var becomeSubreaper = sync.OnceValue(func() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+	}
+	return nil
+})
