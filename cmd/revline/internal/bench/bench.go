@@ -1,13 +1,16 @@
-// Package bench measures Revline against the raw NATS figures it is built
-// on, in the same run on the same embedded server, and reports the ratios.
+// Package bench measures Revline against the baselines it is built on, in
+// the same run, and reports the ratios: the event store and the command
+// bus against raw NATS on one embedded server, and the request gateway
+// against a bare reverse proxy and direct requests to the same runner.
 // `revline bench` runs it; BENCHMARKS.md records its output.
 package bench
 
 import (
 	"context"
 	"fmt"
-	"io"
+	"math"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 
@@ -20,47 +23,184 @@ import (
 	"github.com/revline/revline/workers/processor"
 )
 
+// Case ids of the NATS cases.
+const (
+	CaseRawPublish       = "raw_jetstream_publish"
+	CaseEventAppend      = "event_append"
+	CaseRawRequest       = "raw_nats_request"
+	CaseCommandRoundTrip = "command_round_trip"
+)
+
 // Config sets the size of a run.
 type Config struct {
-	// Ops is how many operations each case performs.
+	// Ops is how many operations each NATS case performs, one at a time.
 	Ops int
-	Out io.Writer
+	// HTTP sizes the HTTP cases.
+	HTTP HTTPConfig
 }
 
-// result is one measured case.
-type result struct {
-	name    string
-	ops     int
+// Report is the result of a run: every case by id, and the ratios.
+type Report struct {
+	StartedAt time.Time `json:"started_at"`
+	Machine   Machine   `json:"machine"`
+	Config    struct {
+		Ops         int `json:"ops"`
+		Requests    int `json:"requests"`
+		Concurrency int `json:"concurrency"`
+		Warmup      int `json:"warmup"`
+		Rounds      int `json:"rounds"`
+	} `json:"config"`
+	Cases       map[string]Case       `json:"cases"`
+	Comparisons map[string]Comparison `json:"comparisons"`
+	// OK is false when a case had failed operations.
+	OK bool `json:"ok"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Go         string `json:"go"`
+}
+
+// Case is one measured case.
+type Case struct {
+	Name string `json:"name"`
+	// Ops counts the measured operations (requests for the HTTP cases).
+	Ops int `json:"ops"`
+	// Concurrency is how many clients ran them at once.
+	Concurrency int `json:"concurrency"`
+	// Errors counts the operations that failed; they have no latency.
+	Errors         int     `json:"errors"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	OpsPerSecond   float64 `json:"ops_per_second"`
+	// Latencies in microseconds.
+	P50Micros float64 `json:"p50_us"`
+	P99Micros float64 `json:"p99_us"`
+
 	elapsed time.Duration
-	lat     []time.Duration
 }
 
-func (r result) perSecond() float64 { return float64(r.ops) / r.elapsed.Seconds() }
-
-func (r result) percentile(p float64) time.Duration {
-	slices.Sort(r.lat)
-	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
+func (c *Case) finish(lat []time.Duration) {
+	c.ElapsedSeconds = round(c.elapsed.Seconds(), 6)
+	if c.elapsed > 0 {
+		c.OpsPerSecond = round(float64(c.Ops-c.Errors)/c.elapsed.Seconds(), 1)
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		at := func(p float64) float64 {
+			return round(float64(lat[min(len(lat)-1, int(float64(len(lat))*p))])/float64(time.Microsecond), 1)
+		}
+		c.P50Micros, c.P99Micros = at(0.50), at(0.99)
+	}
 }
 
-func measure(name string, ops int, op func(i int) error) (result, error) {
-	r := result{name: name, ops: ops, lat: make([]time.Duration, 0, ops)}
+// Comparison is a case measured against its baseline: ratios above 1 mean
+// more (throughput) or longer (latency) than the baseline.
+type Comparison struct {
+	Case            string  `json:"case"`
+	Baseline        string  `json:"baseline"`
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	P50Ratio        float64 `json:"p50_ratio"`
+	P99Ratio        float64 `json:"p99_ratio"`
+	Target          *Target `json:"target,omitempty"`
+}
+
+// Target is what a comparison should achieve.
+type Target struct {
+	MaxP50Ratio        float64 `json:"max_p50_ratio"`
+	MinThroughputRatio float64 `json:"min_throughput_ratio"`
+	Met                bool    `json:"met"`
+}
+
+func compare(cases map[string]Case, c, baseline string, target *Target) Comparison {
+	x, b := cases[c], cases[baseline]
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return round(a/b, 3)
+	}
+	out := Comparison{
+		Case: c, Baseline: baseline,
+		ThroughputRatio: ratio(x.OpsPerSecond, b.OpsPerSecond),
+		P50Ratio:        ratio(x.P50Micros, b.P50Micros),
+		P99Ratio:        ratio(x.P99Micros, b.P99Micros),
+		Target:          target,
+	}
+	if target != nil {
+		t := *target
+		t.Met = out.P50Ratio <= t.MaxP50Ratio && out.ThroughputRatio >= t.MinThroughputRatio
+		out.Target = &t
+	}
+	return out
+}
+
+// Run measures every case: first the NATS ones on an embedded server in a
+// temporary directory, then (with the server stopped) the HTTP ones. A
+// failed operation stops a NATS case and the run; failed HTTP requests
+// are counted, and reported with the error after the whole run.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Ops < 1 {
+		return nil, fmt.Errorf("bench: ops must be at least 1, got %d", cfg.Ops)
+	}
+	if err := cfg.HTTP.setDefaults(); err != nil {
+		return nil, err
+	}
+	r := &Report{
+		StartedAt: time.Now().UTC().Truncate(time.Second),
+		Machine: Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(),
+			GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version()},
+		Cases: map[string]Case{}, Comparisons: map[string]Comparison{},
+	}
+	r.Config.Ops, r.Config.Requests, r.Config.Concurrency = cfg.Ops, cfg.HTTP.Requests, cfg.HTTP.Concurrency
+	r.Config.Warmup, r.Config.Rounds = cfg.HTTP.Warmup, cfg.HTTP.Rounds
+	if err := runNATS(ctx, cfg.Ops, r); err != nil {
+		return nil, err
+	}
+	cases, comparisons, httpErr := RunHTTP(ctx, cfg.HTTP)
+	if cases == nil {
+		return nil, httpErr
+	}
+	for id, c := range cases {
+		r.Cases[id] = c
+	}
+	for id, c := range comparisons {
+		r.Comparisons[id] = c
+	}
+	r.OK = httpErr == nil
+	return r, httpErr
+}
+
+// round keeps the JSON readable: digits beyond these are noise.
+func round(x float64, digits int) float64 {
+	p := math.Pow10(digits)
+	return math.Round(x*p) / p
+}
+
+func measure(name string, ops int, op func(i int) error) (Case, error) {
+	c := Case{Name: name, Ops: ops, Concurrency: 1}
+	lat := make([]time.Duration, 0, ops)
 	start := time.Now()
 	for i := range ops {
 		t := time.Now()
 		if err := op(i); err != nil {
-			return r, fmt.Errorf("%s: %w", name, err)
+			return c, fmt.Errorf("%s: %w", name, err)
 		}
-		r.lat = append(r.lat, time.Since(t))
+		lat = append(lat, time.Since(t))
 	}
-	r.elapsed = time.Since(start)
-	return r, nil
+	c.elapsed = time.Since(start)
+	c.finish(lat)
+	return c, nil
 }
 
-// Run starts an embedded server in a temporary directory and measures:
+// runNATS starts an embedded server in a temporary directory and measures
 // a raw JetStream publish with the expected-sequence check against a
 // Revline event append, and a raw NATS request-reply against a Revline
 // command round trip (publish, decide, append, outcome).
-func Run(ctx context.Context, cfg Config) error {
+func runNATS(ctx context.Context, ops int, r *Report) error {
 	dir, err := os.MkdirTemp("", "revline-bench-")
 	if err != nil {
 		return err
@@ -93,7 +233,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	payload := make([]byte, 256)
 	var rawSeq uint64
-	rawAppend, err := measure("raw JetStream publish, expected-sequence check", cfg.Ops, func(int) error {
+	rawAppend, err := measure("raw JetStream publish, expected-sequence check", ops, func(int) error {
 		ack, err := js.Publish(ctx, "raw.app", payload, jetstream.WithExpectLastSequencePerSubject(rawSeq))
 		if err == nil {
 			rawSeq = ack.Sequence
@@ -104,7 +244,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	var version uint64
-	append1, err := measure("Revline event append (1 event)", cfg.Ops, func(i int) error {
+	append1, err := measure("Revline event append (1 event)", ops, func(i int) error {
 		env := events.NewEnvelope("bench", events.AppScaled{Changed: []string{"keep_alive"}}, events.Metadata{Actor: "bench", CausationID: uuid.NewString()}, time.Now())
 		res, err := store.Append(ctx, "bench", version, []events.Envelope{env})
 		version = res.LastSequence
@@ -119,7 +259,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer sub.Unsubscribe()
-	rawRequest, err := measure("raw NATS request-reply", cfg.Ops, func(int) error {
+	rawRequest, err := measure("raw NATS request-reply", ops, func(int) error {
 		_, err := nc.Request("raw.echo", payload, 5*time.Second)
 		return err
 	})
@@ -144,7 +284,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("seed deploy %s: %s", seed.Status, seed.Message)
 	}
 	runnerID := uuid.Must(uuid.NewV7()).String()
-	roundTrip, err := measure("Revline command round trip (runner report)", cfg.Ops, func(int) error {
+	roundTrip, err := measure("Revline command round trip (runner report)", ops, func(int) error {
 		report := events.ReportRunner{RunnerID: runnerID, RevisionID: seed.RevisionID, State: events.RunnerIdle}
 		o, err := client.Execute(ctx, events.NewCommand("round-trip", report, events.Metadata{Actor: "bench"}))
 		if err == nil && o.Status != events.OutcomeAccepted {
@@ -155,23 +295,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	report(cfg.Out, []pair{{rawAppend, append1}, {rawRequest, roundTrip}})
+	r.Cases[CaseRawPublish], r.Cases[CaseEventAppend] = rawAppend, append1
+	r.Cases[CaseRawRequest], r.Cases[CaseCommandRoundTrip] = rawRequest, roundTrip
+	r.Comparisons["event_append_vs_raw_publish"] = compare(r.Cases, CaseEventAppend, CaseRawPublish, nil)
+	r.Comparisons["command_round_trip_vs_raw_request"] = compare(r.Cases, CaseCommandRoundTrip, CaseRawRequest, nil)
 	return nil
-}
-
-// pair is a Revline case and the raw NATS case it is compared with.
-type pair struct{ raw, revline result }
-
-func report(w io.Writer, pairs []pair) {
-	fmt.Fprintf(w, "| case | ops | ops/s | p50 | p99 | Revline / raw throughput |\n|---|---|---|---|---|---|\n")
-	for _, p := range pairs {
-		for i, r := range []result{p.raw, p.revline} {
-			ratio := ""
-			if i == 1 {
-				ratio = fmt.Sprintf("%.2f", r.perSecond()/p.raw.perSecond())
-			}
-			fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s |\n", r.name, r.ops, r.perSecond(),
-				r.percentile(0.5).Round(time.Microsecond), r.percentile(0.99).Round(time.Microsecond), ratio)
-		}
-	}
 }

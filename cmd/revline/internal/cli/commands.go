@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/revline/revline/cmd/revline/internal/bench"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
@@ -303,23 +302,4 @@ func changeState(e env, args []string, name string) error {
 		}
 		return printChange(ctx, e, s, f, res, verb)
 	})
-}
-
-func benchCommand() command {
-	c := command{
-		name:    "bench",
-		summary: "Measure Revline against raw NATS on an embedded server in a temporary directory, and print the ratios.",
-		example: "revline bench --ops 2000",
-	}
-	c.run = func(e env, args []string) error {
-		fs := c.flagSet()
-		ops := fs.Int("ops", 2000, "operations per case")
-		if pos, err := parse(e, fs, args); err != nil {
-			return err
-		} else if len(pos) > 0 || *ops < 1 {
-			return usagef("bench takes no arguments and --ops must be at least 1")
-		}
-		return bench.Run(e.ctx, bench.Config{Ops: *ops, Out: e.stdout})
-	}
-	return c
 }

@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// No test here asserts a time: only that every case ran, without errors,
+// and that the report has the shape scripts rely on.
+
+func checkCase(t *testing.T, cases map[string]Case, id string, ops, concurrency int) {
+	t.Helper()
+	c, ok := cases[id]
+	switch {
+	case !ok:
+		t.Errorf("case %s is missing", id)
+	case c.Ops != ops || c.Concurrency != concurrency || c.Errors != 0:
+		t.Errorf("case %s: ops %d, concurrency %d, errors %d; want %d, %d, 0", id, c.Ops, c.Concurrency, c.Errors, ops, concurrency)
+	case c.Name == "" || c.OpsPerSecond <= 0 || c.ElapsedSeconds <= 0 || c.P50Micros <= 0 || c.P99Micros < c.P50Micros:
+		t.Errorf("case %s is incomplete: %+v", id, c)
+	}
+}
+
+func TestHTTPCasesRunAgainstTheSameRunner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cases, comparisons, err := RunHTTP(ctx, HTTPConfig{Requests: 200, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) != 3 {
+		t.Errorf("got %d cases, want 3: %v", len(cases), cases)
+	}
+	for _, id := range []string{CaseHTTPDirect, CaseHTTPReverseProxy, CaseHTTPGateway} {
+		checkCase(t, cases, id, 200, 4)
+	}
+	gw, ok := comparisons["gateway_vs_reverse_proxy"]
+	if !ok || gw.Case != CaseHTTPGateway || gw.Baseline != CaseHTTPReverseProxy || gw.Target == nil {
+		t.Fatalf("gateway_vs_reverse_proxy = %+v, %v", gw, ok)
+	}
+	if gw.Target.MaxP50Ratio != TargetP50Ratio || gw.Target.MinThroughputRatio != TargetThroughputRatio {
+		t.Errorf("target = %+v", *gw.Target)
+	}
+	if met := gw.P50Ratio <= TargetP50Ratio && gw.ThroughputRatio >= TargetThroughputRatio; gw.Target.Met != met {
+		t.Errorf("target met = %v with ratios %.3f and %.3f", gw.Target.Met, gw.P50Ratio, gw.ThroughputRatio)
+	}
+	direct, ok := comparisons["gateway_vs_direct"]
+	if !ok || direct.Case != CaseHTTPGateway || direct.Baseline != CaseHTTPDirect || direct.Target != nil {
+		t.Errorf("gateway_vs_direct = %+v, %v", direct, ok)
+	}
+	for id, c := range comparisons {
+		if c.ThroughputRatio <= 0 || c.P50Ratio <= 0 || c.P99Ratio <= 0 {
+			t.Errorf("comparison %s has a zero ratio: %+v", id, c)
+		}
+	}
+}
+
+func TestHTTPConfigDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		in             HTTPConfig
+		warmup, rounds int
+	}{
+		{HTTPConfig{Requests: 20000, Concurrency: 16}, 2000, 5},
+		{HTTPConfig{Requests: 200, Concurrency: 4}, 80, 5},
+		{HTTPConfig{Requests: 10, Concurrency: 4}, 80, 2},
+		{HTTPConfig{Requests: 1, Concurrency: 16}, 320, 1},
+	} {
+		c := tc.in
+		if err := c.setDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Warmup != tc.warmup || c.Rounds != tc.rounds {
+			t.Errorf("%+v: warm-up %d, rounds %d; want %d, %d", tc.in, c.Warmup, c.Rounds, tc.warmup, tc.rounds)
+		}
+	}
+	for _, c := range []HTTPConfig{{Requests: 0, Concurrency: 1}, {Requests: 1, Concurrency: 0}} {
+		if err := c.setDefaults(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+}
+
+func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded NATS server and a command processor")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Config{Ops: 20, HTTP: HTTPConfig{Requests: 100, Concurrency: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK || r.Machine.CPUs < 1 || r.Config.Ops != 20 || r.Config.Requests != 100 || r.Config.Concurrency != 2 {
+		t.Errorf("report header: ok %v, machine %+v, config %+v", r.OK, r.Machine, r.Config)
+	}
+	for _, id := range []string{CaseRawPublish, CaseEventAppend, CaseRawRequest, CaseCommandRoundTrip} {
+		checkCase(t, r.Cases, id, 20, 1)
+	}
+	for _, id := range []string{CaseHTTPDirect, CaseHTTPReverseProxy, CaseHTTPGateway} {
+		checkCase(t, r.Cases, id, 100, 2)
+	}
+
+	// What a script sees.
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OK          bool `json:"ok"`
+		Cases       map[string]map[string]any
+		Comparisons map[string]struct {
+			ThroughputRatio *float64 `json:"throughput_ratio"`
+			P50Ratio        *float64 `json:"p50_ratio"`
+			Target          *struct {
+				Met *bool `json:"met"`
+			} `json:"target"`
+		}
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Cases) != 7 || !doc.OK {
+		t.Errorf("JSON has %d cases, ok %v; want 7, true: %s", len(doc.Cases), doc.OK, b)
+	}
+	for id, c := range doc.Cases {
+		for _, field := range []string{"name", "ops", "concurrency", "errors", "elapsed_seconds", "ops_per_second", "p50_us", "p99_us"} {
+			if _, ok := c[field]; !ok {
+				t.Errorf("case %s has no %s", id, field)
+			}
+		}
+	}
+	for _, id := range []string{"event_append_vs_raw_publish", "command_round_trip_vs_raw_request", "gateway_vs_reverse_proxy", "gateway_vs_direct"} {
+		if c, ok := doc.Comparisons[id]; !ok || c.ThroughputRatio == nil || c.P50Ratio == nil {
+			t.Errorf("comparison %s is missing or incomplete: %s", id, b)
+		}
+	}
+	if tgt := doc.Comparisons["gateway_vs_reverse_proxy"].Target; tgt == nil || tgt.Met == nil {
+		t.Errorf("gateway_vs_reverse_proxy has no target: %s", b)
+	}
+
+	var table bytes.Buffer
+	r.WriteTable(&table)
+	for _, c := range r.Cases {
+		if !strings.Contains(table.String(), "| "+c.Name+" |") {
+			t.Errorf("the table has no row for %q:\n%s", c.Name, table.String())
+		}
+	}
+	for _, s := range []string{"gateway / bare reverse proxy", "gateway / direct", "p50 ≤ 1.15x, throughput ≥ 0.85"} {
+		if !strings.Contains(table.String(), s) {
+			t.Errorf("the table has no %q:\n%s", s, table.String())
+		}
+	}
+}

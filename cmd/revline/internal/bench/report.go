@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// WriteTable prints the report as the Markdown tables of BENCHMARKS.md.
+func (r *Report) WriteTable(w io.Writer) {
+	row := func(c Case, ratio string) {
+		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s |\n", c.Name, c.Ops, c.OpsPerSecond, micros(c.P50Micros), micros(c.P99Micros), ratio)
+	}
+	if _, ok := r.Cases[CaseRawPublish]; ok {
+		fmt.Fprintf(w, "| case | ops | ops/s | p50 | p99 | Revline / raw throughput |\n|---|---|---|---|---|---|\n")
+		for _, p := range [][2]string{{CaseRawPublish, CaseEventAppend}, {CaseRawRequest, CaseCommandRoundTrip}} {
+			raw, revline := r.Cases[p[0]], r.Cases[p[1]]
+			row(raw, "")
+			row(revline, fmt.Sprintf("%.2f", revline.OpsPerSecond/raw.OpsPerSecond))
+		}
+	}
+	if _, ok := r.Cases[CaseHTTPGateway]; !ok {
+		return
+	}
+	fmt.Fprintf(w, "\n%d concurrent keep-alive clients, %d requests per case after %d of warm-up, in %d interleaved rounds:\n\n",
+		r.Config.Concurrency, r.Config.Requests, r.Config.Warmup, r.Config.Rounds)
+	fmt.Fprintf(w, "| case | requests | errors | requests/s | p50 | p99 |\n|---|---|---|---|---|---|\n")
+	for _, id := range []string{CaseHTTPDirect, CaseHTTPReverseProxy, CaseHTTPGateway} {
+		c := r.Cases[id]
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s |\n", c.Name, c.Ops, c.Errors, c.OpsPerSecond, micros(c.P50Micros), micros(c.P99Micros))
+	}
+	fmt.Fprintf(w, "\n| ratio | throughput | p50 | p99 | target |\n|---|---|---|---|---|\n")
+	for _, x := range []struct{ id, name string }{
+		{"gateway_vs_reverse_proxy", "gateway / bare reverse proxy"},
+		{"gateway_vs_direct", "gateway / direct"},
+		{"reverse_proxy_vs_direct", "bare reverse proxy / direct"},
+	} {
+		c := r.Comparisons[x.id]
+		target := ""
+		if t := c.Target; t != nil {
+			verdict := "missed"
+			if t.Met {
+				verdict = "met"
+			}
+			target = fmt.Sprintf("p50 ≤ %.2fx, throughput ≥ %.2f: %s", t.MaxP50Ratio, t.MinThroughputRatio, verdict)
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.2fx | %.2fx | %s |\n", x.name, c.ThroughputRatio, c.P50Ratio, c.P99Ratio, target)
+	}
+}
+
+func micros(us float64) string {
+	return (time.Duration(us * float64(time.Microsecond))).Round(time.Microsecond).String()
+}
