@@ -319,6 +319,13 @@ func (s *JetStreamStore) FollowApp(ctx context.Context, app string, from uint64,
 	return s.follow(ctx, from, AppEventsFilter(app), fn)
 }
 
+// followHeartbeat is the idle heartbeat of a follower's pulls. An ordered
+// consumer notices a pull the server lost only after two missed
+// heartbeats: with nats.go's default of 5 s, a follower on a 3-node
+// cluster now and then stalled for 10 s (seen in TestServeOnACluster as a
+// deploy whose outcome arrived 10 s late).
+const followHeartbeat = time.Second
+
 func (s *JetStreamStore) follow(ctx context.Context, from uint64, filter string, fn FollowFunc) error {
 	from = max(from, 1)
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
@@ -329,7 +336,7 @@ func (s *JetStreamStore) follow(ctx context.Context, from uint64, filter string,
 	if err != nil {
 		return fmt.Errorf("ordered consumer from %d: %w", from, err)
 	}
-	iter, err := cons.Messages()
+	iter, err := cons.Messages(jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume from %d: %w", from, err)
 	}

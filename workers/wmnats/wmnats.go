@@ -104,6 +104,11 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		// with a cancelled context (it would then block a consumer with
 		// MaxAckPending 1 until AckWait runs out).
 		AckAsync: true,
+		// A pull the server loses (seen on a 3-node cluster while a new
+		// consumer's leader settles) is made again after two missed
+		// heartbeats or at its expiry; nats.go's defaults (5 s, 30 s) let a
+		// command wait half a minute.
+		ConsumeOptions: []jetstream.PullConsumeOpt{jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat)},
 	})
 	if err != nil {
 		nc.Close()
@@ -112,13 +117,41 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	return &Subscriber{Subscriber: sub, nc: nc, connClosed: connClosed}, nil
 }
 
+// Pull settings of every durable subscriber (see NewSubscriber).
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
+
 func durable(cc jetstream.ConsumerConfig) wmjetstream.ResourceInitializer {
 	return func(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
 		consumer, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("consumer %s on %s: %w", cc.Durable, stream, err)
 		}
+		if err := waitForLeader(ctx, consumer); err != nil {
+			return nil, nil, fmt.Errorf("consumer %s on %s: %w", cc.Durable, stream, err)
+		}
 		return consumer, nil, nil
+	}
+}
+
+// waitForLeader returns once a replicated consumer has elected a leader:
+// a pull sent before that is lost, and only made again at its expiry.
+func waitForLeader(ctx context.Context, consumer jetstream.Consumer) error {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		info, err := consumer.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no leader elected: %w", ctx.Err())
+		case <-time.After(delay): // the server offers no notification
+		}
 	}
 }
 
