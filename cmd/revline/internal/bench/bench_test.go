@@ -64,8 +64,8 @@ func TestHTTPConfigDefaults(t *testing.T) {
 		in             HTTPConfig
 		warmup, rounds int
 	}{
-		{HTTPConfig{Requests: 20000, Concurrency: 16}, 2000, 5},
-		{HTTPConfig{Requests: 200, Concurrency: 4}, 80, 5},
+		{HTTPConfig{Requests: 50000, Concurrency: 16}, 5000, 10},
+		{HTTPConfig{Requests: 200, Concurrency: 4}, 80, 10},
 		{HTTPConfig{Requests: 10, Concurrency: 4}, 80, 2},
 		{HTTPConfig{Requests: 1, Concurrency: 16}, 320, 1},
 	} {

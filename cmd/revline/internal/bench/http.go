@@ -42,8 +42,8 @@ type HTTPConfig struct {
 	// default max(Requests/10, 20*Concurrency).
 	Warmup int
 	// Rounds splits the measured requests into rounds that take turns
-	// between the cases, so that a change of the machine's load during
-	// the run hits all three alike; default 5 (fewer when there are too
+	// between the cases (each round starting with the next case), so that
+	// a change of the machine's load during the run hits all three alike; default 10 (fewer when there are too
 	// few requests).
 	Rounds int
 }
@@ -56,7 +56,7 @@ func (c *HTTPConfig) setDefaults() error {
 		c.Warmup = max(c.Requests/10, 20*c.Concurrency)
 	}
 	if c.Rounds == 0 {
-		c.Rounds = 5
+		c.Rounds = 10
 	}
 	// Every round keeps every client busy.
 	c.Rounds = max(1, min(c.Rounds, c.Requests/c.Concurrency))
@@ -172,7 +172,10 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (map[string]Case, map[string]C
 		if round < cfg.Requests%cfg.Rounds {
 			n++
 		}
-		for _, t := range targets {
+		// Each round starts with another case, so that none always runs
+		// right after the same one.
+		for i := range targets {
+			t := targets[(round+i)%len(targets)]
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}

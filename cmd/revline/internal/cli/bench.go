@@ -11,12 +11,12 @@ func benchCommand() command {
 	c := command{
 		name:    "bench",
 		summary: "Measure Revline against its baselines (raw NATS, a bare reverse proxy, direct requests) in one run, and print the ratios.",
-		example: "revline bench --ops 2000 --requests 20000 --concurrency 16",
+		example: "revline bench --ops 2000 --requests 50000 --concurrency 16 -o json",
 	}
 	c.run = func(e env, args []string) error {
 		fs := c.flagSet()
 		ops := fs.Int("ops", 2000, "operations per NATS case (event append, command round trip and their raw baselines)")
-		requests := fs.Int("requests", 20000, "measured requests per HTTP case (direct, bare reverse proxy, gateway)")
+		requests := fs.Int("requests", 50000, "measured requests per HTTP case (direct, bare reverse proxy, gateway)")
 		concurrency := fs.Int("concurrency", 16, "concurrent keep-alive clients of the HTTP cases")
 		var output string
 		fs.StringVar(&output, "o", outputTable, "output format: table or json")
