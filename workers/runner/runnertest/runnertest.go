@@ -9,6 +9,7 @@ package runnertest
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -22,6 +23,11 @@ func BuildEchoRunner(dir string) (string, error) {
 		return "", errors.New("runnertest: cannot locate the echo-runner sources")
 	}
 	src := filepath.Join(filepath.Dir(self), "..", "testdata", "echo-runner")
+	// A supervisor running as root (as CI may) runs runners as an
+	// unprivileged user: it must be able to reach and run the binary.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", fmt.Errorf("runnertest: %w", err)
+	}
 	bin := filepath.Join(dir, "echo-runner")
 	if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("runnertest: build echo-runner: %w\n%s", err, out)

@@ -38,6 +38,8 @@ func serveCommand() command {
 		natsOpts.register(fs)
 		fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 		fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long runners get to stop on shutdown")
+		fs.StringVar(&cfg.RunnerUser, "runner-user", os.Getenv("REVLINE_RUNNER_USER"), "when serve runs as root, the user runners run as: a name, uid or uid:gid (default revline-runner if it exists, else nobody) (env REVLINE_RUNNER_USER)")
+		fs.BoolVar(&cfg.AllowRootRunners, "allow-root-runners", false, "when serve runs as root, let runners run as root too (not recommended: runners run users' code)")
 		fs.BoolVar(&cfg.NoRunners, "no-runners", false, "run no runner worker here: for extra replicas on a cluster, next to one that runs the runners")
 		logLevel := fs.String("log-level", envOr("REVLINE_LOG_LEVEL", "info"), "debug, info, warn or error (env REVLINE_LOG_LEVEL)")
 		if pos, err := parse(e, fs, args); err != nil {

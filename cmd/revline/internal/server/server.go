@@ -60,6 +60,11 @@ type Config struct {
 	// /apps/{app}/...); default 127.0.0.1:8081. A replica with NoRunners
 	// runs no gateway.
 	GatewayAddr string
+	// RunnerUser is who runners run as when serve runs as root (a user
+	// name, a uid or uid:gid); default the user revline-runner if it exists,
+	// else nobody. AllowRootRunners lets them run as root instead.
+	RunnerUser       string
+	AllowRootRunners bool
 	// NoRunners leaves the runner worker out: this replica processes
 	// commands and serves reads, another one runs the runners. Several
 	// replicas on one cluster must have at most one running runners.
@@ -172,7 +177,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	bus := commandbus.NewClient(js)
-	supervisor, err := process.NewSupervisor(process.Config{StateDir: filepath.Join(cfg.DataDir, "runners"), Logger: log.With("component", "runners")})
+	supervisor, err := process.NewSupervisor(process.Config{
+		StateDir: filepath.Join(cfg.DataDir, "runners"), Logger: log.With("component", "runners"),
+		RunnerUser: cfg.RunnerUser, AllowRootRunners: cfg.AllowRootRunners,
+	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
