@@ -55,6 +55,11 @@ func Start(cfg Config) (*server.Server, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if ln, err := net.Listen("tcp", cfg.Listen); err != nil {
+		// The server would only log this and never become ready: say it now.
+		return nil, fmt.Errorf("embedded nats: listen on %s: %w", cfg.Listen, err)
+	} else {
+		_ = ln.Close()
 	}
 	opts := &server.Options{
 		ServerName: "revline-embedded",
@@ -64,7 +69,6 @@ func Start(cfg Config) (*server.Server, error) {
 		StoreDir:   cfg.DataDir,
 		NoSigs:     true,
 		NoLog:      true,
-		// Loopback only by default; an operator who binds elsewhere chose to.
 		MaxPayload: MaxPayload,
 	}
 	srv, err := server.NewServer(opts)

@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if natsURL == "" {
 		srv, err := embedded.Start(embedded.Config{DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen})
 		if err != nil {
-			return err
+			return fmt.Errorf("serve: %w (change it with --nats-listen)", err)
 		}
 		defer shutdownNATS(srv)
 		natsURL = srv.ClientURL()
