@@ -59,6 +59,12 @@ func TestHTTPCasesRunAgainstTheSameRunner(t *testing.T) {
 	}
 }
 
+func TestTheRunnerAnswers64Bytes(t *testing.T) {
+	if len(runnerBody) != 64 {
+		t.Errorf("the runner's answer has %d bytes, BENCHMARKS.md says 64", len(runnerBody))
+	}
+}
+
 func TestHTTPConfigDefaults(t *testing.T) {
 	for _, tc := range []struct {
 		in             HTTPConfig

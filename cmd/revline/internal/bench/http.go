@@ -64,7 +64,7 @@ func (c *HTTPConfig) setDefaults() error {
 }
 
 // runnerBody is what the bench's runner answers: a small fixed body.
-var runnerBody = []byte("hello from the bench runner: a small fixed answer of 64 bytes.\n")
+var runnerBody = []byte("Hello from the bench runner: a small, fixed answer of 64 bytes.\n")
 
 // httpTarget is one way to reach the runner.
 type httpTarget struct {
