@@ -156,11 +156,14 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, apps: map[string]*app{}}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:       rewrite,
-		Transport:     cfg.Transport,
-		FlushInterval: -1, // stream: server-sent events and chunked answers pass at once
-		ErrorHandler:  g.proxyError,
-		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		Rewrite:   rewrite,
+		Transport: cfg.Transport,
+		// No FlushInterval: the standard library already flushes at once
+		// answers of unknown length (chunked) and server-sent events, and
+		// flushing every answer costs a write per request (bench: 0.8 of a
+		// bare proxy's throughput with it, 0.92-0.99 without).
+		ErrorHandler: g.proxyError,
+		ErrorLog:     slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	g.mux = http.NewServeMux()
 	g.mux.HandleFunc("/apps/{app}/{path...}", g.serveApp)

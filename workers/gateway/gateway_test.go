@@ -359,8 +359,10 @@ func TestBodiesStream(t *testing.T) {
 		case "/upload":
 			n, err := io.Copy(io.Discard, r.Body)
 			fmt.Fprintf(w, "received=%d err=%v", n, err)
-		case "/events":
-			w.Header().Set("Content-Type", "text/event-stream")
+		case "/events", "/chunks":
+			if r.URL.Path == "/events" {
+				w.Header().Set("Content-Type", "text/event-stream")
+			}
 			for i := range 3 {
 				fmt.Fprintf(w, "data: %d\n\n", i)
 				w.(http.Flusher).Flush()
@@ -384,19 +386,22 @@ func TestBodiesStream(t *testing.T) {
 		t.Fatalf("upload: %s", body)
 	}
 
-	req, _ = http.NewRequestWithContext(testContext(t), http.MethodGet, f.url+"/apps/web/events", nil)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lines := bufio.NewReader(resp.Body)
-	for i := range 3 {
-		line, err := lines.ReadString('\n')
-		if err != nil || line != fmt.Sprintf("data: %d\n", i) {
-			t.Fatalf("event %d: %q %v", i, line, err)
+	// Server-sent events, and a chunked answer of another type alike.
+	for _, path := range []string{"/events", "/chunks"} {
+		req, _ = http.NewRequestWithContext(testContext(t), http.MethodGet, f.url+"/apps/web"+path, nil)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		_, _ = lines.ReadString('\n')
-		next <- struct{}{}
+		lines := bufio.NewReader(resp.Body)
+		for i := range 3 {
+			line, err := lines.ReadString('\n')
+			if err != nil || line != fmt.Sprintf("data: %d\n", i) {
+				t.Fatalf("%s: event %d: %q %v", path, i, line, err)
+			}
+			_, _ = lines.ReadString('\n')
+			next <- struct{}{}
+		}
+		resp.Body.Close()
 	}
 }
