@@ -16,7 +16,10 @@ type Client struct {
 	nc *nats.Conn
 }
 
-var _ Reader = (*Client)(nil)
+var (
+	_ Reader    = (*Client)(nil)
+	_ LogReader = (*Client)(nil)
+)
 
 // NewClient returns a Client on nc.
 func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
@@ -29,6 +32,9 @@ func ask[T any](ctx context.Context, c *Client, endpoint string, q Request) (T, 
 	}
 	msg, err := c.nc.RequestWithContext(ctx, SubjectPrefix+endpoint, body)
 	if errors.Is(err, nats.ErrNoResponders) {
+		if endpoint == EndpointRunnerLogs {
+			return out, &Error{Code: CodeRunnerLogsUnavailable, Message: "no Revline server that runs runners answers on this NATS: runner logs are read on the `revline serve` that runs the runners (is it running? a --no-runners replica has none)"}
+		}
 		return out, fmt.Errorf("query %s: no Revline server answers on this NATS (is `revline serve` running?)", endpoint)
 	}
 	if err != nil {
@@ -68,4 +74,11 @@ func (c *Client) Runners(ctx context.Context, app string, filter RunnerFilter, p
 // Rollout implements Reader.
 func (c *Client) Rollout(ctx context.Context, app, id string, seq uint64) (projections.RolloutView, error) {
 	return ask[projections.RolloutView](ctx, c, EndpointRollout, Request{App: app, RolloutID: id, MinSequence: seq})
+}
+
+// RunnerLogs implements LogReader. Only the server that runs the runners
+// answers; req.MaxBytes is that server's to decide.
+func (c *Client) RunnerLogs(ctx context.Context, app, runnerID string, req LogRequest, seq uint64) (LogPage, error) {
+	tail := req.Tail
+	return ask[LogPage](ctx, c, EndpointRunnerLogs, Request{App: app, RunnerID: runnerID, Tail: &tail, AfterOffset: req.AfterOffset, MinSequence: seq})
 }

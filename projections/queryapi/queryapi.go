@@ -12,6 +12,10 @@
 // nor repeat an item while the list changes: revisions created after the
 // first page are newer, so they are not in later pages; a deleted one is
 // simply no longer there.
+//
+// Runner logs (LogReader, RunnerLogs, LogDir) are read in pages too, by
+// byte offset, from the server that runs the runners: the one whose query
+// service was given WithRunnerLogs.
 package queryapi
 
 import (
@@ -35,6 +39,9 @@ const (
 	EndpointRevision  = "revision"
 	EndpointRunners   = "runners"
 	EndpointRollout   = "rollout"
+	// EndpointRunnerLogs is answered only by the server that runs the
+	// runners (see WithRunnerLogs).
+	EndpointRunnerLogs = "runner_logs"
 )
 
 // Error codes of failed queries.
@@ -72,6 +79,14 @@ type Request struct {
 	PageToken string `json:"page_token,omitempty"`
 	// MinSequence makes the answer reflect at least this stream sequence.
 	MinSequence uint64 `json:"min_sequence,omitempty"`
+	// RunnerID names a runner (runner_logs): its full id, a UUID.
+	RunnerID string `json:"runner_id,omitempty"`
+	// Tail is how many of the log's last lines to return (runner_logs):
+	// 0 to MaxLogTail; none for DefaultLogTail.
+	Tail *int `json:"tail,omitempty"`
+	// AfterOffset reads the log on from this byte offset (runner_logs),
+	// instead of its tail.
+	AfterOffset *int64 `json:"after_offset,omitempty"`
 }
 
 // page returns the request's page fields.
@@ -141,6 +156,9 @@ type Local struct {
 	// Live, optional, adds what the data plane knows now (requests in
 	// flight) to the runner views; without it they show the log alone.
 	Live LiveState
+	// Logs, optional, reads the runners' log files (RunnerLogs); without
+	// it, runner log queries are CodeRunnerLogsUnavailable.
+	Logs RunnerLogs
 }
 
 // LiveState is the data plane's view of runners: per-request facts that

@@ -33,6 +33,8 @@ type service struct {
 	// connection, which can change on a reconnect to another server.
 	maxPayload func() int64
 	log        *slog.Logger
+	// logs, if set, answers EndpointRunnerLogs (WithRunnerLogs).
+	logs LogReader
 }
 
 // answerFunc answers one query; maxBytes bounds a list page's encoding.
@@ -42,9 +44,10 @@ type answerFunc func(ctx context.Context, q Request, maxBytes int) (any, error)
 // "revline-query", answering from r. Stop the returned service to stop.
 //
 // Every request gets an answer or a micro error (headers
-// Nats-Service-Error-Code and Nats-Service-Error) at once: list pages are
-// cut to fit nc's max payload, and an answer that cannot fit (a single
-// revision larger than that) is a CodeReplyTooLarge error.
+// Nats-Service-Error-Code and Nats-Service-Error) at once: list pages and
+// runner log pages are cut to fit nc's max payload, and an answer that
+// cannot fit (a single revision larger than that) is a CodeReplyTooLarge
+// error. Runner log queries are answered only with WithRunnerLogs.
 func Serve(nc *nats.Conn, r Reader, version string, opts ...ServeOption) (micro.Service, error) {
 	s := &service{maxPayload: nc.MaxPayload, log: slog.Default()}
 	for _, opt := range opts {
@@ -53,7 +56,7 @@ func Serve(nc *nats.Conn, r Reader, version string, opts ...ServeOption) (micro.
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        "revline-query",
 		Version:     version,
-		Description: "Revline read models: apps, revisions, runners, rollouts",
+		Description: "Revline read models: apps, revisions, runners, rollouts; runner logs where the runners run",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("query service: %w", err)
@@ -81,6 +84,15 @@ func Serve(nc *nats.Conn, r Reader, version string, opts ...ServeOption) (micro.
 		EndpointRollout: func(ctx context.Context, q Request, _ int) (any, error) {
 			return r.Rollout(ctx, q.App, q.RolloutID, q.MinSequence)
 		},
+	}
+	if s.logs != nil {
+		endpoints[EndpointRunnerLogs] = func(ctx context.Context, q Request, maxBytes int) (any, error) {
+			req := LogRequest{Tail: DefaultLogTail, AfterOffset: q.AfterOffset, MaxBytes: maxBytes}
+			if q.Tail != nil {
+				req.Tail = *q.Tail
+			}
+			return s.logs.RunnerLogs(ctx, q.App, q.RunnerID, req, q.MinSequence)
+		}
 	}
 	for name, answer := range endpoints {
 		// Each request is answered on its own goroutine: micro calls an
