@@ -60,6 +60,11 @@ type Config struct {
 	Control *control.Control
 	// Reader answers the read routes; required.
 	Reader queryapi.Reader
+	// RunnerLogs, optional, answers GET .../runners/{runner}/logs: a
+	// queryapi.Local with Logs on the server that runs the runners, a
+	// queryapi.Client (which asks that server) elsewhere. Without it the
+	// route answers 503 runner_logs_unavailable.
+	RunnerLogs queryapi.LogReader
 	// Metrics, optional, is served at /metrics.
 	Metrics http.Handler
 	// Ready, optional, is asked by /healthz: when it fails, /healthz
@@ -135,6 +140,7 @@ func (a *api) routes() {
 	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", a.app(a.getRevision))
 	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", a.app(a.deleteRevision))
 	m.HandleFunc("GET /v1/apps/{app}/runners", a.app(a.listRunners))
+	m.HandleFunc("GET /v1/apps/{app}/runners/{runner}/logs", a.app(a.runnerLogs))
 	m.HandleFunc("GET /v1/apps/{app}/rollouts/{id}", a.app(a.getRollout))
 	m.HandleFunc("POST /v1/apps/{app}/deploy", a.app(a.deploy))
 	m.HandleFunc("POST /v1/apps/{app}/set-rev", a.app(a.setRevision))

@@ -433,6 +433,7 @@ var routes = []string{
 	"/v1/apps/{app}/deploy", "/v1/apps/{app}/set-rev", "/v1/apps/{app}/rollout",
 	"/v1/apps/{app}/scale", "/v1/apps/{app}/suspend", "/v1/apps/{app}/resume",
 	"/v1/apps/{app}/runners", "/v1/apps/{app}/rollouts/{id}",
+	"/v1/apps/{app}/runners/{runner}/logs",
 }
 
 func TestOpenAPIDocumentIsServed(t *testing.T) {
@@ -452,7 +453,7 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"application/problem+json", "DeployRequest", "SetRevisionRequest", "RolloutRequest", "ScaleRequest",
-		"DeployResult", "SwitchResult", "RolloutResult", "DeleteResult", "ChangeResult", "AppView", "RevisionView", "RunnerView", "RolloutView", "Problem"} {
+		"DeployResult", "SwitchResult", "RolloutResult", "DeleteResult", "ChangeResult", "AppView", "RevisionView", "RunnerView", "RolloutView", "Problem", "LogPage", "LogLine"} {
 		if !strings.Contains(doc, name) {
 			t.Errorf("the document does not mention %s", name)
 		}

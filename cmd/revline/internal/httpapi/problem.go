@@ -137,7 +137,7 @@ func statusForCode(code string, def int) int {
 		events.CodeMalformedCommand, events.CodeUnknownCommand, events.CodeMissingCommandID,
 		queryapi.CodeAmbiguousRevision, queryapi.CodeRevisionRefTooShort:
 		return http.StatusBadRequest
-	case queryapi.CodeNotCaughtUp:
+	case queryapi.CodeNotCaughtUp, queryapi.CodeRunnerLogsUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	if strings.HasSuffix(code, "_not_found") {
