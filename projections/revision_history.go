@@ -245,6 +245,10 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 			r.RevisionID = ev.RevisionID
 		}
 		r.State = ev.State
+		if ev.State == events.RunnerCrashBackoff {
+			r.Restarts++
+			r.LastCrash = ev.Reason
+		}
 		if ev.PID != 0 {
 			r.PID = ev.PID
 		}

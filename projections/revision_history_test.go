@@ -345,6 +345,33 @@ func TestRunnersView(t *testing.T) {
 	})
 }
 
+// A runner that crashes and comes back under its id shows how often it
+// did and why the last time; it is crash_backoff in between.
+func TestRunnerViewCountsRestarts(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, f *fixture) {
+		model := f.live()
+		f.deploy("demo", rev1, "alice", codeSmall, runtimeA)
+		f.runner("demo", "r1", rev1, events.RunnerIdle, 101, 8001)
+		crash := func(reason string) {
+			f.append("demo", "worker:runner", events.RunnerStateChanged{RunnerID: "r1", RevisionID: rev1, State: events.RunnerCrashBackoff, PID: 101, Port: 8001, Reason: reason})
+		}
+		crash("exited: exit status 3; restarting in 1s")
+		f.caughtUp(model)
+		if r := model.Runners("demo", false)[0]; r.State != events.RunnerCrashBackoff || r.Restarts != 1 {
+			t.Fatalf("after one crash: %+v", r)
+		}
+		f.runner("demo", "r1", rev1, events.RunnerIdle, 102, 8002)
+		crash("exited: signal: killed; restarting in 2s")
+		f.runner("demo", "r1", rev1, events.RunnerIdle, 103, 8003)
+		f.caughtUp(model)
+		r := model.Runners("demo", false)[0]
+		if r.State != events.RunnerIdle || r.Restarts != 2 || r.LastCrash != "exited: signal: killed; restarting in 2s" || r.PID != 103 {
+			t.Fatalf("after two crashes and restarts: %+v", r)
+		}
+	})
+}
+
 func TestRolloutsView(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, f *fixture) {
@@ -627,7 +654,7 @@ func TestViewsJSONContract(t *testing.T) {
 			"request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted",
 		}},
 		{"runner", model.Runners("demo", true)[0], []string{
-			"runner_id", "revision_id", "state", "started_at", "updated_at", "pid", "port", "in_flight",
+			"runner_id", "revision_id", "state", "started_at", "updated_at", "pid", "port", "in_flight", "restarts",
 		}},
 		{"app", mustApp(t, model, "demo"), []string{
 			"name", "current_revision", "revisions", "runners", "suspended", "updated_at",

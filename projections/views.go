@@ -74,6 +74,11 @@ type RunnerView struct {
 	// gateway sees it: live state, never an event. A runner with requests
 	// shows as running rather than idle.
 	InFlight int `json:"in_flight"`
+	// Restarts counts the runner's crashes (each one a crash_backoff, then
+	// a restart under the same id); LastCrash is the reason of the last one
+	// (its exit status and the back-off), "" if it never crashed.
+	Restarts  int    `json:"restarts"`
+	LastCrash string `json:"last_crash,omitempty"`
 	// Reason is the reason given with the last report (a crash, a drain).
 	// It is not part of the JSON contract.
 	Reason string `json:"-"`

@@ -47,6 +47,10 @@ type appWorker struct {
 
 	// recheck wakes the loop when the next keep-alive may have run out.
 	recheck *time.Timer
+	// restarting holds the runners of the current revision that crashed and
+	// wait out their back-off (reported crash_backoff), by runner id: each
+	// comes back under its own id, as a restarted container does.
+	restarting map[string]string // runner id → revision id
 	// floor is a number of runners of the current revision that the app
 	// gets whatever its demand, until they are up: the capacity that a
 	// switch of revision, a resume, a crash or a restart of the server must
@@ -78,8 +82,9 @@ func newAppWorker(name string, cfg Config) *appWorker {
 		cfg:      cfg,
 		log:      cfg.Logger.With("app", name),
 		wakeCh:   make(chan struct{}, 1),
-		logAlive: map[string]string{},
-		runners:  map[string]*runner{},
+		logAlive:   map[string]string{},
+		runners:    map[string]*runner{},
+		restarting: map[string]string{},
 	}
 }
 
@@ -174,7 +179,7 @@ func (a *appWorker) deploying() []*aggregates.Revision {
 // deploy starts the revision's first runner and reports the revision
 // Deployed once it listens, or Failed with the reason.
 func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error {
-	r, err := a.startReady(ctx, rev, "deploy")
+	r, err := a.startReady(ctx, rev, "deploy", "")
 	if reason, failed := runnerFailure(err); failed {
 		_, err = a.send(ctx, events.FailDeploy{RevisionID: rev.ID, Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes)}, rev.ID)
 	} else if err == nil {
@@ -216,10 +221,14 @@ func runnerFailure(err error) (reason string, failed bool) {
 
 // startReady starts one runner of rev, for the reason why, and waits until
 // it listens. A runner that does not is killed and reported terminated;
-// runnerFailure then recognises the error.
-func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, why string) (*runner, error) {
+// runnerFailure then recognises the error. runnerID is "" for a new
+// runner, or the id of one that crashed and is restarted.
+func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, why, runnerID string) (*runner, error) {
+	if runnerID == "" {
+		runnerID = uuid.Must(uuid.NewV7()).String()
+	}
 	proc, err := a.cfg.Supervisor.Start(process.Spec{
-		RunnerID:   uuid.Must(uuid.NewV7()).String(),
+		RunnerID:   runnerID,
 		App:        a.name,
 		RevisionID: rev.ID,
 		Command:    rev.Command,
@@ -290,7 +299,7 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 				return err
 			}
 		}
-		if _, err := a.startReady(ctx, rev, "rollout "+ro.ID); err != nil {
+		if _, err := a.startReady(ctx, rev, "rollout "+ro.ID, ""); err != nil {
 			reason, failed := runnerFailure(err)
 			if !failed {
 				return fmt.Errorf("rollout %s: replacement runner: %w", ro.ID, err)
@@ -347,13 +356,16 @@ func (a *appWorker) converge(ctx context.Context) error {
 		// each stop wakes the loop.
 		return nil
 	}
+	if err := a.restartCrashed(ctx, serving); err != nil {
+		return err
+	}
 	current := a.live(a.state.Current)
-	for i := len(current); i < desired; i++ {
+	for i := len(current) + len(a.restarting); i < desired; i++ {
 		if wait := time.Until(a.nextStart); wait > 0 {
 			time.AfterFunc(wait, a.wake)
 			return nil
 		}
-		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], startReason(a.state.Runtime, i)); err != nil {
+		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], startReason(a.state.Runtime, i), ""); err != nil {
 			reason, failed := runnerFailure(err)
 			if !failed {
 				return err
@@ -416,7 +428,43 @@ func (a *appWorker) wakeAfter(d time.Duration) {
 	a.recheck.Reset(d)
 }
 
-func (a *appWorker) backOff(reason string) {
+// restartCrashed brings back, once the back-off is over, the runners that
+// crashed, under their own ids: a crash does not lower the app's capacity
+// (demand and keep_alive may, later). Those of a revision no longer served
+// (a switch of revision, a suspend) are reported terminated instead. It
+// returns early while backing off.
+func (a *appWorker) restartCrashed(ctx context.Context, serving bool) error {
+	for id, revisionID := range a.restarting {
+		if revisionID != a.state.Current || !serving {
+			delete(a.restarting, id)
+			if _, err := a.send(ctx, events.ReportRunner{RunnerID: id, RevisionID: revisionID, State: events.RunnerTerminated, Reason: "not restarted: no longer needed"}, id); err != nil {
+				return err
+			}
+			continue
+		}
+		if wait := time.Until(a.nextStart); wait > 0 {
+			time.AfterFunc(wait, a.wake)
+			return nil
+		}
+		delete(a.restarting, id)
+		if _, err := a.startReady(ctx, a.state.Revisions[revisionID], "restart after a crash", id); err != nil {
+			reason, failed := runnerFailure(err)
+			if !failed {
+				return err
+			}
+			// It did not come back (and is reported terminated): a new
+			// runner takes its place after the next back-off.
+			a.floor = max(a.floor, len(a.live(a.state.Current))+1)
+			a.backOff(reason)
+			return nil
+		}
+	}
+	return nil
+}
+
+// backOff delays the app's next runner start after a failure, longer for
+// each failure in a row, and returns the delay.
+func (a *appWorker) backOff(reason string) time.Duration {
 	if time.Since(a.lastFailure) > stableAfter {
 		a.crashes = 0 // the last failure is long past: start the back-off over
 	}
@@ -426,6 +474,7 @@ func (a *appWorker) backOff(reason string) {
 	a.nextStart = time.Now().Add(delay)
 	a.log.Warn("runner failed; backing off", "reason", reason, "retry_in", delay)
 	time.AfterFunc(delay, a.wake)
+	return delay
 }
 
 // reapCrashed reports runners that exited without being asked to.
@@ -444,19 +493,24 @@ func (a *appWorker) reapCrashed(ctx context.Context) error {
 	a.mu.Unlock()
 	for _, r := range crashed {
 		a.cfg.Traffic.RemoveRunner(a.name, r.proc.RunnerID())
-		if r.revisionID == a.state.Current {
-			// A crash does not lower the capacity: the runner is replaced.
-			a.floor = max(a.floor, len(a.live(a.state.Current)))
-		}
 		a.forget(r)
 		reason := "exited"
 		if err := r.proc.ExitErr(); err != nil {
 			reason = "exited: " + err.Error()
 		}
-		if err := a.report(ctx, r, events.RunnerTerminated, reason); err != nil {
+		delay := a.backOff("runner " + r.proc.RunnerID() + " " + reason)
+		if r.revisionID != a.state.Current || a.state.Suspended {
+			if err := a.report(ctx, r, events.RunnerTerminated, reason); err != nil {
+				return err
+			}
+			continue
+		}
+		// A crash does not lower the capacity: the runner waits out the
+		// back-off, visibly, and is restarted under its own id.
+		a.restarting[r.proc.RunnerID()] = r.revisionID
+		if err := a.report(ctx, r, events.RunnerCrashBackoff, fmt.Sprintf("%s; restarting in %s", reason, delay)); err != nil {
 			return err
 		}
-		a.backOff("runner " + r.proc.RunnerID() + " " + reason)
 	}
 	return nil
 }
@@ -496,7 +550,9 @@ func (a *appWorker) untracked() []string {
 	defer a.mu.Unlock()
 	var out []string
 	for id := range a.logAlive {
-		if _, ok := a.runners[id]; !ok {
+		_, running := a.runners[id]
+		_, restarting := a.restarting[id]
+		if !running && !restarting {
 			out = append(out, id)
 		}
 	}

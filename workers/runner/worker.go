@@ -244,6 +244,14 @@ func (w *Worker) stopAll() {
 	// the shutdown's grace; whatever still runs then is stopped below.
 	for _, a := range w.apps {
 		wg.Go(a.drains.Wait)
+		// Runners waiting out a crash back-off have no process to stop.
+		for id, revisionID := range a.restarting {
+			wg.Go(func() {
+				if _, err := a.send(ctx, events.ReportRunner{RunnerID: id, RevisionID: revisionID, State: events.RunnerTerminated, Reason: "server shutting down"}, id); err != nil {
+					a.log.Warn("reporting a crashed runner on shutdown", "runner", id, "error", err)
+				}
+			})
+		}
 	}
 	w.mu.Unlock()
 	waited := make(chan struct{})

@@ -491,7 +491,10 @@ func TestScaleChangesTheNumberOfIdleRunners(t *testing.T) {
 	log.waitUntil(t, "back to one idle runner", exactlyIdle(1, rev))
 }
 
-func TestCrashedRunnerIsReportedTerminatedAndReplaced(t *testing.T) {
+// A runner that crashes waits out a back-off, shown as crash_backoff with
+// its exit status, and comes back under its own id as a new process, as a
+// restarted container does.
+func TestCrashedRunnerBacksOffAndRestartsUnderItsID(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	log := s.follow(t, "web")
@@ -502,17 +505,17 @@ func TestCrashedRunnerIsReportedTerminatedAndReplaced(t *testing.T) {
 	if err := syscall.Kill(-r.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	terminated := log.waitFor(t, "the crash reported", last[len(last)-1].Sequence, runnerState(r.RunnerID, events.RunnerTerminated))
-	if reason := terminated.Event.(events.RunnerStateChanged).Reason; !strings.Contains(reason, "exited") {
-		t.Errorf("crash reason %q does not say the runner exited", reason)
+	backoff := log.waitFor(t, "the crash reported", last[len(last)-1].Sequence, runnerState(r.RunnerID, events.RunnerCrashBackoff))
+	if reason := backoff.Event.(events.RunnerStateChanged).Reason; !strings.Contains(reason, "exited") || !strings.Contains(reason, "restarting in") {
+		t.Errorf("crash_backoff reason %q does not say how the runner exited and when it restarts", reason)
 	}
-	envs := log.waitUntil(t, "a replacement", exactlyIdle(1, rev))
-	replacement := idleRunners(envs)[0]
-	if replacement.RunnerID == r.RunnerID {
-		t.Fatalf("no new runner: %+v", replacement)
+	envs := log.waitUntil(t, "the runner back", exactlyIdle(1, rev))
+	back := idleRunners(envs)[0]
+	if back.RunnerID != r.RunnerID || back.PID == r.PID {
+		t.Fatalf("after the crash: runner %s pid %d; want %s with a new process (was pid %d)", back.RunnerID, back.PID, r.RunnerID, r.PID)
 	}
-	if body := get(t, replacement.Port); !strings.Contains(body, "revision="+rev) {
-		t.Fatalf("replacement answered %q", body)
+	if body := get(t, back.Port); !strings.Contains(body, "runner="+r.RunnerID) {
+		t.Fatalf("restarted runner answered %q", body)
 	}
 }
 
