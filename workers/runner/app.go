@@ -78,10 +78,10 @@ type runner struct {
 
 func newAppWorker(name string, cfg Config) *appWorker {
 	return &appWorker{
-		name:     name,
-		cfg:      cfg,
-		log:      cfg.Logger.With("app", name),
-		wakeCh:   make(chan struct{}, 1),
+		name:       name,
+		cfg:        cfg,
+		log:        cfg.Logger.With("app", name),
+		wakeCh:     make(chan struct{}, 1),
 		logAlive:   map[string]string{},
 		runners:    map[string]*runner{},
 		restarting: map[string]string{},
