@@ -1,8 +1,8 @@
 // Package cli is the `revline` command line: `serve`, which runs the
 // control plane, and the client commands modelled on fal's (`deploy`,
 // `apps list`, `apps list-rev`, `apps set-rev`, `apps rollout`,
-// `apps delete-rev`, `apps scale`, `apps runners`, ...), which talk to a
-// server over NATS.
+// `apps delete-rev`, `apps scale`, `apps runners`, `runners logs`, ...),
+// which talk to a server over NATS.
 package cli
 
 import (
@@ -76,6 +76,7 @@ func commands() []command {
 		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model 0193f1c2", run: deleteRevision},
 		scaleCommand(),
 		runnersCommand(),
+		runnerLogsCommand(),
 		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
 		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
 		benchCommand(),
@@ -219,6 +220,7 @@ type session struct {
 	nc      *nats.Conn
 	control *control.Control
 	reader  queryapi.Reader
+	logs    queryapi.LogReader
 }
 
 func (f *clientFlags) connect(ctx context.Context) (*session, error) {
@@ -247,6 +249,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 	return &session{
 		nc:     nc,
 		reader: reader,
+		logs:   reader,
 		control: &control.Control{
 			Commands: commandbus.NewClient(js),
 			Reader:   reader,
@@ -262,31 +265,9 @@ func (s *session) close() { s.nc.Close() }
 // arguments and, with validate if given, its flags, then connects and runs
 // fn with a deadline. Every usage error is reported before connecting.
 func withClient(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), validate func() error, fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
-	fs := c.flagSet()
-	var f clientFlags
-	f.register(fs)
-	if extra != nil {
-		extra(fs)
-	}
-	pos, err := parse(e, fs, args)
+	f, pos, err := clientArgs(e, c, args, nargs, extra, validate)
 	if err != nil {
 		return err
-	}
-	if len(pos) != nargs {
-		return usagef("want %d argument(s) (%s), got %d", nargs, c.usage, len(pos))
-	}
-	if err := f.validate(); err != nil {
-		return err
-	}
-	if validate != nil {
-		if err := validate(); err != nil {
-			return err
-		}
-	}
-	if nargs > 0 {
-		if err := events.ValidateAppName(pos[0]); err != nil {
-			return err
-		}
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, f.timeout)
 	defer cancel()
@@ -295,5 +276,37 @@ func withClient(e env, c command, args []string, nargs int, extra func(*flag.Fla
 		return err
 	}
 	defer s.close()
-	return fn(ctx, s, &f, pos)
+	return fn(ctx, s, f, pos)
+}
+
+// clientArgs parses and checks a client command's flags and positional
+// arguments as withClient does, without connecting.
+func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), validate func() error) (*clientFlags, []string, error) {
+	fs := c.flagSet()
+	var f clientFlags
+	f.register(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	pos, err := parse(e, fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != nargs {
+		return nil, nil, usagef("want %d argument(s) (%s), got %d", nargs, c.usage, len(pos))
+	}
+	if err := f.validate(); err != nil {
+		return nil, nil, err
+	}
+	if validate != nil {
+		if err := validate(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if nargs > 0 {
+		if err := events.ValidateAppName(pos[0]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return &f, pos, nil
 }

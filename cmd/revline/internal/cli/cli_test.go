@@ -15,6 +15,9 @@ import (
 // comes back instead proves the command never tried.
 const unreachable = "nats://127.0.0.1:1"
 
+// runnerID is a well-formed runner id.
+const runnerID = "01a214e9-c31c-7d34-bee6-9380ace5896c"
+
 type result struct {
 	code           int
 	stdout, stderr string
@@ -51,7 +54,7 @@ func TestHelpGoesToStdoutWithExitZero(t *testing.T) {
 			if r.code != cli.ExitOK || r.stderr != "" {
 				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 			}
-			for _, want := range []string{"Usage: revline COMMAND", "deploy", "apps list-rev", "apps scale", "serve"} {
+			for _, want := range []string{"Usage: revline COMMAND", "deploy", "apps list-rev", "apps scale", "serve", "runners logs"} {
 				if !strings.Contains(r.stdout, want) {
 					t.Errorf("help does not mention %q:\n%s", want, r.stdout)
 				}
@@ -69,6 +72,7 @@ func TestCommandHelpShowsUsageAndExampleWithoutConnecting(t *testing.T) {
 		{[]string{"deploy", "--help"}, "Usage: revline deploy APP"},
 		{[]string{"apps", "list-rev", "-h"}, "Usage: revline apps list-rev APP"},
 		{[]string{"apps", "scale", "my-app", "--help", "--nats-url", unreachable}, "--min-concurrency"},
+		{[]string{"runners", "logs", "--help"}, "Usage: revline runners logs APP RUNNER"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -142,6 +146,11 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"usage error wins over a bad app name", []string{"deploy", "a.b"}, "--command is required", "Usage: revline deploy APP"},
 		{"serve with an argument", []string{"serve", "now"}, "serve takes no arguments", "Usage: revline serve"},
 		{"serve with a bad log level", []string{"serve", "--log-level", "loud"}, "--log-level", "Usage: revline serve"},
+		{"runners logs without RUNNER", []string{"runners", "logs", "my-app"}, "want 2 argument", "Usage: revline runners logs APP RUNNER"},
+		{"runners logs of a path", []string{"runners", "logs", "my-app", "../../etc/passwd"}, "is not a runner id", "Usage: revline runners logs APP RUNNER"},
+		{"runners logs of a runner that is not a UUID", []string{"runners", "logs", "my-app", "runner-1"}, "is not a runner id", "Usage: revline runners logs APP RUNNER"},
+		{"runners logs with a negative tail", []string{"runners", "logs", "my-app", runnerID, "--tail", "-1"}, "from 0 to 10000, or all", "Usage: revline runners logs APP RUNNER"},
+		{"runners logs with a tail over the maximum", []string{"runners", "logs", "my-app", runnerID, "--tail", "10001"}, "from 0 to 10000, or all", "Usage: revline runners logs APP RUNNER"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -181,6 +190,7 @@ func TestInvalidAppNameExitsOneWithoutConnecting(t *testing.T) {
 		{"apps", "set-rev", "My-App", "0193f1c2"},
 		{"apps", "scale", "a*", "--min-concurrency", "1"},
 		{"apps", "suspend", strings.Repeat("a", 64)},
+		{"runners", "logs", "a.b", runnerID},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -210,6 +220,8 @@ func TestUnreachableServerExitsOneWithOneLine(t *testing.T) {
 		// Code parameters on scale are accepted (with a warning once the
 		// server answers), so they are no usage error.
 		{"apps", "scale", "my-app", "--machine-type", "X"},
+		{"runners", "logs", "my-app", runnerID, "--tail", "all", "--follow"},
+		{"runners", "logs", "my-app", strings.ToUpper(runnerID), "-f", "--tail", "0", "-o", "json"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()

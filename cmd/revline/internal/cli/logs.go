@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/revline/revline/projections/queryapi"
+)
+
+// followInterval is how long --follow waits, once it has printed all the
+// log holds, before it asks for what the runner wrote since.
+const followInterval = 500 * time.Millisecond
+
+func runnerLogsCommand() command {
+	c := command{
+		name:    "runners logs",
+		summary: "Show a runner's output (stdout and stderr): its last lines, and with --follow what it writes next.",
+		usage:   "APP RUNNER",
+		example: "revline runners logs my-model 01a214e9-c31c-7d34-bee6-9380ace5896c --tail 20 --follow",
+	}
+	c.run = func(e env, args []string) error {
+		var follow bool
+		tail := tailFlag{n: queryapi.DefaultLogTail}
+		extra := func(fs *flag.FlagSet) {
+			fs.BoolVar(&follow, "follow", false, "keep printing what the runner writes until interrupted (Ctrl-C) or the runner terminates")
+			fs.BoolVar(&follow, "f", false, "short for --follow")
+			fs.Var(&tail, "tail", fmt.Sprintf("show the last `N` lines (0 to %d), or all of the log", queryapi.MaxLogTail))
+		}
+		f, pos, err := clientArgs(e, c, args, 2, extra, nil)
+		if err != nil {
+			return err
+		}
+		runnerID, err := queryapi.ParseRunnerID(pos[1])
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		ctx := e.ctx
+		if follow {
+			// Ctrl-C ends a follow, not the command: it exits 0.
+			var stop context.CancelFunc
+			ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+		}
+		connectCtx, cancel := context.WithTimeout(ctx, f.timeout)
+		s, err := f.connect(connectCtx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		p := &logPrinter{w: e.stdout, json: f.output == outputJSON}
+		terminated, err := readLogs(ctx, s.logs, pos[0], runnerID, logOptions{tail: tail, follow: follow, timeout: f.timeout}, p)
+		if err == nil && terminated {
+			fmt.Fprintf(e.stderr, "Runner %s has terminated.\n", runnerID)
+		}
+		return err
+	}
+	return c
+}
+
+// tailFlag is --tail: a number of lines, or all of the log.
+type tailFlag struct {
+	n   int
+	all bool
+}
+
+func (t *tailFlag) String() string {
+	if t.all {
+		return "all"
+	}
+	return strconv.Itoa(t.n)
+}
+
+func (t *tailFlag) Set(s string) error {
+	if s == "all" {
+		t.all = true
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > queryapi.MaxLogTail {
+		return fmt.Errorf("%q: want a whole number from 0 to %d, or all", s, queryapi.MaxLogTail)
+	}
+	t.n, t.all = n, false
+	return nil
+}
+
+// logOptions are the flags of `runners logs`.
+type logOptions struct {
+	tail   tailFlag
+	follow bool
+	// timeout bounds each query.
+	timeout time.Duration
+}
+
+// readLogs prints the runner's log as opts say: its tail, page after page
+// up to the end the log had at first, and with follow what comes after,
+// every followInterval once it has caught up, until ctx ends (which is
+// no error then) or the runner has terminated and all it wrote is
+// printed (terminated is then true).
+func readLogs(ctx context.Context, r queryapi.LogReader, app, runnerID string, opts logOptions, p *logPrinter) (terminated bool, err error) {
+	defer p.finish()
+	ask := func(req queryapi.LogRequest) (queryapi.LogPage, error) {
+		ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+		defer cancel()
+		return r.RunnerLogs(ctx, app, runnerID, req, 0)
+	}
+	req := queryapi.LogRequest{Tail: opts.tail.n}
+	if opts.tail.all {
+		req.AfterOffset = new(int64)
+	}
+	page, err := ask(req)
+	if err != nil {
+		return false, err
+	}
+	end := page.Size
+	for {
+		if err := p.print(page.Lines); err != nil {
+			return false, err
+		}
+		next := page.NextOffset
+		switch {
+		case page.More && (opts.follow || next < end):
+			// The log holds more already: ask at once.
+		case !opts.follow:
+			return false, nil
+		case page.Terminated:
+			return true, nil
+		default:
+			timer := time.NewTimer(followInterval)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return false, nil
+			case <-timer.C:
+			}
+		}
+		page, err = ask(queryapi.LogRequest{AfterOffset: &next})
+		if err != nil {
+			if opts.follow && ctx.Err() != nil {
+				return false, nil
+			}
+			return false, err
+		}
+	}
+}
+
+// logPrinter prints log lines: as text, control characters escaped, a
+// partial line continued by the next piece as tail -f would; or, with
+// json, one JSON object per line (offset, text, partial), the text as it
+// is, JSON-escaped.
+type logPrinter struct {
+	w    io.Writer
+	json bool
+	// open: the last line printed as text was partial, its newline not
+	// printed yet.
+	open bool
+}
+
+func (p *logPrinter) print(lines []queryapi.LogLine) error {
+	for _, line := range lines {
+		if p.json {
+			enc := json.NewEncoder(p.w)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(line); err != nil {
+				return err
+			}
+			continue
+		}
+		text := escapeLog(line.Text)
+		if !line.Partial {
+			text += "\n"
+		}
+		if _, err := io.WriteString(p.w, text); err != nil {
+			return err
+		}
+		p.open = line.Partial
+	}
+	return nil
+}
+
+// finish ends a partial line printed last, so that the output ends with a
+// newline.
+func (p *logPrinter) finish() {
+	if p.open {
+		_, _ = io.WriteString(p.w, "\n")
+		p.open = false
+	}
+}
+
+// escapeLog makes a log line safe to print on a terminal: invalid UTF-8
+// and control characters (tab excepted) become \xNN or \uNNNN, as do the
+// line and paragraph separators and the bidirectional formatting
+// characters that could make a terminal show other text than what is
+// there.
+func escapeLog(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || unsafeRune(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r) && r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unsafeRune(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// unsafeRune reports whether r may not reach a terminal as it is.
+func unsafeRune(r rune) bool {
+	switch {
+	case r == '\t':
+		return false
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+		return true
+	case '\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
+		return true
+	}
+	return false
+}
