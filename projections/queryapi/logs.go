@@ -200,7 +200,7 @@ func (l Local) RunnerLogs(ctx context.Context, app, runnerID string, req LogRequ
 		}
 	}
 	if !found {
-		return LogPage{}, &Error{Code: CodeRunnerNotFound, Message: fmt.Sprintf("app %q has no runner %s", app, id)}
+		return LogPage{}, &Error{Code: CodeRunnerNotFound, Message: fmt.Sprintf("runner %s not found: app %q has no such runner", id, app)}
 	}
 	if l.Logs == nil {
 		return LogPage{}, &Error{Code: CodeRunnerLogsUnavailable, Message: "this server has no runner logs: they are read on the `revline serve` that runs the runners"}

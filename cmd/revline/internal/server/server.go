@@ -177,8 +177,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	bus := commandbus.NewClient(js)
+	runnerDir := filepath.Join(cfg.DataDir, "runners")
 	supervisor, err := process.NewSupervisor(process.Config{
-		StateDir: filepath.Join(cfg.DataDir, "runners"), Logger: log.With("component", "runners"),
+		StateDir: runnerDir, Logger: log.With("component", "runners"),
 		RunnerUser: cfg.RunnerUser, AllowRootRunners: cfg.AllowRootRunners,
 	})
 	if err != nil {
@@ -196,8 +197,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	reader := queryapi.Local{Model: model}
+	// Runner logs are read where the runners run; a replica without them
+	// asks that server over NATS.
+	var runnerLogs queryapi.LogReader = queryapi.NewClient(nc)
+	queryOpts := []queryapi.ServeOption{queryapi.WithLogger(log.With("component", "query"))}
 	if !cfg.NoRunners {
 		reader.Live = gw
+		// The supervisor's log files: <StateDir>/logs/<runner id>.log.
+		reader.Logs = queryapi.LogDir(filepath.Join(runnerDir, "logs"))
+		runnerLogs = reader
+		queryOpts = append(queryOpts, queryapi.WithRunnerLogs(reader))
 	}
 	// Readers must not see a half-rebuilt model after a restart: the
 	// server is ready once the projection has caught up with the log.
@@ -207,9 +216,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logEnd := eventStream.CachedInfo().State.LastSeq
 	api, err := httpapi.NewHandler(httpapi.Config{
-		Control: &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"},
-		Reader:  reader,
-		Metrics: m.Handler(),
+		Control:    &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"},
+		Reader:     reader,
+		RunnerLogs: runnerLogs,
+		Metrics:    m.Handler(),
 		Ready: func() error {
 			if nc.Status() != nats.CONNECTED {
 				return fmt.Errorf("NATS connection is %s", nc.Status())
@@ -287,7 +297,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := catchUp(ctx, model, logEnd, errs); err != nil {
 		return shutdown(err)
 	}
-	query, err := queryapi.Serve(nc, reader, cfg.Version, queryapi.WithLogger(log.With("component", "query")))
+	query, err := queryapi.Serve(nc, reader, cfg.Version, queryOpts...)
 	if err != nil {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}
