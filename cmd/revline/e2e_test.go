@@ -47,6 +47,7 @@ func TestMain(m *testing.M) {
 
 // serveProcess is `revline serve` running as a child process.
 type serveProcess struct {
+	dataDir    string
 	cmd        *exec.Cmd
 	exited     chan error
 	natsURL    string
@@ -70,6 +71,7 @@ func startServe(t *testing.T, dataDir string, natsPort, httpPort int) *serveProc
 		natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 		exited:  make(chan error, 1),
+		dataDir: dataDir,
 	}
 	gatewayAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.gatewayURL = "http://" + gatewayAddr
@@ -146,7 +148,8 @@ func (s *serveProcess) revline(t *testing.T, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := cli.Main(ctx, append(args, "--nats-url", s.natsURL, "--actor", "e2e"), &stdout, &stderr)
+	identity := filepath.Join(s.dataDir, "auth", "client.nk") // made by serve
+	code := cli.Main(ctx, append(args, "--nats-url", s.natsURL, "--nats-nkey", identity, "--actor", "e2e"), &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 

@@ -31,6 +31,10 @@ type Config struct {
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	// Default 10s.
 	ReadyTimeout time.Duration
+	// Users, when set, are the only identities the server accepts (nkey
+	// users, each with its permissions; nil permissions allow everything):
+	// an anonymous connection is refused.
+	Users []*server.NkeyUser
 }
 
 // Start starts a NATS server with JetStream enabled and waits until it
@@ -70,6 +74,7 @@ func Start(cfg Config) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: MaxPayload,
+		Nkeys:      cfg.Users,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -181,6 +181,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	f.natsURL = envOr(envNATSURL, defaultNATS)
 	fs.StringVar(&f.natsURL, "nats-url", f.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
 	f.nats.register(fs)
+	f.nats.localIdentity = true
 	fs.StringVar(&f.output, "o", outputTable, "output format: table or json")
 	fs.StringVar(&f.output, "output", outputTable, "output format: table or json")
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded in the audit log (env "+envActor+")")
@@ -224,7 +225,7 @@ type session struct {
 }
 
 func (f *clientFlags) connect(ctx context.Context) (*session, error) {
-	opts, err := f.nats.options()
+	opts, err := f.nats.options(f.natsURL)
 	if err != nil {
 		return nil, err
 	}

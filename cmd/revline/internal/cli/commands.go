@@ -52,13 +52,13 @@ func serveCommand() command {
 			// flags given to serve itself are a mistake here.
 			explicit := false
 			fs.Visit(func(f *flag.Flag) {
-				explicit = explicit || strings.HasPrefix(f.Name, "nats-creds") || strings.HasPrefix(f.Name, "nats-tls")
+				explicit = explicit || strings.HasPrefix(f.Name, "nats-creds") || strings.HasPrefix(f.Name, "nats-nkey") || strings.HasPrefix(f.Name, "nats-tls")
 			})
 			if explicit {
-				return usagef("--nats-creds and --nats-tls-* need --nats-url: the embedded server takes no credentials")
+				return usagef("--nats-creds, --nats-nkey and --nats-tls-* need --nats-url: the embedded server makes its own identities in DATA_DIR/auth")
 			}
 		} else {
-			opts, err := natsOpts.options()
+			opts, err := natsOpts.options(cfg.NATSURL)
 			if err != nil {
 				return err
 			}

@@ -2,29 +2,46 @@ package cli
 
 import (
 	"flag"
+	"net"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/revline/revline/cmd/revline/internal/server"
 )
 
-// natsFlags are how to authenticate to, and trust, a NATS server that is
-// not the embedded one: credentials and TLS, each with an environment
-// variable so that secrets need not appear on a command line.
+// natsFlags are how to authenticate to, and trust, a NATS server:
+// credentials or an nkey and TLS, each with an environment variable so that
+// secrets need not appear on a command line.
 type natsFlags struct {
-	creds, tlsCA, tlsCert, tlsKey string
+	creds, nkey, tlsCA, tlsCert, tlsKey string
+	// localIdentity: without credentials or an nkey, a client talking to a
+	// NATS server on this machine uses the client identity that a local
+	// `revline serve` made in its data directory.
+	localIdentity bool
 }
 
 func (n *natsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.creds, "nats-creds", os.Getenv("REVLINE_NATS_CREDS"), "NATS credentials file (env REVLINE_NATS_CREDS)")
+	fs.StringVar(&n.nkey, "nats-nkey", os.Getenv("REVLINE_NATS_NKEY"), "NATS nkey seed file, such as the client identity serve makes in DATA_DIR/auth/client.nk (env REVLINE_NATS_NKEY)")
 	fs.StringVar(&n.tlsCA, "nats-tls-ca", os.Getenv("REVLINE_NATS_TLS_CA"), "CA certificate to verify the NATS server (env REVLINE_NATS_TLS_CA)")
 	fs.StringVar(&n.tlsCert, "nats-tls-cert", os.Getenv("REVLINE_NATS_TLS_CERT"), "client certificate for NATS (env REVLINE_NATS_TLS_CERT)")
 	fs.StringVar(&n.tlsKey, "nats-tls-key", os.Getenv("REVLINE_NATS_TLS_KEY"), "client key for NATS (env REVLINE_NATS_TLS_KEY)")
 }
 
-// options turns the flags into connection options, checking the files
-// exist so that a typo is reported as such rather than as a TLS failure.
-func (n *natsFlags) options() ([]nats.Option, error) {
-	for flagName, path := range map[string]string{"--nats-creds": n.creds, "--nats-tls-ca": n.tlsCA, "--nats-tls-cert": n.tlsCert, "--nats-tls-key": n.tlsKey} {
+// options turns the flags into connection options for urls, checking the
+// files exist so that a typo is reported as such rather than as a TLS
+// failure.
+func (n *natsFlags) options(urls string) ([]nats.Option, error) {
+	if n.localIdentity && n.creds == "" && n.nkey == "" && loopbackOnly(urls) {
+		local := filepath.Join(envOr("REVLINE_DATA_DIR", "./revline-data"), "auth", server.ClientSeedFile)
+		if _, err := os.Stat(local); err == nil {
+			n.nkey = local
+		}
+	}
+	for flagName, path := range map[string]string{"--nats-creds": n.creds, "--nats-nkey": n.nkey, "--nats-tls-ca": n.tlsCA, "--nats-tls-cert": n.tlsCert, "--nats-tls-key": n.tlsKey} {
 		if path == "" {
 			continue
 		}
@@ -35,9 +52,19 @@ func (n *natsFlags) options() ([]nats.Option, error) {
 	if (n.tlsCert == "") != (n.tlsKey == "") {
 		return nil, usagef("--nats-tls-cert and --nats-tls-key go together")
 	}
+	if n.creds != "" && n.nkey != "" {
+		return nil, usagef("--nats-creds and --nats-nkey are two ways to authenticate: give one")
+	}
 	var opts []nats.Option
 	if n.creds != "" {
 		opts = append(opts, nats.UserCredentials(n.creds))
+	}
+	if n.nkey != "" {
+		opt, err := nats.NkeyOptionFromSeed(n.nkey)
+		if err != nil {
+			return nil, usagef("--nats-nkey %s: %v", n.nkey, err)
+		}
+		opts = append(opts, opt)
 	}
 	if n.tlsCA != "" {
 		opts = append(opts, nats.RootCAs(n.tlsCA))
@@ -46,4 +73,20 @@ func (n *natsFlags) options() ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(n.tlsCert, n.tlsKey))
 	}
 	return opts, nil
+}
+
+// loopbackOnly reports whether every server of a NATS URL list is on this
+// machine.
+func loopbackOnly(urls string) bool {
+	for _, raw := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil {
+			return false
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
 }

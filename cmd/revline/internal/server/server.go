@@ -86,6 +86,9 @@ type Addresses struct {
 	HTTPURL string
 	// GatewayURL is "" on a replica without runners.
 	GatewayURL string
+	// ClientIdentity is the nkey seed file clients authenticate with to
+	// the embedded NATS server ("" against an external one).
+	ClientIdentity string
 }
 
 func (c *Config) setDefaults() {
@@ -136,14 +139,29 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger
 	natsURL := cfg.NATSURL
+	var clientSeed string
 	if natsURL == "" {
-		srv, err := embedded.Start(embedded.Config{DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen})
+		serverID, clientID, err := identities(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		srv, err := embedded.Start(embedded.Config{
+			DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen,
+			Users: users(serverID, clientID),
+		})
 		if err != nil {
 			return fmt.Errorf("serve: %w (change it with --nats-listen)", err)
 		}
 		defer shutdownNATS(srv)
 		natsURL = srv.ClientURL()
-		log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"))
+		// Every connection of the server's own uses its identity.
+		asServer, err := nats.NkeyOptionFromSeed(serverID.seedPath)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		cfg.NATSOptions = append(cfg.NATSOptions, asServer)
+		clientSeed = clientID.seedPath
+		log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", clientSeed)
 	}
 	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve")}, cfg.NATSOptions...)...)
 	if err != nil {
@@ -307,7 +325,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.NATSURL == "" {
 		warnIfExposed(log, "embedded NATS", cfg.NATSListen)
 	}
-	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String()}
+	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String(), ClientIdentity: clientSeed}
 	if gatewayListener != nil {
 		addrs.GatewayURL = "http://" + gatewayListener.Addr().String()
 	}

@@ -1,0 +1,103 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+)
+
+// The embedded NATS server accepts only its own identities: anonymous
+// clients are refused, and the client identity sends commands and reads,
+// but cannot write events or outcomes, answer queries, listen to others'
+// commands, or change a stream.
+func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
+	t.Parallel()
+	addrs := serve(t, server.Config{NATSListen: "127.0.0.1:0"})
+	if info, err := os.Stat(addrs.ClientIdentity); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("client identity %s: %v, %v; want a 0600 file", addrs.ClientIdentity, info, err)
+	}
+
+	if nc, err := nats.Connect(addrs.NATSURL); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected")
+	}
+
+	// The client identity works: the CLI finds it with --nats-nkey.
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--nats-nkey", addrs.ClientIdentity)
+	if code != 0 {
+		t.Fatalf("deploy with the client identity: exit %d, %s %s", code, stdout, stderr)
+	}
+
+	asClient, err := nats.NkeyOptionFromSeed(addrs.ClientIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	violations := make(chan error, 10)
+	nc, err := nats.Connect(addrs.NATSURL, asClient, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A refused JetStream request gets no answer: each waits out a context
+	// of its own.
+	refused := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+
+	// Forged event: refused, nothing stored.
+	if _, err := js.Publish(refused(), events.EventSubject("web", events.TypeRevisionCreated), []byte{0x80}); err == nil {
+		t.Error("the client published an event")
+	}
+	// Forged outcome, query impostor, eavesdropper on commands: refused.
+	for _, subject := range []string{"revline.query.apps", events.CommandSubjectPrefix + ">"} {
+		if _, err := nc.SubscribeSync(subject); err != nil {
+			t.Fatal(err)
+		}
+		expectViolation(t, violations, subject)
+	}
+	if err := nc.Publish(events.OutcomeSubject("0193f1c2-0000-7000-8000-000000000001"), []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "revline.outcomes")
+	// Streams cannot be changed or deleted.
+	if err := js.DeleteStream(refused(), events.EventStreamName); err == nil {
+		t.Error("the client deleted the event stream")
+	}
+	if _, err := js.UpdateStream(refused(), jetstream.StreamConfig{Name: commandbus.OutcomeStreamName, Subjects: []string{"revline.outcomes.>"}, MaxMsgs: 1}); err == nil {
+		t.Error("the client updated the outcome stream")
+	}
+	info, err := js.Stream(context.Background(), events.EventStreamName)
+	if err != nil {
+		t.Fatalf("the event stream is gone: %v", err)
+	}
+	if cfg := info.CachedInfo().Config; cfg.MaxMsgs > 0 || !cfg.DenyDelete {
+		t.Errorf("the event stream's configuration changed: %+v", cfg)
+	}
+}
+
+func expectViolation(t *testing.T, violations <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-violations:
+		if !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(err.Error(), "Permissions Violation") {
+			t.Errorf("%s: %v, want a permissions violation", what, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("%s: allowed, want a permissions violation", what)
+	}
+}
