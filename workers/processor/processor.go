@@ -114,6 +114,12 @@ func (c Config) Validate() error {
 	if c.Store == nil {
 		errs = append(errs, errors.New("processor: Store is required"))
 	}
+	if c.AckWait < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("processor: AckWait must be at least 100ms, got %s", c.AckWait))
+	}
+	if c.ProcessTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("processor: ProcessTimeout must be positive, got %s", c.ProcessTimeout))
+	}
 	return errors.Join(errs...)
 }
 
@@ -131,7 +137,10 @@ type Processor struct {
 // outcome is recorded, and no other command of the same app is decided
 // until it is acknowledged; so a command whose events are stored but whose
 // outcome is not (the processor died in between) is always among the
-// app's latest, and a few entries bound the memory this needs.
+// app's latest, and a few entries bound the memory this needs. (A
+// processor that stalls past the ack wait while another takes the command
+// over sees the log move under it, and then looks the outcome up again:
+// see decide.)
 const recentCommands = 16
 
 // appCache is the processor's cached view of one app, so that a command
@@ -253,17 +262,20 @@ func (p *Processor) handle(msg *message.Message) error {
 // could not be processed now (the store is unreachable) and should be
 // retried; an *events.UnreadableEventError means it never can be.
 func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, int, error) {
-	recorded, found, err := p.outcomes.Lookup(ctx, cmd.CommandID)
+	stored, found, err := p.outcomes.Lookup(ctx, cmd.CommandID)
 	if err != nil {
 		return events.Outcome{}, 0, err
 	}
 	if found {
-		recorded.Duplicate = true
-		return recorded, 0, nil
+		stored.Duplicate = true
+		return stored, 0, nil
 	}
-	outcome, appended, err := p.decide(ctx, cmd)
+	outcome, appended, recordedMeanwhile, err := p.decide(ctx, cmd)
 	if err != nil {
 		return events.Outcome{}, 0, err
+	}
+	if recordedMeanwhile {
+		return outcome, 0, nil
 	}
 	// Only now may the command be acknowledged: a crash before this line
 	// redelivers it, and decide finds its events by causation id.
@@ -291,42 +303,65 @@ func (p *Processor) record(ctx context.Context, o events.Outcome, contentType st
 	return stored, nil
 }
 
-// decide decides cmd on the app's state and appends its events.
-func (p *Processor) decide(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, int, error) {
+// decide decides cmd on the app's state and appends its events. recorded
+// is true when the outcome it returns is one another processor recorded
+// meanwhile.
+func (p *Processor) decide(ctx context.Context, cmd events.CommandEnvelope) (o events.Outcome, appended int, recorded bool, err error) {
 	cache := p.cache(cmd.App)
 	cache.mu.Lock()
 	defer cache.mu.Unlock()
 	assignIDs(&cmd)
+	// moved is set once another writer is seen to have appended to the app
+	// while this command was being decided. Normally no other command of
+	// the app is decided before this one is acknowledged; but a processor
+	// that stalled past the ack wait (a pause, a lost connection) finds
+	// that another one took the command over, decided it, and went on to
+	// later ones. Its outcome is then the one recorded: look again.
+	moved := false
 	for range maxAttempts {
-		if err := p.refresh(ctx, cmd.App, cache); err != nil {
-			return events.Outcome{}, 0, err
+		// A cold cache is read after the outcome was looked up: what it
+		// reads may come from a processor that decided this command since.
+		loaded, err := p.refresh(ctx, cmd.App, cache)
+		if err != nil {
+			return events.Outcome{}, 0, false, err
 		}
+		moved = moved || loaded
 		if done, ok := cache.accepted(cmd.CommandID); ok {
 			done.CommandType, done.Duplicate = cmd.Type, true
-			return done, 0, nil
+			return done, 0, false, nil
 		}
-		evs, err := aggregates.Decide(cache.state, cmd.Command, p.cfg.Now())
-		if err != nil {
+		if moved {
+			stored, found, err := p.outcomes.Lookup(ctx, cmd.CommandID)
+			if err != nil {
+				return events.Outcome{}, 0, false, err
+			}
+			if found {
+				stored.Duplicate = true
+				return stored, 0, true, nil
+			}
+			moved = false
+		}
+		evs, refusal := aggregates.Decide(cache.state, cmd.Command, p.cfg.Now())
+		if refusal != nil {
 			// A refusal is not checked by an append: make sure it was not
 			// decided on a cache another replica has moved past.
-			moved, lerr := p.catchUp(ctx, cmd.App, cache)
-			if lerr != nil {
-				return events.Outcome{}, 0, lerr
+			if moved, err = p.catchUp(ctx, cmd.App, cache); err != nil {
+				return events.Outcome{}, 0, false, err
 			}
 			if moved {
 				continue
 			}
-			return rejection(cmd, err), 0, nil
+			return rejection(cmd, refusal), 0, false, nil
 		}
 		envs := p.envelopes(cmd, evs)
 		res, err := p.cfg.Store.Append(ctx, cmd.App, cache.state.Version, envs)
 		if errors.Is(err, events.ErrConflict) || (err == nil && res.Duplicate) {
-			cache.loaded = false // another writer moved on: read what it wrote
+			cache.loaded, moved = false, true // another writer moved on: read what it wrote
 			continue
 		}
 		if err != nil {
 			cache.loaded = false // the append may or may not have landed
-			return events.Outcome{}, 0, fmt.Errorf("process %s for %q: %w", cmd.Type, cmd.App, err)
+			return events.Outcome{}, 0, false, fmt.Errorf("process %s for %q: %w", cmd.Type, cmd.App, err)
 		}
 		for i := range envs {
 			envs[i].Sequence = res.FirstSequence + uint64(i)
@@ -334,9 +369,9 @@ func (p *Processor) decide(ctx context.Context, cmd events.CommandEnvelope) (eve
 		}
 		done, _ := cache.accepted(cmd.CommandID)
 		done.CommandType = cmd.Type
-		return done, len(envs), nil
+		return done, len(envs), false, nil
 	}
-	return events.Outcome{}, 0, fmt.Errorf("process %s for %q: still conflicting after %d attempts", cmd.Type, cmd.App, maxAttempts)
+	return events.Outcome{}, 0, false, fmt.Errorf("process %s for %q: still conflicting after %d attempts", cmd.Type, cmd.App, maxAttempts)
 }
 
 // assignIDs gives a deploy or rollout the id it creates, once per
@@ -396,16 +431,17 @@ func (p *Processor) cache(app string) *appCache {
 	return c
 }
 
-// refresh brings the cache up to date when it is not known to be.
-func (p *Processor) refresh(ctx context.Context, app string, c *appCache) error {
+// refresh brings the cache up to date when it is not known to be, and
+// reports whether it read the log to do so.
+func (p *Processor) refresh(ctx context.Context, app string, c *appCache) (bool, error) {
 	if c.loaded {
-		return nil
+		return false, nil
 	}
 	if _, err := p.catchUp(ctx, app, c); err != nil {
-		return err
+		return false, err
 	}
 	c.loaded = true
-	return nil
+	return true, nil
 }
 
 // catchUp folds in events appended since the cache was last brought up to

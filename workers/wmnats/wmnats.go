@@ -203,8 +203,9 @@ func KeepInProgress(nc *nats.Conn, interval time.Duration) message.HandlerMiddle
 					case <-done:
 						return
 					case <-ticker.C:
-						// A lost progress ack only risks a redelivery, which
-						// handlers are idempotent against.
+						// A lost progress ack only risks a redelivery to
+						// another handler while this one still works; the
+						// command processor is built to tell (see its decide).
 						_ = nc.Publish(reply, ackProgress)
 					}
 				}
