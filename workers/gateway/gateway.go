@@ -12,13 +12,13 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +60,10 @@ type Backend struct {
 	RevisionID string
 	// Addr is host:port, where the runner listens.
 	Addr string
+	// MaxMultiplexing is its revision's max_multiplexing: it holds while
+	// the runner serves for a revision that is no longer current (during
+	// a rolling switch); the route's holds for the current one.
+	MaxMultiplexing int
 }
 
 // Config configures a Gateway.
@@ -108,7 +112,6 @@ func (c Config) Validate() error {
 type Gateway struct {
 	cfg   Config
 	proxy *httputil.ReverseProxy
-	mux   *http.ServeMux
 
 	mu       sync.Mutex
 	apps     map[string]*app
@@ -165,12 +168,6 @@ func New(cfg Config) (*Gateway, error) {
 		ErrorHandler: g.proxyError,
 		ErrorLog:     slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	g.mux = http.NewServeMux()
-	g.mux.HandleFunc("/apps/{app}/{path...}", g.serveApp)
-	g.mux.HandleFunc("/apps/{app}", g.serveApp)
-	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		problem(w, http.StatusNotFound, "not_found", "the gateway serves /apps/{app}/{path}")
-	})
 	return g, nil
 }
 
@@ -312,8 +309,19 @@ func (g *Gateway) Load(appName string) Load {
 	return out
 }
 
-// ServeHTTP implements http.Handler.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler: /apps/{app}/{path...} goes to a
+// runner of app. The path is split by hand, not by an http.ServeMux, which
+// would redirect a path it cleans (turning a POST into a GET for many
+// clients) and decode the app's segment before it is split off.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/apps/")
+	if !ok {
+		problem(w, http.StatusNotFound, "not_found", "the gateway serves /apps/{app}/{path}")
+		return
+	}
+	app, path, _ := strings.Cut(rest, "/")
+	g.serveApp(w, r, app, "/"+path)
+}
 
 func (g *Gateway) app(name string) *app {
 	a, ok := g.apps[name]
@@ -372,7 +380,6 @@ func (b *backend) startDraining() {
 // all (a rolling switch is starting its runners), one of another revision.
 // It returns nil when every candidate is busy or none exists.
 func (a *app) pick() *backend {
-	limit := max(a.route.MaxMultiplexing, 1)
 	var current, others []*backend
 	for _, b := range a.backends {
 		if b.draining {
@@ -388,7 +395,7 @@ func (a *app) pick() *backend {
 	if len(current) == 0 {
 		candidates = others
 	}
-	free := slices.DeleteFunc(candidates, func(b *backend) bool { return len(b.flights) >= limit })
+	free := slices.DeleteFunc(candidates, func(b *backend) bool { return len(b.flights) >= a.limit(b) })
 	if len(free) == 0 {
 		return nil
 	}
@@ -398,6 +405,16 @@ func (a *app) pick() *backend {
 		}
 		return strings.Compare(x.RunnerID, y.RunnerID)
 	})
+}
+
+// limit is how many requests b may handle at once: the route's
+// max_multiplexing for a runner of the current revision (a scale may have
+// changed it), its own revision's for another.
+func (a *app) limit(b *backend) int {
+	if b.RevisionID == a.route.CurrentRevision || b.MaxMultiplexing == 0 {
+		return max(a.route.MaxMultiplexing, 1)
+	}
+	return b.MaxMultiplexing
 }
 
 // Why a proxied request's context ended.
@@ -499,15 +516,22 @@ func (g *Gateway) release(appName string, f *flight) {
 	}
 }
 
+// unblockWrites is how long writes to a client go on once its request was
+// cut or timed out.
+const unblockWrites = time.Second
+
 // requestState travels in the proxied request's context.
 type requestState struct {
 	flight *flight
+	// app and path (escaped) come from the request's path.
+	app, path string
 }
 
 type stateKey struct{}
 
-func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request) {
-	appName := r.PathValue("app")
+// serveApp proxies r to a runner of appName, which receives path (still
+// escaped as the client sent it).
+func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, appName, path string) {
 	if err := events.ValidateAppName(appName); err != nil {
 		problem(w, http.StatusNotFound, "app_not_found", err.Error())
 		return
@@ -553,9 +577,16 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request) {
 		}
 		g.release(appName, f)
 	}()
+	// A cut or timed-out request must end even while its client reads
+	// nothing: a write blocked on a full connection then fails within
+	// unblockWrites, which still leaves time to write the 502 or 504.
+	unblock := context.AfterFunc(ctx, func() {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(unblockWrites))
+	})
+	defer unblock()
 	w.Header().Set(HeaderRunner, f.backend.RunnerID)
 	w.Header().Set(HeaderRevision, f.backend.RevisionID)
-	out := r.WithContext(context.WithValue(ctx, stateKey{}, &requestState{flight: f}))
+	out := r.WithContext(context.WithValue(ctx, stateKey{}, &requestState{flight: f, app: appName, path: path}))
 	out.Header.Set(HeaderRequestID, requestID)
 	g.proxy.ServeHTTP(w, out)
 }
@@ -566,14 +597,15 @@ func rewrite(pr *httputil.ProxyRequest) {
 	state := pr.In.Context().Value(stateKey{}).(*requestState)
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = state.flight.backend.Addr
-	// App names need no escaping, so the prefix is the same in the
-	// decoded and the raw path; the rest is passed on as the client sent it.
-	prefix := "/apps/" + pr.In.PathValue("app")
-	pr.Out.URL.Path = cmp.Or(strings.TrimPrefix(pr.In.URL.Path, prefix), "/")
-	pr.Out.URL.RawPath = strings.TrimPrefix(pr.In.URL.RawPath, prefix)
+	pr.Out.URL.RawPath = state.path
+	if path, err := url.PathUnescape(state.path); err == nil {
+		pr.Out.URL.Path = path
+	} else {
+		pr.Out.URL.Path, pr.Out.URL.RawPath = state.path, ""
+	}
 	pr.Out.Host = ""
 	pr.SetXForwarded()
-	pr.Out.Header.Set("X-Forwarded-Prefix", prefix)
+	pr.Out.Header.Set("X-Forwarded-Prefix", "/apps/"+state.app)
 }
 
 // proxyError answers a request the runner did not answer.

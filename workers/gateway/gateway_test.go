@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -403,5 +404,101 @@ func TestBodiesStream(t *testing.T) {
 			next <- struct{}{}
 		}
 		resp.Body.Close()
+	}
+}
+
+// The path after the app's segment reaches the runner as the client wrote
+// it (an escaped slash stays escaped), and the gateway redirects nothing:
+// a POST to a path with "//" stays a POST.
+func TestPathsPassAsWritten(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	f.serveOneRunner(t, gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 4, RequestTimeout: time.Minute})
+	for _, tc := range []struct{ method, path, want string }{
+		{http.MethodGet, "/apps/web/a%2Fb", "path=/a/b "},
+		{http.MethodPost, "/apps/web//x", "path=//x "},
+		{http.MethodGet, "/apps/web/../etc", "path=/../etc "},
+	} {
+		req, _ := http.NewRequestWithContext(testContext(t), tc.method, f.url+tc.path, nil)
+		req.URL.Opaque = tc.path // send it exactly so
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), tc.want) || !strings.Contains(string(body), "method="+tc.method) {
+			t.Errorf("%s %s: %d %q, want %q", tc.method, tc.path, resp.StatusCode, body, tc.want)
+		}
+	}
+	if resp, body := get(t, f.url+"/apps/w%65b/x"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an escaped app name: %d %s, want 404", resp.StatusCode, body)
+	}
+}
+
+// A client that stops reading a large answer cannot hold a runner: Drop
+// still cuts its request and returns.
+func TestDropDoesNotWaitForAClientThatStopsReading(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	var written atomic.Int64
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 8192 { // 512 MiB, far more than the connections buffer
+			n, err := w.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(big.Close)
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 4, RequestTimeout: time.Minute})
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r1", RevisionID: "rev-1", Addr: strings.TrimPrefix(big.URL, "http://")})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /apps/web/big HTTP/1.1\r\nHost: x\r\n\r\n")
+	// Never read: the runner's writes stall once the buffers are full.
+	last := int64(-1)
+	eventually(t, "the answer stalls", func() bool {
+		now := written.Load()
+		stalled := now > 1<<20 && now == last
+		last = now
+		return stalled
+	})
+	dropped := make(chan int, 1)
+	go func() { dropped <- f.gw.Drop("web", "r1") }()
+	select {
+	case n := <-dropped:
+		if n != 1 {
+			t.Errorf("Drop counted %d, want the one stalled request", n)
+		}
+	case <-testContext(t).Done():
+		t.Fatalf("Drop still waits for the stalled request; in flight: %v", f.gw.Load("web").InFlight)
+	}
+}
+
+// During a rolling switch the old revision's runners keep their own
+// max_multiplexing, not the new revision's.
+func TestOldRevisionKeepsItsMaxMultiplexing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	old := newRunner(t)
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 1, RequestTimeout: time.Minute})
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "old", RevisionID: "rev-1", Addr: old.addr(), MaxMultiplexing: 1})
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-2", MaxMultiplexing: 8, RequestTimeout: time.Minute})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(old.release)
+	for range 2 {
+		wg.Go(func() { get(t, f.url+"/apps/web/hold") })
+	}
+	old.waitStarted(t, 1)
+	eventually(t, "the second request queued", func() bool { return f.gw.Load("web").Queued == 1 })
+	if n := f.gw.Load("web").InFlight["old"]; n != 1 {
+		t.Fatalf("the old runner has %d requests, want its own limit of 1", n)
 	}
 }

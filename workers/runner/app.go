@@ -45,8 +45,10 @@ type appWorker struct {
 	runners map[string]*runner // live processes by runner id
 	drains  sync.WaitGroup     // background drains in progress
 
-	// recheck wakes the loop when the next keep-alive may have run out.
-	recheck *time.Timer
+	// recheck wakes the loop when the next keep-alive may have run out,
+	// at recheckAt.
+	recheck   *time.Timer
+	recheckAt time.Time
 	// restarting holds the runners of the current revision that crashed and
 	// wait out their back-off (reported crash_backoff), by runner id: each
 	// comes back under its own id, as a restarted container does.
@@ -261,7 +263,7 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, wh
 		}
 		return nil, errors.Join(err, killErr)
 	}
-	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: proc.RunnerID(), RevisionID: rev.ID, Addr: proc.Addr()})
+	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: proc.RunnerID(), RevisionID: rev.ID, Addr: proc.Addr(), MaxMultiplexing: rev.Code.MaxMultiplexing})
 	return r, a.report(ctx, r, events.RunnerIdle, "")
 }
 
@@ -361,9 +363,8 @@ func (a *appWorker) converge(ctx context.Context) error {
 	}
 	current := a.live(a.state.Current)
 	for i := len(current) + len(a.restarting); i < desired; i++ {
-		if wait := time.Until(a.nextStart); wait > 0 {
-			time.AfterFunc(wait, a.wake)
-			return nil
+		if time.Until(a.nextStart) > 0 {
+			return nil // backing off: backOff scheduled the pass that goes on
 		}
 		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], startReason(a.state.Runtime, i), ""); err != nil {
 			reason, failed := runnerFailure(err)
@@ -374,7 +375,7 @@ func (a *appWorker) converge(ctx context.Context) error {
 			return nil
 		}
 	}
-	if len(current) >= a.floor {
+	if len(current) >= min(a.floor, a.state.Runtime.MaxConcurrency) {
 		a.floor = 0 // the capacity is back: demand decides from here
 	}
 	if !serving {
@@ -418,9 +419,15 @@ func (a *appWorker) keepCapacity() {
 	}
 }
 
-// wakeAfter schedules a pass after d (a keep-alive running out), replacing
-// the one scheduled before. Only the loop calls it.
+// wakeAfter makes sure a pass comes within d (a keep-alive running out):
+// one timer per app, never put off by a later request for one. Only the
+// loop calls it.
 func (a *appWorker) wakeAfter(d time.Duration) {
+	at := time.Now().Add(d)
+	if a.recheck != nil && a.recheckAt.After(time.Now()) && !a.recheckAt.After(at) {
+		return // an earlier pass is due already
+	}
+	a.recheckAt = at
 	if a.recheck == nil {
 		a.recheck = time.AfterFunc(d, a.wake)
 		return
@@ -442,9 +449,8 @@ func (a *appWorker) restartCrashed(ctx context.Context, serving bool) error {
 			}
 			continue
 		}
-		if wait := time.Until(a.nextStart); wait > 0 {
-			time.AfterFunc(wait, a.wake)
-			return nil
+		if time.Until(a.nextStart) > 0 {
+			return nil // backing off: backOff scheduled the pass that goes on
 		}
 		delete(a.restarting, id)
 		if _, err := a.startReady(ctx, a.state.Revisions[revisionID], "restart after a crash", id); err != nil {
@@ -528,10 +534,16 @@ func (a *appWorker) forgetLostRunners(ctx context.Context) error {
 		return err
 	}
 	lost := a.untracked()
+	lostCurrent := 0
 	for _, id := range lost {
 		if a.logAlive[id] == a.state.Current {
-			a.floor++ // a restart does not lower the capacity either
+			lostCurrent++
 		}
+	}
+	// A restart does not lower the capacity either (counted once, however
+	// often this pass is retried).
+	a.floor = max(a.floor, len(a.live(a.state.Current))+lostCurrent)
+	for _, id := range lost {
 		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.logAlive[id], State: events.RunnerTerminated, Reason: "lost when the server restarted"}
 		if _, err := a.send(ctx, cmd, id); err != nil {
 			return err

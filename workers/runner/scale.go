@@ -71,7 +71,11 @@ func planScaleDown(runners []string, desired int, p events.RuntimeParams, idleSi
 		plan.stop = expired[:min(excess, len(expired))]
 	}
 	if len(runners)-len(plan.stop) > p.MinConcurrency {
-		plan.recheck = max(recheck, time.Millisecond)
+		plan.recheck = max(recheck, minRecheck)
 	}
 	return plan
 }
+
+// minRecheck bounds how often the worker looks again for keep-alives that
+// ran out: with keep_alive 0 and busy runners it would otherwise spin.
+const minRecheck = 250 * time.Millisecond

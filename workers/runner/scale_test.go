@@ -93,6 +93,10 @@ func TestPlanScaleDown(t *testing.T) {
 			wantStop:  []string{"a"}, wantReason: reasonKeepAlive, wantRecheck: 10 * time.Second,
 		},
 		{
+			name: "keep_alive 0 with a busy runner is looked at again, but not at once", runners: []string{"a", "b"}, desired: 1, p: params(0, 10, 0, 0),
+			idleSince: map[string]time.Time{"b": ago(0)}, wantStop: []string{"b"}, wantReason: reasonKeepAlive, wantRecheck: minRecheck,
+		},
+		{
 			name: "above max_concurrency, the newest stop at once, busy or not", runners: []string{"a", "b", "c", "d"}, desired: 2, p: params(0, 2, 0, 60),
 			idleSince: map[string]time.Time{}, wantStop: []string{"c", "d"}, wantReason: reasonMaxConcurrency,
 		},

@@ -205,7 +205,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	gw, err := gateway.New(gateway.Config{Logger: log.With("component", "gateway")})
 	if err != nil {
-		return err
+		return fmt.Errorf("serve: %w", err)
 	}
 	worker, err := runner.New(runner.Config{
 		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Commands: bus,
@@ -303,7 +303,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 		var servers sync.WaitGroup
 		servers.Go(func() { _ = httpServer.Shutdown(shutdownCtx) })
-		servers.Go(func() { _ = gatewayServer.Shutdown(shutdownCtx) })
+		servers.Go(func() {
+			if gatewayServer.Shutdown(shutdownCtx) != nil {
+				_ = gatewayServer.Close() // streams still open at the grace's end
+			}
+		})
 		servers.Wait()
 		stopWorker()
 		workers.Wait()
