@@ -23,3 +23,8 @@ lint:
 
 fmt:
 	gofmt -w .
+
+## walkthrough: run the README's walkthrough against a fresh serve and print the transcript
+.PHONY: walkthrough
+walkthrough:
+	bash scripts/walkthrough.sh
