@@ -206,6 +206,9 @@ const (
 	// history holds an event this build cannot decode: nothing can be
 	// decided on a history that cannot be read.
 	CodeAppHistoryUnreadable = "app_history_unreadable"
+	// CodeInternalError refuses a command the server failed on (a bug);
+	// the command also goes to the dead letters.
+	CodeInternalError = "internal_error"
 )
 
 // DecodeCommandMsg decodes a command from its subject, headers and payload.

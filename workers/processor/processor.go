@@ -230,6 +230,7 @@ func (p *Processor) handle(msg *message.Message) error {
 		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", msg.Metadata.Get(wmnats.MetadataSubject), "error", err)
 		return permanentError{err}
 	}
+	defer p.answerPanic(ctx, cmd)
 	outcome, appended, err := p.Process(ctx, cmd)
 	var unreadable *events.UnreadableEventError
 	if errors.As(err, &unreadable) {
@@ -252,6 +253,32 @@ func (p *Processor) handle(msg *message.Message) error {
 	}
 	p.cfg.OnOutcome(OutcomeParams{Outcome: outcome, Duration: time.Since(start), EventsAppended: appended})
 	return nil
+}
+
+// answerPanic, deferred, gives a command the processor panicked on an
+// outcome before the panic goes on (to the Recoverer, and the command to
+// the dead letters): its client would otherwise wait in vain. The outcome
+// is the acceptance if the command's events were appended, else an
+// internal_error rejection; an outcome recorded already stands.
+func (p *Processor) answerPanic(ctx context.Context, cmd events.CommandEnvelope) {
+	recovered := recover()
+	if recovered == nil {
+		return
+	}
+	o := events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected,
+		Code: events.CodeInternalError, Message: fmt.Sprintf("the server failed on this command: %v", recovered)}
+	cache := p.cache(cmd.App)
+	if cache.mu.TryLock() {
+		if done, ok := cache.accepted(cmd.CommandID); ok {
+			o = done
+		}
+		cache.mu.Unlock()
+	}
+	o.Message = aggregates.FitText(o.Message, aggregates.MaxReasonBytes)
+	if _, err := p.record(ctx, o, cmd.ContentType); err != nil {
+		p.cfg.Logger.Error("recording the outcome of a command the processor panicked on", "command_id", cmd.CommandID, "error", err)
+	}
+	panic(recovered)
 }
 
 // Process decides one command, appends its events and records its outcome,

@@ -406,3 +406,33 @@ func TestOutcomeLogKeepsTheFirstOutcome(t *testing.T) {
 		t.Fatalf("lookup: %+v, %v, %v", got, found, err)
 	}
 }
+
+// panickingStore panics when it loads app "boom": a bug in the processor's
+// path, as a test can cause one.
+type panickingStore struct{ *events.JetStreamStore }
+
+func (s panickingStore) Load(ctx context.Context, app string, after uint64) ([]events.Envelope, error) {
+	if app == "boom" {
+		panic("boom")
+	}
+	return s.JetStreamStore.Load(ctx, app, after)
+}
+
+// A command the processor panics on still gets an outcome (and a dead
+// letter), so that its client does not wait in vain; others carry on.
+func TestCommandThatPanicsIsAnswered(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: panickingStore{b.store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runProcessor(t, p)
+	o := b.execute(t, deploy("boom"))
+	if o.Status != events.OutcomeRejected || o.Code != events.CodeInternalError || !strings.Contains(o.Message, "boom") {
+		t.Fatalf("outcome of a command the processor panicked on: %+v", o)
+	}
+	if o := b.execute(t, deploy("fine")); o.Status != events.OutcomeAccepted {
+		t.Fatalf("the next command: %+v", o)
+	}
+}
