@@ -123,6 +123,7 @@ type Gateway struct {
 type app struct {
 	route    Route
 	known    bool // a route was set
+	expected bool // the control plane knows the app and will set its route
 	backends map[string]*backend
 	queued   int
 	// changed is closed (and replaced) whenever a slot frees or the
@@ -178,6 +179,15 @@ func (g *Gateway) SetRoute(appName string, r Route) {
 	a := g.app(appName)
 	a.route, a.known = r, true
 	a.notify()
+}
+
+// Expect tells the gateway that app exists and its route is coming (the
+// runner worker calls it for every app at start-up): until then requests
+// for it get 503 app_starting with Retry-After, not 404.
+func (g *Gateway) Expect(appName string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.app(appName).expected = true
 }
 
 // Route returns the route the gateway has for app, and whether it has one.
@@ -443,7 +453,10 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 		}
 	}()
 	a, ok := g.apps[appName]
-	if !ok || !a.known {
+	switch {
+	case ok && a.expected && !a.known:
+		return nil, &errUnavailable{http.StatusServiceUnavailable, "app_starting", fmt.Sprintf("app %q is starting: its runners are not known yet", appName)}
+	case !ok || !a.known:
 		return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
 	}
 	queued := false
@@ -557,7 +570,7 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, appName, path
 	}
 	f, unavailable := g.acquire(ctx, appName, cancel)
 	if unavailable != nil {
-		if unavailable.status == http.StatusServiceUnavailable && unavailable.code == "queue_full" {
+		if unavailable.code == "queue_full" || unavailable.code == "app_starting" {
 			w.Header().Set("Retry-After", "1")
 		}
 		if unavailable.status != 499 {

@@ -165,6 +165,7 @@ func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
 	f := newFixture(t, gateway.Config{})
 	f.gw.SetRoute("sleepy", gateway.Route{CurrentRevision: "rev-1", Suspended: true, MaxMultiplexing: 1, RequestTimeout: time.Minute})
 	f.gw.SetRoute("fresh", gateway.Route{MaxMultiplexing: 1, RequestTimeout: time.Minute})
+	f.gw.Expect("booting")
 	for _, tc := range []struct {
 		path   string
 		status int
@@ -175,6 +176,7 @@ func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
 		{"/elsewhere", http.StatusNotFound, "not_found"},
 		{"/apps/sleepy/x", http.StatusServiceUnavailable, "app_suspended"},
 		{"/apps/fresh/x", http.StatusServiceUnavailable, "no_current_revision"},
+		{"/apps/booting/x", http.StatusServiceUnavailable, "app_starting"},
 	} {
 		resp, body := get(t, f.url+tc.path)
 		if resp.StatusCode != tc.status || !strings.Contains(body, `"code":"`+tc.code+`"`) || resp.Header.Get("Content-Type") != "application/problem+json" {

@@ -60,6 +60,8 @@ type Traffic interface {
 	Load(app string) gateway.Load
 	// OnDemand registers what to call when an app is short of runners.
 	OnDemand(fn func(app string))
+	// Expect announces an app whose route comes with its first pass.
+	Expect(app string)
 }
 
 // Config configures a Worker.
@@ -170,6 +172,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.cfg.Traffic.OnDemand(w.Wake)
 	for _, app := range apps {
+		w.cfg.Traffic.Expect(app)
 		w.Wake(app)
 	}
 	err = w.follow(ctx)
