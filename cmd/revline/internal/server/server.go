@@ -56,6 +56,11 @@ type Config struct {
 	// HTTPAllowedHosts are host names the HTTP API answers to besides
 	// localhost and IP addresses.
 	HTTPAllowedHosts []string
+	// HTTPReadTimeout bounds reading a whole request of the HTTP API,
+	// headers and body, so that slow senders cannot hold connections;
+	// default 30s. Answers (a deploy waiting for its runner) are not
+	// bounded by it.
+	HTTPReadTimeout time.Duration
 	// GatewayAddr is where the request gateway listens (requests to apps:
 	// /apps/{app}/...); default 127.0.0.1:8081. A replica with NoRunners
 	// runs no gateway.
@@ -97,6 +102,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.HTTPReadTimeout == 0 {
+		c.HTTPReadTimeout = 30 * time.Second
 	}
 	if c.GatewayAddr == "" {
 		c.GatewayAddr = "127.0.0.1:8081"
@@ -257,7 +265,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: HTTP listen on %s (change it with --http-addr): %w", cfg.HTTPAddr, err)
 	}
-	httpServer := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	httpServer := &http.Server{
+		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
 	// The gateway has no read or write timeout: uploads, streamed answers
 	// and long requests are the runners' business, bounded by each app's
 	// request_timeout.

@@ -3,6 +3,9 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -99,5 +102,26 @@ func expectViolation(t *testing.T, violations <-chan error, what string) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Errorf("%s: allowed, want a permissions violation", what)
+	}
+}
+
+// A client that sends its request body slowly does not hold a connection
+// of the HTTP API for long: the server gives up on it after the read
+// timeout.
+func TestHTTPAPIDropsSlowSenders(t *testing.T) {
+	t.Parallel()
+	addrs := serve(t, server.Config{NATSListen: "127.0.0.1:0", HTTPReadTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(addrs.HTTPURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/apps/web/rollout HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The server closes the connection (after a 400 or nothing at all).
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("the connection stayed open: %v", err)
 	}
 }
