@@ -1,9 +1,13 @@
 package events
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // OutcomeStatus says what became of a command.
@@ -41,6 +45,40 @@ type Outcome struct {
 	RevisionID string `msgpack:"revision_id,omitempty" json:"revision_id,omitempty"`
 	// RolloutID names the rollout a rollout command started.
 	RolloutID string `msgpack:"rollout_id,omitempty" json:"rollout_id,omitempty"`
+	// Fingerprint identifies the command this outcome answers (see
+	// Fingerprint): the same command id sent with another command is then
+	// told apart and refused (CodeIdempotencyKeyReused).
+	Fingerprint string `msgpack:"fingerprint,omitempty" json:"fingerprint,omitempty"`
+}
+
+// CodeIdempotencyKeyReused refuses a command whose id (idempotency key) was
+// used before for a different command: the first one's outcome stands, and
+// the second has no effect.
+const CodeIdempotencyKeyReused = "idempotency_key_reused"
+
+// Fingerprint identifies a command by its app, type and fields, however
+// it was encoded (msgpack or JSON, fields in any order).
+func Fingerprint(cmd CommandEnvelope) string {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetSortMapKeys(true)
+	_ = enc.Encode(cmd.Command) // commands are plain structs: this does not fail
+	sum := sha256.Sum256(append([]byte(cmd.App+"\x00"+cmd.Type+"\x00"), buf.Bytes()...))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Answers reports whether the stored outcome o answers cmd, rather than
+// another command sent with the same id. Outcomes recorded before
+// fingerprints existed answer any command.
+func (o Outcome) Answers(cmd CommandEnvelope) bool {
+	return o.Fingerprint == "" || o.Fingerprint == Fingerprint(cmd)
+}
+
+// ReusedKey is the refusal of cmd, sent with the id of the command that o
+// answers.
+func ReusedKey(cmd CommandEnvelope) Outcome {
+	return Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: OutcomeRejected, Code: CodeIdempotencyKeyReused,
+		Message: fmt.Sprintf("command id (idempotency key) %s was used before for another command; that one's outcome stands: send this command with another key", cmd.CommandID)}
 }
 
 // Err returns a *Rejection for a rejected outcome and nil otherwise.

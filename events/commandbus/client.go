@@ -67,8 +67,15 @@ func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (event
 	// answer is then the outcome stored the first time. A new command's
 	// outcome cannot be stored yet, so the first look is at the subscription.
 	o, err := c.await(ctx, cmd.CommandID, sub, ack.Duplicate)
-	o.Duplicate = o.Duplicate || (err == nil && ack.Duplicate)
-	return o, err
+	if err != nil {
+		return events.Outcome{}, err
+	}
+	if !o.Answers(cmd) {
+		// The id was another command's: its outcome is not this one's.
+		return events.ReusedKey(cmd), nil
+	}
+	o.Duplicate = o.Duplicate || ack.Duplicate
+	return o, nil
 }
 
 // Await waits for the outcome of a command sent earlier, which may already

@@ -235,7 +235,7 @@ func (p *Processor) handle(msg *message.Message) error {
 	var unreadable *events.UnreadableEventError
 	if errors.As(err, &unreadable) {
 		p.cfg.Logger.Error("command refused: the app's history cannot be read", "app", cmd.App, "command_id", cmd.CommandID, "error", err)
-		o := events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected, Code: events.CodeAppHistoryUnreadable, Message: err.Error()}
+		o := events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected, Code: events.CodeAppHistoryUnreadable, Message: err.Error(), Fingerprint: events.Fingerprint(cmd)}
 		if o, err = p.record(ctx, o, cmd.ContentType); err != nil {
 			return err
 		}
@@ -245,8 +245,9 @@ func (p *Processor) handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	if outcome.Duplicate {
-		// Recorded before: clients waiting for it (a retry) hear it again.
+	if outcome.Duplicate || outcome.Code == events.CodeIdempotencyKeyReused {
+		// Recorded before (or another command's): the client waiting for
+		// it hears it, and nothing is stored.
 		if err := p.outcomes.Announce(outcome, cmd.ContentType); err != nil {
 			return err
 		}
@@ -275,6 +276,7 @@ func (p *Processor) answerPanic(ctx context.Context, cmd events.CommandEnvelope)
 		cache.mu.Unlock()
 	}
 	o.Message = aggregates.FitText(o.Message, aggregates.MaxReasonBytes)
+	o.Fingerprint = events.Fingerprint(cmd)
 	if _, err := p.record(ctx, o, cmd.ContentType); err != nil {
 		p.cfg.Logger.Error("recording the outcome of a command the processor panicked on", "command_id", cmd.CommandID, "error", err)
 	}
@@ -294,6 +296,9 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 		return events.Outcome{}, 0, err
 	}
 	if found {
+		if !stored.Answers(cmd) {
+			return events.ReusedKey(cmd), 0, nil
+		}
 		stored.Duplicate = true
 		return stored, 0, nil
 	}
@@ -306,6 +311,7 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 	}
 	// Only now may the command be acknowledged: a crash before this line
 	// redelivers it, and decide finds its events by causation id.
+	outcome.Fingerprint = events.Fingerprint(cmd)
 	final, err := p.record(ctx, outcome, cmd.ContentType)
 	if err != nil {
 		return events.Outcome{}, 0, err

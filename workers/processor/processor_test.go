@@ -436,3 +436,38 @@ func TestCommandThatPanicsIsAnswered(t *testing.T) {
 		t.Fatalf("the next command: %+v", o)
 	}
 }
+
+// A command id (idempotency key) reused for a different command is
+// refused, whether JetStream's dedupe window drops it (the client tells)
+// or the processor sees it (it tells): the first command's outcome stands
+// and the second has no effect.
+func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	p := b.startProcessor(t)
+	first := deploy("web")
+	if o := b.execute(t, first); o.Status != events.OutcomeAccepted {
+		t.Fatalf("first: %+v", o)
+	}
+	other := deploy("web")
+	other.Command = events.Deploy{Command: "something else"}
+	other.CommandID = first.CommandID
+	// Within the dedupe window: JetStream drops it, the client compares.
+	if o := b.execute(t, other); o.Status != events.OutcomeRejected || o.Code != events.CodeIdempotencyKeyReused {
+		t.Fatalf("reused key, client side: %+v", o)
+	}
+	// Past it: the processor sees the command and compares.
+	o, appended, err := p.Process(testContext(t), other)
+	if err != nil || appended != 0 || o.Status != events.OutcomeRejected || o.Code != events.CodeIdempotencyKeyReused {
+		t.Fatalf("reused key, processor side: %+v, %d appended, %v", o, appended, err)
+	}
+	// The same command again is still its first outcome.
+	again, _, err := p.Process(testContext(t), first)
+	if err != nil || again.Status != events.OutcomeAccepted || !again.Duplicate {
+		t.Fatalf("the first command again: %+v %v", again, err)
+	}
+	history, err := b.store.Load(testContext(t), "web", 0)
+	if err != nil || len(history) != 1 {
+		t.Fatalf("%d events stored (%v), want the first deploy's only", len(history), err)
+	}
+}
