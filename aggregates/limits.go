@@ -100,6 +100,12 @@ func checkText(field, s string, max int) error {
 	return nil
 }
 
+// UnsafeRune reports whether r must not reach a terminal as it is: a
+// control character other than tab, a line or paragraph separator, or a
+// bidirectional formatting character. Free text in commands may not hold
+// one, and whoever prints text from elsewhere (runner output) escapes it.
+func UnsafeRune(r rune) bool { return forbiddenRune(r) != "" }
+
 // forbiddenRune names the kind of character r is if free text may not hold
 // it, or returns "".
 func forbiddenRune(r rune) string {

@@ -4,8 +4,9 @@ import (
 	"io"
 	"os"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/revline/revline/aggregates"
 )
 
 const (
@@ -111,10 +112,10 @@ func escapeLine(s string) string {
 		case r == utf8.RuneError && size == 1:
 			b.WriteString(`\x`)
 			b.WriteString(hex2(s[i]))
-		case forbidden(r) && r < 0x100:
+		case aggregates.UnsafeRune(r) && r < 0x100:
 			b.WriteString(`\x`)
 			b.WriteString(hex2(byte(r)))
-		case forbidden(r):
+		case aggregates.UnsafeRune(r):
 			b.WriteString(`\u`)
 			b.WriteString(hex2(byte(r >> 8)))
 			b.WriteString(hex2(byte(r)))
@@ -128,22 +129,9 @@ func escapeLine(s string) string {
 
 func needsEscape(s string) bool {
 	for _, r := range s {
-		if r == utf8.RuneError || forbidden(r) {
+		if r == utf8.RuneError || aggregates.UnsafeRune(r) {
 			return true
 		}
-	}
-	return false
-}
-
-// forbidden reports whether r may not appear in a reason as it is.
-func forbidden(r rune) bool {
-	switch {
-	case r == '\t':
-		return false
-	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
-		return true
-	case '\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
-		return true
 	}
 	return false
 }

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -204,7 +204,7 @@ func (p *logPrinter) finish() {
 // characters that could make a terminal show other text than what is
 // there.
 func escapeLog(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || unsafeRune(r) }) {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || aggregates.UnsafeRune(r) }) {
 		return s
 	}
 	var b strings.Builder
@@ -213,9 +213,9 @@ func escapeLog(s string) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unsafeRune(r) && r < 0x100:
+		case aggregates.UnsafeRune(r) && r < 0x100:
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case unsafeRune(r):
+		case aggregates.UnsafeRune(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[i : i+size])
@@ -223,17 +223,4 @@ func escapeLog(s string) string {
 		i += size
 	}
 	return b.String()
-}
-
-// unsafeRune reports whether r may not reach a terminal as it is.
-func unsafeRune(r rune) bool {
-	switch {
-	case r == '\t':
-		return false
-	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
-		return true
-	case '\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
-		return true
-	}
-	return false
 }
