@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/gateway"
 )
 
@@ -223,23 +224,10 @@ func TestFullQueueGets503WithRetryAfter(t *testing.T) {
 	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // takes the one slot
 	r.waitStarted(t, 1)
 	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // waits in the queue
-	eventually(t, "one request queued", func() bool { return f.gw.Load("web").Queued == 1 })
+	testsupport.Eventually(testContext(t), t, "one request queued", func() bool { return f.gw.Load("web").Queued == 1 })
 	resp, body := get(t, f.url+"/apps/web/x")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "queue_full") {
 		t.Fatalf("over the queue limit: %d %v %s", resp.StatusCode, resp.Header, body)
-	}
-}
-
-// eventually polls cond until it holds, failing the test at its deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx := testContext(t)
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting until %s", what)
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
 }
 
@@ -465,7 +453,7 @@ func TestDropDoesNotWaitForAClientThatStopsReading(t *testing.T) {
 	fmt.Fprintf(conn, "GET /apps/web/big HTTP/1.1\r\nHost: x\r\n\r\n")
 	// Never read: the runner's writes stall once the buffers are full.
 	last := int64(-1)
-	eventually(t, "the answer stalls", func() bool {
+	testsupport.Eventually(testContext(t), t, "the answer stalls", func() bool {
 		now := written.Load()
 		stalled := now > 1<<20 && now == last
 		last = now
@@ -499,7 +487,7 @@ func TestOldRevisionKeepsItsMaxMultiplexing(t *testing.T) {
 		wg.Go(func() { get(t, f.url+"/apps/web/hold") })
 	}
 	old.waitStarted(t, 1)
-	eventually(t, "the second request queued", func() bool { return f.gw.Load("web").Queued == 1 })
+	testsupport.Eventually(testContext(t), t, "the second request queued", func() bool { return f.gw.Load("web").Queued == 1 })
 	if n := f.gw.Load("web").InFlight["old"]; n != 1 {
 		t.Fatalf("the old runner has %d requests, want its own limit of 1", n)
 	}

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/gateway"
 )
 
@@ -97,7 +97,7 @@ func serving(t *testing.T, n int) (*stack, *eventLog) {
 	if n != events.DefaultCodeParams().MaxMultiplexing {
 		s.execute(t, "web", multiplexing(n))
 	}
-	eventuallyTrue(t, fmt.Sprintf("the gateway knows max_multiplexing %d", n), func() bool {
+	testsupport.Eventually(testContext(t), t, fmt.Sprintf("the gateway knows max_multiplexing %d", n), func() bool {
 		route, _ := s.gw.Route("web")
 		return route.MaxMultiplexing == n
 	})
@@ -166,7 +166,7 @@ func TestForceRolloutRecordsTheRequestsItDropped(t *testing.T) {
 			statuses <- status
 		})
 	}
-	eventuallyTrue(t, "3 requests in flight", func() bool {
+	testsupport.Eventually(testContext(t), t, "3 requests in flight", func() bool {
 		n := 0
 		for _, c := range s.gw.Load("web").InFlight {
 			n += c
@@ -214,18 +214,6 @@ func TestRunnerNeverGetsMoreThanMaxMultiplexing(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "peak=2") {
 		t.Fatalf("runner stats %q, want a peak of 2", body)
-	}
-}
-
-func eventuallyTrue(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx := testContext(t)
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting until %s", what)
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
 }
 
