@@ -12,6 +12,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/runner"
 )
 
 // Files of the embedded server's identities, in <data dir>/auth (mode
@@ -19,6 +20,7 @@ import (
 const (
 	authDir        = "auth"
 	serverSeedFile = "server.nk"
+	querySeedFile  = "query.nk"
 	// ClientSeedFile is the clients' identity: the CLI and any NATS client
 	// authenticate with it (nats.NkeyOptionFromSeed, `nats --nkey`).
 	ClientSeedFile = "client.nk"
@@ -59,46 +61,75 @@ func loadIdentity(path string) (identity, error) {
 	return identity{seedPath: path, publicKey: public}, nil
 }
 
-// identities returns the server's identity and the clients', made on the
-// first start.
-func identities(dataDir string) (serverID, clientID identity, err error) {
-	dir := filepath.Join(dataDir, authDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return identity{}, identity{}, fmt.Errorf("serve: %w", err)
-	}
-	if serverID, err = loadIdentity(filepath.Join(dir, serverSeedFile)); err != nil {
-		return identity{}, identity{}, fmt.Errorf("serve: %w", err)
-	}
-	if clientID, err = loadIdentity(filepath.Join(dir, ClientSeedFile)); err != nil {
-		return identity{}, identity{}, fmt.Errorf("serve: %w", err)
-	}
-	return serverID, clientID, nil
+// identities are the embedded server's nkey users.
+type identities struct {
+	server, query, client identity
 }
 
-// users are the embedded server's only identities: the server's own, with
-// every right, and the clients', which may send commands, hear their
-// outcomes, ask queries and read the event log, but not write events or
-// outcomes, answer queries, see others' commands, or change a stream.
-func users(serverID, clientID identity) []*server.NkeyUser {
+// loadIdentities returns the server's identities and the clients', made
+// on the first start.
+func loadIdentities(dataDir string) (identities, error) {
+	dir := filepath.Join(dataDir, authDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return identities{}, fmt.Errorf("serve: %w", err)
+	}
+	var ids identities
+	for file, id := range map[string]*identity{serverSeedFile: &ids.server, querySeedFile: &ids.query, ClientSeedFile: &ids.client} {
+		loaded, err := loadIdentity(filepath.Join(dir, file))
+		if err != nil {
+			return identities{}, fmt.Errorf("serve: %w", err)
+		}
+		*id = loaded
+	}
+	return ids, nil
+}
+
+// serverInboxPrefix is the inbox prefix of the server's own connections:
+// clients may subscribe to _INBOX.> for their own replies, and must not see
+// what JetStream delivers to the server (commands, events, acks).
+const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
+
+// users are the embedded server's only identities:
+//   - the server's own, with every right;
+//   - the query service's, which answers queries but may publish only to
+//     inboxes, so that a query whose reply subject names a Revline subject
+//     (revline.events.>, say) cannot make it write there;
+//   - the clients', which may send commands, hear outcomes, ask queries and
+//     read the event log, but not write events or outcomes, answer queries,
+//     see others' commands or what is delivered to the server, touch the
+//     runner worker's consumer, or change a stream.
+func (ids identities) users() []*server.NkeyUser {
 	js := func(api string) string { return "$JS.API." + api }
+	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
 	return []*server.NkeyUser{
-		{Nkey: serverID.publicKey},
-		{Nkey: clientID.publicKey, Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{
-				events.CommandSubjectPrefix + ">",
-				queryapi.SubjectPrefix + ">",
-				js("INFO"),
-				js("STREAM.INFO.*"),
-				js("STREAM.MSG.GET." + commandbus.OutcomeStreamName),
-				// Reading the event log: direct gets and ordered consumers.
-				js("STREAM.MSG.GET." + events.EventStreamName),
-				js("DIRECT.GET." + events.EventStreamName),
-				js("DIRECT.GET." + events.EventStreamName + ".>"),
-				js("CONSUMER.CREATE." + events.EventStreamName + ".>"),
-				js("CONSUMER.INFO." + events.EventStreamName + ".>"),
-				js("CONSUMER.DELETE." + events.EventStreamName + ".>"),
-				js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".>"),
-			}},
+		{Nkey: ids.server.publicKey},
+		{Nkey: ids.query.publicKey, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"_INBOX.>", serverInboxPrefix + ".>", "$SRV.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{queryapi.SubjectPrefix + ">", "$SRV.>"}},
+		}},
+		{Nkey: ids.client.publicKey, Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{
+				Allow: []string{
+					events.CommandSubjectPrefix + ">",
+					queryapi.SubjectPrefix + ">",
+					js("INFO"),
+					js("STREAM.INFO.*"),
+					js("STREAM.MSG.GET." + commandbus.OutcomeStreamName),
+					// Reading the event log: direct gets and ordered consumers.
+					js("STREAM.MSG.GET." + events.EventStreamName),
+					js("DIRECT.GET." + events.EventStreamName),
+					js("DIRECT.GET." + events.EventStreamName + ".>"),
+					js("CONSUMER.CREATE." + events.EventStreamName + ".>"),
+					js("CONSUMER.INFO." + events.EventStreamName + ".>"),
+					js("CONSUMER.DELETE." + events.EventStreamName + ".>"),
+					js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".>"),
+				},
+				// The runner worker's durable consumer is the server's.
+				Deny: []string{
+					js("CONSUMER.CREATE." + workerConsumer), js("CONSUMER.CREATE." + workerConsumer + ".>"),
+					js("CONSUMER.DELETE." + workerConsumer), js("CONSUMER.MSG.NEXT." + workerConsumer),
+				},
+			},
 			Subscribe: &server.SubjectPermission{Allow: []string{
 				"_INBOX.>",
 				events.OutcomeSubjectPrefix + ">",

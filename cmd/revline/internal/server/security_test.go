@@ -16,6 +16,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/workers/runner"
 )
 
 // The embedded NATS server accepts only its own identities: anonymous
@@ -84,6 +85,51 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 	if _, err := js.UpdateStream(refused(), jetstream.StreamConfig{Name: commandbus.OutcomeStreamName, Subjects: []string{"revline.outcomes.>"}, MaxMsgs: 1}); err == nil {
 		t.Error("the client updated the outcome stream")
 	}
+	// The runner worker's consumer is the server's: not deleted, not changed.
+	if err := js.DeleteConsumer(refused(), events.EventStreamName, runner.ConsumerName); err == nil {
+		t.Error("the client deleted the runner worker's consumer")
+	}
+	if _, err := js.CreateOrUpdateConsumer(refused(), events.EventStreamName, jetstream.ConsumerConfig{Durable: runner.ConsumerName, FilterSubject: "revline.events.nothing.>"}); err == nil {
+		t.Error("the client changed the runner worker's consumer")
+	}
+	// What JetStream delivers to the server is not in the clients' inboxes.
+	if _, err := nc.SubscribeSync("_INBOX_REVLINE_SERVER.>"); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "the server's inboxes")
+	eavesdropper, err := nc.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A query whose reply subject names the event log writes nothing there.
+	before, err := js.Stream(context.Background(), events.EventStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastBefore := before.CachedInfo().State.LastSeq
+	if err := nc.PublishRequest("revline.query.apps", events.EventSubject("web", events.TypeRevisionDeployed), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web2", "--command", runnerBin, "--message", "secret-payload-marker", "--nats-nkey", addrs.ClientIdentity); code != 0 {
+		t.Fatalf("second deploy: exit %d, %s %s", code, stdout, stderr)
+	}
+	for {
+		msg, err := eavesdropper.NextMsg(200 * time.Millisecond)
+		if err != nil {
+			break // nothing more
+		}
+		if strings.Contains(string(msg.Data), "secret-payload-marker") && strings.Contains(string(msg.Data), "command") && msg.Header.Get("Nats-Msg-Id") != "" {
+			t.Errorf("a client's inbox subscription received a command delivered to the server on %s", msg.Subject)
+		}
+	}
+	after, err := js.Stream(context.Background(), events.EventStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if history, err := after.GetMsg(context.Background(), lastBefore+1); err == nil && history.Header.Get(events.HeaderEventType) == "" {
+		t.Errorf("the query service wrote its answer into the event log: %s", history.Data)
+	}
+
 	info, err := js.Stream(context.Background(), events.EventStreamName)
 	if err != nil {
 		t.Fatalf("the event stream is gone: %v", err)

@@ -148,27 +148,36 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	natsURL := cfg.NATSURL
 	var clientSeed string
+	// The query service answers on a connection of its own, which on the
+	// embedded server may publish only to inboxes.
+	queryOptions := cfg.NATSOptions
 	if natsURL == "" {
-		serverID, clientID, err := identities(cfg.DataDir)
+		ids, err := loadIdentities(cfg.DataDir)
 		if err != nil {
 			return err
 		}
 		srv, err := embedded.Start(embedded.Config{
 			DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen,
-			Users: users(serverID, clientID),
+			Users: ids.users(),
 		})
 		if err != nil {
 			return fmt.Errorf("serve: %w (change it with --nats-listen)", err)
 		}
 		defer shutdownNATS(srv)
 		natsURL = srv.ClientURL()
-		// Every connection of the server's own uses its identity.
-		asServer, err := nats.NkeyOptionFromSeed(serverID.seedPath)
+		// Every connection of the server's own uses its identity, and
+		// inboxes that clients cannot subscribe to.
+		asServer, err := nats.NkeyOptionFromSeed(ids.server.seedPath)
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		cfg.NATSOptions = append(cfg.NATSOptions, asServer)
-		clientSeed = clientID.seedPath
+		asQuery, err := nats.NkeyOptionFromSeed(ids.query.seedPath)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		cfg.NATSOptions = append(cfg.NATSOptions, asServer, nats.CustomInboxPrefix(serverInboxPrefix))
+		queryOptions = []nats.Option{asQuery, nats.CustomInboxPrefix(serverInboxPrefix)}
+		clientSeed = ids.client.seedPath
 		log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", clientSeed)
 	}
 	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve")}, cfg.NATSOptions...)...)
@@ -330,7 +339,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := catchUp(ctx, model, logEnd, errs); err != nil {
 		return shutdown(err)
 	}
-	query, err := queryapi.Serve(nc, reader, cfg.Version, queryOpts...)
+	queryConn, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-query")}, queryOptions...)...)
+	if err != nil {
+		return shutdown(fmt.Errorf("serve: query service: connect to NATS: %w", err))
+	}
+	defer func() { _ = queryConn.Drain() }()
+	query, err := queryapi.Serve(queryConn, reader, cfg.Version, queryOpts...)
 	if err != nil {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}
