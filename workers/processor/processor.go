@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -230,7 +231,9 @@ func (p *Processor) handle(msg *message.Message) error {
 		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", msg.Metadata.Get(wmnats.MetadataSubject), "error", err)
 		return permanentError{err}
 	}
-	defer p.answerPanic(ctx, cmd)
+	attempt := &handling{}
+	ctx = context.WithValue(ctx, handlingKey{}, attempt)
+	defer p.answerPanic(ctx, cmd, attempt)
 	outcome, appended, err := p.Process(ctx, cmd)
 	var unreadable *events.UnreadableEventError
 	if errors.As(err, &unreadable) {
@@ -258,29 +261,77 @@ func (p *Processor) handle(msg *message.Message) error {
 
 // answerPanic, deferred, gives a command the processor panicked on an
 // outcome before the panic goes on (to the Recoverer, and the command to
-// the dead letters): its client would otherwise wait in vain. The outcome
-// is the acceptance if the command's events were appended, else an
-// internal_error rejection; an outcome recorded already stands.
-func (p *Processor) answerPanic(ctx context.Context, cmd events.CommandEnvelope) {
+// the dead letters): its client would otherwise wait in vain. The app's
+// cache may be half updated, so it is dropped, and the log says what
+// happened: the acceptance if the command's events are there, else an
+// internal_error rejection. If the log cannot be read, nothing is
+// recorded (a resend is decided again). An outcome recorded already stands.
+func (p *Processor) answerPanic(ctx context.Context, cmd events.CommandEnvelope, attempt *handling) {
 	recovered := recover()
 	if recovered == nil {
 		return
 	}
-	o := events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected,
-		Code: events.CodeInternalError, Message: fmt.Sprintf("the server failed on this command: %v", recovered)}
+	defer panic(recovered)
 	cache := p.cache(cmd.App)
 	if cache.mu.TryLock() {
-		if done, ok := cache.accepted(cmd.CommandID); ok {
-			o = done
-		}
+		cache.loaded, cache.state, cache.recent = false, aggregates.App{Name: cmd.App}, nil
 		cache.mu.Unlock()
 	}
-	o.Message = aggregates.FitText(o.Message, aggregates.MaxReasonBytes)
+	o, known := p.outcomeFromLog(ctx, cmd)
+	if !known && attempt.appending.Load() {
+		p.cfg.Logger.Error("no outcome for a command the processor panicked on: it may have appended events, and its app's log cannot be read", "command_id", cmd.CommandID)
+		return
+	}
+	if !known {
+		// Nothing was appended while handling it: a refusal is the truth.
+		o = events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected, Code: events.CodeInternalError}
+	}
+	if o.Status == events.OutcomeRejected {
+		o.Message = aggregates.FitText(fmt.Sprintf("the server failed on this command: %v", recovered), aggregates.MaxReasonBytes)
+	}
 	o.Fingerprint = events.Fingerprint(cmd)
 	if _, err := p.record(ctx, o, cmd.ContentType); err != nil {
 		p.cfg.Logger.Error("recording the outcome of a command the processor panicked on", "command_id", cmd.CommandID, "error", err)
 	}
-	panic(recovered)
+}
+
+// handling is what the handler of one delivery knows of its command, for
+// answerPanic: whether an append was tried.
+type handling struct{ appending atomic.Bool }
+
+type handlingKey struct{}
+
+// outcomeFromLog reads cmd's app's whole log, without folding it (a fold
+// may be what panicked), and returns the acceptance of cmd if events it
+// caused are there, else an internal_error rejection; known is false if
+// the log cannot be read.
+func (p *Processor) outcomeFromLog(ctx context.Context, cmd events.CommandEnvelope) (o events.Outcome, known bool) {
+	defer func() {
+		if recover() != nil {
+			known = false
+		}
+	}()
+	history, err := p.cfg.Store.Load(ctx, cmd.App, 0)
+	if err != nil {
+		return events.Outcome{}, false
+	}
+	o = events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected, Code: events.CodeInternalError}
+	for _, env := range history {
+		if env.CausationID != cmd.CommandID {
+			continue
+		}
+		if o.Status != events.OutcomeAccepted {
+			o = events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeAccepted, FirstSequence: env.Sequence}
+		}
+		o.LastSequence = env.Sequence
+		switch ev := env.Event.(type) {
+		case events.RevisionCreated:
+			o.RevisionID = ev.RevisionID
+		case events.RolloutRequested:
+			o.RolloutID = ev.RolloutID
+		}
+	}
+	return o, true
 }
 
 // Process decides one command, appends its events and records its outcome,
@@ -387,6 +438,9 @@ func (p *Processor) decide(ctx context.Context, cmd events.CommandEnvelope) (o e
 			return rejection(cmd, refusal), 0, false, nil
 		}
 		envs := p.envelopes(cmd, evs)
+		if attempt, ok := ctx.Value(handlingKey{}).(*handling); ok {
+			attempt.appending.Store(true)
+		}
 		res, err := p.cfg.Store.Append(ctx, cmd.App, cache.state.Version, envs)
 		if errors.Is(err, events.ErrConflict) || (err == nil && res.Duplicate) {
 			cache.loaded, moved = false, true // another writer moved on: read what it wrote

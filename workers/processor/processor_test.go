@@ -418,6 +418,16 @@ func (s panickingStore) Load(ctx context.Context, app string, after uint64) ([]e
 	return s.JetStreamStore.Load(ctx, app, after)
 }
 
+// Append of app "late-boom" stores the events, then panics: the processor
+// fails after its command took effect.
+func (s panickingStore) Append(ctx context.Context, app string, expected uint64, evs []events.Envelope) (events.AppendResult, error) {
+	res, err := s.JetStreamStore.Append(ctx, app, expected, evs)
+	if app == "late-boom" && err == nil {
+		panic("late boom")
+	}
+	return res, err
+}
+
 // A command the processor panics on still gets an outcome (and a dead
 // letter), so that its client does not wait in vain; others carry on.
 func TestCommandThatPanicsIsAnswered(t *testing.T) {
@@ -434,6 +444,16 @@ func TestCommandThatPanicsIsAnswered(t *testing.T) {
 	}
 	if o := b.execute(t, deploy("fine")); o.Status != events.OutcomeAccepted {
 		t.Fatalf("the next command: %+v", o)
+	}
+	// A panic after the append: the command took effect, and says so.
+	late := b.execute(t, deploy("late-boom"))
+	history, err := b.store.Load(testContext(t), "late-boom", 0)
+	if err != nil || len(history) != 1 {
+		t.Fatalf("late-boom history: %d events, %v", len(history), err)
+	}
+	created := history[0].Event.(events.RevisionCreated)
+	if late.Status != events.OutcomeAccepted || late.RevisionID != created.RevisionID || late.LastSequence != history[0].Sequence {
+		t.Fatalf("outcome of a command that took effect before the panic: %+v (stored %s at %d)", late, created.RevisionID, history[0].Sequence)
 	}
 }
 
