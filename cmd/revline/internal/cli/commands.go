@@ -103,7 +103,7 @@ func deployCommand() command {
 			fs.StringVar(&strategy, "strategy", "rolling", "rolling (new runners up before old ones stop) or recreate")
 			fs.StringVar(&d.Message, "message", "", "why this revision exists, shown in list-rev and the audit log")
 			fs.Var(annotations, "annotation", "KEY=VALUE annotation (repeatable)")
-			fs.StringVar(&key, "idempotency-key", "", "a retried deploy with the same key creates no second revision")
+			fs.StringVar(&key, "idempotency-key", "", "a retried deploy with the same key creates no second revision; the retry must be the same deploy (command, message, parameters): another one with the key is refused")
 			fs.BoolVar(&noWait, "no-wait", false, "return once the revision is created, without waiting for its runner")
 		}
 		validate := func() error {

@@ -139,6 +139,8 @@ func statusForCode(code string, def int) int {
 		return http.StatusBadRequest
 	case queryapi.CodeNotCaughtUp, queryapi.CodeRunnerLogsUnavailable:
 		return http.StatusServiceUnavailable
+	case events.CodeInternalError, events.CodeAppHistoryUnreadable:
+		return http.StatusInternalServerError
 	}
 	if strings.HasSuffix(code, "_not_found") {
 		return http.StatusNotFound
