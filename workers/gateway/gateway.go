@@ -78,6 +78,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of idle times; default time.Now.
 	Now func() time.Time
+	// StartingGrace is how long an app announced with Expect answers
+	// "starting" while its route does not come; after it, requests get
+	// 503 app_unavailable without Retry-After. Default 1 min.
+	StartingGrace time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -96,6 +100,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.StartingGrace == 0 {
+		c.StartingGrace = time.Minute
 	}
 }
 
@@ -124,8 +131,10 @@ type app struct {
 	route    Route
 	known    bool // a route was set
 	expected bool // the control plane knows the app and will set its route
-	backends map[string]*backend
-	queued   int
+	// expectedAt is when Expect announced it.
+	expectedAt time.Time
+	backends   map[string]*backend
+	queued     int
 	// changed is closed (and replaced) whenever a slot frees or the
 	// backends change, waking the requests that wait for a runner.
 	changed chan struct{}
@@ -187,7 +196,8 @@ func (g *Gateway) SetRoute(appName string, r Route) {
 func (g *Gateway) Expect(appName string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.app(appName).expected = true
+	a := g.app(appName)
+	a.expected, a.expectedAt = true, g.cfg.Now()
 }
 
 // Route returns the route the gateway has for app, and whether it has one.
@@ -454,8 +464,10 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 	}()
 	a, ok := g.apps[appName]
 	switch {
-	case ok && a.expected && !a.known:
+	case ok && a.expected && !a.known && g.cfg.Now().Sub(a.expectedAt) < g.cfg.StartingGrace:
 		return nil, &errUnavailable{http.StatusServiceUnavailable, "app_starting", fmt.Sprintf("app %q is starting: its runners are not known yet", appName)}
+	case ok && a.expected && !a.known:
+		return nil, &errUnavailable{http.StatusServiceUnavailable, "app_unavailable", fmt.Sprintf("app %q has not come back since the server started (its log may not be readable: see the server's log)", appName)}
 	case !ok || !a.known:
 		return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
 	}

@@ -163,7 +163,8 @@ func TestRequestsReachTheRunnerWithoutThePrefix(t *testing.T) {
 
 func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, gateway.Config{})
+	var clock atomic.Int64 // seconds
+	f := newFixture(t, gateway.Config{Now: func() time.Time { return time.Unix(clock.Load(), 0) }, StartingGrace: time.Minute})
 	f.gw.SetRoute("sleepy", gateway.Route{CurrentRevision: "rev-1", Suspended: true, MaxMultiplexing: 1, RequestTimeout: time.Minute})
 	f.gw.SetRoute("fresh", gateway.Route{MaxMultiplexing: 1, RequestTimeout: time.Minute})
 	f.gw.Expect("booting")
@@ -183,6 +184,11 @@ func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
 		if resp.StatusCode != tc.status || !strings.Contains(body, `"code":"`+tc.code+`"`) || resp.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s, want %d %s", tc.path, resp.StatusCode, body, tc.status, tc.code)
 		}
+	}
+	// An app that never comes back stops saying "starting".
+	clock.Add(61)
+	if resp, body := get(t, f.url+"/apps/booting/x"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "app_unavailable") || resp.Header.Get("Retry-After") != "" {
+		t.Errorf("an app that did not come back: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
 }
 
