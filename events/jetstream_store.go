@@ -248,6 +248,13 @@ func (s *JetStreamStore) loadBatch(ctx context.Context, app string, from, last u
 			break // appended after the load began
 		}
 		env, err := s.registry.DecodeEventMsg(msg.Header, msg.Data, msg.Sequence)
+		if err != nil && msg.Header.Get(HeaderEventType) == "" {
+			// Not an event at all (no event type): something else got
+			// stored on the app's subjects. It is no part of the history,
+			// but keeps its place, for the next append's expected sequence.
+			s.logger.Warn("skipping a message that is not a Revline event", "app", app, "sequence", msg.Sequence, "subject", msg.Subject)
+			env, err = Envelope{App: app, Sequence: msg.Sequence}, nil
+		}
 		if err != nil {
 			return n, &UnreadableEventError{App: app, Sequence: msg.Sequence, Err: err}
 		}

@@ -68,7 +68,8 @@ type Appender interface {
 type AppLoader interface {
 	// Load returns the app's events with a stream sequence above after, in
 	// order. A stored event that cannot be decoded makes it return an
-	// *UnreadableEventError.
+	// *UnreadableEventError; a message with no event type, which is no
+	// event at all, comes with a nil Event, only to keep its sequence.
 	Load(ctx context.Context, app string, after uint64) ([]Envelope, error)
 }
 

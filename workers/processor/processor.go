@@ -548,6 +548,9 @@ func (p *Processor) catchUp(ctx context.Context, app string, c *appCache) (bool,
 // command that caused it among the app's recent commands.
 func (c *appCache) apply(env events.Envelope) {
 	c.state = aggregates.Evolve(c.state, env)
+	if env.Event == nil {
+		return // not an event: it only moves the app's sequence
+	}
 	// A command's events are stored together, so they extend the last entry.
 	if n := len(c.recent); n == 0 || c.recent[n-1].CommandID != env.CausationID {
 		if n == recentCommands {

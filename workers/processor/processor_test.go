@@ -352,6 +352,26 @@ func TestRefusalIsNotDecidedOnAStaleCache(t *testing.T) {
 	}
 }
 
+// A message on an app's subjects that is no event at all (no event type:
+// stored by something else) is skipped, and the app carries on.
+func TestMessageThatIsNoEventIsSkipped(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	b.startProcessor(t)
+	ctx := testContext(t)
+	if o := b.execute(t, deploy("web")); o.Status != events.OutcomeAccepted {
+		t.Fatalf("deploy: %+v", o)
+	}
+	junk := nats.NewMsg(events.EventSubjectPrefix + "web.junk")
+	junk.Data = []byte(`{"stream":"REVLINE_COMMANDS","seq":6}`) // a JetStream ack, say
+	if _, err := b.js.PublishMsg(ctx, junk); err != nil {
+		t.Fatal(err)
+	}
+	if o := b.execute(t, deploy("web")); o.Status != events.OutcomeAccepted {
+		t.Fatalf("command for the app after the junk: %+v", o)
+	}
+}
+
 // An event this build cannot decode in an app's history makes every
 // command for that app a final rejection, at once; other apps carry on.
 func TestUnreadableHistoryRefusesTheAppsCommandsAndOthersFlow(t *testing.T) {
@@ -362,18 +382,20 @@ func TestUnreadableHistoryRefusesTheAppsCommandsAndOthersFlow(t *testing.T) {
 	if o := b.execute(t, deploy("broken")); o.Status != events.OutcomeAccepted {
 		t.Fatalf("deploy: %+v", o)
 	}
-	junk := nats.NewMsg(events.EventSubjectPrefix + "broken.junk")
-	junk.Data = []byte("not an event")
-	if _, err := b.js.PublishMsg(ctx, junk); err != nil {
+	unreadable := nats.NewMsg(events.EventSubject("broken", events.TypeRevisionCreated))
+	unreadable.Header.Set(events.HeaderEventType, events.TypeRevisionCreated)
+	unreadable.Header.Set(events.HeaderSchemaVersion, "99") // from a newer Revline
+	unreadable.Data = []byte{0x80}
+	if _, err := b.js.PublishMsg(ctx, unreadable); err != nil {
 		t.Fatal(err)
 	}
 	cmd := deploy("broken")
 	o := b.execute(t, cmd)
 	if o.Status != events.OutcomeRejected || o.Code != events.CodeAppHistoryUnreadable || strings.Contains(o.Message, "\n") {
-		t.Fatalf("command for the app with junk in its history: %+v", o)
+		t.Fatalf("command for the app with an unreadable event in its history: %+v", o)
 	}
 	if o := b.execute(t, deploy("healthy")); o.Status != events.OutcomeAccepted {
-		t.Fatalf("another app after the junk: %+v", o)
+		t.Fatalf("another app after it: %+v", o)
 	}
 	// The rejection is final: a resend gets it again.
 	again := b.execute(t, cmd)

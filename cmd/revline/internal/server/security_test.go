@@ -130,6 +130,19 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		t.Errorf("the query service wrote its answer into the event log: %s", history.Data)
 	}
 
+	// JetStream answers a command's publish to any reply subject, so the
+	// client can make it store its ack among an app's events: that is no
+	// event, and the app carries on.
+	if err := nc.PublishRequest(events.CommandSubject("zz", "bogus"), events.EventSubject("web", "junk"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "scale", "web", "--keep-alive", "61", "--nats-nkey", addrs.ClientIdentity); code != 0 {
+		t.Fatalf("scale after an ack was stored among the app's events: exit %d, %s %s", code, stdout, stderr)
+	}
+
 	info, err := js.Stream(context.Background(), events.EventStreamName)
 	if err != nil {
 		t.Fatalf("the event stream is gone: %v", err)
