@@ -87,9 +87,9 @@ func NewJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStrea
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stream, err := cfg.JetStream.CreateOrUpdateStream(ctx, eventStreamConfig(cfg.Replicas))
+	stream, err := EnsureStream(ctx, cfg.JetStream, eventStreamConfig(cfg.Replicas))
 	if err != nil {
-		return nil, fmt.Errorf("event store: create stream %s: %w", EventStreamName, err)
+		return nil, fmt.Errorf("event store: %w", err)
 	}
 	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger}, nil
 }

@@ -6,7 +6,6 @@ package commandbus
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,8 +80,8 @@ func streamConfigs(replicas int) []jetstream.StreamConfig {
 // EnsureStreams creates or updates the bus streams.
 func EnsureStreams(ctx context.Context, js jetstream.StreamManager, replicas int) error {
 	for _, cfg := range streamConfigs(max(replicas, 1)) {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		if _, err := events.EnsureStream(ctx, js, cfg); err != nil {
+			return err
 		}
 	}
 	return nil

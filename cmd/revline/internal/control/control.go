@@ -107,6 +107,12 @@ func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts 
 		case events.RevisionDeployed:
 			if ev.RevisionID == res.RevisionID {
 				res.Status, res.Sequence = events.StatusDeployed, env.Sequence
+			}
+		case events.CurrentRevisionSet:
+			// A deployed revision becomes current in the same append: its
+			// sequence is the one to read the deploy's whole effect at.
+			if ev.To == res.RevisionID && res.Status == events.StatusDeployed {
+				res.Sequence = env.Sequence
 				return errSettled
 			}
 		case events.RevisionFailed:
