@@ -275,6 +275,12 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// LastSequence returns the stream sequence of the last event of any app,
+// as the stream leader knows it (0 for an empty log).
+func (s *JetStreamStore) LastSequence(ctx context.Context) (uint64, error) {
+	return s.leaderLastSequence(ctx, EventSubjectPrefix+">")
+}
+
 // leaderLastSequence asks the stream leader (the non-direct API, which a
 // replica does not answer) for the sequence of the last message matching
 // filter, 0 if there is none.

@@ -156,6 +156,10 @@ type Local struct {
 	// Live, optional, adds what the data plane knows now (requests in
 	// flight) to the runner views; without it they show the log alone.
 	Live LiveState
+	// LogEnd, optional, returns the event log's last sequence: a query
+	// without a min_sequence then waits for the model to reach it, so
+	// that every answer shows every write acknowledged before the query.
+	LogEnd func(context.Context) (uint64, error)
 	// Logs, optional, reads the runners' log files (RunnerLogs); without
 	// it, runner log queries are CodeRunnerLogsUnavailable.
 	Logs RunnerLogs
@@ -184,6 +188,15 @@ func withLiveState(runners []projections.RunnerView, inFlight map[string]int) {
 var _ Reader = Local{}
 
 func (l Local) caughtUp(ctx context.Context, seq uint64) error {
+	if seq == 0 && l.LogEnd != nil {
+		// No sequence given: answer as of the log's end now, so that a
+		// client reads what it wrote a moment ago in another call.
+		end, err := l.LogEnd(ctx)
+		if err != nil {
+			return fmt.Errorf("the event log's end: %w", err)
+		}
+		seq = end
+	}
 	if seq == 0 {
 		return nil
 	}

@@ -471,3 +471,29 @@ func TestRunnersShowLiveInFlightRequests(t *testing.T) {
 		t.Fatalf("runners from the log alone: %+v %v", plain.Items, err)
 	}
 }
+
+// With LogEnd, a query without min_sequence answers as of the log's end:
+// a write acknowledged before the query is in its answer.
+func TestQueryWithoutMinSequenceReadsUpToTheLogsEnd(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	end := uint64(len(history()) + 1)
+	local := queryapi.Local{Model: f.model, LogEnd: func(context.Context) (uint64, error) { return end, nil }}
+	answered := make(chan []projections.AppView, 1)
+	go func() {
+		page, err := local.Apps(testContext(t), queryapi.PageRequest{}, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- page.Items
+	}()
+	env := events.NewEnvelope("late", events.RevisionCreated{RevisionID: rev1, Command: "run $PORT", Code: events.DefaultCodeParams(), Runtime: events.DefaultRuntimeParams()}, events.Metadata{Actor: "alice"}, t0)
+	env.Sequence = end
+	if !f.model.Apply(env) {
+		t.Fatal("not applied")
+	}
+	apps := <-answered
+	if !slices.ContainsFunc(apps, func(a projections.AppView) bool { return a.Name == "late" }) {
+		t.Fatalf("apps = %+v, want the one written before the query", apps)
+	}
+}

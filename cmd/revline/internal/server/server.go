@@ -231,7 +231,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	reader := queryapi.Local{Model: model}
+	reader := queryapi.Local{Model: model, LogEnd: func(ctx context.Context) (uint64, error) {
+		return store.LastSequence(ctx)
+	}}
 	// Runner logs are read where the runners run; a replica without them
 	// asks that server over NATS.
 	var runnerLogs queryapi.LogReader = queryapi.NewClient(nc)
