@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -97,8 +98,14 @@ func Serve(nc *nats.Conn, r Reader, version string, opts ...ServeOption) (micro.
 	for name, answer := range endpoints {
 		// Each request is answered on its own goroutine: micro calls an
 		// endpoint's handler one request at a time, and a query waiting
-		// for a min_sequence must not hold up the others.
-		handler := micro.HandlerFunc(func(req micro.Request) { go s.respond(req, name, answer) })
+		// for a min_sequence must not hold up the others. That goroutine
+		// answers on the connection itself: micro reads the request's
+		// state once the handler has returned, so it must not be used
+		// from another goroutine.
+		handler := micro.HandlerFunc(func(req micro.Request) {
+			detached := detachedRequest{nc: nc, reply: req.Reply(), data: slices.Clone(req.Data())}
+			go s.respond(detached, name, answer)
+		})
 		if err := group.AddEndpoint(name, handler); err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("query service: endpoint %s: %w", name, err)
@@ -123,7 +130,46 @@ func pageBudget(maxPayload int64) int {
 	return int(max(maxPayload-replyHeadroom, maxPayload/2))
 }
 
-func (s *service) respond(req micro.Request, name string, answer answerFunc) {
+// request is what respond needs of a query: its body, and ways to answer.
+// micro.Request has them; so has detachedRequest.
+type request interface {
+	Data() []byte
+	Respond(data []byte, opts ...micro.RespondOpt) error
+	Error(code, description string, data []byte, opts ...micro.RespondOpt) error
+}
+
+// detachedRequest answers a query on the connection, as micro would, but
+// from any goroutine.
+type detachedRequest struct {
+	nc    *nats.Conn
+	reply string
+	data  []byte
+}
+
+// Data implements request.
+func (r detachedRequest) Data() []byte { return r.data }
+
+// Respond implements request.
+func (r detachedRequest) Respond(data []byte, _ ...micro.RespondOpt) error {
+	if err := r.nc.Publish(r.reply, data); err != nil {
+		return fmt.Errorf("%w: %w", micro.ErrRespond, err)
+	}
+	return nil
+}
+
+// Error implements request: a micro error reply (its two headers).
+func (r detachedRequest) Error(code, description string, data []byte, _ ...micro.RespondOpt) error {
+	msg := nats.NewMsg(r.reply)
+	msg.Header.Set(micro.ErrorHeader, description)
+	msg.Header.Set(micro.ErrorCodeHeader, code)
+	msg.Data = data
+	if err := r.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("%w: %w", micro.ErrRespond, err)
+	}
+	return nil
+}
+
+func (s *service) respond(req request, name string, answer answerFunc) {
 	var q Request
 	if len(req.Data()) > 0 {
 		if err := json.Unmarshal(req.Data(), &q); err != nil {
@@ -183,7 +229,7 @@ const maxErrorDescription = 1 << 10
 
 // fail answers req with a micro error, and logs when even that cannot be
 // sent: the client then hears nothing until its own deadline.
-func (s *service) fail(req micro.Request, name, code, message string) {
+func (s *service) fail(req request, name, code, message string) {
 	if err := req.Error(code, errorDescription(message), nil); err != nil {
 		s.log.Error("query error reply not sent; the client waits until its deadline", "endpoint", name, "code", code, "error", err)
 	}
