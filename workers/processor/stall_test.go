@@ -18,6 +18,29 @@ type pausingStore struct {
 	entered, release chan struct{}
 }
 
+// stallWhileProcessing starts processing cmd on a processor of its own
+// that stalls in its first read of the log; release lets it go on, and
+// res then receives its outcome.
+func stallWhileProcessing(t *testing.T, b *bus, cmd events.CommandEnvelope) (res <-chan events.Outcome, release func()) {
+	t.Helper()
+	ps := &pausingStore{JetStreamStore: b.store, entered: make(chan struct{}), release: make(chan struct{})}
+	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := ps.entered
+	out := make(chan events.Outcome, 1)
+	go func() {
+		o, _, err := p.Process(testContext(t), cmd)
+		if err != nil {
+			t.Error(err)
+		}
+		out <- o
+	}()
+	<-entered
+	return out, func() { close(ps.release) }
+}
+
 func (s *pausingStore) Load(ctx context.Context, app string, after uint64) ([]events.Envelope, error) {
 	if s.entered != nil {
 		close(s.entered)
@@ -48,29 +71,15 @@ func TestStalledProcessorDoesNotApplyACommandAnotherRefused(t *testing.T) {
 	must(events.CompleteDeploy{RevisionID: v1})
 	v2 := must(events.Deploy{Command: "serve"}).RevisionID
 
-	ps := &pausingStore{JetStreamStore: b.store, entered: make(chan struct{}), release: make(chan struct{})}
-	p1, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: ps})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := events.NewCommand("x", events.DeleteRevision{RevisionID: v1}, alice)
-	entered := ps.entered
-	res := make(chan events.Outcome, 1)
-	go func() {
-		o, _, err := p1.Process(ctx, cmd)
-		if err != nil {
-			t.Error(err)
-		}
-		res <- o
-	}()
-	<-entered
+	res, release := stallWhileProcessing(t, b, cmd)
 	// redelivered to p2: refused (v1 is current), recorded, acked.
 	o, _, err := p2.Process(ctx, cmd)
 	if err != nil || o.Status != events.OutcomeRejected {
 		t.Fatalf("p2: %+v %v", o, err)
 	}
 	must(events.CompleteDeploy{RevisionID: v2}) // next command: v2 current
-	close(ps.release)
+	release()
 	o1 := <-res
 	if o1.Status != events.OutcomeRejected || !o1.Duplicate {
 		t.Errorf("the stalled processor answered %+v, want the recorded refusal", o1)
@@ -94,22 +103,8 @@ func TestStalledProcessorDoesNotApplyACommandTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := &pausingStore{JetStreamStore: b.store, entered: make(chan struct{}), release: make(chan struct{})}
-	p1, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: ps})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := deploy("y")
-	entered := ps.entered
-	res := make(chan events.Outcome, 1)
-	go func() {
-		o, _, err := p1.Process(ctx, cmd)
-		if err != nil {
-			t.Error(err)
-		}
-		res <- o
-	}()
-	<-entered
+	res, release := stallWhileProcessing(t, b, cmd)
 	if o, _, err := p2.Process(ctx, cmd); err != nil || o.Status != events.OutcomeAccepted {
 		t.Fatalf("p2: %+v %v", o, err)
 	}
@@ -118,7 +113,7 @@ func TestStalledProcessorDoesNotApplyACommandTwice(t *testing.T) {
 			t.Fatalf("p2: %+v %v", o, err)
 		}
 	}
-	close(ps.release)
+	release()
 	if o := <-res; o.Status != events.OutcomeAccepted || !o.Duplicate {
 		t.Errorf("the stalled processor answered %+v, want the recorded acceptance", o)
 	}
