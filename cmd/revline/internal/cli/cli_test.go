@@ -135,6 +135,7 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"negative min concurrency", []string{"apps", "scale", "my-app", "--min-concurrency", "-1"}, "negative", "Usage: revline apps scale APP"},
 		{"fractional keep-alive", []string{"apps", "scale", "my-app", "--keep-alive", "1.5s"}, "whole number of seconds", "Usage: revline apps scale APP"},
 		{"max concurrency not a number", []string{"apps", "scale", "my-app", "--max-concurrency", "many"}, "not a whole number", "Usage: revline apps scale APP"},
+		{"scale without a parameter", []string{"apps", "scale", "my-app"}, "at least one parameter", "Usage: revline apps scale APP"},
 		{"yaml output", []string{"apps", "list", "-o", "yaml"}, `output format "yaml"`, "Usage: revline apps list"},
 		{"yaml output, long flag", []string{"apps", "list-rev", "my-app", "--output", "yaml"}, `output format "yaml"`, "Usage: revline apps list-rev APP"},
 		{"zero timeout", []string{"apps", "list", "--timeout", "0s"}, "--timeout must be positive", "Usage: revline apps list"},

@@ -240,7 +240,14 @@ func scaleCommand() command {
 			runtime.register(fs)
 			code.register(fs)
 		}
-		return withClient(e, c, args, 1, extra, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		// Nothing to change is a mistake in the call, told before connecting.
+		validate := func() error {
+			if runtime.overrides().IsZero() && code.overrides().IsZero() {
+				return usagef("give at least one parameter to change, such as --min-concurrency or --keep-alive")
+			}
+			return nil
+		}
+		return withClient(e, c, args, 1, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			if changed := code.overrides(); !changed.IsZero() {
 				fmt.Fprintln(e.stderr, "Warning: --machine-type, --max-multiplexing and --startup-timeout are code parameters of the current revision: they will be reset on the next deployment or set-rev.")
 			}
