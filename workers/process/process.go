@@ -738,3 +738,19 @@ func inheritedEnv() []string {
 	}
 	return env
 }
+
+// closeOnExecListed marks close-on-exec every descriptor above 2 that dir
+// (/proc/self/fd or /dev/fd) lists.
+func closeOnExecListed(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, name := range names {
+		if fd, err := strconv.Atoi(name); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}

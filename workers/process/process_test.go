@@ -417,16 +417,13 @@ func TestSweepOrphans(t *testing.T) {
 	}
 }
 
-// TestSweepOrphansAfterSupervisorCrash kills a supervisor (a helper process)
-// with SIGKILL: Pdeathsig takes its runner's shell down, the shell's child
-// survives, and the next supervisor's sweep kills it.
-func TestSweepOrphansAfterSupervisorCrash(t *testing.T) {
-	t.Parallel()
-	ctx := testContext(t)
-	dir := t.TempDir()
-
-	cmd := exec.CommandContext(ctx, helperBin)
-	cmd.Env = append(os.Environ(), envHelper+"=supervise", envStateDir+"="+dir)
+// startSupervisorHelper starts a supervisor in a helper process, with env
+// added to its environment, and returns it with its runner's shell pid and
+// port once the runner runs.
+func startSupervisorHelper(ctx context.Context, t *testing.T, env ...string) (cmd *exec.Cmd, shell, port int) {
+	t.Helper()
+	cmd = exec.CommandContext(ctx, helperBin)
+	cmd.Env = append(append(os.Environ(), envHelper+"=supervise"), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -435,10 +432,21 @@ func TestSweepOrphansAfterSupervisorCrash(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var shell, port int
 	if _, err := fmt.Fscan(out, &shell, &port); err != nil {
 		t.Fatalf("read from supervisor helper: %v", err)
 	}
+	return cmd, shell, port
+}
+
+// TestSweepOrphansAfterSupervisorCrash kills a supervisor (a helper process)
+// with SIGKILL: Pdeathsig takes its runner's shell down, the shell's child
+// survives, and the next supervisor's sweep kills it.
+func TestSweepOrphansAfterSupervisorCrash(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	dir := t.TempDir()
+
+	cmd, shell, port := startSupervisorHelper(ctx, t, envStateDir+"="+dir)
 	t.Cleanup(func() {
 		if t.Failed() {
 			_ = syscall.Kill(-shell, syscall.SIGKILL)

@@ -3,10 +3,8 @@ package process
 import (
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 
@@ -67,18 +65,7 @@ func closeOnExecAll() {
 	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
 		return
 	}
-	// Before Linux 5.11: one descriptor at a time.
-	dir, err := os.Open("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	defer dir.Close()
-	names, _ := dir.Readdirnames(-1)
-	for _, name := range names {
-		if fd, err := strconv.Atoi(name); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
-		}
-	}
+	closeOnExecListed("/proc/self/fd") // before Linux 5.11: one at a time
 }
 
 // becomeSubreaper makes this process a child subreaper, once: descendants

@@ -4,9 +4,7 @@ package process
 
 import (
 	"errors"
-	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 )
 
@@ -37,19 +35,7 @@ func (s *Supervisor) spawn(_ *Process, newCmd func() *exec.Cmd) (*exec.Cmd, erro
 
 // closeOnExecAll marks every descriptor above 2 close-on-exec (see the Linux
 // version), as listed in /dev/fd.
-func closeOnExecAll() {
-	dir, err := os.Open("/dev/fd")
-	if err != nil {
-		return
-	}
-	defer dir.Close()
-	names, _ := dir.Readdirnames(-1)
-	for _, name := range names {
-		if fd, err := strconv.Atoi(name); err == nil && fd > 2 {
-			syscall.CloseOnExec(fd)
-		}
-	}
-}
+func closeOnExecAll() { closeOnExecListed("/dev/fd") }
 
 func (s *Supervisor) started(*Process) {}
 func (s *Supervisor) forget(*Process)  {}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -223,21 +222,8 @@ func TestSweepFindsEscapedDescendantsAfterCrash(t *testing.T) {
 		command, n := escapingCommand(pidsFile, mode)
 		runnerID := "crashed-" + mode
 
-		cmd := exec.CommandContext(ctx, helperBin)
-		cmd.Env = append(os.Environ(), envHelper+"=supervise", envStateDir+"="+dir, envMode+"="+mode, envRunnerID+"="+runnerID,
+		cmd, shell, port := startSupervisorHelper(ctx, t, envStateDir+"="+dir, envMode+"="+mode, envRunnerID+"="+runnerID,
 			envCommand+"="+command, envPidsFile+"="+pidsFile, envPidsWant+"="+strconv.Itoa(n))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var shell, port int
-		if _, err := fmt.Fscan(out, &shell, &port); err != nil {
-			t.Fatalf("read from supervisor helper: %v", err)
-		}
 		server := serverPID(t, port)
 		pids := waitPids(ctx, t, pidsFile, n)
 		pidFile := filepath.Join(dir, "pids", runnerID+".pid")
