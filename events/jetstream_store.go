@@ -295,7 +295,11 @@ func (s *JetStreamStore) leaderLastSequence(ctx context.Context, filter string) 
 	if prefix == "" {
 		prefix = jetstream.DefaultAPIPrefix
 	}
-	msg, err := s.js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET."+EventStreamName, req)
+	var msg *nats.Msg
+	err = retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		msg, err = s.js.Conn().RequestWithContext(attempt, prefix+"STREAM.MSG.GET."+EventStreamName, req)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("last message of %s: %w", filter, err)
 	}
@@ -341,10 +345,14 @@ const followHeartbeat = time.Second
 
 func (s *JetStreamStore) follow(ctx context.Context, from uint64, filter string, fn FollowFunc) error {
 	from = max(from, 1)
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
+	var cons jetstream.Consumer
+	err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		cons, err = s.stream.OrderedConsumer(attempt, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{filter},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    from,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("ordered consumer from %d: %w", from, err)

@@ -10,30 +10,41 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// streamAttemptTimeout bounds one attempt at creating or updating a
-// stream: on a cluster a JetStream API request can go unanswered while the
-// meta leader changes, and waiting out the whole deadline on it helps
-// nobody.
-const streamAttemptTimeout = 5 * time.Second
+// apiAttemptTimeout bounds one attempt at a JetStream API request that
+// is safe to repeat: on a cluster a request can go unanswered while the
+// meta leader changes (seen in TestServeOnACluster as a consumer create
+// that hung for two minutes), and waiting out the whole deadline on it
+// helps nobody.
+const apiAttemptTimeout = 5 * time.Second
 
 // EnsureStream creates cfg's stream or updates it to cfg, trying again
 // while the JetStream cluster is temporarily unable to (no answer, no meta
 // leader, peers not placed yet) until ctx ends.
 func EnsureStream(ctx context.Context, js jetstream.StreamManager, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	var stream jetstream.Stream
+	err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		stream, err = js.CreateOrUpdateStream(attempt, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	return stream, nil
+}
+
+// retryWhileBusy runs request, each attempt bounded by apiAttemptTimeout,
+// until it succeeds, fails in a way that will not change (see
+// clusterBusy), or ctx ends. request must be safe to repeat.
+func retryWhileBusy(ctx context.Context, request func(attempt context.Context) error) error {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		attempt, cancel := context.WithTimeout(ctx, streamAttemptTimeout)
-		stream, err := js.CreateOrUpdateStream(attempt, cfg)
+		attempt, cancel := context.WithTimeout(ctx, apiAttemptTimeout)
+		err := request(attempt)
 		cancel()
-		if err == nil {
-			return stream, nil
+		if err == nil || !clusterBusy(err) || ctx.Err() != nil {
+			return err
 		}
-		if !clusterBusy(err) || ctx.Err() != nil {
-			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
-		case <-time.After(delay):
+		if pause(ctx, delay) != nil {
+			return err
 		}
 	}
 }

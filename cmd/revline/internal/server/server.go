@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 		clientSeed = ids.client.seedPath
 		log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", clientSeed)
 	}
-	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve")}, cfg.NATSOptions...)...)
+	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve"), logAsyncErrors(log)}, cfg.NATSOptions...)...)
 	if err != nil {
 		return fmt.Errorf("serve: connect to NATS at %s: %w", redactURL(natsURL), err)
 	}
@@ -341,7 +341,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := catchUp(ctx, model, logEnd, errs); err != nil {
 		return shutdown(err)
 	}
-	queryConn, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-query")}, queryOptions...)...)
+	queryConn, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-query"), logAsyncErrors(log)}, queryOptions...)...)
 	if err != nil {
 		return shutdown(fmt.Errorf("serve: query service: connect to NATS: %w", err))
 	}
@@ -419,4 +419,18 @@ func catchUp(ctx context.Context, model *projections.RevisionHistory, end uint64
 func shutdownNATS(srv *server.Server) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
+}
+
+// logAsyncErrors sends a connection's asynchronous errors (a permission
+// violation, a slow consumer) to the server's log instead of nats.go's
+// default print to stderr. A permission violation on the query service's
+// connection is a client that named a subject it may not as a reply.
+func logAsyncErrors(log *slog.Logger) nats.Option {
+	return nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		attrs := []any{"connection", nc.Opts.Name, "error", err}
+		if sub != nil {
+			attrs = append(attrs, "subscription", sub.Subject)
+		}
+		log.Warn("NATS error", attrs...)
+	})
 }
