@@ -27,6 +27,10 @@ type JetStreamStoreConfig struct {
 	Replicas int
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// WriteGate, optional, is asked before every append: while it returns
+	// an error (a StreamGuard's Err), Append refuses with an error
+	// wrapping ErrLogUntrusted and writes nothing.
+	WriteGate func() error
 }
 
 func (c *JetStreamStoreConfig) setDefaults() {
@@ -57,14 +61,15 @@ func (c JetStreamStoreConfig) Validate() error {
 // wildcard expected-last-subject-sequence check, and atomic batches for
 // commands that produce several events.
 type JetStreamStore struct {
-	js       jetstream.JetStream
-	stream   jetstream.Stream
-	registry *Registry
-	logger   *slog.Logger
+	js        jetstream.JetStream
+	stream    jetstream.Stream
+	registry  *Registry
+	logger    *slog.Logger
+	writeGate func() error
 }
 
-// eventStreamConfig is the configuration of the event stream.
-func eventStreamConfig(replicas int) jetstream.StreamConfig {
+// EventStreamConfig is the configuration of the event stream.
+func EventStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        EventStreamName,
 		Description: "Revline event log: the source of truth",
@@ -87,11 +92,11 @@ func NewJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStrea
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stream, err := EnsureStream(ctx, cfg.JetStream, eventStreamConfig(cfg.Replicas))
+	stream, err := EnsureStream(ctx, cfg.JetStream, EventStreamConfig(cfg.Replicas))
 	if err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
-	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger}, nil
+	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger, writeGate: cfg.WriteGate}, nil
 }
 
 // OpenJetStreamStore returns a store on the existing event stream without
@@ -107,7 +112,7 @@ func OpenJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStre
 	if err != nil {
 		return nil, fmt.Errorf("event store: open stream %s: %w", EventStreamName, err)
 	}
-	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger}, nil
+	return &JetStreamStore{js: cfg.JetStream, stream: stream, registry: cfg.Registry, logger: cfg.Logger, writeGate: cfg.WriteGate}, nil
 }
 
 // Append implements Appender.
@@ -120,6 +125,11 @@ func OpenJetStreamStore(ctx context.Context, cfg JetStreamStoreConfig) (*JetStre
 func (s *JetStreamStore) Append(ctx context.Context, app string, expected uint64, events []Envelope) (AppendResult, error) {
 	if err := checkBatch(app, events); err != nil {
 		return AppendResult{}, err
+	}
+	if s.writeGate != nil {
+		if err := s.writeGate(); err != nil {
+			return AppendResult{}, fmt.Errorf("append to app %q: %w", app, asUntrusted(err))
+		}
 	}
 	msgs := make([]*nats.Msg, len(events))
 	for i, env := range events {

@@ -42,8 +42,8 @@ const (
 // "\u003c", six bytes for one); the rest is room for headers.
 const MaxCommandMsgSize = 128 << 10
 
-// streamConfigs returns the configuration of the bus streams.
-func streamConfigs(replicas int) []jetstream.StreamConfig {
+// StreamConfigs returns the configuration of the bus streams.
+func StreamConfigs(replicas int) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
 			Name:        CommandStreamName,
@@ -79,7 +79,7 @@ func streamConfigs(replicas int) []jetstream.StreamConfig {
 
 // EnsureStreams creates or updates the bus streams.
 func EnsureStreams(ctx context.Context, js jetstream.StreamManager, replicas int) error {
-	for _, cfg := range streamConfigs(max(replicas, 1)) {
+	for _, cfg := range StreamConfigs(max(replicas, 1)) {
 		if _, err := events.EnsureStream(ctx, js, cfg); err != nil {
 			return err
 		}

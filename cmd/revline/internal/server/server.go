@@ -74,6 +74,10 @@ type Config struct {
 	// commands and serves reads, another one runs the runners. Several
 	// replicas on one cluster must have at most one running runners.
 	NoRunners bool
+	// StreamCheckInterval is how often the streams' configuration is
+	// compared with what serve gave them (see events.StreamGuard);
+	// default 30s.
+	StreamCheckInterval time.Duration
 	// ShutdownGrace is how long runners get to stop on shutdown; default 10s.
 	ShutdownGrace time.Duration
 	// Version (SemVer) is reported by the query service.
@@ -111,6 +115,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
+	}
+	if c.StreamCheckInterval == 0 {
+		c.StreamCheckInterval = 30 * time.Second
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -191,10 +198,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelSetup()
+	guard := events.NewStreamGuard(js, log, append(commandbus.StreamConfigs(cfg.Replicas), events.EventStreamConfig(cfg.Replicas))...)
+	drifts, err := guard.Inspect(setupCtx)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	for _, drift := range drifts {
+		if !drift.Missing { // a missing stream is a first start
+			log.Warn("a stream's configuration was changed behind Revline's back since the last start; restoring it", "drift", drift.String())
+		}
+	}
 	if err := commandbus.EnsureStreams(setupCtx, js, cfg.Replicas); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log})
+	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log, WriteGate: guard.Err})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -261,6 +278,9 @@ func Run(ctx context.Context, cfg Config) error {
 			if nc.Status() != nats.CONNECTED {
 				return fmt.Errorf("NATS connection is %s", nc.Status())
 			}
+			if err := guard.Err(); err != nil {
+				return err
+			}
 			if at := model.Checkpoint(); at < logEnd {
 				return fmt.Errorf("catching up with the event log (at %d of %d)", at, logEnd)
 			}
@@ -309,6 +329,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	run(&core, "projection", func() error { return projections.Run(coreCtx, store, model) })
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
+	core.Go(func() { guard.Run(coreCtx, cfg.StreamCheckInterval) })
 	if !cfg.NoRunners {
 		run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
 		run(&workers, "gateway", func() error { return gatewayServer.Serve(gatewayListener) })
