@@ -18,9 +18,11 @@ import (
 
 // TestRunnerInheritsNoDescriptors opens descriptors without close-on-exec,
 // as a parent of the server might have left them, and checks that a runner
-// sees only stdin (/dev/null), stdout and stderr (its log).
+// sees only stdin (/dev/null), stdout and stderr (its log). Not parallel:
+// a supervisor starting a runner in another test marks every descriptor of
+// the process close-on-exec, this test's included, before it could check
+// that it starts without.
 func TestRunnerInheritsNoDescriptors(t *testing.T) {
-	t.Parallel()
 	ctx := testContext(t)
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("data"), 0o600); err != nil {

@@ -3,6 +3,7 @@
 package runner_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/internal/testsupport"
@@ -90,7 +92,13 @@ func multiplexing(n int) events.Scale {
 // runner that takes n requests at once.
 func serving(t *testing.T, n int) (*stack, *eventLog) {
 	t.Helper()
-	s := newStack(t)
+	return servingThrough(t, n, gateway.Config{})
+}
+
+// servingThrough is serving with a gateway configured by gwConfig.
+func servingThrough(t *testing.T, n int, gwConfig gateway.Config) (*stack, *eventLog) {
+	t.Helper()
+	s := newStackWithGateway(t, gwConfig)
 	log := s.follow(t, "web")
 	s.startWorker(t)
 	s.deploy(t, log, "web", runnerCommand)
@@ -278,5 +286,129 @@ func TestScaledToZeroAppStartsARunnerForTheFirstRequest(t *testing.T) {
 	status, revision, err := gatewayGet(testContext(t), s, "web", "/")
 	if status != http.StatusOK || revision == "" {
 		t.Fatalf("cold start: %d %q %v", status, revision, err)
+	}
+}
+
+// gatewayDo sends a request for app through the gateway and returns the
+// answer's status, headers and whole body.
+func gatewayDo(t *testing.T, s *stack, method, app, path string, body io.Reader) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), method, s.gwURL+"/apps/"+app+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, path, err)
+	}
+	return resp.StatusCode, resp.Header, string(got)
+}
+
+// A request that finds the app's queue full gets 503 with Retry-After,
+// and one that runs past the app's request_timeout gets 504, from a real
+// runner behind the real gateway.
+func TestAFullQueueAndTimeoutsThroughARealRunner(t *testing.T) {
+	t.Parallel()
+	s, _ := servingThrough(t, 1, gateway.Config{QueueLimit: 1})
+	one := 1
+	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MaxConcurrency: &one}})
+
+	// One request holds the only runner (max_concurrency 1), one waits in
+	// the queue of one: the next is turned away.
+	holdCtx, release := context.WithCancel(testContext(t))
+	var held sync.WaitGroup
+	for range 2 {
+		held.Go(func() { _, _, _ = gatewayGet(holdCtx, s, "web", "/slow?ms=60000") })
+	}
+	testsupport.Eventually(testContext(t), t, "one request runs and one waits", func() bool {
+		load, inFlight := s.gw.Load("web"), 0
+		for _, n := range load.InFlight {
+			inFlight += n
+		}
+		return inFlight == 1 && load.Queued == 1
+	})
+	status, header, body := gatewayDo(t, s, http.MethodGet, "web", "/", nil)
+	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(body, "queue_full") {
+		t.Errorf("a request over the queue: %d Retry-After %q %s, want 503 queue_full with Retry-After", status, header.Get("Retry-After"), body)
+	}
+	release()
+	held.Wait()
+
+	timeout := events.Seconds(1)
+	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{RequestTimeout: &timeout}})
+	testsupport.Eventually(testContext(t), t, "the gateway knows request_timeout 1s", func() bool {
+		route, _ := s.gw.Route("web")
+		return route.RequestTimeout == time.Second
+	})
+	if status, _, body := gatewayDo(t, s, http.MethodGet, "web", "/slow?ms=5000", nil); status != http.StatusGatewayTimeout {
+		t.Fatalf("a request past request_timeout: %d %s, want 504", status, body)
+	}
+}
+
+// A 50 MB upload reaches the runner while the client is still sending it,
+// and a chunked answer reaches the client chunk by chunk: the gateway
+// buffers neither whole.
+func TestBodiesStreamThroughTheGatewayToARealRunner(t *testing.T) {
+	t.Parallel()
+	s, _ := serving(t, 4)
+	uploaded := func() int64 {
+		_, _, stats := gatewayDo(t, s, http.MethodGet, "web", "/stats", nil)
+		var inFlight, peak int
+		var n int64
+		if _, err := fmt.Sscanf(stats, "in_flight=%d peak=%d uploaded=%d", &inFlight, &peak, &n); err != nil {
+			t.Fatalf("runner stats %q: %v", stats, err)
+		}
+		return n
+	}
+
+	const size, first = 50 << 20, 1 << 20
+	body, sender := io.Pipe()
+	answer := make(chan string, 1)
+	go func() {
+		status, _, got := gatewayDo(t, s, http.MethodPost, "web", "/upload", body)
+		answer <- fmt.Sprintf("%d %s", status, strings.TrimSpace(got))
+	}()
+	chunk := make([]byte, 64<<10)
+	write := func(n int) {
+		for ; n > 0; n -= len(chunk) {
+			if _, err := sender.Write(chunk[:min(n, len(chunk))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(first)
+	testsupport.Eventually(testContext(t), t, "the runner reads the upload's first megabyte before the rest is sent", func() bool {
+		return uploaded() >= first
+	})
+	write(size - first)
+	_ = sender.Close()
+	if got, want := <-answer, fmt.Sprintf("200 received=%d", size); got != want {
+		t.Fatalf("upload: %s, want %s", got, want)
+	}
+
+	// Each chunk after the first is written only once the client, having
+	// read the one before, asks for it: a gateway that waited for the
+	// whole answer would wait forever.
+	req, _ := http.NewRequestWithContext(testContext(t), http.MethodGet, s.gwURL+"/apps/web/stream?n=3&gated=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		if i > 0 {
+			if status, _, body := gatewayDo(t, s, http.MethodPost, "web", "/release", nil); status != http.StatusOK {
+				t.Fatalf("release chunk %d: %d %s", i, status, body)
+			}
+		}
+		if line, err := lines.ReadString('\n'); err != nil || line != fmt.Sprintf("chunk %d\n", i) {
+			t.Fatalf("chunk %d: %q %v", i, line, err)
+		}
 	}
 }

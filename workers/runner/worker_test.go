@@ -78,6 +78,12 @@ func testContext(t *testing.T) context.Context {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
+	return newStackWithGateway(t, gateway.Config{})
+}
+
+// newStackWithGateway is newStack with a gateway configured by gwConfig.
+func newStackWithGateway(t *testing.T, gwConfig gateway.Config) *stack {
+	t.Helper()
 	srv := embedded.StartForTest(t)
 	_, js := embedded.ConnectForTest(t, srv)
 	ctx := testContext(t)
@@ -103,7 +109,8 @@ func newStack(t *testing.T) *stack {
 			t.Errorf("processor: %v", err)
 		}
 	})
-	gw, err := gateway.New(gateway.Config{Logger: discard})
+	gwConfig.Logger = discard
+	gw, err := gateway.New(gwConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,11 @@
 // runner id and pid.
 //
 //	GET /slow?ms=N     holds the request open for N milliseconds
-//	GET /stream?n=N    streams N chunks, one every 10 ms, flushing each
-//	GET /stats         in-flight requests now and at most so far
+//	GET /stream?n=N    streams N chunks, one every 10 ms, flushing each;
+//	                   with &gated=1 each chunk after the first waits for
+//	                   a POST /release instead of 10 ms
+//	GET /stats         in-flight requests now and at most so far, and the
+//	                   bytes uploads have read so far
 //	GET /crash         exits with status 3 at once
 //	POST /upload       reads the body and answers its size
 //
@@ -24,6 +27,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -33,6 +37,8 @@ func main() {
 
 	var mu sync.Mutex
 	inFlight, peak := 0, 0
+	var uploaded atomic.Int64
+	release := make(chan struct{})
 	count := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
@@ -61,20 +67,38 @@ func main() {
 	}))
 	mux.HandleFunc("/stream", count(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		gated := r.URL.Query().Get("gated") == "1"
 		for i := range n {
+			if i > 0 && gated {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			} else if i > 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
 			fmt.Fprintf(w, "chunk %d\n", i)
 			w.(http.Flusher).Flush()
-			time.Sleep(10 * time.Millisecond)
 		}
 	}))
+	mux.HandleFunc("POST /release", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case release <- struct{}{}:
+		case <-r.Context().Done():
+		}
+	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(w, "in_flight=%d peak=%d\n", inFlight, peak)
+		fmt.Fprintf(w, "in_flight=%d peak=%d uploaded=%d\n", inFlight, peak, uploaded.Load())
 	})
 	mux.HandleFunc("/crash", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/upload", count(func(w http.ResponseWriter, r *http.Request) {
-		n, err := io.Copy(io.Discard, r.Body)
+		n, err := io.Copy(io.Discard, io.TeeReader(r.Body, writerFunc(func(p []byte) (int, error) {
+			uploaded.Add(int64(len(p)))
+			return len(p), nil
+		})))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -112,3 +136,9 @@ func main() {
 	}
 	<-shutDown
 }
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
+
+// Write implements io.Writer.
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
