@@ -241,6 +241,21 @@ func waitDead(t *testing.T, pids []int) {
 	})
 }
 
+// get returns the body of a GET of the HTTP API's path.
+func (s *serveProcess) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(s.httpURL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	}
+	return string(body)
+}
+
 // gatewayRequest sends a GET for app through the gateway in the
 // background; the channel receives its status (0 if it got none).
 func (s *serveProcess) gatewayRequest(t *testing.T, app, path string) <-chan int {
@@ -389,6 +404,13 @@ func TestBriefScenario(t *testing.T) {
 	}
 	if status := <-inflight; status != http.StatusBadGateway {
 		t.Fatalf("the request in flight during a force rollout got %d, want 502", status)
+	}
+	// Both requests are in the gateway's metrics, with their status.
+	metrics := s.get(t, "/metrics")
+	for _, series := range []string{`revline_gateway_requests_total{app="my-model",code="200"} 1`, `revline_gateway_requests_total{app="my-model",code="502"} 1`} {
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
 	}
 	waitDead(t, afterPIDs)
 	_, forced := s.waitRunners(t, app, rev1, 2)

@@ -82,6 +82,25 @@ type Config struct {
 	// "starting" while its route does not come; after it, requests get
 	// 503 app_unavailable without Retry-After. Default 1 min.
 	StartingGrace time.Duration
+	// Observe, optional, is told about every request once it is answered
+	// (metrics). It runs on the request's goroutine: keep it quick.
+	Observe func(RequestStats)
+}
+
+// RequestStats describes one answered request.
+type RequestStats struct {
+	// App is the app's name, "" for an app the gateway does not know
+	// (so that requests for made-up names cannot grow a metric's labels).
+	App string
+	// Status is the status sent to the client; 499 when the client went
+	// away before an answer.
+	Status int
+	// Duration is from the request's arrival to its answer's end; Waited
+	// is the part spent waiting for a runner slot.
+	Duration, Waited time.Duration
+	// ColdStart is true when the app had no runner taking requests when
+	// the request arrived: it waited for one to start (scaled to zero).
+	ColdStart bool
 }
 
 func (c *Config) setDefaults() {
@@ -159,6 +178,9 @@ type flight struct {
 	backend *backend
 	cancel  context.CancelCauseFunc
 	failed  bool
+	// coldStart: the app had no runner taking requests when the request
+	// arrived.
+	coldStart bool
 }
 
 // New checks cfg and returns a Gateway.
@@ -359,6 +381,16 @@ func (g *Gateway) backend(appName, runnerID string) *backend {
 	return nil
 }
 
+// taking reports whether a runner of the app takes requests.
+func (a *app) taking() bool {
+	for _, b := range a.backends {
+		if !b.draining {
+			return true
+		}
+	}
+	return false
+}
+
 // freeRunners counts the runners taking requests that have none.
 func (a *app) freeRunners() int {
 	n := 0
@@ -471,7 +503,7 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 	case !ok || !a.known:
 		return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
 	}
-	queued := false
+	queued, coldStart := false, !a.taking()
 	defer func() {
 		if queued {
 			a.queued--
@@ -485,7 +517,7 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 			return nil, &errUnavailable{http.StatusServiceUnavailable, "no_current_revision", fmt.Sprintf("app %q has no deployed revision yet", appName)}
 		}
 		if b := a.pick(); b != nil {
-			f := &flight{backend: b, cancel: cancel}
+			f := &flight{backend: b, cancel: cancel, coldStart: coldStart}
 			b.flights[f] = struct{}{}
 			b.idleSince = time.Time{}
 			short = short || a.freeRunners() < a.route.ConcurrencyBuffer
@@ -580,6 +612,11 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, appName, path
 		ctx, stop = context.WithTimeoutCause(ctx, timeout, errRequestTimeout)
 		defer stop()
 	}
+	if g.cfg.Observe != nil {
+		recorder := &statusRecorder{ResponseWriter: w}
+		w = recorder
+		defer g.observe(appName, recorder, time.Now())
+	}
 	f, unavailable := g.acquire(ctx, appName, cancel)
 	if unavailable != nil {
 		if unavailable.code == "queue_full" || unavailable.code == "app_starting" {
@@ -589,6 +626,9 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, appName, path
 			problem(w, unavailable.status, unavailable.code, unavailable.message)
 		}
 		return
+	}
+	if recorder, ok := w.(*statusRecorder); ok {
+		recorder.acquired, recorder.coldStart = time.Now(), f.coldStart
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -651,3 +691,49 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		problem(w, http.StatusBadGateway, "runner_unreachable", "the runner did not answer: "+err.Error())
 	}
 }
+
+// observe reports an answered request to Config.Observe.
+func (g *Gateway) observe(appName string, rec *statusRecorder, arrived time.Time) {
+	stats := RequestStats{Status: rec.status, Duration: time.Since(arrived), ColdStart: rec.coldStart}
+	if stats.Status == 0 {
+		stats.Status = 499 // nothing was written: the client went away
+	}
+	if !rec.acquired.IsZero() {
+		stats.Waited = rec.acquired.Sub(arrived)
+	}
+	g.mu.Lock()
+	if a, ok := g.apps[appName]; ok && a.known {
+		stats.App = appName
+	}
+	g.mu.Unlock()
+	g.cfg.Observe(stats)
+}
+
+// statusRecorder notes the status a request was answered with. Unwrap
+// keeps http.ResponseController (flushes, write deadlines) working
+// through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status    int
+	acquired  time.Time
+	coldStart bool
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 && status >= 200 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// Write implements http.ResponseWriter.
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap returns the wrapped ResponseWriter, for http.ResponseController.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

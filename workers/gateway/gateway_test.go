@@ -498,3 +498,55 @@ func TestOldRevisionKeepsItsMaxMultiplexing(t *testing.T) {
 		t.Fatalf("the old runner has %d requests, want its own limit of 1", n)
 	}
 }
+
+// Every answered request is reported with its status; a request for an
+// app with no runner taking requests is a cold start, with the time it
+// waited for one; requests for unknown apps are reported without the
+// made-up name.
+func TestObserveReportsStatusesAndColdStarts(t *testing.T) {
+	t.Parallel()
+	stats := make(chan gateway.RequestStats, 10)
+	f := newFixture(t, gateway.Config{Observe: func(s gateway.RequestStats) { stats <- s }})
+	next := func() gateway.RequestStats {
+		t.Helper()
+		select {
+		case s := <-stats:
+			return s
+		case <-testContext(t).Done():
+			t.Fatal("no request reported")
+			return gateway.RequestStats{}
+		}
+	}
+
+	if resp, _ := get(t, f.url+"/apps/made-up-name/"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown app: %d", resp.StatusCode)
+	}
+	if s := next(); s.App != "" || s.Status != http.StatusNotFound || s.ColdStart {
+		t.Errorf("unknown app reported as %+v", s)
+	}
+
+	// Scaled to zero: the request waits until a runner comes.
+	f.gw.SetRoute("web", route)
+	answered := make(chan int, 1)
+	go func() {
+		resp, _ := get(t, f.url+"/apps/web/")
+		answered <- resp.StatusCode
+	}()
+	testsupport.Eventually(testContext(t), t, "the request waits in the queue", func() bool { return f.gw.Load("web").Queued == 1 })
+	backend := newRunner(t)
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r1", RevisionID: "rev-1", Addr: backend.addr()})
+	if status := <-answered; status != http.StatusOK {
+		t.Fatalf("cold start: %d", status)
+	}
+	if s := next(); s.App != "web" || s.Status != http.StatusOK || !s.ColdStart || s.Waited <= 0 || s.Duration < s.Waited {
+		t.Errorf("cold start reported as %+v", s)
+	}
+
+	// A runner is up now: no cold start.
+	if resp, _ := get(t, f.url+"/apps/web/"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("warm request: %d", resp.StatusCode)
+	}
+	if s := next(); s.App != "web" || s.Status != http.StatusOK || s.ColdStart {
+		t.Errorf("warm request reported as %+v", s)
+	}
+}

@@ -1,16 +1,19 @@
 // Package metrics exposes Revline's Prometheus metrics: commands by type
-// and outcome, command latency, events appended, and runners by state.
+// and outcome, command latency, events appended, runners by state, and the
+// gateway's requests, waits and cold starts.
 package metrics
 
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -20,6 +23,9 @@ type Metrics struct {
 	commands       *prometheus.CounterVec
 	commandLatency *prometheus.HistogramVec
 	eventsAppended prometheus.Counter
+	requests       *prometheus.CounterVec
+	requestLatency *prometheus.HistogramVec
+	coldStarts     *prometheus.HistogramVec
 }
 
 // New registers the collectors; runners by state are read from model at
@@ -40,10 +46,24 @@ func New(model *projections.RevisionHistory) (*Metrics, error) {
 			Name: "revline_events_appended_total",
 			Help: "Events appended to the event log by this server.",
 		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "revline_gateway_requests_total",
+			Help: "Requests the gateway answered, by app (\"\" for unknown apps) and status code.",
+		}, []string{"app", "code"}),
+		requestLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "revline_gateway_request_duration_seconds",
+			Help:    "Time from a request's arrival at the gateway to the end of its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"app"}),
+		coldStarts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "revline_gateway_cold_start_seconds",
+			Help:    "How long a request that found no runner taking requests (an app scaled to zero) waited for one.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}, []string{"app"}),
 	}
 	runners := prometheus.NewDesc("revline_runners", "Runners known to the read model, by app and state.", []string{"app", "state"}, nil)
 	for _, c := range []prometheus.Collector{
-		m.commands, m.commandLatency, m.eventsAppended,
+		m.commands, m.commandLatency, m.eventsAppended, m.requests, m.requestLatency, m.coldStarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		runnerCollector{desc: runners, model: model},
 	} {
@@ -64,6 +84,16 @@ func (m *Metrics) ObserveOutcome(p processor.OutcomeParams) {
 	m.commands.WithLabelValues(commandType, string(p.Outcome.Status)).Inc()
 	m.commandLatency.WithLabelValues(commandType).Observe(p.Duration.Seconds())
 	m.eventsAppended.Add(float64(p.EventsAppended))
+}
+
+// ObserveRequest records one request answered by the gateway; it is the
+// gateway's Observe hook.
+func (m *Metrics) ObserveRequest(r gateway.RequestStats) {
+	m.requests.WithLabelValues(r.App, strconv.Itoa(r.Status)).Inc()
+	m.requestLatency.WithLabelValues(r.App).Observe(r.Duration.Seconds())
+	if r.ColdStart {
+		m.coldStarts.WithLabelValues(r.App).Observe(r.Waited.Seconds())
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

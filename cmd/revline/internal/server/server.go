@@ -237,7 +237,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	gw, err := gateway.New(gateway.Config{Logger: log.With("component", "gateway")})
+	gw, err := gateway.New(gateway.Config{Logger: log.With("component", "gateway"), Observe: m.ObserveRequest})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
