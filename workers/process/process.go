@@ -367,8 +367,10 @@ func (s *Supervisor) reap(p *Process, cmd *exec.Cmd) {
 	// Stop or Kill deliver SIGKILL in the end, so this terminates.
 	strays := !p.stopping.Load()
 	for s.treeAlive(p) {
-		if strays || p.killRequested.Load() {
+		if strays {
 			s.killTree(p)
+		} else {
+			p.killLeftovers()
 		}
 		time.Sleep(drainPollInterval)
 	}
@@ -692,6 +694,20 @@ func (p *Process) Kill(ctx context.Context) error {
 		return err
 	}
 	return p.wait(ctx)
+}
+
+// killLeftovers kills what still runs of a runner that SIGKILL was
+// requested for. It holds p.mu, like signal, so that signal's own kill
+// comes first and reports truly whether SIGKILL found a process (Stop's
+// forced); without it, this loop could kill the runner first, between
+// signal's request and its kill, and a stop that needed SIGKILL would be
+// reported as not forced.
+func (p *Process) killLeftovers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killRequested.Load() {
+		p.sup.killTree(p)
+	}
 }
 
 // signal marks the runner as stopping and sends sig to its processes, unless

@@ -159,22 +159,27 @@ func (s *Supervisor) track() {
 
 // treeAlive reports whether a process of p's is alive (not a zombie), and
 // reaps those of its zombies that are children of this process. It also
-// reports true, for up to zombieWait, while such a zombie cannot be reaped
-// yet: a zombie thread group leader is reaped only once its last thread has
-// exited, and once p is forgotten its zombies would never be.
+// reports true, for up to zombieWait, while one of its zombies is not
+// reaped yet: a zombie thread group leader is reaped only once its last
+// thread has exited, a zombie whose parent is dying is reparented to this
+// process a moment later, and once p is forgotten its zombies would never
+// be reaped.
 func (s *Supervisor) treeAlive(p *Process) bool {
 	members, ok := s.observe()
 	if !ok {
 		// No /proc: only the process group can be seen; zombies count.
 		return !p.gone.Load() && syscall.Kill(-p.pid, 0) == nil
 	}
-	self := os.Getpid()
 	unreaped := false
 	for _, ps := range members[p] {
 		if !ps.zombie {
 			return true
 		}
-		if ps.ppid == self && ps.pid != p.pid {
+		// A zombie whose parent is another of the runner's dying
+		// processes is not this process's child yet: it becomes one (this
+		// process is their subreaper) once that parent is gone, and must
+		// still be reaped then, before p is forgotten.
+		if ps.pid != p.pid {
 			if cur, err := readStat(ps.pid); err == nil && cur.start == ps.start {
 				unreaped = true
 			}
