@@ -39,7 +39,7 @@ func Summary(env events.Envelope, numbers map[string]int) string {
 		}
 		s := fmt.Sprintf("%s from %s to %s", verb, rev(ev.From), rev(ev.To))
 		if ev.From == "" {
-			s = fmt.Sprintf("%s to %s (first current revision)", strings.TrimSuffix(verb, " from"), rev(ev.To))
+			s = fmt.Sprintf("%s to %s (first current revision)", verb, rev(ev.To))
 		}
 		if len(ev.Inherited) > 0 && ev.From != "" {
 			s += "; runtime parameters kept"
