@@ -91,14 +91,25 @@ func (d *Dashboard) history(ctx context.Context, app string) (history, error) {
 	return h, nil
 }
 
-// lastChange returns the app's last event other than a runner report.
-func (h history) lastChange() (events.Envelope, bool) {
+// lastChangeBy returns who caused the app's last event other than a
+// runner report: the actor of the first event of the same user action
+// (correlation id), so that a deploy's switch, which the runner worker
+// records, is the deployer's.
+func (h history) lastChangeBy() string {
 	for _, env := range slices.Backward(h.events) {
-		if env.Event != nil && env.Type != events.TypeRunnerStateChanged {
-			return env, true
+		if env.Event == nil || env.Type == events.TypeRunnerStateChanged {
+			continue
 		}
+		if env.CorrelationID != "" {
+			for _, first := range h.events {
+				if first.CorrelationID == env.CorrelationID {
+					return first.Actor
+				}
+			}
+		}
+		return env.Actor
 	}
-	return events.Envelope{}, false
+	return ""
 }
 
 // appRow is one app on the apps page.
@@ -152,11 +163,10 @@ func (d *Dashboard) apps(ctx context.Context, r *http.Request) ([]appRow, uint64
 		if err != nil {
 			return nil, 0, err
 		}
-		row := appRow{AppView: app, CurrentNumber: h.numbers[app.CurrentRevision], Status: appStatus(app, revs), Runners: countByState(runners)}
-		if env, ok := h.lastChange(); ok {
-			row.ChangedBy = env.Actor
-		}
-		rows = append(rows, row)
+		rows = append(rows, appRow{
+			AppView: app, CurrentNumber: h.numbers[app.CurrentRevision], Status: appStatus(app, revs),
+			Runners: countByState(runners), ChangedBy: h.lastChangeBy(),
+		})
 	}
 	return rows, at, nil
 }

@@ -182,7 +182,7 @@
   document.addEventListener("click", (e) => {
     const button = e.target.closest("button[data-action]");
     if (!button || !live.contains(button)) return;
-    const rev = button.dataset.revision, label = button.dataset.label;
+    const rev = button.dataset.revision, label = button.dataset.name;
     switch (button.dataset.action) {
     case "rollback":
       open({
