@@ -17,7 +17,8 @@ import (
 
 // TestLiveUpdates keeps a versions page open while the CLI deploys: a
 // slow deploy shows Deploying, then Deployed and Current; a failing one
-// shows Failed with its reason; the page is never reloaded.
+// shows Failed with its reason; a suspend shows Suspended; the page is
+// never reloaded.
 func TestLiveUpdates(t *testing.T) {
 	t.Parallel()
 	s := serve(t)
@@ -53,6 +54,12 @@ func TestLiveUpdates(t *testing.T) {
 	if r := row(t, rows, rev1); r.Current || !r.Rollback {
 		t.Errorf("first revision shows %+v; want Rollback, not current", r)
 	}
+	// Suspended shows on the current revision, and nothing can be rolled
+	// back to meanwhile.
+	if code, stdout, stderr := s.revline("apps", "suspend", "web"); code != 0 {
+		t.Fatalf("suspend: exit %d, %s %s", code, stdout, stderr)
+	}
+	waitFor(t, ctx, "the current revision shows Suspended", slowRow+`.querySelector('.badge-suspended') != null && !document.querySelector('button[data-action=rollback]')`)
 	if !eval[bool](t, ctx, `window.notReloaded === true`) {
 		t.Error("the page was reloaded")
 	}

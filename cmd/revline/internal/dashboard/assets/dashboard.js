@@ -38,8 +38,7 @@
   // Refresh: fetch this page again (as of at least sequence seq) and swap
   // its live region, keeping the focus where it was.
   let refreshing = false, wanted = 0, pending = false;
-  function focusKey() {
-    const el = document.activeElement;
+  function focusKey(el) {
     if (!el || !live.contains(el) || el === live) return null;
     for (const attr of ["data-action", "href"]) {
       if (el.hasAttribute(attr)) {
@@ -65,7 +64,7 @@
         const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
         const fresh = doc.getElementById("live");
         if (!fresh) break;
-        const key = focusKey();
+        const key = focusKey(document.activeElement);
         live.innerHTML = fresh.innerHTML;
         live.dataset.after = fresh.dataset.after;
         if (key) { const el = live.querySelector(key); if (el) el.focus(); }
@@ -121,6 +120,8 @@
   const error = document.getElementById("confirm-error");
   const ok = document.getElementById("confirm-ok");
   const cancel = document.getElementById("confirm-cancel");
+  // opener is the button that opened the dialog, by selector: a live
+  // refresh may have replaced the element meanwhile.
   let opener = null, current = null;
 
   function text(tag, content) {
@@ -129,7 +130,7 @@
     return el;
   }
   function open(spec) {
-    opener = document.activeElement;
+    opener = focusKey(document.activeElement);
     current = spec;
     title.textContent = spec.title;
     body.replaceChildren(...spec.body);
@@ -146,7 +147,8 @@
   cancel.addEventListener("click", () => dialog.close("cancel"));
   dialog.addEventListener("close", () => {
     current = null;
-    if (opener && document.contains(opener)) opener.focus();
+    const el = opener && live.querySelector(opener);
+    if (el) el.focus();
   });
 
   async function post(path, payload) {
