@@ -113,7 +113,7 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	rollback := fmt.Sprintf(`button[data-action=rollback][data-revision=%q]`, rev1)
 	openRollback := func() {
 		t.Helper()
-		do(t, ctx, "click Rollback", chromedp.Click(chromedp.CSS(rollback)))
+		click(t, ctx, rollback)
 		waitFor(t, ctx, "the rollback dialog shows the parameters", `document.getElementById('confirm').open && !!document.querySelector('#preview-params')`)
 	}
 	openRollback()
@@ -135,7 +135,7 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	}
 
 	before := countNotRunner(s.history("web"))
-	do(t, ctx, "click Cancel", chromedp.Click(chromedp.ID("confirm-cancel")))
+	click(t, ctx, "#confirm-cancel")
 	waitFor(t, ctx, "the dialog closes", `!document.getElementById('confirm').open`)
 	if !eval[bool](t, ctx, fmt.Sprintf(`document.activeElement === document.querySelector(%q)`, rollback)) {
 		t.Error("closing the dialog did not give the focus back to the Rollback button")
@@ -148,9 +148,8 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	}
 
 	openRollback()
-	do(t, ctx, "confirm the rollback",
-		chromedp.SendKeys(chromedp.ID("confirm-reason"), "latency regression"),
-		chromedp.Click(chromedp.ID("confirm-ok")))
+	do(t, ctx, "type a reason", chromedp.SendKeys(chromedp.ID("confirm-reason"), "latency regression"))
+	click(t, ctx, "#confirm-ok")
 	confirmed(t, ctx)
 	waitFor(t, ctx, "the rolled-back revision is current", fmt.Sprintf(`!!document.querySelector('#revisions tr[data-revision=%q] .badge-current')`, rev1))
 	set := lastEvent(t, s.history("web"), events.TypeCurrentRevisionSet)
@@ -172,12 +171,12 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 		t.Errorf("delete of the current revision answered %q; want 409 saying it is current", refused)
 	}
 
-	do(t, ctx, "click Delete", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action=delete][data-revision=%q]`, rev2))))
+	click(t, ctx, fmt.Sprintf(`button[data-action=delete][data-revision=%q]`, rev2))
 	waitFor(t, ctx, "the delete dialog opens", `document.getElementById('confirm').open`)
 	if id := eval[string](t, ctx, `document.activeElement.id`); id != "confirm-cancel" {
 		t.Errorf("focus in the delete dialog is on %q; want Cancel", id)
 	}
-	do(t, ctx, "confirm the delete", chromedp.Click(chromedp.ID("confirm-ok")))
+	click(t, ctx, "#confirm-ok")
 	confirmed(t, ctx)
 	waitFor(t, ctx, "the deleted revision leaves the list", fmt.Sprintf(`!document.querySelector('#revisions tr[data-revision=%q]')`, rev2))
 	del := lastEvent(t, s.history("web"), events.TypeRevisionDeleted)

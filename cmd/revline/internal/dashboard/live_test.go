@@ -86,9 +86,9 @@ func TestRunnersAndRollout(t *testing.T) {
 		t.Errorf("uptime hover text %q", uptime)
 	}
 
-	do(t, ctx, "click Rollout", chromedp.Click(chromedp.CSS(`button[data-action=rollout][data-force=false]`)))
+	click(t, ctx, `button[data-action=rollout][data-force=false]`)
 	waitFor(t, ctx, "the rollout dialog opens", `document.getElementById('confirm').open`)
-	do(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm-ok")))
+	click(t, ctx, "#confirm-ok")
 	confirmed(t, ctx)
 	waitFor(t, ctx, "the rollout completes", `document.querySelector('#rollout .badge')?.textContent === 'Completed'`)
 	waitFor(t, ctx, "the runner was replaced", fmt.Sprintf(`!document.querySelector('#runners tr[data-runner=%q]') && document.querySelectorAll('#runners tbody tr').length > 0`, first))

@@ -229,6 +229,16 @@ func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	}
 }
 
+// click focuses and clicks the element sel selects, as a keyboard user
+// does, in one step: a live refresh may replace the element at any time.
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	waitFor(t, ctx, sel+" is on the page", fmt.Sprintf(`!!document.querySelector(%q)`, sel))
+	if !eval[bool](t, ctx, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false; el.focus(); el.click(); return true })()`, sel)) {
+		t.Fatalf("%s left the page before it was clicked", sel)
+	}
+}
+
 // eval returns the value of a JavaScript expression on the page.
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()

@@ -48,11 +48,11 @@ func TestScreenshots(t *testing.T) {
 	waitFor(t, ctx, "live", `document.getElementById('conn').dataset.state === 'live'`)
 	shoot("versions.png")
 
-	do(t, ctx, "rollback dialog", chromedp.Click(chromedp.CSS(`button[data-action=rollback][data-revision="`+rev2+`"]`)))
+	click(t, ctx, `button[data-action=rollback][data-revision="`+rev2+`"]`)
 	waitFor(t, ctx, "the preview", `!!document.querySelector('#preview-params')`)
 	do(t, ctx, "reason", chromedp.SendKeys(chromedp.ID("confirm-reason"), "A100 runs out of memory"))
 	shoot("rollback.png")
-	do(t, ctx, "close", chromedp.Click(chromedp.ID("confirm-cancel")))
+	click(t, ctx, "#confirm-cancel")
 
 	do(t, ctx, "runners page", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/my-model/runners"))
 	waitFor(t, ctx, "runners", `document.querySelectorAll('#runners tbody tr').length > 0`)

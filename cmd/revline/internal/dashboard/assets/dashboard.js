@@ -18,14 +18,14 @@
     if (s < 48 * 3600) return Math.floor(s / 3600) + " h";
     return Math.floor(s / 86400) + " days";
   }
-  function updateTimes() {
+  function updateTimes(root) {
     const now = Date.now();
-    for (const el of document.querySelectorAll("time[data-rel]")) {
+    for (const el of (root || document).querySelectorAll("time[data-rel]")) {
       const d = now - Date.parse(el.getAttribute("datetime"));
       el.textContent = el.dataset.rel === "since" ? roughly(d) : roughly(d) + " ago";
     }
   }
-  setInterval(updateTimes, 15000);
+  setInterval(() => updateTimes(document), 15000);
 
   function say(text, bad) {
     notice.textContent = text;
@@ -64,11 +64,14 @@
         const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
         const fresh = doc.getElementById("live");
         if (!fresh) break;
+        live.dataset.after = fresh.dataset.after;
+        // Most events (a runner's report) change nothing on the page:
+        // leave it alone then, for the focus and screen readers' sake.
+        updateTimes(fresh);
+        if (fresh.innerHTML === live.innerHTML) continue;
         const key = focusKey(document.activeElement);
         live.innerHTML = fresh.innerHTML;
-        live.dataset.after = fresh.dataset.after;
         if (key) { const el = live.querySelector(key); if (el) el.focus(); }
-        updateTimes();
       } while (pending);
     } catch (err) {
       console.warn(err);
