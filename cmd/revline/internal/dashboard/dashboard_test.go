@@ -148,6 +148,10 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	}
 
 	openRollback()
+	// Closed and opened again at once, as a quick user may: the first
+	// close's event arrives after the second open and must not undo it.
+	eval[bool](t, ctx, fmt.Sprintf(`document.getElementById('confirm').close(); document.querySelector(%q).focus(); document.querySelector(%q).click(); true`, rollback, rollback))
+	waitFor(t, ctx, "the reopened dialog shows the parameters", `document.getElementById('confirm').open && !!document.querySelector('#preview-params')`)
 	do(t, ctx, "type a reason", chromedp.SendKeys(chromedp.ID("confirm-reason"), "latency regression"))
 	click(t, ctx, "#confirm-ok")
 	confirmed(t, ctx)

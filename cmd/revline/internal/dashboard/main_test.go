@@ -221,11 +221,20 @@ func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Acti
 	}
 }
 
+// pageState describes the page for a failure message.
+const pageState = `JSON.stringify({
+	url: location.href, live: document.getElementById('conn')?.dataset.state, focus: document.activeElement?.id || document.activeElement?.tagName,
+	dialog: document.getElementById('confirm')?.open, confirmDisabled: document.getElementById('confirm-ok')?.disabled,
+	dialogText: document.getElementById('confirm')?.textContent.replace(/\s+/g, ' ').slice(0, 300),
+	main: document.getElementById('live')?.textContent.replace(/\s+/g, ' ').slice(0, 500),
+})`
+
 // waitFor waits until the JavaScript expression cond is true on the page.
 func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
-		t.Fatalf("waiting until %s (%s): %v", what, cond, err)
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](pageState))
+		t.Fatalf("waiting until %s (%s): %v\npage: %s", what, cond, err, state)
 	}
 }
 

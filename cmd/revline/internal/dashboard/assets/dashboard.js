@@ -149,6 +149,9 @@
   }
   cancel.addEventListener("click", () => dialog.close("cancel"));
   dialog.addEventListener("close", () => {
+    // The close event comes in a task of its own: when the dialog was
+    // opened again meanwhile, it is stale and must not undo the new one.
+    if (dialog.open) return;
     current = null;
     const el = opener && live.querySelector(opener);
     if (el) el.focus();
