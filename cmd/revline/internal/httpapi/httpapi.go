@@ -67,6 +67,9 @@ type Config struct {
 	RunnerLogs queryapi.LogReader
 	// Metrics, optional, is served at /metrics.
 	Metrics http.Handler
+	// Dashboard, optional, is served at / and under /ui/, behind the same
+	// Host and cross-site checks as the API.
+	Dashboard http.Handler
 	// Ready, optional, is asked by /healthz: when it fails, /healthz
 	// answers 503 with the error text.
 	Ready func() error
@@ -134,6 +137,10 @@ func (a *api) routes() {
 		m.Handle("GET /metrics", a.cfg.Metrics)
 	}
 	m.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
+	if a.cfg.Dashboard != nil {
+		m.Handle("GET /{$}", a.cfg.Dashboard)
+		m.Handle("/ui/", a.cfg.Dashboard)
+	}
 
 	m.HandleFunc("GET /v1/apps", a.listApps)
 	m.HandleFunc("GET /v1/apps/{app}/revisions", a.app(a.listRevisions))

@@ -2,7 +2,7 @@
 // the embedded NATS server (unless pointed at an existing one), the event
 // store and bus streams, the command processor, the revision-history
 // projection and its query service, the runner worker with the request
-// gateway in front of its runners, and the HTTP API.
+// gateway in front of its runners, and the HTTP API with the dashboard.
 package server
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/cmd/revline/internal/dashboard"
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/cmd/revline/internal/metrics"
 	"github.com/revline/revline/events"
@@ -269,11 +270,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	logEnd := eventStream.CachedInfo().State.LastSeq
+	ctl := &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"}
+	dash, err := dashboard.New(dashboard.Config{Control: ctl, Reader: reader, Events: store, Logger: log.With("component", "dashboard")})
+	if err != nil {
+		return err
+	}
 	api, err := httpapi.NewHandler(httpapi.Config{
-		Control:    &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"},
+		Control:    ctl,
 		Reader:     reader,
 		RunnerLogs: runnerLogs,
 		Metrics:    m.Handler(),
+		Dashboard:  dash,
 		Ready: func() error {
 			if nc.Status() != nats.CONNECTED {
 				return fmt.Errorf("NATS connection is %s", nc.Status())
@@ -300,6 +307,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 	}
+	httpServer.RegisterOnShutdown(dash.Close) // open pages' live streams end
 	// The gateway has no read or write timeout: uploads, streamed answers
 	// and long requests are the runners' business, bounded by each app's
 	// request_timeout.

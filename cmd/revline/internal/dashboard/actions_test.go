@@ -1,0 +1,77 @@
+package dashboard_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/revline/revline/events"
+)
+
+// post sends a dashboard action as its script does and returns the status
+// and the answer's message or error.
+func post(t *testing.T, url, actor, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if actor != "" {
+		req.Header.Set("X-Revline-Actor", actor)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct{ Message, Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatalf("POST %s answered %d without JSON: %v", url, resp.StatusCode, err)
+	}
+	return resp.StatusCode, answer.Message + answer.Error
+}
+
+// TestActionsWithoutABrowser checks the actions' answers and actors, and
+// the rollback preview's refusal, over plain HTTP.
+func TestActionsWithoutABrowser(t *testing.T) {
+	t.Parallel()
+	s := serve(t)
+	rev1, _ := s.deploy("web", runnerBin)
+	base := s.addrs.HTTPURL + "/ui/apps/web"
+
+	if code, msg := post(t, base+"/rollout", "bob", `{"force": true}`); code != http.StatusOK || !strings.Contains(msg, "Force rollout") {
+		t.Fatalf("rollout answered %d %q", code, msg)
+	}
+	if req := lastEvent(t, s.history("web"), events.TypeRolloutRequested); req.Actor != "bob" || !req.Event.(events.RolloutRequested).Force {
+		t.Errorf("rollout recorded %+v by %q; want a force rollout by bob", req.Event, req.Actor)
+	}
+
+	for name, tc := range map[string]struct {
+		path, actor, body string
+		status            int
+		says              string
+	}{
+		"actor too long":        {"web/rollout", strings.Repeat("a", 300), `{}`, http.StatusBadRequest, "X-Revline-Actor"},
+		"unknown field":         {"web/rollout", "", `{"forse": true}`, http.StatusBadRequest, "forse"},
+		"rollback to nothing":   {"web/rollback", "", `{}`, http.StatusBadRequest, "needs a revision"},
+		"unknown revision":      {"web/delete-revision", "", `{"revision": "01a2ffff-0000-7000-8000-000000000000"}`, http.StatusNotFound, "01a2ffff"},
+		"current revision":      {"web/delete-revision", "", `{"revision": "` + rev1 + `"}`, http.StatusConflict, "current revision"},
+		"rollback to current":   {"web/rollback", "", `{"revision": "` + rev1 + `"}`, http.StatusOK, "already the current revision"},
+		"app with a bad name":   {"BAD/rollout", "", `{}`, http.StatusBadRequest, "app"},
+		"app that is not there": {"nope/rollout", "", `{}`, http.StatusConflict, "no current revision"},
+	} {
+		if code, msg := post(t, s.addrs.HTTPURL+"/ui/apps/"+tc.path, tc.actor, tc.body); code != tc.status || !strings.Contains(msg, tc.says) {
+			t.Errorf("%s: answered %d %q; want %d saying %q", name, code, msg, tc.status, tc.says)
+		}
+	}
+
+	resp, err := http.Get(base + "/rollback-preview?revision=" + rev1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="preview-refusal"`) || !strings.Contains(string(page), "already the current revision") {
+		t.Errorf("preview of a rollback to the current revision: %d %s", resp.StatusCode, page)
+	}
+}

@@ -1,0 +1,259 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/cli"
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/runner/runnertest"
+)
+
+var (
+	runnerBin string
+	// browser is the context of the one browser the tests share; each
+	// test opens a tab in it. It is nil when no browser was found.
+	browser context.Context
+	// noBrowser says why browser is nil.
+	noBrowser string
+)
+
+// browserPaths are where a Chromium or Chrome is looked for, after
+// $REVLINE_CHROMIUM.
+var browserPaths = []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "revline-dashboard-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if runnerBin, err = runnertest.BuildEchoRunner(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	stop, err := startBrowser(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	return m.Run()
+}
+
+// startBrowser starts the shared headless browser. Without one, browser
+// tests skip, unless $CI is set: CI must run them.
+func startBrowser(dir string) (func(), error) {
+	path := os.Getenv("REVLINE_CHROMIUM")
+	for _, p := range browserPaths {
+		if path != "" {
+			break
+		}
+		path, _ = exec.LookPath(p)
+	}
+	if path == "" {
+		noBrowser = "no Chromium found (install the chromium package, or set REVLINE_CHROMIUM to a Chrome or Chromium binary)"
+		if os.Getenv("CI") != "" {
+			return nil, fmt.Errorf("dashboard tests: %s; CI is set, so the browser tests may not be skipped", noBrowser)
+		}
+		return func() {}, nil
+	}
+	profile, err := os.MkdirTemp(dir, "chromium-profile-")
+	if err != nil {
+		return nil, err
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(profile),
+		chromedp.NoSandbox, // tests may run as root
+		chromedp.Headless,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		// The machine may have no network: nothing may reach for it.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 860),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		return nil, fmt.Errorf("dashboard tests: start %s: %w", path, err)
+	}
+	browser = ctx
+	return func() { cancel(); cancelAlloc() }, nil
+}
+
+// stack is a running `revline serve` with real runners.
+type stack struct {
+	t     *testing.T
+	addrs server.Addresses
+	store *events.JetStreamStore
+}
+
+// serve runs server.Run until the test ends.
+func serve(t *testing.T) *stack {
+	t.Helper()
+	ready := make(chan server.Addresses, 1)
+	cfg := server.Config{
+		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0",
+		ShutdownGrace: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready: func(a server.Addresses) { ready <- a },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		runErr = server.Run(ctx, cfg)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+		if runErr != nil {
+			t.Errorf("server stopped with %v", runErr)
+		}
+	})
+	s := &stack{t: t}
+	select {
+	case s.addrs = <-ready:
+	case <-stopped:
+		t.Fatal("server stopped before it was ready")
+	case <-time.After(60 * time.Second):
+		t.Fatal("server not ready in time")
+	}
+	// The test reads the event log as a client does.
+	asClient, err := nats.NkeyOptionFromSeed(s.addrs.ClientIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.addrs.NATSURL, asClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.store, err = events.OpenJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// revline runs the CLI against the stack.
+func (s *stack) revline(args ...string) (int, string, string) {
+	s.t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := cli.Main(ctx, append(args, "--nats-url", s.addrs.NATSURL, "--nats-nkey", s.addrs.ClientIdentity, "--actor", "alice"), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// deploy deploys a revision of app from the CLI and returns its id and
+// status.
+func (s *stack) deploy(app, command string, flags ...string) (string, string) {
+	s.t.Helper()
+	code, stdout, stderr := s.revline(append([]string{"deploy", app, "--command", command, "-o", "json"}, flags...)...)
+	var res struct {
+		RevisionID string `json:"revision_id"`
+		Status     string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.RevisionID == "" {
+		s.t.Fatalf("deploy %s: exit %d, stdout %q, stderr %q", app, code, stdout, stderr)
+	}
+	return res.RevisionID, res.Status
+}
+
+// history returns app's events, read from the event log.
+func (s *stack) history(app string) []events.Envelope {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	envs, err := s.store.Load(ctx, app, 0)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return envs
+}
+
+// tab opens a browser tab for the test, or skips the test when there is
+// no browser (outside CI).
+func tab(t *testing.T) context.Context {
+	t.Helper()
+	if browser == nil {
+		t.Skip("browser test skipped: " + noBrowser)
+	}
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancelTimeout)
+	return ctx
+}
+
+// do runs browser actions, failing the test on an error.
+func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// pageState describes the page for a failure message.
+const pageState = `JSON.stringify({
+	url: location.href, live: document.getElementById('conn')?.dataset.state, focus: document.activeElement?.id || document.activeElement?.tagName,
+	dialog: document.getElementById('confirm')?.open, confirmDisabled: document.getElementById('confirm-ok')?.disabled,
+	dialogText: document.getElementById('confirm')?.textContent.replace(/\s+/g, ' ').slice(0, 300),
+	main: document.getElementById('live')?.textContent.replace(/\s+/g, ' ').slice(0, 500),
+})`
+
+// waitFor waits until the JavaScript expression cond is true on the page.
+func waitFor(t *testing.T, ctx context.Context, what, cond string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](pageState))
+		t.Fatalf("waiting until %s (%s): %v\npage: %s", what, cond, err, state)
+	}
+}
+
+// click focuses and clicks the element sel selects, as a keyboard user
+// does, in one step: a live refresh may replace the element at any time.
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	waitFor(t, ctx, sel+" is on the page", fmt.Sprintf(`!!document.querySelector(%q)`, sel))
+	if !eval[bool](t, ctx, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false; el.focus(); el.click(); return true })()`, sel)) {
+		t.Fatalf("%s left the page before it was clicked", sel)
+	}
+}
+
+// eval returns the value of a JavaScript expression on the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}

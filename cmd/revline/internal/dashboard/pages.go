@@ -1,0 +1,372 @@
+package dashboard
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/queryapi"
+)
+
+// readTimeout bounds the reads of one page.
+const readTimeout = 15 * time.Second
+
+// maxHistory is how many events the history page shows, newest first.
+const maxHistory = 500
+
+// page is what every page template gets.
+type page struct {
+	Title string
+	// App is the app the page is about ("" on the apps page); Tab names
+	// its tab (versions, runners, history).
+	App string
+	Tab string
+	// After is the stream sequence the page shows at least: live updates
+	// start after it.
+	After uint64
+	Now   time.Time
+	// Error, on an error page, says what went wrong.
+	Error string
+	Data  any
+}
+
+// render writes the page template name with p.
+func (d *Dashboard) render(w http.ResponseWriter, status int, name string, p page) {
+	var buf bytes.Buffer
+	if err := d.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
+		d.cfg.Logger.Error("dashboard: render page", "page", name, "error", err)
+		http.Error(w, "the dashboard could not render this page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// readAt returns the stream sequence a page's reads must reflect: the
+// min_sequence the page's script asks for (the live event that made it
+// refresh), else the log's end now.
+func (d *Dashboard) readAt(ctx context.Context, r *http.Request) (uint64, error) {
+	if text := r.URL.Query().Get("min_sequence"); text != "" {
+		seq, err := strconv.ParseUint(text, 10, 64)
+		if err != nil {
+			return 0, &queryapi.Error{Code: queryapi.CodeBadRequest, Message: fmt.Sprintf("min_sequence %q: want a stream sequence", text)}
+		}
+		return seq, nil
+	}
+	end, err := d.cfg.Events.LastSequence(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("the event log's end: %w", err)
+	}
+	return end, nil
+}
+
+// history is one app's event log as the pages use it.
+type history struct {
+	events []events.Envelope
+	// numbers gives each revision its place in the order of creation
+	// (1 for the first), deleted ones included, so numbers never shift.
+	numbers map[string]int
+}
+
+func (d *Dashboard) history(ctx context.Context, app string) (history, error) {
+	envs, err := d.cfg.Events.Load(ctx, app, 0)
+	if err != nil {
+		return history{}, fmt.Errorf("reading the history of %q: %w", app, err)
+	}
+	h := history{events: envs, numbers: map[string]int{}}
+	for _, env := range envs {
+		if ev, ok := env.Event.(events.RevisionCreated); ok {
+			h.numbers[ev.RevisionID] = len(h.numbers) + 1
+		}
+	}
+	return h, nil
+}
+
+// lastChangeBy returns who caused the app's last event other than a
+// runner report: the actor of the first event of the same user action
+// (correlation id), so that a deploy's switch, which the runner worker
+// records, is the deployer's.
+func (h history) lastChangeBy() string {
+	for _, env := range slices.Backward(h.events) {
+		if env.Event == nil || env.Type == events.TypeRunnerStateChanged {
+			continue
+		}
+		if env.CorrelationID != "" {
+			for _, first := range h.events {
+				if first.CorrelationID == env.CorrelationID {
+					return first.Actor
+				}
+			}
+		}
+		return env.Actor
+	}
+	return ""
+}
+
+// appRow is one app on the apps page.
+type appRow struct {
+	projections.AppView
+	CurrentNumber int
+	Status        string
+	Runners       []stateCount
+	ChangedBy     string
+}
+
+// stateCount is how many runners are in one state.
+type stateCount struct {
+	State events.RunnerState
+	Count int
+}
+
+func (d *Dashboard) appsPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+	defer cancel()
+	rows, at, err := d.apps(ctx, r)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.render(w, http.StatusOK, "apps", page{Title: "Apps", After: at, Now: time.Now(), Data: rows})
+}
+
+func (d *Dashboard) apps(ctx context.Context, r *http.Request) ([]appRow, uint64, error) {
+	at, err := d.readAt(ctx, r)
+	if err != nil {
+		return nil, 0, err
+	}
+	apps, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
+		return d.cfg.Reader.Apps(ctx, p, at)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	rows := make([]appRow, 0, len(apps))
+	for _, app := range apps {
+		h, err := d.history(ctx, app.Name)
+		if err != nil {
+			return nil, 0, err
+		}
+		revs, err := d.revisions(ctx, app.Name, at)
+		if err != nil {
+			return nil, 0, err
+		}
+		runners, err := d.runners(ctx, app.Name, at)
+		if err != nil {
+			return nil, 0, err
+		}
+		rows = append(rows, appRow{
+			AppView: app, CurrentNumber: h.numbers[app.CurrentRevision], Status: appStatus(app, revs),
+			Runners: countByState(runners), ChangedBy: h.lastChangeBy(),
+		})
+	}
+	return rows, at, nil
+}
+
+// appStatus sums an app up in one status: suspended, deploying while a
+// revision is, deployed once one is current, failed when every deploy
+// failed.
+func appStatus(app projections.AppView, revs []projections.RevisionView) string {
+	switch {
+	case app.Suspended:
+		return string(events.StatusSuspended)
+	case slices.ContainsFunc(revs, func(r projections.RevisionView) bool { return r.Status == events.StatusDeploying }):
+		return string(events.StatusDeploying)
+	case app.CurrentRevision != "":
+		return string(events.StatusDeployed)
+	case len(revs) > 0:
+		return string(events.StatusFailed)
+	}
+	return ""
+}
+
+func countByState(runners []projections.RunnerView) []stateCount {
+	var counts []stateCount
+	for _, r := range runners {
+		i := slices.IndexFunc(counts, func(c stateCount) bool { return c.State == r.State })
+		if i < 0 {
+			counts = append(counts, stateCount{State: r.State})
+			i = len(counts) - 1
+		}
+		counts[i].Count++
+	}
+	slices.SortFunc(counts, func(a, b stateCount) int { return cmp.Compare(a.State, b.State) })
+	return counts
+}
+
+func (d *Dashboard) revisions(ctx context.Context, app string, at uint64) ([]projections.RevisionView, error) {
+	return queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
+		return d.cfg.Reader.Revisions(ctx, app, p, at)
+	})
+}
+
+// runners returns the app's live runners (not terminated).
+func (d *Dashboard) runners(ctx context.Context, app string, at uint64) ([]projections.RunnerView, error) {
+	return queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {
+		return d.cfg.Reader.Runners(ctx, app, queryapi.RunnerFilter{}, p, at)
+	})
+}
+
+// appPage is what the three pages of one app share.
+type appPage struct {
+	App     projections.AppView
+	Numbers map[string]int
+}
+
+// appPage reads the app and its history for a page of it.
+func (d *Dashboard) appPage(ctx context.Context, r *http.Request, app string) (appPage, history, uint64, error) {
+	at, err := d.readAt(ctx, r)
+	if err != nil {
+		return appPage{}, history{}, 0, err
+	}
+	h, err := d.history(ctx, app)
+	if err != nil {
+		return appPage{}, history{}, 0, err
+	}
+	apps, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
+		return d.cfg.Reader.Apps(ctx, p, at)
+	})
+	if err != nil {
+		return appPage{}, history{}, 0, err
+	}
+	i := slices.IndexFunc(apps, func(a projections.AppView) bool { return a.Name == app })
+	if i < 0 {
+		return appPage{}, history{}, 0, &queryapi.Error{Code: queryapi.CodeAppNotFound, Message: fmt.Sprintf("app %q not found", app)}
+	}
+	return appPage{App: apps[i], Numbers: h.numbers}, h, at, nil
+}
+
+// revisionRow is one revision on the versions page.
+type revisionRow struct {
+	projections.RevisionView
+	Number      int
+	CanRollback bool
+	CanDelete   bool
+}
+
+// versions is the data of the versions page.
+type versions struct {
+	appPage
+	Revisions []revisionRow
+}
+
+func (d *Dashboard) versionsPage(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+	defer cancel()
+	ap, _, at, err := d.appPage(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	revs, err := d.revisions(ctx, app, at)
+	if err != nil {
+		return err
+	}
+	v := versions{appPage: ap}
+	for _, rev := range revs {
+		v.Revisions = append(v.Revisions, revisionRow{
+			RevisionView: rev,
+			Number:       ap.Numbers[rev.RevisionID],
+			// The decider has the last word; these only spare users a
+			// button that can only be refused.
+			CanRollback: !rev.Current && rev.Status == events.StatusDeployed && !ap.App.Suspended,
+			CanDelete:   !rev.Current && rev.Status != events.StatusDeploying,
+		})
+	}
+	d.render(w, http.StatusOK, "versions", page{Title: app + " · Versions", App: app, Tab: "versions", After: at, Now: time.Now(), Data: v})
+	return nil
+}
+
+// runnersData is the data of the runners page.
+type runnersData struct {
+	appPage
+	Runners []projections.RunnerView
+	// Rollout is the app's last rollout, if any.
+	Rollout *projections.RolloutView
+}
+
+func (d *Dashboard) runnersPage(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+	defer cancel()
+	ap, h, at, err := d.appPage(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	runners, err := d.runners(ctx, app, at)
+	if err != nil {
+		return err
+	}
+	data := runnersData{appPage: ap, Runners: runners}
+	for _, env := range slices.Backward(h.events) {
+		if ev, ok := env.Event.(events.RolloutRequested); ok {
+			ro, err := d.cfg.Reader.Rollout(ctx, app, ev.RolloutID, at)
+			if err != nil {
+				return err
+			}
+			data.Rollout = &ro
+			break
+		}
+	}
+	d.render(w, http.StatusOK, "runners", page{Title: app + " · Runners", App: app, Tab: "runners", After: at, Now: time.Now(), Data: data})
+	return nil
+}
+
+// historyEntry is one event on the history page.
+type historyEntry struct {
+	Sequence uint64
+	At       time.Time
+	Actor    string
+	Type     string
+	Summary  string
+}
+
+// historyData is the data of the history page.
+type historyData struct {
+	appPage
+	Entries []historyEntry
+	// RunnerReports is set when runner reports are shown; Hidden counts
+	// those left out otherwise, Older the events beyond maxHistory.
+	RunnerReports bool
+	Hidden        int
+	Older         int
+}
+
+func (d *Dashboard) historyPage(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+	defer cancel()
+	ap, h, at, err := d.appPage(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	data := historyData{appPage: ap, RunnerReports: r.URL.Query().Get("runners") == "1"}
+	for _, env := range slices.Backward(h.events) {
+		if env.Event == nil {
+			continue
+		}
+		if env.Type == events.TypeRunnerStateChanged && !data.RunnerReports {
+			data.Hidden++
+			continue
+		}
+		if len(data.Entries) == maxHistory {
+			data.Older++
+			continue
+		}
+		data.Entries = append(data.Entries, historyEntry{
+			Sequence: env.Sequence, At: env.OccurredAt, Actor: env.Actor, Type: env.Type,
+			Summary: Summary(env, h.numbers),
+		})
+	}
+	d.render(w, http.StatusOK, "history", page{Title: app + " · History", App: app, Tab: "history", After: at, Now: time.Now(), Data: data})
+	return nil
+}
+
+func (d *Dashboard) notFound(w http.ResponseWriter, r *http.Request) {
+	d.render(w, http.StatusNotFound, "error", page{Title: "Not found", Error: fmt.Sprintf("There is no dashboard page at %s.", r.URL.Path)})
+}
