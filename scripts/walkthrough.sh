@@ -183,19 +183,21 @@ step() {
 expect() {
 	grep -Eq -- "$1" "$out" || { log "expected /$1/ in the output of the last step"; exit 1; }
 }
-revision_id() { sed -n 's/^Revision \([0-9a-f-]*\) of .*/\1/p' "$out"; }
+# revision_number reads the number (v1) of the revision the last deploy made.
+revision_number() { sed -n 's/^Revision \(v[0-9]*\) (.*/\1/p' "$out"; }
 
 step <<EOF
 revline deploy my-model --command 'python3 -m http.server \$PORT --bind 127.0.0.1' --message "first version"
 EOF
 expect 'is deployed and current'
-v1=$(revision_id)
+v1=$(revision_number)
+[[ $v1 == v1 ]] || { log "the first revision is $v1, not v1"; exit 1; }
 
 step <<EOF
 revline deploy my-model --command 'python3 -m http.server \$PORT --bind 127.0.0.1' --machine-type GPU-H100 --message "second version"
 EOF
 expect 'is deployed and current'
-v2=$(revision_id)
+v2=$(revision_number)
 
 step <<EOF
 revline deploy my-model --command 'python3 -c "import sys; sys.exit(\"model weights not found\")"' --message broken; echo "exit \$?"
@@ -207,7 +209,7 @@ expect '^exit 1$'
 step <<EOF
 revline apps list-rev my-model
 EOF
-expect "^\* +$v2 "
+expect "^\* +$v2 +[0-9a-f-]{36} +deployed"
 
 step <<EOF
 revline apps set-rev my-model $v1
@@ -228,7 +230,7 @@ expect '^exit 1$'
 step <<EOF
 revline apps delete-rev my-model $v2
 EOF
-expect "^Deleted revision $v2"
+expect "^Deleted revision $v2 "
 
 step <<EOF
 revline apps scale my-model --min-concurrency 2 --keep-alive 5m

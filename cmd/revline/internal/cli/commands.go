@@ -166,7 +166,7 @@ func setRevCommand() command {
 		name:    "apps set-rev",
 		summary: "Make a revision current (roll back or forward). Runtime parameters are kept; code parameters come from the revision.",
 		usage:   "APP REVISION",
-		example: "revline apps set-rev my-model 0193f1c2",
+		example: "revline apps set-rev my-model v3",
 	}
 	c.run = func(e env, args []string) error {
 		var strategy, message string
@@ -188,7 +188,7 @@ func setRevCommand() command {
 					fmt.Fprintf(w, "Nothing to do: %s\n", res.Message)
 					return
 				}
-				fmt.Fprintf(w, "App %s now serves revision %s (strategy %s).\n", res.App, res.RevisionID, st)
+				fmt.Fprintf(w, "App %s now serves revision %s (strategy %s).\n", res.App, revisionName(res.Number, res.RevisionID), st)
 			})
 		})
 	}
@@ -221,7 +221,7 @@ func deleteRevision(e env, args []string) error {
 	return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 		res, err := s.control.DeleteRevision(ctx, pos[0], pos[1])
 		return render(e, f, res, err, func(w io.Writer, res control.DeleteResult) {
-			fmt.Fprintf(w, "Deleted revision %s of %s.\n", res.RevisionID, res.App)
+			fmt.Fprintf(w, "Deleted revision %s of %s.\n", revisionName(res.Number, res.RevisionID), res.App)
 		})
 	})
 }
