@@ -166,14 +166,20 @@ func ResolveRevisionRef(app, ref string, revs []RevisionKey) (string, error) {
 	return "", &RevisionNotFoundError{App: app, Ref: ref}
 }
 
-// resolve returns the revision of state that ref names, as
-// ResolveRevisionRef does, or a rejection.
-func (a App) resolve(ref string) (*Revision, error) {
+// ResolveRevision returns the id of the app's revision that ref names, as
+// ResolveRevisionRef reads references, with its errors.
+func (a App) ResolveRevision(ref string) (string, error) {
 	keys := make([]RevisionKey, 0, len(a.Revisions))
 	for _, r := range a.Revisions {
 		keys = append(keys, RevisionKey{ID: r.ID, Number: r.Number, Deleted: r.Deleted})
 	}
-	id, err := ResolveRevisionRef(a.Name, ref, keys)
+	return ResolveRevisionRef(a.Name, ref, keys)
+}
+
+// resolve returns the revision of state that ref names, as
+// ResolveRevisionRef does, or a rejection.
+func (a App) resolve(ref string) (*Revision, error) {
+	id, err := a.ResolveRevision(ref)
 	switch {
 	case errors.Is(err, ErrAmbiguousRevision):
 		return nil, reject(CodeAmbiguousRevision, "%s", err)

@@ -54,6 +54,8 @@ type Revision struct {
 	Status     events.RevisionStatus
 	Deleted    bool
 	CreatedAt  time.Time
+	// CreatedBy is the actor of the deploy that created the revision.
+	CreatedBy string
 }
 
 // Rollout is a rollout in progress.
@@ -103,7 +105,7 @@ func Evolve(state App, env events.Envelope) App {
 		state.Revisions[ev.RevisionID] = &Revision{
 			ID: ev.RevisionID, Number: number, Command: ev.Command, Code: ev.Code, Runtime: ev.Runtime,
 			ResetScale: ev.ResetScale, Strategy: ev.Strategy, Message: ev.Message,
-			Status: events.StatusDeploying, CreatedAt: env.OccurredAt,
+			Status: events.StatusDeploying, CreatedAt: env.OccurredAt, CreatedBy: env.Actor,
 		}
 	case events.RevisionDeployed:
 		rev(ev.RevisionID).Status = events.StatusDeployed

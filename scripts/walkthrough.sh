@@ -290,4 +290,16 @@ revline apps runners my-model
 EOF
 expect 'IN FLIGHT'
 
+step <<EOF
+revline apps history my-model
+EOF
+expect "rolled back to $v1 \\(runtime params kept from $v2\\)"
+expect ' scaled keep_alive 60s→300s, min_concurrency 0→2'
+
+step <<EOF
+revline audit my-model --type 'revision.*,app.*,rollout.*'
+EOF
+expect 'deploy of v3 failed: "runner exited with status 1'
+expect 'force rollout of v4 completed: 2 runner\(s\) replaced, 1 in-flight request\(s\) dropped'
+
 log "done; stopping serve"

@@ -151,6 +151,17 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"runners logs of a path", []string{"runners", "logs", "my-app", "../../etc/passwd"}, "is not a runner id", "Usage: revline runners logs APP RUNNER"},
 		{"runners logs of a runner that is not a UUID", []string{"runners", "logs", "my-app", "runner-1"}, "is not a runner id", "Usage: revline runners logs APP RUNNER"},
 		{"runners logs with a negative tail", []string{"runners", "logs", "my-app", runnerID, "--tail", "-1"}, "from 0 to 10000, or all", "Usage: revline runners logs APP RUNNER"},
+		{"audit with two apps", []string{"audit", "a", "b"}, "want 0 to 1 argument", "Usage: revline audit [APP]"},
+		{"audit with a bad since", []string{"audit", "--since", "yesterday"}, "--since", "Usage: revline audit [APP]"},
+		{"audit with a bad until", []string{"audit", "--until", "-2h"}, "--until", "Usage: revline audit [APP]"},
+		{"audit with an empty window", []string{"audit", "--since", "1h ago", "--until", "2h ago"}, "is not before", "Usage: revline audit [APP]"},
+		{"audit with a bad type glob", []string{"audit", "--type", "revision.["}, "not a valid glob", "Usage: revline audit [APP]"},
+		{"audit of a revision without APP", []string{"audit", "--revision", "v3"}, "--revision needs APP", "Usage: revline audit [APP]"},
+		{"audit following as a JSON array", []string{"audit", "--follow", "-o", "json"}, "use -o jsonl", "Usage: revline audit [APP]"},
+		{"audit following with a limit", []string{"audit", "--follow", "--limit", "3"}, "do not go together", "Usage: revline audit [APP]"},
+		{"audit as yaml", []string{"audit", "-o", "yaml"}, "want table or json or jsonl", "Usage: revline audit [APP]"},
+		{"history without APP", []string{"apps", "history"}, "want 1 argument", "Usage: revline apps history APP"},
+		{"history as jsonl", []string{"apps", "history", "my-app", "-o", "jsonl"}, "want table or json", "Usage: revline apps history APP"},
 		{"runners logs with a tail over the maximum", []string{"runners", "logs", "my-app", runnerID, "--tail", "10001"}, "from 0 to 10000, or all", "Usage: revline runners logs APP RUNNER"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

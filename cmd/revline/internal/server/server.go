@@ -256,6 +256,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Control:    &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"},
 		Reader:     reader,
 		RunnerLogs: runnerLogs,
+		Audit:      store,
 		Metrics:    m.Handler(),
 		Ready: func() error {
 			if nc.Status() != nats.CONNECTED {
