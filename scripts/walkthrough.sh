@@ -302,4 +302,15 @@ EOF
 expect 'deploy of v3 failed: "runner exited with status 1'
 expect 'force rollout of v4 completed: 2 runner\(s\) replaced, 1 in-flight request\(s\) dropped'
 
+step <<EOF
+revline apps show my-model
+EOF
+expect '^min_concurrency +2 +inherited from v1 on deploy of v4'
+expect '^machine_type +XS +deploy of v4'
+
+step <<EOF
+revline apps blame my-model min_concurrency
+EOF
+expect ' 2 +scale '
+
 log "done; stopping serve"

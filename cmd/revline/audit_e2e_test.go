@@ -143,6 +143,12 @@ func TestAuditThroughTheBinary(t *testing.T) {
 		t.Errorf("--type app.* shows revision events:\n%s", table)
 	}
 
+	// Without APP, the whole log (an ordered consumer on every app's
+	// subjects): the client identity may read it too.
+	everyApp := records(t, s.binOK(t, "x", "audit", "--type", "app.scaled", "-o", "jsonl"))
+	if len(everyApp) != 1 || everyApp[0].App != app {
+		t.Fatalf("audit of every app's scales: %+v", everyApp)
+	}
 	byCarol := records(t, s.binOK(t, "x", "audit", app, "--actor", "carol", "-o", "jsonl"))
 	if len(byCarol) != 1 || byCarol[0].Type != "app.scaled" {
 		t.Fatalf("--actor carol: %+v", byCarol)
@@ -181,6 +187,42 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	}
 	if !slices.Equal(lines, want) {
 		t.Fatalf("apps history:\n got %q\nwant %q", lines, want)
+	}
+
+	// Provenance: v3 is current; its runtime parameters were inherited on
+	// its deploy, min_concurrency chosen by carol's scale.
+	var config audit.Config
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "show", app, "-o", "json")), &config); err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]audit.Setting{}
+	for _, p := range config.Params {
+		shown[p.Param] = p
+	}
+	minimum := shown["min_concurrency"]
+	if config.Number != 3 || minimum.Value != "2" || minimum.Source.How != "inherited from v1 on deploy of v3" || minimum.Source.By != "bob" ||
+		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "carol" {
+		t.Fatalf("apps show: v%d, min_concurrency %+v (origin %+v)", config.Number, minimum, minimum.Origin)
+	}
+	if mt := shown["machine_type"]; mt.Source.How != "deploy of v3" || mt.Source.Message != "third" {
+		t.Fatalf("apps show: machine_type %+v", mt)
+	}
+	if table := s.binOK(t, "x", "apps", "show", app); !strings.Contains(table, "inherited from v1 on deploy of v3") {
+		t.Fatalf("apps show table:\n%s", table)
+	}
+	var blame []audit.Setting
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "blame", app, "min_concurrency", "-o", "json")), &blame); err != nil {
+		t.Fatal(err)
+	}
+	var hows []string
+	for _, b := range blame {
+		hows = append(hows, b.Value+" "+b.Source.How)
+	}
+	if want := []string{"0 deploy of v1", "0 inherited from v1 on deploy of v2", "2 scale", "2 inherited from v2 on rollback to v1", "2 inherited from v1 on deploy of v3"}; !slices.Equal(hows, want) {
+		t.Fatalf("apps blame min_concurrency:\n got %q\nwant %q", hows, want)
+	}
+	if r := s.bin(t, "x", "apps", "blame", app, "min-concurrency"); r.code != 1 || !strings.Contains(r.stderr, "min_concurrency") {
+		t.Fatalf("blame of an unknown parameter: exit %d, %s", r.code, r.stderr)
 	}
 
 	// --follow prints the log so far, then what happens, until Ctrl-C.

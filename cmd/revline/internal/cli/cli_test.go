@@ -160,6 +160,8 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"audit following as a JSON array", []string{"audit", "--follow", "-o", "json"}, "use -o jsonl", "Usage: revline audit [APP]"},
 		{"audit following with a limit", []string{"audit", "--follow", "--limit", "3"}, "do not go together", "Usage: revline audit [APP]"},
 		{"audit as yaml", []string{"audit", "-o", "yaml"}, "want table or json or jsonl", "Usage: revline audit [APP]"},
+		{"show at sequence 0", []string{"apps", "show", "my-app", "--at-seq", "0"}, "not a stream sequence", "Usage: revline apps show APP"},
+		{"blame without PARAM", []string{"apps", "blame", "my-app"}, "want 2 argument", "Usage: revline apps blame APP PARAM"},
 		{"history without APP", []string{"apps", "history"}, "want 1 argument", "Usage: revline apps history APP"},
 		{"history as jsonl", []string{"apps", "history", "my-app", "-o", "jsonl"}, "want table or json", "Usage: revline apps history APP"},
 		{"runners logs with a tail over the maximum", []string{"runners", "logs", "my-app", runnerID, "--tail", "10001"}, "from 0 to 10000, or all", "Usage: revline runners logs APP RUNNER"},

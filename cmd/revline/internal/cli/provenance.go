@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/revline/revline/projections/audit"
+)
+
+func showCommand() command {
+	c := command{
+		name:    "apps show",
+		summary: "Show an app's effective configuration: each parameter's value and the event that set it (deploy, scale, inherited on rollback), who, when and why.",
+		usage:   "APP",
+		example: "revline apps show my-model",
+	}
+	c.run = func(e env, args []string) error {
+		var at uint64
+		extra := func(fs *flag.FlagSet) {
+			fs.Func("at-seq", "as of this stream `SEQUENCE` of the event log (a SEQ of revline audit)", func(s string) (err error) {
+				at, err = positiveSequence(s)
+				return err
+			})
+		}
+		return withClient(e, c, args, 1, extra, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			config, err := audit.Provenance(ctx, s.events, pos[0], at)
+			return render(e, f, config, err, printConfig)
+		})
+	}
+	return c
+}
+
+func blameCommand() command {
+	c := command{
+		name:    "apps blame",
+		summary: "Show the whole history of one parameter of an app: every event that set or kept it, with its value, who, when and why.",
+		usage:   "APP PARAM",
+		example: "revline apps blame my-model min_concurrency",
+	}
+	c.run = func(e env, args []string) error {
+		return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			config, err := audit.Provenance(ctx, s.events, pos[0], 0)
+			if err != nil {
+				return err
+			}
+			history, err := config.Blame(pos[1])
+			return render(e, f, history, err, printBlame)
+		})
+	}
+	return c
+}
+
+// positiveSequence reads a stream sequence of 1 or more.
+func positiveSequence(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a stream sequence (a whole number from 1)", s)
+	}
+	return n, nil
+}
+
+func printConfig(w io.Writer, c audit.Config) {
+	current := "no current revision"
+	if c.Revision != "" {
+		current = "current revision " + revisionName(c.Number, c.Revision)
+	}
+	suspended := ""
+	if c.Suspended {
+		suspended = ", suspended"
+	}
+	fmt.Fprintf(w, "App %s: %s%s (as of event %d).\n", c.App, current, suspended, c.Sequence)
+	if len(c.Params) == 0 {
+		return
+	}
+	rows := make([][]string, 0, len(c.Params))
+	for _, s := range c.Params {
+		rows = append(rows, settingRow(s.Param, s))
+	}
+	table(w, "PARAM\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
+}
+
+func printBlame(w io.Writer, history []audit.Setting) {
+	rows := make([][]string, 0, len(history))
+	for _, s := range history {
+		rows = append(rows, settingRow(fmt.Sprint(s.Source.Sequence), s))
+	}
+	table(w, "SEQ\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
+}
+
+// settingRow is a setting's row of show and blame, after its first cell.
+func settingRow(first string, s audit.Setting) []string {
+	why := "-"
+	if s.Source.Message != "" {
+		why = strconv.Quote(s.Source.Message)
+	}
+	chosen := "-"
+	if s.Origin != nil {
+		chosen = fmt.Sprintf("%s (#%d, %s, %s)", s.Origin.How, s.Origin.Sequence, s.Origin.By, when(s.Origin.Time))
+	}
+	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, when(s.Source.Time), why, chosen}
+}
