@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections/audit"
 )
 
@@ -223,6 +225,32 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	}
 	if r := s.bin(t, "x", "apps", "blame", app, "min-concurrency"); r.code != 1 || !strings.Contains(r.stderr, "min_concurrency") {
 		t.Fatalf("blame of an unknown parameter: exit %d, %s", r.code, r.stderr)
+	}
+
+	// Time travel: list-rev as it was when v2 had just been deployed (the
+	// sequence of its current_revision_set), folded from the log.
+	var v2Current uint64
+	for _, r := range all {
+		if set, ok := r.Payload.(events.CurrentRevisionSet); ok && set.Reason == "deploy" && v2Current == 0 && set.From != "" {
+			v2Current = r.Sequence
+		}
+	}
+	var then []struct {
+		Number  int    `json:"number"`
+		Status  string `json:"status"`
+		Current bool   `json:"current"`
+	}
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "list-rev", app, "--at-seq", fmt.Sprint(v2Current), "-o", "json")), &then); err != nil {
+		t.Fatal(err)
+	}
+	if len(then) != 2 || then[0].Number != 2 || !then[0].Current || then[1].Number != 1 || then[1].Current {
+		t.Fatalf("list-rev --at-seq %d: %+v; want v2 current, then v1", v2Current, then)
+	}
+	if r := s.bin(t, "x", "apps", "list-rev", app, "--at", "1h ago"); r.code != 1 || !strings.Contains(r.stderr, "no history up to") {
+		t.Fatalf("list-rev before the app existed: exit %d, %s", r.code, r.stderr)
+	}
+	if table := s.binOK(t, "x", "apps", "list-rev", app, "--at", time.Now().Format(time.RFC3339Nano)); !strings.Contains(table, "as of event") {
+		t.Fatalf("list-rev --at now:\n%s", table)
 	}
 
 	// --follow prints the log so far, then what happens, until Ctrl-C.

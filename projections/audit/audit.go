@@ -379,20 +379,7 @@ func Follow(ctx context.Context, log Log, filter Filter, after uint64, fn func(E
 // now. Errors are the log's, or those of aggregates.ResolveRevisionRef; an
 // app without events has no revision matching ref.
 func ResolveRevision(ctx context.Context, log Log, app, ref string) (string, error) {
-	if err := events.ValidateAppName(app); err != nil {
-		return "", err
-	}
-	end, err := log.LastAppSequence(ctx, app)
-	if err != nil {
-		return "", fmt.Errorf("audit: the end of app %q's history: %w", app, err)
-	}
-	state := aggregates.App{Name: app}
-	err = scan(ctx, log, app, end, func(env events.Envelope, decodeErr error) error {
-		if decodeErr == nil && env.Event != nil {
-			state = aggregates.Evolve(state, env)
-		}
-		return nil
-	})
+	state, _, _, err := foldApp(ctx, log, app, Point{}, nil)
 	if err != nil {
 		return "", err
 	}

@@ -148,36 +148,17 @@ func (t *tracker) set(s Setting) {
 	t.history[s.Param] = append(t.history[s.Param], s)
 }
 
-// Provenance folds app's history up to the sequence at (0: all of it) and
-// returns its configuration then, with where each parameter came from. An
-// app without events up to there is a *NoHistoryError.
-func Provenance(ctx context.Context, log Log, app string, at uint64) (Config, error) {
-	if err := events.ValidateAppName(app); err != nil {
-		return Config{}, err
-	}
-	end, err := log.LastAppSequence(ctx, app)
-	if err != nil {
-		return Config{}, fmt.Errorf("audit: the end of app %q's history: %w", app, err)
-	}
-	if at > 0 {
-		end = min(end, at)
-	}
-	state := aggregates.App{Name: app}
+// Provenance returns app's configuration as it was at p (the zero Point:
+// now), with where each parameter came from, folded from the log with
+// aggregates.Evolve. An app without events up to p is a *NoHistoryError.
+func Provenance(ctx context.Context, log Log, app string, p Point) (Config, error) {
 	t := newTracker()
-	var last uint64
-	err = scan(ctx, log, app, end, func(env events.Envelope, decodeErr error) error {
-		if decodeErr == nil && env.Event != nil {
-			t.observe(state, env)
-			state = aggregates.Evolve(state, env)
-			last = env.Sequence
-		}
-		return nil
-	})
+	state, last, _, err := foldApp(ctx, log, app, p, t.observe)
 	if err != nil {
 		return Config{}, err
 	}
 	if last == 0 {
-		return Config{}, &NoHistoryError{App: app}
+		return Config{}, &NoHistoryError{App: app, At: p}
 	}
 	c := Config{App: app, Revision: state.Current, Sequence: last, Suspended: state.Suspended, History: t.history}
 	if r, ok := state.Revisions[state.Current]; ok {
@@ -191,11 +172,17 @@ func Provenance(ctx context.Context, log Log, app string, at uint64) (Config, er
 	return c, nil
 }
 
-// NoHistoryError reports an app with no events (up to the point asked
-// about).
+// NoHistoryError reports an app with no events up to the point asked
+// about.
 type NoHistoryError struct {
 	App string
+	At  Point
 }
 
 // Error implements the error interface.
-func (e *NoHistoryError) Error() string { return fmt.Sprintf("app %q has no history", e.App) }
+func (e *NoHistoryError) Error() string {
+	if e.At == (Point{}) {
+		return fmt.Sprintf("app %q has no history", e.App)
+	}
+	return fmt.Sprintf("app %q has no history up to %s", e.App, e.At)
+}

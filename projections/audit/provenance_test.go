@@ -35,7 +35,7 @@ func TestProvenanceAfterDeployScaleRollbackChains(t *testing.T) {
 	t.Parallel()
 	h := newHistory(t)
 	h.standard()
-	c, err := audit.Provenance(h.ctx, h.store, "my-model", 0)
+	c, err := audit.Provenance(h.ctx, h.store, "my-model", audit.Point{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestProvenanceOfCodeScaledThenRolledBack(t *testing.T) {
 	h.do("web", "bob", events.Deploy{RevisionID: rev2, Command: "run $PORT", ResetScale: true, Runtime: events.RuntimeOverrides{MinConcurrency: ptr(1)}})
 	h.do("web", "worker:runner", events.CompleteDeploy{RevisionID: rev2})
 	h.do("web", "carol", events.Scale{Code: events.CodeOverrides{MachineType: ptr("GPU-A100")}})
-	scaled, err := audit.Provenance(h.ctx, h.store, "web", 0)
+	scaled, err := audit.Provenance(h.ctx, h.store, "web", audit.Point{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestProvenanceOfCodeScaledThenRolledBack(t *testing.T) {
 		t.Fatalf("min_concurrency after a --reset-scale deploy: %s", got)
 	}
 	h.do("web", "alice", events.SetRevision{RevisionID: "v1"})
-	back, err := audit.Provenance(h.ctx, h.store, "web", 0)
+	back, err := audit.Provenance(h.ctx, h.store, "web", audit.Point{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestProvenanceOfCodeScaledThenRolledBack(t *testing.T) {
 	}
 
 	// As of an earlier sequence: before the scale.
-	before, err := audit.Provenance(h.ctx, h.store, "web", 6)
+	before, err := audit.Provenance(h.ctx, h.store, "web", audit.Point{Sequence: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestProvenanceOfCodeScaledThenRolledBack(t *testing.T) {
 	}
 
 	var none *audit.NoHistoryError
-	if _, err := audit.Provenance(h.ctx, h.store, "nobody", 0); !errors.As(err, &none) {
+	if _, err := audit.Provenance(h.ctx, h.store, "nobody", audit.Point{}); !errors.As(err, &none) {
 		t.Fatalf("an app without history: %v", err)
 	}
 }

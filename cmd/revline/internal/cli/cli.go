@@ -79,7 +79,7 @@ func commands() []command {
 		serveCommand(),
 		deployCommand(),
 		{name: "apps list", summary: "List apps.", example: "revline apps list -o json", run: appsList},
-		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked.", usage: "APP", example: "revline apps list-rev my-model", run: listRevisions},
+		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked. --at shows them as they were then.", usage: "APP", example: "revline apps list-rev my-model --at '2h ago'", run: listRevisions},
 		setRevCommand(),
 		rolloutCommand(),
 		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model 0193f1c2", run: deleteRevision},

@@ -161,6 +161,8 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"audit following with a limit", []string{"audit", "--follow", "--limit", "3"}, "do not go together", "Usage: revline audit [APP]"},
 		{"audit as yaml", []string{"audit", "-o", "yaml"}, "want table or json or jsonl", "Usage: revline audit [APP]"},
 		{"show at sequence 0", []string{"apps", "show", "my-app", "--at-seq", "0"}, "not a stream sequence", "Usage: revline apps show APP"},
+		{"list-rev at a bad time", []string{"apps", "list-rev", "my-app", "--at", "last tuesday"}, "--at", "Usage: revline apps list-rev APP"},
+		{"list-rev at a bad sequence", []string{"apps", "list-rev", "my-app", "--at-seq", "-4"}, "not a stream sequence", "Usage: revline apps list-rev APP"},
 		{"blame without PARAM", []string{"apps", "blame", "my-app"}, "want 2 argument", "Usage: revline apps blame APP PARAM"},
 		{"history without APP", []string{"apps", "history"}, "want 1 argument", "Usage: revline apps history APP"},
 		{"history as jsonl", []string{"apps", "history", "my-app", "-o", "jsonl"}, "want table or json", "Usage: revline apps history APP"},

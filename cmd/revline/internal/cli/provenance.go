@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/revline/revline/projections/audit"
 )
@@ -18,15 +19,9 @@ func showCommand() command {
 		example: "revline apps show my-model",
 	}
 	c.run = func(e env, args []string) error {
-		var at uint64
-		extra := func(fs *flag.FlagSet) {
-			fs.Func("at-seq", "as of this stream `SEQUENCE` of the event log (a SEQ of revline audit)", func(s string) (err error) {
-				at, err = positiveSequence(s)
-				return err
-			})
-		}
-		return withClient(e, c, args, 1, extra, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			config, err := audit.Provenance(ctx, s.events, pos[0], at)
+		var at pointFlags
+		return withClient(e, c, args, 1, at.register, at.parse, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			config, err := audit.Provenance(ctx, s.events, pos[0], at.point)
 			return render(e, f, config, err, printConfig)
 		})
 	}
@@ -42,7 +37,7 @@ func blameCommand() command {
 	}
 	c.run = func(e env, args []string) error {
 		return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			config, err := audit.Provenance(ctx, s.events, pos[0], 0)
+			config, err := audit.Provenance(ctx, s.events, pos[0], audit.Point{})
 			if err != nil {
 				return err
 			}
@@ -53,14 +48,35 @@ func blameCommand() command {
 	return c
 }
 
-// positiveSequence reads a stream sequence of 1 or more.
-func positiveSequence(s string) (uint64, error) {
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a stream sequence (a whole number from 1)", s)
-	}
-	return n, nil
+// pointFlags are --at and --at-seq: a point of the event log to show an
+// app as it was then.
+type pointFlags struct {
+	at, atSeq string
+	point     audit.Point
 }
+
+func (p *pointFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.at, "at", "", "as it was at `T`: RFC 3339, or a time before now (2h ago, 30m, 3d)")
+	fs.StringVar(&p.atSeq, "at-seq", "", "as it was after event `SEQUENCE` of the log (a SEQ of revline audit)")
+}
+
+// parse reads the flags into p.point.
+func (p *pointFlags) parse() (err error) {
+	if p.point.Time, err = optionalTime("--at", p.at, time.Now()); err != nil {
+		return err
+	}
+	if p.atSeq != "" {
+		n, err := strconv.ParseUint(p.atSeq, 10, 64)
+		if err != nil || n == 0 {
+			return usagef("--at-seq %q is not a stream sequence (a whole number from 1)", p.atSeq)
+		}
+		p.point.Sequence = n
+	}
+	return nil
+}
+
+// set reports whether a point was given.
+func (p *pointFlags) set() bool { return p.point != audit.Point{} }
 
 func printConfig(w io.Writer, c audit.Config) {
 	current := "no current revision"
