@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -734,4 +735,32 @@ func writeRichHistory(f *fixture) uint64 {
 	f.runner("beta", "b1", rev4, events.RunnerIdle, 21, 9101)
 	f.suspend("alpha")
 	return mid
+}
+
+func TestDiffRevisions(t *testing.T) {
+	t.Parallel()
+	a := projections.RevisionView{
+		Command: "run $PORT", CodeParams: codeSmall, RuntimeParams: runtimeA, Message: "first",
+		Annotations: map[string]string{"git_sha": "abc", "team": "ml"},
+	}
+	b := a
+	b.Annotations = map[string]string{"git_sha": "def", "ticket": "OPS-1"}
+	b.CodeParams.MachineType = "GPU-H100"
+	b.RuntimeParams.KeepAlive = 300
+	b.Message = "second"
+	got := projections.DiffRevisions(a, b)
+	want := []projections.FieldChange{
+		{Field: "machine_type", A: codeSmall.MachineType, B: "GPU-H100"},
+		{Field: "keep_alive", A: fmt.Sprintf("%ds", runtimeA.KeepAlive), B: "300s"},
+		{Field: "message", A: "first", B: "second"},
+		{Field: "annotations.git_sha", A: "abc", B: "def"},
+		{Field: "annotations.team", A: "ml", B: ""},
+		{Field: "annotations.ticket", A: "", B: "OPS-1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("diff:\n got %+v\nwant %+v", got, want)
+	}
+	if same := projections.DiffRevisions(a, a); len(same) != 0 {
+		t.Fatalf("a revision differs from itself: %+v", same)
+	}
 }

@@ -253,6 +253,20 @@ func TestAuditThroughTheBinary(t *testing.T) {
 		t.Fatalf("list-rev --at now:\n%s", table)
 	}
 
+	// Diff: v1 (last ran with min_concurrency 2, after the scale) and v3.
+	var diff struct {
+		Changes []struct{ Field, A, B string } `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "diff", app, "v1", "v3", "-o", "json")), &diff); err != nil {
+		t.Fatal(err)
+	}
+	if len(diff.Changes) != 1 || diff.Changes[0].Field != "message" || diff.Changes[0].A != "first" || diff.Changes[0].B != "third" {
+		t.Fatalf("apps diff v1 v3: %+v", diff.Changes)
+	}
+	if r := s.bin(t, "x", "apps", "diff", app, "v1", "v7"); r.code != 1 || !strings.Contains(r.stderr, "no revision v7") {
+		t.Fatalf("apps diff with an unknown revision: exit %d, %s", r.code, r.stderr)
+	}
+
 	// --follow prints the log so far, then what happens, until Ctrl-C.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

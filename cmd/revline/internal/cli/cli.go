@@ -89,6 +89,7 @@ func commands() []command {
 		historyCommand(),
 		showCommand(),
 		blameCommand(),
+		diffCommand(),
 		auditCommand(),
 		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
 		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},

@@ -164,6 +164,7 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"list-rev at a bad time", []string{"apps", "list-rev", "my-app", "--at", "last tuesday"}, "--at", "Usage: revline apps list-rev APP"},
 		{"list-rev at a bad sequence", []string{"apps", "list-rev", "my-app", "--at-seq", "-4"}, "not a stream sequence", "Usage: revline apps list-rev APP"},
 		{"blame without PARAM", []string{"apps", "blame", "my-app"}, "want 2 argument", "Usage: revline apps blame APP PARAM"},
+		{"diff of one revision", []string{"apps", "diff", "my-app", "v1"}, "want 3 argument", "Usage: revline apps diff APP REV_A REV_B"},
 		{"history without APP", []string{"apps", "history"}, "want 1 argument", "Usage: revline apps history APP"},
 		{"history as jsonl", []string{"apps", "history", "my-app", "-o", "jsonl"}, "want table or json", "Usage: revline apps history APP"},
 		{"runners logs with a tail over the maximum", []string{"runners", "logs", "my-app", runnerID, "--tail", "10001"}, "from 0 to 10000, or all", "Usage: revline runners logs APP RUNNER"},

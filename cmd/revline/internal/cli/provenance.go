@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/audit"
 )
 
@@ -117,4 +119,69 @@ func settingRow(first string, s audit.Setting) []string {
 		chosen = fmt.Sprintf("%s (#%d, %s, %s)", s.Origin.How, s.Origin.Sequence, s.Origin.By, when(s.Origin.Time))
 	}
 	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, when(s.Source.Time), why, chosen}
+}
+
+// revisionDiff is what `apps diff` prints: the two revisions and what
+// differs from the first to the second.
+type revisionDiff struct {
+	App     string                    `json:"app"`
+	A       revisionRef               `json:"a"`
+	B       revisionRef               `json:"b"`
+	Changes []projections.FieldChange `json:"changes"`
+}
+
+type revisionRef struct {
+	Number     uint64 `json:"number"`
+	RevisionID string `json:"revision_id"`
+}
+
+func diffCommand() command {
+	c := command{
+		name:    "apps diff",
+		summary: "Show what differs between two revisions: command, code and runtime parameters, message, annotations.",
+		usage:   "APP REV_A REV_B",
+		example: "revline apps diff my-model v3 v5",
+	}
+	c.run = func(e env, args []string) error {
+		return withClient(e, c, args, 3, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			a, err := s.reader.Revision(ctx, pos[0], pos[1], 0)
+			if err != nil {
+				return err
+			}
+			b, err := s.reader.Revision(ctx, pos[0], pos[2], 0)
+			if err != nil {
+				return err
+			}
+			d := revisionDiff{
+				App: pos[0], A: revisionRef{a.Number, a.RevisionID}, B: revisionRef{b.Number, b.RevisionID},
+				Changes: projections.DiffRevisions(a, b),
+			}
+			if d.Changes == nil {
+				d.Changes = []projections.FieldChange{}
+			}
+			return render(e, f, d, nil, printDiff)
+		})
+	}
+	return c
+}
+
+func printDiff(w io.Writer, d revisionDiff) {
+	a, b := version(d.A.Number), version(d.B.Number)
+	if len(d.Changes) == 0 {
+		fmt.Fprintf(w, "Revisions %s and %s of %s do not differ.\n", a, b, d.App)
+		return
+	}
+	rows := make([][]string, 0, len(d.Changes))
+	for _, c := range d.Changes {
+		rows = append(rows, []string{c.Field, shown(c.A), shown(c.B)})
+	}
+	table(w, "FIELD\t"+strings.ToUpper(a)+"\t"+strings.ToUpper(b), rows)
+}
+
+// shown is a value in a diff, "-" for none.
+func shown(v string) string {
+	if v == "" {
+		return "-"
+	}
+	return v
 }
