@@ -73,6 +73,7 @@ func decideDeploy(state App, c events.Deploy) ([]events.Event, error) {
 	}
 	return []events.Event{events.RevisionCreated{
 		RevisionID:  c.RevisionID,
+		Number:      state.LastNumber + 1,
 		Command:     c.Command,
 		Code:        c.Code.Apply(events.DefaultCodeParams()),
 		Runtime:     c.Runtime.Apply(events.DefaultRuntimeParams()),
@@ -189,14 +190,15 @@ func decideFailDeploy(state App, c events.FailDeploy) ([]events.Event, error) {
 	return []events.Event{events.RevisionFailed(c)}, nil
 }
 
-// existing returns the revision id names if it exists and is not deleted.
-func existing(state App, id string) (*Revision, error) {
-	rev, ok := state.Revisions[id]
-	if !ok {
-		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, showID(id))
+// existing returns the revision ref names (see ResolveRevisionRef) if it
+// exists and is not deleted.
+func existing(state App, ref string) (*Revision, error) {
+	rev, err := state.resolve(ref)
+	if err != nil {
+		return nil, err
 	}
 	if rev.Deleted {
-		return nil, reject(CodeRevisionDeleted, "revision %s was deleted", showID(id))
+		return nil, reject(CodeRevisionDeleted, "revision %s was deleted", rev.show())
 	}
 	return rev, nil
 }
@@ -217,10 +219,10 @@ func decideSetRevision(state App, c events.SetRevision) ([]events.Event, error) 
 		return nil, err
 	}
 	if target.ID == state.Current {
-		return nil, noop(CodeAlreadyCurrent, "revision %s is already the current revision of %q", showID(target.ID), state.Name)
+		return nil, noop(CodeAlreadyCurrent, "revision %s is already the current revision of %q", target.show(), state.Name)
 	}
 	if target.Status != events.StatusDeployed {
-		return nil, reject(CodeRevisionNotDeployed, "revision %s is %s; only a deployed revision can become current", showID(target.ID), target.Status)
+		return nil, reject(CodeRevisionNotDeployed, "revision %s is %s; only a deployed revision can become current", target.show(), target.Status)
 	}
 	return []events.Event{events.CurrentRevisionSet{
 		From: state.Current, To: target.ID, Reason: "rollback", Strategy: strategy, Message: c.Message,
@@ -263,18 +265,19 @@ func decideCompleteRollout(state App, c events.CompleteRollout) ([]events.Event,
 }
 
 func decideDeleteRevision(state App, c events.DeleteRevision) ([]events.Event, error) {
-	rev, ok := state.Revisions[c.RevisionID]
+	rev, err := state.resolve(c.RevisionID)
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case !ok:
-		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, showID(c.RevisionID))
 	case rev.Deleted:
-		return nil, reject(CodeRevisionAlreadyDeleted, "revision %s was already deleted", showID(rev.ID))
+		return nil, reject(CodeRevisionAlreadyDeleted, "revision %s was already deleted", rev.show())
 	case rev.ID == state.Current:
-		return nil, reject(CodeRevisionIsCurrent, "revision %s is the current revision of %q; switch to another revision (set-rev) before deleting it", showID(rev.ID), state.Name)
+		return nil, reject(CodeRevisionIsCurrent, "revision %s is the current revision of %q; switch to another revision (set-rev) before deleting it", rev.show(), state.Name)
 	case rev.Status == events.StatusDeploying:
-		return nil, reject(CodeRevisionInUse, "revision %s is being deployed; wait for the deploy to finish", showID(rev.ID))
+		return nil, reject(CodeRevisionInUse, "revision %s is being deployed; wait for the deploy to finish", rev.show())
 	case state.Rollout != nil && state.Rollout.RevisionID == rev.ID:
-		return nil, reject(CodeRevisionInUse, "revision %s is being rolled out (rollout %s)", showID(rev.ID), showID(state.Rollout.ID))
+		return nil, reject(CodeRevisionInUse, "revision %s is being rolled out (rollout %s)", rev.show(), showID(state.Rollout.ID))
 	}
 	return []events.Event{events.RevisionDeleted{RevisionID: rev.ID}}, nil
 }
@@ -310,7 +313,7 @@ func decideSuspend(state App) ([]events.Event, error) {
 	}
 	for _, rev := range state.Revisions {
 		if rev.Status == events.StatusDeploying {
-			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before suspending", showID(rev.ID), state.Name)
+			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before suspending", rev.show(), state.Name)
 		}
 	}
 	return []events.Event{events.AppSuspended{RevisionID: state.Current}}, nil

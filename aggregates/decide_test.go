@@ -80,7 +80,7 @@ func deploySpecs() []spec {
 		{
 			name: "first_deploy_creates_a_deploying_revision_with_defaults",
 			when: events.Deploy{RevisionID: r1, Command: runCommand},
-			then: evs(created(r1)),
+			then: evs(created(r1, numbered(1))),
 			after: func(t T, s aggregates.App) {
 				r := revision(t, s, r1)
 				equal(t, "status", r.Status, events.StatusDeploying)
@@ -103,7 +103,7 @@ func deploySpecs() []spec {
 				Annotations: map[string]string{"git_sha": "abc123"},
 			},
 			then: evs(events.RevisionCreated{
-				RevisionID: r1, Command: runCommand, Code: gpuCode, Runtime: busyRuntime, ResetScale: true,
+				RevisionID: r1, Number: 1, Command: runCommand, Code: gpuCode, Runtime: busyRuntime, ResetScale: true,
 				Strategy: events.StrategyRecreate, Message: "new tokenizer", Annotations: map[string]string{"git_sha": "abc123"},
 			}),
 		},
@@ -115,7 +115,7 @@ func deploySpecs() []spec {
 				Runtime: events.RuntimeOverrides{MinConcurrency: ptr(1)},
 			},
 			then: evs(events.RevisionCreated{
-				RevisionID: r1, Command: runCommand,
+				RevisionID: r1, Number: 1, Command: runCommand,
 				Code:     events.CodeParams{MachineType: "XS", MaxMultiplexing: 8, StartupTimeout: 60},
 				Runtime:  events.RuntimeParams{KeepAlive: 60, MinConcurrency: 1, MaxConcurrency: 10, RequestTimeout: 3600},
 				Strategy: events.StrategyRolling,
@@ -125,7 +125,7 @@ func deploySpecs() []spec {
 			name:  "deploying_to_a_live_app_does_not_move_the_alias_yet",
 			given: live(r1, withRuntime(busyRuntime)),
 			when:  events.Deploy{RevisionID: r2, Command: runCommand},
-			then:  evs(created(r2)),
+			then:  evs(created(r2, numbered(2))),
 			after: func(t T, s aggregates.App) {
 				equal(t, "current", s.Current, r1)
 				equal(t, "runtime", s.Runtime, busyRuntime)
@@ -136,7 +136,7 @@ func deploySpecs() []spec {
 			name:  "deploying_after_a_resume_is_accepted",
 			given: history(live(r1), evs(suspended(r1), resumed(r1))),
 			when:  events.Deploy{RevisionID: r2, Command: runCommand},
-			then:  evs(created(r2)),
+			then:  evs(created(r2, numbered(2))),
 		},
 		{
 			name:   "empty_deploy_is_rejected",
@@ -1060,7 +1060,7 @@ func TestUnknownCommand(t *testing.T)  { t.Parallel(); run(t, unknownCommandSpec
 func allSpecs() []spec {
 	return slices.Concat(deploySpecs(), completeDeploySpecs(), failDeploySpecs(), setRevisionSpecs(),
 		rolloutSpecs(), completeRolloutSpecs(), deleteRevisionSpecs(), scaleSpecs(),
-		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs())
+		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs(), revisionNumberSpecs())
 }
 
 // rejectionCodes are the codes of rejections.go; noOpCodes the no-op ones.
@@ -1068,6 +1068,7 @@ var (
 	rejectionCodes = []string{
 		aggregates.CodeInvalidArgument, aggregates.CodeAppNotFound, aggregates.CodeAppSuspended,
 		aggregates.CodeRevisionExists, aggregates.CodeRevisionNotFound, aggregates.CodeRevisionDeleted,
+		aggregates.CodeAmbiguousRevision, aggregates.CodeRevisionRefTooShort,
 		aggregates.CodeRevisionAlreadyDeleted, aggregates.CodeRevisionNotDeployed, aggregates.CodeRevisionNotDeploying,
 		aggregates.CodeRevisionIsCurrent, aggregates.CodeRevisionInUse, aggregates.CodeNoCurrentRevision,
 		aggregates.CodeDeployInProgress, aggregates.CodeRolloutInProgress, aggregates.CodeRolloutNotFound,

@@ -308,6 +308,12 @@ func withResetScale() revisionOption {
 	return func(ev *events.RevisionCreated) { ev.ResetScale = true }
 }
 
+// numbered is the number a deploy decided now records (given histories
+// leave it out, as events written before revisions had numbers did).
+func numbered(n uint64) revisionOption {
+	return func(ev *events.RevisionCreated) { ev.Number = n }
+}
+
 func withMessage(m string) revisionOption {
 	return func(ev *events.RevisionCreated) { ev.Message = m }
 }

@@ -21,7 +21,7 @@ func deployOf(change func(*events.Deploy)) events.Deploy {
 // createdBy is the event a valid deploy d of a new app records.
 func createdBy(d events.Deploy) events.RevisionCreated {
 	return events.RevisionCreated{
-		RevisionID: d.RevisionID, Command: d.Command,
+		RevisionID: d.RevisionID, Number: 1, Command: d.Command,
 		Code: d.Code.Apply(events.DefaultCodeParams()), Runtime: d.Runtime.Apply(events.DefaultRuntimeParams()),
 		ResetScale: d.ResetScale, Strategy: events.StrategyRolling, Message: d.Message, Annotations: d.Annotations,
 	}
@@ -320,6 +320,11 @@ var notUUIDs = map[string]string{
 func idSpecs() []spec {
 	var specs []spec
 	for name, id := range notUUIDs {
+		// A reference shorter than an id prefix may be is refused as such.
+		unknown := aggregates.CodeRevisionNotFound
+		if len(id) < aggregates.MinRevisionPrefix {
+			unknown = aggregates.CodeRevisionRefTooShort
+		}
 		shown := strconv.Quote(id)
 		if len(id) > 40 {
 			shown = strconv.Itoa(len(id)) + " bytes"
@@ -353,13 +358,13 @@ func idSpecs() []spec {
 				name:   "set_revision_to_an_unknown_id_is_rejected_" + name,
 				given:  twoRevisions(),
 				when:   events.SetRevision{RevisionID: id},
-				reject: aggregates.CodeRevisionNotFound,
+				reject: unknown,
 			},
 			spec{
 				name:   "deleting_an_unknown_id_is_rejected_" + name,
 				given:  twoRevisions(),
 				when:   events.DeleteRevision{RevisionID: id},
-				reject: aggregates.CodeRevisionNotFound,
+				reject: unknown,
 			},
 			spec{
 				name:   "completing_an_unknown_rollout_id_is_rejected_" + name,
@@ -374,7 +379,7 @@ func idSpecs() []spec {
 		spec{
 			name: "a_revision_id_in_canonical_form_of_any_uuid_version_is_accepted",
 			when: events.Deploy{RevisionID: "6ba7b810-9dad-11d1-80b4-00c04fd430c8", Command: runCommand},
-			then: evs(created("6ba7b810-9dad-11d1-80b4-00c04fd430c8")),
+			then: evs(created("6ba7b810-9dad-11d1-80b4-00c04fd430c8", numbered(1))),
 		},
 		spec{
 			name:  "a_revision_with_an_id_chosen_before_uuids_were_required_can_still_be_set",

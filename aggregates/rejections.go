@@ -13,6 +13,8 @@ const (
 	CodeAppSuspended           = "app_suspended"
 	CodeRevisionExists         = "revision_exists"
 	CodeRevisionNotFound       = "revision_not_found"
+	CodeAmbiguousRevision      = "ambiguous_revision"
+	CodeRevisionRefTooShort    = "revision_ref_too_short"
 	CodeRevisionDeleted        = "revision_deleted"
 	CodeRevisionAlreadyDeleted = "revision_already_deleted"
 	CodeRevisionNotDeployed    = "revision_not_deployed"

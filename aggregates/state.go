@@ -7,6 +7,7 @@
 package aggregates
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/revline/revline/events"
@@ -32,13 +33,18 @@ type App struct {
 	HasRuntime bool
 	Suspended  bool
 	Revisions  map[string]*Revision
+	// LastNumber is the highest revision number given so far, deleted
+	// revisions included: numbers are never reused.
+	LastNumber uint64
 	// Rollout is the rollout in progress, if any.
 	Rollout *Rollout
 }
 
 // Revision is what the decider knows of one revision.
 type Revision struct {
-	ID         string
+	ID string
+	// Number is the revision's per-app number (1, 2, 3, ...).
+	Number     uint64
 	Command    string
 	Code       events.CodeParams
 	Runtime    events.RuntimeParams // the scaling the deploy asked for
@@ -48,6 +54,8 @@ type Revision struct {
 	Status     events.RevisionStatus
 	Deleted    bool
 	CreatedAt  time.Time
+	// CreatedBy is the actor of the deploy that created the revision.
+	CreatedBy string
 }
 
 // Rollout is a rollout in progress.
@@ -92,10 +100,12 @@ func Evolve(state App, env events.Envelope) App {
 	}
 	switch ev := env.Event.(type) {
 	case events.RevisionCreated:
+		number := RevisionNumber(ev, state.LastNumber)
+		state.LastNumber = max(state.LastNumber, number)
 		state.Revisions[ev.RevisionID] = &Revision{
-			ID: ev.RevisionID, Command: ev.Command, Code: ev.Code, Runtime: ev.Runtime,
+			ID: ev.RevisionID, Number: number, Command: ev.Command, Code: ev.Code, Runtime: ev.Runtime,
 			ResetScale: ev.ResetScale, Strategy: ev.Strategy, Message: ev.Message,
-			Status: events.StatusDeploying, CreatedAt: env.OccurredAt,
+			Status: events.StatusDeploying, CreatedAt: env.OccurredAt, CreatedBy: env.Actor,
 		}
 	case events.RevisionDeployed:
 		rev(ev.RevisionID).Status = events.StatusDeployed
@@ -124,4 +134,12 @@ func Evolve(state App, env events.Envelope) App {
 		}
 	}
 	return state
+}
+
+// show names the revision in a message: its number and its id.
+func (r *Revision) show() string {
+	if r.Number == 0 {
+		return showID(r.ID)
+	}
+	return fmt.Sprintf("v%d (%s)", r.Number, showID(r.ID))
 }

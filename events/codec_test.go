@@ -64,7 +64,7 @@ func sampleEvents() []events.Event {
 	runtime := events.RuntimeParams{KeepAlive: 300, MinConcurrency: 2, MaxConcurrency: 8, ConcurrencyBuffer: 1, RequestTimeout: 90}
 	return []events.Event{
 		events.RevisionCreated{
-			RevisionID: revisionID, Command: "python3 -m http.server $PORT", Code: code, Runtime: runtime,
+			RevisionID: revisionID, Number: 1, Command: "python3 -m http.server $PORT", Code: code, Runtime: runtime,
 			ResetScale: true, Strategy: events.StrategyRecreate, Message: "first version",
 			Annotations: map[string]string{"git_sha": "abc123"},
 		},

@@ -27,7 +27,11 @@ const (
 // when the revision is deployed only if ResetScale is set or the app has
 // no runtime parameters yet.
 type RevisionCreated struct {
-	RevisionID  string            `msgpack:"revision_id" json:"revision_id"`
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+	// Number is the revision's per-app number (1, 2, 3, ...), never
+	// reused. Events written before numbers existed have none (0): a fold
+	// numbers those in creation order (aggregates.RevisionNumber).
+	Number      uint64            `msgpack:"number,omitempty" json:"number,omitempty"`
 	Command     string            `msgpack:"command" json:"command"`
 	Code        CodeParams        `msgpack:"code" json:"code"`
 	Runtime     RuntimeParams     `msgpack:"runtime" json:"runtime"`

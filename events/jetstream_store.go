@@ -291,6 +291,15 @@ func (s *JetStreamStore) LastSequence(ctx context.Context) (uint64, error) {
 	return s.leaderLastSequence(ctx, EventSubjectPrefix+">")
 }
 
+// LastAppSequence returns the stream sequence of app's last event, as the
+// stream leader knows it (0 if the app has none).
+func (s *JetStreamStore) LastAppSequence(ctx context.Context, app string) (uint64, error) {
+	if err := ValidateAppName(app); err != nil {
+		return 0, err
+	}
+	return s.leaderLastSequence(ctx, AppEventsFilter(app))
+}
+
 // leaderLastSequence asks the stream leader (the non-direct API, which a
 // replica does not answer) for the sequence of the last message matching
 // filter, 0 if there is none.

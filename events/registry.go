@@ -98,15 +98,26 @@ func keys[V any](m map[string]V) []string {
 // DecodeEvent decodes a msgpack event payload of the named type.
 // It returns an *UnknownTypeError for an unregistered name.
 func (r *Registry) DecodeEvent(name string, data []byte) (Event, error) {
+	return r.decodeEvent(name, data, unmarshalMsgpack, "")
+}
+
+func (r *Registry) decodeEvent(name string, data []byte, unmarshal func([]byte, any) error, from string) (Event, error) {
 	decode, ok := r.events[name]
 	if !ok {
 		return nil, &UnknownTypeError{Kind: "event", Name: name}
 	}
-	ev, err := decode(data, unmarshalMsgpack)
+	ev, err := decode(data, unmarshal)
 	if err != nil {
-		return nil, fmt.Errorf("decode %s event: %w", name, err)
+		return nil, fmt.Errorf("decode %s event%s: %w", name, from, err)
 	}
 	return ev, nil
+}
+
+// DecodeEventJSON decodes an event of the named type from its JSON form
+// (docs/bus.md §6), as exports of the log write it. Unknown fields are
+// refused. It returns an *UnknownTypeError for an unregistered name.
+func (r *Registry) DecodeEventJSON(name string, data []byte) (Event, error) {
+	return r.decodeEvent(name, data, unmarshalJSON, " from JSON")
 }
 
 // DecodeCommand decodes a command payload of the named type, in msgpack or

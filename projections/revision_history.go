@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
 )
 
@@ -42,10 +43,13 @@ type appRecord struct {
 	// activeRollout is the id of the rollout in progress, "" if none.
 	activeRollout string
 	lastSwitch    *SwitchView
+	// lastNumber is the highest revision number given so far.
+	lastNumber uint64
 }
 
 type revisionRecord struct {
 	id          string
+	number      uint64
 	createdAt   time.Time
 	createdBy   string
 	status      events.RevisionStatus
@@ -178,8 +182,10 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 		if _, exists := app.revisions[ev.RevisionID]; exists || ev.RevisionID == "" {
 			return
 		}
+		number := aggregates.RevisionNumber(ev, app.lastNumber)
+		app.lastNumber = max(app.lastNumber, number)
 		app.revisions[ev.RevisionID] = &revisionRecord{
-			id: ev.RevisionID, createdAt: env.OccurredAt, createdBy: env.Actor,
+			id: ev.RevisionID, number: number, createdAt: env.OccurredAt, createdBy: env.Actor,
 			status: events.StatusDeploying, command: ev.Command, code: ev.Code,
 			message: ev.Message, annotations: maps.Clone(ev.Annotations), requested: ev.Runtime,
 		}
@@ -284,7 +290,7 @@ func (m *RevisionHistory) App(name string) (AppView, bool) {
 }
 
 // Revisions returns the app's revisions that are not deleted, newest first
-// (by creation time, then by id). It returns nil for an unknown app.
+// (by number). It returns nil for an unknown app.
 func (m *RevisionHistory) Revisions(appName string) []RevisionView {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -299,12 +305,7 @@ func (m *RevisionHistory) Revisions(appName string) []RevisionView {
 			out = append(out, app.revisionView(r, counts))
 		}
 	}
-	slices.SortFunc(out, func(a, b RevisionView) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.RevisionID, a.RevisionID)
-	})
+	slices.SortFunc(out, func(a, b RevisionView) int { return cmp.Compare(b.Number, a.Number) })
 	return out
 }
 
@@ -441,7 +442,7 @@ func (a *appRecord) runnerCounts() map[string]int {
 func (a *appRecord) revisionView(r *revisionRecord, runnerCounts map[string]int) RevisionView {
 	current := r.id == a.current
 	v := RevisionView{
-		RevisionID: r.id, Status: r.status, Current: current,
+		Number: r.number, RevisionID: r.id, Status: r.status, Current: current,
 		CreatedAt: r.createdAt, CreatedBy: r.createdBy,
 		CodeParams: r.code, RuntimeParams: r.requested,
 		Message: r.message, Annotations: map[string]string{}, Command: r.command,

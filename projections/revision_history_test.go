@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
 )
@@ -40,13 +42,13 @@ func TestListRevIsNewestFirstAndFlagsCurrent(t *testing.T) {
 		}
 		want := []projections.RevisionView{
 			{
-				RevisionID: rev2, Status: events.StatusDeploying, Current: false,
+				Number: 2, RevisionID: rev2, Status: events.StatusDeploying, Current: false,
 				CreatedAt: createdAt2, CreatedBy: "bob", CodeParams: codeLarge, RuntimeParams: runtimeB,
 				Message: "deploy " + rev2, Annotations: map[string]string{"git_sha": "sha-" + rev2},
 				Command: "python serve.py --rev " + rev2,
 			},
 			{
-				RevisionID: rev1, Status: events.StatusDeployed, Current: true,
+				Number: 1, RevisionID: rev1, Status: events.StatusDeployed, Current: true,
 				CreatedAt: createdAt1, CreatedBy: "alice", CodeParams: codeSmall, RuntimeParams: runtimeA,
 				Message: "deploy " + rev1, Annotations: map[string]string{"git_sha": "sha-" + rev1},
 				Command: "python serve.py --rev " + rev1,
@@ -445,12 +447,19 @@ func TestResolveRevision(t *testing.T) {
 		{"prefix_ignores_case", "demo", "0195A1B2-2222", rev2, nil},
 		{"live_revision_preferred_over_deleted", "demo", "0195c3d4", rev3, nil},
 		{"deleted_only_match", "demo", "0195c3d4-339", rev4, nil},
-		{"ambiguous_prefix", "demo", "0195a1b2", "", projections.ErrAmbiguousRevision},
-		{"too_short", "demo", "0195a1b", "", projections.ErrRevisionRefTooShort},
-		{"empty", "demo", "", "", projections.ErrRevisionRefTooShort},
-		{"no_match", "demo", "ffffffff", "", projections.ErrRevisionNotFound},
-		{"longer_than_any_id", "demo", rev1 + "0", "", projections.ErrRevisionNotFound},
+		{"ambiguous_prefix", "demo", "0195a1b2", "", aggregates.ErrAmbiguousRevision},
+		{"too_short", "demo", "0195a1b", "", aggregates.ErrRevisionRefTooShort},
+		{"empty", "demo", "", "", aggregates.ErrRevisionRefTooShort},
+		{"no_match", "demo", "ffffffff", "", aggregates.ErrRevisionNotFound},
+		{"longer_than_any_id", "demo", rev1 + "0", "", aggregates.ErrRevisionNotFound},
 		{"unknown_app", "other", rev1, "", projections.ErrAppNotFound},
+		// Numbers follow creation order: rev5 is v1, rev4 v2, rev1 v3, ...
+		{"v_number", "demo", "v3", rev1, nil},
+		{"upper_case_v_number", "demo", "V4", rev2, nil},
+		{"bare_number", "demo", "5", rev3, nil},
+		{"number_of_deleted_revision", "demo", "v1", rev5, nil},
+		{"unknown_number", "demo", "v6", "", aggregates.ErrRevisionNotFound},
+		{"number_zero", "demo", "0", "", aggregates.ErrRevisionNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -466,7 +475,7 @@ func TestResolveRevision(t *testing.T) {
 	}
 
 	_, err := model.ResolveRevision("demo", "0195a1b2")
-	var ambiguous *projections.AmbiguousRevisionError
+	var ambiguous *aggregates.AmbiguousRevisionError
 	if !errors.As(err, &ambiguous) || !slices.Equal(ambiguous.Matches, []string{rev1, rev2}) {
 		t.Errorf("ambiguous error = %#v, want matches [%s %s]", err, rev1, rev2)
 	}
@@ -649,7 +658,7 @@ func TestViewsJSONContract(t *testing.T) {
 		keys []string
 	}{
 		{"revision", mustRevision(t, model, "demo", rev1), []string{
-			"revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing",
+			"number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing",
 			"startup_timeout", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer",
 			"request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted",
 		}},
@@ -726,4 +735,32 @@ func writeRichHistory(f *fixture) uint64 {
 	f.runner("beta", "b1", rev4, events.RunnerIdle, 21, 9101)
 	f.suspend("alpha")
 	return mid
+}
+
+func TestDiffRevisions(t *testing.T) {
+	t.Parallel()
+	a := projections.RevisionView{
+		Command: "run $PORT", CodeParams: codeSmall, RuntimeParams: runtimeA, Message: "first",
+		Annotations: map[string]string{"git_sha": "abc", "team": "ml"},
+	}
+	b := a
+	b.Annotations = map[string]string{"git_sha": "def", "ticket": "OPS-1"}
+	b.CodeParams.MachineType = "GPU-H100"
+	b.RuntimeParams.KeepAlive = 300
+	b.Message = "second"
+	got := projections.DiffRevisions(a, b)
+	want := []projections.FieldChange{
+		{Field: "machine_type", A: codeSmall.MachineType, B: "GPU-H100"},
+		{Field: "keep_alive", A: fmt.Sprintf("%ds", runtimeA.KeepAlive), B: "300s"},
+		{Field: "message", A: "first", B: "second"},
+		{Field: "annotations.git_sha", A: "abc", B: "def"},
+		{Field: "annotations.team", A: "ml", B: ""},
+		{Field: "annotations.ticket", A: "", B: "OPS-1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("diff:\n got %+v\nwant %+v", got, want)
+	}
+	if same := projections.DiffRevisions(a, a); len(same) != 0 {
+		t.Fatalf("a revision differs from itself: %+v", same)
+	}
 }

@@ -32,6 +32,9 @@ type AppView struct {
 // are flattened into its JSON form, which is part of the CLI's `-o json`
 // contract.
 type RevisionView struct {
+	// Number is the revision's per-app number (1, 2, 3, ...; v3 for
+	// short), never reused.
+	Number     uint64 `json:"number"`
 	RevisionID string `json:"revision_id"`
 	// Status is deploying, deployed or failed; the current revision of a
 	// suspended app shows suspended.

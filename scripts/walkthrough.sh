@@ -183,19 +183,21 @@ step() {
 expect() {
 	grep -Eq -- "$1" "$out" || { log "expected /$1/ in the output of the last step"; exit 1; }
 }
-revision_id() { sed -n 's/^Revision \([0-9a-f-]*\) of .*/\1/p' "$out"; }
+# revision_number reads the number (v1) of the revision the last deploy made.
+revision_number() { sed -n 's/^Revision \(v[0-9]*\) (.*/\1/p' "$out"; }
 
 step <<EOF
 revline deploy my-model --command 'python3 -m http.server \$PORT --bind 127.0.0.1' --message "first version"
 EOF
 expect 'is deployed and current'
-v1=$(revision_id)
+v1=$(revision_number)
+[[ $v1 == v1 ]] || { log "the first revision is $v1, not v1"; exit 1; }
 
 step <<EOF
 revline deploy my-model --command 'python3 -m http.server \$PORT --bind 127.0.0.1' --machine-type GPU-H100 --message "second version"
 EOF
 expect 'is deployed and current'
-v2=$(revision_id)
+v2=$(revision_number)
 
 step <<EOF
 revline deploy my-model --command 'python3 -c "import sys; sys.exit(\"model weights not found\")"' --message broken; echo "exit \$?"
@@ -207,7 +209,7 @@ expect '^exit 1$'
 step <<EOF
 revline apps list-rev my-model
 EOF
-expect "^\* +$v2 "
+expect "^\* +$v2 +[0-9a-f-]{36} +deployed"
 
 step <<EOF
 revline apps set-rev my-model $v1
@@ -228,7 +230,7 @@ expect '^exit 1$'
 step <<EOF
 revline apps delete-rev my-model $v2
 EOF
-expect "^Deleted revision $v2"
+expect "^Deleted revision $v2 "
 
 step <<EOF
 revline apps scale my-model --min-concurrency 2 --keep-alive 5m
@@ -287,5 +289,28 @@ step <<EOF
 revline apps runners my-model
 EOF
 expect 'IN FLIGHT'
+
+step <<EOF
+revline apps history my-model
+EOF
+expect "rolled back to $v1 \\(runtime params kept from $v2\\)"
+expect ' scaled keep_alive 60s→300s, min_concurrency 0→2'
+
+step <<EOF
+revline audit my-model --type 'revision.*,app.*,rollout.*'
+EOF
+expect 'deploy of v3 failed: "runner exited with status 1'
+expect 'force rollout of v4 completed: 2 runner\(s\) replaced, 1 in-flight request\(s\) dropped'
+
+step <<EOF
+revline apps show my-model
+EOF
+expect '^min_concurrency +2 +inherited from v1 on deploy of v4'
+expect '^machine_type +XS +deploy of v4'
+
+step <<EOF
+revline apps blame my-model min_concurrency
+EOF
+expect ' 2 +scale '
 
 log "done; stopping serve"

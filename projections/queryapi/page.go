@@ -75,9 +75,10 @@ func All[T any](ctx context.Context, max int, list func(context.Context, PageReq
 	return out, nil
 }
 
-// position is where an item sits in its list: lists are sorted by a time,
-// then by an id.
+// position is where an item sits in its list: lists are sorted by a
+// number (revisions), else by a time, then by an id.
 type position struct {
+	n  uint64
 	at time.Time
 	id string
 }
@@ -105,19 +106,22 @@ var (
 	revisionsOrder = listOrder[projections.RevisionView]{
 		name:       EndpointRevisions,
 		descending: true, // newest first
-		position:   func(r projections.RevisionView) position { return position{r.CreatedAt, r.RevisionID} },
+		position:   func(r projections.RevisionView) position { return position{n: r.Number, id: r.RevisionID} },
 		describe:   func(r projections.RevisionView) string { return "revision " + r.RevisionID },
 	}
 	runnersOrder = listOrder[projections.RunnerView]{
 		name:     EndpointRunners,
-		position: func(r projections.RunnerView) position { return position{r.StartedAt, r.RunnerID} },
+		position: func(r projections.RunnerView) position { return position{at: r.StartedAt, id: r.RunnerID} },
 		describe: func(r projections.RunnerView) string { return "runner " + r.RunnerID },
 	}
 )
 
 // compare orders positions a and b as the list does.
 func (o listOrder[T]) compare(a, b position) int {
-	c := a.at.Compare(b.at)
+	c := cmp.Compare(a.n, b.n)
+	if c == 0 {
+		c = a.at.Compare(b.at)
+	}
 	if c == 0 {
 		c = cmp.Compare(a.id, b.id)
 	}
@@ -134,6 +138,7 @@ func (o listOrder[T]) compare(a, b position) int {
 type pageToken struct {
 	List     string    `json:"l"`
 	App      string    `json:"a,omitempty"`
+	N        uint64    `json:"n,omitempty"`
 	At       time.Time `json:"t,omitzero"`
 	ID       string    `json:"i"`
 	Sequence uint64    `json:"s,omitempty"`
@@ -201,7 +206,7 @@ func (o listOrder[T]) cursor(app string, req PageRequest) (pageCursor, error) {
 func (o listOrder[T]) page(app string, items []T, c pageCursor, seq uint64) (Page[T], error) {
 	start := 0
 	if c.after != nil {
-		after := position{c.after.At, c.after.ID}
+		after := position{c.after.N, c.after.At, c.after.ID}
 		start = sort.Search(len(items), func(i int) bool { return o.compare(o.position(items[i]), after) > 0 })
 	}
 	end := min(start+c.limit, len(items))
@@ -209,7 +214,7 @@ func (o listOrder[T]) page(app string, items []T, c pageCursor, seq uint64) (Pag
 	more := end < len(items)
 	tokenAfter := func(item T) (string, error) {
 		p := o.position(item)
-		return pageToken{List: o.name, App: app, At: p.at, ID: p.id, Sequence: seq}.encode()
+		return pageToken{List: o.name, App: app, N: p.n, At: p.at, ID: p.id, Sequence: seq}.encode()
 	}
 	if c.maxBytes > 0 {
 		n, err := o.fit(page.Items, more, c.maxBytes, tokenAfter)

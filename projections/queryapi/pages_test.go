@@ -175,8 +175,8 @@ func TestReplyThatCannotFitIsAnErrorAtOnce(t *testing.T) {
 	t.Parallel()
 	const maxPayload = 64 << 10
 	model := projections.NewRevisionHistory()
-	bigApp(t, model, "web", 2)
 	hugeRevision(t, model, "web", "rev-huge", t0.Add(-time.Hour), maxPayload) // the oldest: listed last
+	bigApp(t, model, "web", 2)
 	client, _ := serveModel(t, startServerWithMaxPayload(t, maxPayload), model)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
 )
@@ -49,8 +50,8 @@ const (
 	CodeBadRequest          = "bad_request"
 	CodeAppNotFound         = "app_not_found"
 	CodeRevisionNotFound    = "revision_not_found"
-	CodeAmbiguousRevision   = "ambiguous_revision"
-	CodeRevisionRefTooShort = "revision_ref_too_short"
+	CodeAmbiguousRevision   = aggregates.CodeAmbiguousRevision
+	CodeRevisionRefTooShort = aggregates.CodeRevisionRefTooShort
 	CodeRolloutNotFound     = "rollout_not_found"
 	CodeNotCaughtUp         = "not_caught_up"
 	// CodeReplyTooLarge: the answer does not fit in one NATS message (a
@@ -64,7 +65,8 @@ const (
 // are ignored.
 type Request struct {
 	App string `json:"app,omitempty"`
-	// Ref names a revision: its id or a unique prefix of at least 8 characters.
+	// Ref names a revision: its number (v3 or 3), its id or a unique id
+	// prefix of at least 8 characters.
 	Ref       string `json:"ref,omitempty"`
 	RolloutID string `json:"rollout_id,omitempty"`
 	// All includes terminated runners.
@@ -261,9 +263,9 @@ func (l Local) Revision(ctx context.Context, app, ref string, seq uint64) (proje
 func resolveError(err error) error {
 	code := CodeRevisionNotFound
 	switch {
-	case errors.Is(err, projections.ErrAmbiguousRevision):
+	case errors.Is(err, aggregates.ErrAmbiguousRevision):
 		code = CodeAmbiguousRevision
-	case errors.Is(err, projections.ErrRevisionRefTooShort):
+	case errors.Is(err, aggregates.ErrRevisionRefTooShort):
 		code = CodeRevisionRefTooShort
 	case errors.Is(err, projections.ErrAppNotFound):
 		code = CodeAppNotFound

@@ -164,7 +164,8 @@ func (a *appWorker) reconcile(ctx context.Context) error {
 	return a.converge(ctx)
 }
 
-// deploying lists the revisions being deployed, oldest first.
+// deploying lists the revisions being deployed, oldest first (by number:
+// revision ids are random, not time-ordered).
 func (a *appWorker) deploying() []*aggregates.Revision {
 	var out []*aggregates.Revision
 	for _, rev := range a.state.Revisions {
@@ -172,9 +173,7 @@ func (a *appWorker) deploying() []*aggregates.Revision {
 			out = append(out, rev)
 		}
 	}
-	slices.SortFunc(out, func(x, y *aggregates.Revision) int {
-		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(x.ID, y.ID))
-	})
+	slices.SortFunc(out, func(x, y *aggregates.Revision) int { return cmp.Compare(x.Number, y.Number) })
 	return out
 }
 

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ const (
 	envActor     = "REVLINE_ACTOR"
 	outputTable  = "table"
 	outputJSON   = "json"
+	outputJSONL  = "jsonl"
 	defaultWait  = 10 * time.Minute
 	connectLimit = 5 * time.Second
 )
@@ -55,6 +58,12 @@ type command struct {
 	usage   string // arguments after the command name
 	example string
 	run     func(e env, args []string) error
+	// optionalArgs is how many positional arguments after the required
+	// ones a client command may take (audit's APP).
+	optionalArgs int
+	// outputs are the output formats of a client command besides table
+	// and json.
+	outputs []string
 }
 
 // usageError marks a mistake in how the command was called (exit 2).
@@ -70,13 +79,18 @@ func commands() []command {
 		serveCommand(),
 		deployCommand(),
 		{name: "apps list", summary: "List apps.", example: "revline apps list -o json", run: appsList},
-		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked.", usage: "APP", example: "revline apps list-rev my-model", run: listRevisions},
+		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked. --at shows them as they were then.", usage: "APP", example: "revline apps list-rev my-model --at '2h ago'", run: listRevisions},
 		setRevCommand(),
 		rolloutCommand(),
 		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model 0193f1c2", run: deleteRevision},
 		scaleCommand(),
 		runnersCommand(),
 		runnerLogsCommand(),
+		historyCommand(),
+		showCommand(),
+		blameCommand(),
+		diffCommand(),
+		auditCommand(),
 		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
 		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
 		benchCommand(),
@@ -188,9 +202,12 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
 }
 
-func (f *clientFlags) validate() error {
-	if f.output != outputTable && f.output != outputJSON {
-		return usagef("output format %q: want table or json", f.output)
+// validate checks the flags; more are the output formats the command has
+// besides table and json.
+func (f *clientFlags) validate(more []string) error {
+	formats := append([]string{outputTable, outputJSON}, more...)
+	if !slices.Contains(formats, f.output) {
+		return usagef("output format %q: want %s", f.output, strings.Join(formats, " or "))
 	}
 	if f.timeout <= 0 {
 		return usagef("--timeout must be positive")
@@ -222,6 +239,8 @@ type session struct {
 	control *control.Control
 	reader  queryapi.Reader
 	logs    queryapi.LogReader
+	// events reads the event log (audit).
+	events *events.JetStreamStore
 }
 
 func (f *clientFlags) connect(ctx context.Context) (*session, error) {
@@ -251,6 +270,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 		nc:     nc,
 		reader: reader,
 		logs:   reader,
+		events: store,
 		control: &control.Control{
 			Commands: commandbus.NewClient(js),
 			Reader:   reader,
@@ -293,10 +313,10 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(pos) != nargs {
-		return nil, nil, usagef("want %d argument(s) (%s), got %d", nargs, c.usage, len(pos))
+	if len(pos) < nargs || len(pos) > nargs+c.optionalArgs {
+		return nil, nil, usagef("want %s argument(s) (%s), got %d", argCount(nargs, c.optionalArgs), c.usage, len(pos))
 	}
-	if err := f.validate(); err != nil {
+	if err := f.validate(c.outputs); err != nil {
 		return nil, nil, err
 	}
 	if validate != nil {
@@ -304,10 +324,19 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 			return nil, nil, err
 		}
 	}
-	if nargs > 0 {
+	if len(pos) > 0 {
 		if err := events.ValidateAppName(pos[0]); err != nil {
 			return nil, nil, err
 		}
 	}
 	return &f, pos, nil
+}
+
+// argCount says how many positional arguments a command takes: "1", or
+// "0 or 1".
+func argCount(nargs, optional int) string {
+	if optional == 0 {
+		return strconv.Itoa(nargs)
+	}
+	return fmt.Sprintf("%d to %d", nargs, nargs+optional)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -152,8 +153,30 @@ func appsList(e env, args []string) error {
 
 func listRevisions(e env, args []string) error {
 	c, _, _ := findCommand([]string{"apps", "list-rev"})
-	var limit limitFlag
-	return withClient(e, c, args, 1, limit.register, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+	var (
+		limit limitFlag
+		at    pointFlags
+	)
+	extra := func(fs *flag.FlagSet) {
+		limit.register(fs)
+		at.register(fs)
+	}
+	return withClient(e, c, args, 1, extra, at.parse, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		if at.set() {
+			// Time travel: folded from the event log up to that point.
+			then, err := audit.RevisionsAt(ctx, s.events, pos[0], at.point)
+			if err != nil {
+				return err
+			}
+			revs := then.Revisions
+			if limit.n > 0 && len(revs) > limit.n {
+				revs = revs[:limit.n]
+			}
+			return render(e, f, revs, nil, func(w io.Writer, revs []projections.RevisionView) {
+				fmt.Fprintf(w, "Revisions of %s as of event %d (%s):\n", pos[0], then.Sequence, when(then.Time))
+				printRevisions(w, revs)
+			})
+		}
 		revs, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
 			return s.reader.Revisions(ctx, pos[0], p, 0)
 		})
@@ -166,7 +189,7 @@ func setRevCommand() command {
 		name:    "apps set-rev",
 		summary: "Make a revision current (roll back or forward). Runtime parameters are kept; code parameters come from the revision.",
 		usage:   "APP REVISION",
-		example: "revline apps set-rev my-model 0193f1c2",
+		example: "revline apps set-rev my-model v3",
 	}
 	c.run = func(e env, args []string) error {
 		var strategy, message string
@@ -188,7 +211,7 @@ func setRevCommand() command {
 					fmt.Fprintf(w, "Nothing to do: %s\n", res.Message)
 					return
 				}
-				fmt.Fprintf(w, "App %s now serves revision %s (strategy %s).\n", res.App, res.RevisionID, st)
+				fmt.Fprintf(w, "App %s now serves revision %s (strategy %s).\n", res.App, revisionName(res.Number, res.RevisionID), st)
 			})
 		})
 	}
@@ -221,7 +244,7 @@ func deleteRevision(e env, args []string) error {
 	return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 		res, err := s.control.DeleteRevision(ctx, pos[0], pos[1])
 		return render(e, f, res, err, func(w io.Writer, res control.DeleteResult) {
-			fmt.Fprintf(w, "Deleted revision %s of %s.\n", res.RevisionID, res.App)
+			fmt.Fprintf(w, "Deleted revision %s of %s.\n", revisionName(res.Number, res.RevisionID), res.App)
 		})
 	})
 }

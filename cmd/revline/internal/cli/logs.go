@@ -45,13 +45,8 @@ func runnerLogsCommand() command {
 		if err != nil {
 			return usageError{err.Error()}
 		}
-		ctx := e.ctx
-		if follow {
-			// Ctrl-C ends a follow, not the command: it exits 0.
-			var stop context.CancelFunc
-			ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-		}
+		ctx, stop := followContext(e.ctx, follow)
+		defer stop()
 		connectCtx, cancel := context.WithTimeout(ctx, f.timeout)
 		s, err := f.connect(connectCtx)
 		cancel()
@@ -223,4 +218,14 @@ func escapeLog(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// followContext is the context of a command that may follow (--follow):
+// ctx, or with follow, ctx ended by Ctrl-C (SIGINT) or SIGTERM, which end a
+// follow and not the command: it exits 0.
+func followContext(ctx context.Context, follow bool) (context.Context, context.CancelFunc) {
+	if !follow {
+		return ctx, func() {}
+	}
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }

@@ -52,14 +52,32 @@ func when(t time.Time) string {
 
 func secs(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
 
+// revisionName names a revision in a sentence: "v3 (id)", or the id
+// alone if its number is not known.
+func revisionName(number uint64, id string) string {
+	if number == 0 {
+		return id
+	}
+	return fmt.Sprintf("v%d (%s)", number, id)
+}
+
+// version shows a revision number as in list-rev: v3.
+func version(number uint64) string {
+	if number == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("v%d", number)
+}
+
 func printDeploy(w io.Writer, app string, res control.DeployResult) {
+	name := revisionName(res.Number, res.RevisionID)
 	switch res.Status {
 	case events.StatusDeployed:
-		fmt.Fprintf(w, "Revision %s of %s is deployed and current.\n", res.RevisionID, app)
+		fmt.Fprintf(w, "Revision %s of %s is deployed and current.\n", name, app)
 	case events.StatusFailed:
-		fmt.Fprintf(w, "Revision %s of %s failed: %s. The current revision did not change.\n", res.RevisionID, app, res.Reason)
+		fmt.Fprintf(w, "Revision %s of %s failed: %s. The current revision did not change.\n", name, app, res.Reason)
 	default:
-		fmt.Fprintf(w, "Revision %s of %s is deploying.\n", res.RevisionID, app)
+		fmt.Fprintf(w, "Revision %s of %s is deploying.\n", name, app)
 	}
 	if res.Duplicate {
 		fmt.Fprintln(w, "(This idempotency key was used before: no new revision was created.)")
@@ -88,11 +106,11 @@ func printRevisions(w io.Writer, revs []projections.RevisionView) {
 		if r.Current {
 			mark = "*"
 		}
-		rows = append(rows, []string{mark, r.RevisionID, string(r.Status), when(r.CreatedAt), r.MachineType,
+		rows = append(rows, []string{mark, version(r.Number), r.RevisionID, string(r.Status), when(r.CreatedAt), r.MachineType,
 			fmt.Sprintf("%d/%d", r.MinConcurrency, r.MaxConcurrency), fmt.Sprint(r.MaxMultiplexing),
 			secs(r.KeepAlive), secs(r.RequestTimeout), secs(r.StartupTimeout), fmt.Sprint(r.Runners), r.Message})
 	}
-	table(w, "\tREVISION\tSTATUS\tCREATED\tMACHINE\tMIN/MAX\tMULTIPLEX\tKEEP ALIVE\tREQ TIMEOUT\tSTARTUP TIMEOUT\tRUNNERS\tMESSAGE", rows)
+	table(w, "\tVERSION\tREVISION\tSTATUS\tCREATED\tMACHINE\tMIN/MAX\tMULTIPLEX\tKEEP ALIVE\tREQ TIMEOUT\tSTARTUP TIMEOUT\tRUNNERS\tMESSAGE", rows)
 	if len(revs) > 0 {
 		fmt.Fprintln(w, "* current revision")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -46,11 +47,29 @@ func CommandID(app, idempotencyKey string) string {
 	return uuid.NewSHA1(idempotencyNamespace, []byte(app+"/"+idempotencyKey)).String()
 }
 
+// revisionNamespace scopes the revision ids derived from command ids.
+var revisionNamespace = uuid.MustParse("b3e2f1c4-5d6a-4b7c-8e9f-0a1b2c3d4e5f")
+
+// RevisionID returns the id of the revision a deploy with command id
+// commandID creates: derived from it, so that a retried deploy (the same
+// command) names the same revision, and random from its first character
+// (a UUID v5), so that an 8-character prefix tells revisions apart in
+// practice, unlike UUID v7s made within a minute of each other.
+func RevisionID(commandID string) string {
+	return uuid.NewSHA1(revisionNamespace, []byte(commandID)).String()
+}
+
 // execute sends cmd for app and returns its outcome; a rejected command is
-// returned as its *events.Rejection.
+// returned as its *events.Rejection. A deploy without a revision id gets
+// RevisionID of its command id.
 func (c *Control) execute(ctx context.Context, app string, cmd events.Command, idempotencyKey string) (events.Outcome, error) {
+	commandID := CommandID(app, idempotencyKey)
+	if d, ok := cmd.(events.Deploy); ok && d.RevisionID == "" {
+		d.RevisionID = RevisionID(commandID)
+		cmd = d
+	}
 	env := events.NewCommand(app, cmd, events.Metadata{Actor: c.Actor})
-	env.CommandID = CommandID(app, idempotencyKey)
+	env.CommandID = commandID
 	o, err := c.Commands.Execute(ctx, env)
 	if err != nil {
 		return o, err
@@ -61,13 +80,10 @@ func (c *Control) execute(ctx context.Context, app string, cmd events.Command, i
 	return o, nil
 }
 
-// resolve turns a revision reference (id or unique prefix) into an id.
-func (c *Control) resolve(ctx context.Context, app, ref string) (string, error) {
-	rev, err := c.Reader.Revision(ctx, app, ref, 0)
-	if err != nil {
-		return "", err
-	}
-	return rev.RevisionID, nil
+// resolve returns the revision a reference names: its number (v3 or 3),
+// its id or a unique id prefix.
+func (c *Control) resolve(ctx context.Context, app, ref string) (projections.RevisionView, error) {
+	return c.Reader.Revision(ctx, app, ref, 0)
 }
 
 // DeployOptions are the knobs of Deploy beyond the revision itself.
@@ -80,11 +96,14 @@ type DeployOptions struct {
 
 // DeployResult is the result of Deploy.
 type DeployResult struct {
-	RevisionID string                `json:"revision_id"`
-	Status     events.RevisionStatus `json:"status"`
-	Reason     string                `json:"reason,omitempty"`
-	Sequence   uint64                `json:"sequence"`
-	Duplicate  bool                  `json:"duplicate,omitempty"`
+	RevisionID string `json:"revision_id"`
+	// Number is the revision's number; 0 (left out) only if the read model
+	// could not tell it in time.
+	Number    uint64                `json:"number,omitempty"`
+	Status    events.RevisionStatus `json:"status"`
+	Reason    string                `json:"reason,omitempty"`
+	Sequence  uint64                `json:"sequence"`
+	Duplicate bool                  `json:"duplicate,omitempty"`
 }
 
 // ErrDeployFailed is wrapped by the error Deploy returns for a revision
@@ -99,6 +118,9 @@ func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts 
 		return DeployResult{}, err
 	}
 	res := DeployResult{RevisionID: o.RevisionID, Status: events.StatusDeploying, Sequence: o.LastSequence, Duplicate: o.Duplicate}
+	if rev, err := c.Reader.Revision(ctx, app, o.RevisionID, o.LastSequence); err == nil {
+		res.Number = rev.Number
+	}
 	if !opts.Wait {
 		return res, nil
 	}
@@ -139,6 +161,7 @@ var errSettled = errors.New("settled")
 type SwitchResult struct {
 	App        string               `json:"app"`
 	RevisionID string               `json:"revision_id"`
+	Number     uint64               `json:"number"`
 	Status     events.OutcomeStatus `json:"status"`
 	Message    string               `json:"message,omitempty"`
 	Sequence   uint64               `json:"sequence,omitempty"`
@@ -148,15 +171,15 @@ type SwitchResult struct {
 // roll-forward). Asking for the current revision is a no-op, reported in
 // the result's Status and Message.
 func (c *Control) SetRevision(ctx context.Context, app, ref string, strategy events.Strategy, message string) (SwitchResult, error) {
-	id, err := c.resolve(ctx, app, ref)
+	rev, err := c.resolve(ctx, app, ref)
 	if err != nil {
 		return SwitchResult{}, err
 	}
-	o, err := c.execute(ctx, app, events.SetRevision{RevisionID: id, Strategy: strategy, Message: message}, "")
+	o, err := c.execute(ctx, app, events.SetRevision{RevisionID: rev.RevisionID, Strategy: strategy, Message: message}, "")
 	if err != nil {
 		return SwitchResult{}, err
 	}
-	return SwitchResult{App: app, RevisionID: id, Status: o.Status, Message: o.Message, Sequence: o.LastSequence}, nil
+	return SwitchResult{App: app, RevisionID: rev.RevisionID, Number: rev.Number, Status: o.Status, Message: o.Message, Sequence: o.LastSequence}, nil
 }
 
 // RolloutResult is the result of Rollout.
@@ -203,21 +226,22 @@ func (c *Control) Rollout(ctx context.Context, app string, force, wait bool) (Ro
 type DeleteResult struct {
 	App        string `json:"app"`
 	RevisionID string `json:"revision_id"`
+	Number     uint64 `json:"number"`
 	Sequence   uint64 `json:"sequence"`
 }
 
 // DeleteRevision removes a revision from the revision list (never from the
 // audit log).
 func (c *Control) DeleteRevision(ctx context.Context, app, ref string) (DeleteResult, error) {
-	id, err := c.resolve(ctx, app, ref)
+	rev, err := c.resolve(ctx, app, ref)
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	o, err := c.execute(ctx, app, events.DeleteRevision{RevisionID: id}, "")
+	o, err := c.execute(ctx, app, events.DeleteRevision{RevisionID: rev.RevisionID}, "")
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	return DeleteResult{App: app, RevisionID: id, Sequence: o.LastSequence}, nil
+	return DeleteResult{App: app, RevisionID: rev.RevisionID, Number: rev.Number, Sequence: o.LastSequence}, nil
 }
 
 // ChangeResult is the result of Scale, Suspend and Resume.

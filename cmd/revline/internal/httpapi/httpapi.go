@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -65,6 +66,10 @@ type Config struct {
 	// queryapi.Client (which asks that server) elsewhere. Without it the
 	// route answers 503 runner_logs_unavailable.
 	RunnerLogs queryapi.LogReader
+	// Audit, optional, is the event log that GET /v1/audit and
+	// /v1/audit/stream read (the event store); without it they are not
+	// served.
+	Audit audit.Log
 	// Metrics, optional, is served at /metrics.
 	Metrics http.Handler
 	// Dashboard, optional, is served at / and under /ui/, behind the same
@@ -142,6 +147,10 @@ func (a *api) routes() {
 		m.Handle("/ui/", a.cfg.Dashboard)
 	}
 
+	if a.cfg.Audit != nil {
+		m.HandleFunc("GET /v1/audit", a.auditPage)
+		m.HandleFunc("GET /v1/audit/stream", a.auditStream)
+	}
 	m.HandleFunc("GET /v1/apps", a.listApps)
 	m.HandleFunc("GET /v1/apps/{app}/revisions", a.app(a.listRevisions))
 	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", a.app(a.getRevision))

@@ -56,13 +56,13 @@ func TestListAppsAndRevisionsJSONShape(t *testing.T) {
 	if len(revs) != 1 {
 		t.Fatalf("revisions = %v", revs)
 	}
-	wantRevKeys := sorted("revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing", "startup_timeout",
+	wantRevKeys := sorted("number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing", "startup_timeout",
 		"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted")
 	if got := keys(revs[0]); !slices.Equal(got, wantRevKeys) {
 		t.Fatalf("revision keys = %v, want %v", got, wantRevKeys)
 	}
 	rev := revs[0]
-	if rev["revision_id"] != id || rev["status"] != "deployed" || rev["current"] != true || rev["created_by"] != "test" ||
+	if rev["revision_id"] != id || rev["number"] != 1.0 || rev["status"] != "deployed" || rev["current"] != true || rev["created_by"] != "test" ||
 		rev["machine_type"] != "GPU-A100" || rev["startup_timeout"] != 60.0 || rev["keep_alive"] != 30.0 || rev["message"] != "first" {
 		t.Fatalf("revision = %v", rev)
 	}

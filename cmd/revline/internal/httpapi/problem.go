@@ -119,6 +119,12 @@ func classify(err error) (Problem, bool) {
 		return newProblem(statusForCode(rej.Code, http.StatusConflict), rej.Code, rej.Message), false
 	case errors.As(err, &queryErr):
 		return newProblem(statusForCode(queryErr.Code, http.StatusInternalServerError), queryErr.Code, queryErr.Message), false
+	case errors.Is(err, aggregates.ErrRevisionNotFound):
+		return newProblem(http.StatusNotFound, aggregates.CodeRevisionNotFound, err.Error()), false
+	case errors.Is(err, aggregates.ErrAmbiguousRevision):
+		return newProblem(http.StatusBadRequest, aggregates.CodeAmbiguousRevision, err.Error()), false
+	case errors.Is(err, aggregates.ErrRevisionRefTooShort):
+		return newProblem(http.StatusBadRequest, aggregates.CodeRevisionRefTooShort, err.Error()), false
 	case errors.Is(err, control.ErrDeployFailed):
 		return newProblem(http.StatusUnprocessableEntity, codeDeployFailed, err.Error()), false
 	case errors.Is(err, context.DeadlineExceeded):

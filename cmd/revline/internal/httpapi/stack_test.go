@@ -92,6 +92,7 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 	cfg := httpapi.Config{
 		Control: &control.Control{Commands: s.client, Reader: local, Events: store, Actor: "test"},
 		Reader:  local,
+		Audit:   store,
 		Metrics: m.Handler(),
 	}
 	for _, f := range configure {

@@ -279,6 +279,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Control:    ctl,
 		Reader:     reader,
 		RunnerLogs: runnerLogs,
+		Audit:      store,
 		Metrics:    m.Handler(),
 		Dashboard:  dash,
 		Ready: func() error {

@@ -1,0 +1,304 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections/audit"
+)
+
+// bin runs the built revline binary against s as actor, the way a user
+// does: the NATS URL from REVLINE_NATS_URL, the client identity serve made.
+func (s *serveProcess) bin(t *testing.T, actor string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := s.binCommand(ctx, actor, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("revline %s: %v", strings.Join(args, " "), err)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func (s *serveProcess) binCommand(ctx context.Context, actor string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, revlineBin, args...)
+	cmd.Env = append(os.Environ(), "REVLINE_NATS_URL="+s.natsURL, "REVLINE_ACTOR="+actor,
+		"REVLINE_NATS_NKEY="+filepath.Join(s.dataDir, "auth", "client.nk"))
+	return cmd
+}
+
+func (s *serveProcess) binOK(t *testing.T, actor string, args ...string) string {
+	t.Helper()
+	r := s.bin(t, actor, args...)
+	if r.code != 0 {
+		t.Fatalf("revline %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// records reads `revline audit -o jsonl` output back.
+func records(t *testing.T, jsonl string) []audit.Record {
+	t.Helper()
+	var out []audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(jsonl), "\n") {
+		var r audit.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("jsonl line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// The audit, the history and revision numbers through the built binary,
+// with the client identity serve makes: who did what, each filter, the
+// export, and --follow until interrupted.
+func TestAuditThroughTheBinary(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, dataDir, freePort(t), freePort(t))
+	const app = "audited"
+	deployed := func(actor, message string) {
+		t.Helper()
+		out := s.binOK(t, actor, "deploy", app, "--command", runnerBin, "--message", message)
+		if !strings.Contains(out, "is deployed and current") {
+			t.Fatalf("deploy: %s", out)
+		}
+	}
+	deployed("alice", "first")
+	deployed("bob", "second")
+	s.binOK(t, "carol", "apps", "scale", app, "--min-concurrency", "2")
+	if out := s.binOK(t, "alice", "apps", "set-rev", app, "v1", "--message", "v2 is slow"); !strings.Contains(out, "now serves revision v1 (") {
+		t.Fatalf("set-rev v1: %s", out)
+	}
+	s.binOK(t, "alice", "apps", "delete-rev", app, "2")
+	deployed("bob", "third")
+
+	// Numbers: v2 was deleted and is not given again.
+	var revs []struct {
+		Number     int    `json:"number"`
+		RevisionID string `json:"revision_id"`
+	}
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "list-rev", app, "-o", "json")), &revs); err != nil {
+		t.Fatal(err)
+	}
+	if len(revs) != 2 || revs[0].Number != 3 || revs[1].Number != 1 {
+		t.Fatalf("list-rev after deleting v2 and deploying: %+v; want v3 and v1", revs)
+	}
+	if !strings.HasPrefix(strings.Fields(s.binOK(t, "x", "apps", "list-rev", app))[0], "VERSION") {
+		t.Fatal("list-rev's table does not start with the version")
+	}
+	for _, tt := range []struct{ ref, says string }{
+		{"v9", `has no revision v9`},
+		{"abc", "at least 8 characters"},
+		{"v2", "was deleted"},
+	} {
+		r := s.bin(t, "x", "apps", "set-rev", app, tt.ref)
+		if r.code != 1 || !strings.Contains(r.stderr, tt.says) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("set-rev %s: exit %d, stderr %q; want 1 and one line saying %q", tt.ref, r.code, r.stderr, tt.says)
+		}
+	}
+	// A prefix of 8 characters of a new id names it (v3 is current: a no-op).
+	if out := s.binOK(t, "alice", "apps", "set-rev", app, revs[0].RevisionID[:8]); !strings.Contains(out, "v3") {
+		t.Fatalf("set-rev by 8-character prefix: %s", out)
+	}
+
+	all := records(t, s.binOK(t, "x", "audit", app, "-o", "jsonl"))
+	if len(all) < 12 {
+		t.Fatalf("audit -o jsonl: %d records", len(all))
+	}
+	for i, r := range all {
+		if r.App != app || r.ID == "" || r.Type == "" || r.SchemaVersion != 1 || r.Payload == nil || r.Time.IsZero() || r.CausationID == "" ||
+			i > 0 && r.Sequence <= all[i-1].Sequence {
+			t.Fatalf("record %d is incomplete or out of order: %+v", i, r)
+		}
+	}
+
+	table := s.binOK(t, "x", "audit", app, "--type", "app.*")
+	for _, want := range []string{
+		"scaled min_concurrency 0→2",
+		`rolled back to v1 (runtime params kept from v2): "v2 is slow"`,
+		"deployed v3 (runtime params kept from v1)",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("audit --type 'app.*' lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "revision.created") {
+		t.Errorf("--type app.* shows revision events:\n%s", table)
+	}
+
+	// Without APP, the whole log (an ordered consumer on every app's
+	// subjects): the client identity may read it too.
+	everyApp := records(t, s.binOK(t, "x", "audit", "--type", "app.scaled", "-o", "jsonl"))
+	if len(everyApp) != 1 || everyApp[0].App != app {
+		t.Fatalf("audit of every app's scales: %+v", everyApp)
+	}
+	byCarol := records(t, s.binOK(t, "x", "audit", app, "--actor", "carol", "-o", "jsonl"))
+	if len(byCarol) != 1 || byCarol[0].Type != "app.scaled" {
+		t.Fatalf("--actor carol: %+v", byCarol)
+	}
+	aboutV2 := records(t, s.binOK(t, "x", "audit", app, "--revision", "v2", "--type", "revision.*", "-o", "jsonl"))
+	var types []string
+	for _, r := range aboutV2 {
+		types = append(types, r.Type)
+	}
+	if !slices.Equal(types, []string{"revision.created", "revision.deployed", "revision.deleted"}) {
+		t.Fatalf("--revision v2: %v", types)
+	}
+	if future := s.bin(t, "x", "audit", app, "--since", "1h", "--until", "2h ago"); future.code != 2 {
+		t.Fatalf("an empty window: exit %d, %s", future.code, future.stderr)
+	}
+	recent := records(t, s.binOK(t, "x", "audit", app, "--since", "10m ago", "-o", "jsonl"))
+	if len(recent) != len(all) {
+		t.Fatalf("--since 10m ago: %d records, want all %d", len(recent), len(all))
+	}
+
+	var history []audit.Entry
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "history", app, "-o", "json")), &history); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range history {
+		lines = append(lines, e.Current+" "+e.By+" "+e.Summary)
+	}
+	want := []string{
+		`v3 bob deployed v3 (runtime params kept from v1): "third"`,
+		`v1 alice deleted v2`,
+		`v1 alice rolled back to v1 (runtime params kept from v2): "v2 is slow"`,
+		`v2 carol scaled min_concurrency 0→2`,
+		`v2 bob deployed v2 (runtime params kept from v1): "second"`,
+		`v1 alice deployed v1 (first deploy: runtime params from the deploy): "first"`,
+	}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("apps history:\n got %q\nwant %q", lines, want)
+	}
+
+	// Provenance: v3 is current; its runtime parameters were inherited on
+	// its deploy, min_concurrency chosen by carol's scale.
+	var config audit.Config
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "show", app, "-o", "json")), &config); err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]audit.Setting{}
+	for _, p := range config.Params {
+		shown[p.Param] = p
+	}
+	minimum := shown["min_concurrency"]
+	if config.Number != 3 || minimum.Value != "2" || minimum.Source.How != "inherited from v1 on deploy of v3" || minimum.Source.By != "bob" ||
+		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "carol" {
+		t.Fatalf("apps show: v%d, min_concurrency %+v (origin %+v)", config.Number, minimum, minimum.Origin)
+	}
+	if mt := shown["machine_type"]; mt.Source.How != "deploy of v3" || mt.Source.Message != "third" {
+		t.Fatalf("apps show: machine_type %+v", mt)
+	}
+	if table := s.binOK(t, "x", "apps", "show", app); !strings.Contains(table, "inherited from v1 on deploy of v3") {
+		t.Fatalf("apps show table:\n%s", table)
+	}
+	var blame []audit.Setting
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "blame", app, "min_concurrency", "-o", "json")), &blame); err != nil {
+		t.Fatal(err)
+	}
+	var hows []string
+	for _, b := range blame {
+		hows = append(hows, b.Value+" "+b.Source.How)
+	}
+	if want := []string{"0 deploy of v1", "0 inherited from v1 on deploy of v2", "2 scale", "2 inherited from v2 on rollback to v1", "2 inherited from v1 on deploy of v3"}; !slices.Equal(hows, want) {
+		t.Fatalf("apps blame min_concurrency:\n got %q\nwant %q", hows, want)
+	}
+	if r := s.bin(t, "x", "apps", "blame", app, "min-concurrency"); r.code != 1 || !strings.Contains(r.stderr, "min_concurrency") {
+		t.Fatalf("blame of an unknown parameter: exit %d, %s", r.code, r.stderr)
+	}
+
+	// Time travel: list-rev as it was when v2 had just been deployed (the
+	// sequence of its current_revision_set), folded from the log.
+	var v2Current uint64
+	for _, r := range all {
+		if set, ok := r.Payload.(events.CurrentRevisionSet); ok && set.Reason == "deploy" && v2Current == 0 && set.From != "" {
+			v2Current = r.Sequence
+		}
+	}
+	var then []struct {
+		Number  int    `json:"number"`
+		Status  string `json:"status"`
+		Current bool   `json:"current"`
+	}
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "list-rev", app, "--at-seq", fmt.Sprint(v2Current), "-o", "json")), &then); err != nil {
+		t.Fatal(err)
+	}
+	if len(then) != 2 || then[0].Number != 2 || !then[0].Current || then[1].Number != 1 || then[1].Current {
+		t.Fatalf("list-rev --at-seq %d: %+v; want v2 current, then v1", v2Current, then)
+	}
+	if r := s.bin(t, "x", "apps", "list-rev", app, "--at", "1h ago"); r.code != 1 || !strings.Contains(r.stderr, "no history up to") {
+		t.Fatalf("list-rev before the app existed: exit %d, %s", r.code, r.stderr)
+	}
+	if table := s.binOK(t, "x", "apps", "list-rev", app, "--at", time.Now().Format(time.RFC3339Nano)); !strings.Contains(table, "as of event") {
+		t.Fatalf("list-rev --at now:\n%s", table)
+	}
+
+	// Diff: v1 (last ran with min_concurrency 2, after the scale) and v3.
+	var diff struct {
+		Changes []struct{ Field, A, B string } `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "diff", app, "v1", "v3", "-o", "json")), &diff); err != nil {
+		t.Fatal(err)
+	}
+	if len(diff.Changes) != 1 || diff.Changes[0].Field != "message" || diff.Changes[0].A != "first" || diff.Changes[0].B != "third" {
+		t.Fatalf("apps diff v1 v3: %+v", diff.Changes)
+	}
+	if r := s.bin(t, "x", "apps", "diff", app, "v1", "v7"); r.code != 1 || !strings.Contains(r.stderr, "no revision v7") {
+		t.Fatalf("apps diff with an unknown revision: exit %d, %s", r.code, r.stderr)
+	}
+
+	// --follow prints the log so far, then what happens, until Ctrl-C.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	follow := s.binCommand(ctx, "x", "audit", app, "--type", "app.scaled", "--follow", "-o", "jsonl")
+	out, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	follow.Stderr = &stderr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lineReader := bufio.NewScanner(out)
+	next := func() audit.Record {
+		t.Helper()
+		if !lineReader.Scan() {
+			t.Fatalf("audit --follow ended: %v %s", lineReader.Err(), stderr.String())
+		}
+		return records(t, lineReader.Text())[0]
+	}
+	if first := next(); first.Actor != "carol" {
+		t.Fatalf("first followed record: %+v", first)
+	}
+	s.binOK(t, "dave", "apps", "scale", app, "--max-concurrency", "5")
+	if live := next(); live.Actor != "dave" || live.Type != "app.scaled" {
+		t.Fatalf("live record: %+v", live)
+	}
+	if err := follow.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Wait(); err != nil {
+		t.Fatalf("audit --follow after Ctrl-C: %v (want exit 0): %s", err, stderr.String())
+	}
+}

@@ -1,0 +1,267 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/revline/revline/projections/audit"
+)
+
+func auditCommand() command {
+	c := command{
+		name:         "audit",
+		summary:      "Show the event log: who did what, when, and which command caused it. -o jsonl exports it; --follow streams it.",
+		usage:        "[APP]",
+		example:      "revline audit my-model --since '2h ago' --type 'app.*' --actor alice",
+		optionalArgs: 1,
+		outputs:      []string{outputJSONL},
+	}
+	c.run = func(e env, args []string) error {
+		var (
+			since, until, revision string
+			types                  globsFlag
+			follow                 bool
+			limit                  limitFlag
+			filter                 audit.Filter
+			flags                  *flag.FlagSet
+		)
+		extra := func(fs *flag.FlagSet) {
+			flags = fs
+			fs.StringVar(&since, "since", "", "only events at or after `T`: RFC 3339, or a time before now (2h ago, 30m, 3d)")
+			fs.StringVar(&until, "until", "", "only events before `T` (as --since)")
+			fs.Var(&types, "type", "only events whose type matches `GLOB` (revision.*, app.scaled); repeatable, or comma-separated")
+			// --actor, who you are for the commands that change things,
+			// is here who did what: a filter.
+			fs.Lookup("actor").Usage = "only events of this actor (as recorded: alice@laptop, worker:runner)"
+			fs.StringVar(&revision, "revision", "", "only events about this revision of APP: v3, 3, its id or a unique id prefix")
+			fs.BoolVar(&follow, "follow", false, "after the log so far, print new events as they happen, until interrupted")
+			limit.register(fs)
+		}
+		validate := func() (err error) {
+			now := time.Now()
+			if filter.Since, err = optionalTime("--since", since, now); err != nil {
+				return err
+			}
+			if filter.Until, err = optionalTime("--until", until, now); err != nil {
+				return err
+			}
+			filter.Types = types
+			flags.Visit(func(fl *flag.Flag) {
+				if fl.Name == "actor" {
+					filter.Actor = fl.Value.String()
+				}
+			})
+			if follow && limit.n > 0 {
+				return usagef("--limit and --follow do not go together: --follow prints everything from the start")
+			}
+			return nil
+		}
+		f, pos, err := clientArgs(e, c, args, 0, extra, validate)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 0 {
+			filter.App = pos[0]
+		}
+		switch {
+		case f.output == outputJSON && follow:
+			return usagef("--follow streams: use -o jsonl (one JSON object a line) or the table")
+		case revision != "" && filter.App == "":
+			return usagef("--revision needs APP: revision numbers and ids belong to one app")
+		}
+		if err := filter.Validate(); err != nil {
+			return usageError{err.Error()}
+		}
+		ctx, stop := followContext(e.ctx, follow)
+		defer stop()
+		readCtx, cancel := context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+		s, err := f.connect(readCtx)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		if revision != "" {
+			if filter.Revision, err = audit.ResolveRevision(readCtx, s.events, filter.App, revision); err != nil {
+				return err
+			}
+		}
+		w := auditWriter{out: e.stdout, format: f.output, showApp: filter.App == ""}
+		if follow {
+			if w.format == outputTable {
+				w.header()
+			}
+			err := audit.Follow(ctx, s.events, filter, 0, w.one)
+			if ctx.Err() != nil && e.ctx.Err() == nil {
+				return nil // interrupted
+			}
+			return err
+		}
+		entries, err := readAudit(readCtx, s.events, filter)
+		if err != nil {
+			return err
+		}
+		if limit.n > 0 && len(entries) > limit.n {
+			entries = entries[len(entries)-limit.n:]
+		}
+		return w.all(entries)
+	}
+	return c
+}
+
+func historyCommand() command {
+	c := command{
+		name:    "apps history",
+		summary: "Show an app's releases, newest first: deploys, rollbacks, scaling, deletes, with who and when.",
+		usage:   "APP",
+		example: "revline apps history my-model --limit 10",
+	}
+	c.run = func(e env, args []string) error {
+		var limit limitFlag
+		return withClient(e, c, args, 1, limit.register, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			entries, err := readAudit(ctx, s.events, audit.Filter{App: pos[0], Types: audit.HistoryTypes})
+			if err != nil {
+				return err
+			}
+			if len(entries) == 0 {
+				return fmt.Errorf("app %q has no history", pos[0])
+			}
+			slices.Reverse(entries)
+			if limit.n > 0 && len(entries) > limit.n {
+				entries = entries[:limit.n]
+			}
+			return render(e, f, entries, nil, printHistory)
+		})
+	}
+	return c
+}
+
+// readAudit reads every entry filter keeps, page after page, as the log
+// is now.
+func readAudit(ctx context.Context, log audit.Log, filter audit.Filter) ([]audit.Entry, error) {
+	var out []audit.Entry
+	q := audit.Query{Filter: filter, Limit: audit.MaxLimit}
+	for {
+		page, err := audit.Read(ctx, log, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Entries...)
+		if !page.More {
+			return out, nil
+		}
+		q.After = page.Sequence
+	}
+}
+
+// auditWriter prints audit entries as a table, a JSON array, or JSON lines
+// (the stable export: one audit.Record a line).
+type auditWriter struct {
+	out    io.Writer
+	format string
+	// showApp adds the APP column (an audit of every app).
+	showApp bool
+}
+
+func (w auditWriter) all(entries []audit.Entry) error {
+	switch w.format {
+	case outputJSON:
+		if entries == nil {
+			entries = []audit.Entry{}
+		}
+		return printJSON(w.out, entries)
+	case outputTable:
+		w.header()
+	}
+	for _, entry := range entries {
+		if err := w.one(entry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// auditColumns lays out the table's columns; it streams with --follow, so
+// widths are fixed rather than fitted to the rows.
+func (w auditWriter) columns(seq, at, app, actor, typ, command, correlation, summary string) string {
+	line := fmt.Sprintf("%-6s  %-19s  ", seq, at)
+	if w.showApp {
+		line += fmt.Sprintf("%-16s  ", app)
+	}
+	return line + fmt.Sprintf("%-14s  %-24s  %-8s  %-11s  %s\n", actor, typ, command, correlation, summary)
+}
+
+func (w auditWriter) header() {
+	fmt.Fprint(w.out, w.columns("SEQ", "TIME", "APP", "ACTOR", "TYPE", "COMMAND", "CORRELATION", "SUMMARY"))
+}
+
+func (w auditWriter) one(entry audit.Entry) error {
+	if w.format == outputJSONL {
+		data, err := json.Marshal(entry.Record)
+		if err != nil {
+			return fmt.Errorf("encode event %d: %w", entry.Sequence, err)
+		}
+		_, err = fmt.Fprintf(w.out, "%s\n", data)
+		return err
+	}
+	_, err := fmt.Fprint(w.out, w.columns(fmt.Sprint(entry.Sequence), when(entry.Time), entry.App, entry.Actor, entry.Type,
+		shortID(entry.CausationID), shortID(entry.CorrelationID), entry.Summary))
+	return err
+}
+
+func printHistory(w io.Writer, entries []audit.Entry) {
+	rows := make([][]string, 0, len(entries))
+	for _, e := range entries {
+		current := e.Current
+		if current == "" {
+			current = "-"
+		}
+		rows = append(rows, []string{current, when(e.Time), e.By, e.Summary})
+	}
+	table(w, "CURRENT\tWHEN\tBY\tCHANGE", rows)
+}
+
+// shortID is an id's last 8 characters, "-" for none: the random part of
+// a UUID v7, whose first characters are shared by ids made within a
+// minute. -o json and jsonl give the whole id.
+func shortID(id string) string {
+	switch {
+	case id == "":
+		return "-"
+	case len(id) > 8:
+		return id[len(id)-8:]
+	}
+	return id
+}
+
+// optionalTime reads a --since or --until value; "" is no bound.
+func optionalTime(flagName, text string, now time.Time) (time.Time, error) {
+	if text == "" {
+		return time.Time{}, nil
+	}
+	t, err := audit.ParseTime(text, now)
+	if err != nil {
+		return time.Time{}, usagef("%s: %v", flagName, err)
+	}
+	return t, nil
+}
+
+// globsFlag collects --type patterns, repeated or comma-separated.
+type globsFlag []string
+
+func (g *globsFlag) String() string { return strings.Join(*g, ",") }
+
+func (g *globsFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*g = append(*g, p)
+		}
+	}
+	return nil
+}

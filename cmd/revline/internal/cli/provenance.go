@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
+)
+
+func showCommand() command {
+	c := command{
+		name:    "apps show",
+		summary: "Show an app's effective configuration: each parameter's value and the event that set it (deploy, scale, inherited on rollback), who, when and why.",
+		usage:   "APP",
+		example: "revline apps show my-model",
+	}
+	c.run = func(e env, args []string) error {
+		var at pointFlags
+		return withClient(e, c, args, 1, at.register, at.parse, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			config, err := audit.Provenance(ctx, s.events, pos[0], at.point)
+			return render(e, f, config, err, printConfig)
+		})
+	}
+	return c
+}
+
+func blameCommand() command {
+	c := command{
+		name:    "apps blame",
+		summary: "Show the whole history of one parameter of an app: every event that set or kept it, with its value, who, when and why.",
+		usage:   "APP PARAM",
+		example: "revline apps blame my-model min_concurrency",
+	}
+	c.run = func(e env, args []string) error {
+		return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			config, err := audit.Provenance(ctx, s.events, pos[0], audit.Point{})
+			if err != nil {
+				return err
+			}
+			history, err := config.Blame(pos[1])
+			return render(e, f, history, err, printBlame)
+		})
+	}
+	return c
+}
+
+// pointFlags are --at and --at-seq: a point of the event log to show an
+// app as it was then.
+type pointFlags struct {
+	at, atSeq string
+	point     audit.Point
+}
+
+func (p *pointFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.at, "at", "", "as it was at `T`: RFC 3339, or a time before now (2h ago, 30m, 3d)")
+	fs.StringVar(&p.atSeq, "at-seq", "", "as it was after event `SEQUENCE` of the log (a SEQ of revline audit)")
+}
+
+// parse reads the flags into p.point.
+func (p *pointFlags) parse() (err error) {
+	if p.point.Time, err = optionalTime("--at", p.at, time.Now()); err != nil {
+		return err
+	}
+	if p.atSeq != "" {
+		n, err := strconv.ParseUint(p.atSeq, 10, 64)
+		if err != nil || n == 0 {
+			return usagef("--at-seq %q is not a stream sequence (a whole number from 1)", p.atSeq)
+		}
+		p.point.Sequence = n
+	}
+	return nil
+}
+
+// set reports whether a point was given.
+func (p *pointFlags) set() bool { return p.point != audit.Point{} }
+
+func printConfig(w io.Writer, c audit.Config) {
+	current := "no current revision"
+	if c.Revision != "" {
+		current = "current revision " + revisionName(c.Number, c.Revision)
+	}
+	suspended := ""
+	if c.Suspended {
+		suspended = ", suspended"
+	}
+	fmt.Fprintf(w, "App %s: %s%s (as of event %d).\n", c.App, current, suspended, c.Sequence)
+	if len(c.Params) == 0 {
+		return
+	}
+	rows := make([][]string, 0, len(c.Params))
+	for _, s := range c.Params {
+		rows = append(rows, settingRow(s.Param, s))
+	}
+	table(w, "PARAM\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
+}
+
+func printBlame(w io.Writer, history []audit.Setting) {
+	rows := make([][]string, 0, len(history))
+	for _, s := range history {
+		rows = append(rows, settingRow(fmt.Sprint(s.Source.Sequence), s))
+	}
+	table(w, "SEQ\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
+}
+
+// settingRow is a setting's row of show and blame, after its first cell.
+func settingRow(first string, s audit.Setting) []string {
+	why := "-"
+	if s.Source.Message != "" {
+		why = strconv.Quote(s.Source.Message)
+	}
+	chosen := "-"
+	if s.Origin != nil {
+		chosen = fmt.Sprintf("%s (#%d, %s, %s)", s.Origin.How, s.Origin.Sequence, s.Origin.By, when(s.Origin.Time))
+	}
+	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, when(s.Source.Time), why, chosen}
+}
+
+// revisionDiff is what `apps diff` prints: the two revisions and what
+// differs from the first to the second.
+type revisionDiff struct {
+	App     string                    `json:"app"`
+	A       revisionRef               `json:"a"`
+	B       revisionRef               `json:"b"`
+	Changes []projections.FieldChange `json:"changes"`
+}
+
+type revisionRef struct {
+	Number     uint64 `json:"number"`
+	RevisionID string `json:"revision_id"`
+}
+
+func diffCommand() command {
+	c := command{
+		name:    "apps diff",
+		summary: "Show what differs between two revisions: command, code and runtime parameters, message, annotations.",
+		usage:   "APP REV_A REV_B",
+		example: "revline apps diff my-model v3 v5",
+	}
+	c.run = func(e env, args []string) error {
+		return withClient(e, c, args, 3, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			a, err := s.reader.Revision(ctx, pos[0], pos[1], 0)
+			if err != nil {
+				return err
+			}
+			b, err := s.reader.Revision(ctx, pos[0], pos[2], 0)
+			if err != nil {
+				return err
+			}
+			d := revisionDiff{
+				App: pos[0], A: revisionRef{a.Number, a.RevisionID}, B: revisionRef{b.Number, b.RevisionID},
+				Changes: projections.DiffRevisions(a, b),
+			}
+			if d.Changes == nil {
+				d.Changes = []projections.FieldChange{}
+			}
+			return render(e, f, d, nil, printDiff)
+		})
+	}
+	return c
+}
+
+func printDiff(w io.Writer, d revisionDiff) {
+	a, b := version(d.A.Number), version(d.B.Number)
+	if len(d.Changes) == 0 {
+		fmt.Fprintf(w, "Revisions %s and %s of %s do not differ.\n", a, b, d.App)
+		return
+	}
+	rows := make([][]string, 0, len(d.Changes))
+	for _, c := range d.Changes {
+		rows = append(rows, []string{c.Field, shown(c.A), shown(c.B)})
+	}
+	table(w, "FIELD\t"+strings.ToUpper(a)+"\t"+strings.ToUpper(b), rows)
+}
+
+// shown is a value in a diff, "-" for none.
+func shown(v string) string {
+	if v == "" {
+		return "-"
+	}
+	return v
+}

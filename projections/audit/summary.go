@@ -1,0 +1,153 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/revline/revline/aggregates"
+	"github.com/revline/revline/events"
+)
+
+// Summary says in one line what env did to its app, whose state just
+// before it was before (folded with aggregates.Evolve): "deployed v4",
+// "rolled back to v3 (runtime params kept from v5)", "scaled
+// min_concurrency 0→2". Revisions are named by number when before knows
+// them, else by the first 8 characters of their id. Free text from the
+// event (messages, reasons) is quoted, so that it cannot pass for
+// Revline's own words.
+func Summary(before aggregates.App, env events.Envelope) string {
+	name := func(id string) string { return revisionName(before, id) }
+	switch ev := env.Event.(type) {
+	case events.RevisionCreated:
+		n := aggregates.RevisionNumber(ev, before.LastNumber)
+		return fmt.Sprintf("deploy of v%d requested (%s)%s", n, ev.Code.MachineType, message(ev.Message))
+	case events.RevisionDeployed:
+		return fmt.Sprintf("%s is up", name(ev.RevisionID))
+	case events.RevisionFailed:
+		return fmt.Sprintf("deploy of %s failed: %q", name(ev.RevisionID), ev.Reason)
+	case events.RevisionDeleted:
+		return fmt.Sprintf("deleted %s", name(ev.RevisionID))
+	case events.CurrentRevisionSet:
+		return switchSummary(before, ev)
+	case events.AppScaled:
+		return "scaled " + changes(ev)
+	case events.AppSuspended:
+		return fmt.Sprintf("suspended (current revision %s)", name(ev.RevisionID))
+	case events.AppResumed:
+		return fmt.Sprintf("resumed (current revision %s)", name(ev.RevisionID))
+	case events.RolloutRequested:
+		return fmt.Sprintf("%s rollout of %s requested", rolloutKind(ev.Force), name(ev.RevisionID))
+	case events.RolloutCompleted:
+		s := fmt.Sprintf("%s rollout of %s completed: %d runner(s) replaced", rolloutKind(ev.Force), name(ev.RevisionID), ev.Replaced)
+		if ev.Force {
+			s += fmt.Sprintf(", %d in-flight request(s) dropped", ev.DroppedRequests)
+		}
+		return s
+	case events.RunnerStateChanged:
+		s := fmt.Sprintf("runner %s of %s %s", ev.RunnerID, name(ev.RevisionID), ev.State)
+		if ev.Reason != "" {
+			s += fmt.Sprintf(": %q", ev.Reason)
+		}
+		return s
+	case nil:
+		return "not a Revline event (no event type): skipped by every reader"
+	}
+	return env.Type
+}
+
+// switchSummary describes a move of the alias and where its parameters
+// came from.
+func switchSummary(before aggregates.App, ev events.CurrentRevisionSet) string {
+	to := revisionName(before, ev.To)
+	var s string
+	switch {
+	case ev.Reason != "rollback":
+		s = "deployed " + to
+	case isForward(before, ev.From, ev.To):
+		s = "rolled forward to " + to
+	default:
+		s = "rolled back to " + to
+	}
+	switch {
+	case len(ev.Inherited) == len(events.RuntimeParamNames) && ev.InheritedFrom != "":
+		s += fmt.Sprintf(" (runtime params kept from %s)", revisionName(before, ev.InheritedFrom))
+	case len(ev.Inherited) > 0 && ev.InheritedFrom != "":
+		s += fmt.Sprintf(" (%s kept from %s)", strings.Join(ev.Inherited, ", "), revisionName(before, ev.InheritedFrom))
+	case ev.From == "":
+		s += " (first deploy: runtime params from the deploy)"
+	default:
+		s += " (runtime params reset from the deploy)"
+	}
+	return s + message(ev.Message)
+}
+
+// isForward reports whether to is newer than from (a roll-forward).
+func isForward(state aggregates.App, from, to string) bool {
+	f, okFrom := state.Revisions[from]
+	t, okTo := state.Revisions[to]
+	return okFrom && okTo && t.Number > f.Number
+}
+
+// changes lists a scale's changes: "min_concurrency 0→2, keep_alive 60s→300s".
+func changes(ev events.AppScaled) string {
+	before, after := paramValues(ev.Before, ev.CodeBefore), paramValues(ev.After, ev.CodeAfterFrom(ev.CodeBefore))
+	parts := make([]string, 0, len(ev.Changed))
+	for _, name := range ev.Changed {
+		parts = append(parts, fmt.Sprintf("%s %s→%s", name, before[name], after[name]))
+	}
+	if len(parts) == 0 {
+		return "(nothing changed)"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// paramValues shows every parameter's value by wire name, durations with
+// their unit ("300s").
+func paramValues(rt events.RuntimeParams, code events.CodeParams) map[string]string {
+	secs := func(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
+	return map[string]string{
+		"keep_alive":         secs(rt.KeepAlive),
+		"min_concurrency":    fmt.Sprint(rt.MinConcurrency),
+		"max_concurrency":    fmt.Sprint(rt.MaxConcurrency),
+		"concurrency_buffer": fmt.Sprint(rt.ConcurrencyBuffer),
+		"request_timeout":    secs(rt.RequestTimeout),
+		"machine_type":       code.MachineType,
+		"max_multiplexing":   fmt.Sprint(code.MaxMultiplexing),
+		"startup_timeout":    secs(code.StartupTimeout),
+	}
+}
+
+// revisionName names revision id as state knows it: "v3", or the first 8
+// characters of an id it does not know.
+func revisionName(state aggregates.App, id string) string {
+	if r, ok := state.Revisions[id]; ok && r.Number != 0 {
+		return fmt.Sprintf("v%d", r.Number)
+	}
+	if id == "" {
+		return "none"
+	}
+	return short(id)
+}
+
+// short is the first 8 characters of an id.
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func rolloutKind(force bool) string {
+	if force {
+		return "force"
+	}
+	return "graceful"
+}
+
+// message quotes a deploy's or set-rev's message, if any.
+func message(m string) string {
+	if m == "" {
+		return ""
+	}
+	return fmt.Sprintf(": %q", m)
+}

@@ -1,0 +1,165 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/revline/revline/aggregates"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+)
+
+// Point is a point in the log: the events up to a stream sequence, or up
+// to a time, or both (whichever comes first). Its zero value is the end of
+// the log.
+type Point struct {
+	// Sequence, if not 0, keeps the events at or below it.
+	Sequence uint64
+	// Time, if not zero, keeps the events that occurred at or before it,
+	// stopping at the first that occurred after it.
+	Time time.Time
+}
+
+// String says where p is, for messages.
+func (p Point) String() string {
+	switch {
+	case p.Sequence != 0 && !p.Time.IsZero():
+		return fmt.Sprintf("event %d or %s, whichever is first", p.Sequence, p.Time.Format(time.RFC3339))
+	case p.Sequence != 0:
+		return fmt.Sprintf("event %d", p.Sequence)
+	case !p.Time.IsZero():
+		return p.Time.Format(time.RFC3339)
+	}
+	return "now"
+}
+
+// foldApp folds app's events up to p with aggregates.Evolve, calling
+// observe (if not nil) with the state before each event, and returns the
+// state and the sequence and time of the last event folded (0 if none).
+// Events that cannot be decoded are left out, as every reader does.
+func foldApp(ctx context.Context, log Log, app string, p Point, observe func(before aggregates.App, env events.Envelope)) (aggregates.App, uint64, time.Time, error) {
+	state := aggregates.App{Name: app}
+	if err := events.ValidateAppName(app); err != nil {
+		return state, 0, time.Time{}, err
+	}
+	end, err := log.LastAppSequence(ctx, app)
+	if err != nil {
+		return state, 0, time.Time{}, fmt.Errorf("audit: the end of app %q's history: %w", app, err)
+	}
+	if p.Sequence != 0 {
+		end = min(end, p.Sequence)
+	}
+	var (
+		last   uint64
+		lastAt time.Time
+	)
+	err = scan(ctx, log, app, end, func(env events.Envelope, decodeErr error) error {
+		if decodeErr != nil || env.Event == nil {
+			return nil
+		}
+		if !p.Time.IsZero() && env.OccurredAt.After(p.Time) {
+			return errStop
+		}
+		if observe != nil {
+			observe(state, env)
+		}
+		state = aggregates.Evolve(state, env)
+		last, lastAt = env.Sequence, env.OccurredAt
+		return nil
+	})
+	return state, last, lastAt, err
+}
+
+// Revisions is an app's revision list as it was at a point of the log.
+type Revisions struct {
+	App string `json:"app"`
+	// Sequence and Time are those of the app's last event up to the point.
+	Sequence  uint64                     `json:"sequence"`
+	Time      time.Time                  `json:"time"`
+	Revisions []projections.RevisionView `json:"revisions"`
+}
+
+// listing gathers, beside the fold, what a revision list shows that the
+// decider does not keep: annotations, fail reasons, the runtime a revision
+// last ran with, and the runners.
+type listing struct {
+	annotations map[string]map[string]string
+	failReasons map[string]string
+	lastRuntime map[string]events.RuntimeParams
+	runners     map[string]events.RunnerStateChanged
+}
+
+func (l *listing) observe(before aggregates.App, env events.Envelope) {
+	switch ev := env.Event.(type) {
+	case events.RevisionCreated:
+		l.annotations[ev.RevisionID] = ev.Annotations
+	case events.RevisionFailed:
+		l.failReasons[ev.RevisionID] = ev.Reason
+	case events.CurrentRevisionSet:
+		if before.Current != "" {
+			l.lastRuntime[before.Current] = before.Runtime
+		}
+	case events.RunnerStateChanged:
+		r := l.runners[ev.RunnerID]
+		if ev.RevisionID != "" {
+			r.RevisionID = ev.RevisionID
+		}
+		r.State = ev.State
+		l.runners[ev.RunnerID] = r
+	}
+}
+
+// RevisionsAt returns app's revision list (what `apps list-rev` showed)
+// as it was at p, folded from the log with aggregates.Evolve: newest
+// first, deleted revisions left out, the current one with the app's
+// effective parameters then. Runner counts come from the runners'
+// reports; the live state (requests in flight) of that time is not in the
+// log. An app without events up to p is a *NoHistoryError.
+func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, error) {
+	l := listing{
+		annotations: map[string]map[string]string{}, failReasons: map[string]string{},
+		lastRuntime: map[string]events.RuntimeParams{}, runners: map[string]events.RunnerStateChanged{},
+	}
+	state, last, at, err := foldApp(ctx, log, app, p, l.observe)
+	if err != nil {
+		return Revisions{}, err
+	}
+	if last == 0 {
+		return Revisions{}, &NoHistoryError{App: app, At: p}
+	}
+	counts := map[string]int{}
+	for _, r := range l.runners {
+		if r.State != events.RunnerTerminated {
+			counts[r.RevisionID]++
+		}
+	}
+	out := Revisions{App: app, Sequence: last, Time: at, Revisions: []projections.RevisionView{}}
+	for _, r := range state.Revisions {
+		if r.Deleted {
+			continue
+		}
+		v := projections.RevisionView{
+			Number: r.Number, RevisionID: r.ID, Status: r.Status, Current: r.ID == state.Current,
+			CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, CodeParams: r.Code, RuntimeParams: r.Runtime,
+			Message: r.Message, Annotations: map[string]string{}, Command: r.Command,
+			Runners: counts[r.ID], FailReason: l.failReasons[r.ID],
+		}
+		maps.Copy(v.Annotations, l.annotations[r.ID])
+		if rt, ok := l.lastRuntime[r.ID]; ok {
+			v.RuntimeParams = rt
+		}
+		if v.Current {
+			v.CodeParams, v.RuntimeParams = state.Code, state.Runtime
+			if state.Suspended {
+				v.Status = events.StatusSuspended
+			}
+		}
+		out.Revisions = append(out.Revisions, v)
+	}
+	slices.SortFunc(out.Revisions, func(a, b projections.RevisionView) int { return cmp.Compare(b.Number, a.Number) })
+	return out, nil
+}

@@ -1,0 +1,60 @@
+package projections
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/revline/revline/events"
+)
+
+// FieldChange is one field that differs between two revisions, with each
+// side's value as the CLI shows it ("" for an annotation one side lacks).
+type FieldChange struct {
+	Field string `json:"field"`
+	A     string `json:"a"`
+	B     string `json:"b"`
+}
+
+// DiffRevisions lists what differs from revision a to revision b: the
+// command, the code parameters, the runtime parameters as the views show
+// them (effective for the current revision, the last ones used for one
+// that was current), the message and each annotation (annotations.KEY),
+// in that order.
+func DiffRevisions(a, b RevisionView) []FieldChange {
+	secs := func(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
+	fields := []struct {
+		name  string
+		value func(RevisionView) string
+	}{
+		{"command", func(v RevisionView) string { return v.Command }},
+		{"machine_type", func(v RevisionView) string { return v.MachineType }},
+		{"max_multiplexing", func(v RevisionView) string { return fmt.Sprint(v.MaxMultiplexing) }},
+		{"startup_timeout", func(v RevisionView) string { return secs(v.StartupTimeout) }},
+		{"keep_alive", func(v RevisionView) string { return secs(v.KeepAlive) }},
+		{"min_concurrency", func(v RevisionView) string { return fmt.Sprint(v.MinConcurrency) }},
+		{"max_concurrency", func(v RevisionView) string { return fmt.Sprint(v.MaxConcurrency) }},
+		{"concurrency_buffer", func(v RevisionView) string { return fmt.Sprint(v.ConcurrencyBuffer) }},
+		{"request_timeout", func(v RevisionView) string { return secs(v.RequestTimeout) }},
+		{"message", func(v RevisionView) string { return v.Message }},
+	}
+	var out []FieldChange
+	for _, f := range fields {
+		if va, vb := f.value(a), f.value(b); va != vb {
+			out = append(out, FieldChange{Field: f.name, A: va, B: vb})
+		}
+	}
+	keys := slices.Sorted(maps.Keys(a.Annotations))
+	for k := range b.Annotations {
+		if _, ok := a.Annotations[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if va, vb := a.Annotations[k], b.Annotations[k]; va != vb {
+			out = append(out, FieldChange{Field: "annotations." + k, A: va, B: vb})
+		}
+	}
+	return out
+}
