@@ -230,8 +230,9 @@ func TestKilledProcessorsCommandKeepsItsOutcome(t *testing.T) {
 				}
 			}
 			process(tc.moveOn(v2))
-			// Another app's command waits behind the redelivered one.
-			other := events.NewCommand("other", events.Deploy{Command: "serve"}, alice)
+			// A command of another app in the same partition waits behind
+			// the redelivered one.
+			other := events.NewCommand(appInPartitionOf(t, "crash"), events.Deploy{Command: "serve"}, alice)
 			if err := b.client.Send(ctx, other); err != nil {
 				t.Fatal(err)
 			}
