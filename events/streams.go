@@ -32,6 +32,47 @@ func EnsureStream(ctx context.Context, js jetstream.StreamManager, cfg jetstream
 	return stream, nil
 }
 
+// EnsureConsumer creates the durable consumer cfg on stream or updates it
+// to cfg, and returns it once it has a leader: a pull sent to a replicated
+// consumer before that is lost, and only made again at its expiry. It
+// tries again while the JetStream cluster is temporarily unable to answer
+// (as EnsureStream does) until ctx ends: several replicas of a server
+// starting at once create the same consumers.
+func EnsureConsumer(ctx context.Context, js jetstream.StreamConsumerManager, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var consumer jetstream.Consumer
+	err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		consumer, err = js.CreateOrUpdateConsumer(attempt, stream, cfg)
+		return err
+	})
+	if err == nil {
+		err = waitForLeader(ctx, consumer)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
+	}
+	return consumer, nil
+}
+
+// waitForLeader returns once a replicated consumer has elected a leader.
+func waitForLeader(ctx context.Context, consumer jetstream.Consumer) error {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		var info *jetstream.ConsumerInfo
+		err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+			info, err = consumer.Info(attempt)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader != "" {
+			return nil
+		}
+		if err := pause(ctx, delay); err != nil { // the server offers no notification
+			return fmt.Errorf("no leader elected: %w", err)
+		}
+	}
+}
+
 // retryWhileBusy runs request, each attempt bounded by apiAttemptTimeout,
 // until it succeeds, fails in a way that will not change (see
 // clusterBusy), or ctx ends. request must be safe to repeat.

@@ -58,7 +58,7 @@ func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (event
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer sub.unsubscribe()
 	ack, err := c.publish(ctx, msg, cmd.Type)
 	if err != nil {
 		return events.Outcome{}, err
@@ -85,44 +85,58 @@ func (c *Client) Await(ctx context.Context, commandID string) (events.Outcome, e
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer sub.unsubscribe()
 	return c.await(ctx, commandID, sub, true)
 }
 
-func (c *Client) subscribe(commandID string) (*nats.Subscription, error) {
-	sub, err := c.js.Conn().SubscribeSync(events.OutcomeSubject(commandID))
+// outcomeSub is a subscription to one command's outcome subject.
+type outcomeSub struct {
+	sub  *nats.Subscription
+	msgs chan *nats.Msg
+}
+
+// outcomeSubBuffer is how many outcome messages a subscription holds: a
+// command's outcome is published once, or twice when a stalled processor
+// answers it again (docs/bus.md §9). A subscription's default buffer (64k
+// messages) would be allocated, and cleared, for every command.
+const outcomeSubBuffer = 4
+
+func (c *Client) subscribe(commandID string) (outcomeSub, error) {
+	msgs := make(chan *nats.Msg, outcomeSubBuffer)
+	sub, err := c.js.Conn().ChanSubscribe(events.OutcomeSubject(commandID), msgs)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to outcome: %w", err)
+		return outcomeSub{}, fmt.Errorf("subscribe to outcome: %w", err)
 	}
 	if err := c.js.Conn().Flush(); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("subscribe to outcome: %w", err)
+		return outcomeSub{}, fmt.Errorf("subscribe to outcome: %w", err)
 	}
-	return sub, nil
+	return outcomeSub{sub: sub, msgs: msgs}, nil
 }
+
+func (s outcomeSub) unsubscribe() { _ = s.sub.Unsubscribe() }
 
 // storedOutcomeCheck is how often a waiting client also looks for the
 // outcome in its stream. On a cluster, a subscription takes a moment to
 // reach every server: an outcome published meanwhile is only in the stream.
 const storedOutcomeCheck = time.Second
 
-func (c *Client) await(ctx context.Context, commandID string, sub *nats.Subscription, lookFirst bool) (events.Outcome, error) {
+func (c *Client) await(ctx context.Context, commandID string, sub outcomeSub, lookFirst bool) (events.Outcome, error) {
+	check := time.NewTimer(storedOutcomeCheck)
+	defer check.Stop()
 	for look := lookFirst; ; look = true {
 		if look {
 			if o, found, err := c.outcomes.Lookup(ctx, commandID); err != nil || found {
 				return o, err
 			}
 		}
-		waitCtx, cancel := context.WithTimeout(ctx, storedOutcomeCheck)
-		msg, err := sub.NextMsgWithContext(waitCtx)
-		cancel()
-		switch {
-		case err == nil:
+		check.Reset(storedOutcomeCheck)
+		select {
+		case msg := <-sub.msgs:
 			return events.DecodeOutcome(msg.Header, msg.Data)
-		case ctx.Err() != nil:
+		case <-ctx.Done():
 			return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, ctx.Err())
-		case !errors.Is(err, context.DeadlineExceeded):
-			return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, err)
+		case <-check.C:
 		}
 	}
 }

@@ -6,6 +6,9 @@ package commandbus
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +45,42 @@ const (
 // "\u003c", six bytes for one); the rest is room for headers.
 const MaxCommandMsgSize = 128 << 10
 
+// Partitions is how many partitions REVLINE_COMMANDS sorts commands into,
+// by app: the command processor works each partition in order, one command
+// at a time, and the partitions side by side. Every command of one app is
+// in the same partition. Changing the number moves apps to other
+// partitions: only do it with no command waiting.
+const Partitions = 16
+
+// PartitionSubjectPrefix starts the subject under which REVLINE_COMMANDS
+// stores a command published on revline.commands.<app>.<command>: it is
+// stored as revline.partitions.<partition>.<app>.<command>, where
+// partition is JetStream's partition mapping of the app name (FNV-1a, modulo
+// Partitions). Clients cannot publish there: the only way in is the
+// stream's subject transform, so no one can put a command in another
+// partition than its app's.
+const PartitionSubjectPrefix = "revline.partitions."
+
+// PartitionFilter is the filter subject of partition n's commands.
+func PartitionFilter(n int) string {
+	return PartitionSubjectPrefix + strconv.Itoa(n) + ".>"
+}
+
+// PublishedSubject returns the subject a command stored on subject was
+// published on: the partition is taken out. Other subjects (a command
+// stored before the stream was partitioned, a malformed one) are returned
+// as they are.
+func PublishedSubject(subject string) string {
+	rest, ok := strings.CutPrefix(subject, PartitionSubjectPrefix)
+	if !ok {
+		return subject
+	}
+	if _, command, ok := strings.Cut(rest, "."); ok {
+		return events.CommandSubjectPrefix + command
+	}
+	return subject
+}
+
 // StreamConfigs returns the configuration of the bus streams.
 func StreamConfigs(replicas int) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
@@ -54,6 +93,13 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			MaxAge:      CommandRetention,
 			Duplicates:  DuplicateWindow,
 			MaxMsgSize:  MaxCommandMsgSize,
+			// A command published on a well-formed subject goes to its
+			// app's partition; one on any other subject keeps its subject,
+			// and the processor answers it as malformed.
+			SubjectTransform: &jetstream.SubjectTransformConfig{
+				Source:      events.CommandSubjectPrefix + "*.*",
+				Destination: fmt.Sprintf("%s{{partition(%d,1)}}.{{wildcard(1)}}.{{wildcard(2)}}", PartitionSubjectPrefix, Partitions),
+			},
 		},
 		{
 			Name:              OutcomeStreamName,

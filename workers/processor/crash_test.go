@@ -43,18 +43,7 @@ func TestCrashingProcessorChild(t *testing.T) {
 		t.Skip("the child process of TestKilledProcessorsCommandKeepsItsOutcome")
 	}
 	target := os.Getenv(envCrashCommand)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := events.OpenJetStreamStore(context.Background(), events.JetStreamStoreConfig{JetStream: js})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, store := connectChild(t, url)
 	cfg := processor.Config{NATSURL: url, JetStream: js, Store: store}
 	switch os.Getenv(envCrashPoint) {
 	case afterAppend:
@@ -71,6 +60,38 @@ func TestCrashingProcessorChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Fatal(p.Run(context.Background()))
+}
+
+// connectChild connects a child process to the parent's NATS server at
+// url and opens the event store there.
+func connectChild(t *testing.T, url string) (jetstream.JetStream, *events.JetStreamStore) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := events.OpenJetStreamStore(context.Background(), events.JetStreamStoreConfig{JetStream: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, store
+}
+
+// accepting returns a function that has p process a command for app
+// directly (not through the bus) and fails the test unless it is accepted.
+func accepting(t *testing.T, ctx context.Context, p *processor.Processor, app string) func(events.Command) events.Outcome {
+	return func(cmd events.Command) events.Outcome {
+		t.Helper()
+		o, _, err := p.Process(ctx, events.NewCommand(app, cmd, alice))
+		if err != nil || o.Status != events.OutcomeAccepted {
+			t.Fatalf("%s: %+v, %v", cmd.CommandType(), o, err)
+		}
+		return o
+	}
 }
 
 // stopHere tells the parent that the crash point is reached and waits to
@@ -204,14 +225,7 @@ func TestKilledProcessorsCommandKeepsItsOutcome(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			process := func(cmd events.Command) events.Outcome {
-				t.Helper()
-				o, _, err := direct.Process(ctx, events.NewCommand("crash", cmd, alice))
-				if err != nil || o.Status != events.OutcomeAccepted {
-					t.Fatalf("%s: %+v, %v", cmd.CommandType(), o, err)
-				}
-				return o
-			}
+			process := accepting(t, ctx, direct, "crash")
 			v2 := process(events.Deploy{Command: "serve"}).RevisionID
 			process(events.CompleteDeploy{RevisionID: v2})
 			v1 := process(events.Deploy{Command: "serve"}).RevisionID
@@ -230,8 +244,9 @@ func TestKilledProcessorsCommandKeepsItsOutcome(t *testing.T) {
 				}
 			}
 			process(tc.moveOn(v2))
-			// Another app's command waits behind the redelivered one.
-			other := events.NewCommand("other", events.Deploy{Command: "serve"}, alice)
+			// A command of another app in the same partition waits behind
+			// the redelivered one.
+			other := events.NewCommand(appInPartitionOf(t, "crash"), events.Deploy{Command: "serve"}, alice)
 			if err := b.client.Send(ctx, other); err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 // Package processor runs the command processor: it consumes commands from
-// the bus with a named durable consumer (through Watermill), decides them
-// with the App aggregate, appends the events, and publishes each outcome.
+// the bus with named durable consumers (through Watermill), one per
+// partition of the command stream, decides them with the App aggregate,
+// appends the events, and publishes each outcome.
 package processor
 
 import (
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +26,19 @@ import (
 	"github.com/revline/revline/workers/wmnats"
 )
 
-// ConsumerName is the durable consumer of the command stream. It is a
+// ConsumerName is the durable consumer of the commands the command stream
+// stores under the subject they were published on: those whose subject is
+// malformed, and those stored before the stream was partitioned (by an
+// older version, which consumed every command with this consumer). It is a
 // stable name: every replica of the processor shares it.
 const ConsumerName = "revline-command-processor"
+
+// PartitionConsumerName is the durable consumer of partition n of the
+// command stream (see commandbus.Partitions). It is a stable name: every
+// replica of the processor shares it.
+func PartitionConsumerName(n int) string {
+	return ConsumerName + "-" + strconv.Itoa(n)
+}
 
 // maxAttempts bounds how often one command is re-decided after conflicts.
 const maxAttempts = 50
@@ -164,13 +176,13 @@ func New(cfg Config) (*Processor, error) {
 	return &Processor{cfg: cfg, outcomes: commandbus.NewOutcomeLog(cfg.JetStream), apps: map[string]*appCache{}}, nil
 }
 
-// Run consumes commands until ctx ends. It returns once the router has
-// stopped.
+// Run consumes commands until ctx ends: the partitions side by side, each
+// in order. It returns once the router has stopped.
 func (p *Processor) Run(ctx context.Context) error {
 	logger := watermill.NewSlogLoggerWithLevelMapping(p.cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	sub, err := newSubscriber(p.cfg, logger)
+	stream, err := p.cfg.JetStream.Stream(ctx, commandbus.CommandStreamName)
 	if err != nil {
-		return err
+		return fmt.Errorf("processor: command stream: %w", err)
 	}
 	router, err := wmnats.NewRouter(logger)
 	if err != nil {
@@ -193,8 +205,76 @@ func (p *Processor) Run(ctx context.Context) error {
 		}.Middleware,
 		middleware.Recoverer,
 	)
-	router.AddConsumerHandler(ConsumerName, CommandTopic, sub, p.handle)
-	return wmnats.Run(ctx, router, sub)
+	subs := make([]*wmnats.Subscriber, 0, commandbus.Partitions+1)
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Close()
+		}
+	}()
+	subscribe := func(durable, filter string, handler message.NoPublishHandlerFunc) error {
+		sub, err := newSubscriber(p.cfg, logger, durable, filter)
+		if err != nil {
+			return err
+		}
+		subs = append(subs, sub)
+		router.AddConsumerHandler(durable, CommandTopic, sub, handler)
+		return nil
+	}
+	if err := subscribe(ConsumerName, events.CommandSubjectPrefix+">", p.handle); err != nil {
+		return err
+	}
+	unpartitioned := make(chan struct{})
+	go p.awaitUnpartitioned(ctx, stream.CachedInfo().State.LastSeq, unpartitioned)
+	for n := range commandbus.Partitions {
+		if err := subscribe(PartitionConsumerName(n), commandbus.PartitionFilter(n), after(ctx, unpartitioned, p.handle)); err != nil {
+			return err
+		}
+	}
+	err = wmnats.Run(ctx, router, subs...)
+	subs = nil // closed by the router
+	return err
+}
+
+// after returns h, which waits until ready is closed before it handles
+// its first message. A message that is still waiting when ctx ends is
+// given back to JetStream.
+func after(ctx context.Context, ready <-chan struct{}, h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		select {
+		case <-ready:
+			return h(msg)
+		case <-ctx.Done():
+			return fmt.Errorf("processor stopped while %s waited for older commands: %w", msg.Metadata.Get(wmnats.MetadataSubject), ctx.Err())
+		}
+	}
+}
+
+// awaitUnpartitioned closes done once ConsumerName has handled every
+// command stored up to sequence last under the subject it was published on,
+// or has none left: commands an older version stored before the stream was
+// partitioned. Until then the partitions wait, so that an app's commands
+// stored before are decided before those stored after. On a stream that was
+// partitioned from the start that is at once (only malformed commands are
+// stored so).
+func (p *Processor) awaitUnpartitioned(ctx context.Context, last uint64, done chan<- struct{}) {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		consumer, err := p.cfg.JetStream.Consumer(ctx, commandbus.CommandStreamName, ConsumerName)
+		switch {
+		case err == nil:
+			info := consumer.CachedInfo()
+			if (info.NumPending == 0 && info.NumAckPending == 0) || info.AckFloor.Stream >= last {
+				close(done)
+				return
+			}
+		case !errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil:
+			p.cfg.Logger.Warn("reading the progress of unpartitioned commands", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay): // JetStream offers no notification
+		}
+	}
 }
 
 // permanentError marks a command that can never succeed: it goes to the
@@ -217,7 +297,10 @@ func (p *Processor) handle(msg *message.Message) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(msg.Context(), p.cfg.ProcessTimeout)
 	defer cancel()
-	cmd, err := p.cfg.Registry.DecodeCommandMsg(msg.Metadata.Get(wmnats.MetadataSubject), msg.Metadata, msg.Payload)
+	// What is decoded, and dead-lettered, is the subject the client used.
+	subject := commandbus.PublishedSubject(msg.Metadata.Get(wmnats.MetadataSubject))
+	msg.Metadata.Set(wmnats.MetadataSubject, subject)
+	cmd, err := p.cfg.Registry.DecodeCommandMsg(subject, msg.Metadata, msg.Payload)
 	if err != nil {
 		var malformed *events.MalformedCommandError
 		if errors.As(err, &malformed) && malformed.CommandID != "" {
@@ -228,7 +311,7 @@ func (p *Processor) handle(msg *message.Message) error {
 			}
 			p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
 		}
-		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", msg.Metadata.Get(wmnats.MetadataSubject), "error", err)
+		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", subject, "error", err)
 		return permanentError{err}
 	}
 	attempt := &handling{}

@@ -3,6 +3,8 @@ package processor_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
 	"testing"
@@ -512,4 +514,26 @@ func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
 	if err != nil || len(history) != 1 {
 		t.Fatalf("%d events stored (%v), want the first deploy's only", len(history), err)
 	}
+}
+
+// partitionOf is JetStream's partition mapping of an app name, which
+// REVLINE_COMMANDS applies: FNV-1a, modulo the number of partitions.
+func partitionOf(app string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(app))
+	return int(h.Sum32() % commandbus.Partitions)
+}
+
+// appInPartitionOf returns another app name whose commands share app's
+// partition, so that they wait behind app's.
+func appInPartitionOf(t *testing.T, app string) string {
+	t.Helper()
+	for i := range 10 * commandbus.Partitions {
+		other := fmt.Sprintf("other%d", i)
+		if partitionOf(other) == partitionOf(app) {
+			return other
+		}
+	}
+	t.Fatalf("no app name shares the partition of %q", app)
+	return ""
 }

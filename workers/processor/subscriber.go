@@ -18,20 +18,23 @@ import (
 // command stream.
 const CommandTopic = commandbus.CommandStreamName
 
-func newSubscriber(cfg Config, logger watermill.LoggerAdapter) (*wmnats.Subscriber, error) {
+// newSubscriber returns a subscriber to the durable consumer named
+// durable, which takes the commands stored on filter.
+func newSubscriber(cfg Config, logger watermill.LoggerAdapter, durable, filter string) (*wmnats.Subscriber, error) {
 	return wmnats.NewSubscriber(wmnats.SubscriberConfig{
 		NATSURL:     cfg.NATSURL,
 		NATSOptions: cfg.NATSOptions,
 		Logger:      logger,
-		// MaxAckPending 1 keeps commands in order; replicas share the
-		// consumer, so each command is handled by one of them. A command is
-		// redelivered until it is processed (MaxDeliver unlimited): one
+		// MaxAckPending 1 keeps the consumer's commands in order; replicas
+		// share the consumer, so each command is handled by one of them,
+		// and no two of them decide commands of one app at once. A command
+		// is redelivered until it is processed (MaxDeliver unlimited): one
 		// that can never be is answered and dead-lettered by the handler,
 		// so only an outage makes a command wait, and it never disappears.
 		Consumer: jetstream.ConsumerConfig{
-			Durable:       ConsumerName,
+			Durable:       durable,
 			Description:   "Revline command processor",
-			FilterSubject: events.CommandSubjectPrefix + ">",
+			FilterSubject: filter,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       cfg.AckWait,
 			MaxDeliver:    -1,

@@ -18,6 +18,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/events"
 )
 
 // Metadata keys added to every message.
@@ -125,33 +126,11 @@ const (
 
 func durable(cc jetstream.ConsumerConfig) wmjetstream.ResourceInitializer {
 	return func(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
-		consumer, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
+		consumer, err := events.EnsureConsumer(ctx, js, stream, cc)
 		if err != nil {
-			return nil, nil, fmt.Errorf("consumer %s on %s: %w", cc.Durable, stream, err)
-		}
-		if err := waitForLeader(ctx, consumer); err != nil {
-			return nil, nil, fmt.Errorf("consumer %s on %s: %w", cc.Durable, stream, err)
+			return nil, nil, err
 		}
 		return consumer, nil, nil
-	}
-}
-
-// waitForLeader returns once a replicated consumer has elected a leader:
-// a pull sent before that is lost, and only made again at its expiry.
-func waitForLeader(ctx context.Context, consumer jetstream.Consumer) error {
-	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
-		info, err := consumer.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.Cluster == nil || info.Cluster.Leader != "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no leader elected: %w", ctx.Err())
-		case <-time.After(delay): // the server offers no notification
-		}
 	}
 }
 

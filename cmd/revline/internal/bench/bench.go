@@ -35,6 +35,9 @@ const (
 type Config struct {
 	// Ops is how many operations each NATS case performs, one at a time.
 	Ops int
+	// Commands is how many commands (and raw publishes) each throughput
+	// case sends, many in flight; default 5 × Ops.
+	Commands int
 	// HTTP sizes the HTTP cases.
 	HTTP HTTPConfig
 }
@@ -45,6 +48,7 @@ type Report struct {
 	Machine   Machine   `json:"machine"`
 	Config    struct {
 		Ops         int `json:"ops"`
+		Commands    int `json:"commands"`
 		Requests    int `json:"requests"`
 		Concurrency int `json:"concurrency"`
 		Warmup      int `json:"warmup"`
@@ -108,7 +112,8 @@ type Comparison struct {
 	Target          *Target `json:"target,omitempty"`
 }
 
-// Target is what a comparison should achieve.
+// Target is what a comparison should achieve. A zero MaxP50Ratio bounds
+// nothing.
 type Target struct {
 	MaxP50Ratio        float64 `json:"max_p50_ratio"`
 	MinThroughputRatio float64 `json:"min_throughput_ratio"`
@@ -132,7 +137,7 @@ func compare(cases map[string]Case, c, baseline string, target *Target) Comparis
 	}
 	if target != nil {
 		t := *target
-		t.Met = out.P50Ratio <= t.MaxP50Ratio && out.ThroughputRatio >= t.MinThroughputRatio
+		t.Met = (t.MaxP50Ratio == 0 || out.P50Ratio <= t.MaxP50Ratio) && out.ThroughputRatio >= t.MinThroughputRatio
 		out.Target = &t
 	}
 	return out
@@ -146,6 +151,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Ops < 1 {
 		return nil, fmt.Errorf("bench: ops must be at least 1, got %d", cfg.Ops)
 	}
+	if cfg.Commands == 0 {
+		cfg.Commands = 5 * cfg.Ops
+	}
 	if err := cfg.HTTP.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -155,9 +163,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version()},
 		Cases: map[string]Case{}, Comparisons: map[string]Comparison{},
 	}
-	r.Config.Ops, r.Config.Requests, r.Config.Concurrency = cfg.Ops, cfg.HTTP.Requests, cfg.HTTP.Concurrency
+	r.Config.Ops, r.Config.Commands, r.Config.Requests, r.Config.Concurrency = cfg.Ops, cfg.Commands, cfg.HTTP.Requests, cfg.HTTP.Concurrency
 	r.Config.Warmup, r.Config.Rounds = cfg.HTTP.Warmup, cfg.HTTP.Rounds
-	if err := runNATS(ctx, cfg.Ops, r); err != nil {
+	if err := runNATS(ctx, cfg.Ops, cfg.Commands, r); err != nil {
 		return nil, err
 	}
 	cases, comparisons, httpErr := RunHTTP(ctx, cfg.HTTP)
@@ -198,9 +206,11 @@ func measure(name string, ops int, op func(i int) error) (Case, error) {
 
 // runNATS starts an embedded server in a temporary directory and measures
 // a raw JetStream publish with the expected-sequence check against a
-// Revline event append, and a raw NATS request-reply against a Revline
-// command round trip (publish, decide, append, outcome).
-func runNATS(ctx context.Context, ops int, r *Report) error {
+// Revline event append, a raw NATS request-reply against a Revline
+// command round trip (publish, decide, append, outcome), and commands
+// many in flight, over many apps and on one, against as many raw
+// publishes with the expected-sequence check in flight.
+func runNATS(ctx context.Context, ops, commands int, r *Report) error {
 	dir, err := os.MkdirTemp("", "revline-bench-")
 	if err != nil {
 		return err
@@ -211,15 +221,11 @@ func runNATS(ctx context.Context, ops int, r *Report) error {
 		return err
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, js, err := connect(srv.ClientURL())
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
 		return err
 	}
@@ -299,5 +305,52 @@ func runNATS(ctx context.Context, ops int, r *Report) error {
 	r.Cases[CaseRawRequest], r.Cases[CaseCommandRoundTrip] = rawRequest, roundTrip
 	r.Comparisons["event_append_vs_raw_publish"] = compare(r.Cases, CaseEventAppend, CaseRawPublish, nil)
 	r.Comparisons["command_round_trip_vs_raw_request"] = compare(r.Cases, CaseCommandRoundTrip, CaseRawRequest, nil)
+	return runThroughput(ctx, srv.ClientURL(), js, commands, payload, r)
+}
+
+// runThroughput measures the throughput cases; the clients have a
+// connection of their own, as they would.
+func runThroughput(ctx context.Context, url string, js jetstream.JetStream, commands int, payload []byte, r *Report) error {
+	cnc, cjs, err := connect(url)
+	if err != nil {
+		return err
+	}
+	defer cnc.Close()
+	client := commandbus.NewClient(cjs)
+	apps := min(ManyApps, commands)
+	rawMany, err := rawManySubjects(ctx, js, commands, ManyAppsInFlight, apps, payload)
+	if err != nil {
+		return err
+	}
+	manyApps, err := commandThroughput(ctx, client, fmt.Sprintf("Revline commands, %d in flight over %d apps", min(ManyAppsInFlight, commands), apps), "many", commands, ManyAppsInFlight, apps)
+	if err != nil {
+		return err
+	}
+	rawOne, err := rawOneSubject(ctx, cnc, commands, OneAppInFlight, payload)
+	if err != nil {
+		return err
+	}
+	oneApp, err := commandThroughput(ctx, client, fmt.Sprintf("Revline commands, %d in flight on one app", min(OneAppInFlight, commands)), "one", commands, OneAppInFlight, 1)
+	if err != nil {
+		return err
+	}
+	r.Cases[CaseRawManySubjects], r.Cases[CaseCommandsManyApps] = rawMany, manyApps
+	r.Cases[CaseRawOneSubject], r.Cases[CaseCommandsOneApp] = rawOne, oneApp
+	r.Comparisons["commands_many_apps_vs_raw_publish"] = compare(r.Cases, CaseCommandsManyApps, CaseRawManySubjects, &Target{MinThroughputRatio: TargetManyAppsThroughputRatio})
+	r.Comparisons["commands_one_app_vs_raw_async_publish"] = compare(r.Cases, CaseCommandsOneApp, CaseRawOneSubject, nil)
 	return nil
+}
+
+// connect opens a connection to url; the caller closes it.
+func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

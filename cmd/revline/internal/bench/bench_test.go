@@ -100,7 +100,7 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.OK || r.Machine.CPUs < 1 || r.Config.Ops != 20 || r.Config.Requests != 100 || r.Config.Concurrency != 2 {
+	if !r.OK || r.Machine.CPUs < 1 || r.Config.Ops != 20 || r.Config.Commands != 100 || r.Config.Requests != 100 || r.Config.Concurrency != 2 {
 		t.Errorf("report header: ok %v, machine %+v, config %+v", r.OK, r.Machine, r.Config)
 	}
 	for _, id := range []string{CaseRawPublish, CaseEventAppend, CaseRawRequest, CaseCommandRoundTrip} {
@@ -108,6 +108,17 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	}
 	for _, id := range []string{CaseHTTPDirect, CaseHTTPReverseProxy, CaseHTTPGateway} {
 		checkCase(t, r.Cases, id, 100, 2)
+	}
+	// Commands default to 5 × ops, in flight as many as there are, up to
+	// 256 over as many apps (up to 1000) and 64 on one app.
+	for _, id := range []string{CaseRawManySubjects, CaseCommandsManyApps} {
+		checkCase(t, r.Cases, id, 100, 100)
+	}
+	for _, id := range []string{CaseRawOneSubject, CaseCommandsOneApp} {
+		checkCase(t, r.Cases, id, 100, OneAppInFlight)
+	}
+	if tgt := r.Comparisons["commands_many_apps_vs_raw_publish"].Target; tgt == nil || tgt.MinThroughputRatio != TargetManyAppsThroughputRatio || tgt.MaxP50Ratio != 0 {
+		t.Errorf("commands_many_apps_vs_raw_publish has target %+v", tgt)
 	}
 
 	// What a script sees.
@@ -129,8 +140,8 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Cases) != 7 || !doc.OK {
-		t.Errorf("JSON has %d cases, ok %v; want 7, true: %s", len(doc.Cases), doc.OK, b)
+	if len(doc.Cases) != 11 || !doc.OK {
+		t.Errorf("JSON has %d cases, ok %v; want 11, true: %s", len(doc.Cases), doc.OK, b)
 	}
 	for id, c := range doc.Cases {
 		for _, field := range []string{"name", "ops", "concurrency", "errors", "elapsed_seconds", "ops_per_second", "p50_us", "p99_us"} {
@@ -139,7 +150,7 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 			}
 		}
 	}
-	for _, id := range []string{"event_append_vs_raw_publish", "command_round_trip_vs_raw_request", "gateway_vs_reverse_proxy", "gateway_vs_direct"} {
+	for _, id := range []string{"event_append_vs_raw_publish", "command_round_trip_vs_raw_request", "commands_many_apps_vs_raw_publish", "commands_one_app_vs_raw_async_publish", "gateway_vs_reverse_proxy", "gateway_vs_direct"} {
 		if c, ok := doc.Comparisons[id]; !ok || c.ThroughputRatio == nil || c.P50Ratio == nil {
 			t.Errorf("comparison %s is missing or incomplete: %s", id, b)
 		}
@@ -155,9 +166,34 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 			t.Errorf("the table has no row for %q:\n%s", c.Name, table.String())
 		}
 	}
-	for _, s := range []string{"gateway / bare reverse proxy", "gateway / direct", "p50 ≤ 1.15x, throughput ≥ 0.85"} {
+	for _, s := range []string{"gateway / bare reverse proxy", "gateway / direct", "p50 ≤ 1.15x, throughput ≥ 0.85", "(target ≥ 0.25: "} {
 		if !strings.Contains(table.String(), s) {
 			t.Errorf("the table has no %q:\n%s", s, table.String())
 		}
+	}
+}
+
+// Each worker of a throughput case owns its subjects (so one publish in
+// flight per subject) and takes turns between them; with fewer subjects
+// than workers they share.
+func TestWorkersOwnTheirSubjects(t *testing.T) {
+	const workers, n, ops = 4, 10, 40
+	owner := map[int]int{}
+	for i := range ops {
+		w := i % workers // measureInFlight gives operation i to worker i % workers
+		s := owned(w, i, workers, n)
+		if s < 0 || s >= n {
+			t.Fatalf("operation %d of worker %d: subject %d out of range", i, w, s)
+		}
+		if o, ok := owner[s]; ok && o != w {
+			t.Fatalf("subject %d is used by workers %d and %d", s, o, w)
+		}
+		owner[s] = w
+	}
+	if len(owner) != n {
+		t.Errorf("%d of %d subjects used", len(owner), n)
+	}
+	if s := owned(3, 3, workers, 1); s != 0 {
+		t.Errorf("with one subject, worker 3 uses %d", s)
 	}
 }

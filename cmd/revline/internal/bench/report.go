@@ -19,6 +19,25 @@ func (r *Report) WriteTable(w io.Writer) {
 			row(revline, fmt.Sprintf("%.2f", revline.OpsPerSecond/raw.OpsPerSecond))
 		}
 	}
+	if _, ok := r.Cases[CaseRawManySubjects]; ok {
+		fmt.Fprintf(w, "\n%d commands (and raw publishes) per case, many in flight:\n\n", r.Config.Commands)
+		fmt.Fprintf(w, "| case | ops | in flight | ops/s | p50 | p99 | Revline / raw throughput |\n|---|---|---|---|---|---|---|\n")
+		for _, p := range []struct{ raw, revline, comparison string }{
+			{CaseRawManySubjects, CaseCommandsManyApps, "commands_many_apps_vs_raw_publish"},
+			{CaseRawOneSubject, CaseCommandsOneApp, "commands_one_app_vs_raw_async_publish"},
+		} {
+			for _, id := range []string{p.raw, p.revline} {
+				c, ratio := r.Cases[id], ""
+				if id == p.revline {
+					ratio = fmt.Sprintf("%.3f", r.Comparisons[p.comparison].ThroughputRatio)
+					if t := r.Comparisons[p.comparison].Target; t != nil {
+						ratio += fmt.Sprintf(" (target ≥ %.2f: %s)", t.MinThroughputRatio, map[bool]string{true: "met", false: "missed"}[t.Met])
+					}
+				}
+				fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s |\n", c.Name, c.Ops, c.Concurrency, c.OpsPerSecond, micros(c.P50Micros), micros(c.P99Micros), ratio)
+			}
+		}
+	}
 	if _, ok := r.Cases[CaseHTTPGateway]; !ok {
 		return
 	}

@@ -97,7 +97,11 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //   - the clients', which may send commands, hear outcomes, ask queries and
 //     read the event log, but not write events or outcomes, answer queries,
 //     see others' commands or what is delivered to the server, touch the
-//     runner worker's consumer, or change a stream.
+//     runner worker's consumer, or change a stream. They have no rights on
+//     the command stream's consumers (the command processor's partitions,
+//     processor.PartitionConsumerName) nor on its partition subjects
+//     (commandbus.PartitionSubjectPrefix): a command reaches its app's
+//     partition only through the stream's subject transform.
 func (ids identities) users() []*server.NkeyUser {
 	js := func(api string) string { return "$JS.API." + api }
 	workerConsumer := events.EventStreamName + "." + runner.ConsumerName

@@ -16,6 +16,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/workers/processor"
 	"github.com/revline/revline/workers/runner"
 )
 
@@ -92,6 +93,18 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 	if _, err := js.CreateOrUpdateConsumer(refused(), events.EventStreamName, jetstream.ConsumerConfig{Durable: runner.ConsumerName, FilterSubject: "revline.events.nothing.>"}); err == nil {
 		t.Error("the client changed the runner worker's consumer")
 	}
+	// So are the command processor's, one a partition, and no command
+	// enters a partition but through the stream's subject transform.
+	if err := js.DeleteConsumer(refused(), commandbus.CommandStreamName, processor.PartitionConsumerName(0)); err == nil {
+		t.Error("the client deleted a command processor's consumer")
+	}
+	if _, err := js.CreateOrUpdateConsumer(refused(), commandbus.CommandStreamName, jetstream.ConsumerConfig{Durable: "eavesdropper", FilterSubject: commandbus.PartitionFilter(0)}); err == nil {
+		t.Error("the client made a consumer of the command stream")
+	}
+	if err := nc.Publish(commandbus.PartitionSubjectPrefix+"0.web.deploy", []byte{0x80}); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "a command published into a partition")
 	// What JetStream delivers to the server is not in the clients' inboxes.
 	if _, err := nc.SubscribeSync("_INBOX_REVLINE_SERVER.>"); err != nil {
 		t.Fatal(err)
