@@ -71,8 +71,9 @@ func TestLiveUpdates(t *testing.T) {
 	waitFor(t, ctx, "a new app appears", `!!document.querySelector('#apps tr[data-app="api"] .badge-deployed')`)
 }
 
-// TestRunnersAndRollout starts a graceful rollout from the runners page
-// and follows it until the runner is replaced.
+// TestRunnersAndRollout shows a request in flight on the runners page,
+// then starts a graceful rollout from it and follows it until the runner
+// is replaced.
 func TestRunnersAndRollout(t *testing.T) {
 	t.Parallel()
 	s := serve(t)
@@ -85,6 +86,22 @@ func TestRunnersAndRollout(t *testing.T) {
 	if uptime := eval[string](t, ctx, `document.querySelector('#runners time[data-rel=since]').title`); !strings.HasPrefix(uptime, "up since ") {
 		t.Errorf("uptime hover text %q", uptime)
 	}
+
+	// A request in flight through the gateway shows on the runner: live
+	// state the page asks for, not an event.
+	reqCtx, cancelReq := context.WithCancel(t.Context())
+	slowDone := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		req, _ := http.NewRequestWithContext(reqCtx, http.MethodGet, s.addrs.GatewayURL+"/apps/web/slow?ms=120000", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, ctx, "the runner shows one request in flight", `[...document.querySelectorAll('#runners td[data-label="In flight"]')].some(td => td.textContent === '1')`)
+	cancelReq()
+	<-slowDone
+	waitFor(t, ctx, "the request is over", `[...document.querySelectorAll('#runners td[data-label="In flight"]')].every(td => td.textContent === '0')`)
 
 	click(t, ctx, `button[data-action=rollout][data-force=false]`)
 	waitFor(t, ctx, "the rollout dialog opens", `document.getElementById('confirm').open`)
