@@ -35,6 +35,10 @@ func Decide(state App, cmd events.Command, now time.Time) ([]events.Event, error
 		return decideResume(state)
 	case events.ReportRunner:
 		return decideReportRunner(state, c)
+	case events.SetSecret:
+		return decideSetSecret(state, c)
+	case events.UnsetSecret:
+		return decideUnsetSecret(state, c)
 	}
 	return nil, reject(events.CodeUnknownCommand, "unknown command %T", cmd)
 }
@@ -349,4 +353,36 @@ func decideReportRunner(state App, c events.ReportRunner) ([]events.Event, error
 		return nil, reject(CodeRevisionNotFound, "app %q has no revision %s", state.Name, showID(c.RevisionID))
 	}
 	return []events.Event{events.RunnerStateChanged(c)}, nil
+}
+
+// decideSetSecret records a new version of a secret. An app may get
+// secrets before its first deploy, so that its first runner starts with
+// them.
+func decideSetSecret(state App, c events.SetSecret) ([]events.Event, error) {
+	if err := events.ValidateSecretName(c.Name); err != nil {
+		return nil, invalid("%s", err.Error())
+	}
+	current, exists := state.Secrets[c.Name]
+	switch {
+	case c.Version == 0:
+		return nil, invalid("secret %s needs the version the secret store gave its value", c.Name)
+	case exists && current.Version == c.Version:
+		return nil, noop(CodeNothingToChange, "secret %s is already at version %d", c.Name, c.Version)
+	case exists && c.Version < current.Version:
+		return nil, reject(CodeStaleSecretVersion, "secret %s is at version %d, newer than %d", c.Name, current.Version, c.Version)
+	case !exists && len(state.Secrets) >= MaxSecrets:
+		return nil, invalid("app %q has %d secrets, the limit", state.Name, MaxSecrets)
+	}
+	return []events.Event{events.SecretSet(c)}, nil
+}
+
+// decideUnsetSecret removes a secret.
+func decideUnsetSecret(state App, c events.UnsetSecret) ([]events.Event, error) {
+	if err := events.ValidateSecretName(c.Name); err != nil {
+		return nil, invalid("%s", err.Error())
+	}
+	if _, exists := state.Secrets[c.Name]; !exists {
+		return nil, reject(CodeSecretNotFound, "app %q has no secret %s", state.Name, c.Name)
+	}
+	return []events.Event{events.SecretUnset(c)}, nil
 }

@@ -898,6 +898,90 @@ func scaleSpecs() []spec {
 	}
 }
 
+func TestSecrets(t *testing.T) {
+	t.Parallel()
+	run(t, secretSpecs())
+}
+
+func secretSpecs() []spec {
+	secretSet := func(name string, version uint64) events.Event { return events.SecretSet{Name: name, Version: version} }
+	return []spec{
+		{
+			name:  "a_secret_is_recorded_by_name_and_version_never_by_value",
+			given: live(r1),
+			when:  events.SetSecret{Name: "HF_TOKEN", Version: 3},
+			then:  evs(secretSet("HF_TOKEN", 3)),
+			after: func(t T, s aggregates.App) {
+				equal(t, "version", s.Secrets["HF_TOKEN"].Version, uint64(3))
+			},
+		},
+		{
+			name: "an_app_may_get_secrets_before_its_first_deploy",
+			when: events.SetSecret{Name: "HF_TOKEN", Version: 1},
+			then: evs(secretSet("HF_TOKEN", 1)),
+		},
+		{
+			name:  "a_newer_version_replaces_the_secret",
+			given: history(live(r1), evs(secretSet("HF_TOKEN", 3))),
+			when:  events.SetSecret{Name: "HF_TOKEN", Version: 9},
+			then:  evs(secretSet("HF_TOKEN", 9)),
+		},
+		{
+			name:  "the_same_version_again_is_a_noop",
+			given: evs(secretSet("HF_TOKEN", 3)),
+			when:  events.SetSecret{Name: "HF_TOKEN", Version: 3},
+			noop:  aggregates.CodeNothingToChange,
+		},
+		{
+			name:   "an_older_version_is_refused",
+			given:  evs(secretSet("HF_TOKEN", 9)),
+			when:   events.SetSecret{Name: "HF_TOKEN", Version: 3},
+			reject: aggregates.CodeStaleSecretVersion,
+			says:   []string{"HF_TOKEN", "9"},
+		},
+		{
+			name:   "a_secret_needs_a_version",
+			when:   events.SetSecret{Name: "HF_TOKEN"},
+			reject: aggregates.CodeInvalidArgument,
+		},
+		{
+			name:   "a_name_that_is_no_variable_name_is_refused",
+			when:   events.SetSecret{Name: "HF-TOKEN", Version: 1},
+			reject: aggregates.CodeInvalidArgument,
+			says:   []string{"HF-TOKEN"},
+		},
+		{
+			name:   "a_variable_revline_sets_cannot_be_a_secret",
+			when:   events.SetSecret{Name: "PORT", Version: 1},
+			reject: aggregates.CodeInvalidArgument,
+			says:   []string{"PORT"},
+		},
+		{
+			name:   "revline_variables_cannot_be_secrets",
+			when:   events.SetSecret{Name: "REVLINE_RUNNER_ID", Version: 1},
+			reject: aggregates.CodeInvalidArgument,
+		},
+		{
+			name:  "unset_removes_the_secret",
+			given: evs(secretSet("HF_TOKEN", 3), secretSet("OTHER", 1)),
+			when:  events.UnsetSecret{Name: "HF_TOKEN"},
+			then:  evs(events.SecretUnset{Name: "HF_TOKEN"}),
+			after: func(t T, s aggregates.App) {
+				_, kept := s.Secrets["HF_TOKEN"]
+				equal(t, "HF_TOKEN kept", kept, false)
+				equal(t, "OTHER version", s.Secrets["OTHER"].Version, uint64(1))
+			},
+		},
+		{
+			name:   "unsetting_an_unknown_secret_is_refused",
+			given:  evs(secretSet("OTHER", 1)),
+			when:   events.UnsetSecret{Name: "HF_TOKEN"},
+			reject: aggregates.CodeSecretNotFound,
+			says:   []string{"HF_TOKEN"},
+		},
+	}
+}
+
 func suspendResumeSpecs() []spec {
 	return []spec{
 		{
@@ -1060,7 +1144,7 @@ func TestUnknownCommand(t *testing.T)  { t.Parallel(); run(t, unknownCommandSpec
 func allSpecs() []spec {
 	return slices.Concat(deploySpecs(), completeDeploySpecs(), failDeploySpecs(), setRevisionSpecs(),
 		rolloutSpecs(), completeRolloutSpecs(), deleteRevisionSpecs(), scaleSpecs(),
-		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs(), revisionNumberSpecs())
+		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs(), revisionNumberSpecs(), secretSpecs())
 }
 
 // rejectionCodes are the codes of rejections.go; noOpCodes the no-op ones.
@@ -1072,7 +1156,7 @@ var (
 		aggregates.CodeRevisionAlreadyDeleted, aggregates.CodeRevisionNotDeployed, aggregates.CodeRevisionNotDeploying,
 		aggregates.CodeRevisionIsCurrent, aggregates.CodeRevisionInUse, aggregates.CodeNoCurrentRevision,
 		aggregates.CodeDeployInProgress, aggregates.CodeRolloutInProgress, aggregates.CodeRolloutNotFound,
-		events.CodeUnknownCommand,
+		aggregates.CodeSecretNotFound, aggregates.CodeStaleSecretVersion, events.CodeUnknownCommand,
 	}
 	noOpCodes = []string{
 		aggregates.CodeAlreadyCurrent, aggregates.CodeAlreadySuspended, aggregates.CodeNotSuspended,

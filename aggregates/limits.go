@@ -54,6 +54,8 @@ const (
 	// MaxAnnotations bounds the number of a deploy's annotations: enough
 	// for a CI system's git sha, build URL, author, branch and more.
 	MaxAnnotations = 64
+	// MaxSecrets bounds an app's secrets.
+	MaxSecrets = 100
 	// MaxAnnotationKeyBytes bounds an annotation key, as Kubernetes bounds
 	// the name of a label key (63 characters).
 	MaxAnnotationKeyBytes = 63

@@ -25,6 +25,8 @@ const (
 	CodeDeployInProgress       = "deploy_in_progress"
 	CodeRolloutInProgress      = "rollout_in_progress"
 	CodeRolloutNotFound        = "rollout_not_found"
+	CodeSecretNotFound         = "secret_not_found"
+	CodeStaleSecretVersion     = "stale_secret_version"
 
 	// No-op codes: the command asked for what is already true.
 	CodeAlreadyCurrent   = "already_current"

@@ -8,6 +8,7 @@ package aggregates
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/revline/revline/events"
@@ -38,6 +39,16 @@ type App struct {
 	LastNumber uint64
 	// Rollout is the rollout in progress, if any.
 	Rollout *Rollout
+	// Secrets are the app's secrets by name: which version of the value
+	// in the secret store runners get, never the value.
+	Secrets map[string]Secret
+}
+
+// Secret is what the decider knows of one of an app's secrets.
+type Secret struct {
+	Version uint64
+	SetAt   time.Time
+	SetBy   string
 }
 
 // Revision is what the decider knows of one revision.
@@ -132,6 +143,17 @@ func Evolve(state App, env events.Envelope) App {
 		if state.Rollout != nil && state.Rollout.ID == ev.RolloutID {
 			state.Rollout = nil
 		}
+	case events.SecretSet:
+		secrets := maps.Clone(state.Secrets)
+		if secrets == nil {
+			secrets = map[string]Secret{}
+		}
+		secrets[ev.Name] = Secret{Version: ev.Version, SetAt: env.OccurredAt, SetBy: env.Actor}
+		state.Secrets = secrets
+	case events.SecretUnset:
+		secrets := maps.Clone(state.Secrets)
+		delete(secrets, ev.Name)
+		state.Secrets = secrets
 	}
 	return state
 }

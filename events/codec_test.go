@@ -55,6 +55,8 @@ func sampleCommands() []events.Command {
 		events.FailDeploy{RevisionID: revisionID, Reason: "runner exited with status 1"},
 		events.CompleteRollout{RolloutID: rolloutID, Replaced: 3, DroppedRequests: 2},
 		events.ReportRunner{RunnerID: runnerID, RevisionID: revisionID, State: events.RunnerIdle, PID: 4242, Port: 43121, Reason: "ready"},
+		events.SetSecret{Name: "HF_TOKEN", Version: 7},
+		events.UnsetSecret{Name: "HF_TOKEN"},
 	}
 }
 
@@ -86,6 +88,8 @@ func sampleEvents() []events.Event {
 		events.RolloutRequested{RolloutID: rolloutID, RevisionID: revisionID, Force: true},
 		events.RolloutCompleted{RolloutID: rolloutID, RevisionID: revisionID, Force: true, Replaced: 3, DroppedRequests: 2},
 		events.RunnerStateChanged{RunnerID: runnerID, RevisionID: revisionID, State: events.RunnerCrashBackoff, PID: 4242, Port: 43121, Reason: "exited"},
+		events.SecretSet{Name: "HF_TOKEN", Version: 7},
+		events.SecretUnset{Name: "HF_TOKEN"},
 	}
 }
 

@@ -19,6 +19,8 @@ const (
 	CmdFailDeploy      = "fail_deploy"
 	CmdCompleteRollout = "complete_rollout"
 	CmdReportRunner    = "report_runner"
+	CmdSetSecret       = "set_secret"
+	CmdUnsetSecret     = "unset_secret"
 )
 
 // Deploy creates a new revision. RevisionID may be left empty: the command
@@ -70,6 +72,22 @@ type Suspend struct{}
 
 // Resume brings a suspended app back.
 type Resume struct{}
+
+// SetSecret records that a new value of the app's secret Name was stored
+// in the secret store (see package secrets), as its version Version. The
+// value itself never travels in a command or an event: the client puts it
+// in the store first, then sends this command.
+type SetSecret struct {
+	Name    string `msgpack:"name" json:"name"`
+	Version uint64 `msgpack:"version" json:"version"`
+}
+
+// UnsetSecret removes the app's secret Name: runners started afterwards
+// no longer get it. The client purges the value from the store after the
+// command is accepted.
+type UnsetSecret struct {
+	Name string `msgpack:"name" json:"name"`
+}
 
 // CompleteDeploy is sent by a runner worker when a revision's first runner
 // is healthy.
@@ -134,3 +152,9 @@ func (CompleteRollout) CommandType() string { return CmdCompleteRollout }
 
 // CommandType implements Command.
 func (ReportRunner) CommandType() string { return CmdReportRunner }
+
+// CommandType implements Command.
+func (SetSecret) CommandType() string { return CmdSetSecret }
+
+// CommandType implements Command.
+func (UnsetSecret) CommandType() string { return CmdUnsetSecret }

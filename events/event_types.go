@@ -20,6 +20,8 @@ const (
 	TypeRolloutRequested   = "rollout.requested"
 	TypeRolloutCompleted   = "rollout.completed"
 	TypeRunnerStateChanged = "runner.state_changed"
+	TypeSecretSet          = "secret.set"
+	TypeSecretUnset        = "secret.unset"
 )
 
 // RevisionCreated records a deploy request: a new revision in status
@@ -125,6 +127,18 @@ type RolloutCompleted struct {
 	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
 }
 
+// SecretSet records that the app's secret Name has a new value, stored in
+// the secret store as version Version. Never the value.
+type SecretSet struct {
+	Name    string `msgpack:"name" json:"name"`
+	Version uint64 `msgpack:"version" json:"version"`
+}
+
+// SecretUnset records that the app's secret Name was removed.
+type SecretUnset struct {
+	Name string `msgpack:"name" json:"name"`
+}
+
 // RunnerStateChanged records a runner's move to a new state.
 type RunnerStateChanged struct {
 	RunnerID   string      `msgpack:"runner_id" json:"runner_id"`
@@ -167,3 +181,9 @@ func (RolloutCompleted) EventType() string { return TypeRolloutCompleted }
 
 // EventType implements Event.
 func (RunnerStateChanged) EventType() string { return TypeRunnerStateChanged }
+
+// EventType implements Event.
+func (SecretSet) EventType() string { return TypeSecretSet }
+
+// EventType implements Event.
+func (SecretUnset) EventType() string { return TypeSecretUnset }

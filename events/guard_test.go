@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func TestStreamGuardStopsAppendsWhileTheLogDrifted(t *testing.T) {
 	_, js := embedded.ConnectForTest(t, embedded.StartForTest(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	guard := events.NewStreamGuard(js, nil, events.EventStreamConfig(1))
+	guard := events.NewStreamGuard(js, slog.New(slog.DiscardHandler), events.EventStreamConfig(1))
 	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js, WriteGate: guard.Err})
 	if err != nil {
 		t.Fatal(err)

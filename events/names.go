@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // MaxAppNameLength bounds an app name, which is one NATS subject token.
@@ -34,6 +35,39 @@ func ValidateAppName(name string) error {
 		return invalid(fmt.Sprintf("it is %d characters long, the limit is %d", len(name), MaxAppNameLength))
 	case !appNamePattern.MatchString(name):
 		return invalid("use lowercase letters, digits, '-' and '_', starting with a letter or digit")
+	}
+	return nil
+}
+
+// MaxSecretNameLength bounds a secret's name, an environment variable's
+// name and one NATS subject token of the secret store's key.
+const MaxSecretNameLength = 128
+
+var secretNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// reservedSecretNames are variables Revline sets in every runner, or that a
+// runner inherits from the server: a secret must not replace them.
+var reservedSecretNames = map[string]bool{
+	"PORT": true, "PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "SHELL": true,
+	"LANG": true, "TZ": true, "TMPDIR": true, "TERM": true,
+}
+
+// ValidateSecretName checks that name can be both an environment
+// variable's name and a token of a NATS subject: letters, digits and '_',
+// not starting with a digit, at most 128 characters, none of the variables
+// Revline itself gives runners (PORT, PATH, HOME, ..., REVLINE_*). It
+// returns an *InvalidNameError otherwise.
+func ValidateSecretName(name string) error {
+	invalid := func(reason string) error { return &InvalidNameError{Kind: "secret", Name: name, Reason: reason} }
+	switch {
+	case name == "":
+		return invalid("it is empty")
+	case len(name) > MaxSecretNameLength:
+		return invalid(fmt.Sprintf("it is %d characters long, the limit is %d", len(name), MaxSecretNameLength))
+	case !secretNamePattern.MatchString(name):
+		return invalid("use letters, digits and '_', not starting with a digit (it becomes an environment variable)")
+	case reservedSecretNames[name] || strings.HasPrefix(name, "REVLINE_"):
+		return invalid("Revline sets this variable itself in every runner")
 	}
 	return nil
 }

@@ -47,6 +47,8 @@ func NewRegistry() *Registry {
 	registerEvent[RolloutRequested](r)
 	registerEvent[RolloutCompleted](r)
 	registerEvent[RunnerStateChanged](r)
+	registerEvent[SecretSet](r)
+	registerEvent[SecretUnset](r)
 
 	registerCommand[Deploy](r)
 	registerCommand[SetRevision](r)
@@ -58,6 +60,8 @@ func NewRegistry() *Registry {
 	registerCommand[CompleteDeploy](r)
 	registerCommand[FailDeploy](r)
 	registerCommand[CompleteRollout](r)
+	registerCommand[SetSecret](r)
+	registerCommand[UnsetSecret](r)
 	registerCommand[ReportRunner](r)
 	return r
 }

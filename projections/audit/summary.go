@@ -49,6 +49,13 @@ func Summary(before aggregates.App, env events.Envelope) string {
 			s += fmt.Sprintf(": %q", ev.Reason)
 		}
 		return s
+	case events.SecretSet:
+		if prior, ok := before.Secrets[ev.Name]; ok {
+			return fmt.Sprintf("secret %s changed (version %d → %d); running runners keep the old value until a rollout", ev.Name, prior.Version, ev.Version)
+		}
+		return fmt.Sprintf("secret %s set (version %d)", ev.Name, ev.Version)
+	case events.SecretUnset:
+		return fmt.Sprintf("secret %s unset", ev.Name)
 	case nil:
 		return "not a Revline event (no event type): skipped by every reader"
 	}

@@ -186,11 +186,12 @@ func (s Spec) validate() error {
 	}
 	for _, kv := range s.Env {
 		key, _, ok := strings.Cut(kv, "=")
+		// Values may be secrets: errors name keys only.
 		if !ok || key == "" {
-			return fmt.Errorf("%w: runner %s: env entry %q is not KEY=VALUE", ErrInvalidSpec, s.RunnerID, kv)
+			return fmt.Errorf("%w: runner %s: an env entry is not KEY=VALUE", ErrInvalidSpec, s.RunnerID)
 		}
 		if slices.Contains(reservedEnv, key) {
-			return fmt.Errorf("%w: runner %s: env entry %q overrides a variable set by the supervisor", ErrInvalidSpec, s.RunnerID, kv)
+			return fmt.Errorf("%w: runner %s: env entry %s overrides a variable set by the supervisor", ErrInvalidSpec, s.RunnerID, key)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -228,11 +229,16 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, wh
 	if runnerID == "" {
 		runnerID = uuid.Must(uuid.NewV7()).String()
 	}
+	env, err := a.secretEnv(ctx)
+	if err != nil {
+		return nil, startFailedError{err}
+	}
 	proc, err := a.cfg.Supervisor.Start(process.Spec{
 		RunnerID:   runnerID,
 		App:        a.name,
 		RevisionID: rev.ID,
 		Command:    rev.Command,
+		Env:        env,
 	})
 	if err != nil {
 		return nil, startFailedError{err}
@@ -704,4 +710,27 @@ func (a *appWorker) send(ctx context.Context, cmd events.Command, correlationID 
 		a.log.Warn("worker command rejected", "command", cmd.CommandType(), "code", o.Code, "message", o.Message)
 	}
 	return o, nil
+}
+
+// secretEnv returns the app's secrets as NAME=VALUE entries of a runner's
+// environment: for each secret the log lists, the very version it names.
+// A secret whose value cannot be read stops the runner from starting:
+// running without it, or with a value the log does not name, would be
+// worse. Errors name secrets, never values.
+func (a *appWorker) secretEnv(ctx context.Context) ([]string, error) {
+	if len(a.state.Secrets) == 0 {
+		return nil, nil
+	}
+	if a.cfg.Secrets == nil {
+		return nil, fmt.Errorf("app %q has secrets and this worker has no secret store", a.name)
+	}
+	env := make([]string, 0, len(a.state.Secrets))
+	for _, name := range slices.Sorted(maps.Keys(a.state.Secrets)) {
+		value, err := a.cfg.Secrets.Get(ctx, a.name, name, a.state.Secrets[name].Version)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, name+"="+string(value))
+	}
+	return env, nil
 }

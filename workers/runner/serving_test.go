@@ -412,3 +412,55 @@ func TestBodiesStreamThroughTheGatewayToARealRunner(t *testing.T) {
 		}
 	}
 }
+
+// A secret reaches the runners started after it is set, as an environment
+// variable holding the very version the log names; running runners keep
+// what they started with until a rollout. A secret whose value is gone
+// from the store keeps new runners from starting, with a reason that names
+// the secret and not its value.
+func TestSecretsReachNewRunnersAsEnvironment(t *testing.T) {
+	t.Parallel()
+	s, log := serving(t, 4)
+	ctx := testContext(t)
+	env := func(name string) string {
+		_, _, body := gatewayDo(t, s, http.MethodGet, "web", "/env?name="+name, nil)
+		return body
+	}
+	setSecret := func(value string) {
+		version, err := s.secrets.Put(ctx, "web", "HF_TOKEN", []byte(value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.execute(t, "web", events.SetSecret{Name: "HF_TOKEN", Version: version})
+	}
+
+	setSecret("hf_first-value")
+	if got := env("HF_TOKEN"); got != "" {
+		t.Fatalf("a runner started before the secret sees %q", got)
+	}
+	s.execute(t, "web", events.Rollout{})
+	log.waitUntil(t, "the rollout completed", func(envs []events.Envelope) bool {
+		_, ok := envs[len(envs)-1].Event.(events.RolloutCompleted)
+		return ok
+	})
+	if got := env("HF_TOKEN"); got != "hf_first-value" {
+		t.Fatalf("after a rollout the runner sees HF_TOKEN=%q", got)
+	}
+
+	// A value put in the store without the command that names it is not
+	// what the log says: a runner does not start on it, and the deploy
+	// that needed one fails with a reason naming the secret.
+	if _, err := s.secrets.Put(ctx, "web", "HF_TOKEN", []byte("hf_unrecorded")); err != nil {
+		t.Fatal(err)
+	}
+	o := s.execute(t, "web", events.Deploy{Command: runnerCommand + " v2"})
+	envs := log.waitUntil(t, "the deploy failed on the unrecorded value", func(envs []events.Envelope) bool {
+		ev, ok := envs[len(envs)-1].Event.(events.RevisionFailed)
+		return ok && ev.RevisionID == o.RevisionID && strings.Contains(ev.Reason, "HF_TOKEN")
+	})
+	for _, e := range envs {
+		if strings.Contains(fmt.Sprintf("%+v", e.Event), "hf_") {
+			t.Fatalf("an event quotes the secret's value: %+v", e.Event)
+		}
+	}
+}

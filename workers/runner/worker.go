@@ -64,6 +64,11 @@ type Traffic interface {
 	Expect(app string)
 }
 
+// SecretReader returns the value of one version of an app's secret.
+type SecretReader interface {
+	Get(ctx context.Context, app, name string, version uint64) ([]byte, error)
+}
+
 // Config configures a Worker.
 type Config struct {
 	// NATSURL is required: the event subscriber opens its own connection.
@@ -79,6 +84,10 @@ type Config struct {
 	Supervisor *process.Supervisor
 	// Traffic is required: the gateway that routes requests to runners.
 	Traffic Traffic
+	// Secrets, optional, holds the values of the apps' secrets (see
+	// package secrets). Without it, a runner of an app that has secrets
+	// does not start.
+	Secrets SecretReader
 	// StopGrace is how long a runner has to exit after SIGTERM, once its
 	// requests have ended, before it is killed; default 10s.
 	StopGrace time.Duration

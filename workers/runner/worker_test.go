@@ -23,6 +23,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
 	"github.com/revline/revline/workers/processor"
@@ -68,6 +69,8 @@ type stack struct {
 	// gw is the gateway every worker of the stack feeds, served on gwURL.
 	gw    *gateway.Gateway
 	gwURL string
+	// secrets holds the apps' secret values.
+	secrets *secrets.Store
 }
 
 func testContext(t *testing.T) context.Context {
@@ -116,7 +119,11 @@ func newStackWithGateway(t *testing.T, gwConfig gateway.Config) *stack {
 	}
 	gwServer := httptest.NewServer(gw)
 	t.Cleanup(gwServer.Close)
-	return &stack{srv: srv, js: js, store: store, client: commandbus.NewClient(js), stateDir: t.TempDir(), gw: gw, gwURL: gwServer.URL}
+	secretStore, err := secrets.Ensure(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stack{srv: srv, js: js, store: store, client: commandbus.NewClient(js), stateDir: t.TempDir(), gw: gw, gwURL: gwServer.URL, secrets: secretStore}
 }
 
 // startWorker runs a runner worker with a fresh supervisor on the stack's
@@ -129,7 +136,7 @@ func (s *stack) startWorker(t *testing.T) (stop func()) {
 		t.Fatal(err)
 	}
 	w, err := runner.New(runner.Config{
-		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Commands: s.client, Supervisor: sup, Traffic: s.gw,
+		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Commands: s.client, Supervisor: sup, Traffic: s.gw, Secrets: s.secrets,
 		CrashBackoff: 50 * time.Millisecond, ShutdownGrace: 2 * time.Second, StopGrace: time.Second, Logger: discard,
 	})
 	if err != nil {

@@ -47,6 +47,7 @@ var Version = "0.1.0-dev"
 // env is what a command runs with: its streams and the process context.
 type env struct {
 	ctx    context.Context
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -91,6 +92,9 @@ func commands() []command {
 		blameCommand(),
 		diffCommand(),
 		auditCommand(),
+		secretsSetCommand(),
+		secretsListCommand(),
+		secretsUnsetCommand(),
 		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
 		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
 		benchCommand(),
@@ -104,7 +108,7 @@ func commands() []command {
 // Main runs the CLI with args (without the program name) and returns the
 // exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := env{ctx: ctx, stdout: stdout, stderr: stderr}
+	e := env{ctx: ctx, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	cmd, rest, ok := findCommand(args)
 	if !ok {
 		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -275,6 +279,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 			Commands: commandbus.NewClient(js),
 			Reader:   reader,
 			Events:   store,
+			Secrets:  lazySecrets{js: js},
 			Actor:    f.actor,
 		},
 	}, nil
@@ -290,6 +295,11 @@ func withClient(e env, c command, args []string, nargs int, extra func(*flag.Fla
 	if err != nil {
 		return err
 	}
+	return f.run(e, func(ctx context.Context, s *session) error { return fn(ctx, s, f, pos) })
+}
+
+// run connects and runs fn with the flags' deadline.
+func (f *clientFlags) run(e env, fn func(ctx context.Context, s *session) error) error {
 	ctx, cancel := context.WithTimeout(e.ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
@@ -297,7 +307,7 @@ func withClient(e env, c command, args []string, nargs int, extra func(*flag.Fla
 		return err
 	}
 	defer s.close()
-	return fn(ctx, s, f, pos)
+	return fn(ctx, s)
 }
 
 // clientArgs parses and checks a client command's flags and positional

@@ -1,5 +1,5 @@
 // Package control holds the operations users perform on apps (deploy,
-// set-rev, rollout, delete-rev, scale, suspend, resume): each sends a
+// set-rev, rollout, delete-rev, scale, suspend, resume, secrets): each sends a
 // command on the bus, turns its outcome into a result or an error, and
 // where asked waits for the runner worker to finish. The CLI and the HTTP
 // API both use it, so they behave the same.
@@ -31,6 +31,9 @@ type Control struct {
 	Commands CommandExecutor
 	Reader   queryapi.Reader
 	Events   AppFollower
+	// Secrets, optional, stores secret values for SetSecret and
+	// UnsetSecret.
+	Secrets SecretWriter
 	// Actor is recorded in every event the operations cause.
 	Actor string
 }

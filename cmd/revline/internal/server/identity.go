@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/runner"
 )
@@ -94,8 +95,8 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //   - the query service's, which answers queries but may publish only to
 //     inboxes, so that a query whose reply subject names a Revline subject
 //     (revline.events.>, say) cannot make it write there;
-//   - the clients', which may send commands, hear outcomes, ask queries and
-//     read the event log, but not write events or outcomes, answer queries,
+//   - the clients', which may send commands, hear outcomes, ask queries,
+//     read the event log and write secret values (never read them), but not write events or outcomes, answer queries,
 //     see others' commands or what is delivered to the server, touch the
 //     runner worker's consumer, or change a stream. They have no rights on
 //     the command stream's consumers (the command processor's partitions,
@@ -116,6 +117,8 @@ func (ids identities) users() []*server.NkeyUser {
 				Allow: []string{
 					events.CommandSubjectPrefix + ">",
 					queryapi.SubjectPrefix + ">",
+					// Secret values: written, never read back.
+					"$KV." + secrets.BucketName + ".>",
 					js("INFO"),
 					js("STREAM.INFO.*"),
 					js("STREAM.MSG.GET." + commandbus.OutcomeStreamName),

@@ -29,6 +29,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/gateway"
@@ -212,6 +213,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := commandbus.EnsureStreams(setupCtx, js, cfg.Replicas); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	secretStore, err := secrets.Ensure(setupCtx, js, cfg.Replicas)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log, WriteGate: guard.Err})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -244,7 +249,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	worker, err := runner.New(runner.Config{
 		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Commands: bus,
-		Supervisor: supervisor, Traffic: gw, ShutdownGrace: cfg.ShutdownGrace, Logger: log.With("component", "runner-worker"),
+		Supervisor: supervisor, Traffic: gw, Secrets: secretStore, ShutdownGrace: cfg.ShutdownGrace, Logger: log.With("component", "runner-worker"),
 	})
 	if err != nil {
 		return err

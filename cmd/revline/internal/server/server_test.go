@@ -48,7 +48,9 @@ func serve(t *testing.T, cfg server.Config) server.Addresses {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.GatewayAddr = "127.0.0.1:0"
 	cfg.ShutdownGrace = 2 * time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var runErr error
 	stopped := make(chan struct{})

@@ -9,6 +9,7 @@
 //	GET /stats         in-flight requests now and at most so far, and the
 //	                   bytes uploads have read so far
 //	GET /crash         exits with status 3 at once
+//	GET /env?name=N    the value of environment variable N
 //	POST /upload       reads the body and answers its size
 //
 // On SIGTERM it does what $ECHO_RUNNER_SIGTERM says: "graceful" (the
@@ -92,6 +93,9 @@ func main() {
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Fprintf(w, "in_flight=%d peak=%d uploaded=%d\n", inFlight, peak, uploaded.Load())
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, os.Getenv(r.URL.Query().Get("name")))
 	})
 	mux.HandleFunc("/crash", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/upload", count(func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,166 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/secrets"
+	"github.com/revline/revline/internal/testsupport"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A secret set through the CLI with the client identity reaches the app's
+// runners as an environment variable, and its value is nowhere else: not in
+// any message of the event, command, outcome or dead-letter streams, not in
+// the server's log (at debug level), and not readable back by a client.
+func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
+	t.Parallel()
+	const value = "hf_s3cr3t-value-7f3a"
+	var serverLog syncBuffer
+	addrs := serve(t, server.Config{
+		NATSListen: "127.0.0.1:0",
+		Logger:     slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	cli := func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
+		if code != 0 {
+			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
+		}
+		return stdout
+	}
+	cli("secrets", "set", "web", "HF_TOKEN="+value)
+	cli("deploy", "web", "--command", runnerBin)
+	if out := cli("secrets", "list", "web"); !strings.Contains(out, "HF_TOKEN") || strings.Contains(out, value) {
+		t.Errorf("secrets list: %s", out)
+	}
+	// The gateway gets the route a moment after the deploy is recorded.
+	var got []byte
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelWait()
+	testsupport.Eventually(waitCtx, t, "the gateway routes to the runner", func() bool {
+		resp, err := http.Get(addrs.GatewayURL + "/apps/web/env?name=HF_TOKEN")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		got, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK
+	})
+	if string(got) != value {
+		t.Fatalf("the runner's HF_TOKEN is %q", got)
+	}
+	cli("secrets", "unset", "web", "HF_TOKEN")
+
+	// A client may write values, never read them back.
+	asClient, err := nats.NkeyOptionFromSeed(addrs.ClientIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(addrs.NATSURL, asClient, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := secrets.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, err := store.Put(ctx, "web", "OTHER", []byte("written by a client"))
+	if err != nil {
+		t.Fatalf("a client cannot write a secret value: %v", err)
+	}
+	// A refused request gets no answer: it waits out a context of its own.
+	refused, cancelRefused := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelRefused()
+	if _, err := store.Get(refused, "web", "OTHER", version); err == nil || errors.Is(err, secrets.ErrVersionGone) {
+		t.Errorf("a client read a secret value back (or was told only that it is gone): %v", err)
+	}
+
+	// The value is in no stream but the secret store, and in no log line.
+	admin := serverConn(t, addrs)
+	for _, name := range []string{events.EventStreamName, commandbus.CommandStreamName, commandbus.OutcomeStreamName, commandbus.DeadLetterStreamName} {
+		stream, err := admin.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= stream.CachedInfo().State.LastSeq; seq++ {
+			msg, err := stream.GetMsg(ctx, seq)
+			if err != nil {
+				continue // deleted, or never there
+			}
+			if bytes.Contains(msg.Data, []byte(value)) || strings.Contains(fmtHeader(msg.Header), value) {
+				t.Errorf("stream %s, message %d on %s holds the secret's value", name, seq, msg.Subject)
+			}
+		}
+	}
+	if strings.Contains(serverLog.String(), value) {
+		t.Error("the server's log holds the secret's value")
+	}
+}
+
+func fmtHeader(h nats.Header) string {
+	var b strings.Builder
+	for k, vs := range h {
+		b.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
+	}
+	return b.String()
+}
+
+// serverConn connects to serve's embedded NATS server with the server's
+// own identity (every right), which lies next to the client's.
+func serverConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
+	t.Helper()
+	asServer, err := nats.NkeyOptionFromSeed(filepath.Join(filepath.Dir(addrs.ClientIdentity), "server.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(addrs.NATSURL, asServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
