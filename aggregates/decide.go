@@ -39,6 +39,8 @@ func Decide(state App, cmd events.Command, now time.Time) ([]events.Event, error
 		return decideSetSecret(state, c)
 	case events.UnsetSecret:
 		return decideUnsetSecret(state, c)
+	case events.StopRunner:
+		return decideStopRunner(state, c)
 	}
 	return nil, reject(events.CodeUnknownCommand, "unknown command %T", cmd)
 }
@@ -385,4 +387,24 @@ func decideUnsetSecret(state App, c events.UnsetSecret) ([]events.Event, error) 
 		return nil, reject(CodeSecretNotFound, "app %q has no secret %s", state.Name, c.Name)
 	}
 	return []events.Event{events.SecretUnset(c)}, nil
+}
+
+// decideStopRunner asks for one live runner to stop. A force stop
+// supersedes a graceful one; asking again for what is already asked is a
+// no-op.
+func decideStopRunner(state App, c events.StopRunner) ([]events.Event, error) {
+	if err := checkUUID("runner_id", c.RunnerID); err != nil {
+		return nil, err
+	}
+	if c.Force && c.Replace {
+		return nil, invalid("a forced stop has no replacement to wait for: use replace with a graceful stop")
+	}
+	r, ok := state.Runners[c.RunnerID]
+	switch {
+	case !ok:
+		return nil, reject(CodeRunnerNotFound, "app %q has no live runner %s", state.Name, c.RunnerID)
+	case r.Stop != nil && (r.Stop.Force || !c.Force):
+		return nil, noop(CodeAlreadyStopping, "runner %s is already being stopped", c.RunnerID)
+	}
+	return []events.Event{events.RunnerStopRequested{RunnerID: c.RunnerID, RevisionID: r.RevisionID, Force: c.Force, Replace: c.Replace}}, nil
 }

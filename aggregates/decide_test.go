@@ -903,6 +903,74 @@ func TestSecrets(t *testing.T) {
 	run(t, secretSpecs())
 }
 
+func TestStopRunner(t *testing.T) {
+	t.Parallel()
+	run(t, stopRunnerSpecs())
+}
+
+func stopRunnerSpecs() []spec {
+	runnerIs := func(state events.RunnerState) events.Event {
+		return events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: state, PID: 4242, Port: 8080}
+	}
+	stopRequested := func(force, replace bool) events.Event {
+		return events.RunnerStopRequested{RunnerID: runner1, RevisionID: r1, Force: force, Replace: replace}
+	}
+	return []spec{
+		{
+			name:  "a_live_runner_can_be_stopped_with_a_replacement",
+			given: history(live(r1), evs(runnerIs(events.RunnerIdle))),
+			when:  events.StopRunner{RunnerID: runner1, Replace: true},
+			then:  evs(stopRequested(false, true)),
+			after: func(t T, s aggregates.App) {
+				equal(t, "stop", *s.Runners[runner1].Stop, aggregates.StopRequest{Replace: true, By: "spec"})
+			},
+		},
+		{
+			name:  "a_force_stop_supersedes_a_graceful_one",
+			given: history(live(r1), evs(runnerIs(events.RunnerRunning), stopRequested(false, false))),
+			when:  events.StopRunner{RunnerID: runner1, Force: true},
+			then:  evs(stopRequested(true, false)),
+		},
+		{
+			name:  "a_second_graceful_stop_is_a_noop",
+			given: history(live(r1), evs(runnerIs(events.RunnerDraining), stopRequested(false, false))),
+			when:  events.StopRunner{RunnerID: runner1},
+			noop:  aggregates.CodeAlreadyStopping,
+		},
+		{
+			name:  "a_graceful_stop_after_a_force_one_is_a_noop",
+			given: history(live(r1), evs(runnerIs(events.RunnerIdle), stopRequested(true, false))),
+			when:  events.StopRunner{RunnerID: runner1},
+			noop:  aggregates.CodeAlreadyStopping,
+		},
+		{
+			name:   "a_terminated_runner_cannot_be_stopped",
+			given:  history(live(r1), evs(runnerIs(events.RunnerIdle), runnerIs(events.RunnerTerminated))),
+			when:   events.StopRunner{RunnerID: runner1, Force: true},
+			reject: aggregates.CodeRunnerNotFound,
+			says:   []string{runner1},
+		},
+		{
+			name:   "an_unknown_runner_cannot_be_stopped",
+			given:  live(r1),
+			when:   events.StopRunner{RunnerID: runner1},
+			reject: aggregates.CodeRunnerNotFound,
+		},
+		{
+			name:   "a_forced_stop_has_no_replacement",
+			given:  history(live(r1), evs(runnerIs(events.RunnerIdle))),
+			when:   events.StopRunner{RunnerID: runner1, Force: true, Replace: true},
+			reject: aggregates.CodeInvalidArgument,
+		},
+		{
+			name:   "a_runner_id_must_be_a_uuid",
+			given:  live(r1),
+			when:   events.StopRunner{RunnerID: "runner-1"},
+			reject: aggregates.CodeInvalidArgument,
+		},
+	}
+}
+
 func secretSpecs() []spec {
 	secretSet := func(name string, version uint64) events.Event { return events.SecretSet{Name: name, Version: version} }
 	return []spec{
@@ -1052,8 +1120,10 @@ func reportRunnerSpecs() []spec {
 			when:  report,
 			then:  evs(events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: events.RunnerRunning, PID: 4242, Port: 8080}),
 			after: func(t T, s aggregates.App) {
+				equal(t, "runner state", s.Runners[runner1].State, events.RunnerRunning)
+				// Nothing else changes.
 				want := aggregates.Fold(appName, historyOf(live(r1)))
-				want.Version = s.Version
+				want.Version, want.Runners = s.Version, s.Runners
 				equal(t, "state after a runner report", s, want)
 			},
 		},
@@ -1144,7 +1214,7 @@ func TestUnknownCommand(t *testing.T)  { t.Parallel(); run(t, unknownCommandSpec
 func allSpecs() []spec {
 	return slices.Concat(deploySpecs(), completeDeploySpecs(), failDeploySpecs(), setRevisionSpecs(),
 		rolloutSpecs(), completeRolloutSpecs(), deleteRevisionSpecs(), scaleSpecs(),
-		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs(), revisionNumberSpecs(), secretSpecs())
+		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs(), revisionNumberSpecs(), secretSpecs(), stopRunnerSpecs())
 }
 
 // rejectionCodes are the codes of rejections.go; noOpCodes the no-op ones.
@@ -1156,11 +1226,12 @@ var (
 		aggregates.CodeRevisionAlreadyDeleted, aggregates.CodeRevisionNotDeployed, aggregates.CodeRevisionNotDeploying,
 		aggregates.CodeRevisionIsCurrent, aggregates.CodeRevisionInUse, aggregates.CodeNoCurrentRevision,
 		aggregates.CodeDeployInProgress, aggregates.CodeRolloutInProgress, aggregates.CodeRolloutNotFound,
-		aggregates.CodeSecretNotFound, aggregates.CodeStaleSecretVersion, events.CodeUnknownCommand,
+		aggregates.CodeSecretNotFound, aggregates.CodeStaleSecretVersion, aggregates.CodeRunnerNotFound,
+		events.CodeUnknownCommand,
 	}
 	noOpCodes = []string{
 		aggregates.CodeAlreadyCurrent, aggregates.CodeAlreadySuspended, aggregates.CodeNotSuspended,
-		aggregates.CodeNothingToChange,
+		aggregates.CodeNothingToChange, aggregates.CodeAlreadyStopping,
 	}
 )
 

@@ -27,12 +27,14 @@ const (
 	CodeRolloutNotFound        = "rollout_not_found"
 	CodeSecretNotFound         = "secret_not_found"
 	CodeStaleSecretVersion     = "stale_secret_version"
+	CodeRunnerNotFound         = "runner_not_found"
 
 	// No-op codes: the command asked for what is already true.
 	CodeAlreadyCurrent   = "already_current"
 	CodeAlreadySuspended = "already_suspended"
 	CodeNotSuspended     = "not_suspended"
 	CodeNothingToChange  = "nothing_to_change"
+	CodeAlreadyStopping  = "already_stopping"
 )
 
 func reject(code, format string, args ...any) error {

@@ -42,6 +42,23 @@ type App struct {
 	// Secrets are the app's secrets by name: which version of the value
 	// in the secret store runners get, never the value.
 	Secrets map[string]Secret
+	// Runners are the runners the log says are alive (not terminated), by
+	// id.
+	Runners map[string]*Runner
+}
+
+// Runner is what the decider knows of one live runner.
+type Runner struct {
+	RevisionID string
+	State      events.RunnerState
+	// Stop is the stop requested for it, if any.
+	Stop *StopRequest
+}
+
+// StopRequest is a request to stop one runner (events.StopRunner).
+type StopRequest struct {
+	Force, Replace bool
+	By             string
 }
 
 // Secret is what the decider knows of one of an app's secrets.
@@ -142,6 +159,24 @@ func Evolve(state App, env events.Envelope) App {
 	case events.RolloutCompleted:
 		if state.Rollout != nil && state.Rollout.ID == ev.RolloutID {
 			state.Rollout = nil
+		}
+	case events.RunnerStateChanged:
+		if ev.State == events.RunnerTerminated {
+			delete(state.Runners, ev.RunnerID)
+			break
+		}
+		if state.Runners == nil {
+			state.Runners = map[string]*Runner{}
+		}
+		r, ok := state.Runners[ev.RunnerID]
+		if !ok {
+			r = &Runner{}
+			state.Runners[ev.RunnerID] = r
+		}
+		r.RevisionID, r.State = ev.RevisionID, ev.State
+	case events.RunnerStopRequested:
+		if r, ok := state.Runners[ev.RunnerID]; ok {
+			r.Stop = &StopRequest{Force: ev.Force, Replace: ev.Replace, By: env.Actor}
 		}
 	case events.SecretSet:
 		secrets := maps.Clone(state.Secrets)

@@ -57,6 +57,7 @@ func sampleCommands() []events.Command {
 		events.ReportRunner{RunnerID: runnerID, RevisionID: revisionID, State: events.RunnerIdle, PID: 4242, Port: 43121, Reason: "ready"},
 		events.SetSecret{Name: "HF_TOKEN", Version: 7},
 		events.UnsetSecret{Name: "HF_TOKEN"},
+		events.StopRunner{RunnerID: runnerID, Force: true, Replace: true},
 	}
 }
 
@@ -90,6 +91,7 @@ func sampleEvents() []events.Event {
 		events.RunnerStateChanged{RunnerID: runnerID, RevisionID: revisionID, State: events.RunnerCrashBackoff, PID: 4242, Port: 43121, Reason: "exited"},
 		events.SecretSet{Name: "HF_TOKEN", Version: 7},
 		events.SecretUnset{Name: "HF_TOKEN"},
+		events.RunnerStopRequested{RunnerID: runnerID, RevisionID: revisionID, Force: true, Replace: true},
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	CmdReportRunner    = "report_runner"
 	CmdSetSecret       = "set_secret"
 	CmdUnsetSecret     = "unset_secret"
+	CmdStopRunner      = "stop_runner"
 )
 
 // Deploy creates a new revision. RevisionID may be left empty: the command
@@ -87,6 +88,17 @@ type SetSecret struct {
 // command is accepted.
 type UnsetSecret struct {
 	Name string `msgpack:"name" json:"name"`
+}
+
+// StopRunner asks for one runner to stop: gracefully (it gets no new
+// request and is stopped once its requests have ended; with Replace, a
+// replacement is ready first), or with Force at once, its in-flight
+// requests dropped and counted. The autoscaler may start another runner
+// afterwards, as a Kubernetes deployment replaces a deleted pod.
+type StopRunner struct {
+	RunnerID string `msgpack:"runner_id" json:"runner_id"`
+	Force    bool   `msgpack:"force,omitempty" json:"force,omitempty"`
+	Replace  bool   `msgpack:"replace,omitempty" json:"replace,omitempty"`
 }
 
 // CompleteDeploy is sent by a runner worker when a revision's first runner
@@ -158,3 +170,6 @@ func (SetSecret) CommandType() string { return CmdSetSecret }
 
 // CommandType implements Command.
 func (UnsetSecret) CommandType() string { return CmdUnsetSecret }
+
+// CommandType implements Command.
+func (StopRunner) CommandType() string { return CmdStopRunner }

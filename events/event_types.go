@@ -9,19 +9,20 @@ type Event interface {
 // Stable event names. They are part of the bus contract (docs/bus.md) and
 // the last token(s) of the event's subject.
 const (
-	TypeRevisionCreated    = "revision.created"
-	TypeRevisionDeployed   = "revision.deployed"
-	TypeRevisionFailed     = "revision.failed"
-	TypeRevisionDeleted    = "revision.deleted"
-	TypeCurrentRevisionSet = "app.current_revision_set"
-	TypeAppScaled          = "app.scaled"
-	TypeAppSuspended       = "app.suspended"
-	TypeAppResumed         = "app.resumed"
-	TypeRolloutRequested   = "rollout.requested"
-	TypeRolloutCompleted   = "rollout.completed"
-	TypeRunnerStateChanged = "runner.state_changed"
-	TypeSecretSet          = "secret.set"
-	TypeSecretUnset        = "secret.unset"
+	TypeRevisionCreated     = "revision.created"
+	TypeRevisionDeployed    = "revision.deployed"
+	TypeRevisionFailed      = "revision.failed"
+	TypeRevisionDeleted     = "revision.deleted"
+	TypeCurrentRevisionSet  = "app.current_revision_set"
+	TypeAppScaled           = "app.scaled"
+	TypeAppSuspended        = "app.suspended"
+	TypeAppResumed          = "app.resumed"
+	TypeRolloutRequested    = "rollout.requested"
+	TypeRolloutCompleted    = "rollout.completed"
+	TypeRunnerStateChanged  = "runner.state_changed"
+	TypeSecretSet           = "secret.set"
+	TypeSecretUnset         = "secret.unset"
+	TypeRunnerStopRequested = "runner.stop_requested"
 )
 
 // RevisionCreated records a deploy request: a new revision in status
@@ -127,6 +128,16 @@ type RolloutCompleted struct {
 	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
 }
 
+// RunnerStopRequested records a request to stop one runner (see
+// StopRunner); the runner worker carries it out and reports the runner
+// terminated, with what it cut.
+type RunnerStopRequested struct {
+	RunnerID   string `msgpack:"runner_id" json:"runner_id"`
+	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+	Force      bool   `msgpack:"force" json:"force"`
+	Replace    bool   `msgpack:"replace" json:"replace"`
+}
+
 // SecretSet records that the app's secret Name has a new value, stored in
 // the secret store as version Version. Never the value.
 type SecretSet struct {
@@ -187,3 +198,6 @@ func (SecretSet) EventType() string { return TypeSecretSet }
 
 // EventType implements Event.
 func (SecretUnset) EventType() string { return TypeSecretUnset }
+
+// EventType implements Event.
+func (RunnerStopRequested) EventType() string { return TypeRunnerStopRequested }

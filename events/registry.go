@@ -49,6 +49,7 @@ func NewRegistry() *Registry {
 	registerEvent[RunnerStateChanged](r)
 	registerEvent[SecretSet](r)
 	registerEvent[SecretUnset](r)
+	registerEvent[RunnerStopRequested](r)
 
 	registerCommand[Deploy](r)
 	registerCommand[SetRevision](r)
@@ -62,6 +63,7 @@ func NewRegistry() *Registry {
 	registerCommand[CompleteRollout](r)
 	registerCommand[SetSecret](r)
 	registerCommand[UnsetSecret](r)
+	registerCommand[StopRunner](r)
 	registerCommand[ReportRunner](r)
 	return r
 }

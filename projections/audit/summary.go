@@ -49,6 +49,14 @@ func Summary(before aggregates.App, env events.Envelope) string {
 			s += fmt.Sprintf(": %q", ev.Reason)
 		}
 		return s
+	case events.RunnerStopRequested:
+		switch {
+		case ev.Force:
+			return fmt.Sprintf("kill of runner %s of %s requested", ev.RunnerID, name(ev.RevisionID))
+		case ev.Replace:
+			return fmt.Sprintf("stop of runner %s of %s requested, replacement first", ev.RunnerID, name(ev.RevisionID))
+		}
+		return fmt.Sprintf("stop of runner %s of %s requested", ev.RunnerID, name(ev.RevisionID))
 	case events.SecretSet:
 		if prior, ok := before.Secrets[ev.Name]; ok {
 			return fmt.Sprintf("secret %s changed (version %d → %d); running runners keep the old value until a rollout", ev.Name, prior.Version, ev.Version)

@@ -38,9 +38,8 @@ type appWorker struct {
 	log    *slog.Logger
 	wakeCh chan struct{}
 
-	state    aggregates.App
-	logAlive map[string]string // runner id → revision id, for runners the log believes are not terminated
-	routed   bool              // the gateway has the app's route
+	state  aggregates.App
+	routed bool // the gateway has the app's route
 
 	mu      sync.Mutex
 	runners map[string]*runner // live processes by runner id
@@ -85,7 +84,6 @@ func newAppWorker(name string, cfg Config) *appWorker {
 		cfg:        cfg,
 		log:        cfg.Logger.With("app", name),
 		wakeCh:     make(chan struct{}, 1),
-		logAlive:   map[string]string{},
 		runners:    map[string]*runner{},
 		restarting: map[string]string{},
 	}
@@ -119,13 +117,6 @@ func (a *appWorker) refresh(ctx context.Context) error {
 	}
 	for _, env := range history {
 		a.state = aggregates.Evolve(a.state, env)
-		if ev, ok := env.Event.(events.RunnerStateChanged); ok {
-			if ev.State == events.RunnerTerminated {
-				delete(a.logAlive, ev.RunnerID)
-			} else {
-				a.logAlive[ev.RunnerID] = ev.RevisionID
-			}
-		}
 	}
 	if len(history) > 0 || !a.routed {
 		a.cfg.Traffic.SetRoute(a.name, gateway.Route{
@@ -162,7 +153,71 @@ func (a *appWorker) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := a.stopRequested(ctx); err != nil {
+		return err
+	}
 	return a.converge(ctx)
+}
+
+// stopRequested carries out the stops of single runners users asked for
+// (revline runners stop|kill): a kill at once, its requests in flight
+// dropped and counted; a graceful stop in the background, once a
+// replacement is ready if one was asked for. A runner waiting out a crash
+// back-off simply does not come back.
+func (a *appWorker) stopRequested(ctx context.Context) error {
+	acted := false
+	for _, id := range slices.Sorted(maps.Keys(a.state.Runners)) {
+		stop := a.state.Runners[id].Stop
+		if stop == nil {
+			continue
+		}
+		acted = true
+		why := "stop requested by " + stop.By
+		if stop.Force {
+			why = "kill requested by " + stop.By
+		}
+		a.mu.Lock()
+		r, running := a.runners[id]
+		revisionID, restarting := a.restarting[id]
+		delete(a.restarting, id)
+		a.mu.Unlock()
+		switch {
+		case restarting:
+			if _, err := a.send(ctx, events.ReportRunner{RunnerID: id, RevisionID: revisionID, State: events.RunnerTerminated, Reason: why}, id); err != nil {
+				return err
+			}
+		case !running:
+			// Not this worker's, or already gone: its end is reported.
+		case stop.Force && r.draining:
+			// Stopping gracefully already: cut it short. The drain under
+			// way reports its end.
+			a.cfg.Traffic.Drop(a.name, id)
+			if err := r.proc.Kill(ctx); err != nil {
+				return err
+			}
+		case stop.Force:
+			if _, err := a.kill(ctx, r, why); err != nil {
+				return err
+			}
+		case r.draining:
+			// Stopping already.
+		default:
+			if rev, ok := a.state.Revisions[r.revisionID]; ok && stop.Replace && r.revisionID == a.state.Current && !a.state.Suspended {
+				if _, err := a.startReady(ctx, rev, "replacing runner "+id, ""); err != nil {
+					if reason, failed := runnerFailure(err); failed {
+						a.backOff("replacement of runner " + id + ": " + reason)
+						return nil // the stop waits for a replacement
+					}
+					return err
+				}
+			}
+			a.drainInBackground(ctx, r, a.state.Runtime.RequestTimeout.Duration(), why)
+		}
+	}
+	if !acted {
+		return nil
+	}
+	return a.refresh(ctx)
 }
 
 // deploying lists the revisions being deployed, oldest first (by number:
@@ -541,7 +596,7 @@ func (a *appWorker) forgetLostRunners(ctx context.Context) error {
 	lost := a.untracked()
 	lostCurrent := 0
 	for _, id := range lost {
-		if a.logAlive[id] == a.state.Current {
+		if a.state.Runners[id].RevisionID == a.state.Current {
 			lostCurrent++
 		}
 	}
@@ -549,7 +604,7 @@ func (a *appWorker) forgetLostRunners(ctx context.Context) error {
 	// often this pass is retried).
 	a.floor = max(a.floor, len(a.live(a.state.Current))+lostCurrent)
 	for _, id := range lost {
-		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.logAlive[id], State: events.RunnerTerminated, Reason: "lost when the server restarted"}
+		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.state.Runners[id].RevisionID, State: events.RunnerTerminated, Reason: "lost when the server restarted"}
 		if _, err := a.send(ctx, cmd, id); err != nil {
 			return err
 		}
@@ -566,7 +621,7 @@ func (a *appWorker) untracked() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []string
-	for id := range a.logAlive {
+	for id := range a.state.Runners {
 		_, running := a.runners[id]
 		_, restarting := a.restarting[id]
 		if !running && !restarting {

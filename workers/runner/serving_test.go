@@ -464,3 +464,75 @@ func TestSecretsReachNewRunnersAsEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// runnerEnd returns the reason the runner's end was reported with, once it
+// is in the log.
+func runnerEnd(runnerID string) func([]events.Envelope) bool {
+	return func(envs []events.Envelope) bool {
+		ev, ok := runnerEvent(envs[len(envs)-1])
+		return ok && ev.RunnerID == runnerID && ev.State == events.RunnerTerminated
+	}
+}
+
+// A killed runner's requests in flight fail (502) and are counted in its
+// end; a runner stopped with a replacement lets its request finish, and
+// its replacement is ready before it starts to drain.
+func TestStopAndKillOneRunner(t *testing.T) {
+	t.Parallel()
+	s, log := serving(t, 4)
+	initial := idleRunners(log.snapshot())[0]
+	first, revision := initial.RunnerID, initial.RevisionID
+	one := 1
+	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &one}})
+
+	inFlight := make(chan int, 1)
+	go func() {
+		status, _, _ := gatewayGet(testContext(t), s, "web", "/slow?ms=60000")
+		inFlight <- status
+	}()
+	testsupport.Eventually(testContext(t), t, "the request reached the runner", func() bool { return s.gw.Load("web").InFlight[first] == 1 })
+	s.execute(t, "web", events.StopRunner{RunnerID: first, Force: true})
+	envs := log.waitUntil(t, "the killed runner's end", runnerEnd(first))
+	if ev, _ := runnerEvent(envs[len(envs)-1]); !strings.Contains(ev.Reason, "kill requested by alice; 1 in-flight request(s) dropped") {
+		t.Errorf("killed runner's end: %q", ev.Reason)
+	}
+	if status := <-inFlight; status != http.StatusBadGateway {
+		t.Errorf("the request on the killed runner got %d, want 502", status)
+	}
+
+	// min_concurrency keeps one runner up: another one starts.
+	envs = log.waitUntil(t, "a runner is back", exactlyIdle(1, revision))
+	second := idleRunners(envs)[0].RunnerID
+	go func() {
+		status, _, _ := gatewayGet(testContext(t), s, "web", "/slow?ms=1500")
+		inFlight <- status
+	}()
+	testsupport.Eventually(testContext(t), t, "the request reached the runner", func() bool { return s.gw.Load("web").InFlight[second] == 1 })
+	s.execute(t, "web", events.StopRunner{RunnerID: second, Replace: true})
+	envs = log.waitUntil(t, "the stopped runner's end", runnerEnd(second))
+	if status := <-inFlight; status != http.StatusOK {
+		t.Errorf("the request on the runner stopped gracefully got %d, want 200", status)
+	}
+	// The replacement (started "replacing runner <id>") is idle before the
+	// stopped runner drains.
+	var replacement string
+	var replacementIdle, drained uint64
+	for _, env := range envs {
+		ev, ok := runnerEvent(env)
+		switch {
+		case !ok:
+		case ev.State == events.RunnerSetup && ev.Reason == "replacing runner "+second:
+			replacement = ev.RunnerID
+		case ev.RunnerID == replacement && ev.State == events.RunnerIdle && replacementIdle == 0:
+			replacementIdle = env.Sequence
+		case ev.RunnerID == second && ev.State == events.RunnerDraining:
+			drained = env.Sequence
+			if ev.Reason != "stop requested by alice" {
+				t.Errorf("draining reason %q", ev.Reason)
+			}
+		}
+	}
+	if replacementIdle == 0 || drained == 0 || replacementIdle > drained {
+		t.Fatalf("want the replacement idle before the stopped runner drains:\n%s", describe(envs))
+	}
+}

@@ -87,6 +87,8 @@ func commands() []command {
 		scaleCommand(),
 		runnersCommand(),
 		runnerLogsCommand(),
+		runnerStopCommand(false),
+		runnerStopCommand(true),
 		historyCommand(),
 		showCommand(),
 		blameCommand(),

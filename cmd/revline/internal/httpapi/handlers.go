@@ -238,6 +238,41 @@ func (a *api) rollout(w http.ResponseWriter, r *http.Request, app string) error 
 	return nil
 }
 
+type stopRunnerRequest struct {
+	// Replace starts a replacement runner first (graceful stops only).
+	Replace bool `json:"replace"`
+	// Wait, true unless set to false, blocks until the runner's end is in
+	// the log.
+	Wait *bool `json:"wait"`
+}
+
+// stopRunner serves POST .../runners/{runner}/stop, and .../kill with force.
+func (a *api) stopRunner(force bool) func(http.ResponseWriter, *http.Request, string) error {
+	return func(w http.ResponseWriter, r *http.Request, app string) error {
+		c, err := a.controlFor(r)
+		if err != nil {
+			return err
+		}
+		var req stopRunnerRequest
+		if err := decodeBody(w, r, &req, true); err != nil {
+			return err
+		}
+		wait := req.Wait == nil || *req.Wait
+		ctx, cancel := requestContext(r, wait)
+		defer cancel()
+		res, err := c.StopRunner(ctx, app, r.PathValue("runner"), force, req.Replace, wait)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if !wait {
+			status = http.StatusAccepted
+		}
+		writeJSON(w, status, res)
+		return nil
+	}
+}
+
 func (a *api) deleteRevision(w http.ResponseWriter, r *http.Request, app string) error {
 	c, err := a.controlFor(r)
 	if err != nil {

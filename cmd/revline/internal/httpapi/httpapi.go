@@ -157,6 +157,8 @@ func (a *api) routes() {
 	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", a.app(a.deleteRevision))
 	m.HandleFunc("GET /v1/apps/{app}/runners", a.app(a.listRunners))
 	m.HandleFunc("GET /v1/apps/{app}/runners/{runner}/logs", a.app(a.runnerLogs))
+	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/stop", a.app(a.stopRunner(false)))
+	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/kill", a.app(a.stopRunner(true)))
 	m.HandleFunc("GET /v1/apps/{app}/rollouts/{id}", a.app(a.getRollout))
 	m.HandleFunc("POST /v1/apps/{app}/deploy", a.app(a.deploy))
 	m.HandleFunc("POST /v1/apps/{app}/set-rev", a.app(a.setRevision))

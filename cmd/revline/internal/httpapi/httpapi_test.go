@@ -379,6 +379,41 @@ func TestRunnersFilterByState(t *testing.T) {
 	problem(t, s.do(t, "GET", "/v1/apps/nope/runners", nil), http.StatusNotFound, "app_not_found")
 }
 
+func TestStopAndKillRunner(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	id := s.deployStarted(t, "web", nil).RevisionID
+	const runner = "0193f1c2-cccc-7000-8000-000000000002"
+	s.execute(t, "web", events.ReportRunner{RunnerID: runner, RevisionID: id, State: events.RunnerIdle, PID: 100, Port: 8000})
+	path := "/v1/apps/web/runners/" + runner
+
+	problem(t, s.do(t, "POST", path+"/kill", map[string]any{"replace": true}), http.StatusBadRequest, "invalid_argument")
+	problem(t, s.do(t, "POST", "/v1/apps/web/runners/0193f1c2-cccc-7000-8000-000000000009/stop", nil), http.StatusNotFound, "runner_not_found")
+	requested := ok[control.StopResult](t, s.do(t, "POST", path+"/stop", map[string]any{"replace": true, "wait": false}), http.StatusAccepted)
+	if requested.Status != events.OutcomeAccepted || requested.Stopped || requested.RunnerID != runner {
+		t.Fatalf("stop = %+v", requested)
+	}
+	again := ok[control.StopResult](t, s.do(t, "POST", path+"/stop", map[string]any{"wait": false}), http.StatusAccepted)
+	if again.Status != events.OutcomeNoOp {
+		t.Fatalf("second stop = %+v", again)
+	}
+	// A kill supersedes the graceful stop; with wait, the answer comes
+	// once the runner's end is in the log (here reported by the test, as
+	// the runner worker would).
+	done := s.onEvent(t, "web", func(ev events.Event) (events.Command, bool) {
+		if stop, ok := ev.(events.RunnerStopRequested); !ok || !stop.Force {
+			return nil, false
+		}
+		return events.ReportRunner{RunnerID: runner, RevisionID: id, State: events.RunnerTerminated, Reason: "kill requested by test; 3 in-flight request(s) dropped"}, true
+	})
+	killed := ok[control.StopResult](t, s.do(t, "POST", path+"/kill", nil), http.StatusOK)
+	await(t, done)
+	if !killed.Stopped || !strings.Contains(killed.Reason, "3 in-flight request(s) dropped") {
+		t.Fatalf("kill = %+v", killed)
+	}
+	problem(t, s.do(t, "POST", path+"/kill", nil), http.StatusNotFound, "runner_not_found")
+}
+
 func TestActorHeaderIsRecordedPerRequest(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
@@ -434,6 +469,7 @@ var routes = []string{
 	"/v1/apps/{app}/scale", "/v1/apps/{app}/suspend", "/v1/apps/{app}/resume",
 	"/v1/apps/{app}/runners", "/v1/apps/{app}/rollouts/{id}",
 	"/v1/apps/{app}/runners/{runner}/logs",
+	"/v1/apps/{app}/runners/{runner}/stop", "/v1/apps/{app}/runners/{runner}/kill",
 }
 
 func TestOpenAPIDocumentIsServed(t *testing.T) {
