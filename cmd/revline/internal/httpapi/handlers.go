@@ -204,29 +204,29 @@ func (a *api) setRevision(w http.ResponseWriter, r *http.Request, app string) er
 	return nil
 }
 
-// rolloutRequest is the body of POST /v1/apps/{app}/rollout.
-type rolloutRequest struct {
-	Force bool `json:"force"`
-	// Wait, true unless set to false, blocks until the rollout completes
-	// or is superseded.
+// waitField is the optional "wait" of an operation's body: true unless
+// set to false, the answer comes once the operation is done (200);
+// otherwise once it is requested (202).
+type waitField struct {
 	Wait *bool `json:"wait"`
 }
 
-// rollout answers 200 once the rollout finished, or 202 when the caller
-// does not wait.
-func (a *api) rollout(w http.ResponseWriter, r *http.Request, app string) error {
+func (f waitField) waits() bool { return f.Wait == nil || *f.Wait }
+
+// operation decodes the body of a waitable operation into req and answers
+// with what run returns: 200 when the caller waited, 202 when not.
+func operation[T any, R interface{ waits() bool }](a *api, w http.ResponseWriter, r *http.Request, req R, run func(ctx context.Context, c *control.Control, wait bool) (T, error)) error {
 	c, err := a.controlFor(r)
 	if err != nil {
 		return err
 	}
-	var req rolloutRequest
-	if err := decodeBody(w, r, &req, true); err != nil {
+	if err := decodeBody(w, r, req, true); err != nil {
 		return err
 	}
-	wait := req.Wait == nil || *req.Wait
+	wait := req.waits()
 	ctx, cancel := requestContext(r, wait)
 	defer cancel()
-	res, err := c.Rollout(ctx, app, req.Force, wait)
+	res, err := run(ctx, c, wait)
 	if err != nil {
 		return err
 	}
@@ -238,38 +238,38 @@ func (a *api) rollout(w http.ResponseWriter, r *http.Request, app string) error 
 	return nil
 }
 
+// rolloutRequest is the body of POST /v1/apps/{app}/rollout.
+type rolloutRequest struct {
+	Force bool `json:"force"`
+	waitField
+}
+
+// rollout answers 200 once the rollout finished (or was superseded), or
+// 202 when the caller does not wait.
+func (a *api) rollout(w http.ResponseWriter, r *http.Request, app string) error {
+	var req rolloutRequest
+	return operation(a, w, r, &req, func(ctx context.Context, c *control.Control, wait bool) (control.RolloutResult, error) {
+		return c.Rollout(ctx, app, req.Force, wait)
+	})
+}
+
+// stopRunnerRequest is the body of POST .../runners/{runner}/stop and
+// .../kill.
 type stopRunnerRequest struct {
 	// Replace starts a replacement runner first (graceful stops only).
 	Replace bool `json:"replace"`
-	// Wait, true unless set to false, blocks until the runner's end is in
-	// the log.
-	Wait *bool `json:"wait"`
+	waitField
 }
 
-// stopRunner serves POST .../runners/{runner}/stop, and .../kill with force.
+// stopRunner serves POST .../runners/{runner}/stop, and .../kill with
+// force: 200 once the runner's end is in the log, 202 when the caller does
+// not wait.
 func (a *api) stopRunner(force bool) func(http.ResponseWriter, *http.Request, string) error {
 	return func(w http.ResponseWriter, r *http.Request, app string) error {
-		c, err := a.controlFor(r)
-		if err != nil {
-			return err
-		}
 		var req stopRunnerRequest
-		if err := decodeBody(w, r, &req, true); err != nil {
-			return err
-		}
-		wait := req.Wait == nil || *req.Wait
-		ctx, cancel := requestContext(r, wait)
-		defer cancel()
-		res, err := c.StopRunner(ctx, app, r.PathValue("runner"), force, req.Replace, wait)
-		if err != nil {
-			return err
-		}
-		status := http.StatusOK
-		if !wait {
-			status = http.StatusAccepted
-		}
-		writeJSON(w, status, res)
-		return nil
+		return operation(a, w, r, &req, func(ctx context.Context, c *control.Control, wait bool) (control.StopResult, error) {
+			return c.StopRunner(ctx, app, r.PathValue("runner"), force, req.Replace, wait)
+		})
 	}
 }
 
