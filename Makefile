@@ -21,6 +21,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
+## bench: measure Revline against raw NATS and a bare reverse proxy (see BENCHMARKS.md)
+bench:
+	$(GO) run ./cmd/revline bench
+
 fmt:
 	gofmt -w .
 

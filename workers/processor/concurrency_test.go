@@ -19,8 +19,9 @@ import (
 
 // Many clients send commands for many apps at once, each app's commands
 // from several clients, to two processor replicas with caches of their
-// own: every command has exactly one effect, and each app's commands take
-// effect in the order the command stream stored them.
+// own: every command has exactly one effect, each app's commands take
+// effect in the order the command stream stored them, and no two appends
+// for one app are ever under way at once, in one replica or across them.
 func TestManyClientsAndAppsOnOneNode(t *testing.T) {
 	t.Parallel()
 	checkManyClientsAndApps(t, []*server.Server{embedded.StartForTest(t)}, 2)
@@ -55,13 +56,14 @@ func checkManyClientsAndApps(t *testing.T, nodes []*server.Server, processors in
 	if _, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js, Replicas: replicas}); err != nil {
 		t.Fatal(err)
 	}
+	deciding := &appsDeciding{t: t, apps: map[string]bool{}}
 	for i := range processors {
 		pjs := connect(i)
 		store, err := events.OpenJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: pjs})
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := processor.New(processor.Config{NATSURL: nodes[i%len(nodes)].ClientURL(), JetStream: pjs, Store: store})
+		p, err := processor.New(processor.Config{NATSURL: nodes[i%len(nodes)].ClientURL(), JetStream: pjs, Store: exclusiveAppends{store, deciding}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,6 +141,36 @@ func checkManyClientsAndApps(t *testing.T, nodes []*server.Server, processors in
 			t.Errorf("%s: commands took effect in the order %v, want once each in the stream's order %v", app, effects, want)
 		}
 	}
+}
+
+// appsDeciding tracks the apps whose events some processor is appending.
+type appsDeciding struct {
+	t    *testing.T
+	mu   sync.Mutex
+	apps map[string]bool
+}
+
+// exclusiveAppends fails the test when two appends for one app overlap,
+// whichever processors make them.
+type exclusiveAppends struct {
+	*events.JetStreamStore
+	deciding *appsDeciding
+}
+
+func (s exclusiveAppends) Append(ctx context.Context, app string, expected uint64, evs []events.Envelope) (events.AppendResult, error) {
+	d := s.deciding
+	d.mu.Lock()
+	if d.apps[app] {
+		d.t.Errorf("two appends for %s at once", app)
+	}
+	d.apps[app] = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.apps, app)
+		d.mu.Unlock()
+	}()
+	return s.JetStreamStore.Append(ctx, app, expected, evs)
 }
 
 // appendBlocker holds the appends for one app until released: a command
