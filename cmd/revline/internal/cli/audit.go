@@ -142,22 +142,14 @@ func historyCommand() command {
 	return c
 }
 
-// readAudit reads every entry filter keeps, page after page, as the log
-// is now.
+// readAudit reads every entry filter keeps, as the log is now.
 func readAudit(ctx context.Context, log audit.Log, filter audit.Filter) ([]audit.Entry, error) {
 	var out []audit.Entry
-	q := audit.Query{Filter: filter, Limit: audit.MaxLimit}
-	for {
-		page, err := audit.Read(ctx, log, q)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Entries...)
-		if !page.More {
-			return out, nil
-		}
-		q.After = page.Sequence
-	}
+	_, err := audit.Each(ctx, log, filter, 0, func(e audit.Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
 }
 
 // auditWriter prints audit entries as a table, a JSON array, or JSON lines
