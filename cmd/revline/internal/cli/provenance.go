@@ -121,20 +121,6 @@ func settingRow(first string, s audit.Setting) []string {
 	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, when(s.Source.Time), why, chosen}
 }
 
-// revisionDiff is what `apps diff` prints: the two revisions and what
-// differs from the first to the second.
-type revisionDiff struct {
-	App     string                    `json:"app"`
-	A       revisionRef               `json:"a"`
-	B       revisionRef               `json:"b"`
-	Changes []projections.FieldChange `json:"changes"`
-}
-
-type revisionRef struct {
-	Number     uint64 `json:"number"`
-	RevisionID string `json:"revision_id"`
-}
-
 func diffCommand() command {
 	c := command{
 		name:    "apps diff",
@@ -152,20 +138,13 @@ func diffCommand() command {
 			if err != nil {
 				return err
 			}
-			d := revisionDiff{
-				App: pos[0], A: revisionRef{a.Number, a.RevisionID}, B: revisionRef{b.Number, b.RevisionID},
-				Changes: projections.DiffRevisions(a, b),
-			}
-			if d.Changes == nil {
-				d.Changes = []projections.FieldChange{}
-			}
-			return render(e, f, d, nil, printDiff)
+			return render(e, f, projections.Diff(pos[0], a, b), nil, printDiff)
 		})
 	}
 	return c
 }
 
-func printDiff(w io.Writer, d revisionDiff) {
+func printDiff(w io.Writer, d projections.RevisionDiff) {
 	a, b := version(d.A.Number), version(d.B.Number)
 	if len(d.Changes) == 0 {
 		fmt.Fprintf(w, "Revisions %s and %s of %s do not differ.\n", a, b, d.App)

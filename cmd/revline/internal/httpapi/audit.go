@@ -175,3 +175,76 @@ func writeEvent(w http.ResponseWriter, id string, v any) error {
 	_, err = fmt.Fprintf(w, "id: %s\ndata: %s\n\n", id, data)
 	return err
 }
+
+// point reads the at (a time: RFC 3339 or "2h ago") and at_seq (a stream
+// sequence) query parameters; neither is the zero Point, now.
+func point(r *http.Request) (audit.Point, error) {
+	var p audit.Point
+	params := r.URL.Query()
+	if text := params.Get("at"); text != "" {
+		t, err := audit.ParseTime(text, time.Now())
+		if err != nil {
+			return p, badRequest("at: " + err.Error())
+		}
+		p.Time = t
+	}
+	if text := params.Get("at_seq"); text != "" {
+		seq, err := strconv.ParseUint(text, 10, 64)
+		if err != nil || seq == 0 {
+			return p, badRequest(fmt.Sprintf("at_seq %q: want a stream sequence (a whole number from 1)", text))
+		}
+		p.Sequence = seq
+	}
+	return p, nil
+}
+
+// revisionsAt answers GET /v1/apps/{app}/revisions with at or at_seq: the
+// whole list as it was then, folded from the event log.
+func (a *api) revisionsAt(w http.ResponseWriter, r *http.Request, app string, p audit.Point) error {
+	if r.URL.Query().Has("page_token") {
+		return badRequest("page_token does not go with at or at_seq: a list as it was comes whole")
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	then, err := audit.RevisionsAt(ctx, a.cfg.Audit, app, p)
+	if err != nil {
+		return err
+	}
+	w.Header().Set(AsOfSequenceHeader, strconv.FormatUint(then.Sequence, 10))
+	writeJSON(w, http.StatusOK, then.Revisions)
+	return nil
+}
+
+// appConfig answers GET /v1/apps/{app}/config: the effective
+// configuration with the provenance of each parameter, now or at a point.
+func (a *api) appConfig(w http.ResponseWriter, r *http.Request, app string) error {
+	p, err := point(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	config, err := audit.Provenance(ctx, a.cfg.Audit, app, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, config)
+	return nil
+}
+
+// paramHistory answers GET /v1/apps/{app}/config/{param}/history: every
+// event that set or kept one parameter, oldest first.
+func (a *api) paramHistory(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	config, err := audit.Provenance(ctx, a.cfg.Audit, app, audit.Point{})
+	if err != nil {
+		return err
+	}
+	history, err := config.Blame(r.PathValue("param"))
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	writeJSON(w, http.StatusOK, history)
+	return nil
+}

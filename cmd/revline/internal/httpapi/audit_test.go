@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/projections/audit"
 )
 
@@ -176,4 +177,50 @@ func TestAuditStreamSendsTheLogThenWhatHappens(t *testing.T) {
 	if id3, again := resumed.next(); id3 != id2 || again.Summary != second.Summary {
 		t.Fatalf("resumed after %s: id %q, %+v; want %s", id, id3, again, id2)
 	}
+}
+
+func TestProvenanceTimeTravelAndDiff(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	auditHistory(t, s) // web: v1, v2, scale to min 2, rollback to v1
+
+	config := ok[audit.Config](t, s.do(t, "GET", "/v1/apps/web/config", nil), http.StatusOK)
+	var minimum audit.Setting
+	for _, p := range config.Params {
+		if p.Param == "min_concurrency" {
+			minimum = p
+		}
+	}
+	if config.Number != 1 || minimum.Value != "2" || minimum.Source.How != "inherited from v2 on rollback to v1" || minimum.Source.Message != "v2 is slow" ||
+		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "carol" {
+		t.Fatalf("config: v%d, min_concurrency %+v, origin %+v", config.Number, minimum, minimum.Origin)
+	}
+	history := ok[[]audit.Setting](t, s.do(t, "GET", "/v1/apps/web/config/min_concurrency/history", nil), http.StatusOK)
+	if len(history) != 4 || history[2].Source.How != "scale" {
+		t.Fatalf("min_concurrency history: %+v", history)
+	}
+	problem(t, s.do(t, "GET", "/v1/apps/web/config/min-concurrency/history", nil), http.StatusBadRequest, "bad_request")
+	problem(t, s.do(t, "GET", "/v1/apps/nobody/config", nil), http.StatusNotFound, "app_not_found")
+
+	// The revisions when v2 had just been deployed, and the config then.
+	before := ok[audit.Config](t, s.do(t, "GET", "/v1/apps/web/config?at_seq=6", nil), http.StatusOK)
+	if before.Number != 2 || before.Sequence != 6 {
+		t.Fatalf("config at 6: v%d at %d", before.Number, before.Sequence)
+	}
+	r := s.do(t, "GET", "/v1/apps/web/revisions?at_seq=6", nil)
+	then := ok[[]map[string]any](t, r, http.StatusOK)
+	if len(then) != 2 || then[0]["number"] != 2.0 || then[0]["current"] != true || then[0]["min_concurrency"] != 0.0 || r.header.Get(httpapi.AsOfSequenceHeader) != "6" {
+		t.Fatalf("revisions at 6: %v (as of %s)", then, r.header.Get(httpapi.AsOfSequenceHeader))
+	}
+	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at=1h+ago", nil), http.StatusNotFound, "app_not_found")
+	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at=someday", nil), http.StatusBadRequest, "bad_request")
+	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at_seq=6&page_token=x", nil), http.StatusBadRequest, "bad_request")
+
+	diff := ok[map[string]any](t, s.do(t, "GET", "/v1/apps/web/diff?a=v2&b=v1", nil), http.StatusOK)
+	changes, _ := diff["changes"].([]any)
+	if len(changes) != 1 || changes[0].(map[string]any)["field"] != "message" {
+		t.Fatalf("diff v2 v1: %v", diff)
+	}
+	problem(t, s.do(t, "GET", "/v1/apps/web/diff?a=v2", nil), http.StatusBadRequest, "bad_request")
+	problem(t, s.do(t, "GET", "/v1/apps/web/diff?a=v2&b=v9", nil), http.StatusNotFound, "revision_not_found")
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -46,6 +48,16 @@ func (a *api) listApps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) listRevisions(w http.ResponseWriter, r *http.Request, app string) error {
+	p, err := point(r)
+	if err != nil {
+		return err
+	}
+	if p != (audit.Point{}) {
+		if a.cfg.Audit == nil {
+			return badRequest("this server does not read the event log: at and at_seq are not served")
+		}
+		return a.revisionsAt(w, r, app, p)
+	}
 	seq, page, err := listParams(r)
 	if err != nil {
 		return err
@@ -72,6 +84,31 @@ func (a *api) getRevision(w http.ResponseWriter, r *http.Request, app string) er
 		return err
 	}
 	writeJSON(w, http.StatusOK, rev)
+	return nil
+}
+
+// diffRevisions answers GET /v1/apps/{app}/diff?a=REV&b=REV: what
+// differs from revision a to revision b.
+func (a *api) diffRevisions(w http.ResponseWriter, r *http.Request, app string) error {
+	refA, refB := r.URL.Query().Get("a"), r.URL.Query().Get("b")
+	if refA == "" || refB == "" {
+		return badRequest("diff needs two revisions: a and b (a number such as v3, an id or a unique id prefix)")
+	}
+	seq, err := minSequence(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	revA, err := a.cfg.Reader.Revision(ctx, app, refA, seq)
+	if err != nil {
+		return err
+	}
+	revB, err := a.cfg.Reader.Revision(ctx, app, refB, seq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, projections.Diff(app, revA, revB))
 	return nil
 }
 

@@ -33,6 +33,9 @@ const (
 	// the page_token query parameter. The Link header (rel="next") gives
 	// the same as a URL.
 	NextPageTokenHeader = "X-Revline-Next-Page-Token"
+	// AsOfSequenceHeader, on a revision list as it was (at, at_seq), is
+	// the sequence of the app's last event up to that point.
+	AsOfSequenceHeader = "X-Revline-As-Of-Sequence"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -143,11 +146,14 @@ func (a *api) routes() {
 	if a.cfg.Audit != nil {
 		m.HandleFunc("GET /v1/audit", a.auditPage)
 		m.HandleFunc("GET /v1/audit/stream", a.auditStream)
+		m.HandleFunc("GET /v1/apps/{app}/config", a.app(a.appConfig))
+		m.HandleFunc("GET /v1/apps/{app}/config/{param}/history", a.app(a.paramHistory))
 	}
 	m.HandleFunc("GET /v1/apps", a.listApps)
 	m.HandleFunc("GET /v1/apps/{app}/revisions", a.app(a.listRevisions))
 	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", a.app(a.getRevision))
 	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", a.app(a.deleteRevision))
+	m.HandleFunc("GET /v1/apps/{app}/diff", a.app(a.diffRevisions))
 	m.HandleFunc("GET /v1/apps/{app}/runners", a.app(a.listRunners))
 	m.HandleFunc("GET /v1/apps/{app}/runners/{runner}/logs", a.app(a.runnerLogs))
 	m.HandleFunc("GET /v1/apps/{app}/rollouts/{id}", a.app(a.getRollout))
