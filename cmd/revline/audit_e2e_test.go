@@ -131,6 +131,10 @@ func TestAuditThroughTheBinary(t *testing.T) {
 		}
 	}
 
+	if last := records(t, s.binOK(t, "x", "audit", app, "--limit", "2", "-o", "jsonl")); len(last) != 2 || last[1].Sequence != all[len(all)-1].Sequence {
+		t.Fatalf("--limit 2: %+v; want the last two events", last)
+	}
+
 	table := s.binOK(t, "x", "audit", app, "--type", "app.*")
 	for _, want := range []string{
 		"scaled min_concurrency 0→2",
