@@ -96,7 +96,7 @@ func (a *api) auditPage(w http.ResponseWriter, r *http.Request) {
 // auditStream answers GET /v1/audit/stream: the entries the filters keep,
 // from after (or the Last-Event-ID a reconnecting client sends) on, then
 // each new one as it is appended, as server-sent events whose id is the
-// entry's sequence, until the client goes away.
+// entry's sequence, until the client goes away or CloseStreams.
 func (a *api) auditStream(w http.ResponseWriter, r *http.Request) {
 	resolveCtx, cancel := requestContext(r, false)
 	q, err := a.auditQuery(resolveCtx, r)
@@ -124,6 +124,11 @@ func (a *api) auditStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	flusher.Flush()
 
+	select {
+	case <-a.closing:
+		return // the server is shutting down
+	default:
+	}
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
 	entries := make(chan audit.Entry)
@@ -157,6 +162,8 @@ func (a *api) auditStream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-ctx.Done():
 			return
+		case <-a.closing:
+			return // the server is shutting down
 		}
 		if err != nil {
 			return // the client went away

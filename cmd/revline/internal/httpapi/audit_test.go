@@ -224,3 +224,31 @@ func TestProvenanceTimeTravelAndDiff(t *testing.T) {
 	problem(t, s.do(t, "GET", "/v1/apps/web/diff?a=v2", nil), http.StatusBadRequest, "bad_request")
 	problem(t, s.do(t, "GET", "/v1/apps/web/diff?a=v2&b=v9", nil), http.StatusNotFound, "revision_not_found")
 }
+
+// A server shutting down ends its event streams (http.Server.Shutdown
+// would wait for them otherwise).
+func TestCloseStreamsEndsTheAuditStream(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	auditHistory(t, s)
+	stream := openStream(t, s, "app=web&type=app.scaled")
+	if _, e := stream.next(); e.Type != "app.scaled" {
+		t.Fatalf("first event: %+v", e)
+	}
+	s.handler.CloseStreams()
+	for stream.scan.Scan() {
+		if line := stream.scan.Text(); strings.HasPrefix(line, "data: ") {
+			t.Fatalf("an event after CloseStreams: %s", line)
+		}
+	}
+	if err := stream.scan.Err(); err != nil {
+		t.Fatalf("the stream ended with %v, want its end", err)
+	}
+	// Streams opened afterwards end at once, with no event.
+	late := openStream(t, s, "app=web")
+	for late.scan.Scan() {
+		if line := late.scan.Text(); strings.HasPrefix(line, "data: ") {
+			t.Fatalf("an event on a stream opened after CloseStreams: %s", line)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
@@ -121,16 +122,32 @@ func (c Config) Validate() error {
 type api struct {
 	cfg Config
 	mux *http.ServeMux
+	// closing is closed by CloseStreams.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// Handler is the API's http.Handler.
+type Handler interface {
+	http.Handler
+	// CloseStreams ends the event streams (GET /v1/audit/stream) being
+	// served, and those that start later: http.Server.Shutdown waits for
+	// requests to end, and a stream would not (give it to the server's
+	// RegisterOnShutdown).
+	CloseStreams()
+}
+
+// CloseStreams implements Handler.
+func (a *api) CloseStreams() { a.closeOnce.Do(func() { close(a.closing) }) }
 
 // NewHandler checks cfg and returns the API's handler. It returns an error
 // naming each missing required setting.
-func NewHandler(cfg Config) (http.Handler, error) {
+func NewHandler(cfg Config) (Handler, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &api{cfg: cfg, mux: http.NewServeMux()}
+	a := &api{cfg: cfg, mux: http.NewServeMux(), closing: make(chan struct{})}
 	a.routes()
 	return a, nil
 }

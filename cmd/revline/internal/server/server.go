@@ -281,6 +281,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 	}
+	httpServer.RegisterOnShutdown(api.CloseStreams)
 	// The gateway has no read or write timeout: uploads, streamed answers
 	// and long requests are the runners' business, bounded by each app's
 	// request_timeout.
