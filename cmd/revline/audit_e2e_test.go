@@ -233,10 +233,13 @@ func TestAuditThroughTheBinary(t *testing.T) {
 
 	// Time travel: list-rev as it was when v2 had just been deployed (the
 	// sequence of its current_revision_set), folded from the log.
-	var v2Current uint64
+	var (
+		v2Current uint64
+		v2ID      string
+	)
 	for _, r := range all {
 		if set, ok := r.Payload.(events.CurrentRevisionSet); ok && set.Reason == "deploy" && v2Current == 0 && set.From != "" {
-			v2Current = r.Sequence
+			v2Current, v2ID = r.Sequence, set.To
 		}
 	}
 	var then []struct {
@@ -249,6 +252,13 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	}
 	if len(then) != 2 || then[0].Number != 2 || !then[0].Current || then[1].Number != 1 || then[1].Current {
 		t.Fatalf("list-rev --at-seq %d: %+v; want v2 current, then v1", v2Current, then)
+	}
+	var runnersThen []runnerRow
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "runners", app, "--at-seq", fmt.Sprint(v2Current), "-o", "json")), &runnersThen); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(runnersThen, func(r runnerRow) bool { return r.RevisionID == v2ID && r.State == "idle" && r.PID > 0 }) {
+		t.Fatalf("runners --at-seq %d: %+v; want v2's runner up", v2Current, runnersThen)
 	}
 	if r := s.bin(t, "x", "apps", "list-rev", app, "--at", "1h ago"); r.code != 1 || !strings.Contains(r.stderr, "no history up to") {
 		t.Fatalf("list-rev before the app existed: exit %d, %s", r.code, r.stderr)

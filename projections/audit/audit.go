@@ -390,8 +390,8 @@ func Follow(ctx context.Context, log Log, filter Filter, after uint64, fn func(E
 
 // ResolveRevision returns the full id of app's revision that ref names
 // (v3, 3, an id or a unique id prefix), from the app's history as it is
-// now. Errors are the log's, or those of aggregates.ResolveRevisionRef; an
-// app without events has no revision matching ref.
+// now. Errors are the log's, a *NoHistoryError, or those of
+// aggregates.ResolveRevisionRef.
 func ResolveRevision(ctx context.Context, log Log, app, ref string) (string, error) {
 	state, _, _, err := foldApp(ctx, log, app, Point{}, nil)
 	if err != nil {

@@ -304,8 +304,9 @@ func TestResolveRevision(t *testing.T) {
 	if _, err := audit.ResolveRevision(h.ctx, h.store, "my-model", "v4"); !errors.Is(err, aggregates.ErrRevisionNotFound) {
 		t.Errorf("v4: err = %v, want not found", err)
 	}
-	if _, err := audit.ResolveRevision(h.ctx, h.store, "nobody", "v1"); !errors.Is(err, aggregates.ErrRevisionNotFound) {
-		t.Errorf("unknown app: err = %v, want not found", err)
+	var none *audit.NoHistoryError
+	if _, err := audit.ResolveRevision(h.ctx, h.store, "nobody", "v1"); !errors.As(err, &none) {
+		t.Errorf("unknown app: err = %v, want no history", err)
 	}
 }
 

@@ -157,9 +157,6 @@ func Provenance(ctx context.Context, log Log, app string, p Point) (Config, erro
 	if err != nil {
 		return Config{}, err
 	}
-	if last == 0 {
-		return Config{}, &NoHistoryError{App: app, At: p}
-	}
 	c := Config{App: app, Revision: state.Current, Sequence: last, Suspended: state.Suspended, Params: []Setting{}, History: t.history}
 	if r, ok := state.Revisions[state.Current]; ok {
 		c.Number = r.Number

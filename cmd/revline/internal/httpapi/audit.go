@@ -205,20 +205,25 @@ func point(r *http.Request) (audit.Point, error) {
 	return p, nil
 }
 
-// revisionsAt answers GET /v1/apps/{app}/revisions with at or at_seq: the
-// whole list as it was then, folded from the event log.
-func (a *api) revisionsAt(w http.ResponseWriter, r *http.Request, app string, p audit.Point) error {
+// listAt answers a list route (revisions, runners) asked with at or
+// at_seq: the whole list as it was then, folded from the event log by
+// read, which returns it and the sequence of the app's last event up to
+// that point.
+func listAt[T any](a *api, w http.ResponseWriter, r *http.Request, read func(ctx context.Context, log audit.Log) ([]T, uint64, error)) error {
+	if a.cfg.Audit == nil {
+		return badRequest("this server does not read the event log: at and at_seq are not served")
+	}
 	if r.URL.Query().Has("page_token") {
 		return badRequest("page_token does not go with at or at_seq: a list as it was comes whole")
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()
-	then, err := audit.RevisionsAt(ctx, a.cfg.Audit, app, p)
+	items, seq, err := read(ctx, a.cfg.Audit)
 	if err != nil {
 		return err
 	}
-	w.Header().Set(AsOfSequenceHeader, strconv.FormatUint(then.Sequence, 10))
-	writeJSON(w, http.StatusOK, then.Revisions)
+	w.Header().Set(AsOfSequenceHeader, strconv.FormatUint(seq, 10))
+	writeJSON(w, http.StatusOK, items)
 	return nil
 }
 

@@ -3,12 +3,14 @@ package httpapi_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections/audit"
 )
 
@@ -215,6 +217,16 @@ func TestProvenanceTimeTravelAndDiff(t *testing.T) {
 	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at=1h+ago", nil), http.StatusNotFound, "app_not_found")
 	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at=someday", nil), http.StatusBadRequest, "bad_request")
 	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at_seq=6&page_token=x", nil), http.StatusBadRequest, "bad_request")
+
+	// A runner up then terminated: listed as it was at the first report.
+	runnerID := "01a20000-0000-7000-a000-000000000001"
+	up := s.execute(t, "web", events.ReportRunner{RunnerID: runnerID, RevisionID: before.Revision, State: events.RunnerIdle, PID: 42, Port: 9000})
+	s.execute(t, "web", events.ReportRunner{RunnerID: runnerID, RevisionID: before.Revision, State: events.RunnerTerminated})
+	live := ok[[]map[string]any](t, s.do(t, "GET", "/v1/apps/web/runners", nil), http.StatusOK)
+	atUp := ok[[]map[string]any](t, s.do(t, "GET", fmt.Sprintf("/v1/apps/web/runners?at_seq=%d", up.LastSequence), nil), http.StatusOK)
+	if len(live) != 0 || len(atUp) != 1 || atUp[0]["state"] != "idle" || atUp[0]["pid"] != 42.0 {
+		t.Fatalf("runners now %v; at %d %v", live, up.LastSequence, atUp)
+	}
 
 	diff := ok[map[string]any](t, s.do(t, "GET", "/v1/apps/web/diff?a=v2&b=v1", nil), http.StatusOK)
 	changes, _ := diff["changes"].([]any)

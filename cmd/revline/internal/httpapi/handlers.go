@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
@@ -53,10 +54,10 @@ func (a *api) listRevisions(w http.ResponseWriter, r *http.Request, app string) 
 		return err
 	}
 	if p != (audit.Point{}) {
-		if a.cfg.Audit == nil {
-			return badRequest("this server does not read the event log: at and at_seq are not served")
-		}
-		return a.revisionsAt(w, r, app, p)
+		return listAt(a, w, r, func(ctx context.Context, log audit.Log) ([]projections.RevisionView, uint64, error) {
+			then, err := audit.RevisionsAt(ctx, log, app, p)
+			return then.Revisions, then.Sequence, err
+		})
 	}
 	seq, page, err := listParams(r)
 	if err != nil {
@@ -122,6 +123,16 @@ func (a *api) listRunners(w http.ResponseWriter, r *http.Request, app string) er
 	filter, err := queryapi.ParseRunnerFilter(r.URL.Query().Get("state"))
 	if err != nil {
 		return badRequest(err.Error())
+	}
+	p, err := point(r)
+	if err != nil {
+		return err
+	}
+	if p != (audit.Point{}) {
+		return listAt(a, w, r, func(ctx context.Context, log audit.Log) ([]projections.RunnerView, uint64, error) {
+			then, err := audit.RunnersAt(ctx, log, app, p)
+			return slices.DeleteFunc(then.Runners, func(r projections.RunnerView) bool { return !filter.Keeps(r) }), then.Sequence, err
+		})
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()
