@@ -82,7 +82,7 @@ func commands() []command {
 		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked. --at shows them as they were then.", usage: "APP", example: "revline apps list-rev my-model --at '2h ago'", run: listRevisions},
 		setRevCommand(),
 		rolloutCommand(),
-		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model 0193f1c2", run: deleteRevision},
+		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model v2", run: deleteRevision},
 		scaleCommand(),
 		runnersCommand(),
 		runnerLogsCommand(),
@@ -333,7 +333,7 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 }
 
 // argCount says how many positional arguments a command takes: "1", or
-// "0 or 1".
+// "0 to 1".
 func argCount(nargs, optional int) string {
 	if optional == 0 {
 		return strconv.Itoa(nargs)

@@ -24,13 +24,16 @@ func (a *api) auditQuery(ctx context.Context, r *http.Request) (audit.Query, err
 	params := r.URL.Query()
 	q := audit.Query{Filter: audit.Filter{App: params.Get("app"), Actor: params.Get("actor")}}
 	now := time.Now()
-	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
-		if text := params.Get(name); text != "" {
+	for _, bound := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if text := params.Get(bound.name); text != "" {
 			t, err := audit.ParseTime(text, now)
 			if err != nil {
-				return q, badRequest(fmt.Sprintf("%s: %v", name, err))
+				return q, badRequest(fmt.Sprintf("%s: %v", bound.name, err))
 			}
-			*dst = t
+			*bound.dst = t
 		}
 	}
 	for _, value := range params["type"] {
