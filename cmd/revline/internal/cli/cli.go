@@ -85,14 +85,14 @@ func commands() []command {
 		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model v2", run: deleteRevision},
 		scaleCommand(),
 		runnersCommand(),
-		runnerLogsCommand(),
+		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
+		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
 		historyCommand(),
 		showCommand(),
 		blameCommand(),
 		diffCommand(),
+		runnerLogsCommand(),
 		auditCommand(),
-		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
-		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
 		benchCommand(),
 		{name: "version", summary: "Print the version.", example: "revline version", run: func(e env, _ []string) error {
 			_, err := fmt.Fprintln(e.stdout, Version)
