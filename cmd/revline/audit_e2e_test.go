@@ -277,6 +277,24 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	if len(diff.Changes) != 1 || diff.Changes[0].Field != "message" || diff.Changes[0].A != "first" || diff.Changes[0].B != "third" {
 		t.Fatalf("apps diff v1 v3: %+v", diff.Changes)
 	}
+	// The current revisions when v2 had just been deployed, and now (v3).
+	var v2At time.Time
+	for _, r := range all {
+		if r.Sequence == v2Current {
+			v2At = r.Time
+		}
+	}
+	var overTime struct {
+		A, B struct {
+			Number int `json:"number"`
+		}
+	}
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "diff", app, "--at", v2At.Format(time.RFC3339Nano), "--at", "now", "-o", "json")), &overTime); err != nil {
+		t.Fatal(err)
+	}
+	if overTime.A.Number != 2 || overTime.B.Number != 3 {
+		t.Fatalf("apps diff --at (v2 deployed) --at now: %+v", overTime)
+	}
 	if r := s.bin(t, "x", "apps", "diff", app, "v1", "v7"); r.code != 1 || !strings.Contains(r.stderr, "no revision v7") {
 		t.Fatalf("apps diff with an unknown revision: exit %d, %s", r.code, r.stderr)
 	}

@@ -401,6 +401,7 @@ func TestParseTime(t *testing.T) {
 		{" 1h30m ago ", now.Add(-90 * time.Minute)},
 		{"3d", now.Add(-72 * time.Hour)},
 		{"2dago", now.Add(-48 * time.Hour)},
+		{"now", now},
 	}
 	for _, tt := range tests {
 		got, err := audit.ParseTime(tt.text, now)

@@ -196,3 +196,19 @@ func RunnersAt(ctx context.Context, log Log, app string, p Point) (Runners, erro
 	projections.SortRunners(out.Runners)
 	return out, nil
 }
+
+// CurrentAt returns app's current revision as it was at p, as
+// RevisionsAt lists it, with the sequence of the app's last event up to
+// p. It is an error if the app had no current revision then.
+func CurrentAt(ctx context.Context, log Log, app string, p Point) (projections.RevisionView, uint64, error) {
+	then, err := RevisionsAt(ctx, log, app, p)
+	if err != nil {
+		return projections.RevisionView{}, 0, err
+	}
+	for _, r := range then.Revisions {
+		if r.Current {
+			return r, then.Sequence, nil
+		}
+	}
+	return projections.RevisionView{}, 0, fmt.Errorf("app %q had no current revision at %s", app, p)
+}

@@ -123,25 +123,66 @@ func settingRow(first string, s audit.Setting) []string {
 
 func diffCommand() command {
 	c := command{
-		name:    "apps diff",
-		summary: "Show what differs between two revisions: command, code and runtime parameters, message, annotations.",
-		usage:   "APP REV_A REV_B",
-		example: "revline apps diff my-model v3 v5",
+		name:         "apps diff",
+		summary:      "Show what differs between two revisions, or between the current revisions at two times: command, code and runtime parameters, message, annotations.",
+		usage:        "APP [REV_A REV_B]",
+		example:      "revline apps diff my-model v3 v5; revline apps diff my-model --at '2h ago' --at now",
+		optionalArgs: 2,
 	}
 	c.run = func(e env, args []string) error {
-		return withClient(e, c, args, 3, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			a, err := s.reader.Revision(ctx, pos[0], pos[1], 0)
-			if err != nil {
+		var times timesFlag
+		extra := func(fs *flag.FlagSet) {
+			fs.Var(&times, "at", "instead of REV_A REV_B, the current revisions at two times `T` (--at T1 --at T2): RFC 3339, a time before now (2h ago), or now")
+		}
+		f, pos, err := clientArgs(e, c, args, 1, extra, nil)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(pos) == 3 && len(times) == 0, len(pos) == 1 && len(times) == 2:
+		default:
+			return usagef("give two revisions (REV_A REV_B) or two times (--at T1 --at T2)")
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, f.timeout)
+		defer cancel()
+		s, err := f.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		var a, b projections.RevisionView
+		if len(times) == 2 {
+			if a, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[0]}); err != nil {
 				return err
 			}
-			b, err := s.reader.Revision(ctx, pos[0], pos[2], 0)
-			if err != nil {
+			if b, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[1]}); err != nil {
 				return err
 			}
-			return render(e, f, projections.Diff(pos[0], a, b), nil, printDiff)
-		})
+		} else {
+			if a, err = s.reader.Revision(ctx, pos[0], pos[1], 0); err != nil {
+				return err
+			}
+			if b, err = s.reader.Revision(ctx, pos[0], pos[2], 0); err != nil {
+				return err
+			}
+		}
+		return render(e, f, projections.Diff(pos[0], a, b), nil, printDiff)
 	}
 	return c
+}
+
+// timesFlag collects repeated --at times (audit.ParseTime).
+type timesFlag []time.Time
+
+func (t *timesFlag) String() string { return fmt.Sprint([]time.Time(*t)) }
+
+func (t *timesFlag) Set(s string) error {
+	at, err := audit.ParseTime(s, time.Now())
+	if err != nil {
+		return err
+	}
+	*t = append(*t, at)
+	return nil
 }
 
 func printDiff(w io.Writer, d projections.RevisionDiff) {
