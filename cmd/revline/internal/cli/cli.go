@@ -290,7 +290,12 @@ func withClient(e env, c command, args []string, nargs int, extra func(*flag.Fla
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, f.timeout)
+	return f.run(e.ctx, pos, fn)
+}
+
+// run connects and runs fn with the --timeout deadline.
+func (f *clientFlags) run(ctx context.Context, pos []string, fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
 	if err != nil {

@@ -143,30 +143,25 @@ func diffCommand() command {
 		default:
 			return usagef("give two revisions (REV_A REV_B) or two times (--at T1 --at T2)")
 		}
-		ctx, cancel := context.WithTimeout(e.ctx, f.timeout)
-		defer cancel()
-		s, err := f.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer s.close()
-		var a, b projections.RevisionView
-		if len(times) == 2 {
-			if a, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[0]}); err != nil {
-				return err
+		return f.run(e.ctx, pos, func(ctx context.Context, s *session, f *clientFlags, pos []string) (err error) {
+			var a, b projections.RevisionView
+			if len(times) == 2 {
+				if a, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[0]}); err != nil {
+					return err
+				}
+				if b, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[1]}); err != nil {
+					return err
+				}
+			} else {
+				if a, err = s.reader.Revision(ctx, pos[0], pos[1], 0); err != nil {
+					return err
+				}
+				if b, err = s.reader.Revision(ctx, pos[0], pos[2], 0); err != nil {
+					return err
+				}
 			}
-			if b, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[1]}); err != nil {
-				return err
-			}
-		} else {
-			if a, err = s.reader.Revision(ctx, pos[0], pos[1], 0); err != nil {
-				return err
-			}
-			if b, err = s.reader.Revision(ctx, pos[0], pos[2], 0); err != nil {
-				return err
-			}
-		}
-		return render(e, f, projections.Diff(pos[0], a, b), nil, printDiff)
+			return render(e, f, projections.Diff(pos[0], a, b), nil, printDiff)
+		})
 	}
 	return c
 }
