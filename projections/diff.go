@@ -16,6 +16,33 @@ type FieldChange struct {
 	B     string `json:"b"`
 }
 
+// RevisionDiff is what `apps diff` shows: two revisions of an app and what
+// differs from the first to the second.
+type RevisionDiff struct {
+	App     string        `json:"app"`
+	A       RevisionRef   `json:"a"`
+	B       RevisionRef   `json:"b"`
+	Changes []FieldChange `json:"changes"`
+}
+
+// RevisionRef names a revision by number and id.
+type RevisionRef struct {
+	Number     uint64 `json:"number"`
+	RevisionID string `json:"revision_id"`
+}
+
+// Diff compares revisions a and b of app (DiffRevisions).
+func Diff(app string, a, b RevisionView) RevisionDiff {
+	d := RevisionDiff{
+		App: app, A: RevisionRef{a.Number, a.RevisionID}, B: RevisionRef{b.Number, b.RevisionID},
+		Changes: DiffRevisions(a, b),
+	}
+	if d.Changes == nil {
+		d.Changes = []FieldChange{}
+	}
+	return d
+}
+
 // DiffRevisions lists what differs from revision a to revision b: the
 // command, the code parameters, the runtime parameters as the views show
 // them (effective for the current revision, the last ones used for one

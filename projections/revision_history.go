@@ -247,22 +247,7 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 			r = &RunnerView{RunnerID: ev.RunnerID, StartedAt: env.OccurredAt}
 			app.runners[ev.RunnerID] = r
 		}
-		if ev.RevisionID != "" {
-			r.RevisionID = ev.RevisionID
-		}
-		r.State = ev.State
-		if ev.State == events.RunnerCrashBackoff {
-			r.Restarts++
-			r.LastCrash = ev.Reason
-		}
-		if ev.PID != 0 {
-			r.PID = ev.PID
-		}
-		if ev.Port != 0 {
-			r.Port = ev.Port
-		}
-		r.Reason = ev.Reason
-		r.UpdatedAt = env.OccurredAt
+		r.ApplyReport(ev, env.OccurredAt)
 	}
 }
 
@@ -339,13 +324,19 @@ func (m *RevisionHistory) Runners(appName string, includeTerminated bool) []Runn
 			out = append(out, *r)
 		}
 	}
-	slices.SortFunc(out, func(a, b RunnerView) int {
+	SortRunners(out)
+	return out
+}
+
+// SortRunners sorts runners as Runners lists them: oldest first (by first
+// report, then by id).
+func SortRunners(runners []RunnerView) {
+	slices.SortFunc(runners, func(a, b RunnerView) int {
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.RunnerID, b.RunnerID)
 	})
-	return out
 }
 
 // Rollout returns one rollout of the app.

@@ -87,6 +87,28 @@ type RunnerView struct {
 	Reason string `json:"-"`
 }
 
+// ApplyReport folds a report of the runner, which occurred at at, into r:
+// its state, revision, pid and port (the last non-zero ones), reason and
+// crashes. r.RunnerID and r.StartedAt are the caller's to set.
+func (r *RunnerView) ApplyReport(ev events.RunnerStateChanged, at time.Time) {
+	if ev.RevisionID != "" {
+		r.RevisionID = ev.RevisionID
+	}
+	r.State = ev.State
+	if ev.State == events.RunnerCrashBackoff {
+		r.Restarts++
+		r.LastCrash = ev.Reason
+	}
+	if ev.PID != 0 {
+		r.PID = ev.PID
+	}
+	if ev.Port != 0 {
+		r.Port = ev.Port
+	}
+	r.Reason = ev.Reason
+	r.UpdatedAt = at
+}
+
 // Terminated reports whether the runner has stopped for good.
 func (r RunnerView) Terminated() bool { return r.State == events.RunnerTerminated }
 

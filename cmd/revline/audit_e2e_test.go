@@ -131,6 +131,10 @@ func TestAuditThroughTheBinary(t *testing.T) {
 		}
 	}
 
+	if last := records(t, s.binOK(t, "x", "audit", app, "--limit", "2", "-o", "jsonl")); len(last) != 2 || last[1].Sequence != all[len(all)-1].Sequence {
+		t.Fatalf("--limit 2: %+v; want the last two events", last)
+	}
+
 	table := s.binOK(t, "x", "audit", app, "--type", "app.*")
 	for _, want := range []string{
 		"scaled min_concurrency 0→2",
@@ -229,10 +233,13 @@ func TestAuditThroughTheBinary(t *testing.T) {
 
 	// Time travel: list-rev as it was when v2 had just been deployed (the
 	// sequence of its current_revision_set), folded from the log.
-	var v2Current uint64
+	var (
+		v2Current uint64
+		v2ID      string
+	)
 	for _, r := range all {
 		if set, ok := r.Payload.(events.CurrentRevisionSet); ok && set.Reason == "deploy" && v2Current == 0 && set.From != "" {
-			v2Current = r.Sequence
+			v2Current, v2ID = r.Sequence, set.To
 		}
 	}
 	var then []struct {
@@ -245,6 +252,13 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	}
 	if len(then) != 2 || then[0].Number != 2 || !then[0].Current || then[1].Number != 1 || then[1].Current {
 		t.Fatalf("list-rev --at-seq %d: %+v; want v2 current, then v1", v2Current, then)
+	}
+	var runnersThen []runnerRow
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "runners", app, "--at-seq", fmt.Sprint(v2Current), "-o", "json")), &runnersThen); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(runnersThen, func(r runnerRow) bool { return r.RevisionID == v2ID && r.State == "idle" && r.PID > 0 }) {
+		t.Fatalf("runners --at-seq %d: %+v; want v2's runner up", v2Current, runnersThen)
 	}
 	if r := s.bin(t, "x", "apps", "list-rev", app, "--at", "1h ago"); r.code != 1 || !strings.Contains(r.stderr, "no history up to") {
 		t.Fatalf("list-rev before the app existed: exit %d, %s", r.code, r.stderr)
@@ -262,6 +276,24 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	}
 	if len(diff.Changes) != 1 || diff.Changes[0].Field != "message" || diff.Changes[0].A != "first" || diff.Changes[0].B != "third" {
 		t.Fatalf("apps diff v1 v3: %+v", diff.Changes)
+	}
+	// The current revisions when v2 had just been deployed, and now (v3).
+	var v2At time.Time
+	for _, r := range all {
+		if r.Sequence == v2Current {
+			v2At = r.Time
+		}
+	}
+	var overTime struct {
+		A, B struct {
+			Number int `json:"number"`
+		}
+	}
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "apps", "diff", app, "--at", v2At.Format(time.RFC3339Nano), "--at", "now", "-o", "json")), &overTime); err != nil {
+		t.Fatal(err)
+	}
+	if overTime.A.Number != 2 || overTime.B.Number != 3 {
+		t.Fatalf("apps diff --at (v2 deployed) --at now: %+v", overTime)
 	}
 	if r := s.bin(t, "x", "apps", "diff", app, "v1", "v7"); r.code != 1 || !strings.Contains(r.stderr, "no revision v7") {
 		t.Fatalf("apps diff with an unknown revision: exit %d, %s", r.code, r.stderr)

@@ -236,6 +236,9 @@ func (f *folder) entry(env events.Envelope, decodeErr error) Entry {
 		e.Payload = nil
 		e.Error = decodeErr.Error()
 		e.Summary = "unreadable event, skipped by every reader: " + oneLine(decodeErr.Error())
+		if env.Type == "" {
+			e.Summary = Summary(aggregates.App{}, events.Envelope{})
+		}
 		return e
 	}
 	state := f.apps[env.App]
@@ -310,41 +313,52 @@ var errStop = errors.New("stop")
 // Read returns a page of the log as it is when Read starts. Errors are
 // those of the log, or of a query that Validate refuses.
 func Read(ctx context.Context, log Log, q Query) (Page, error) {
-	if err := q.Validate(); err != nil {
-		return Page{}, err
-	}
 	switch {
 	case q.Limit == 0:
 		q.Limit = DefaultLimit
 	case q.Limit < 0 || q.Limit > MaxLimit:
 		return Page{}, fmt.Errorf("limit %d is out of range: give 1 to %d", q.Limit, MaxLimit)
 	}
-	end, err := lastSequence(ctx, log, q.App)
-	if err != nil {
-		return Page{}, err
-	}
-	page := Page{Entries: []Entry{}, Sequence: max(q.After, end)}
-	f := newFolder()
-	err = scan(ctx, log, q.App, end, func(env events.Envelope, decodeErr error) error {
-		e := f.entry(env, decodeErr)
-		if env.Sequence <= q.After || !q.Match(env) {
-			return nil
-		}
+	page := Page{Entries: []Entry{}}
+	end, err := Each(ctx, log, q.Filter, q.After, func(e Entry) error {
 		if len(page.Entries) == q.Limit {
 			page.More = true
 			return errStop
 		}
 		page.Entries = append(page.Entries, e)
-		page.Sequence = env.Sequence
 		return nil
 	})
 	if err != nil {
 		return Page{}, err
 	}
-	if !page.More {
-		page.Sequence = max(q.After, end)
+	page.Sequence = max(q.After, end)
+	if page.More {
+		page.Sequence = page.Entries[len(page.Entries)-1].Sequence
 	}
 	return page, nil
+}
+
+// Each calls fn for every entry the filter keeps with a sequence above
+// after, up to the end of the log when Each starts, in one pass over the
+// log (where reading page after page would fold it again for each page).
+// It returns that end, or the first error of the log or of fn.
+func Each(ctx context.Context, log Log, filter Filter, after uint64, fn func(Entry) error) (uint64, error) {
+	if err := filter.Validate(); err != nil {
+		return 0, err
+	}
+	end, err := lastSequence(ctx, log, filter.App)
+	if err != nil {
+		return 0, err
+	}
+	f := newFolder()
+	err = scan(ctx, log, filter.App, end, func(env events.Envelope, decodeErr error) error {
+		e := f.entry(env, decodeErr)
+		if env.Sequence <= after || !filter.Match(env) {
+			return nil
+		}
+		return fn(e)
+	})
+	return end, err
 }
 
 // Follow calls fn for every entry the filter keeps with a sequence above
@@ -376,8 +390,8 @@ func Follow(ctx context.Context, log Log, filter Filter, after uint64, fn func(E
 
 // ResolveRevision returns the full id of app's revision that ref names
 // (v3, 3, an id or a unique id prefix), from the app's history as it is
-// now. Errors are the log's, or those of aggregates.ResolveRevisionRef; an
-// app without events has no revision matching ref.
+// now. Errors are the log's, a *NoHistoryError, or those of
+// aggregates.ResolveRevisionRef.
 func ResolveRevision(ctx context.Context, log Log, app, ref string) (string, error) {
 	state, _, _, err := foldApp(ctx, log, app, Point{}, nil)
 	if err != nil {

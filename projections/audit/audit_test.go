@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/embedded"
@@ -29,6 +31,7 @@ type history struct {
 	t     *testing.T
 	ctx   context.Context
 	store *events.JetStreamStore
+	js    jetstream.JetStream
 	clock time.Time
 }
 
@@ -42,7 +45,7 @@ func newHistory(t *testing.T) *history {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &history{t: t, ctx: ctx, store: store, clock: t0}
+	return &history{t: t, ctx: ctx, store: store, js: js, clock: t0}
 }
 
 // do decides cmd for app as actor and stores its events; it returns the
@@ -301,8 +304,9 @@ func TestResolveRevision(t *testing.T) {
 	if _, err := audit.ResolveRevision(h.ctx, h.store, "my-model", "v4"); !errors.Is(err, aggregates.ErrRevisionNotFound) {
 		t.Errorf("v4: err = %v, want not found", err)
 	}
-	if _, err := audit.ResolveRevision(h.ctx, h.store, "nobody", "v1"); !errors.Is(err, aggregates.ErrRevisionNotFound) {
-		t.Errorf("unknown app: err = %v, want not found", err)
+	var none *audit.NoHistoryError
+	if _, err := audit.ResolveRevision(h.ctx, h.store, "nobody", "v1"); !errors.As(err, &none) {
+		t.Errorf("unknown app: err = %v, want no history", err)
 	}
 }
 
@@ -397,6 +401,7 @@ func TestParseTime(t *testing.T) {
 		{" 1h30m ago ", now.Add(-90 * time.Minute)},
 		{"3d", now.Add(-72 * time.Hour)},
 		{"2dago", now.Add(-48 * time.Hour)},
+		{"now", now},
 	}
 	for _, tt := range tests {
 		got, err := audit.ParseTime(tt.text, now)
@@ -440,5 +445,46 @@ func TestHistoryNamesTheDeployer(t *testing.T) {
 		if e.Type == events.TypeRevisionFailed && e.Actor != "worker:runner" {
 			t.Fatalf("the failure's actor is %q: the record keeps the event's own actor", e.Actor)
 		}
+	}
+}
+
+// An event the log holds but this build cannot decode, and a message that
+// is no event at all, are shown for what they are; every other entry, and
+// the folds, go on past them.
+func TestUnreadableEventsAreShownAndSkipped(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t)
+	h.do("web", "alice", events.Deploy{RevisionID: rev1, Command: "run $PORT"})
+	h.do("web", "worker:runner", events.CompleteDeploy{RevisionID: rev1})
+	bad := nats.NewMsg(events.EventSubject("web", "revision.created"))
+	bad.Data = []byte("not msgpack")
+	bad.Header.Set(events.HeaderEventType, events.TypeRevisionCreated)
+	bad.Header.Set(events.HeaderSchemaVersion, "1")
+	bad.Header.Set(events.HeaderApp, "web")
+	bad.Header.Set(events.HeaderOccurredAt, t0.Format(time.RFC3339Nano))
+	noEvent := nats.NewMsg(events.EventSubject("web", "junk"))
+	noEvent.Data = []byte("{}")
+	for _, msg := range []*nats.Msg{bad, noEvent} {
+		if _, err := h.js.PublishMsg(h.ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.do("other", "bob", events.Deploy{RevisionID: revX, Command: "run $PORT"})
+	page := read(t, h, audit.Query{})
+	if len(page.Entries) != 6 {
+		t.Fatalf("entries: %q", summaries(page.Entries))
+	}
+	if e := page.Entries[3]; e.Error == "" || e.Payload != nil || !strings.HasPrefix(e.Summary, "unreadable event") || e.App != "web" {
+		t.Errorf("the undecodable event: %+v", e)
+	}
+	if e := page.Entries[4]; !strings.Contains(e.Summary, "not a Revline event") {
+		t.Errorf("the message that is no event: %+v", e)
+	}
+	if e := page.Entries[5]; e.App != "other" || e.Summary != "deploy of v1 requested (XS)" {
+		t.Errorf("after them: %+v", e)
+	}
+	revs, err := audit.RevisionsAt(h.ctx, h.store, "web", audit.Point{})
+	if err != nil || len(revs.Revisions) != 1 || !revs.Revisions[0].Current || revs.Sequence != 3 {
+		t.Fatalf("time travel past them: %+v, %v", revs, err)
 	}
 }

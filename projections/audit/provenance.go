@@ -52,8 +52,8 @@ type Config struct {
 	// Sequence is the last event of the app this configuration reflects.
 	Sequence  uint64 `json:"sequence"`
 	Suspended bool   `json:"suspended"`
-	// Params are every parameter, in ParamNames order; none before the
-	// first deploy.
+	// Params are every parameter, in ParamNames order; none (empty)
+	// before the first deploy.
 	Params []Setting `json:"params"`
 	// History holds, for each parameter, every setting it had, oldest
 	// first: what `apps blame` shows.
@@ -157,10 +157,7 @@ func Provenance(ctx context.Context, log Log, app string, p Point) (Config, erro
 	if err != nil {
 		return Config{}, err
 	}
-	if last == 0 {
-		return Config{}, &NoHistoryError{App: app, At: p}
-	}
-	c := Config{App: app, Revision: state.Current, Sequence: last, Suspended: state.Suspended, History: t.history}
+	c := Config{App: app, Revision: state.Current, Sequence: last, Suspended: state.Suspended, Params: []Setting{}, History: t.history}
 	if r, ok := state.Revisions[state.Current]; ok {
 		c.Number = r.Number
 	}

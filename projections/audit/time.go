@@ -9,16 +9,19 @@ import (
 
 // ParseTime reads a point in time as the audit's --since and --until (and
 // the HTTP API's since and until) take it: RFC 3339 ("2025-06-01T12:00:00Z"),
-// or a duration before now, with or without " ago": "2h ago", "30m",
-// "1h30m", "3d" (days of 24 hours).
+// a duration before now, with or without " ago": "2h ago", "30m",
+// "1h30m", "3d" (days of 24 hours), or "now".
 func ParseTime(text string, now time.Time) (time.Time, error) {
 	text = strings.TrimSpace(text)
+	if text == "now" {
+		return now, nil
+	}
 	if t, err := time.Parse(time.RFC3339Nano, text); err == nil {
 		return t, nil
 	}
 	d, err := parseAgo(strings.TrimSpace(strings.TrimSuffix(text, "ago")))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2025-06-01T12:00:00Z) or a duration before now (2h ago, 30m, 3d)", text)
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2025-06-01T12:00:00Z), a duration before now (2h ago, 30m, 3d) or now", text)
 	}
 	return now.Add(-d), nil
 }

@@ -39,8 +39,9 @@ func (p Point) String() string {
 
 // foldApp folds app's events up to p with aggregates.Evolve, calling
 // observe (if not nil) with the state before each event, and returns the
-// state and the sequence and time of the last event folded (0 if none).
-// Events that cannot be decoded are left out, as every reader does.
+// state and the sequence and time of the last event folded. Events that
+// cannot be decoded are left out, as every reader does. An app without
+// events up to p is a *NoHistoryError.
 func foldApp(ctx context.Context, log Log, app string, p Point, observe func(before aggregates.App, env events.Envelope)) (aggregates.App, uint64, time.Time, error) {
 	state := aggregates.App{Name: app}
 	if err := events.ValidateAppName(app); err != nil {
@@ -71,6 +72,9 @@ func foldApp(ctx context.Context, log Log, app string, p Point, observe func(bef
 		last, lastAt = env.Sequence, env.OccurredAt
 		return nil
 	})
+	if err == nil && last == 0 {
+		err = &NoHistoryError{App: app, At: p}
+	}
 	return state, last, lastAt, err
 }
 
@@ -90,7 +94,14 @@ type listing struct {
 	annotations map[string]map[string]string
 	failReasons map[string]string
 	lastRuntime map[string]events.RuntimeParams
-	runners     map[string]events.RunnerStateChanged
+	runners     map[string]*projections.RunnerView
+}
+
+func newListing() *listing {
+	return &listing{
+		annotations: map[string]map[string]string{}, failReasons: map[string]string{},
+		lastRuntime: map[string]events.RuntimeParams{}, runners: map[string]*projections.RunnerView{},
+	}
 }
 
 func (l *listing) observe(before aggregates.App, env events.Envelope) {
@@ -104,12 +115,12 @@ func (l *listing) observe(before aggregates.App, env events.Envelope) {
 			l.lastRuntime[before.Current] = before.Runtime
 		}
 	case events.RunnerStateChanged:
-		r := l.runners[ev.RunnerID]
-		if ev.RevisionID != "" {
-			r.RevisionID = ev.RevisionID
+		r, ok := l.runners[ev.RunnerID]
+		if !ok {
+			r = &projections.RunnerView{RunnerID: ev.RunnerID, StartedAt: env.OccurredAt}
+			l.runners[ev.RunnerID] = r
 		}
-		r.State = ev.State
-		l.runners[ev.RunnerID] = r
+		r.ApplyReport(ev, env.OccurredAt)
 	}
 }
 
@@ -120,20 +131,14 @@ func (l *listing) observe(before aggregates.App, env events.Envelope) {
 // reports; the live state (requests in flight) of that time is not in the
 // log. An app without events up to p is a *NoHistoryError.
 func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, error) {
-	l := listing{
-		annotations: map[string]map[string]string{}, failReasons: map[string]string{},
-		lastRuntime: map[string]events.RuntimeParams{}, runners: map[string]events.RunnerStateChanged{},
-	}
+	l := newListing()
 	state, last, at, err := foldApp(ctx, log, app, p, l.observe)
 	if err != nil {
 		return Revisions{}, err
 	}
-	if last == 0 {
-		return Revisions{}, &NoHistoryError{App: app, At: p}
-	}
 	counts := map[string]int{}
 	for _, r := range l.runners {
-		if r.State != events.RunnerTerminated {
+		if !r.Terminated() {
 			counts[r.RevisionID]++
 		}
 	}
@@ -162,4 +167,48 @@ func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, 
 	}
 	slices.SortFunc(out.Revisions, func(a, b projections.RevisionView) int { return cmp.Compare(b.Number, a.Number) })
 	return out, nil
+}
+
+// Runners is an app's runners as they were at a point of the log.
+type Runners struct {
+	App string `json:"app"`
+	// Sequence and Time are those of the app's last event up to the point.
+	Sequence uint64                   `json:"sequence"`
+	Time     time.Time                `json:"time"`
+	Runners  []projections.RunnerView `json:"runners"`
+}
+
+// RunnersAt returns every runner app had reported up to p, terminated
+// ones too, as `apps runners` listed them then (oldest first): folded from
+// the runners' reports in the log. Requests in flight are live state,
+// never in the log, so InFlight is 0. An app without events up to p is a
+// *NoHistoryError.
+func RunnersAt(ctx context.Context, log Log, app string, p Point) (Runners, error) {
+	l := newListing()
+	_, last, at, err := foldApp(ctx, log, app, p, l.observe)
+	if err != nil {
+		return Runners{}, err
+	}
+	out := Runners{App: app, Sequence: last, Time: at, Runners: make([]projections.RunnerView, 0, len(l.runners))}
+	for _, r := range l.runners {
+		out.Runners = append(out.Runners, *r)
+	}
+	projections.SortRunners(out.Runners)
+	return out, nil
+}
+
+// CurrentAt returns app's current revision as it was at p, as
+// RevisionsAt lists it, with the sequence of the app's last event up to
+// p. It is an error if the app had no current revision then.
+func CurrentAt(ctx context.Context, log Log, app string, p Point) (projections.RevisionView, uint64, error) {
+	then, err := RevisionsAt(ctx, log, app, p)
+	if err != nil {
+		return projections.RevisionView{}, 0, err
+	}
+	for _, r := range then.Revisions {
+		if r.Current {
+			return r, then.Sequence, nil
+		}
+	}
+	return projections.RevisionView{}, 0, fmt.Errorf("app %q had no current revision at %s", app, p)
 }

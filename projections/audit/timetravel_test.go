@@ -62,8 +62,9 @@ func randomHistory(t *testing.T, h *history, rng *rand.Rand, n int) {
 			if len(runners[app]) == 0 || rng.IntN(2) == 0 {
 				runners[app] = append(runners[app], uuid.NewString())
 			}
-			states := []events.RunnerState{events.RunnerIdle, events.RunnerRunning, events.RunnerDraining, events.RunnerTerminated}
-			cmd = events.ReportRunner{RunnerID: runners[app][rng.IntN(len(runners[app]))], RevisionID: pick(), State: states[rng.IntN(len(states))], PID: 100, Port: 8000}
+			states := []events.RunnerState{events.RunnerIdle, events.RunnerRunning, events.RunnerDraining, events.RunnerTerminated, events.RunnerCrashBackoff}
+			cmd = events.ReportRunner{RunnerID: runners[app][rng.IntN(len(runners[app]))], RevisionID: pick(), State: states[rng.IntN(len(states))],
+				PID: rng.IntN(3) * 100, Port: 8000 + rng.IntN(2), Reason: fmt.Sprint("reason ", rng.IntN(5))}
 		case k == 10:
 			if state.Suspended {
 				cmd = events.Resume{}
@@ -117,6 +118,13 @@ func TestTimeTravelMatchesFoldsOfTheLog(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got.Revisions, want) {
 				t.Fatalf("%s at %d:\n got %+v\nwant %+v", app, seq, got.Revisions, want)
+			}
+			runners, err := audit.RunnersAt(h.ctx, h.store, app, audit.Point{Sequence: seq})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := model.Runners(app, true); !reflect.DeepEqual(runners.Runners, want) && len(want)+len(runners.Runners) > 0 {
+				t.Fatalf("%s runners at %d:\n got %+v\nwant %+v", app, seq, runners.Runners, want)
 			}
 			stored, err := h.store.Load(h.ctx, app, 0)
 			if err != nil {

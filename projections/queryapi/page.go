@@ -90,7 +90,10 @@ type listOrder[T any] struct {
 	name string
 	// descending lists the greatest positions first.
 	descending bool
-	position   func(T) position
+	// numbered lists by a number (position.n) first: a token without
+	// one comes from a server that listed by time.
+	numbered bool
+	position func(T) position
 	// describe names an item in an error.
 	describe func(T) string
 }
@@ -106,6 +109,7 @@ var (
 	revisionsOrder = listOrder[projections.RevisionView]{
 		name:       EndpointRevisions,
 		descending: true, // newest first
+		numbered:   true,
 		position:   func(r projections.RevisionView) position { return position{n: r.Number, id: r.RevisionID} },
 		describe:   func(r projections.RevisionView) string { return "revision " + r.RevisionID },
 	}
@@ -196,6 +200,9 @@ func (o listOrder[T]) cursor(app string, req PageRequest) (pageCursor, error) {
 	}
 	if t.List != o.name || t.App != app {
 		return bad(fmt.Sprintf("it belongs to another list: %s of %q", t.List, t.App))
+	}
+	if o.numbered && t.N == 0 {
+		return bad("it comes from an older server, which listed revisions by time")
 	}
 	c.after = &t
 	return c, nil

@@ -250,6 +250,7 @@ func TestPageRequestsOutOfBoundsAreBadRequests(t *testing.T) {
 		{"token without a position", "web", queryapi.PageRequest{PageToken: token(`{"l":"revisions","a":"web"}`)}, "page_token"},
 		{"token of another list", "web", queryapi.PageRequest{PageToken: runnersPage.NextPageToken}, "another list"},
 		{"token of another app", "api", queryapi.PageRequest{PageToken: webPage.NextPageToken}, "another list"},
+		{"token of a server that listed by time", "web", queryapi.PageRequest{PageToken: token(`{"l":"revisions","a":"web","t":"2025-01-01T00:00:00Z","i":"rev-1"}`)}, "older server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

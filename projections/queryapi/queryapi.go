@@ -113,6 +113,14 @@ type RunnerFilter struct {
 	State events.RunnerState
 }
 
+// Keeps reports whether the filter keeps runner r.
+func (f RunnerFilter) Keeps(r projections.RunnerView) bool {
+	if f.State != "" {
+		return r.State == f.State
+	}
+	return f.All || !r.Terminated()
+}
+
 // RunnerFilterAll is the spelling of RunnerFilter{All: true} for
 // ParseRunnerFilter.
 const RunnerFilterAll = "all"
@@ -292,9 +300,7 @@ func (l Local) Runners(ctx context.Context, app string, filter RunnerFilter, req
 	if l.Live != nil {
 		withLiveState(runners, l.Live.InFlight(app))
 	}
-	if filter.State != "" {
-		runners = slices.DeleteFunc(runners, func(r projections.RunnerView) bool { return r.State != filter.State })
-	}
+	runners = slices.DeleteFunc(runners, func(r projections.RunnerView) bool { return !filter.Keeps(r) })
 	return runnersOrder.page(app, runners, c, at)
 }
 

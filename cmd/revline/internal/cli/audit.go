@@ -38,10 +38,15 @@ func auditCommand() command {
 			fs.Var(&types, "type", "only events whose type matches `GLOB` (revision.*, app.scaled); repeatable, or comma-separated")
 			// --actor, who you are for the commands that change things,
 			// is here who did what: a filter.
-			fs.Lookup("actor").Usage = "only events of this actor (as recorded: alice@laptop, worker:runner)"
+			actor := fs.Lookup("actor")
+			actor.Usage, actor.DefValue = "only events of this actor (as recorded: alice@laptop, worker:runner)", ""
 			fs.StringVar(&revision, "revision", "", "only events about this revision of APP: v3, 3, its id or a unique id prefix")
 			fs.BoolVar(&follow, "follow", false, "after the log so far, print new events as they happen, until interrupted")
 			limit.register(fs)
+			fs.Lookup("limit").Usage = "show only the last `N` events (default: all)"
+			for _, name := range []string{"o", "output"} {
+				fs.Lookup(name).Usage = "output format: table, json, or jsonl (one event a line with its payload: the stable export)"
+			}
 		}
 		validate := func() (err error) {
 			now := time.Now()
@@ -142,22 +147,14 @@ func historyCommand() command {
 	return c
 }
 
-// readAudit reads every entry filter keeps, page after page, as the log
-// is now.
+// readAudit reads every entry filter keeps, as the log is now.
 func readAudit(ctx context.Context, log audit.Log, filter audit.Filter) ([]audit.Entry, error) {
 	var out []audit.Entry
-	q := audit.Query{Filter: filter, Limit: audit.MaxLimit}
-	for {
-		page, err := audit.Read(ctx, log, q)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Entries...)
-		if !page.More {
-			return out, nil
-		}
-		q.After = page.Sequence
-	}
+	_, err := audit.Each(ctx, log, filter, 0, func(e audit.Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
 }
 
 // auditWriter prints audit entries as a table, a JSON array, or JSON lines

@@ -83,22 +83,22 @@ func commands() []command {
 		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked. --at shows them as they were then.", usage: "APP", example: "revline apps list-rev my-model --at '2h ago'", run: listRevisions},
 		setRevCommand(),
 		rolloutCommand(),
-		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model 0193f1c2", run: deleteRevision},
+		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model v2", run: deleteRevision},
 		scaleCommand(),
 		runnersCommand(),
-		runnerLogsCommand(),
 		runnerStopCommand(false),
 		runnerStopCommand(true),
+		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
+		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
 		historyCommand(),
 		showCommand(),
 		blameCommand(),
 		diffCommand(),
+		runnerLogsCommand(),
 		auditCommand(),
 		secretsSetCommand(),
 		secretsListCommand(),
 		secretsUnsetCommand(),
-		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
-		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
 		benchCommand(),
 		{name: "version", summary: "Print the version.", example: "revline version", run: func(e env, _ []string) error {
 			_, err := fmt.Fprintln(e.stdout, Version)
@@ -297,19 +297,19 @@ func withClient(e env, c command, args []string, nargs int, extra func(*flag.Fla
 	if err != nil {
 		return err
 	}
-	return f.run(e, func(ctx context.Context, s *session) error { return fn(ctx, s, f, pos) })
+	return f.run(e.ctx, pos, fn)
 }
 
-// run connects and runs fn with the flags' deadline.
-func (f *clientFlags) run(e env, fn func(ctx context.Context, s *session) error) error {
-	ctx, cancel := context.WithTimeout(e.ctx, f.timeout)
+// run connects and runs fn with the --timeout deadline.
+func (f *clientFlags) run(ctx context.Context, pos []string, fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	return fn(ctx, s)
+	return fn(ctx, s, f, pos)
 }
 
 // clientArgs parses and checks a client command's flags and positional
@@ -345,7 +345,7 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 }
 
 // argCount says how many positional arguments a command takes: "1", or
-// "0 or 1".
+// "0 to 1".
 func argCount(nargs, optional int) string {
 	if optional == 0 {
 		return strconv.Itoa(nargs)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -287,27 +288,44 @@ func scaleCommand() command {
 func runnersCommand() command {
 	c := command{
 		name:    "apps runners",
-		summary: "List an app's runners.",
+		summary: "List an app's runners; --at shows them as they were then.",
 		usage:   "APP",
-		example: "revline apps runners my-model --state all",
+		example: "revline apps runners my-model --state all --at '10m ago'",
 	}
 	c.run = func(e env, args []string) error {
 		var (
 			state string
 			limit limitFlag
+			at    pointFlags
 		)
 		extra := func(fs *flag.FlagSet) {
 			fs.StringVar(&state, "state", "", "all, or one state: pending, setup, idle, running, draining, terminating, terminated, crash_backoff (default: all but terminated)")
 			limit.register(fs)
+			at.register(fs)
 		}
 		var filter queryapi.RunnerFilter
 		validate := func() (err error) {
 			if filter, err = queryapi.ParseRunnerFilter(state); err != nil {
 				return usageError{err.Error()}
 			}
-			return nil
+			return at.parse()
 		}
 		return withClient(e, c, args, 1, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			if at.set() {
+				// Time travel: folded from the runners' reports in the log.
+				then, err := audit.RunnersAt(ctx, s.events, pos[0], at.point)
+				if err != nil {
+					return err
+				}
+				runners := slices.DeleteFunc(then.Runners, func(r projections.RunnerView) bool { return !filter.Keeps(r) })
+				if limit.n > 0 && len(runners) > limit.n {
+					runners = runners[:limit.n]
+				}
+				return render(e, f, runners, nil, func(w io.Writer, runners []projections.RunnerView) {
+					fmt.Fprintf(w, "Runners of %s as of event %d (%s):\n", pos[0], then.Sequence, when(then.Time))
+					printRunners(w, runners)
+				})
+			}
 			runners, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {
 				return s.reader.Runners(ctx, pos[0], filter, p, 0)
 			})

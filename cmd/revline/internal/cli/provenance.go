@@ -121,51 +121,66 @@ func settingRow(first string, s audit.Setting) []string {
 	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, when(s.Source.Time), why, chosen}
 }
 
-// revisionDiff is what `apps diff` prints: the two revisions and what
-// differs from the first to the second.
-type revisionDiff struct {
-	App     string                    `json:"app"`
-	A       revisionRef               `json:"a"`
-	B       revisionRef               `json:"b"`
-	Changes []projections.FieldChange `json:"changes"`
-}
-
-type revisionRef struct {
-	Number     uint64 `json:"number"`
-	RevisionID string `json:"revision_id"`
-}
-
 func diffCommand() command {
 	c := command{
-		name:    "apps diff",
-		summary: "Show what differs between two revisions: command, code and runtime parameters, message, annotations.",
-		usage:   "APP REV_A REV_B",
-		example: "revline apps diff my-model v3 v5",
+		name:         "apps diff",
+		summary:      "Show what differs between two revisions, or between the current revisions at two times: command, code and runtime parameters, message, annotations.",
+		usage:        "APP [REV_A REV_B]",
+		example:      "revline apps diff my-model v3 v5; revline apps diff my-model --at '2h ago' --at now",
+		optionalArgs: 2,
 	}
 	c.run = func(e env, args []string) error {
-		return withClient(e, c, args, 3, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			a, err := s.reader.Revision(ctx, pos[0], pos[1], 0)
-			if err != nil {
-				return err
+		var times timesFlag
+		extra := func(fs *flag.FlagSet) {
+			fs.Var(&times, "at", "instead of REV_A REV_B, the current revisions at two times `T` (--at T1 --at T2): RFC 3339, a time before now (2h ago), or now")
+		}
+		f, pos, err := clientArgs(e, c, args, 1, extra, nil)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(pos) == 3 && len(times) == 0, len(pos) == 1 && len(times) == 2:
+		default:
+			return usagef("give two revisions (REV_A REV_B) or two times (--at T1 --at T2)")
+		}
+		return f.run(e.ctx, pos, func(ctx context.Context, s *session, f *clientFlags, pos []string) (err error) {
+			var a, b projections.RevisionView
+			if len(times) == 2 {
+				if a, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[0]}); err != nil {
+					return err
+				}
+				if b, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[1]}); err != nil {
+					return err
+				}
+			} else {
+				if a, err = s.reader.Revision(ctx, pos[0], pos[1], 0); err != nil {
+					return err
+				}
+				if b, err = s.reader.Revision(ctx, pos[0], pos[2], 0); err != nil {
+					return err
+				}
 			}
-			b, err := s.reader.Revision(ctx, pos[0], pos[2], 0)
-			if err != nil {
-				return err
-			}
-			d := revisionDiff{
-				App: pos[0], A: revisionRef{a.Number, a.RevisionID}, B: revisionRef{b.Number, b.RevisionID},
-				Changes: projections.DiffRevisions(a, b),
-			}
-			if d.Changes == nil {
-				d.Changes = []projections.FieldChange{}
-			}
-			return render(e, f, d, nil, printDiff)
+			return render(e, f, projections.Diff(pos[0], a, b), nil, printDiff)
 		})
 	}
 	return c
 }
 
-func printDiff(w io.Writer, d revisionDiff) {
+// timesFlag collects repeated --at times (audit.ParseTime).
+type timesFlag []time.Time
+
+func (t *timesFlag) String() string { return fmt.Sprint([]time.Time(*t)) }
+
+func (t *timesFlag) Set(s string) error {
+	at, err := audit.ParseTime(s, time.Now())
+	if err != nil {
+		return err
+	}
+	*t = append(*t, at)
+	return nil
+}
+
+func printDiff(w io.Writer, d projections.RevisionDiff) {
 	a, b := version(d.A.Number), version(d.B.Number)
 	if len(d.Changes) == 0 {
 		fmt.Fprintf(w, "Revisions %s and %s of %s do not differ.\n", a, b, d.App)

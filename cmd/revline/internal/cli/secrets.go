@@ -71,7 +71,7 @@ func secretsSetCommand() command {
 		if err := parsePairs(pos[1:]); err != nil {
 			return err
 		}
-		return f.run(e, func(ctx context.Context, s *session) error {
+		return f.run(e.ctx, pos, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			app := pos[0]
 			results := make([]control.SecretResult, 0, len(pairs))
 			for _, p := range pairs {

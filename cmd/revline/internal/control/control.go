@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/revline/revline/events"
@@ -121,9 +122,7 @@ func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts 
 		return DeployResult{}, err
 	}
 	res := DeployResult{RevisionID: o.RevisionID, Status: events.StatusDeploying, Sequence: o.LastSequence, Duplicate: o.Duplicate}
-	if rev, err := c.Reader.Revision(ctx, app, o.RevisionID, o.LastSequence); err == nil {
-		res.Number = rev.Number
-	}
+	res.Number = c.number(ctx, app, o.RevisionID, o.LastSequence)
 	if !opts.Wait {
 		return res, nil
 	}
@@ -155,6 +154,22 @@ func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts 
 		return res, fmt.Errorf("revision %s: %w: %s", res.RevisionID, ErrDeployFailed, res.Reason)
 	}
 	return res, nil
+}
+
+// numberLookup bounds how long Deploy waits for the read model to tell a
+// new revision's number: it is a courtesy, not worth delaying the answer.
+const numberLookup = 2 * time.Second
+
+// number returns the number of revision id of app from the read model at
+// sequence seq or later, or 0 if it cannot tell within numberLookup.
+func (c *Control) number(ctx context.Context, app, id string, seq uint64) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, numberLookup)
+	defer cancel()
+	rev, err := c.Reader.Revision(ctx, app, id, seq)
+	if err != nil {
+		return 0
+	}
+	return rev.Number
 }
 
 // errSettled stops following once the awaited event arrived.

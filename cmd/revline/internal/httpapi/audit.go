@@ -24,13 +24,16 @@ func (a *api) auditQuery(ctx context.Context, r *http.Request) (audit.Query, err
 	params := r.URL.Query()
 	q := audit.Query{Filter: audit.Filter{App: params.Get("app"), Actor: params.Get("actor")}}
 	now := time.Now()
-	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
-		if text := params.Get(name); text != "" {
+	for _, bound := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if text := params.Get(bound.name); text != "" {
 			t, err := audit.ParseTime(text, now)
 			if err != nil {
-				return q, badRequest(fmt.Sprintf("%s: %v", name, err))
+				return q, badRequest(fmt.Sprintf("%s: %v", bound.name, err))
 			}
-			*dst = t
+			*bound.dst = t
 		}
 	}
 	for _, value := range params["type"] {
@@ -96,7 +99,7 @@ func (a *api) auditPage(w http.ResponseWriter, r *http.Request) {
 // auditStream answers GET /v1/audit/stream: the entries the filters keep,
 // from after (or the Last-Event-ID a reconnecting client sends) on, then
 // each new one as it is appended, as server-sent events whose id is the
-// entry's sequence, until the client goes away.
+// entry's sequence, until the client goes away or CloseStreams.
 func (a *api) auditStream(w http.ResponseWriter, r *http.Request) {
 	resolveCtx, cancel := requestContext(r, false)
 	q, err := a.auditQuery(resolveCtx, r)
@@ -124,6 +127,11 @@ func (a *api) auditStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	flusher.Flush()
 
+	select {
+	case <-a.closing:
+		return // the server is shutting down
+	default:
+	}
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
 	entries := make(chan audit.Entry)
@@ -157,6 +165,8 @@ func (a *api) auditStream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-ctx.Done():
 			return
+		case <-a.closing:
+			return // the server is shutting down
 		}
 		if err != nil {
 			return // the client went away
@@ -174,4 +184,82 @@ func writeEvent(w http.ResponseWriter, id string, v any) error {
 	}
 	_, err = fmt.Fprintf(w, "id: %s\ndata: %s\n\n", id, data)
 	return err
+}
+
+// point reads the at (a time: RFC 3339 or "2h ago") and at_seq (a stream
+// sequence) query parameters; neither is the zero Point, now.
+func point(r *http.Request) (audit.Point, error) {
+	var p audit.Point
+	params := r.URL.Query()
+	if text := params.Get("at"); text != "" {
+		t, err := audit.ParseTime(text, time.Now())
+		if err != nil {
+			return p, badRequest("at: " + err.Error())
+		}
+		p.Time = t
+	}
+	if text := params.Get("at_seq"); text != "" {
+		seq, err := strconv.ParseUint(text, 10, 64)
+		if err != nil || seq == 0 {
+			return p, badRequest(fmt.Sprintf("at_seq %q: want a stream sequence (a whole number from 1)", text))
+		}
+		p.Sequence = seq
+	}
+	return p, nil
+}
+
+// listAt answers a list route (revisions, runners) asked with at or
+// at_seq: the whole list as it was then, folded from the event log by
+// read, which returns it and the sequence of the app's last event up to
+// that point.
+func listAt[T any](a *api, w http.ResponseWriter, r *http.Request, read func(ctx context.Context, log audit.Log) ([]T, uint64, error)) error {
+	if a.cfg.Audit == nil {
+		return badRequest("this server does not read the event log: at and at_seq are not served")
+	}
+	if r.URL.Query().Has("page_token") {
+		return badRequest("page_token does not go with at or at_seq: a list as it was comes whole")
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	items, seq, err := read(ctx, a.cfg.Audit)
+	if err != nil {
+		return err
+	}
+	w.Header().Set(AsOfSequenceHeader, strconv.FormatUint(seq, 10))
+	writeJSON(w, http.StatusOK, items)
+	return nil
+}
+
+// appConfig answers GET /v1/apps/{app}/config: the effective
+// configuration with the provenance of each parameter, now or at a point.
+func (a *api) appConfig(w http.ResponseWriter, r *http.Request, app string) error {
+	p, err := point(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	config, err := audit.Provenance(ctx, a.cfg.Audit, app, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, config)
+	return nil
+}
+
+// paramHistory answers GET /v1/apps/{app}/config/{param}/history: every
+// event that set or kept one parameter, oldest first.
+func (a *api) paramHistory(w http.ResponseWriter, r *http.Request, app string) error {
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	config, err := audit.Provenance(ctx, a.cfg.Audit, app, audit.Point{})
+	if err != nil {
+		return err
+	}
+	history, err := config.Blame(r.PathValue("param"))
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	writeJSON(w, http.StatusOK, history)
+	return nil
 }

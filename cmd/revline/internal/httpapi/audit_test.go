@@ -3,11 +3,14 @@ package httpapi_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/revline/revline/cmd/revline/internal/httpapi"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections/audit"
 )
 
@@ -175,5 +178,89 @@ func TestAuditStreamSendsTheLogThenWhatHappens(t *testing.T) {
 	resumed := openStream(t, s, "app=web&type=app.scaled", "Last-Event-ID", id)
 	if id3, again := resumed.next(); id3 != id2 || again.Summary != second.Summary {
 		t.Fatalf("resumed after %s: id %q, %+v; want %s", id, id3, again, id2)
+	}
+}
+
+func TestProvenanceTimeTravelAndDiff(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	auditHistory(t, s) // web: v1, v2, scale to min 2, rollback to v1
+
+	config := ok[audit.Config](t, s.do(t, "GET", "/v1/apps/web/config", nil), http.StatusOK)
+	var minimum audit.Setting
+	for _, p := range config.Params {
+		if p.Param == "min_concurrency" {
+			minimum = p
+		}
+	}
+	if config.Number != 1 || minimum.Value != "2" || minimum.Source.How != "inherited from v2 on rollback to v1" || minimum.Source.Message != "v2 is slow" ||
+		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "carol" {
+		t.Fatalf("config: v%d, min_concurrency %+v, origin %+v", config.Number, minimum, minimum.Origin)
+	}
+	history := ok[[]audit.Setting](t, s.do(t, "GET", "/v1/apps/web/config/min_concurrency/history", nil), http.StatusOK)
+	if len(history) != 4 || history[2].Source.How != "scale" {
+		t.Fatalf("min_concurrency history: %+v", history)
+	}
+	problem(t, s.do(t, "GET", "/v1/apps/web/config/min-concurrency/history", nil), http.StatusBadRequest, "bad_request")
+	problem(t, s.do(t, "GET", "/v1/apps/nobody/config", nil), http.StatusNotFound, "app_not_found")
+
+	// The revisions when v2 had just been deployed, and the config then.
+	before := ok[audit.Config](t, s.do(t, "GET", "/v1/apps/web/config?at_seq=6", nil), http.StatusOK)
+	if before.Number != 2 || before.Sequence != 6 {
+		t.Fatalf("config at 6: v%d at %d", before.Number, before.Sequence)
+	}
+	r := s.do(t, "GET", "/v1/apps/web/revisions?at_seq=6", nil)
+	then := ok[[]map[string]any](t, r, http.StatusOK)
+	if len(then) != 2 || then[0]["number"] != 2.0 || then[0]["current"] != true || then[0]["min_concurrency"] != 0.0 || r.header.Get(httpapi.AsOfSequenceHeader) != "6" {
+		t.Fatalf("revisions at 6: %v (as of %s)", then, r.header.Get(httpapi.AsOfSequenceHeader))
+	}
+	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at=1h+ago", nil), http.StatusNotFound, "app_not_found")
+	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at=someday", nil), http.StatusBadRequest, "bad_request")
+	problem(t, s.do(t, "GET", "/v1/apps/web/revisions?at_seq=6&page_token=x", nil), http.StatusBadRequest, "bad_request")
+
+	// A runner up then terminated: listed as it was at the first report.
+	runnerID := "01a20000-0000-7000-a000-000000000001"
+	up := s.execute(t, "web", events.ReportRunner{RunnerID: runnerID, RevisionID: before.Revision, State: events.RunnerIdle, PID: 42, Port: 9000})
+	s.execute(t, "web", events.ReportRunner{RunnerID: runnerID, RevisionID: before.Revision, State: events.RunnerTerminated})
+	live := ok[[]map[string]any](t, s.do(t, "GET", "/v1/apps/web/runners", nil), http.StatusOK)
+	atUp := ok[[]map[string]any](t, s.do(t, "GET", fmt.Sprintf("/v1/apps/web/runners?at_seq=%d", up.LastSequence), nil), http.StatusOK)
+	if len(live) != 0 || len(atUp) != 1 || atUp[0]["state"] != "idle" || atUp[0]["pid"] != 42.0 {
+		t.Fatalf("runners now %v; at %d %v", live, up.LastSequence, atUp)
+	}
+
+	diff := ok[map[string]any](t, s.do(t, "GET", "/v1/apps/web/diff?a=v2&b=v1", nil), http.StatusOK)
+	changes, _ := diff["changes"].([]any)
+	if len(changes) != 1 || changes[0].(map[string]any)["field"] != "message" {
+		t.Fatalf("diff v2 v1: %v", diff)
+	}
+	problem(t, s.do(t, "GET", "/v1/apps/web/diff?a=v2", nil), http.StatusBadRequest, "bad_request")
+	problem(t, s.do(t, "GET", "/v1/apps/web/diff?a=v2&b=v9", nil), http.StatusNotFound, "revision_not_found")
+}
+
+// A server shutting down ends its event streams (http.Server.Shutdown
+// would wait for them otherwise).
+func TestCloseStreamsEndsTheAuditStream(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	auditHistory(t, s)
+	stream := openStream(t, s, "app=web&type=app.scaled")
+	if _, e := stream.next(); e.Type != "app.scaled" {
+		t.Fatalf("first event: %+v", e)
+	}
+	s.handler.CloseStreams()
+	for stream.scan.Scan() {
+		if line := stream.scan.Text(); strings.HasPrefix(line, "data: ") {
+			t.Fatalf("an event after CloseStreams: %s", line)
+		}
+	}
+	if err := stream.scan.Err(); err != nil {
+		t.Fatalf("the stream ended with %v, want its end", err)
+	}
+	// Streams opened afterwards end at once, with no event.
+	late := openStream(t, s, "app=web")
+	for late.scan.Scan() {
+		if line := late.scan.Text(); strings.HasPrefix(line, "data: ") {
+			t.Fatalf("an event on a stream opened after CloseStreams: %s", line)
+		}
 	}
 }

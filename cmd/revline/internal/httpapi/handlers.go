@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -46,6 +49,16 @@ func (a *api) listApps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) listRevisions(w http.ResponseWriter, r *http.Request, app string) error {
+	p, err := point(r)
+	if err != nil {
+		return err
+	}
+	if p != (audit.Point{}) {
+		return listAt(a, w, r, func(ctx context.Context, log audit.Log) ([]projections.RevisionView, uint64, error) {
+			then, err := audit.RevisionsAt(ctx, log, app, p)
+			return then.Revisions, then.Sequence, err
+		})
+	}
 	seq, page, err := listParams(r)
 	if err != nil {
 		return err
@@ -75,6 +88,31 @@ func (a *api) getRevision(w http.ResponseWriter, r *http.Request, app string) er
 	return nil
 }
 
+// diffRevisions answers GET /v1/apps/{app}/diff?a=REV&b=REV: what
+// differs from revision a to revision b.
+func (a *api) diffRevisions(w http.ResponseWriter, r *http.Request, app string) error {
+	refA, refB := r.URL.Query().Get("a"), r.URL.Query().Get("b")
+	if refA == "" || refB == "" {
+		return badRequest("diff needs two revisions: a and b (a number such as v3, an id or a unique id prefix)")
+	}
+	seq, err := minSequence(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	revA, err := a.cfg.Reader.Revision(ctx, app, refA, seq)
+	if err != nil {
+		return err
+	}
+	revB, err := a.cfg.Reader.Revision(ctx, app, refB, seq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, projections.Diff(app, revA, revB))
+	return nil
+}
+
 func (a *api) listRunners(w http.ResponseWriter, r *http.Request, app string) error {
 	seq, page, err := listParams(r)
 	if err != nil {
@@ -85,6 +123,16 @@ func (a *api) listRunners(w http.ResponseWriter, r *http.Request, app string) er
 	filter, err := queryapi.ParseRunnerFilter(r.URL.Query().Get("state"))
 	if err != nil {
 		return badRequest(err.Error())
+	}
+	p, err := point(r)
+	if err != nil {
+		return err
+	}
+	if p != (audit.Point{}) {
+		return listAt(a, w, r, func(ctx context.Context, log audit.Log) ([]projections.RunnerView, uint64, error) {
+			then, err := audit.RunnersAt(ctx, log, app, p)
+			return slices.DeleteFunc(then.Runners, func(r projections.RunnerView) bool { return !filter.Keeps(r) }), then.Sequence, err
+		})
 	}
 	ctx, cancel := requestContext(r, false)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
@@ -33,6 +34,9 @@ const (
 	// the page_token query parameter. The Link header (rel="next") gives
 	// the same as a URL.
 	NextPageTokenHeader = "X-Revline-Next-Page-Token"
+	// AsOfSequenceHeader, on a revision list as it was (at, at_seq), is
+	// the sequence of the app's last event up to that point.
+	AsOfSequenceHeader = "X-Revline-As-Of-Sequence"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -121,16 +125,32 @@ func (c Config) Validate() error {
 type api struct {
 	cfg Config
 	mux *http.ServeMux
+	// closing is closed by CloseStreams.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// Handler is the API's http.Handler.
+type Handler interface {
+	http.Handler
+	// CloseStreams ends the event streams (GET /v1/audit/stream) being
+	// served, and those that start later: http.Server.Shutdown waits for
+	// requests to end, and a stream would not (give it to the server's
+	// RegisterOnShutdown).
+	CloseStreams()
+}
+
+// CloseStreams implements Handler.
+func (a *api) CloseStreams() { a.closeOnce.Do(func() { close(a.closing) }) }
 
 // NewHandler checks cfg and returns the API's handler. It returns an error
 // naming each missing required setting.
-func NewHandler(cfg Config) (http.Handler, error) {
+func NewHandler(cfg Config) (Handler, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &api{cfg: cfg, mux: http.NewServeMux()}
+	a := &api{cfg: cfg, mux: http.NewServeMux(), closing: make(chan struct{})}
 	a.routes()
 	return a, nil
 }
@@ -150,11 +170,14 @@ func (a *api) routes() {
 	if a.cfg.Audit != nil {
 		m.HandleFunc("GET /v1/audit", a.auditPage)
 		m.HandleFunc("GET /v1/audit/stream", a.auditStream)
+		m.HandleFunc("GET /v1/apps/{app}/config", a.app(a.appConfig))
+		m.HandleFunc("GET /v1/apps/{app}/config/{param}/history", a.app(a.paramHistory))
 	}
 	m.HandleFunc("GET /v1/apps", a.listApps)
 	m.HandleFunc("GET /v1/apps/{app}/revisions", a.app(a.listRevisions))
 	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", a.app(a.getRevision))
 	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", a.app(a.deleteRevision))
+	m.HandleFunc("GET /v1/apps/{app}/diff", a.app(a.diffRevisions))
 	m.HandleFunc("GET /v1/apps/{app}/runners", a.app(a.listRunners))
 	m.HandleFunc("GET /v1/apps/{app}/runners/{runner}/logs", a.app(a.runnerLogs))
 	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/stop", a.app(a.stopRunner(false)))

@@ -10,6 +10,7 @@ import (
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -107,6 +108,7 @@ func classify(err error) (Problem, bool) {
 		tooLarge    *http.MaxBytesError
 		rej         *events.Rejection
 		queryErr    *queryapi.Error
+		noHistory   *audit.NoHistoryError
 	)
 	switch {
 	case errors.As(err, &invalidName):
@@ -119,6 +121,8 @@ func classify(err error) (Problem, bool) {
 		return newProblem(statusForCode(rej.Code, http.StatusConflict), rej.Code, rej.Message), false
 	case errors.As(err, &queryErr):
 		return newProblem(statusForCode(queryErr.Code, http.StatusInternalServerError), queryErr.Code, queryErr.Message), false
+	case errors.As(err, &noHistory):
+		return newProblem(http.StatusNotFound, aggregates.CodeAppNotFound, err.Error()), false
 	case errors.Is(err, aggregates.ErrRevisionNotFound):
 		return newProblem(http.StatusNotFound, aggregates.CodeRevisionNotFound, err.Error()), false
 	case errors.Is(err, aggregates.ErrAmbiguousRevision):

@@ -35,6 +35,7 @@ type stack struct {
 	model  *projections.RevisionHistory
 	// observed receives a value each time the metrics saw an outcome.
 	observed chan struct{}
+	handler  httpapi.Handler
 }
 
 // newStack starts a stack that lives until the test ends; configure may
@@ -102,6 +103,7 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.handler = h
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	s.url = hs.URL

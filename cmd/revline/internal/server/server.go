@@ -314,6 +314,7 @@ func Run(ctx context.Context, cfg Config) error {
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 	}
 	httpServer.RegisterOnShutdown(dash.Close) // open pages' live streams end
+	httpServer.RegisterOnShutdown(api.CloseStreams)
 	// The gateway has no read or write timeout: uploads, streamed answers
 	// and long requests are the runners' business, bounded by each app's
 	// request_timeout.
