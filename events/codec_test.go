@@ -673,3 +673,23 @@ func FuzzDecodeCommandMsg(f *testing.F) {
 		}
 	})
 }
+
+// An event written by a newer version, with a field this one does not
+// know, still reads: events are facts, and refusing one would make the
+// app's whole history unreadable after a rollback of the binary. A command
+// with an unknown field is refused: it is a misspelt parameter.
+func TestEventsSkipUnknownFieldsCommandsRefuseThem(t *testing.T) {
+	t.Parallel()
+	payload, err := msgpack.Marshal(map[string]any{"revision_id": "r1", "reason": "boom", "added_later": 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := events.NewRegistry()
+	ev, err := r.DecodeEvent(events.TypeRevisionFailed, payload)
+	if err != nil || ev.(events.RevisionFailed).Reason != "boom" {
+		t.Fatalf("event with an added field: %+v, %v", ev, err)
+	}
+	if _, err := r.DecodeCommand(events.CmdFailDeploy, "", payload); err == nil {
+		t.Fatal("a command with an unknown field was accepted")
+	}
+}

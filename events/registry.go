@@ -101,10 +101,14 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// DecodeEvent decodes a msgpack event payload of the named type.
+// DecodeEvent decodes a msgpack event payload of the named type. Fields
+// it does not know are skipped: an event is a fact a newer version may
+// have written with fields added since (every added field is optional), and
+// a reader that refused it would find the app's whole history unreadable
+// after a rollback of the binary. Commands stay strict (DecodeCommand).
 // It returns an *UnknownTypeError for an unregistered name.
 func (r *Registry) DecodeEvent(name string, data []byte) (Event, error) {
-	return r.decodeEvent(name, data, unmarshalMsgpack, "")
+	return r.decodeEvent(name, data, unmarshalEventMsgpack, "")
 }
 
 func (r *Registry) decodeEvent(name string, data []byte, unmarshal func([]byte, any) error, from string) (Event, error) {
@@ -120,8 +124,10 @@ func (r *Registry) decodeEvent(name string, data []byte, unmarshal func([]byte, 
 }
 
 // DecodeEventJSON decodes an event of the named type from its JSON form
-// (docs/bus.md §6), as exports of the log write it. Unknown fields are
-// refused. It returns an *UnknownTypeError for an unregistered name.
+// (docs/bus.md §6), as exports of the log write it. Unlike DecodeEvent it
+// refuses unknown fields: it checks an export, where a field this version
+// does not know is a mistake to report. It returns an *UnknownTypeError for
+// an unregistered name.
 func (r *Registry) DecodeEventJSON(name string, data []byte) (Event, error) {
 	return r.decodeEvent(name, data, unmarshalJSON, " from JSON")
 }
@@ -185,20 +191,9 @@ func Unmarshal(contentType string, data []byte, v any) error {
 	return unmarshal(data, v)
 }
 
-func unmarshalMsgpack(data []byte, v any) error {
-	if len(data) == 0 {
-		return fmt.Errorf("empty payload")
-	}
-	dec := msgpack.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.PeekCode(); err == nil {
-		return fmt.Errorf("trailing data after msgpack value")
-	}
-	return nil
-}
+func unmarshalMsgpack(data []byte, v any) error { return decodeMsgpack(data, v, true) }
+
+func unmarshalEventMsgpack(data []byte, v any) error { return decodeMsgpack(data, v, false) }
 
 func unmarshalJSON(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -209,6 +204,23 @@ func unmarshalJSON(data []byte, v any) error {
 	// More() misses a stray closing '}' or ']'; only the end of input will do.
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}
+
+// decodeMsgpack decodes one msgpack value, and nothing after it; strict
+// refuses fields v does not have.
+func decodeMsgpack(data []byte, v any, strict bool) error {
+	if len(data) == 0 {
+		return fmt.Errorf("empty payload")
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields(strict)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.PeekCode(); err == nil {
+		return fmt.Errorf("trailing data after msgpack value")
 	}
 	return nil
 }
