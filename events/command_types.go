@@ -1,5 +1,7 @@
 package events
 
+import "github.com/google/uuid"
+
 // Command is the payload of a request to change an app. CommandType returns
 // its stable wire name, the last token of the command's subject.
 type Command interface {
@@ -37,6 +39,19 @@ type Deploy struct {
 	Strategy    Strategy          `msgpack:"strategy,omitempty" json:"strategy,omitempty"`
 	Message     string            `msgpack:"message,omitempty" json:"message,omitempty"`
 	Annotations map[string]string `msgpack:"annotations,omitempty" json:"annotations,omitempty"`
+}
+
+// revisionNamespace scopes the revision ids derived from command ids.
+var revisionNamespace = uuid.MustParse("b3e2f1c4-5d6a-4b7c-8e9f-0a1b2c3d4e5f")
+
+// RevisionIDFor returns the id of the revision a deploy with command id
+// commandID creates when it names none: derived from it, so that a retried
+// deploy (the same command) names the same revision, and random from its
+// first character (a UUID v5), so that an 8-character prefix tells
+// revisions apart in practice, unlike UUID v7s made within a minute of
+// each other.
+func RevisionIDFor(commandID string) string {
+	return uuid.NewSHA1(revisionNamespace, []byte(commandID)).String()
 }
 
 // SetRevision points the app's alias at an existing Deployed revision

@@ -550,7 +550,7 @@ func assignIDs(cmd *events.CommandEnvelope) {
 	switch c := cmd.Command.(type) {
 	case events.Deploy:
 		if c.RevisionID == "" {
-			c.RevisionID = uuid.Must(uuid.NewV7()).String()
+			c.RevisionID = events.RevisionIDFor(cmd.CommandID)
 			cmd.Command = c
 		}
 	case events.Rollout:

@@ -51,17 +51,6 @@ func CommandID(app, idempotencyKey string) string {
 	return uuid.NewSHA1(idempotencyNamespace, []byte(app+"/"+idempotencyKey)).String()
 }
 
-// revisionNamespace scopes the revision ids derived from command ids.
-var revisionNamespace = uuid.MustParse("b3e2f1c4-5d6a-4b7c-8e9f-0a1b2c3d4e5f")
-
-// RevisionID returns the id of the revision a deploy with command id
-// commandID creates: derived from it, so that a retried deploy (the same
-// command) names the same revision, and random from its first character
-// (a UUID v5), so that an 8-character prefix tells revisions apart in
-// practice, unlike UUID v7s made within a minute of each other.
-func RevisionID(commandID string) string {
-	return uuid.NewSHA1(revisionNamespace, []byte(commandID)).String()
-}
 
 // execute sends cmd for app and returns its outcome; a rejected command is
 // returned as its *events.Rejection. A deploy without a revision id gets
@@ -69,7 +58,7 @@ func RevisionID(commandID string) string {
 func (c *Control) execute(ctx context.Context, app string, cmd events.Command, idempotencyKey string) (events.Outcome, error) {
 	commandID := CommandID(app, idempotencyKey)
 	if d, ok := cmd.(events.Deploy); ok && d.RevisionID == "" {
-		d.RevisionID = RevisionID(commandID)
+		d.RevisionID = events.RevisionIDFor(commandID)
 		cmd = d
 	}
 	env := events.NewCommand(app, cmd, events.Metadata{Actor: c.Actor})

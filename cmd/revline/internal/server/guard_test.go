@@ -53,8 +53,6 @@ func TestServeStopsWritingWhileTheLogDrifted(t *testing.T) {
 		}
 		return info.State.LastSeq
 	}
-	before := lastSeq()
-
 	tampered := events.EventStreamConfig(1)
 	tampered.Discard, tampered.MaxMsgs = jetstream.DiscardOld, 1
 	if _, err := js.UpdateStream(ctx, tampered); err != nil {
@@ -69,6 +67,8 @@ func TestServeStopsWritingWhileTheLogDrifted(t *testing.T) {
 	if !strings.Contains(body, events.EventStreamName) {
 		t.Errorf("healthz does not name the stream: %s", body)
 	}
+	// From here on nothing may be written (a runner's report included).
+	before := lastSeq()
 
 	scaled := make(chan string, 1)
 	go func() {
