@@ -189,8 +189,9 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	}
 
 	do(t, ctx, "open the history", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/web/history"))
+	// In the words of `revline audit` (audit.Summary).
 	waitFor(t, ctx, "the history shows the rollback by the dashboard", `[...document.querySelectorAll('#history li[data-type="app.current_revision_set"]')].some(li =>
-		li.querySelector('.actor').textContent === 'dashboard' && li.querySelector('.what').textContent.includes('Rolled back') && li.textContent.includes('latency regression'))`)
+		li.querySelector('.actor').textContent === 'dashboard' && li.querySelector('.what').textContent === 'rolled back to v1 (runtime params kept from v2): "latency regression"')`)
 	waitFor(t, ctx, "the history shows the CLI's deploys by alice", `[...document.querySelectorAll('#history li[data-type="revision.created"]')].filter(li =>
 		li.querySelector('.actor').textContent === 'alice').length === 2`)
 }

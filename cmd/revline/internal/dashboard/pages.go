@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -346,22 +348,27 @@ func (d *Dashboard) historyPage(w http.ResponseWriter, r *http.Request, app stri
 		return err
 	}
 	data := historyData{appPage: ap, RunnerReports: r.URL.Query().Get("runners") == "1"}
-	for _, env := range slices.Backward(h.events) {
+	// Each event is summarised against its app as it was just before it,
+	// as `revline audit` does.
+	state := aggregates.App{Name: app}
+	for _, env := range h.events {
 		if env.Event == nil {
 			continue
 		}
+		summary := audit.Summary(state, env)
+		state = aggregates.Evolve(state, env)
 		if env.Type == events.TypeRunnerStateChanged && !data.RunnerReports {
 			data.Hidden++
 			continue
 		}
-		if len(data.Entries) == maxHistory {
-			data.Older++
-			continue
-		}
 		data.Entries = append(data.Entries, historyEntry{
-			Sequence: env.Sequence, At: env.OccurredAt, Actor: env.Actor, Type: env.Type,
-			Summary: Summary(env, h.numbers),
+			Sequence: env.Sequence, At: env.OccurredAt, Actor: env.Actor, Type: env.Type, Summary: summary,
 		})
+	}
+	slices.Reverse(data.Entries)
+	if len(data.Entries) > maxHistory {
+		data.Older = len(data.Entries) - maxHistory
+		data.Entries = data.Entries[:maxHistory]
 	}
 	d.render(w, http.StatusOK, "history", page{Title: app + " · History", App: app, Tab: "history", After: at, Now: time.Now(), Data: data})
 	return nil
