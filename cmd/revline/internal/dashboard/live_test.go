@@ -69,6 +69,9 @@ func TestLiveUpdates(t *testing.T) {
 	waitFor(t, ctx, "the apps page is live", `document.getElementById('conn').dataset.state === 'live'`)
 	s.deploy("api", runnerBin)
 	waitFor(t, ctx, "a new app appears", `!!document.querySelector('#apps tr[data-app="api"] .badge-deployed')`)
+	if current := eval[string](t, ctx, `document.querySelector('#apps tr[data-app="web"] td[data-label="Current revision"]').textContent.trim()`); current != "v2 "+slow[:13] {
+		t.Errorf("the apps page shows web's current revision as %q; want v2 and its short id", current)
+	}
 }
 
 // TestRunnersAndRollout shows a request in flight on the runners page,
@@ -83,6 +86,9 @@ func TestRunnersAndRollout(t *testing.T) {
 	do(t, ctx, "open the runners page", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/web/runners"))
 	waitFor(t, ctx, "a runner is up", `[...document.querySelectorAll('#runners tbody tr')].some(tr => ['idle', 'running'].includes(tr.querySelector('.state').textContent))`)
 	first := eval[string](t, ctx, `document.querySelector('#runners tbody tr').dataset.runner`)
+	if rev := eval[string](t, ctx, `document.querySelector('#runners tbody tr td[data-label=Revision] .rev').textContent`); rev != "v1" {
+		t.Errorf("the runner's revision shows as %q; want v1", rev)
+	}
 	if uptime := eval[string](t, ctx, `document.querySelector('#runners time[data-rel=since]').title`); !strings.HasPrefix(uptime, "up since ") {
 		t.Errorf("uptime hover text %q", uptime)
 	}
