@@ -165,7 +165,7 @@ func (d *Dashboard) rollbackPreview(w http.ResponseWriter, r *http.Request, app 
 	if err != nil {
 		return err
 	}
-	state := aggregates.Fold(app, h.events)
+	state := aggregates.Fold(app, h)
 	p := preview{App: app, Target: rev.RevisionID, TargetNumber: rev.Number, Current: state.Current}
 	if current, ok := state.Revisions[state.Current]; ok {
 		p.CurrentNumber = current.Number

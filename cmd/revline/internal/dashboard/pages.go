@@ -72,38 +72,13 @@ func (d *Dashboard) readAt(ctx context.Context, r *http.Request) (uint64, error)
 	return end, nil
 }
 
-// history is one app's event log as the pages use it.
-type history struct {
-	events []events.Envelope
-}
-
-func (d *Dashboard) history(ctx context.Context, app string) (history, error) {
+// history returns the app's event log.
+func (d *Dashboard) history(ctx context.Context, app string) ([]events.Envelope, error) {
 	envs, err := d.cfg.Events.Load(ctx, app, 0)
 	if err != nil {
-		return history{}, fmt.Errorf("reading the history of %q: %w", app, err)
+		return nil, fmt.Errorf("reading the history of %q: %w", app, err)
 	}
-	return history{events: envs}, nil
-}
-
-// lastChangeBy returns who caused the app's last event other than a
-// runner report: the actor of the first event of the same user action
-// (correlation id), so that a deploy's switch, which the runner worker
-// records, is the deployer's.
-func (h history) lastChangeBy() string {
-	for _, env := range slices.Backward(h.events) {
-		if env.Event == nil || env.Type == events.TypeRunnerStateChanged {
-			continue
-		}
-		if env.CorrelationID != "" {
-			for _, first := range h.events {
-				if first.CorrelationID == env.CorrelationID {
-					return first.Actor
-				}
-			}
-		}
-		return env.Actor
-	}
-	return ""
+	return envs, nil
 }
 
 // appRow is one app on the apps page.
@@ -112,7 +87,6 @@ type appRow struct {
 	CurrentNumber uint64
 	Status        string
 	Runners       []stateCount
-	ChangedBy     string
 }
 
 // stateCount is how many runners are in one state.
@@ -145,10 +119,6 @@ func (d *Dashboard) apps(ctx context.Context, r *http.Request) ([]appRow, uint64
 	}
 	rows := make([]appRow, 0, len(apps))
 	for _, app := range apps {
-		h, err := d.history(ctx, app.Name)
-		if err != nil {
-			return nil, 0, err
-		}
 		revs, err := d.revisions(ctx, app.Name, at)
 		if err != nil {
 			return nil, 0, err
@@ -159,7 +129,7 @@ func (d *Dashboard) apps(ctx context.Context, r *http.Request) ([]appRow, uint64
 		}
 		rows = append(rows, appRow{
 			AppView: app, CurrentNumber: currentNumber(revs), Status: appStatus(app, revs),
-			Runners: countByState(runners), ChangedBy: h.lastChangeBy(),
+			Runners: countByState(runners),
 		})
 	}
 	return rows, at, nil
@@ -314,7 +284,7 @@ func (d *Dashboard) runnersPage(w http.ResponseWriter, r *http.Request, app stri
 		return err
 	}
 	data := runnersData{appPage: ap, Runners: runners, Numbers: numbers}
-	for _, env := range slices.Backward(h.events) {
+	for _, env := range slices.Backward(h) {
 		if ev, ok := env.Event.(events.RolloutRequested); ok {
 			ro, err := d.cfg.Reader.Rollout(ctx, app, ev.RolloutID, at)
 			if err != nil {
@@ -395,7 +365,7 @@ func (d *Dashboard) historyPage(w http.ResponseWriter, r *http.Request, app stri
 	// Each event is summarised against its app as it was just before it,
 	// as `revline audit` does.
 	state := aggregates.App{Name: app}
-	for _, env := range h.events {
+	for _, env := range h {
 		if env.Event == nil {
 			continue
 		}
