@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
 )
 
 // TestLiveUpdates keeps a versions page open while the CLI deploys: a
@@ -100,18 +102,9 @@ func TestRunnersAndRollout(t *testing.T) {
 
 	// A request in flight through the gateway shows on the runner: live
 	// state the page asks for, not an event.
-	reqCtx, cancelReq := context.WithCancel(t.Context())
-	slowDone := make(chan struct{})
-	go func() {
-		defer close(slowDone)
-		req, _ := http.NewRequestWithContext(reqCtx, http.MethodGet, s.addrs.GatewayURL+"/apps/web/slow?ms=120000", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
+	release := s.holdRequest("web")
 	waitFor(t, ctx, "the runner shows one request in flight", `[...document.querySelectorAll('#runners td[data-label="In flight"]')].some(td => td.textContent === '1')`)
-	cancelReq()
-	<-slowDone
+	release()
 	waitFor(t, ctx, "the request is over", `[...document.querySelectorAll('#runners td[data-label="In flight"]')].every(td => td.textContent === '0')`)
 
 	click(t, ctx, `button[data-action=rollout][data-force=false]`)
@@ -123,6 +116,50 @@ func TestRunnersAndRollout(t *testing.T) {
 	req := lastEvent(t, s.history("web"), events.TypeRolloutRequested)
 	if req.Actor != "dashboard" || req.Event.(events.RolloutRequested).Force {
 		t.Errorf("rollout requested as %+v by %q; want a graceful one by dashboard", req.Event, req.Actor)
+	}
+}
+
+// TestRunnersOfADeletedRevision keeps a runner of v1 draining a request
+// after a deploy of v2, then deletes v1: the runner still shows its
+// revision's number, which the list of revisions no longer has.
+func TestRunnersOfADeletedRevision(t *testing.T) {
+	t.Parallel()
+	s := serve(t)
+	rev1, _ := s.deploy("web", runnerBin)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// The gateway learns of the runner from the log, a moment after the
+	// deploy's answer.
+	testsupport.Eventually(ctx, t, "the gateway routes to v1's runner", func() bool {
+		resp, err := http.Get(s.addrs.GatewayURL + "/apps/web/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	release := s.holdRequest("web")
+	defer release()
+	testsupport.Eventually(ctx, t, "the request is in flight on v1's runner", func() bool {
+		_, stdout, _ := s.revline("apps", "runners", "web", "-o", "json")
+		return strings.Contains(stdout, `"in_flight": 1`)
+	})
+	s.deploy("web", runnerBin, "--message", "second")
+	if code, stdout, stderr := s.revline("apps", "delete-rev", "web", "v1"); code != 0 {
+		t.Fatalf("delete v1: exit %d, %s %s", code, stdout, stderr)
+	}
+
+	resp, err := http.Get(s.addrs.HTTPURL + "/ui/apps/web/runners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("runners page: %d, %v", resp.StatusCode, err)
+	}
+	if want := fmt.Sprintf(`<span class="rev">v1</span> <code title="%s">`, rev1); !strings.Contains(string(page), want) {
+		t.Errorf("the runners page does not name the draining runner's deleted revision as v1 (%s):\n%s", want, page)
 	}
 }
 

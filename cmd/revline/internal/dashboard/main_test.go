@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -169,6 +170,21 @@ func (s *stack) history(app string) []events.Envelope {
 		s.t.Fatal(err)
 	}
 	return envs
+}
+
+// holdRequest sends app a request through the gateway that its runner
+// holds for two minutes; the function it returns ends the request.
+func (s *stack) holdRequest(app string) (release func()) {
+	ctx, cancel := context.WithCancel(s.t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.addrs.GatewayURL+"/apps/"+app+"/slow?ms=120000", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // tab opens a browser tab for the test, or skips the test when there is
