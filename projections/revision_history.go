@@ -37,6 +37,7 @@ type appRecord struct {
 	code      events.CodeParams // effective code of the current revision
 	suspended bool
 	updatedAt time.Time
+	updatedBy string
 	revisions map[string]*revisionRecord
 	runners   map[string]*RunnerView
 	rollouts  map[string]*RolloutView
@@ -168,6 +169,7 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 	}
 	if _, runnerReport := env.Event.(events.RunnerStateChanged); !runnerReport {
 		app.updatedAt = env.OccurredAt
+		app.updatedBy = app.requester(env)
 	}
 	// rev returns the named revision or a throwaway one, so that an event
 	// about an unknown revision changes nothing.
@@ -401,10 +403,43 @@ func (m *RevisionHistory) LastSwitch(appName string) (SwitchView, bool) {
 	return sw, true
 }
 
+// requester is who asked for what env records (AppView.UpdatedBy), from
+// the app as it was before env.
+func (a *appRecord) requester(env events.Envelope) string {
+	var by string
+	switch ev := env.Event.(type) {
+	case events.RevisionDeployed:
+		by = a.createdBy(ev.RevisionID)
+	case events.RevisionFailed:
+		by = a.createdBy(ev.RevisionID)
+	case events.CurrentRevisionSet:
+		if ev.Reason == "deploy" {
+			by = a.createdBy(ev.To)
+		}
+	case events.RolloutCompleted:
+		if ro, ok := a.rollouts[ev.RolloutID]; ok {
+			by = ro.RequestedBy
+		}
+	}
+	if by == "" {
+		return env.Actor
+	}
+	return by
+}
+
+// createdBy is who asked for revision id, "" if the app has no such
+// revision.
+func (a *appRecord) createdBy(id string) string {
+	if r, ok := a.revisions[id]; ok {
+		return r.createdBy
+	}
+	return ""
+}
+
 func (a *appRecord) view() AppView {
 	v := AppView{
 		Name: a.name, CurrentRevision: a.current, RuntimeParams: a.runtime,
-		Suspended: a.suspended, UpdatedAt: a.updatedAt,
+		Suspended: a.suspended, UpdatedAt: a.updatedAt, UpdatedBy: a.updatedBy,
 	}
 	for _, r := range a.revisions {
 		if !r.deleted {

@@ -295,6 +295,40 @@ func TestAppsListsEveryAppByName(t *testing.T) {
 	})
 }
 
+// An app's last change is the doing of whoever asked for it: what the
+// runner worker reports of a deploy or a rollout is the requester's, a
+// runner report is no change.
+func TestAppSaysWhoChangedItLast(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, f *fixture) {
+		model := f.live()
+		by := func() string {
+			t.Helper()
+			return mustApp(t, f.caughtUp(model), "web").UpdatedBy
+		}
+		steps := []struct {
+			what string
+			do   func()
+			want string
+		}{
+			{"a deploy, completed by the worker", func() { f.deploy("web", rev1, "alice", codeSmall, runtimeA) }, "alice"},
+			{"a scale", func() { f.scale("web", "carol", runtimeB) }, "carol"},
+			{"a runner report", func() { f.runner("web", "r1", rev1, events.RunnerRunning, 10, 8000) }, "carol"},
+			{"a rollout's request", func() { f.rollout("web", "ro1", false) }, "alice"},
+			{"a rollout's end, reported by the worker", func() { f.scale("web", "carol", runtimeC); f.completeRollout("web", "ro1", false, 1, 0) }, "alice"},
+			{"a failed deploy, reported by the worker", func() { f.create("web", rev2, "bob", codeLarge, runtimeA); f.fail("web", rev2, "exit 1") }, "bob"},
+			{"a rollback", func() { f.deploy("web", rev3, "alice", codeSmall, runtimeA); f.setRev("web", rev1, "dave") }, "dave"},
+			{"a delete", func() { f.deleteRev("web", rev2, "erin") }, "erin"},
+		}
+		for _, step := range steps {
+			step.do()
+			if got := by(); got != step.want {
+				t.Errorf("after %s, the app was last changed by %q; want %q", step.what, got, step.want)
+			}
+		}
+	})
+}
+
 func TestRunnersView(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, f *fixture) {
@@ -666,7 +700,7 @@ func TestViewsJSONContract(t *testing.T) {
 			"runner_id", "revision_id", "state", "started_at", "updated_at", "pid", "port", "in_flight", "restarts",
 		}},
 		{"app", mustApp(t, model, "demo"), []string{
-			"name", "current_revision", "revisions", "runners", "suspended", "updated_at",
+			"name", "current_revision", "revisions", "runners", "suspended", "updated_at", "updated_by",
 			"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout",
 		}},
 	}

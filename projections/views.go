@@ -26,6 +26,10 @@ type AppView struct {
 	// UpdatedAt is when the app last changed: the time of its last event
 	// other than a runner report.
 	UpdatedAt time.Time `json:"updated_at"`
+	// UpdatedBy is who asked for that change: the event's actor, except
+	// for what a worker reports of someone's request (a deploy's outcome
+	// is the deployer's doing, a rollout's end its requester's).
+	UpdatedBy string `json:"updated_by"`
 }
 
 // RevisionView is one row of `apps list-rev`. Code and runtime parameters

@@ -51,7 +51,6 @@ func CommandID(app, idempotencyKey string) string {
 	return uuid.NewSHA1(idempotencyNamespace, []byte(app+"/"+idempotencyKey)).String()
 }
 
-
 // execute sends cmd for app and returns its outcome; a rejected command is
 // returned as its *events.Rejection. A deploy without a revision id gets
 // RevisionID of its command id.

@@ -81,7 +81,7 @@ func (d *Dashboard) rollback(w http.ResponseWriter, r *http.Request, app string)
 		if res.Status != events.OutcomeAccepted {
 			return res.Message, nil
 		}
-		return fmt.Sprintf("%s now serves revision %s.", app, shortID(res.RevisionID)), nil
+		return fmt.Sprintf("%s now serves revision %s.", app, revision{Number: res.Number, ID: res.RevisionID}), nil
 	})
 }
 
@@ -99,7 +99,7 @@ func (d *Dashboard) deleteRevision(w http.ResponseWriter, r *http.Request, app s
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("Deleted revision %s of %s.", shortID(res.RevisionID), app), nil
+		return fmt.Sprintf("Deleted revision %s of %s.", revision{Number: res.Number, ID: res.RevisionID}, app), nil
 	})
 }
 
@@ -139,9 +139,9 @@ type paramChange struct {
 type preview struct {
 	App           string
 	Target        string
-	TargetNumber  int
+	TargetNumber  uint64
 	Current       string
-	CurrentNumber int
+	CurrentNumber uint64
 	Params        []paramChange
 	// Refusal is the decider's reason when the rollback would be refused.
 	Refusal string
@@ -165,8 +165,11 @@ func (d *Dashboard) rollbackPreview(w http.ResponseWriter, r *http.Request, app 
 	if err != nil {
 		return err
 	}
-	state := aggregates.Fold(app, h.events)
-	p := preview{App: app, Target: rev.RevisionID, TargetNumber: h.numbers[rev.RevisionID], Current: state.Current, CurrentNumber: h.numbers[state.Current]}
+	state := aggregates.Fold(app, h)
+	p := preview{App: app, Target: rev.RevisionID, TargetNumber: rev.Number, Current: state.Current}
+	if current, ok := state.Revisions[state.Current]; ok {
+		p.CurrentNumber = current.Number
+	}
 	decided, err := aggregates.Decide(state, events.SetRevision{RevisionID: rev.RevisionID}, time.Now())
 	var rejection *events.Rejection
 	switch {

@@ -33,8 +33,8 @@ import (
 const DefaultActor = "dashboard"
 
 // EventLog is what the dashboard reads from the event store: one app's
-// history (versions numbers, the rollback preview, the history page), the
-// log as it grows (live updates) and where it ends now.
+// history (the rollback preview, the runners page's last rollout, the
+// history page), the log as it grows (live updates) and where it ends now.
 type EventLog interface {
 	events.AppLoader
 	events.Follower

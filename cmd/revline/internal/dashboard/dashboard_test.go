@@ -15,6 +15,7 @@ import (
 // revisionRow is what the versions page shows of one revision.
 type revisionRow struct {
 	ID       string `json:"id"`
+	Number   string `json:"number"`
 	Current  bool   `json:"current"`
 	Status   string `json:"status"`
 	Reason   string `json:"reason"`
@@ -26,6 +27,7 @@ type revisionRow struct {
 
 const readRevisionRows = `[...document.querySelectorAll('#revisions tbody tr')].map(tr => ({
 	id: tr.dataset.revision,
+	number: tr.querySelector('th .rev')?.textContent ?? '',
 	current: !!tr.querySelector('.badge-current'),
 	status: tr.querySelector('td[data-label=Status] .badge')?.textContent ?? '',
 	reason: tr.querySelector('td[data-label=Status] .reason')?.textContent ?? '',
@@ -100,6 +102,9 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	if rows[0].ID != rev2 || rows[1].ID != rev1 {
 		t.Fatalf("revisions are not newest first: %+v", rows)
 	}
+	if rows[0].Number != "v2" || rows[1].Number != "v1" {
+		t.Errorf("revisions are numbered %q and %q; want the numbers their deploys recorded, v2 and v1", rows[0].Number, rows[1].Number)
+	}
 	if r := row(t, rows, rev2); !r.Current || r.Status != "Deployed" || r.Machine != "GPU-H100" || r.Rollback || r.Delete {
 		t.Errorf("current revision shows %+v; want Current, Deployed, GPU-H100, no Rollback nor Delete", r)
 	}
@@ -119,6 +124,9 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	openRollback()
 	if id := eval[string](t, ctx, `document.activeElement.id`); id != "confirm-reason" {
 		t.Errorf("focus in the rollback dialog is on %q; want the reason field", id)
+	}
+	if text := eval[string](t, ctx, `document.getElementById('confirm').textContent.replace(/\s+/g, ' ')`); !strings.Contains(text, fmt.Sprintf("from v2 %s to v1 %s.", rev2[:13], rev1[:13])) {
+		t.Errorf("the rollback dialog says %q; want it to name both revisions by number and short id", text)
 	}
 	type param struct{ Now, After, Source string }
 	params := eval[map[string]param](t, ctx, `Object.fromEntries([...document.querySelectorAll('#preview-params tbody tr')].map(tr =>
@@ -189,8 +197,9 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	}
 
 	do(t, ctx, "open the history", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/web/history"))
+	// In the words of `revline audit` (audit.Summary).
 	waitFor(t, ctx, "the history shows the rollback by the dashboard", `[...document.querySelectorAll('#history li[data-type="app.current_revision_set"]')].some(li =>
-		li.querySelector('.actor').textContent === 'dashboard' && li.querySelector('.what').textContent.includes('Rolled back') && li.textContent.includes('latency regression'))`)
+		li.querySelector('.actor').textContent === 'dashboard' && li.querySelector('.what').textContent === 'rolled back to v1 (runtime params kept from v2): "latency regression"')`)
 	waitFor(t, ctx, "the history shows the CLI's deploys by alice", `[...document.querySelectorAll('#history li[data-type="revision.created"]')].filter(li =>
 		li.querySelector('.actor').textContent === 'alice').length === 2`)
 }

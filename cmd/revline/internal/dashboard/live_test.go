@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
 )
 
 // TestLiveUpdates keeps a versions page open while the CLI deploys: a
@@ -69,6 +71,14 @@ func TestLiveUpdates(t *testing.T) {
 	waitFor(t, ctx, "the apps page is live", `document.getElementById('conn').dataset.state === 'live'`)
 	s.deploy("api", runnerBin)
 	waitFor(t, ctx, "a new app appears", `!!document.querySelector('#apps tr[data-app="api"] .badge-deployed')`)
+	// The runner worker reported the deploy's end: the change is still
+	// the deployer's.
+	if by := eval[string](t, ctx, `document.querySelector('#apps tr[data-app="api"] td[data-label="Last change"] .actor')?.textContent ?? ''`); by != "alice" {
+		t.Errorf("the apps page says api was last changed by %q; want alice, who deployed it", by)
+	}
+	if current := eval[string](t, ctx, `document.querySelector('#apps tr[data-app="web"] td[data-label="Current revision"]').textContent.trim()`); current != "v2 "+slow[:13] {
+		t.Errorf("the apps page shows web's current revision as %q; want v2 and its short id", current)
+	}
 }
 
 // TestRunnersAndRollout shows a request in flight on the runners page,
@@ -83,24 +93,18 @@ func TestRunnersAndRollout(t *testing.T) {
 	do(t, ctx, "open the runners page", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/web/runners"))
 	waitFor(t, ctx, "a runner is up", `[...document.querySelectorAll('#runners tbody tr')].some(tr => ['idle', 'running'].includes(tr.querySelector('.state').textContent))`)
 	first := eval[string](t, ctx, `document.querySelector('#runners tbody tr').dataset.runner`)
+	if rev := eval[string](t, ctx, `document.querySelector('#runners tbody tr td[data-label=Revision] .rev').textContent`); rev != "v1" {
+		t.Errorf("the runner's revision shows as %q; want v1", rev)
+	}
 	if uptime := eval[string](t, ctx, `document.querySelector('#runners time[data-rel=since]').title`); !strings.HasPrefix(uptime, "up since ") {
 		t.Errorf("uptime hover text %q", uptime)
 	}
 
 	// A request in flight through the gateway shows on the runner: live
 	// state the page asks for, not an event.
-	reqCtx, cancelReq := context.WithCancel(t.Context())
-	slowDone := make(chan struct{})
-	go func() {
-		defer close(slowDone)
-		req, _ := http.NewRequestWithContext(reqCtx, http.MethodGet, s.addrs.GatewayURL+"/apps/web/slow?ms=120000", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
+	release := s.holdRequest("web")
 	waitFor(t, ctx, "the runner shows one request in flight", `[...document.querySelectorAll('#runners td[data-label="In flight"]')].some(td => td.textContent === '1')`)
-	cancelReq()
-	<-slowDone
+	release()
 	waitFor(t, ctx, "the request is over", `[...document.querySelectorAll('#runners td[data-label="In flight"]')].every(td => td.textContent === '0')`)
 
 	click(t, ctx, `button[data-action=rollout][data-force=false]`)
@@ -112,6 +116,50 @@ func TestRunnersAndRollout(t *testing.T) {
 	req := lastEvent(t, s.history("web"), events.TypeRolloutRequested)
 	if req.Actor != "dashboard" || req.Event.(events.RolloutRequested).Force {
 		t.Errorf("rollout requested as %+v by %q; want a graceful one by dashboard", req.Event, req.Actor)
+	}
+}
+
+// TestRunnersOfADeletedRevision keeps a runner of v1 draining a request
+// after a deploy of v2, then deletes v1: the runner still shows its
+// revision's number, which the list of revisions no longer has.
+func TestRunnersOfADeletedRevision(t *testing.T) {
+	t.Parallel()
+	s := serve(t)
+	rev1, _ := s.deploy("web", runnerBin)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// The gateway learns of the runner from the log, a moment after the
+	// deploy's answer.
+	testsupport.Eventually(ctx, t, "the gateway routes to v1's runner", func() bool {
+		resp, err := http.Get(s.addrs.GatewayURL + "/apps/web/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	release := s.holdRequest("web")
+	defer release()
+	testsupport.Eventually(ctx, t, "the request is in flight on v1's runner", func() bool {
+		_, stdout, _ := s.revline("apps", "runners", "web", "-o", "json")
+		return strings.Contains(stdout, `"in_flight": 1`)
+	})
+	s.deploy("web", runnerBin, "--message", "second")
+	if code, stdout, stderr := s.revline("apps", "delete-rev", "web", "v1"); code != 0 {
+		t.Fatalf("delete v1: exit %d, %s %s", code, stdout, stderr)
+	}
+
+	resp, err := http.Get(s.addrs.HTTPURL + "/ui/apps/web/runners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("runners page: %d, %v", resp.StatusCode, err)
+	}
+	if want := fmt.Sprintf(`<span class="rev">v1</span> <code title="%s">`, rev1); !strings.Contains(string(page), want) {
+		t.Errorf("the runners page does not name the draining runner's deleted revision as v1 (%s):\n%s", want, page)
 	}
 }
 

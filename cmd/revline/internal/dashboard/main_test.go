@@ -5,8 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/cmd/revline/internal/cli"
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/workers/runner/runnertest"
 )
@@ -111,37 +111,10 @@ type stack struct {
 	store *events.JetStreamStore
 }
 
-// serve runs server.Run until the test ends.
+// serve runs `revline serve` until the test ends.
 func serve(t *testing.T) *stack {
 	t.Helper()
-	ready := make(chan server.Addresses, 1)
-	cfg := server.Config{
-		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0",
-		ShutdownGrace: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready: func(a server.Addresses) { ready <- a },
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var runErr error
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		runErr = server.Run(ctx, cfg)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-stopped
-		if runErr != nil {
-			t.Errorf("server stopped with %v", runErr)
-		}
-	})
-	s := &stack{t: t}
-	select {
-	case s.addrs = <-ready:
-	case <-stopped:
-		t.Fatal("server stopped before it was ready")
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready in time")
-	}
+	s := &stack{t: t, addrs: servertest.Serve(t, server.Config{})}
 	// The test reads the event log as a client does.
 	asClient, err := nats.NkeyOptionFromSeed(s.addrs.ClientIdentity)
 	if err != nil {
@@ -156,7 +129,7 @@ func serve(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.store, err = events.OpenJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js}); err != nil {
+	if s.store, err = events.OpenJetStreamStore(t.Context(), events.JetStreamStoreConfig{JetStream: js}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -197,6 +170,21 @@ func (s *stack) history(app string) []events.Envelope {
 		s.t.Fatal(err)
 	}
 	return envs
+}
+
+// holdRequest sends app a request through the gateway that its runner
+// holds for two minutes; the function it returns ends the request.
+func (s *stack) holdRequest(app string) (release func()) {
+	ctx, cancel := context.WithCancel(s.t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.addrs.GatewayURL+"/apps/"+app+"/slow?ms=120000", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // tab opens a browser tab for the test, or skips the test when there is

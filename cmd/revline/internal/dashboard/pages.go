@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -69,56 +72,21 @@ func (d *Dashboard) readAt(ctx context.Context, r *http.Request) (uint64, error)
 	return end, nil
 }
 
-// history is one app's event log as the pages use it.
-type history struct {
-	events []events.Envelope
-	// numbers gives each revision its place in the order of creation
-	// (1 for the first), deleted ones included, so numbers never shift.
-	numbers map[string]int
-}
-
-func (d *Dashboard) history(ctx context.Context, app string) (history, error) {
+// history returns the app's event log.
+func (d *Dashboard) history(ctx context.Context, app string) ([]events.Envelope, error) {
 	envs, err := d.cfg.Events.Load(ctx, app, 0)
 	if err != nil {
-		return history{}, fmt.Errorf("reading the history of %q: %w", app, err)
+		return nil, fmt.Errorf("reading the history of %q: %w", app, err)
 	}
-	h := history{events: envs, numbers: map[string]int{}}
-	for _, env := range envs {
-		if ev, ok := env.Event.(events.RevisionCreated); ok {
-			h.numbers[ev.RevisionID] = len(h.numbers) + 1
-		}
-	}
-	return h, nil
-}
-
-// lastChangeBy returns who caused the app's last event other than a
-// runner report: the actor of the first event of the same user action
-// (correlation id), so that a deploy's switch, which the runner worker
-// records, is the deployer's.
-func (h history) lastChangeBy() string {
-	for _, env := range slices.Backward(h.events) {
-		if env.Event == nil || env.Type == events.TypeRunnerStateChanged {
-			continue
-		}
-		if env.CorrelationID != "" {
-			for _, first := range h.events {
-				if first.CorrelationID == env.CorrelationID {
-					return first.Actor
-				}
-			}
-		}
-		return env.Actor
-	}
-	return ""
+	return envs, nil
 }
 
 // appRow is one app on the apps page.
 type appRow struct {
 	projections.AppView
-	CurrentNumber int
+	CurrentNumber uint64
 	Status        string
 	Runners       []stateCount
-	ChangedBy     string
 }
 
 // stateCount is how many runners are in one state.
@@ -151,10 +119,6 @@ func (d *Dashboard) apps(ctx context.Context, r *http.Request) ([]appRow, uint64
 	}
 	rows := make([]appRow, 0, len(apps))
 	for _, app := range apps {
-		h, err := d.history(ctx, app.Name)
-		if err != nil {
-			return nil, 0, err
-		}
 		revs, err := d.revisions(ctx, app.Name, at)
 		if err != nil {
 			return nil, 0, err
@@ -164,8 +128,8 @@ func (d *Dashboard) apps(ctx context.Context, r *http.Request) ([]appRow, uint64
 			return nil, 0, err
 		}
 		rows = append(rows, appRow{
-			AppView: app, CurrentNumber: h.numbers[app.CurrentRevision], Status: appStatus(app, revs),
-			Runners: countByState(runners), ChangedBy: h.lastChangeBy(),
+			AppView: app, CurrentNumber: currentNumber(revs), Status: appStatus(app, revs),
+			Runners: countByState(runners),
 		})
 	}
 	return rows, at, nil
@@ -186,6 +150,17 @@ func appStatus(app projections.AppView, revs []projections.RevisionView) string 
 		return string(events.StatusFailed)
 	}
 	return ""
+}
+
+// currentNumber is the number of the current revision among revs, 0 if
+// none is current.
+func currentNumber(revs []projections.RevisionView) uint64 {
+	for _, rev := range revs {
+		if rev.Current {
+			return rev.Number
+		}
+	}
+	return 0
 }
 
 func countByState(runners []projections.RunnerView) []stateCount {
@@ -217,37 +192,32 @@ func (d *Dashboard) runners(ctx context.Context, app string, at uint64) ([]proje
 
 // appPage is what the three pages of one app share.
 type appPage struct {
-	App     projections.AppView
-	Numbers map[string]int
+	App projections.AppView
 }
 
-// appPage reads the app and its history for a page of it.
-func (d *Dashboard) appPage(ctx context.Context, r *http.Request, app string) (appPage, history, uint64, error) {
+// appPage reads the app for a page of it, and the stream sequence the
+// page's reads reflect.
+func (d *Dashboard) appPage(ctx context.Context, r *http.Request, app string) (appPage, uint64, error) {
 	at, err := d.readAt(ctx, r)
 	if err != nil {
-		return appPage{}, history{}, 0, err
-	}
-	h, err := d.history(ctx, app)
-	if err != nil {
-		return appPage{}, history{}, 0, err
+		return appPage{}, 0, err
 	}
 	apps, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
 		return d.cfg.Reader.Apps(ctx, p, at)
 	})
 	if err != nil {
-		return appPage{}, history{}, 0, err
+		return appPage{}, 0, err
 	}
 	i := slices.IndexFunc(apps, func(a projections.AppView) bool { return a.Name == app })
 	if i < 0 {
-		return appPage{}, history{}, 0, &queryapi.Error{Code: queryapi.CodeAppNotFound, Message: fmt.Sprintf("app %q not found", app)}
+		return appPage{}, 0, &queryapi.Error{Code: queryapi.CodeAppNotFound, Message: fmt.Sprintf("app %q not found", app)}
 	}
-	return appPage{App: apps[i], Numbers: h.numbers}, h, at, nil
+	return appPage{App: apps[i]}, at, nil
 }
 
 // revisionRow is one revision on the versions page.
 type revisionRow struct {
 	projections.RevisionView
-	Number      int
 	CanRollback bool
 	CanDelete   bool
 }
@@ -255,13 +225,14 @@ type revisionRow struct {
 // versions is the data of the versions page.
 type versions struct {
 	appPage
-	Revisions []revisionRow
+	CurrentNumber uint64
+	Revisions     []revisionRow
 }
 
 func (d *Dashboard) versionsPage(w http.ResponseWriter, r *http.Request, app string) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
-	ap, _, at, err := d.appPage(ctx, r, app)
+	ap, at, err := d.appPage(ctx, r, app)
 	if err != nil {
 		return err
 	}
@@ -269,11 +240,10 @@ func (d *Dashboard) versionsPage(w http.ResponseWriter, r *http.Request, app str
 	if err != nil {
 		return err
 	}
-	v := versions{appPage: ap}
+	v := versions{appPage: ap, CurrentNumber: currentNumber(revs)}
 	for _, rev := range revs {
 		v.Revisions = append(v.Revisions, revisionRow{
 			RevisionView: rev,
-			Number:       ap.Numbers[rev.RevisionID],
 			// The decider has the last word; these only spare users a
 			// button that can only be refused.
 			CanRollback: !rev.Current && rev.Status == events.StatusDeployed && !ap.App.Suspended,
@@ -288,6 +258,8 @@ func (d *Dashboard) versionsPage(w http.ResponseWriter, r *http.Request, app str
 type runnersData struct {
 	appPage
 	Runners []projections.RunnerView
+	// Numbers are the numbers of the runners' revisions, by id.
+	Numbers map[string]uint64
 	// Rollout is the app's last rollout, if any.
 	Rollout *projections.RolloutView
 }
@@ -295,7 +267,7 @@ type runnersData struct {
 func (d *Dashboard) runnersPage(w http.ResponseWriter, r *http.Request, app string) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
-	ap, h, at, err := d.appPage(ctx, r, app)
+	ap, at, err := d.appPage(ctx, r, app)
 	if err != nil {
 		return err
 	}
@@ -303,8 +275,16 @@ func (d *Dashboard) runnersPage(w http.ResponseWriter, r *http.Request, app stri
 	if err != nil {
 		return err
 	}
-	data := runnersData{appPage: ap, Runners: runners}
-	for _, env := range slices.Backward(h.events) {
+	numbers, err := d.revisionNumbers(ctx, app, runners, at)
+	if err != nil {
+		return err
+	}
+	h, err := d.history(ctx, app)
+	if err != nil {
+		return err
+	}
+	data := runnersData{appPage: ap, Runners: runners, Numbers: numbers}
+	for _, env := range slices.Backward(h) {
 		if ev, ok := env.Event.(events.RolloutRequested); ok {
 			ro, err := d.cfg.Reader.Rollout(ctx, app, ev.RolloutID, at)
 			if err != nil {
@@ -316,6 +296,38 @@ func (d *Dashboard) runnersPage(w http.ResponseWriter, r *http.Request, app stri
 	}
 	d.render(w, http.StatusOK, "runners", page{Title: app + " · Runners", App: app, Tab: "runners", After: at, Now: time.Now(), Data: data})
 	return nil
+}
+
+// revisionNumbers returns the numbers of the runners' revisions, by id:
+// from the list of revisions, or, for a deleted one (which leaves the
+// list while its runners drain), from the revision itself.
+func (d *Dashboard) revisionNumbers(ctx context.Context, app string, runners []projections.RunnerView, at uint64) (map[string]uint64, error) {
+	numbers := map[string]uint64{}
+	if len(runners) == 0 {
+		return numbers, nil
+	}
+	revs, err := d.revisions(ctx, app, at)
+	if err != nil {
+		return nil, err
+	}
+	for _, rev := range revs {
+		numbers[rev.RevisionID] = rev.Number
+	}
+	for _, runner := range runners {
+		if _, ok := numbers[runner.RevisionID]; ok || runner.RevisionID == "" {
+			continue
+		}
+		rev, err := d.cfg.Reader.Revision(ctx, app, runner.RevisionID, at)
+		var unknown *queryapi.Error
+		switch {
+		case errors.As(err, &unknown) && unknown.Code == queryapi.CodeRevisionNotFound:
+			continue // the page names it by its id alone
+		case err != nil:
+			return nil, err
+		}
+		numbers[rev.RevisionID] = rev.Number
+	}
+	return numbers, nil
 }
 
 // historyEntry is one event on the history page.
@@ -341,27 +353,36 @@ type historyData struct {
 func (d *Dashboard) historyPage(w http.ResponseWriter, r *http.Request, app string) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
-	ap, h, at, err := d.appPage(ctx, r, app)
+	ap, at, err := d.appPage(ctx, r, app)
+	if err != nil {
+		return err
+	}
+	h, err := d.history(ctx, app)
 	if err != nil {
 		return err
 	}
 	data := historyData{appPage: ap, RunnerReports: r.URL.Query().Get("runners") == "1"}
-	for _, env := range slices.Backward(h.events) {
+	// Each event is summarised against its app as it was just before it,
+	// as `revline audit` does.
+	state := aggregates.App{Name: app}
+	for _, env := range h {
 		if env.Event == nil {
 			continue
 		}
+		summary := audit.Summary(state, env)
+		state = aggregates.Evolve(state, env)
 		if env.Type == events.TypeRunnerStateChanged && !data.RunnerReports {
 			data.Hidden++
 			continue
 		}
-		if len(data.Entries) == maxHistory {
-			data.Older++
-			continue
-		}
 		data.Entries = append(data.Entries, historyEntry{
-			Sequence: env.Sequence, At: env.OccurredAt, Actor: env.Actor, Type: env.Type,
-			Summary: Summary(env, h.numbers),
+			Sequence: env.Sequence, At: env.OccurredAt, Actor: env.Actor, Type: env.Type, Summary: summary,
 		})
+	}
+	slices.Reverse(data.Entries)
+	if len(data.Entries) > maxHistory {
+		data.Older = len(data.Entries) - maxHistory
+		data.Entries = data.Entries[:maxHistory]
 	}
 	d.render(w, http.StatusOK, "history", page{Title: app + " · History", App: app, Tab: "history", After: at, Now: time.Now(), Data: data})
 	return nil

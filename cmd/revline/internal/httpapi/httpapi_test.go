@@ -44,7 +44,7 @@ func TestListAppsAndRevisionsJSONShape(t *testing.T) {
 	if len(apps) != 1 {
 		t.Fatalf("apps = %v", apps)
 	}
-	wantAppKeys := sorted("name", "current_revision", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout", "revisions", "runners", "suspended", "updated_at")
+	wantAppKeys := sorted("name", "current_revision", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout", "revisions", "runners", "suspended", "updated_at", "updated_by")
 	if got := keys(apps[0]); !slices.Equal(got, wantAppKeys) {
 		t.Fatalf("app keys = %v, want %v", got, wantAppKeys)
 	}

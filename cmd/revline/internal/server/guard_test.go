@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
@@ -27,7 +28,7 @@ func TestServeStopsWritingWhileTheLogDrifted(t *testing.T) {
 	t.Parallel()
 	srv := embedded.StartForTest(t)
 	_, js := embedded.ConnectForTest(t, srv)
-	addrs := serve(t, server.Config{NATSURL: srv.ClientURL(), StreamCheckInterval: 50 * time.Millisecond})
+	addrs := servertest.Serve(t, server.Config{NATSURL: srv.ClientURL(), StreamCheckInterval: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin); code != 0 {
@@ -125,7 +126,7 @@ func TestServeRestoresADriftedStreamAtStartUp(t *testing.T) {
 	if _, err := js.CreateStream(ctx, tampered); err != nil {
 		t.Fatal(err)
 	}
-	addrs := serve(t, server.Config{NATSURL: srv.ClientURL()})
+	addrs := servertest.Serve(t, server.Config{NATSURL: srv.ClientURL()})
 	stream, err := js.Stream(ctx, events.EventStreamName)
 	if err != nil {
 		t.Fatal(err)

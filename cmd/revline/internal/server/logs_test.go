@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events/embedded"
 	"github.com/revline/revline/projections/queryapi"
 )
@@ -22,7 +23,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 	t.Parallel()
 	// An external NATS server (as on a cluster), which the CLI reaches
 	// without credentials.
-	addrs := serve(t, server.Config{NATSURL: embedded.StartForTest(t).ClientURL()})
+	addrs := servertest.Serve(t, server.Config{NATSURL: embedded.StartForTest(t).ClientURL()})
 	command := `printf 'hello \033[31mred\007\n'; exec ` + runnerBin
 	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", command, "-o", "json")
 	var res map[string]any
@@ -66,7 +67,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 
 	// The HTTP API of the server, and of a replica without runners (which
 	// asks the server over NATS), answer the same.
-	replica := serve(t, server.Config{NATSURL: addrs.NATSURL, NoRunners: true})
+	replica := servertest.Serve(t, server.Config{NATSURL: addrs.NATSURL, NoRunners: true})
 	for _, httpURL := range []string{addrs.HTTPURL, replica.HTTPURL} {
 		resp, err := http.Get(fmt.Sprintf("%s/v1/apps/web/runners/%s/logs?tail=100", httpURL, runner))
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/secrets"
@@ -49,7 +50,7 @@ func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 	t.Parallel()
 	const value = "hf_s3cr3t-value-7f3a"
 	var serverLog syncBuffer
-	addrs := serve(t, server.Config{
+	addrs := servertest.Serve(t, server.Config{
 		NATSListen: "127.0.0.1:0",
 		Logger:     slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

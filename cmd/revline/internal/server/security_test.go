@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/workers/processor"
@@ -26,7 +27,7 @@ import (
 // commands, or change a stream.
 func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 	t.Parallel()
-	addrs := serve(t, server.Config{NATSListen: "127.0.0.1:0"})
+	addrs := servertest.Serve(t, server.Config{NATSListen: "127.0.0.1:0"})
 	if info, err := os.Stat(addrs.ClientIdentity); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("client identity %s: %v, %v; want a 0600 file", addrs.ClientIdentity, info, err)
 	}
@@ -182,7 +183,7 @@ func expectViolation(t *testing.T, violations <-chan error, what string) {
 // timeout.
 func TestHTTPAPIDropsSlowSenders(t *testing.T) {
 	t.Parallel()
-	addrs := serve(t, server.Config{NATSListen: "127.0.0.1:0", HTTPReadTimeout: 300 * time.Millisecond})
+	addrs := servertest.Serve(t, server.Config{NATSListen: "127.0.0.1:0", HTTPReadTimeout: 300 * time.Millisecond})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(addrs.HTTPURL, "http://"))
 	if err != nil {
 		t.Fatal(err)

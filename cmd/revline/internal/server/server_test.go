@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/cmd/revline/internal/cli"
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
@@ -39,43 +38,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// serve runs server.Run until the test ends and returns its addresses.
-func serve(t *testing.T, cfg server.Config) server.Addresses {
-	t.Helper()
-	ready := make(chan server.Addresses, 1)
-	cfg.Ready = func(a server.Addresses) { ready <- a }
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.GatewayAddr = "127.0.0.1:0"
-	cfg.ShutdownGrace = 2 * time.Second
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var runErr error
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		runErr = server.Run(ctx, cfg)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-stopped
-		if runErr != nil {
-			t.Errorf("server stopped with %v", runErr)
-		}
-	})
-	select {
-	case a := <-ready:
-		return a
-	case <-stopped:
-		t.Fatal("server stopped before it was ready")
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready in time")
-	}
-	return server.Addresses{}
-}
-
 func revline(t *testing.T, natsURL string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
@@ -92,7 +54,7 @@ func TestServeOnACluster(t *testing.T) {
 	t.Parallel()
 	cluster := embedded.StartClusterForTest(t, 3)
 	url := embedded.ClusterURL(cluster)
-	addrs := serve(t, server.Config{NATSURL: url, Replicas: 3})
+	addrs := servertest.Serve(t, server.Config{NATSURL: url, Replicas: 3})
 
 	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json")
 	var res map[string]any
@@ -123,7 +85,7 @@ func TestServeOnACluster(t *testing.T) {
 
 	// A second replica without runners shares the command processor's
 	// consumer and builds its own read model: it answers reads too.
-	replica := serve(t, server.Config{NATSURL: url, Replicas: 3, NoRunners: true})
+	replica := servertest.Serve(t, server.Config{NATSURL: url, Replicas: 3, NoRunners: true})
 	for _, httpURL := range []string{addrs.HTTPURL, replica.HTTPURL} {
 		resp, err := http.Get(fmt.Sprintf("%s/v1/apps/web/revisions?min_sequence=%d", httpURL, int64(res["sequence"].(float64))))
 		if err != nil {
