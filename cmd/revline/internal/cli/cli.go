@@ -100,10 +100,7 @@ func commands() []command {
 		secretsListCommand(),
 		secretsUnsetCommand(),
 		benchCommand(),
-		{name: "version", summary: "Print the version.", example: "revline version", run: func(e env, _ []string) error {
-			_, err := fmt.Fprintln(e.stdout, Version)
-			return err
-		}},
+		versionCommand(),
 	}
 }
 
@@ -113,12 +110,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := env{ctx: ctx, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	cmd, rest, ok := findCommand(args)
 	if !ok {
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			printHelp(stdout)
-			return ExitOK
-		}
-		fmt.Fprintf(stderr, "Error: unknown command %q; run `revline --help` for the list\n", strings.Join(args[:min(len(args), 2)], " "))
-		return ExitUsage
+		return helpFor(e, args)
 	}
 	err := cmd.run(e, rest)
 	var usage usageError
