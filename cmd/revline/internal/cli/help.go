@@ -181,4 +181,3 @@ func versionCommand() command {
 	}
 	return c
 }
-
