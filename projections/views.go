@@ -81,6 +81,10 @@ type RunnerView struct {
 	// gateway sees it: live state, never an event. A runner with requests
 	// shows as running rather than idle.
 	InFlight int `json:"in_flight"`
+	// ExpiresAt, for an idle runner above the count the app needs, is when
+	// keep_alive stops it if it stays idle (fal's "expires in"): live
+	// state, never an event.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// Restarts counts the runner's crashes (each one a crash_backoff, then
 	// a restart under the same id); LastCrash is the reason of the last one
 	// (its exit status and the back-off), "" if it never crashed.

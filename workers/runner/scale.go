@@ -79,3 +79,28 @@ func planScaleDown(runners []string, desired int, p events.RuntimeParams, idleSi
 // minRecheck bounds how often the worker looks again for keep-alives that
 // ran out: with keep_alive 0 and busy runners it would otherwise spin.
 const minRecheck = 250 * time.Millisecond
+
+// keepAliveExpiries says when each runner that planScaleDown would stop
+// for keep_alive will be stopped if it stays idle: of the runners (oldest
+// first) of which desired are needed, the longest idle ones in excess, at
+// keep_alive after they became idle. Busy runners and runners within the
+// desired count have none. It is the countdown `apps runners` shows
+// (fal's "expires in").
+func keepAliveExpiries(runners []string, desired int, p events.RuntimeParams, idleSince map[string]time.Time) map[string]time.Time {
+	excess := len(runners) - max(desired, p.MinConcurrency)
+	if excess <= 0 {
+		return nil
+	}
+	var idle []string
+	for _, id := range runners {
+		if _, ok := idleSince[id]; ok {
+			idle = append(idle, id)
+		}
+	}
+	slices.SortStableFunc(idle, func(x, y string) int { return idleSince[x].Compare(idleSince[y]) })
+	out := make(map[string]time.Time, min(excess, len(idle)))
+	for _, id := range idle[:min(excess, len(idle))] {
+		out[id] = idleSince[id].Add(p.KeepAlive.Duration())
+	}
+	return out
+}

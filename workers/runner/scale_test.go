@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -105,6 +106,62 @@ func TestPlanScaleDown(t *testing.T) {
 			got := planScaleDown(tc.runners, tc.desired, tc.p, tc.idleSince, now)
 			if !slices.Equal(got.stop, tc.wantStop) || got.recheck != tc.wantRecheck || (got.reason != tc.wantReason && (len(got.stop) > 0 || got.recheck > 0)) {
 				t.Fatalf("plan = %+v, want stop %v (%s), recheck %v", got, tc.wantStop, tc.wantReason, tc.wantRecheck)
+			}
+		})
+	}
+}
+
+// The countdown `apps runners` shows is the scale-down plan's: once the
+// last countdown has run out (the runners still idle), planScaleDown stops
+// exactly the runners that had one.
+func TestKeepAliveExpiriesAreWhenPlanScaleDownStops(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	for _, tc := range []struct {
+		name      string
+		runners   []string
+		desired   int
+		p         events.RuntimeParams
+		idleSince map[string]time.Time
+		want      map[string]time.Time
+	}{
+		{
+			name: "the longest idle runner above the demand counts down", runners: []string{"a", "b", "c"}, desired: 2, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(10 * time.Second), "b": ago(30 * time.Second)},
+			want:      map[string]time.Time{"b": now.Add(30 * time.Second)},
+		},
+		{
+			name: "idle runners within min_concurrency do not count down", runners: []string{"a", "b"}, desired: 0, p: params(2, 10, 0, 60),
+			idleSince: map[string]time.Time{"a": ago(time.Second), "b": ago(time.Second)},
+		},
+		{
+			name: "busy runners in excess do not count down; idle ones do", runners: []string{"a", "b", "c"}, desired: 0, p: params(0, 10, 0, 60),
+			idleSince: map[string]time.Time{"c": ago(5 * time.Second)},
+			want:      map[string]time.Time{"c": now.Add(55 * time.Second)},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := keepAliveExpiries(tc.runners, tc.desired, tc.p, tc.idleSince)
+			if len(got) != len(tc.want) {
+				t.Fatalf("expiries %v, want %v", got, tc.want)
+			}
+			var last time.Time
+			for id, at := range tc.want {
+				if !got[id].Equal(at) {
+					t.Errorf("runner %s expires %v, want %v", id, got[id], at)
+				}
+				if at.After(last) {
+					last = at
+				}
+			}
+			if len(got) == 0 {
+				return
+			}
+			plan := planScaleDown(tc.runners, tc.desired, tc.p, tc.idleSince, last)
+			slices.Sort(plan.stop)
+			if want := slices.Sorted(maps.Keys(got)); !slices.Equal(plan.stop, want) {
+				t.Errorf("at %v planScaleDown stops %v, the countdown said %v", last, plan.stop, want)
 			}
 		})
 	}

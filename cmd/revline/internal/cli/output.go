@@ -138,9 +138,17 @@ func printRollout(w io.Writer, app string, res control.RolloutResult) {
 func printRunners(w io.Writer, runners []projections.RunnerView) {
 	rows := make([][]string, 0, len(runners))
 	for _, r := range runners {
-		rows = append(rows, []string{r.RunnerID, r.RevisionID, string(r.State), fmt.Sprint(r.InFlight), fmt.Sprint(r.Restarts), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.StartedAt), when(r.UpdatedAt)})
+		rows = append(rows, []string{r.RunnerID, r.RevisionID, string(r.State), fmt.Sprint(r.InFlight), expiresIn(r.ExpiresAt), fmt.Sprint(r.Restarts), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.StartedAt), when(r.UpdatedAt)})
 	}
-	table(w, "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tRESTARTS\tPID\tPORT\tSTARTED\tUPDATED", rows)
+	table(w, "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tEXPIRES IN\tRESTARTS\tPID\tPORT\tSTARTED\tUPDATED", rows)
+}
+
+// expiresIn is an idle runner's keep-alive countdown, "-" for none.
+func expiresIn(at *time.Time) string {
+	if at == nil {
+		return "-"
+	}
+	return max(time.Until(*at), 0).Round(time.Second).String()
 }
 
 // printChange reports a scale, suspend or resume, with the app as it is now.

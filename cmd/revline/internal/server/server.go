@@ -262,7 +262,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var runnerLogs queryapi.LogReader = queryapi.NewClient(nc)
 	queryOpts := []queryapi.ServeOption{queryapi.WithLogger(log.With("component", "query"))}
 	if !cfg.NoRunners {
-		reader.Live = gw
+		reader.Live = worker
 		// The supervisor's log files: <StateDir>/logs/<runner id>.log.
 		reader.Logs = queryapi.LogDir(filepath.Join(runnerDir, "logs"))
 		runnerLogs = reader
