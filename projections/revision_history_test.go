@@ -694,6 +694,7 @@ func TestViewsJSONContract(t *testing.T) {
 		{"revision", mustRevision(t, model, "demo", rev1), []string{
 			"number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing",
 			"startup_timeout", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer",
+			"concurrency_buffer_perc", "scaling_delay",
 			"request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted",
 		}},
 		{"runner", model.Runners("demo", true)[0], []string{
@@ -701,7 +702,8 @@ func TestViewsJSONContract(t *testing.T) {
 		}},
 		{"app", mustApp(t, model, "demo"), []string{
 			"name", "current_revision", "revisions", "runners", "suspended", "updated_at", "updated_by",
-			"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout",
+			"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc",
+			"scaling_delay", "request_timeout",
 		}},
 	}
 	for _, tt := range tests {

@@ -432,7 +432,14 @@ func (a *appWorker) converge(ctx context.Context) error {
 		if time.Until(a.nextStart) > 0 {
 			return nil // backing off: backOff scheduled the pass that goes on
 		}
-		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], startReason(a.state.Runtime, i), ""); err != nil {
+		reason := startReason(a.state.Runtime, i)
+		// Demand waits out scaling_delay; capacity kept across a switch,
+		// a resume or a crash (the floor) does not.
+		if wait := scalingDelayLeft(a.state.Runtime, load.QueuedSince, time.Now()); reason == reasonDemand && i >= a.floor && wait > 0 {
+			a.wakeAfter(wait) // the requests may be served before then
+			break
+		}
+		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], reason, ""); err != nil {
 			reason, failed := runnerFailure(err)
 			if !failed {
 				return err

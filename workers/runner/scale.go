@@ -18,11 +18,25 @@ const (
 
 // desiredRunners is fal's autoscaling rule: enough runners for the demand
 // (requests in flight and waiting) at max_multiplexing requests each, plus
-// the concurrency buffer, within [min_concurrency, max_concurrency].
+// a buffer of concurrency_buffer runners or concurrency_buffer_perc
+// percent of those the demand needs (rounded up), whichever is more,
+// within [min_concurrency, max_concurrency].
 func desiredRunners(p events.RuntimeParams, multiplexing, demand int) int {
 	multiplexing = max(multiplexing, 1)
-	n := (demand+multiplexing-1)/multiplexing + p.ConcurrencyBuffer
-	return min(max(n, p.MinConcurrency), p.MaxConcurrency)
+	needed := (demand + multiplexing - 1) / multiplexing
+	buffer := max(p.ConcurrencyBuffer, (needed*p.ConcurrencyBufferPerc+99)/100)
+	return min(max(needed+buffer, p.MinConcurrency), p.MaxConcurrency)
+}
+
+// scalingDelayLeft is how much longer demand must wait before it starts a
+// runner: scaling_delay counts from when requests began to wait without a
+// break (queuedSince), so that a burst the runners absorb sooner starts
+// none. With nothing waiting (a buffer to refill) there is no delay.
+func scalingDelayLeft(p events.RuntimeParams, queuedSince, now time.Time) time.Duration {
+	if queuedSince.IsZero() {
+		return 0
+	}
+	return max(queuedSince.Add(p.ScalingDelay.Duration()).Sub(now), 0)
 }
 
 // startReason says why a runner beyond have is started to reach desired.

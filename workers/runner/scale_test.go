@@ -29,12 +29,45 @@ func TestDesiredRunnersFollowsFalsFormula(t *testing.T) {
 		{"the buffer alone keeps runners warm", params(0, 10, 1, 60), 1, 0, 1},
 		{"max_concurrency caps", params(0, 3, 1, 60), 1, 50, 3},
 		{"max_multiplexing 0 counts as 1", params(0, 10, 0, 60), 0, 2, 2},
+		{"a percentage buffer is of the runners the demand needs, rounded up", withPerc(params(0, 20, 0, 60), 50), 1, 5, 8},
+		{"the larger buffer wins", withPerc(params(0, 20, 4, 60), 50), 1, 5, 9},
+		{"no demand, no percentage buffer", withPerc(params(0, 20, 0, 60), 50), 1, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := desiredRunners(tc.p, tc.multiplexing, tc.demand); got != tc.want {
 				t.Fatalf("desiredRunners = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+func withPerc(p events.RuntimeParams, perc int) events.RuntimeParams {
+	p.ConcurrencyBufferPerc = perc
+	return p
+}
+
+// Demand starts a runner only once requests have waited scaling_delay
+// without a break; with nothing waiting there is nothing to wait for.
+func TestScalingDelayCountsFromWhenRequestsBeganToWait(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	p := params(0, 10, 0, 60)
+	p.ScalingDelay = 5
+	for _, tc := range []struct {
+		name        string
+		queuedSince time.Time
+		want        time.Duration
+	}{
+		{"nothing waits", time.Time{}, 0},
+		{"waiting for 2s of 5", now.Add(-2 * time.Second), 3 * time.Second},
+		{"waited long enough", now.Add(-6 * time.Second), 0},
+	} {
+		if got := scalingDelayLeft(p, tc.queuedSince, now); got != tc.want {
+			t.Errorf("%s: %v left, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := scalingDelayLeft(params(0, 10, 0, 60), now, now); got != 0 {
+		t.Errorf("without scaling_delay: %v left", got)
 	}
 }
 

@@ -196,29 +196,17 @@ func paramChanges(code events.CodeParams, runtime events.RuntimeParams, set even
 	changes := make([]paramChange, len(now))
 	for i := range now {
 		changes[i] = paramChange{
-			Name: now[i].name, Now: now[i].value, After: after[i].value,
-			Changed: now[i].value != after[i].value,
-			Kept:    slices.Contains(set.Inherited, now[i].name),
+			Name: now[i].Name, Now: now[i].Value, After: after[i].Value,
+			Changed: now[i].Value != after[i].Value,
+			Kept:    slices.Contains(set.Inherited, now[i].Name),
 		}
 	}
 	return changes
 }
 
-// param is one parameter's wire name and its value as shown.
-type param struct{ name, value string }
-
 // params lists the code parameters, then the runtime ones, by wire name.
-func params(c events.CodeParams, r events.RuntimeParams) []param {
-	return []param{
-		{"machine_type", c.MachineType},
-		{"max_multiplexing", fmt.Sprint(c.MaxMultiplexing)},
-		{"startup_timeout", seconds(c.StartupTimeout)},
-		{"keep_alive", seconds(r.KeepAlive)},
-		{"min_concurrency", fmt.Sprint(r.MinConcurrency)},
-		{"max_concurrency", fmt.Sprint(r.MaxConcurrency)},
-		{"concurrency_buffer", fmt.Sprint(r.ConcurrencyBuffer)},
-		{"request_timeout", seconds(r.RequestTimeout)},
-	}
+func params(c events.CodeParams, r events.RuntimeParams) []events.ParamValue {
+	return slices.Concat(c.Values(), r.Values())
 }
 
 // badRequestError is a request the dashboard refuses before acting.

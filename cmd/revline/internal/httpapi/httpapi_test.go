@@ -44,7 +44,7 @@ func TestListAppsAndRevisionsJSONShape(t *testing.T) {
 	if len(apps) != 1 {
 		t.Fatalf("apps = %v", apps)
 	}
-	wantAppKeys := sorted("name", "current_revision", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout", "revisions", "runners", "suspended", "updated_at", "updated_by")
+	wantAppKeys := sorted("name", "current_revision", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay", "request_timeout", "revisions", "runners", "suspended", "updated_at", "updated_by")
 	if got := keys(apps[0]); !slices.Equal(got, wantAppKeys) {
 		t.Fatalf("app keys = %v, want %v", got, wantAppKeys)
 	}
@@ -57,7 +57,7 @@ func TestListAppsAndRevisionsJSONShape(t *testing.T) {
 		t.Fatalf("revisions = %v", revs)
 	}
 	wantRevKeys := sorted("number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing", "startup_timeout",
-		"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted")
+		"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay", "request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted")
 	if got := keys(revs[0]); !slices.Equal(got, wantRevKeys) {
 		t.Fatalf("revision keys = %v, want %v", got, wantRevKeys)
 	}

@@ -119,20 +119,24 @@ func (s *seconds) value() *events.Seconds {
 // runtimeFields are the runtime parameters of a deploy or scale body;
 // absent fields are left as they are.
 type runtimeFields struct {
-	KeepAlive         *seconds `json:"keep_alive"`
-	MinConcurrency    *int     `json:"min_concurrency"`
-	MaxConcurrency    *int     `json:"max_concurrency"`
-	ConcurrencyBuffer *int     `json:"concurrency_buffer"`
-	RequestTimeout    *seconds `json:"request_timeout"`
+	KeepAlive             *seconds `json:"keep_alive"`
+	MinConcurrency        *int     `json:"min_concurrency"`
+	MaxConcurrency        *int     `json:"max_concurrency"`
+	ConcurrencyBuffer     *int     `json:"concurrency_buffer"`
+	ConcurrencyBufferPerc *int     `json:"concurrency_buffer_perc"`
+	ScalingDelay          *seconds `json:"scaling_delay"`
+	RequestTimeout        *seconds `json:"request_timeout"`
 }
 
 func (f runtimeFields) overrides() events.RuntimeOverrides {
 	return events.RuntimeOverrides{
-		KeepAlive:         f.KeepAlive.value(),
-		MinConcurrency:    f.MinConcurrency,
-		MaxConcurrency:    f.MaxConcurrency,
-		ConcurrencyBuffer: f.ConcurrencyBuffer,
-		RequestTimeout:    f.RequestTimeout.value(),
+		KeepAlive:             f.KeepAlive.value(),
+		MinConcurrency:        f.MinConcurrency,
+		MaxConcurrency:        f.MaxConcurrency,
+		ConcurrencyBuffer:     f.ConcurrencyBuffer,
+		ConcurrencyBufferPerc: f.ConcurrencyBufferPerc,
+		ScalingDelay:          f.ScalingDelay.value(),
+		RequestTimeout:        f.RequestTimeout.value(),
 	}
 }
 
