@@ -397,6 +397,10 @@ func TestRunnerViewCountsRestarts(t *testing.T) {
 		if r := model.Runners("demo", false)[0]; r.State != events.RunnerCrashBackoff || r.Restarts != 1 {
 			t.Fatalf("after one crash: %+v", r)
 		}
+		// The revision shows it is crash-looping.
+		if v := mustRevision(t, model, "demo", rev1); v.CrashBackoff != 1 || v.Restarts != 1 || v.LastCrash != "exited: exit status 3; restarting in 1s" {
+			t.Fatalf("revision of a crashing runner: crash_backoff %d, restarts %d, last crash %q", v.CrashBackoff, v.Restarts, v.LastCrash)
+		}
 		f.runner("demo", "r1", rev1, events.RunnerIdle, 102, 8002)
 		crash("exited: signal: killed; restarting in 2s")
 		f.runner("demo", "r1", rev1, events.RunnerIdle, 103, 8003)
@@ -404,6 +408,9 @@ func TestRunnerViewCountsRestarts(t *testing.T) {
 		r := model.Runners("demo", false)[0]
 		if r.State != events.RunnerIdle || r.Restarts != 2 || r.LastCrash != "exited: signal: killed; restarting in 2s" || r.PID != 103 {
 			t.Fatalf("after two crashes and restarts: %+v", r)
+		}
+		if v := mustRevision(t, model, "demo", rev1); v.CrashBackoff != 0 || v.Restarts != 2 {
+			t.Fatalf("revision after its runner came back: crash_backoff %d, restarts %d", v.CrashBackoff, v.Restarts)
 		}
 	})
 }
@@ -695,7 +702,7 @@ func TestViewsJSONContract(t *testing.T) {
 			"number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing",
 			"startup_timeout", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer",
 			"concurrency_buffer_perc", "scaling_delay",
-			"request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted",
+			"request_timeout", "message", "annotations", "command", "runners", "crash_backoff", "restarts", "fail_reason", "deleted",
 		}},
 		{"runner", model.Runners("demo", true)[0], []string{
 			"runner_id", "revision_id", "state", "started_at", "updated_at", "pid", "port", "in_flight", "restarts",

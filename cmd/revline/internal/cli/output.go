@@ -106,7 +106,11 @@ func printRevisions(w io.Writer, revs []projections.RevisionView) {
 		if r.Current {
 			mark = "*"
 		}
-		rows = append(rows, []string{mark, version(r.Number), r.RevisionID, string(r.Status), when(r.CreatedAt), r.MachineType,
+		status := string(r.Status)
+		if r.CrashBackoff > 0 {
+			status += fmt.Sprintf(", crash-looping (%d restarts)", r.Restarts)
+		}
+		rows = append(rows, []string{mark, version(r.Number), r.RevisionID, status, when(r.CreatedAt), r.MachineType,
 			fmt.Sprintf("%d/%d", r.MinConcurrency, r.MaxConcurrency), fmt.Sprint(r.MaxMultiplexing),
 			secs(r.KeepAlive), secs(r.RequestTimeout), secs(r.StartupTimeout), fmt.Sprint(r.Runners), r.Message})
 	}

@@ -57,7 +57,7 @@ func TestListAppsAndRevisionsJSONShape(t *testing.T) {
 		t.Fatalf("revisions = %v", revs)
 	}
 	wantRevKeys := sorted("number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing", "startup_timeout",
-		"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay", "request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted")
+		"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay", "request_timeout", "message", "annotations", "command", "runners", "crash_backoff", "restarts", "fail_reason", "deleted")
 	if got := keys(revs[0]); !slices.Equal(got, wantRevKeys) {
 		t.Fatalf("revision keys = %v, want %v", got, wantRevKeys)
 	}
