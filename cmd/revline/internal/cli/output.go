@@ -43,12 +43,19 @@ func table(w io.Writer, header string, rows [][]string) {
 	_ = tw.Flush()
 }
 
+// when shows a time in the machine's zone, with the zone, so that a
+// table pasted elsewhere still says when.
 func when(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
+
+// revisionPrefix is the first 8 characters of a revision id, a prefix
+// commands accept and that tells revisions apart in practice (ids are
+// random from their first character); -o json has the whole id.
+func revisionPrefix(id string) string { return id[:min(len(id), 8)] }
 
 func secs(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
 
@@ -110,7 +117,7 @@ func printRevisions(w io.Writer, revs []projections.RevisionView) {
 		if r.CrashBackoff > 0 {
 			status += fmt.Sprintf(", crash-looping (%d restarts)", r.Restarts)
 		}
-		rows = append(rows, []string{mark, version(r.Number), r.RevisionID, status, when(r.CreatedAt), r.MachineType,
+		rows = append(rows, []string{mark, version(r.Number), revisionPrefix(r.RevisionID), status, when(r.CreatedAt), r.MachineType,
 			fmt.Sprintf("%d/%d", r.MinConcurrency, r.MaxConcurrency), fmt.Sprint(r.MaxMultiplexing),
 			secs(r.KeepAlive), secs(r.RequestTimeout), secs(r.StartupTimeout), fmt.Sprint(r.Runners), r.Message})
 	}
