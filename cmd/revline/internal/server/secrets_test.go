@@ -54,14 +54,7 @@ func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 		NATSListen: "127.0.0.1:0",
 		Logger:     slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	cli := func(args ...string) string {
-		t.Helper()
-		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
-		if code != 0 {
-			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
-		}
-		return stdout
-	}
+	cli := asClient(t, addrs)
 	cli("secrets", "set", "web", "HF_TOKEN="+value)
 	cli("deploy", "web", "--command", runnerBin)
 	if out := cli("secrets", "list", "web"); !strings.Contains(out, "HF_TOKEN") || strings.Contains(out, value) {

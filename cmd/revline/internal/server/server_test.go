@@ -117,3 +117,16 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// asClient returns a runner of CLI commands against addrs with the client
+// identity serve made; a command that fails fails the test.
+func asClient(t *testing.T, addrs server.Addresses) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
+		if code != 0 {
+			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
+		}
+		return stdout
+	}
+}

@@ -14,14 +14,7 @@ import (
 func TestSetRevWaitsForTheRunnersToMove(t *testing.T) {
 	t.Parallel()
 	addrs := servertest.Serve(t, server.Config{})
-	cli := func(args ...string) string {
-		t.Helper()
-		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
-		if code != 0 {
-			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
-		}
-		return stdout
-	}
+	cli := asClient(t, addrs)
 	cli("deploy", "web", "--command", runnerBin)
 	cli("apps", "scale", "web", "--min-concurrency", "2")
 	cli("deploy", "web", "--command", runnerBin+" v2")
