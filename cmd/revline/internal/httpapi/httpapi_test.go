@@ -493,7 +493,7 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 	}
 	for _, name := range []string{"application/problem+json", "DeployRequest", "SetRevisionRequest", "RolloutRequest", "ScaleRequest",
 		"DeployResult", "SwitchResult", "RolloutResult", "DeleteResult", "ChangeResult", "AppView", "RevisionView", "RunnerView", "RolloutView", "Problem", "LogPage", "LogLine",
-		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff"} {
+		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff", "securitySchemes", "bearerAuth", "Unauthenticated", "Forbidden"} {
 		if !strings.Contains(doc, name) {
 			t.Errorf("the document does not mention %s", name)
 		}
