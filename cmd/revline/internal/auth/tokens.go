@@ -276,6 +276,13 @@ func (s *Store) Check(ctx context.Context, name, tokenHash string) (Token, error
 	return t, nil
 }
 
+// ClaimedName returns the token name a value claims, "" when it is not a
+// Revline token: for logging a refusal, whose reason it is not proof of.
+func ClaimedName(value string) string {
+	name, _ := parseValue(value)
+	return name
+}
+
 // parseValue returns the token name inside a token value.
 func parseValue(value string) (string, bool) {
 	rest, ok := strings.CutPrefix(value, tokenPrefix)

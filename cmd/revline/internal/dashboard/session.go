@@ -181,7 +181,7 @@ func (d *Dashboard) logIn(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	t, err := d.cfg.Tokens.Authenticate(ctx, strings.TrimSpace(req.Token))
 	if errors.Is(err, auth.ErrUnauthenticated) {
-		d.cfg.Logger.Warn("dashboard login refused", "status", http.StatusUnauthorized, "remote", r.RemoteAddr, "reason", err.Error())
+		d.cfg.Logger.Warn("dashboard login refused", "status", http.StatusUnauthorized, "token", auth.ClaimedName(strings.TrimSpace(req.Token)), "remote", r.RemoteAddr, "reason", err.Error())
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "That token is not valid: unknown, revoked or mistyped."})
 		return
 	}

@@ -74,7 +74,7 @@ func (a *api) allow(need auth.Permission, h http.HandlerFunc) http.HandlerFunc {
 		t, err := a.cfg.Tokens.Authenticate(ctx, value)
 		cancel()
 		if errors.Is(err, auth.ErrUnauthenticated) {
-			a.refuse(w, r, "", http.StatusUnauthorized, err.Error())
+			a.refuse(w, r, auth.ClaimedName(value), http.StatusUnauthorized, err.Error())
 			return
 		}
 		if err != nil {
@@ -90,7 +90,8 @@ func (a *api) allow(need auth.Permission, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// refuse answers 401 or 403 and logs the refusal for the operator.
+// refuse answers 401 or 403 and logs the refusal for the operator, with
+// the token's name (on a 401, the name the value claims, if any).
 func (a *api) refuse(w http.ResponseWriter, r *http.Request, token string, status int, reason string) {
 	a.cfg.Logger.Warn("http request refused", "status", status, "token", token, "method", r.Method, "route", r.Pattern, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
 	code := codeForbidden

@@ -89,7 +89,7 @@ func TestRoutesNeedATokenThatAllowsThem(t *testing.T) {
 	for _, want := range []string{
 		`token=vera method=POST route="POST /v1/apps/{app}/rollout"`,
 		`token=otto method=POST route="POST /v1/apps/{app}/deploy"`,
-		"token=wes", "needs deployer", "token rex was revoked", "wrong secret for token rex",
+		"token=wes", "needs deployer", `token=rex method=GET route="GET /v1/apps/{app}/revisions"`, "token rex was revoked", "wrong secret for token rex",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log does not say %q:\n%s", want, log)
