@@ -93,3 +93,36 @@ func TestActionsWithoutABrowser(t *testing.T) {
 		t.Errorf("preview of a rollback to the current revision: %d %s", resp.StatusCode, page)
 	}
 }
+
+// TestTokenForSomeApps logs in with a token limited to web*: the apps
+// page lists those apps only, and another app's page and live stream are
+// refused.
+func TestTokenForSomeApps(t *testing.T) {
+	t.Parallel()
+	s := serve(t)
+	s.deploy("web-1", runnerBin)
+	s.deploy("api", runnerBin)
+	cookie := s.session(s.token("webby", "viewer", "--app", "web*"))
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, s.addrs.HTTPURL+path, nil)
+		req.AddCookie(cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, page := get("/"); code != http.StatusOK || !strings.Contains(page, `href="/ui/apps/web-1"`) || strings.Contains(page, `href="/ui/apps/api"`) {
+		t.Errorf("apps page: %d; want web-1 listed and api not:\n%s", code, page)
+	}
+	if code, _ := get("/ui/apps/web-1/history"); code != http.StatusOK {
+		t.Errorf("web-1's history: %d, want 200", code)
+	}
+	for _, path := range []string{"/ui/apps/api", "/ui/events?app=api"} {
+		if code, page := get(path); code != http.StatusForbidden || !strings.Contains(page, `matching`) {
+			t.Errorf("%s: %d, want 403:\n%.300s", path, code, page)
+		}
+	}
+}

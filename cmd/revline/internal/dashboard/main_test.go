@@ -153,10 +153,11 @@ func (s *stack) revline(args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-// token makes a token with the CLI and returns its value.
-func (s *stack) token(name, role string) string {
+// token makes a token with the CLI (more flags: --app) and returns its
+// value.
+func (s *stack) token(name, role string, flags ...string) string {
 	s.t.Helper()
-	code, stdout, stderr := s.revline("tokens", "create", name, "--role", role, "-o", "json")
+	code, stdout, stderr := s.revline(append([]string{"tokens", "create", name, "--role", role, "-o", "json"}, flags...)...)
 	var res struct{ Value string }
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Value == "" {
 		s.t.Fatalf("tokens create %s: exit %d, stdout %q, stderr %q", name, code, stdout, stderr)
