@@ -65,6 +65,9 @@ type command struct {
 	// outputs are the output formats of a client command besides table
 	// and json.
 	outputs []string
+	// argNotApp: the first positional argument is not an app's name (a
+	// token's).
+	argNotApp bool
 }
 
 // usageError marks a mistake in how the command was called (exit 2).
@@ -99,6 +102,9 @@ func commands() []command {
 		secretsSetCommand(),
 		secretsListCommand(),
 		secretsUnsetCommand(),
+		tokensCreateCommand(),
+		tokensListCommand(),
+		tokensRevokeCommand(),
 		benchCommand(),
 		versionCommand(),
 	}
@@ -328,7 +334,7 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 			return nil, nil, err
 		}
 	}
-	if len(pos) > 0 {
+	if len(pos) > 0 && !c.argNotApp {
 		if err := events.ValidateAppName(pos[0]); err != nil {
 			return nil, nil, err
 		}

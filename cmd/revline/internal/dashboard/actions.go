@@ -8,11 +8,10 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/revline/revline/aggregates"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/events"
@@ -22,22 +21,13 @@ import (
 // Bounds of an action's request.
 const (
 	maxActionBytes = 16 << 10
-	maxActorLength = 256
 	actionTimeout  = 30 * time.Second
 )
 
 // controlFor returns a copy of the shared Control acting for the
-// request's actor: the X-Revline-Actor header's value, else DefaultActor.
+// session's token.
 func (d *Dashboard) controlFor(r *http.Request) (*control.Control, error) {
-	c := *d.cfg.Control
-	c.Actor = DefaultActor
-	if actor := strings.TrimSpace(r.Header.Get(httpapi.ActorHeader)); actor != "" {
-		if len(actor) > maxActorLength || strings.IndexFunc(actor, unicode.IsControl) >= 0 {
-			return nil, badRequest(fmt.Sprintf("header %s must be at most %d printable characters", httpapi.ActorHeader, maxActorLength))
-		}
-		c.Actor = actor
-	}
-	return &c, nil
+	return httpapi.ActingAs(r.Context(), d.cfg.Control)
 }
 
 // action runs an action's request: it decodes the JSON body into req,
@@ -225,8 +215,11 @@ func status(err error) int {
 		query     *queryapi.Error
 		name      *events.InvalidNameError
 		tooLarge  *http.MaxBytesError
+		forbidden *auth.ForbiddenError
 	)
 	switch {
+	case errors.As(err, &forbidden):
+		return http.StatusForbidden
 	case errors.As(err, &bad), errors.As(err, &name):
 		return http.StatusBadRequest
 	case errors.As(err, &tooLarge):

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
@@ -153,16 +152,9 @@ func (f codeFields) overrides() events.CodeOverrides {
 }
 
 // controlFor returns a copy of the shared Control acting for the request's
-// actor.
+// token.
 func (a *api) controlFor(r *http.Request) (*control.Control, error) {
-	c := *a.cfg.Control
-	if actor := strings.TrimSpace(r.Header.Get(ActorHeader)); actor != "" {
-		if len(actor) > maxActorLength || strings.IndexFunc(actor, unicode.IsControl) >= 0 {
-			return nil, badRequest(fmt.Sprintf("header %s must be at most %d printable characters", ActorHeader, maxActorLength))
-		}
-		c.Actor = actor
-	}
-	return &c, nil
+	return ActingAs(r.Context(), a.cfg.Control)
 }
 
 // minSequence reads the optional min_sequence query parameter: the answer

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +23,6 @@ import (
 	"github.com/revline/revline/internal/testsupport"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A secret set through the CLI with the client identity reaches the app's
 // runners as an environment variable, and its value is nowhere else: not in
 // any message of the event, command, outcome or dead-letter streams, not in
@@ -49,7 +30,7 @@ func (b *syncBuffer) String() string {
 func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 	t.Parallel()
 	const value = "hf_s3cr3t-value-7f3a"
-	var serverLog syncBuffer
+	var serverLog testsupport.SyncBuffer
 	addrs := servertest.Serve(t, server.Config{
 		NATSListen: "127.0.0.1:0",
 		Logger:     slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
