@@ -86,7 +86,7 @@ func deployCommand() command {
 		name:    "deploy",
 		summary: "Deploy a new revision of an app; waits until it is deployed or failed and prints its id.",
 		usage:   "APP",
-		example: "revline deploy my-model --command 'python3 -m http.server $PORT' --message 'first version'",
+		example: "revline deploy my-model --command 'python3 -m http.server $PORT --bind 127.0.0.1' --message 'first version'",
 	}
 	c.run = func(e env, args []string) error {
 		var (
