@@ -193,6 +193,9 @@ type clientFlags struct {
 	output  string
 	actor   string
 	timeout time.Duration
+	// progress prints a long wait's steps: set for table output on a
+	// terminal, nil otherwise (scripts and pipes get the result alone).
+	progress func(line string)
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -281,6 +284,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 			Events:   store,
 			Secrets:  lazySecrets{js: js},
 			Actor:    f.actor,
+			Progress: f.progress,
 		},
 	}, nil
 }
@@ -328,6 +332,9 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 	}
 	if err := f.validate(c.outputs); err != nil {
 		return nil, nil, err
+	}
+	if f.output == outputTable && isTerminalWriter(e.stderr) {
+		f.progress = func(line string) { fmt.Fprintf(e.stderr, "… %s\n", line) }
 	}
 	if validate != nil {
 		if err := validate(); err != nil {

@@ -188,9 +188,16 @@ func (l lazySecrets) Purge(ctx context.Context, app, name string) error {
 // isTerminal reports whether r is a terminal, where a prompt helps.
 func isTerminal(r io.Reader) bool {
 	file, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
+	return ok && isTerminalFile(file)
+}
+
+// isTerminalWriter reports whether w is a terminal, where progress helps.
+func isTerminalWriter(w io.Writer) bool {
+	file, ok := w.(*os.File)
+	return ok && isTerminalFile(file)
+}
+
+func isTerminalFile(file *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(file.Fd()), unix.TCGETS)
 	return err == nil
 }

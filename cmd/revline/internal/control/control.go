@@ -37,6 +37,26 @@ type Control struct {
 	Secrets SecretWriter
 	// Actor is recorded in every event the operations cause.
 	Actor string
+	// Progress, optional, is told in one line each what a long wait (a
+	// deploy, a rollout) is waiting for, and each step of it: the CLI
+	// prints it on a terminal, so that no wait is silent.
+	Progress func(line string)
+}
+
+// progress reports a step of a wait, if anyone listens.
+func (c *Control) progress(format string, args ...any) {
+	if c.Progress != nil {
+		c.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// runnerStep reports a runner's move during a wait.
+func (c *Control) runnerStep(ev events.RunnerStateChanged) {
+	if ev.Reason != "" && ev.State != events.RunnerIdle {
+		c.progress("runner %s: %s (%s)", ev.RunnerID, ev.State, ev.Reason)
+		return
+	}
+	c.progress("runner %s: %s", ev.RunnerID, ev.State)
 }
 
 // idempotencyNamespace scopes command ids derived from idempotency keys.
@@ -114,8 +134,13 @@ func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts 
 	if !opts.Wait {
 		return res, nil
 	}
+	c.progress("revision %s created; waiting for its first runner to listen", revisionLabel(res.Number, res.RevisionID))
 	err = c.Events.FollowApp(ctx, app, o.FirstSequence, func(env events.Envelope, decodeErr error) error {
 		switch ev := env.Event.(type) {
+		case events.RunnerStateChanged:
+			if ev.RevisionID == res.RevisionID {
+				c.runnerStep(ev)
+			}
 		case events.RevisionDeployed:
 			if ev.RevisionID == res.RevisionID {
 				res.Status, res.Sequence = events.StatusDeployed, env.Sequence
@@ -250,8 +275,11 @@ func (c *Control) Rollout(ctx context.Context, app string, force, wait bool) (Ro
 	if !wait {
 		return res, nil
 	}
+	c.progress("rollout %s requested; replacing the runners", res.RolloutID)
 	err = c.Events.FollowApp(ctx, app, o.LastSequence+1, func(env events.Envelope, decodeErr error) error {
 		switch ev := env.Event.(type) {
+		case events.RunnerStateChanged:
+			c.runnerStep(ev)
 		case events.RolloutCompleted:
 			if ev.RolloutID == res.RolloutID {
 				res.Status, res.Replaced, res.DroppedRequests, res.Sequence = "completed", ev.Replaced, ev.DroppedRequests, env.Sequence
@@ -321,4 +349,13 @@ func (c *Control) change(ctx context.Context, app string, cmd events.Command) (C
 		return ChangeResult{}, err
 	}
 	return ChangeResult{App: app, Status: o.Status, Message: o.Message, Sequence: o.LastSequence}, nil
+}
+
+// revisionLabel names a revision in a progress line: "v3", or its id when
+// the number is not known.
+func revisionLabel(number uint64, id string) string {
+	if number == 0 {
+		return id
+	}
+	return fmt.Sprintf("v%d", number)
 }
