@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/revline/revline/aggregates"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -149,9 +150,27 @@ func printRollout(w io.Writer, app string, res control.RolloutResult) {
 func printRunners(w io.Writer, runners []projections.RunnerView) {
 	rows := make([][]string, 0, len(runners))
 	for _, r := range runners {
-		rows = append(rows, []string{r.RunnerID, r.RevisionID, string(r.State), fmt.Sprint(r.InFlight), expiresIn(r.ExpiresAt), fmt.Sprint(r.Restarts), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.StartedAt), when(r.UpdatedAt)})
+		rows = append(rows, []string{r.RunnerID, revisionPrefix(r.RevisionID), string(r.State), fmt.Sprint(r.InFlight), expiresIn(r.ExpiresAt),
+			uptime(r), fmt.Sprint(r.Restarts), lastCrash(r.LastCrash), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.UpdatedAt)})
 	}
-	table(w, "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tEXPIRES IN\tRESTARTS\tPID\tPORT\tSTARTED\tUPDATED", rows)
+	table(w, "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tEXPIRES IN\tUPTIME\tRESTARTS\tLAST CRASH\tPID\tPORT\tUPDATED", rows)
+}
+
+// uptime is how long a live runner has run, "-" for a terminated one.
+func uptime(r projections.RunnerView) string {
+	if r.Terminated() || r.StartedAt.IsZero() {
+		return "-"
+	}
+	return time.Since(r.StartedAt).Round(time.Second).String()
+}
+
+// lastCrash is a runner's last crash, shortened for a table (-o json has
+// it whole), "-" for none.
+func lastCrash(reason string) string {
+	if reason == "" {
+		return "-"
+	}
+	return aggregates.FitText(reason, 40)
 }
 
 // expiresIn is an idle runner's keep-alive countdown, "-" for none.
