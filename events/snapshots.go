@@ -136,5 +136,6 @@ func (s *SnapshotStore) tail(ctx context.Context, loader AppLoader, app string, 
 		s.logger.Warn("ignoring a snapshot; folding the whole history", "key", key, "sequence", snap.Sequence, "schema", snap.Schema, "error", err)
 		return nil, false
 	}
+	s.logger.Debug("app loaded from its snapshot", "app", app, "sequence", snap.Sequence, "events_after", len(history)-1)
 	return history[1:], true
 }
