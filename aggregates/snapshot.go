@@ -61,13 +61,18 @@ func cloneMap[V any](m map[string]*V) map[string]*V {
 	return c
 }
 
-// EncodeSnapshot encodes s with msgpack, as of SnapshotSchema.
+// EncodeSnapshot encodes s with msgpack, as of SnapshotSchema. Structs
+// are encoded as arrays of their fields, in order, without their names
+// (which would be most of a large app's snapshot): DecodeSnapshot refuses
+// one with another number of fields, and SnapshotSchema tells the rest.
 func EncodeSnapshot(s Snapshot) ([]byte, error) {
-	data, err := msgpack.Marshal(s)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseArrayEncodedStructs(true)
+	if err := enc.Encode(s); err != nil {
 		return nil, fmt.Errorf("encode snapshot of app %q: %w", s.State.Name, err)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // DecodeSnapshot decodes stored, a snapshot of app's state encoded by
