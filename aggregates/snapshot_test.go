@@ -79,6 +79,10 @@ func TestSnapshotIsRefusedUnlessExactlyWhatThisVersionWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fewer, err := msgpack.Marshal([]any{[]any{"web", 42}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, app, want string
 		stored          events.Snapshot
@@ -87,6 +91,7 @@ func TestSnapshotIsRefusedUnlessExactlyWhatThisVersionWrites(t *testing.T) {
 		{"garbage", "web", "decode", events.Snapshot{Schema: aggregates.SnapshotSchema, Sequence: 42, Data: []byte("garbage")}},
 		{"trailing bytes", "web", "trailing", events.Snapshot{Schema: aggregates.SnapshotSchema, Sequence: 42, Data: append(data, 0xc0)}},
 		{"unknown field", "web", "Colour", events.Snapshot{Schema: aggregates.SnapshotSchema, Sequence: 42, Data: extra}},
+		{"another number of fields", "web", "number of fields", events.Snapshot{Schema: aggregates.SnapshotSchema, Sequence: 42, Data: fewer}},
 		{"another app", "api", "holds app", events.Snapshot{Schema: aggregates.SnapshotSchema, Sequence: 42, Data: data}},
 		{"another sequence", "web", "holds app", events.Snapshot{Schema: aggregates.SnapshotSchema, Sequence: 43, Data: data}},
 	} {
