@@ -92,6 +92,13 @@ type Config struct {
 	ProcessTimeout time.Duration
 	// OnOutcome, optional, is called after each outcome is published.
 	OnOutcome func(OutcomeParams)
+	// Snapshots, optional, keeps apps' snapshots: a cold load of an app
+	// reads its snapshot and the events after it, and the processor
+	// writes an app's snapshot in the background every SnapshotEvery
+	// events it folds in.
+	Snapshots *events.SnapshotStore
+	// SnapshotEvery; default 1,000.
+	SnapshotEvery int
 }
 
 func (c *Config) setDefaults() {
@@ -113,6 +120,9 @@ func (c *Config) setDefaults() {
 	if c.OnOutcome == nil {
 		c.OnOutcome = func(OutcomeParams) {}
 	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 1000
+	}
 }
 
 // Validate reports missing required settings.
@@ -133,6 +143,9 @@ func (c Config) Validate() error {
 	if c.ProcessTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("processor: ProcessTimeout must be positive, got %s", c.ProcessTimeout))
 	}
+	if c.SnapshotEvery < 0 {
+		errs = append(errs, fmt.Errorf("processor: SnapshotEvery must be positive, got %d", c.SnapshotEvery))
+	}
 	return errors.Join(errs...)
 }
 
@@ -140,6 +153,7 @@ func (c Config) Validate() error {
 type Processor struct {
 	cfg      Config
 	outcomes *commandbus.OutcomeLog
+	snaps    *snapshotWriter
 
 	mu   sync.Mutex
 	apps map[string]*appCache
@@ -165,6 +179,9 @@ type appCache struct {
 	// recent holds the outcomes of the app's latest accepted commands,
 	// oldest first, at most recentCommands of them.
 	recent []events.Outcome
+	// unsnapshotted counts the events folded in since the app's snapshot
+	// was last taken (or since its load, for one loaded without).
+	unsnapshotted int
 }
 
 // New checks cfg and returns a Processor.
@@ -173,7 +190,11 @@ func New(cfg Config) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Processor{cfg: cfg, outcomes: commandbus.NewOutcomeLog(cfg.JetStream), apps: map[string]*appCache{}}, nil
+	p := &Processor{cfg: cfg, outcomes: commandbus.NewOutcomeLog(cfg.JetStream), apps: map[string]*appCache{}}
+	if cfg.Snapshots != nil {
+		p.snaps = newSnapshotWriter(cfg.Snapshots, cfg.Logger)
+	}
+	return p, nil
 }
 
 // Run consumes commands until ctx ends: the partitions side by side, each
@@ -357,7 +378,7 @@ func (p *Processor) answerPanic(ctx context.Context, cmd events.CommandEnvelope,
 	defer panic(recovered)
 	cache := p.cache(cmd.App)
 	if cache.mu.TryLock() {
-		cache.loaded, cache.state, cache.recent = false, aggregates.App{Name: cmd.App}, nil
+		cache.loaded, cache.state, cache.recent, cache.unsnapshotted = false, aggregates.App{Name: cmd.App}, nil, 0
 		cache.mu.Unlock()
 	}
 	o, known := p.outcomeFromLog(ctx, cmd)
@@ -537,6 +558,7 @@ func (p *Processor) decide(ctx context.Context, cmd events.CommandEnvelope) (o e
 			envs[i].Sequence = res.FirstSequence + uint64(i)
 			cache.apply(envs[i])
 		}
+		p.maybeSnapshot(cache)
 		done, _ := cache.accepted(cmd.CommandID)
 		done.CommandType = cmd.Type
 		return done, len(envs), false, nil
@@ -607,11 +629,35 @@ func (p *Processor) refresh(ctx context.Context, app string, c *appCache) (bool,
 	if c.loaded {
 		return false, nil
 	}
-	if _, err := p.catchUp(ctx, app, c); err != nil {
+	if c.state.Version == 0 {
+		if err := p.loadCold(ctx, app, c); err != nil {
+			return false, err
+		}
+	} else if _, err := p.catchUp(ctx, app, c); err != nil {
 		return false, err
 	}
 	c.loaded = true
 	return true, nil
+}
+
+// loadCold builds the cache of an app it holds nothing of: from the app's
+// snapshot and the events after it, or from its whole history.
+func (p *Processor) loadCold(ctx context.Context, app string, c *appCache) error {
+	var snap aggregates.Snapshot
+	history, restored, err := p.cfg.Snapshots.LoadApp(ctx, p.cfg.Store, app, func(stored events.Snapshot) (err error) {
+		snap, err = aggregates.DecodeSnapshot(app, stored)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load app %q: %w", app, err)
+	}
+	if restored {
+		c.state, c.recent = snap.State, snap.Accepted
+	}
+	for _, env := range history {
+		c.apply(env)
+	}
+	return nil
 }
 
 // catchUp folds in events appended since the cache was last brought up to
@@ -631,6 +677,7 @@ func (p *Processor) catchUp(ctx context.Context, app string, c *appCache) (bool,
 // command that caused it among the app's recent commands.
 func (c *appCache) apply(env events.Envelope) {
 	c.state = aggregates.Evolve(c.state, env)
+	c.unsnapshotted++
 	if env.Event == nil {
 		return // not an event: it only moves the app's sequence
 	}

@@ -114,7 +114,13 @@ func (a *appWorker) loop(ctx context.Context) {
 
 // refresh folds the app's new events into the worker's view.
 func (a *appWorker) refresh(ctx context.Context) error {
-	history, err := a.cfg.Store.Load(ctx, a.name, a.state.Version)
+	var history []events.Envelope
+	var err error
+	if a.state.Version == 0 {
+		history, err = a.loadCold(ctx)
+	} else {
+		history, err = a.cfg.Store.Load(ctx, a.name, a.state.Version)
+	}
 	if err != nil {
 		return err
 	}
@@ -132,6 +138,19 @@ func (a *appWorker) refresh(ctx context.Context) error {
 		a.routed = true
 	}
 	return nil
+}
+
+// loadCold returns the app's history for the first load: from its
+// snapshot, which it makes the worker's view, when there is a usable one.
+func (a *appWorker) loadCold(ctx context.Context) ([]events.Envelope, error) {
+	history, _, err := a.cfg.Snapshots.LoadApp(ctx, a.cfg.Store, a.name, func(stored events.Snapshot) error {
+		snap, err := aggregates.DecodeSnapshot(a.name, stored)
+		if err == nil {
+			a.state = snap.State
+		}
+		return err
+	})
+	return history, err
 }
 
 // reconcile is one pass: settle deploys, run a requested rollout, then

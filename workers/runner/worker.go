@@ -78,6 +78,10 @@ type Config struct {
 	JetStream jetstream.JetStream
 	// Store is required: the worker folds each app's history from it.
 	Store events.AppLoader
+	// Snapshots, optional, holds the snapshots the command processor
+	// writes: the first load of an app reads its snapshot and the events
+	// after it instead of its whole history.
+	Snapshots *events.SnapshotStore
 	// Commands is required: where runner reports and deploy outcomes go.
 	Commands CommandExecutor
 	// Supervisor is required: it runs the processes.

@@ -71,6 +71,9 @@ type stack struct {
 	gwURL string
 	// secrets holds the apps' secret values.
 	secrets *secrets.Store
+	// snapshots is where workers look for apps' snapshots (the stack's
+	// processor writes none).
+	snapshots *events.SnapshotStore
 }
 
 func testContext(t *testing.T) context.Context {
@@ -123,7 +126,11 @@ func newStackWithGateway(t *testing.T, gwConfig gateway.Config) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{srv: srv, js: js, store: store, client: commandbus.NewClient(js), stateDir: t.TempDir(), gw: gw, gwURL: gwServer.URL, secrets: secretStore}
+	snapshots, err := events.EnsureSnapshotStore(ctx, js, 1, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stack{srv: srv, js: js, store: store, client: commandbus.NewClient(js), stateDir: t.TempDir(), gw: gw, gwURL: gwServer.URL, secrets: secretStore, snapshots: snapshots}
 }
 
 // startWorker runs a runner worker with a fresh supervisor on the stack's
@@ -136,7 +143,7 @@ func (s *stack) startWorker(t *testing.T) (stop func()) {
 		t.Fatal(err)
 	}
 	w, err := runner.New(runner.Config{
-		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Commands: s.client, Supervisor: sup, Traffic: s.gw, Secrets: s.secrets,
+		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Snapshots: s.snapshots, Commands: s.client, Supervisor: sup, Traffic: s.gw, Secrets: s.secrets,
 		CrashBackoff: 50 * time.Millisecond, ShutdownGrace: 2 * time.Second, StopGrace: time.Second, Logger: discard,
 	})
 	if err != nil {

@@ -38,6 +38,12 @@ type Config struct {
 	// Commands is how many commands (and raw publishes) each throughput
 	// case sends, many in flight; default 5 × Ops.
 	Commands int
+	// Revisions is the size of the large app of the history cases;
+	// default ManyRevisions.
+	Revisions int
+	// StartupEvents is how many events the start-up cases seed (over
+	// StartupApps apps); 0 leaves those cases out.
+	StartupEvents int
 	// HTTP sizes the HTTP cases.
 	HTTP HTTPConfig
 }
@@ -47,12 +53,14 @@ type Report struct {
 	StartedAt time.Time `json:"started_at"`
 	Machine   Machine   `json:"machine"`
 	Config    struct {
-		Ops         int `json:"ops"`
-		Commands    int `json:"commands"`
-		Requests    int `json:"requests"`
-		Concurrency int `json:"concurrency"`
-		Warmup      int `json:"warmup"`
-		Rounds      int `json:"rounds"`
+		Ops           int `json:"ops"`
+		Commands      int `json:"commands"`
+		Revisions     int `json:"revisions"`
+		StartupEvents int `json:"startup_events"`
+		Requests      int `json:"requests"`
+		Concurrency   int `json:"concurrency"`
+		Warmup        int `json:"warmup"`
+		Rounds        int `json:"rounds"`
 	} `json:"config"`
 	Cases       map[string]Case       `json:"cases"`
 	Comparisons map[string]Comparison `json:"comparisons"`
@@ -154,6 +162,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Commands == 0 {
 		cfg.Commands = 5 * cfg.Ops
 	}
+	if cfg.Revisions == 0 {
+		cfg.Revisions = ManyRevisions
+	}
+	if cfg.Revisions < 1 || cfg.StartupEvents < 0 {
+		return nil, fmt.Errorf("bench: revisions must be at least 1 and startup events at least 0, got %d and %d", cfg.Revisions, cfg.StartupEvents)
+	}
 	if err := cfg.HTTP.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -164,8 +178,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Cases: map[string]Case{}, Comparisons: map[string]Comparison{},
 	}
 	r.Config.Ops, r.Config.Commands, r.Config.Requests, r.Config.Concurrency = cfg.Ops, cfg.Commands, cfg.HTTP.Requests, cfg.HTTP.Concurrency
-	r.Config.Warmup, r.Config.Rounds = cfg.HTTP.Warmup, cfg.HTTP.Rounds
-	if err := runNATS(ctx, cfg.Ops, cfg.Commands, r); err != nil {
+	r.Config.Warmup, r.Config.Rounds, r.Config.StartupEvents = cfg.HTTP.Warmup, cfg.HTTP.Rounds, cfg.StartupEvents
+	r.Config.Revisions = cfg.Revisions
+	if err := runNATS(ctx, cfg, r); err != nil {
 		return nil, err
 	}
 	cases, comparisons, httpErr := RunHTTP(ctx, cfg.HTTP)
@@ -207,10 +222,12 @@ func measure(name string, ops int, op func(i int) error) (Case, error) {
 // runNATS starts an embedded server in a temporary directory and measures
 // a raw JetStream publish with the expected-sequence check against a
 // Revline event append, a raw NATS request-reply against a Revline
-// command round trip (publish, decide, append, outcome), and commands
-// many in flight, over many apps and on one, against as many raw
-// publishes with the expected-sequence check in flight.
-func runNATS(ctx context.Context, ops, commands int, r *Report) error {
+// command round trip (publish, decide, append, outcome), commands many in
+// flight, over many apps and on one, against as many raw publishes with
+// the expected-sequence check in flight, and the history cases
+// (runHistory).
+func runNATS(ctx context.Context, cfg Config, r *Report) error {
+	ops := cfg.Ops
 	dir, err := os.MkdirTemp("", "revline-bench-")
 	if err != nil {
 		return err
@@ -230,6 +247,10 @@ func runNATS(ctx context.Context, ops, commands int, r *Report) error {
 		return err
 	}
 	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
+	if err != nil {
+		return err
+	}
+	snapshots, err := events.EnsureSnapshotStore(ctx, js, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -273,7 +294,7 @@ func runNATS(ctx context.Context, ops, commands int, r *Report) error {
 		return err
 	}
 
-	proc, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store})
+	proc, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Snapshots: snapshots})
 	if err != nil {
 		return err
 	}
@@ -305,7 +326,11 @@ func runNATS(ctx context.Context, ops, commands int, r *Report) error {
 	r.Cases[CaseRawRequest], r.Cases[CaseCommandRoundTrip] = rawRequest, roundTrip
 	r.Comparisons["event_append_vs_raw_publish"] = compare(r.Cases, CaseEventAppend, CaseRawPublish, nil)
 	r.Comparisons["command_round_trip_vs_raw_request"] = compare(r.Cases, CaseCommandRoundTrip, CaseRawRequest, nil)
-	return runThroughput(ctx, srv.ClientURL(), js, commands, payload, r)
+	if err := runThroughput(ctx, srv.ClientURL(), js, cfg.Commands, payload, r); err != nil {
+		return err
+	}
+	h := history{url: srv.ClientURL(), js: js, store: store, snapshots: snapshots, client: client, ops: ops, revisions: cfg.Revisions}
+	return runHistory(ctx, h, cfg.StartupEvents, r)
 }
 
 // runThroughput measures the throughput cases; the clients have a

@@ -96,11 +96,11 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r, err := Run(ctx, Config{Ops: 20, HTTP: HTTPConfig{Requests: 100, Concurrency: 2}})
+	r, err := Run(ctx, Config{Ops: 20, Revisions: 1000, StartupEvents: 2000, HTTP: HTTPConfig{Requests: 100, Concurrency: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.OK || r.Machine.CPUs < 1 || r.Config.Ops != 20 || r.Config.Commands != 100 || r.Config.Requests != 100 || r.Config.Concurrency != 2 {
+	if !r.OK || r.Machine.CPUs < 1 || r.Config.Ops != 20 || r.Config.Revisions != 1000 || r.Config.StartupEvents != 2000 || r.Config.Commands != 100 || r.Config.Requests != 100 || r.Config.Concurrency != 2 {
 		t.Errorf("report header: ok %v, machine %+v, config %+v", r.OK, r.Machine, r.Config)
 	}
 	for _, id := range []string{CaseRawPublish, CaseEventAppend, CaseRawRequest, CaseCommandRoundTrip} {
@@ -119,6 +119,40 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	}
 	if tgt := r.Comparisons["commands_many_apps_vs_raw_publish"].Target; tgt == nil || tgt.MinThroughputRatio != TargetManyAppsThroughputRatio || tgt.MaxP50Ratio != 0 {
 		t.Errorf("commands_many_apps_vs_raw_publish has target %+v", tgt)
+	}
+	for _, id := range []string{CaseCommandFewRevisions, CaseCommandManyRevs} {
+		checkCase(t, r.Cases, id, 20, 1)
+	}
+	for _, id := range []string{CaseColdCommandFold, CaseColdCommandSnapshot} {
+		checkCase(t, r.Cases, id, ColdSamples, 1)
+	}
+	// Start-up: 2,000 events over 19 apps (one deploy and at least 100
+	// runner reports each), the first command to each measured.
+	for _, id := range []string{CaseStartupFold, CaseStartupSnapshot} {
+		checkCase(t, r.Cases, id, 19, 1)
+	}
+	// Replays have a rate and no latency: every event of the log, the
+	// 1,010 deploys and the 2,000 start-up events at least.
+	for _, id := range []string{CaseRawReplay, CaseProjectionRebuild} {
+		if c := r.Cases[id]; c.Ops < 1000+FewRevisions+2000 || c.OpsPerSecond <= 0 || c.Ops != r.Cases[CaseRawReplay].Ops {
+			t.Errorf("case %s: %+v", id, c)
+		}
+	}
+	for id, want := range map[string]Target{
+		"projection_rebuild_vs_raw_replay":   {MinThroughputRatio: TargetRebuildRatio},
+		"command_many_vs_few_revisions":      {MaxP50Ratio: TargetManyRevisionsP50Ratio},
+		"startup_snapshots_vs_full_fold":     {MinThroughputRatio: TargetStartupSpeedup},
+		"cold_command_snapshot_vs_full_fold": {},
+	} {
+		c, ok := r.Comparisons[id]
+		got := Target{}
+		if c.Target != nil {
+			got = *c.Target
+			got.Met = false
+		}
+		if !ok || got != want {
+			t.Errorf("comparison %s: %+v, %v; want target %+v", id, c, ok, want)
+		}
 	}
 
 	// What a script sees.
@@ -140,8 +174,8 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Cases) != 11 || !doc.OK {
-		t.Errorf("JSON has %d cases, ok %v; want 11, true: %s", len(doc.Cases), doc.OK, b)
+	if len(doc.Cases) != 19 || !doc.OK {
+		t.Errorf("JSON has %d cases, ok %v; want 19, true: %s", len(doc.Cases), doc.OK, b)
 	}
 	for id, c := range doc.Cases {
 		for _, field := range []string{"name", "ops", "concurrency", "errors", "elapsed_seconds", "ops_per_second", "p50_us", "p99_us"} {
@@ -150,7 +184,8 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 			}
 		}
 	}
-	for _, id := range []string{"event_append_vs_raw_publish", "command_round_trip_vs_raw_request", "commands_many_apps_vs_raw_publish", "commands_one_app_vs_raw_async_publish", "gateway_vs_reverse_proxy", "gateway_vs_direct"} {
+	for _, id := range []string{"event_append_vs_raw_publish", "command_round_trip_vs_raw_request", "commands_many_apps_vs_raw_publish", "commands_one_app_vs_raw_async_publish", "gateway_vs_reverse_proxy", "gateway_vs_direct",
+		"projection_rebuild_vs_raw_replay", "command_many_vs_few_revisions", "cold_command_snapshot_vs_full_fold", "startup_snapshots_vs_full_fold"} {
 		if c, ok := doc.Comparisons[id]; !ok || c.ThroughputRatio == nil || c.P50Ratio == nil {
 			t.Errorf("comparison %s is missing or incomplete: %s", id, b)
 		}

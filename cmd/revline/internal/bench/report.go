@@ -38,6 +38,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			}
 		}
 	}
+	r.writeHistory(w)
 	if _, ok := r.Cases[CaseHTTPGateway]; !ok {
 		return
 	}
@@ -69,4 +70,47 @@ func (r *Report) WriteTable(w io.Writer) {
 
 func micros(us float64) string {
 	return (time.Duration(us * float64(time.Microsecond))).Round(time.Microsecond).String()
+}
+
+// writeHistory prints the history cases, each pair with its ratio.
+func (r *Report) writeHistory(w io.Writer) {
+	if _, ok := r.Cases[CaseProjectionRebuild]; !ok {
+		return
+	}
+	fmt.Fprintf(w, "\nHistory (%d commands per latency case, %d cold commands per cold case):\n\n", r.Config.Ops, ColdSamples)
+	fmt.Fprintf(w, "| case | ops | elapsed | ops/s | p50 | p99 | ratio |\n|---|---|---|---|---|---|---|\n")
+	for _, p := range []struct{ baseline, c, comparison, ratio string }{
+		{CaseRawReplay, CaseProjectionRebuild, "projection_rebuild_vs_raw_replay", "throughput"},
+		{CaseCommandFewRevisions, CaseCommandManyRevs, "command_many_vs_few_revisions", "p50"},
+		{CaseColdCommandFold, CaseColdCommandSnapshot, "cold_command_snapshot_vs_full_fold", "p50"},
+		{CaseStartupFold, CaseStartupSnapshot, "startup_snapshots_vs_full_fold", "speed-up"},
+	} {
+		if _, ok := r.Cases[p.c]; !ok {
+			continue
+		}
+		for _, id := range []string{p.baseline, p.c} {
+			c, ratio := r.Cases[id], ""
+			if id == p.c {
+				cmp := r.Comparisons[p.comparison]
+				switch p.ratio {
+				case "p50":
+					ratio = fmt.Sprintf("p50 %.2fx", cmp.P50Ratio)
+				default:
+					ratio = fmt.Sprintf("%s %.2f", p.ratio, cmp.ThroughputRatio)
+				}
+				if t := cmp.Target; t != nil {
+					bound := fmt.Sprintf("≥ %.2f", t.MinThroughputRatio)
+					if t.MaxP50Ratio > 0 {
+						bound = fmt.Sprintf("≤ %.2fx", t.MaxP50Ratio)
+					}
+					ratio += fmt.Sprintf(" (target %s: %s)", bound, map[bool]string{true: "met", false: "missed"}[t.Met])
+				}
+			}
+			p50, p99 := "–", "–" // a replay has no per-operation latency
+			if c.P50Micros > 0 {
+				p50, p99 = micros(c.P50Micros), micros(c.P99Micros)
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %s | %s |\n", c.Name, c.Ops, time.Duration(c.ElapsedSeconds*float64(time.Second)).Round(time.Millisecond), c.OpsPerSecond, p50, p99, ratio)
+		}
+	}
 }

@@ -12,7 +12,7 @@ func TestBenchJSONIsOneObjectWithEveryCase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the benchmark (embedded NATS, command processor, HTTP servers)")
 	}
-	r := run(t, "bench", "--ops", "10", "--requests", "50", "--concurrency", "2", "-o", "json")
+	r := run(t, "bench", "--ops", "10", "--revisions", "100", "--requests", "50", "--concurrency", "2", "-o", "json")
 	if r.code != cli.ExitOK {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -44,6 +44,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bench", "--requests", "0"},
 		{"bench", "--concurrency", "0"},
 		{"bench", "--ops", "0"},
+		{"bench", "--revisions", "0"},
+		{"bench", "--startup-events", "-1"},
 		{"bench", "now"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

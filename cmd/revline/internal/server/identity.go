@@ -106,7 +106,9 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     the command stream's consumers (the command processor's partitions,
 //     processor.PartitionConsumerName) nor on its partition subjects
 //     (commandbus.PartitionSubjectPrefix): a command reaches its app's
-//     partition only through the stream's subject transform.
+//     partition only through the stream's subject transform. Nor on the
+//     snapshot bucket (events.SnapshotBucketName), to write or to read:
+//     a cold load of an app starts from what it finds there.
 func (ids identities) users() []*server.NkeyUser {
 	js := func(api string) string { return "$JS.API." + api }
 	workerConsumer := events.EventStreamName + "." + runner.ConsumerName

@@ -106,6 +106,16 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectViolation(t, violations, "a command published into a partition")
+	// Snapshots are the server's: a client neither writes nor reads them
+	// (a forged snapshot would be folded into every cold load).
+	if err := nc.Publish("$KV."+events.SnapshotBucketName+"."+events.AppSnapshotKey("web"), []byte{0x80}); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "a snapshot written")
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+events.SnapshotBucketName+".$KV."+events.SnapshotBucketName+"."+events.AppSnapshotKey("web"), nats.NewInbox(), nil); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "a snapshot read")
 	// What JetStream delivers to the server is not in the clients' inboxes.
 	if _, err := nc.SubscribeSync("_INBOX_REVLINE_SERVER.>"); err != nil {
 		t.Fatal(err)

@@ -237,6 +237,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	snapshots, err := events.EnsureSnapshotStore(setupCtx, js, cfg.Replicas, log.With("component", "snapshots"))
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 
 	model := projections.NewRevisionHistory()
 	m, err := metrics.New(model)
@@ -244,7 +248,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	proc, err := processor.New(processor.Config{
-		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store,
+		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Snapshots: snapshots,
 		Logger: log.With("component", "processor"), OnOutcome: m.ObserveOutcome,
 	})
 	if err != nil {
@@ -264,7 +268,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	worker, err := runner.New(runner.Config{
-		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Commands: bus,
+		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Snapshots: snapshots, Commands: bus,
 		Supervisor: supervisor, Traffic: gw, Secrets: secretStore, ShutdownGrace: cfg.ShutdownGrace, Logger: log.With("component", "runner-worker"),
 	})
 	if err != nil {
