@@ -24,6 +24,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // Exit codes.
@@ -65,6 +66,9 @@ type command struct {
 	// outputs are the output formats of a client command besides table
 	// and json.
 	outputs []string
+	// notApp says the first positional argument is not an app name
+	// (webhooks' URLs and ids).
+	notApp bool
 }
 
 // usageError marks a mistake in how the command was called (exit 2).
@@ -99,6 +103,9 @@ func commands() []command {
 		secretsSetCommand(),
 		secretsListCommand(),
 		secretsUnsetCommand(),
+		webhooksAddCommand(), webhooksListCommand(), webhooksRemoveCommand(),
+		webhooksStatusCommand(webhooks.StatusActive), webhooksStatusCommand(webhooks.StatusDisabled),
+		webhooksDeliveriesCommand(), webhooksRedeliverCommand(),
 		benchCommand(),
 		{name: "version", summary: "Print the version.", example: "revline version", run: func(e env, _ []string) error {
 			_, err := fmt.Fprintln(e.stdout, Version)
@@ -336,7 +343,7 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 			return nil, nil, err
 		}
 	}
-	if len(pos) > 0 {
+	if len(pos) > 0 && !c.notApp {
 		if err := events.ValidateAppName(pos[0]); err != nil {
 			return nil, nil, err
 		}

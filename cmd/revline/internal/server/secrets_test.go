@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -86,19 +87,7 @@ func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 	cli("secrets", "unset", "web", "HF_TOKEN")
 
 	// A client may write values, never read them back.
-	asClient, err := nats.NkeyOptionFromSeed(addrs.ClientIdentity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(addrs.NATSURL, asClient, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := clientConn(t, addrs)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store, err := secrets.Open(ctx, js)
@@ -117,21 +106,9 @@ func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 	}
 
 	// The value is in no stream but the secret store, and in no log line.
-	admin := serverConn(t, addrs)
-	for _, name := range []string{events.EventStreamName, commandbus.CommandStreamName, commandbus.OutcomeStreamName, commandbus.DeadLetterStreamName} {
-		stream, err := admin.Stream(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := uint64(1); seq <= stream.CachedInfo().State.LastSeq; seq++ {
-			msg, err := stream.GetMsg(ctx, seq)
-			if err != nil {
-				continue // deleted, or never there
-			}
-			if bytes.Contains(msg.Data, []byte(value)) || strings.Contains(fmtHeader(msg.Header), value) {
-				t.Errorf("stream %s, message %d on %s holds the secret's value", name, seq, msg.Subject)
-			}
-		}
+	names := []string{events.EventStreamName, commandbus.CommandStreamName, commandbus.OutcomeStreamName, commandbus.DeadLetterStreamName}
+	for _, where := range messagesHolding(ctx, t, serverConn(t, addrs), names, value) {
+		t.Errorf("%s holds the secret's value", where)
 	}
 	if strings.Contains(serverLog.String(), value) {
 		t.Error("the server's log holds the secret's value")
@@ -144,6 +121,49 @@ func fmtHeader(h nats.Header) string {
 		b.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
 	}
 	return b.String()
+}
+
+// clientConn connects to serve's embedded NATS server with the clients'
+// identity; the errors of what it may not do are not printed.
+func clientConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
+	t.Helper()
+	asClient, err := nats.NkeyOptionFromSeed(addrs.ClientIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(addrs.NATSURL, asClient, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// messagesHolding names the messages of the streams names ("stream S,
+// message N on SUBJECT") whose payload or headers hold needle.
+func messagesHolding(ctx context.Context, t *testing.T, js jetstream.JetStream, names []string, needle string) []string {
+	t.Helper()
+	var found []string
+	for _, name := range names {
+		stream, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= stream.CachedInfo().State.LastSeq; seq++ {
+			msg, err := stream.GetMsg(ctx, seq)
+			if err != nil {
+				continue // deleted, or never there
+			}
+			if bytes.Contains(msg.Data, []byte(needle)) || strings.Contains(fmtHeader(msg.Header), needle) {
+				found = append(found, fmt.Sprintf("stream %s, message %d on %s", name, seq, msg.Subject))
+			}
+		}
+	}
+	return found
 }
 
 // serverConn connects to serve's embedded NATS server with the server's
