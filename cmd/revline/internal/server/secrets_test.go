@@ -127,20 +127,7 @@ func fmtHeader(h nats.Header) string {
 // identity; the errors of what it may not do are not printed.
 func clientConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
 	t.Helper()
-	asClient, err := nats.NkeyOptionFromSeed(addrs.ClientIdentity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(addrs.NATSURL, asClient, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return connAs(t, addrs, addrs.ClientIdentity)
 }
 
 // messagesHolding names the messages of the streams names ("stream S,
@@ -170,11 +157,18 @@ func messagesHolding(ctx context.Context, t *testing.T, js jetstream.JetStream, 
 // own identity (every right), which lies next to the client's.
 func serverConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
 	t.Helper()
-	asServer, err := nats.NkeyOptionFromSeed(filepath.Join(filepath.Dir(addrs.ClientIdentity), "server.nk"))
+	return connAs(t, addrs, filepath.Join(filepath.Dir(addrs.ClientIdentity), "server.nk"))
+}
+
+// connAs connects to serve's embedded NATS server with the identity in
+// seedFile, printing no asynchronous error.
+func connAs(t *testing.T, addrs server.Addresses, seedFile string) jetstream.JetStream {
+	t.Helper()
+	identity, err := nats.NkeyOptionFromSeed(seedFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(addrs.NATSURL, asServer)
+	nc, err := nats.Connect(addrs.NATSURL, identity, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)
 	}
