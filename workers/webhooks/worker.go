@@ -248,7 +248,11 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 		d.stop()
 		delete(running, id)
 	}
-	w.log.Info("webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", hook.Reason)
+	level := slog.LevelInfo
+	if hook.Status == StatusDisabled {
+		level = slog.LevelWarn
+	}
+	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", hook.Reason)
 	if hook.Status == StatusRemoved {
 		err := w.cfg.JetStream.DeleteConsumer(ctx, events.EventStreamName, hook.ConsumerName())
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -369,10 +373,14 @@ func (w *Worker) handle(ctx context.Context, hook Webhook, msg jetstream.Msg, fa
 		*failures++
 		if *failures >= w.cfg.MaxFailures {
 			reason := fmt.Sprintf("%d failed attempts in a row, the last on event %d: %s", *failures, env.Sequence, d.Error)
-			if _, err := w.cfg.Store.SetStatus(ctx, hook.ID, StatusDisabled, Actor, reason, w.cfg.Now()); err != nil {
+			// The watch of definitions logs it, as every change, and stops
+			// this dispatcher as soon as it sees it: the change must not
+			// depend on ctx.
+			setCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.RequestTimeout)
+			_, err := w.cfg.Store.SetStatus(setCtx, hook.ID, StatusDisabled, Actor, reason, w.cfg.Now())
+			cancel()
+			if err != nil {
 				w.log.Error("could not disable a failing webhook", "webhook", hook.ID, "error", err)
-			} else {
-				w.log.Warn("webhook disabled", "webhook", hook.ID, "reason", reason)
 			}
 			_ = msg.Nak() // kept for when the webhook is enabled again
 			return errDisabled
