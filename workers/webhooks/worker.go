@@ -290,6 +290,11 @@ var errDisabled = errors.New("webhook disabled")
 func (w *Worker) dispatch(ctx context.Context, hook Webhook) {
 	failures := 0
 	for pause := w.cfg.BackoffBase; ; pause = min(2*pause, w.cfg.BackoffMax) {
+		// Another replica may have removed the webhook, and its consumer
+		// with it, since this one saw it: never make that consumer again.
+		if now, _, err := w.cfg.Store.Get(ctx, hook.ID); err == nil && now.Status != StatusActive {
+			return
+		}
 		err := w.consume(ctx, hook, &failures)
 		if ctx.Err() != nil || errors.Is(err, errDisabled) {
 			return

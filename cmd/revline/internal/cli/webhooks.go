@@ -132,7 +132,7 @@ func webhooksListCommand() command {
 		}
 		return withWebhooks(e, c, args, 0, nil, extra, func(ctx context.Context, hooks *webhooks.Store, f *clientFlags, _ []string) error {
 			list, err := hooks.List(ctx)
-			shown := list[:0]
+			shown := []webhooks.Webhook{}
 			for _, w := range list {
 				if all || w.Status != webhooks.StatusRemoved {
 					shown = append(shown, w)
@@ -146,7 +146,7 @@ func webhooksListCommand() command {
 						app = "*"
 					}
 					status := h.Status
-					if h.Status != webhooks.StatusActive {
+					if h.Status != webhooks.StatusActive && h.ChangedAt != nil {
 						status += " by " + h.ChangedBy + " " + when(*h.ChangedAt)
 						if h.Reason != "" {
 							status += ": " + h.Reason
