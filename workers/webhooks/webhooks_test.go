@@ -29,14 +29,14 @@ import (
 
 // env is a NATS server with the event store and the webhook buckets.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	js     jetstream.JetStream
 	events *events.JetStreamStore
 	hooks  *webhooks.Store
 	seqs   map[string]uint64 // last sequence of each app
 }
 
-func newEnv(t *testing.T, policy webhooks.Policy) *env {
+func newEnv(t testing.TB, policy webhooks.Policy) *env {
 	t.Helper()
 	srv := embedded.StartForTest(t)
 	_, js := embedded.ConnectForTest(t, srv)
@@ -115,7 +115,6 @@ func (e *env) add(w webhooks.Webhook, secret []byte) webhooks.Webhook {
 // receiver is a webhook receiver that checks every delivery's signature
 // and answers 500 while down.
 type receiver struct {
-	t      *testing.T
 	secret []byte
 	srv    *httptest.Server
 	down   atomic.Bool
@@ -125,8 +124,8 @@ type receiver struct {
 	bad    []string              // what failed verification
 }
 
-func newReceiver(t *testing.T, secret []byte) *receiver {
-	r := &receiver{t: t, secret: secret}
+func newReceiver(t testing.TB, secret []byte) *receiver {
+	r := &receiver{secret: secret}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -184,7 +183,7 @@ func ids(envs []events.Envelope) []string {
 	return out
 }
 
-func waitCtx(t *testing.T) context.Context {
+func waitCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
