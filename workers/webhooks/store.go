@@ -391,6 +391,28 @@ func (s *Store) SetStatus(ctx context.Context, id, status, actor, reason string,
 	}
 }
 
+// History returns every kept version of webhook id's definition, oldest
+// first: who added it, then each disable, enable and removal with who,
+// when and why (the last 16 changes).
+func (s *Store) History(ctx context.Context, id string) ([]Webhook, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	entries, err := s.hooks.History(ctx, hookKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("webhook %s: %w", id, ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("history of webhook %s: %w", id, err)
+	}
+	versions := make([]Webhook, 0, len(entries))
+	for _, entry := range entries {
+		if w, err := decodeWebhook(entry.Value()); err == nil {
+			versions = append(versions, w)
+		}
+	}
+	return versions, nil
+}
+
 // RequestRedelivery asks the serving side to deliver the event at stream
 // sequence seq to webhook id once more.
 func (s *Store) RequestRedelivery(ctx context.Context, id string, seq uint64, actor string, now time.Time) error {

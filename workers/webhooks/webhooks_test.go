@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -236,6 +237,39 @@ func TestEveryEventArrivesInOrderThroughAnOutageAndARestart(t *testing.T) {
 	}
 	if last := deliveries[len(deliveries)-1]; !last.OK() || last.EventID != sent[len(sent)-1].EventID {
 		t.Errorf("last delivery attempt = %+v", last)
+	}
+}
+
+func TestAReceiverThatWasNotListeningGetsEverythingWhenItIs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
+	secret := webhooks.NewSecret()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	_ = closed.Close()
+	hook := e.add(webhooks.Webhook{URL: "http://" + addr + "/in"}, secret)
+	e.run(webhooks.Config{AllowPrivate: true, MaxFailures: 1000})
+	sent := []events.Envelope{e.appendEvent("web", events.AppSuspended{RevisionID: "a"}), e.appendEvent("web", events.AppResumed{RevisionID: "a"})}
+	ctx := waitCtx(t)
+	testsupport.Eventually(ctx, t, "two connections were refused", func() bool {
+		d, err := e.hooks.Deliveries(ctx, hook.ID)
+		return err == nil && len(d) >= 2 && strings.Contains(d[1].Error, "refused")
+	})
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the receiver's port was taken meanwhile: %v", err)
+	}
+	r := &receiver{secret: secret}
+	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	r.srv.Listener = listener
+	r.srv.Start()
+	t.Cleanup(r.srv.Close)
+	testsupport.Eventually(ctx, t, "both events arrived", func() bool { return len(r.unique()) == 2 })
+	if got := r.unique(); !slices.Equal(got, ids(sent)) {
+		t.Errorf("received %v, want %v", got, ids(sent))
 	}
 }
 

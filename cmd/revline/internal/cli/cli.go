@@ -103,7 +103,7 @@ func commands() []command {
 		secretsSetCommand(),
 		secretsListCommand(),
 		secretsUnsetCommand(),
-		webhooksAddCommand(), webhooksListCommand(), webhooksRemoveCommand(),
+		webhooksAddCommand(), webhooksListCommand(), webhooksHistoryCommand(), webhooksRemoveCommand(),
 		webhooksStatusCommand(webhooks.StatusActive), webhooksStatusCommand(webhooks.StatusDisabled),
 		webhooksDeliveriesCommand(), webhooksRedeliverCommand(),
 		benchCommand(),

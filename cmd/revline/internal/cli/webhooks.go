@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -161,6 +162,31 @@ func webhooksListCommand() command {
 	return c
 }
 
+func webhooksHistoryCommand() command {
+	c := command{
+		name:    "webhooks history",
+		summary: "Who added a webhook, and every disable, enable and removal since: who, when and why.",
+		usage:   "ID",
+		example: "revline webhooks history 3f2a9c0d81be",
+	}
+	c.run = func(e env, args []string) error {
+		return withWebhooks(e, c, args, 1, idArg, nil, func(ctx context.Context, hooks *webhooks.Store, f *clientFlags, pos []string) error {
+			versions, err := hooks.History(ctx, pos[0])
+			return render(e, f, versions, err, func(w io.Writer, versions []webhooks.Webhook) {
+				rows := make([][]string, len(versions))
+				for i, v := range versions {
+					rows[i] = []string{when(v.CreatedAt), "added", v.CreatedBy, "-"}
+					if v.ChangedAt != nil {
+						rows[i] = []string{when(*v.ChangedAt), v.Status, v.ChangedBy, cmp.Or(v.Reason, "-")}
+					}
+				}
+				table(w, "WHEN\tSTATUS\tBY\tWHY", rows)
+			})
+		})
+	}
+	return c
+}
+
 func webhooksRemoveCommand() command {
 	c := command{
 		name:    "webhooks remove",
@@ -226,11 +252,7 @@ func webhooksDeliveriesCommand() command {
 					if d.Status != 0 {
 						status = strconv.Itoa(d.Status)
 					}
-					errText := d.Error
-					if errText == "" {
-						errText = "-"
-					}
-					rows[i] = []string{when(d.At), strconv.FormatUint(d.Sequence, 10), d.Type, d.App, d.EventID, attempt, status, fmt.Sprintf("%dms", d.LatencyMS), errText}
+					rows[i] = []string{when(d.At), strconv.FormatUint(d.Sequence, 10), d.Type, d.App, d.EventID, attempt, status, fmt.Sprintf("%dms", d.LatencyMS), cmp.Or(d.Error, "-")}
 				}
 				table(w, "WHEN\tSEQ\tTYPE\tAPP\tEVENT ID\tATTEMPT\tSTATUS\tLATENCY\tERROR", rows)
 			})

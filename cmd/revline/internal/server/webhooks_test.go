@@ -190,11 +190,18 @@ func TestWebhooksThroughTheCLI(t *testing.T) {
 	if out := cli("webhooks", "list", "--all"); !strings.Contains(out, "removed by") {
 		t.Errorf("webhooks list --all does not say who removed it:\n%s", out)
 	}
+	history := lines(cli("webhooks", "history", id))
+	if len(history) != 5 || !strings.Contains(history[1], "added") || !strings.Contains(history[2], "disabled  "+webhooks.Actor) ||
+		!strings.Contains(history[3], "active") || !strings.Contains(history[4], "removed") {
+		t.Errorf("webhooks history:\n%s", strings.Join(history, "\n"))
+	}
 	testsupport.Eventually(ctx, t, "the removed webhook's consumer is deleted", func() bool {
 		_, err := admin.Consumer(ctx, "REVLINE_EVENTS", webhooks.ConsumerPrefix+id)
 		return err != nil
 	})
 }
+
+func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
 
 // Without --webhooks-allow-private, serve refuses loopback targets when
 // they are added.
