@@ -240,6 +240,24 @@ func TestEveryEventArrivesInOrderThroughAnOutageAndARestart(t *testing.T) {
 	}
 }
 
+// Hundreds of events waiting for a new webhook arrive in order.
+func TestManyEventsArriveInOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
+	secret := webhooks.NewSecret()
+	r := newReceiver(t, secret)
+	e.add(webhooks.Webhook{URL: r.srv.URL}, secret)
+	var sent []events.Envelope
+	for i := range 300 {
+		sent = append(sent, e.appendEvent("web", events.AppSuspended{RevisionID: strconv.Itoa(i)}))
+	}
+	e.run(webhooks.Config{AllowPrivate: true})
+	testsupport.Eventually(waitCtx(t), t, "every event arrived", func() bool { return len(r.unique()) == len(sent) })
+	if got := r.unique(); !slices.Equal(got, ids(sent)) {
+		t.Error("the events arrived out of order")
+	}
+}
+
 func TestAReceiverThatWasNotListeningGetsEverythingWhenItIs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, webhooks.Policy{AllowPrivate: true})

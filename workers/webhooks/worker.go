@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/revline/revline/events"
@@ -326,19 +327,18 @@ func (w *Worker) consume(ctx context.Context, hook Webhook, failures *int) error
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
-	msgs, err := cons.Messages(jetstream.PullMaxMessages(1))
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	stopped := context.AfterFunc(ctx, msgs.Stop)
-	defer stopped()
-	defer msgs.Stop()
+	// One pull a message: the consumer hands out one at a time anyway
+	// (and a Messages iterator of one message was seen to stop pulling).
 	for {
-		msg, err := msgs.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		pullCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		msg, err := cons.Next(jetstream.FetchContext(pullCtx))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+			continue // nothing new
+		case err != nil:
 			return err
 		}
 		if err := w.handle(ctx, hook, msg, failures); err != nil {
