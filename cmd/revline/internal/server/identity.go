@@ -98,8 +98,8 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     (revline.events.>, say) cannot make it write there;
 //   - the clients', which may send commands, hear outcomes, ask queries,
 //     read the event log, write secret values and webhook signing secrets
-//     (never read them), and read and write webhook definitions (never
-//     their deliveries), but not write events or outcomes, answer queries,
+//     (never read them), read and write webhook definitions, and read
+//     webhooks' deliveries, but not write events or outcomes, answer queries,
 //     see others' commands or what is delivered to the server, touch the
 //     runner worker's consumer, or change a stream. They have no rights on
 //     the command stream's consumers (the command processor's partitions,
