@@ -9,7 +9,7 @@ run:
 
 ## build: build the revline binary into ./bin
 build:
-	$(GO) build -o bin/revline ./cmd/revline
+	$(GO) build -buildvcs=auto -o bin/revline ./cmd/revline
 
 ## test: every test, with the race detector
 test:

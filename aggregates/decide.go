@@ -131,6 +131,8 @@ func validateRuntime(p events.RuntimeParams, o events.RuntimeOverrides) error {
 		negative("min_concurrency", o.MinConcurrency != nil, int64(p.MinConcurrency)),
 		negative("max_concurrency", o.MaxConcurrency != nil, int64(p.MaxConcurrency)),
 		negative("concurrency_buffer", o.ConcurrencyBuffer != nil, int64(p.ConcurrencyBuffer)),
+		negative("concurrency_buffer_perc", o.ConcurrencyBufferPerc != nil, int64(p.ConcurrencyBufferPerc)),
+		negative("scaling_delay", o.ScalingDelay != nil, int64(p.ScalingDelay)),
 		negative("request_timeout", o.RequestTimeout != nil, int64(p.RequestTimeout)),
 	} {
 		if err != nil {
@@ -138,10 +140,10 @@ func validateRuntime(p events.RuntimeParams, o events.RuntimeOverrides) error {
 		}
 	}
 	switch {
-	case p.MaxConcurrency > MaxCount || p.ConcurrencyBuffer > MaxCount:
-		return invalid("max_concurrency and concurrency_buffer must be at most %d", MaxCount)
-	case p.KeepAlive > MaxDuration || p.RequestTimeout > MaxDuration:
-		return invalid("keep_alive and request_timeout must be at most %ds (7 days)", MaxDuration)
+	case p.MaxConcurrency > MaxCount || p.ConcurrencyBuffer > MaxCount || p.ConcurrencyBufferPerc > MaxCount:
+		return invalid("max_concurrency, concurrency_buffer and concurrency_buffer_perc must be at most %d", MaxCount)
+	case p.KeepAlive > MaxDuration || p.RequestTimeout > MaxDuration || p.ScalingDelay > MaxDuration:
+		return invalid("keep_alive, scaling_delay and request_timeout must be at most %ds (7 days)", MaxDuration)
 	case p.MaxConcurrency < 1:
 		return invalid("max_concurrency must be at least 1, got %d", p.MaxConcurrency)
 	case p.MinConcurrency > p.MaxConcurrency:

@@ -128,6 +128,12 @@ func Evolve(state App, env events.Envelope) App {
 	}
 	switch ev := env.Event.(type) {
 	case events.RevisionCreated:
+		if _, exists := state.Revisions[ev.RevisionID]; exists || ev.RevisionID == "" {
+			// The decider never makes one (revision_exists): a second
+			// revision.created of an id is skipped, by this fold and the
+			// read model's alike, so that what runs is what list-rev shows.
+			break
+		}
 		number := RevisionNumber(ev, state.LastNumber)
 		state.LastNumber = max(state.LastNumber, number)
 		state.Revisions[ev.RevisionID] = &Revision{

@@ -52,12 +52,47 @@ type RuntimeParams struct {
 	MinConcurrency    int     `msgpack:"min_concurrency" json:"min_concurrency"`
 	MaxConcurrency    int     `msgpack:"max_concurrency" json:"max_concurrency"`
 	ConcurrencyBuffer int     `msgpack:"concurrency_buffer" json:"concurrency_buffer"`
-	RequestTimeout    Seconds `msgpack:"request_timeout" json:"request_timeout"`
+	// ConcurrencyBufferPerc keeps a buffer of this percentage of the
+	// runners the demand needs, when that is more than ConcurrencyBuffer.
+	ConcurrencyBufferPerc int `msgpack:"concurrency_buffer_perc,omitempty" json:"concurrency_buffer_perc"`
+	// ScalingDelay is how long requests must have waited for a runner
+	// before demand starts another one (bursts shorter than that are
+	// queued, not scaled for).
+	ScalingDelay   Seconds `msgpack:"scaling_delay,omitempty" json:"scaling_delay"`
+	RequestTimeout Seconds `msgpack:"request_timeout" json:"request_timeout"`
 }
 
 // RuntimeParamNames lists the runtime-tunable parameters by wire name, in a
 // fixed order. Events that record parameter provenance use these names.
-var RuntimeParamNames = []string{"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout"}
+var RuntimeParamNames = []string{"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay", "request_timeout"}
+
+// ParamValue is one parameter's wire name and its value as shown to people
+// (durations with their unit: "300s").
+type ParamValue struct{ Name, Value string }
+
+func secondsText(s Seconds) string { return strconv.FormatInt(int64(s), 10) + "s" }
+
+// Values lists the code parameters, in a fixed order.
+func (c CodeParams) Values() []ParamValue {
+	return []ParamValue{
+		{"machine_type", c.MachineType},
+		{"max_multiplexing", strconv.Itoa(c.MaxMultiplexing)},
+		{"startup_timeout", secondsText(c.StartupTimeout)},
+	}
+}
+
+// Values lists the runtime parameters in the order of RuntimeParamNames.
+func (p RuntimeParams) Values() []ParamValue {
+	return []ParamValue{
+		{"keep_alive", secondsText(p.KeepAlive)},
+		{"min_concurrency", strconv.Itoa(p.MinConcurrency)},
+		{"max_concurrency", strconv.Itoa(p.MaxConcurrency)},
+		{"concurrency_buffer", strconv.Itoa(p.ConcurrencyBuffer)},
+		{"concurrency_buffer_perc", strconv.Itoa(p.ConcurrencyBufferPerc)},
+		{"scaling_delay", secondsText(p.ScalingDelay)},
+		{"request_timeout", secondsText(p.RequestTimeout)},
+	}
+}
 
 // DefaultCodeParams are used for code parameters a deploy leaves unset.
 func DefaultCodeParams() CodeParams {
@@ -97,7 +132,10 @@ type RuntimeOverrides struct {
 	MinConcurrency    *int     `msgpack:"min_concurrency,omitempty" json:"min_concurrency,omitempty"`
 	MaxConcurrency    *int     `msgpack:"max_concurrency,omitempty" json:"max_concurrency,omitempty"`
 	ConcurrencyBuffer *int     `msgpack:"concurrency_buffer,omitempty" json:"concurrency_buffer,omitempty"`
-	RequestTimeout    *Seconds `msgpack:"request_timeout,omitempty" json:"request_timeout,omitempty"`
+	// ConcurrencyBufferPerc and ScalingDelay: see RuntimeParams.
+	ConcurrencyBufferPerc *int     `msgpack:"concurrency_buffer_perc,omitempty" json:"concurrency_buffer_perc,omitempty"`
+	ScalingDelay          *Seconds `msgpack:"scaling_delay,omitempty" json:"scaling_delay,omitempty"`
+	RequestTimeout        *Seconds `msgpack:"request_timeout,omitempty" json:"request_timeout,omitempty"`
 }
 
 // IsZero reports whether o sets no field.
@@ -116,6 +154,12 @@ func (o RuntimeOverrides) Apply(base RuntimeParams) RuntimeParams {
 	}
 	if o.ConcurrencyBuffer != nil {
 		base.ConcurrencyBuffer = *o.ConcurrencyBuffer
+	}
+	if o.ConcurrencyBufferPerc != nil {
+		base.ConcurrencyBufferPerc = *o.ConcurrencyBufferPerc
+	}
+	if o.ScalingDelay != nil {
+		base.ScalingDelay = *o.ScalingDelay
 	}
 	if o.RequestTimeout != nil {
 		base.RequestTimeout = *o.RequestTimeout
@@ -155,6 +199,8 @@ func ChangedRuntimeParams(before, after RuntimeParams) []string {
 	add("min_concurrency", before.MinConcurrency != after.MinConcurrency)
 	add("max_concurrency", before.MaxConcurrency != after.MaxConcurrency)
 	add("concurrency_buffer", before.ConcurrencyBuffer != after.ConcurrencyBuffer)
+	add("concurrency_buffer_perc", before.ConcurrencyBufferPerc != after.ConcurrencyBufferPerc)
+	add("scaling_delay", before.ScalingDelay != after.ScalingDelay)
 	add("request_timeout", before.RequestTimeout != after.RequestTimeout)
 	return changed
 }

@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 
@@ -49,26 +48,14 @@ func Diff(app string, a, b RevisionView) RevisionDiff {
 // that was current), the message and each annotation (annotations.KEY),
 // in that order.
 func DiffRevisions(a, b RevisionView) []FieldChange {
-	secs := func(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
-	fields := []struct {
-		name  string
-		value func(RevisionView) string
-	}{
-		{"command", func(v RevisionView) string { return v.Command }},
-		{"machine_type", func(v RevisionView) string { return v.MachineType }},
-		{"max_multiplexing", func(v RevisionView) string { return fmt.Sprint(v.MaxMultiplexing) }},
-		{"startup_timeout", func(v RevisionView) string { return secs(v.StartupTimeout) }},
-		{"keep_alive", func(v RevisionView) string { return secs(v.KeepAlive) }},
-		{"min_concurrency", func(v RevisionView) string { return fmt.Sprint(v.MinConcurrency) }},
-		{"max_concurrency", func(v RevisionView) string { return fmt.Sprint(v.MaxConcurrency) }},
-		{"concurrency_buffer", func(v RevisionView) string { return fmt.Sprint(v.ConcurrencyBuffer) }},
-		{"request_timeout", func(v RevisionView) string { return secs(v.RequestTimeout) }},
-		{"message", func(v RevisionView) string { return v.Message }},
+	values := func(v RevisionView) []events.ParamValue {
+		return slices.Concat([]events.ParamValue{{Name: "command", Value: v.Command}}, v.CodeParams.Values(), v.RuntimeParams.Values(),
+			[]events.ParamValue{{Name: "message", Value: v.Message}})
 	}
 	var out []FieldChange
-	for _, f := range fields {
-		if va, vb := f.value(a), f.value(b); va != vb {
-			out = append(out, FieldChange{Field: f.name, A: va, B: vb})
+	for i, va := range values(a) {
+		if vb := values(b)[i]; va.Value != vb.Value {
+			out = append(out, FieldChange{Field: va.Name, A: va.Value, B: vb.Value})
 		}
 	}
 	keys := slices.Sorted(maps.Keys(a.Annotations))

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"sync"
@@ -454,26 +455,56 @@ func (a *appRecord) view() AppView {
 	return v
 }
 
-// runnerCounts counts the live runners of each revision.
-func (a *appRecord) runnerCounts() map[string]int {
-	counts := map[string]int{}
-	for _, r := range a.runners {
-		if !r.Terminated() {
-			counts[r.RevisionID]++
+// RevisionRunners is what a revision's live runners say of it: how many
+// there are, how many wait to restart after a crash, their crashes so far
+// and the latest one's reason.
+type RevisionRunners struct {
+	Live, CrashBackoff, Restarts int
+	LastCrash                    string
+	lastCrashAt                  time.Time
+}
+
+// CountRunners sums up runners (terminated ones left out) by revision.
+func CountRunners(runners iter.Seq[*RunnerView]) map[string]RevisionRunners {
+	counts := map[string]RevisionRunners{}
+	for r := range runners {
+		if r.Terminated() {
+			continue
 		}
+		c := counts[r.RevisionID]
+		c.Live++
+		c.Restarts += r.Restarts
+		if r.State == events.RunnerCrashBackoff {
+			c.CrashBackoff++
+		}
+		if r.LastCrash != "" && !r.UpdatedAt.Before(c.lastCrashAt) {
+			c.LastCrash, c.lastCrashAt = r.LastCrash, r.UpdatedAt
+		}
+		counts[r.RevisionID] = c
 	}
 	return counts
 }
 
-func (a *appRecord) revisionView(r *revisionRecord, runnerCounts map[string]int) RevisionView {
+// SetRunners fills in what the revision's live runners say of it.
+func (v *RevisionView) SetRunners(c RevisionRunners) {
+	v.Runners, v.CrashBackoff, v.Restarts, v.LastCrash = c.Live, c.CrashBackoff, c.Restarts, c.LastCrash
+}
+
+// runnerCounts sums up the live runners of each revision.
+func (a *appRecord) runnerCounts() map[string]RevisionRunners {
+	return CountRunners(maps.Values(a.runners))
+}
+
+func (a *appRecord) revisionView(r *revisionRecord, runnerCounts map[string]RevisionRunners) RevisionView {
 	current := r.id == a.current
 	v := RevisionView{
 		Number: r.number, RevisionID: r.id, Status: r.status, Current: current,
 		CreatedAt: r.createdAt, CreatedBy: r.createdBy,
 		CodeParams: r.code, RuntimeParams: r.requested,
 		Message: r.message, Annotations: map[string]string{}, Command: r.command,
-		Runners: runnerCounts[r.id], FailReason: r.failReason, Deleted: r.deleted,
+		FailReason: r.failReason, Deleted: r.deleted,
 	}
+	v.SetRunners(runnerCounts[r.id])
 	maps.Copy(v.Annotations, r.annotations)
 	switch {
 	case current:

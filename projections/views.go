@@ -56,9 +56,15 @@ type RevisionView struct {
 	Message     string            `json:"message"`
 	Annotations map[string]string `json:"annotations"`
 	Command     string            `json:"command"`
-	// Runners counts this revision's runners that are not terminated.
-	Runners    int    `json:"runners"`
-	FailReason string `json:"fail_reason"`
+	// Runners counts this revision's runners that are not terminated;
+	// CrashBackoff those of them waiting to restart after a crash,
+	// Restarts their crashes so far, LastCrash the latest one's reason
+	// (exit status and back-off): a crash-looping revision shows as such.
+	Runners      int    `json:"runners"`
+	CrashBackoff int    `json:"crash_backoff"`
+	Restarts     int    `json:"restarts"`
+	LastCrash    string `json:"last_crash,omitempty"`
+	FailReason   string `json:"fail_reason"`
 	// Deleted is only ever true for a revision asked for by id: deleted
 	// revisions leave the list.
 	Deleted bool `json:"deleted"`
@@ -81,6 +87,10 @@ type RunnerView struct {
 	// gateway sees it: live state, never an event. A runner with requests
 	// shows as running rather than idle.
 	InFlight int `json:"in_flight"`
+	// ExpiresAt, for an idle runner above the count the app needs, is when
+	// keep_alive stops it if it stays idle (fal's "expires in"): live
+	// state, never an event.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// Restarts counts the runner's crashes (each one a crash_backoff, then
 	// a restart under the same id); LastCrash is the reason of the last one
 	// (its exit status and the back-off), "" if it never crashed.

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/revline/revline/aggregates"
@@ -119,17 +120,11 @@ func changes(ev events.AppScaled) string {
 // paramValues shows every parameter's value by wire name, durations with
 // their unit ("300s").
 func paramValues(rt events.RuntimeParams, code events.CodeParams) map[string]string {
-	secs := func(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
-	return map[string]string{
-		"keep_alive":         secs(rt.KeepAlive),
-		"min_concurrency":    fmt.Sprint(rt.MinConcurrency),
-		"max_concurrency":    fmt.Sprint(rt.MaxConcurrency),
-		"concurrency_buffer": fmt.Sprint(rt.ConcurrencyBuffer),
-		"request_timeout":    secs(rt.RequestTimeout),
-		"machine_type":       code.MachineType,
-		"max_multiplexing":   fmt.Sprint(code.MaxMultiplexing),
-		"startup_timeout":    secs(code.StartupTimeout),
+	values := map[string]string{}
+	for _, v := range slices.Concat(rt.Values(), code.Values()) {
+		values[v.Name] = v.Value
 	}
+	return values
 }
 
 // revisionName names revision id as state knows it: "v3", or the first 8

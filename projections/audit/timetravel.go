@@ -136,12 +136,7 @@ func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, 
 	if err != nil {
 		return Revisions{}, err
 	}
-	counts := map[string]int{}
-	for _, r := range l.runners {
-		if !r.Terminated() {
-			counts[r.RevisionID]++
-		}
-	}
+	counts := projections.CountRunners(maps.Values(l.runners))
 	out := Revisions{App: app, Sequence: last, Time: at, Revisions: []projections.RevisionView{}}
 	for _, r := range state.Revisions {
 		if r.Deleted {
@@ -151,8 +146,9 @@ func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, 
 			Number: r.Number, RevisionID: r.ID, Status: r.Status, Current: r.ID == state.Current,
 			CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, CodeParams: r.Code, RuntimeParams: r.Runtime,
 			Message: r.Message, Annotations: map[string]string{}, Command: r.Command,
-			Runners: counts[r.ID], FailReason: l.failReasons[r.ID],
+			FailReason: l.failReasons[r.ID],
 		}
+		v.SetRunners(counts[r.ID])
 		maps.Copy(v.Annotations, l.annotations[r.ID])
 		if rt, ok := l.lastRuntime[r.ID]; ok {
 			v.RuntimeParams = rt

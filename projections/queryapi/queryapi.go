@@ -181,16 +181,23 @@ type LiveState interface {
 	// InFlight returns how many requests each runner of app is handling,
 	// by runner id.
 	InFlight(app string) map[string]int
+	// KeepAliveExpiries returns when idle runners of app above the desired
+	// count will be stopped for keep_alive if they stay idle, by runner id.
+	KeepAliveExpiries(app string) map[string]time.Time
 }
 
-// withLiveState merges the requests in flight into runner views: an idle
-// runner that has some is running.
-func withLiveState(runners []projections.RunnerView, inFlight map[string]int) {
+// withLiveState merges the requests in flight into runner views (an idle
+// runner that has some is running) and the keep-alive countdown of idle
+// ones.
+func withLiveState(runners []projections.RunnerView, inFlight map[string]int, expiries map[string]time.Time) {
 	for i, r := range runners {
 		n := inFlight[r.RunnerID]
 		runners[i].InFlight = n
 		if n > 0 && r.State == events.RunnerIdle {
 			runners[i].State = events.RunnerRunning
+		}
+		if at, ok := expiries[r.RunnerID]; ok && n == 0 && r.State == events.RunnerIdle {
+			runners[i].ExpiresAt = &at
 		}
 	}
 }
@@ -298,7 +305,7 @@ func (l Local) Runners(ctx context.Context, app string, filter RunnerFilter, req
 	at := l.Model.Checkpoint()
 	runners := l.Model.Runners(app, filter.All || filter.State == events.RunnerTerminated)
 	if l.Live != nil {
-		withLiveState(runners, l.Live.InFlight(app))
+		withLiveState(runners, l.Live.InFlight(app), l.Live.KeepAliveExpiries(app))
 	}
 	runners = slices.DeleteFunc(runners, func(r projections.RunnerView) bool { return !filter.Keeps(r) })
 	return runnersOrder.page(app, runners, c, at)

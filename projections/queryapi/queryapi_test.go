@@ -437,10 +437,15 @@ func TestClientWithoutServerSaysToRunServe(t *testing.T) {
 	}
 }
 
-// liveState is the gateway's in-flight counts, as a map.
-type liveState map[string]map[string]int
+// liveState is the data plane's live state, as maps by app.
+type liveState struct {
+	inFlight map[string]map[string]int
+	expiries map[string]map[string]time.Time
+}
 
-func (l liveState) InFlight(app string) map[string]int { return l[app] }
+func (l liveState) InFlight(app string) map[string]int { return l.inFlight[app] }
+
+func (l liveState) KeepAliveExpiries(app string) map[string]time.Time { return l.expiries[app] }
 
 // Runner views carry the gateway's live in-flight counts: an idle runner
 // with requests shows as running, over NATS as in-process, and the state
@@ -448,7 +453,9 @@ func (l liveState) InFlight(app string) map[string]int { return l[app] }
 func TestRunnersShowLiveInFlightRequests(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	live := queryapi.Local{Model: f.model, Live: liveState{"web": {runnerA: 3}}}
+	expiry := t0.Add(time.Hour)
+	expiries := map[string]map[string]time.Time{"web": {runnerA: expiry}}
+	live := queryapi.Local{Model: f.model, Live: liveState{inFlight: map[string]map[string]int{"web": {runnerA: 3}}, expiries: expiries}}
 	ctx := testContext(t)
 	page, err := live.Runners(ctx, "web", queryapi.RunnerFilter{}, queryapi.PageRequest{}, 0)
 	if err != nil {
@@ -464,6 +471,15 @@ func TestRunnersShowLiveInFlightRequests(t *testing.T) {
 	idle, err := live.Runners(ctx, "web", queryapi.RunnerFilter{State: events.RunnerIdle}, queryapi.PageRequest{}, 0)
 	if err != nil || len(idle.Items) != 0 {
 		t.Fatalf("--state idle: %+v %v", idle.Items, err)
+	}
+	if page.Items[0].ExpiresAt != nil {
+		t.Errorf("a runner with requests shows a keep-alive countdown: %v", page.Items[0].ExpiresAt)
+	}
+	// Idle, it counts down to its keep-alive's end.
+	idleLive := queryapi.Local{Model: f.model, Live: liveState{expiries: expiries}}
+	page, err = idleLive.Runners(ctx, "web", queryapi.RunnerFilter{}, queryapi.PageRequest{}, 0)
+	if err != nil || page.Items[0].ExpiresAt == nil || !page.Items[0].ExpiresAt.Equal(expiry) {
+		t.Fatalf("idle runner's keep-alive countdown: %+v %v", page.Items, err)
 	}
 	// Without live state, the log alone: idle, nothing in flight.
 	plain, err := f.local.Runners(ctx, "web", queryapi.RunnerFilter{}, queryapi.PageRequest{}, 0)

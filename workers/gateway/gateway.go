@@ -154,6 +154,8 @@ type app struct {
 	expectedAt time.Time
 	backends   map[string]*backend
 	queued     int
+	// queuedSince is when the queue last became non-empty.
+	queuedSince time.Time
 	// changed is closed (and replaced) whenever a slot frees or the
 	// backends change, waking the requests that wait for a runner.
 	changed chan struct{}
@@ -302,8 +304,11 @@ func (g *Gateway) RemoveRunner(appName, runnerID string) {
 type Load struct {
 	// InFlight counts the requests each runner is handling, by runner id.
 	InFlight map[string]int
-	// Queued counts the requests waiting for a free runner.
-	Queued int
+	// Queued counts the requests waiting for a free runner; QueuedSince
+	// is since when some have been waiting without a break (zero when
+	// none waits).
+	Queued      int
+	QueuedSince time.Time
 	// IdleSince tells, for each runner that is taking requests but has
 	// none, since when.
 	IdleSince map[string]time.Time
@@ -340,7 +345,7 @@ func (g *Gateway) Load(appName string) Load {
 	defer g.mu.Unlock()
 	out := Load{InFlight: map[string]int{}, IdleSince: map[string]time.Time{}}
 	if a, ok := g.apps[appName]; ok {
-		out.Queued = a.queued
+		out.Queued, out.QueuedSince = a.queued, a.queuedSince
 		for id, b := range a.backends {
 			out.InFlight[id] = len(b.flights)
 			if !b.draining && len(b.flights) == 0 {
@@ -506,7 +511,9 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 	queued, coldStart := false, !a.taking()
 	defer func() {
 		if queued {
-			a.queued--
+			if a.queued--; a.queued == 0 {
+				a.queuedSince = time.Time{}
+			}
 		}
 	}()
 	for {
@@ -528,7 +535,9 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 			if a.queued >= g.cfg.QueueLimit {
 				return nil, &errUnavailable{http.StatusServiceUnavailable, "queue_full", fmt.Sprintf("app %q has %d requests waiting for a runner already", appName, a.queued)}
 			}
-			a.queued++
+			if a.queued++; a.queued == 1 {
+				a.queuedSince = g.cfg.Now()
+			}
 			queued, signal = true, true
 		}
 		changed, notify := a.changed, g.onDemand

@@ -43,7 +43,10 @@ type appWorker struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner // live processes by runner id
-	drains  sync.WaitGroup     // background drains in progress
+	// scaling is what the last pass scaled the current revision by, for
+	// the keep-alive countdown asked from other goroutines.
+	scaling scalingView
+	drains  sync.WaitGroup // background drains in progress
 
 	// recheck wakes the loop when the next keep-alive may have run out,
 	// at recheckAt.
@@ -404,6 +407,9 @@ func (a *appWorker) converge(ctx context.Context) error {
 		desired = desiredRunners(a.state.Runtime, a.state.Code.MaxMultiplexing, load.Demand())
 		desired = max(desired, min(a.floor, a.state.Runtime.MaxConcurrency))
 	}
+	a.mu.Lock()
+	a.scaling = scalingView{current: a.state.Current, serving: serving, runtime: a.state.Runtime, multiplexing: a.state.Code.MaxMultiplexing, floor: a.floor}
+	a.mu.Unlock()
 	grace := a.state.Runtime.RequestTimeout.Duration()
 	stopOthers := func() {
 		for _, r := range a.liveExcept(a.state.Current) {
@@ -426,7 +432,14 @@ func (a *appWorker) converge(ctx context.Context) error {
 		if time.Until(a.nextStart) > 0 {
 			return nil // backing off: backOff scheduled the pass that goes on
 		}
-		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], startReason(a.state.Runtime, i), ""); err != nil {
+		reason := startReason(a.state.Runtime, i)
+		// Demand waits out scaling_delay; capacity kept across a switch,
+		// a resume or a crash (the floor) does not.
+		if wait := scalingDelayLeft(a.state.Runtime, load.QueuedSince, time.Now()); reason == reasonDemand && i >= a.floor && wait > 0 {
+			a.wakeAfter(wait) // the requests may be served before then
+			break
+		}
+		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], reason, ""); err != nil {
 			reason, failed := runnerFailure(err)
 			if !failed {
 				return err
@@ -459,6 +472,35 @@ func (a *appWorker) converge(ctx context.Context) error {
 	}
 	stopOthers()
 	return nil
+}
+
+// scalingView is what keepAliveExpiries needs of the loop's state.
+type scalingView struct {
+	current      string
+	serving      bool
+	runtime      events.RuntimeParams
+	multiplexing int
+	floor        int
+}
+
+// keepAliveExpiries returns, by runner id, when idle runners above the
+// desired count will be stopped if they stay idle, from the demand the
+// gateway sees now. Safe to call from any goroutine.
+func (a *appWorker) keepAliveExpiries() map[string]time.Time {
+	a.mu.Lock()
+	v := a.scaling
+	a.mu.Unlock()
+	if !v.serving {
+		return nil
+	}
+	load := a.cfg.Traffic.Load(a.name)
+	desired := max(desiredRunners(v.runtime, v.multiplexing, load.Demand()), min(v.floor, v.runtime.MaxConcurrency))
+	current := a.live(v.current)
+	ids := make([]string, len(current))
+	for i, r := range current {
+		ids[i] = r.proc.RunnerID()
+	}
+	return keepAliveExpiries(ids, desired, v.runtime, load.IdleSince)
 }
 
 // keepCapacity raises the floor when the app's runners must be replaced

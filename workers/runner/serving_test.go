@@ -536,3 +536,26 @@ func TestStopAndKillOneRunner(t *testing.T) {
 		t.Fatalf("want the replacement idle before the stopped runner drains:\n%s", describe(envs))
 	}
 }
+
+// With scaling_delay, a short burst that the running runner absorbs
+// starts no runner: requests wait in the queue instead.
+func TestScalingDelayLetsAShortBurstWait(t *testing.T) {
+	t.Parallel()
+	s, log := serving(t, 1)
+	delay := events.Seconds(30)
+	o := s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{ScalingDelay: &delay}})
+	var burst sync.WaitGroup
+	for range 3 {
+		burst.Go(func() {
+			if status, _, err := gatewayGet(testContext(t), s, "web", "/slow?ms=300"); status != http.StatusOK {
+				t.Errorf("request in the burst: %d %v", status, err)
+			}
+		})
+	}
+	burst.Wait()
+	for _, env := range log.snapshot() {
+		if ev, ok := runnerEvent(env); ok && env.Sequence > o.LastSequence && ev.State == events.RunnerSetup {
+			t.Fatalf("a runner started for a burst shorter than scaling_delay:\n%s", describe(log.snapshot()))
+		}
+	}
+}

@@ -216,6 +216,25 @@ func (w *Worker) knownApps(ctx context.Context) ([]string, error) {
 	return apps, nil
 }
 
+// InFlight returns how many requests each runner of app is handling, as
+// the gateway sees it (see queryapi.LiveState).
+func (w *Worker) InFlight(app string) map[string]int {
+	return w.cfg.Traffic.Load(app).InFlight
+}
+
+// KeepAliveExpiries returns, by runner id, when the app's idle runners
+// above the desired count will be stopped for keep_alive if they stay idle
+// (see queryapi.LiveState).
+func (w *Worker) KeepAliveExpiries(app string) map[string]time.Time {
+	w.mu.Lock()
+	a, ok := w.apps[app]
+	w.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return a.keepAliveExpiries()
+}
+
 // Wake asks the app's loop for a reconcile pass, starting the loop if needed.
 func (w *Worker) Wake(app string) {
 	if events.ValidateAppName(app) != nil {

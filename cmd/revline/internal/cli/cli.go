@@ -66,9 +66,9 @@ type command struct {
 	// outputs are the output formats of a client command besides table
 	// and json.
 	outputs []string
-	// notApp says the first positional argument is not an app name
-	// (webhooks' URLs and ids).
-	notApp bool
+	// argNotApp: the first positional argument is not an app's name (a
+	// token's).
+	argNotApp bool
 }
 
 // usageError marks a mistake in how the command was called (exit 2).
@@ -106,11 +106,11 @@ func commands() []command {
 		webhooksAddCommand(), webhooksListCommand(), webhooksHistoryCommand(), webhooksRemoveCommand(),
 		webhooksStatusCommand(webhooks.StatusActive), webhooksStatusCommand(webhooks.StatusDisabled),
 		webhooksDeliveriesCommand(), webhooksRedeliverCommand(),
+		tokensCreateCommand(),
+		tokensListCommand(),
+		tokensRevokeCommand(),
 		benchCommand(),
-		{name: "version", summary: "Print the version.", example: "revline version", run: func(e env, _ []string) error {
-			_, err := fmt.Fprintln(e.stdout, Version)
-			return err
-		}},
+		versionCommand(),
 	}
 }
 
@@ -120,12 +120,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := env{ctx: ctx, stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	cmd, rest, ok := findCommand(args)
 	if !ok {
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			printHelp(stdout)
-			return ExitOK
-		}
-		fmt.Fprintf(stderr, "Error: unknown command %q; run `revline --help` for the list\n", strings.Join(args[:min(len(args), 2)], " "))
-		return ExitUsage
+		return helpFor(e, args)
 	}
 	err := cmd.run(e, rest)
 	var usage usageError
@@ -343,7 +338,7 @@ func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.Fla
 			return nil, nil, err
 		}
 	}
-	if len(pos) > 0 && !c.notApp {
+	if len(pos) > 0 && !c.argNotApp {
 		if err := events.ValidateAppName(pos[0]); err != nil {
 			return nil, nil, err
 		}

@@ -3,6 +3,9 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -89,9 +92,36 @@ func TestCommandHelpShowsUsageAndExampleWithoutConnecting(t *testing.T) {
 
 func TestVersionPrintsTheVersion(t *testing.T) {
 	t.Parallel()
-	r := run(t, "version")
-	if r.code != cli.ExitOK || r.stdout != cli.Version+"\n" || r.stderr != "" {
-		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := run(t, args...)
+		if r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, "revline "+cli.Version+" ") || !strings.Contains(r.stdout, runtime.Version()) || r.stderr != "" {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := run(t, "version", "-o", "json")
+	var got struct{ Version, Go string }
+	if r.code != cli.ExitOK || json.Unmarshal([]byte(r.stdout), &got) != nil || got.Version != cli.Version || got.Go != runtime.Version() {
+		t.Fatalf("version -o json: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// `revline help CMD`, `revline GROUP --help` and typos get what kubectl
+// and gh users expect.
+func TestHelpForGroupsCommandsAndTypos(t *testing.T) {
+	t.Parallel()
+	r := run(t, "apps", "--help")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "apps scale") || strings.Contains(r.stdout, "deploy ") {
+		t.Fatalf("apps --help: exit %d, stdout %q", r.code, r.stdout)
+	}
+	r = run(t, "help", "apps", "scale")
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "Usage: revline apps scale APP") {
+		t.Fatalf("help apps scale: exit %d, stdout %q", r.code, r.stdout)
+	}
+	for typo, want := range map[string]string{"delpoy": "deploy", "scael": "apps scale", "apps lst": "apps list"} {
+		r := run(t, strings.Fields(typo)...)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, fmt.Sprintf("did you mean %q?", want)) {
+			t.Errorf("%s: exit %d, stderr %q, want a suggestion of %q", typo, r.code, r.stderr, want)
+		}
 	}
 }
 

@@ -88,7 +88,7 @@ func deployCommand() command {
 		name:    "deploy",
 		summary: "Deploy a new revision of an app; waits until it is deployed or failed and prints its id.",
 		usage:   "APP",
-		example: "revline deploy my-model --command 'python3 -m http.server $PORT' --message 'first version'",
+		example: "revline deploy my-model --command 'python3 -m http.server $PORT --bind 127.0.0.1' --message 'first version'",
 	}
 	c.run = func(e env, args []string) error {
 		var (
@@ -196,9 +196,11 @@ func setRevCommand() command {
 	}
 	c.run = func(e env, args []string) error {
 		var strategy, message string
+		var wait bool
 		extra := func(fs *flag.FlagSet) {
 			fs.StringVar(&strategy, "strategy", "rolling", "rolling (new runners up before old ones stop) or recreate")
 			fs.StringVar(&message, "message", "", "why, recorded in the audit log")
+			fs.BoolVar(&wait, "wait", false, "wait until the runners have moved: the revision's are ready and the others gone")
 		}
 		var st events.Strategy
 		validate := func() (err error) {
@@ -209,12 +211,20 @@ func setRevCommand() command {
 		}
 		return withClient(e, c, args, 2, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
 			res, err := s.control.SetRevision(ctx, pos[0], pos[1], st, message)
+			if err == nil && wait {
+				var ready int
+				ready, err = s.control.AwaitSwitch(ctx, pos[0], res.RevisionID, res.Sequence)
+				res.ReadyRunners = &ready
+			}
 			return render(e, f, res, err, func(w io.Writer, res control.SwitchResult) {
 				if res.Status == events.OutcomeNoOp {
 					fmt.Fprintf(w, "Nothing to do: %s\n", res.Message)
-					return
+				} else {
+					fmt.Fprintf(w, "App %s now serves revision %s (strategy %s).\n", res.App, revisionName(res.Number, res.RevisionID), st)
 				}
-				fmt.Fprintf(w, "App %s now serves revision %s (strategy %s).\n", res.App, revisionName(res.Number, res.RevisionID), st)
+				if res.ReadyRunners != nil {
+					fmt.Fprintf(w, "Runners moved: %d of %s ready, none of another revision left.\n", *res.ReadyRunners, revisionName(res.Number, res.RevisionID))
+				}
 			})
 		})
 	}

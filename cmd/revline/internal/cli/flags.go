@@ -83,8 +83,8 @@ func (a annotationsFlag) Set(s string) error {
 
 // runtimeFlags are the runtime-tunable parameters, shared by deploy and scale.
 type runtimeFlags struct {
-	keepAlive, requestTimeout                         secondsFlag
-	minConcurrency, maxConcurrency, concurrencyBuffer intFlag
+	keepAlive, requestTimeout, scalingDelay                                  secondsFlag
+	minConcurrency, maxConcurrency, concurrencyBuffer, concurrencyBufferPerc intFlag
 }
 
 func (r *runtimeFlags) register(fs *flag.FlagSet) {
@@ -92,16 +92,20 @@ func (r *runtimeFlags) register(fs *flag.FlagSet) {
 	fs.Var(&r.minConcurrency, "min-concurrency", "runners kept up even without traffic")
 	fs.Var(&r.maxConcurrency, "max-concurrency", "most runners the app may have")
 	fs.Var(&r.concurrencyBuffer, "concurrency-buffer", "extra runners kept warm above demand")
+	fs.Var(&r.concurrencyBufferPerc, "concurrency-buffer-perc", "extra runners kept warm, as a percentage of those the demand needs (the larger buffer wins)")
+	fs.Var(&r.scalingDelay, "scaling-delay", "how long requests wait for a runner before demand starts another (300, 300s, 5m)")
 	fs.Var(&r.requestTimeout, "request-timeout", "longest a request may run; also the drain grace on a graceful rollout")
 }
 
 func (r *runtimeFlags) overrides() events.RuntimeOverrides {
 	return events.RuntimeOverrides{
-		KeepAlive:         r.keepAlive.v,
-		MinConcurrency:    r.minConcurrency.v,
-		MaxConcurrency:    r.maxConcurrency.v,
-		ConcurrencyBuffer: r.concurrencyBuffer.v,
-		RequestTimeout:    r.requestTimeout.v,
+		KeepAlive:             r.keepAlive.v,
+		MinConcurrency:        r.minConcurrency.v,
+		MaxConcurrency:        r.maxConcurrency.v,
+		ConcurrencyBuffer:     r.concurrencyBuffer.v,
+		ConcurrencyBufferPerc: r.concurrencyBufferPerc.v,
+		ScalingDelay:          r.scalingDelay.v,
+		RequestTimeout:        r.requestTimeout.v,
 	}
 }
 

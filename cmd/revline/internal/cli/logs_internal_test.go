@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 )
@@ -63,24 +63,6 @@ func appendLog(t *testing.T, dir, runner, text string) {
 	if _, err := f.WriteString(text); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func opts(tail int, follow bool) logOptions {
@@ -136,7 +118,7 @@ func TestFollowPrintsWhatTheRunnerWritesNext(t *testing.T) {
 	appendLog(t, dir, liveRunner, "old 1\nold 2\n")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out syncBuffer
+	var out testsupport.SyncBuffer
 	done := make(chan error, 1)
 	counter := &countingReader{LogReader: client}
 	go func() {

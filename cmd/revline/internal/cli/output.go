@@ -43,12 +43,19 @@ func table(w io.Writer, header string, rows [][]string) {
 	_ = tw.Flush()
 }
 
+// when shows a time in the machine's zone, with the zone, so that a
+// table pasted elsewhere still says when.
 func when(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
+
+// revisionPrefix is the first 8 characters of a revision id, a prefix
+// commands accept and that tells revisions apart in practice (ids are
+// random from their first character); -o json has the whole id.
+func revisionPrefix(id string) string { return id[:min(len(id), 8)] }
 
 func secs(s events.Seconds) string { return fmt.Sprintf("%ds", s) }
 
@@ -106,7 +113,11 @@ func printRevisions(w io.Writer, revs []projections.RevisionView) {
 		if r.Current {
 			mark = "*"
 		}
-		rows = append(rows, []string{mark, version(r.Number), r.RevisionID, string(r.Status), when(r.CreatedAt), r.MachineType,
+		status := string(r.Status)
+		if r.CrashBackoff > 0 {
+			status += fmt.Sprintf(", crash-looping (%d restarts)", r.Restarts)
+		}
+		rows = append(rows, []string{mark, version(r.Number), revisionPrefix(r.RevisionID), status, when(r.CreatedAt), r.MachineType,
 			fmt.Sprintf("%d/%d", r.MinConcurrency, r.MaxConcurrency), fmt.Sprint(r.MaxMultiplexing),
 			secs(r.KeepAlive), secs(r.RequestTimeout), secs(r.StartupTimeout), fmt.Sprint(r.Runners), r.Message})
 	}
@@ -138,9 +149,17 @@ func printRollout(w io.Writer, app string, res control.RolloutResult) {
 func printRunners(w io.Writer, runners []projections.RunnerView) {
 	rows := make([][]string, 0, len(runners))
 	for _, r := range runners {
-		rows = append(rows, []string{r.RunnerID, r.RevisionID, string(r.State), fmt.Sprint(r.InFlight), fmt.Sprint(r.Restarts), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.StartedAt), when(r.UpdatedAt)})
+		rows = append(rows, []string{r.RunnerID, r.RevisionID, string(r.State), fmt.Sprint(r.InFlight), expiresIn(r.ExpiresAt), fmt.Sprint(r.Restarts), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.StartedAt), when(r.UpdatedAt)})
 	}
-	table(w, "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tRESTARTS\tPID\tPORT\tSTARTED\tUPDATED", rows)
+	table(w, "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tEXPIRES IN\tRESTARTS\tPID\tPORT\tSTARTED\tUPDATED", rows)
+}
+
+// expiresIn is an idle runner's keep-alive countdown, "-" for none.
+func expiresIn(at *time.Time) string {
+	if at == nil {
+		return "-"
+	}
+	return max(time.Until(*at), 0).Round(time.Second).String()
 }
 
 // printChange reports a scale, suspend or resume, with the app as it is now.

@@ -29,7 +29,7 @@ func idArg(pos []string) error { return webhooks.ValidateID(pos[0]) }
 // withWebhooks runs a webhooks command: its flags and arguments checked
 // (with check, if given, before connecting), then fn with the store.
 func withWebhooks(e env, c command, args []string, nargs int, check func(pos []string) error, extra func(*flag.FlagSet), fn func(ctx context.Context, hooks *webhooks.Store, f *clientFlags, pos []string) error) error {
-	c.notApp = true
+	c.argNotApp = true
 	f, pos, err := clientArgs(e, c, args, nargs, extra, nil)
 	if err != nil {
 		return err

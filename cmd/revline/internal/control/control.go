@@ -171,6 +171,47 @@ type SwitchResult struct {
 	Status     events.OutcomeStatus `json:"status"`
 	Message    string               `json:"message,omitempty"`
 	Sequence   uint64               `json:"sequence,omitempty"`
+	// ReadyRunners, with AwaitSwitch, is how many runners of the revision
+	// serve once every other revision's runner is gone.
+	ReadyRunners *int `json:"ready_runners,omitempty"`
+}
+
+// switchPoll is how often AwaitSwitch looks at the runners.
+const switchPoll = 250 * time.Millisecond
+
+// AwaitSwitch waits, after a switch to revisionID recorded at sequence
+// after, until the app's runners have moved: no runner of another
+// revision is left and none of revisionID is still starting (pending,
+// setup, crash_backoff). It returns how many of revisionID then serve (0
+// for an app scaled to zero). It fails when ctx ends first.
+func (c *Control) AwaitSwitch(ctx context.Context, app, revisionID string, after uint64) (int, error) {
+	for {
+		runners, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {
+			return c.Reader.Runners(ctx, app, queryapi.RunnerFilter{}, p, after)
+		})
+		if err != nil {
+			return 0, err
+		}
+		ready, moving := 0, false
+		for _, r := range runners {
+			switch {
+			case r.RevisionID != revisionID:
+				moving = true // an old runner still drains
+			case r.State == events.RunnerIdle || r.State == events.RunnerRunning:
+				ready++
+			default:
+				moving = true // still starting, or stopping
+			}
+		}
+		if !moving {
+			return ready, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ready, fmt.Errorf("waiting for the runners of %s: %w", revisionID, ctx.Err())
+		case <-time.After(switchPoll):
+		}
+	}
 }
 
 // SetRevision makes ref the app's current revision (a rollback, or a

@@ -8,11 +8,10 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/revline/revline/aggregates"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/events"
@@ -22,22 +21,13 @@ import (
 // Bounds of an action's request.
 const (
 	maxActionBytes = 16 << 10
-	maxActorLength = 256
 	actionTimeout  = 30 * time.Second
 )
 
 // controlFor returns a copy of the shared Control acting for the
-// request's actor: the X-Revline-Actor header's value, else DefaultActor.
+// session's token.
 func (d *Dashboard) controlFor(r *http.Request) (*control.Control, error) {
-	c := *d.cfg.Control
-	c.Actor = DefaultActor
-	if actor := strings.TrimSpace(r.Header.Get(httpapi.ActorHeader)); actor != "" {
-		if len(actor) > maxActorLength || strings.IndexFunc(actor, unicode.IsControl) >= 0 {
-			return nil, badRequest(fmt.Sprintf("header %s must be at most %d printable characters", httpapi.ActorHeader, maxActorLength))
-		}
-		c.Actor = actor
-	}
-	return &c, nil
+	return httpapi.ActingAs(r.Context(), d.cfg.Control)
 }
 
 // action runs an action's request: it decodes the JSON body into req,
@@ -196,29 +186,17 @@ func paramChanges(code events.CodeParams, runtime events.RuntimeParams, set even
 	changes := make([]paramChange, len(now))
 	for i := range now {
 		changes[i] = paramChange{
-			Name: now[i].name, Now: now[i].value, After: after[i].value,
-			Changed: now[i].value != after[i].value,
-			Kept:    slices.Contains(set.Inherited, now[i].name),
+			Name: now[i].Name, Now: now[i].Value, After: after[i].Value,
+			Changed: now[i].Value != after[i].Value,
+			Kept:    slices.Contains(set.Inherited, now[i].Name),
 		}
 	}
 	return changes
 }
 
-// param is one parameter's wire name and its value as shown.
-type param struct{ name, value string }
-
 // params lists the code parameters, then the runtime ones, by wire name.
-func params(c events.CodeParams, r events.RuntimeParams) []param {
-	return []param{
-		{"machine_type", c.MachineType},
-		{"max_multiplexing", fmt.Sprint(c.MaxMultiplexing)},
-		{"startup_timeout", seconds(c.StartupTimeout)},
-		{"keep_alive", seconds(r.KeepAlive)},
-		{"min_concurrency", fmt.Sprint(r.MinConcurrency)},
-		{"max_concurrency", fmt.Sprint(r.MaxConcurrency)},
-		{"concurrency_buffer", fmt.Sprint(r.ConcurrencyBuffer)},
-		{"request_timeout", seconds(r.RequestTimeout)},
-	}
+func params(c events.CodeParams, r events.RuntimeParams) []events.ParamValue {
+	return slices.Concat(c.Values(), r.Values())
 }
 
 // badRequestError is a request the dashboard refuses before acting.
@@ -237,8 +215,11 @@ func status(err error) int {
 		query     *queryapi.Error
 		name      *events.InvalidNameError
 		tooLarge  *http.MaxBytesError
+		forbidden *auth.ForbiddenError
 	)
 	switch {
+	case errors.As(err, &forbidden):
+		return http.StatusForbidden
 	case errors.As(err, &bad), errors.As(err, &name):
 		return http.StatusBadRequest
 	case errors.As(err, &tooLarge):

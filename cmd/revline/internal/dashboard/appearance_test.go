@@ -28,7 +28,7 @@ func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
 func TestAppearance(t *testing.T) {
 	t.Parallel()
 	s := serve(t)
-	ctx := tab(t)
+	ctx := tab(t, s)
 	s.deploy("web", runnerBin, "--message", "a message long enough to need more than one line on a phone's narrow screen")
 	s.revline("deploy", "web", "--command", "echo model weights not found >&2; exit 1")
 
@@ -63,7 +63,7 @@ func TestScreenshots(t *testing.T) {
 		t.Skip("set REVLINE_SCREENSHOTS to a directory to save screenshots of the dashboard")
 	}
 	s := serve(t)
-	ctx := tab(t)
+	ctx := tab(t, s)
 	s.deploy("my-model", "exec "+runnerBin, "--message", "first version")
 	rev2, _ := s.deploy("my-model", "exec "+runnerBin, "--machine-type", "GPU-H100", "--message", "second version")
 	s.revline("deploy", "my-model", "--command", "echo model weights not found >&2; exit 1", "--message", "broken")

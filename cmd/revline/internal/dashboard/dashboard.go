@@ -5,8 +5,10 @@
 // Pages are rendered on the server with html/template; the stylesheet and
 // a small script are embedded in the binary, so the dashboard needs nothing
 // from the internet. Reads go through the same queryapi.Reader as the HTTP
-// API and actions through the same package control, acting for the
-// X-Revline-Actor header's value or "dashboard". The dashboard is mounted
+// API and actions through the same package control. Every page but the
+// login page needs a session, opened by pasting a bearer token (see
+// session.go); pages need the viewer role, actions the operator's, and
+// actions are recorded as the token's (token:NAME). The dashboard is mounted
 // inside the HTTP API's handler, whose Host, Origin and content-type checks
 // run before any of its routes: actions are JSON posts made by its script,
 // which a cross-site form cannot imitate.
@@ -23,14 +25,12 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections/queryapi"
 )
-
-// DefaultActor is the actor of actions sent without an X-Revline-Actor
-// header, until the dashboard authenticates its users.
-const DefaultActor = "dashboard"
 
 // EventLog is what the dashboard reads from the event store: one app's
 // history (the rollback preview, the runners page's last rollout, the
@@ -46,8 +46,10 @@ type EventLog interface {
 // Config configures the dashboard.
 type Config struct {
 	// Control performs the actions; required. Its Actor is replaced by
-	// the request's.
+	// the session's token's.
 	Control *control.Control
+	// Tokens checks the tokens users log in with; required.
+	Tokens Tokens
 	// Reader answers the pages' reads; required.
 	Reader queryapi.Reader
 	// Events is the event store; required.
@@ -64,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.Reader == nil {
 		errs = append(errs, errors.New("dashboard: Reader is required"))
+	}
+	if c.Tokens == nil {
+		errs = append(errs, errors.New("dashboard: Tokens is required"))
 	}
 	if c.Events == nil {
 		errs = append(errs, errors.New("dashboard: Events is required"))
@@ -83,6 +88,9 @@ type Dashboard struct {
 	cfg   Config
 	mux   *http.ServeMux
 	pages map[string]*template.Template
+	login *template.Template
+	// sessions are the logged-in browsers.
+	sessions sessions
 	// closed ends the live streams when the server shuts down: an open
 	// page would otherwise hold its connection for the whole grace.
 	closed    chan struct{}
@@ -101,7 +109,11 @@ func New(cfg Config) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dashboard{cfg: cfg, mux: http.NewServeMux(), pages: pages, closed: make(chan struct{})}
+	login, err := template.ParseFS(templateFiles, "templates/login.html")
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	d := &Dashboard{cfg: cfg, mux: http.NewServeMux(), pages: pages, login: login, sessions: sessions{m: map[string]session{}}, closed: make(chan struct{})}
 	d.routes()
 	return d, nil
 }
@@ -131,6 +143,9 @@ func parsePages() (map[string]*template.Template, error) {
 func (d *Dashboard) routes() {
 	assets, _ := fs.Sub(assetFiles, "assets") // "assets" is embedded above
 	m := d.mux
+	m.HandleFunc("GET /ui/login", d.loginPage)
+	m.HandleFunc("POST /ui/login", d.logIn)
+	m.HandleFunc("POST /ui/logout", d.logOut)
 	m.HandleFunc("GET /{$}", d.appsPage)
 	m.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", noCache(http.FileServerFS(assets))))
 	m.HandleFunc("GET /ui/events", d.live)
@@ -145,13 +160,22 @@ func (d *Dashboard) routes() {
 }
 
 // ServeHTTP answers a dashboard route. Every answer forbids framing
-// (clickjacking) and loads nothing but the dashboard's own files.
+// (clickjacking) and loads nothing but the dashboard's own files. Every
+// route but the login page's and the static files needs a session.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
+	if !public(r.URL.Path) {
+		t, err := d.authenticate(r)
+		if err != nil {
+			d.unauthenticated(w, r, err)
+			return
+		}
+		r = r.WithContext(httpapi.WithToken(r.Context(), t))
+	}
 	d.mux.ServeHTTP(w, r)
 }
 
@@ -165,11 +189,19 @@ func (d *Dashboard) Close() {
 // answer with an error page (or, for actions, a JSON error).
 type appRoute func(w http.ResponseWriter, r *http.Request, app string) error
 
-// app checks the {app} path value before anything else runs.
+// app checks the {app} path value, and that the session's token may read
+// the app (GET) or act on it (POST), before anything else runs.
 func (d *Dashboard) app(h appRoute) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		app := r.PathValue("app")
+		need := auth.Read
+		if r.Method != http.MethodGet {
+			need = auth.Operate
+		}
 		err := events.ValidateAppName(app)
+		if err == nil {
+			err = d.authorize(r, need, app)
+		}
 		if err == nil {
 			err = h(w, r, app)
 		}

@@ -83,13 +83,13 @@ func countNotRunner(envs []events.Envelope) int {
 
 // TestVersionsRollbackAndDelete walks the versions page: badges and the
 // Current marker, the rollback dialog's parameter split, Cancel and
-// Escape changing nothing, Confirm switching (as the dashboard's actor,
+// Escape changing nothing, Confirm switching (as the logged-in token,
 // in the event log), and delete refused on the current revision but done
 // on another.
 func TestVersionsRollbackAndDelete(t *testing.T) {
 	t.Parallel()
 	s := serve(t)
-	ctx := tab(t)
+	ctx := tab(t, s)
 	rev1, _ := s.deploy("web", runnerBin, "--message", "first")
 	rev2, _ := s.deploy("web", runnerBin, "--machine-type", "GPU-H100", "--message", "second")
 	if code, stdout, stderr := s.revline("apps", "scale", "web", "--keep-alive", "5m", "--max-concurrency", "7"); code != 0 {
@@ -166,7 +166,7 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	waitFor(t, ctx, "the rolled-back revision is current", fmt.Sprintf(`!!document.querySelector('#revisions tr[data-revision=%q] .badge-current')`, rev1))
 	set := lastEvent(t, s.history("web"), events.TypeCurrentRevisionSet)
 	ev := set.Event.(events.CurrentRevisionSet)
-	if set.Actor != "dashboard" || ev.To != rev1 || ev.Reason != "rollback" || ev.Message != "latency regression" ||
+	if set.Actor != "token:admin" || ev.To != rev1 || ev.Reason != "rollback" || ev.Message != "latency regression" ||
 		ev.Code.MachineType != "XS" || ev.Runtime.KeepAlive != 300 || ev.Runtime.MaxConcurrency != 7 {
 		t.Errorf("the rollback appended %+v by %q", ev, set.Actor)
 	}
@@ -192,14 +192,14 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	confirmed(t, ctx)
 	waitFor(t, ctx, "the deleted revision leaves the list", fmt.Sprintf(`!document.querySelector('#revisions tr[data-revision=%q]')`, rev2))
 	del := lastEvent(t, s.history("web"), events.TypeRevisionDeleted)
-	if del.Actor != "dashboard" || del.Event.(events.RevisionDeleted).RevisionID != rev2 {
+	if del.Actor != "token:admin" || del.Event.(events.RevisionDeleted).RevisionID != rev2 {
 		t.Errorf("the delete appended %+v by %q", del.Event, del.Actor)
 	}
 
 	do(t, ctx, "open the history", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/web/history"))
 	// In the words of `revline audit` (audit.Summary).
-	waitFor(t, ctx, "the history shows the rollback by the dashboard", `[...document.querySelectorAll('#history li[data-type="app.current_revision_set"]')].some(li =>
-		li.querySelector('.actor').textContent === 'dashboard' && li.querySelector('.what').textContent === 'rolled back to v1 (runtime params kept from v2): "latency regression"')`)
+	waitFor(t, ctx, "the history shows the rollback by the admin token", `[...document.querySelectorAll('#history li[data-type="app.current_revision_set"]')].some(li =>
+		li.querySelector('.actor').textContent === 'token:admin' && li.querySelector('.what').textContent === 'rolled back to v1 (runtime params kept from v2): "latency regression"')`)
 	waitFor(t, ctx, "the history shows the CLI's deploys by alice", `[...document.querySelectorAll('#history li[data-type="revision.created"]')].filter(li =>
 		li.querySelector('.actor').textContent === 'alice').length === 2`)
 }

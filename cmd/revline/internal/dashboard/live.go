@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/revline/revline/cmd/revline/internal/auth"
+	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/events"
 )
 
@@ -34,11 +36,17 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	app := q.Get("app")
 	if app != "" {
-		if err := events.ValidateAppName(app); err != nil {
+		err := events.ValidateAppName(app)
+		if err == nil {
+			err = d.authorize(r, auth.Read, app)
+		}
+		if err != nil {
 			d.fail(w, r, err)
 			return
 		}
 	}
+	// A token for some apps hears of those only.
+	t, _ := httpapi.TokenFrom(r.Context())
 	after, given, err := resumeAfter(r)
 	if err == nil && !given {
 		after, err = d.cfg.Events.LastSequence(r.Context())
@@ -75,6 +83,9 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 	followErr := make(chan error, 1)
 	go func() {
 		send := func(env events.Envelope, _ error) error {
+			if t.Authorize(auth.Read, env.App) != nil {
+				return nil
+			}
 			select {
 			case arrived <- liveEvent{Sequence: env.Sequence, App: env.App, Type: env.Type}:
 				return nil

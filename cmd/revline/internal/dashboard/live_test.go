@@ -24,7 +24,7 @@ import (
 func TestLiveUpdates(t *testing.T) {
 	t.Parallel()
 	s := serve(t)
-	ctx := tab(t)
+	ctx := tab(t, s)
 	rev1, _ := s.deploy("web", runnerBin, "--message", "first")
 
 	do(t, ctx, "open the versions page", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/web"))
@@ -87,7 +87,7 @@ func TestLiveUpdates(t *testing.T) {
 func TestRunnersAndRollout(t *testing.T) {
 	t.Parallel()
 	s := serve(t)
-	ctx := tab(t)
+	ctx := tab(t, s)
 	s.deploy("web", runnerBin)
 
 	do(t, ctx, "open the runners page", chromedp.Navigate(s.addrs.HTTPURL+"/ui/apps/web/runners"))
@@ -114,8 +114,8 @@ func TestRunnersAndRollout(t *testing.T) {
 	waitFor(t, ctx, "the rollout completes", `document.querySelector('#rollout .badge')?.textContent === 'Completed'`)
 	waitFor(t, ctx, "the runner was replaced", fmt.Sprintf(`!document.querySelector('#runners tr[data-runner=%q]') && document.querySelectorAll('#runners tbody tr').length > 0`, first))
 	req := lastEvent(t, s.history("web"), events.TypeRolloutRequested)
-	if req.Actor != "dashboard" || req.Event.(events.RolloutRequested).Force {
-		t.Errorf("rollout requested as %+v by %q; want a graceful one by dashboard", req.Event, req.Actor)
+	if req.Actor != "token:admin" || req.Event.(events.RolloutRequested).Force {
+		t.Errorf("rollout requested as %+v by %q; want a graceful one by token:admin", req.Event, req.Actor)
 	}
 }
 
@@ -149,7 +149,9 @@ func TestRunnersOfADeletedRevision(t *testing.T) {
 		t.Fatalf("delete v1: exit %d, %s %s", code, stdout, stderr)
 	}
 
-	resp, err := http.Get(s.addrs.HTTPURL + "/ui/apps/web/runners")
+	req, _ := http.NewRequest(http.MethodGet, s.addrs.HTTPURL+"/ui/apps/web/runners", nil)
+	req.AddCookie(s.session(s.token("vera", "viewer")))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func TestCrossSitePostFails(t *testing.T) {
 
 	// With a browser: a page elsewhere posts the classic text/plain form
 	// that smuggles a JSON body.
-	ctx := tab(t)
+	ctx := tab(t, s)
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(w, `<form id="f" method="POST" action="%s" enctype="text/plain"><input name='{"revision":"%s","x":"' value='"}'></form><script>document.getElementById('f').submit()</script>`, target, rev1)
@@ -235,14 +237,15 @@ func TestLiveStreamResumes(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ids := readStream(t, ctx, s.addrs.HTTPURL+"/ui/events?app=web&after=0", "", 2)
+	cookie := s.session(s.admin)
+	ids := readStream(t, ctx, cookie, s.addrs.HTTPURL+"/ui/events?app=web&after=0", "", 2)
 	if ids[0] != envs[0].Sequence || ids[1] != envs[1].Sequence {
 		t.Fatalf("stream from the start delivered %v; the log starts %d, %d", ids, envs[0].Sequence, envs[1].Sequence)
 	}
 	// While no one listens, the app changes.
 	s.deploy("web", runnerBin, "--message", "while away")
 	envs = s.history("web")
-	resumed := readStream(t, ctx, s.addrs.HTTPURL+"/ui/events?app=web&after=0", strconv.FormatUint(ids[1], 10), len(envs)-2)
+	resumed := readStream(t, ctx, cookie, s.addrs.HTTPURL+"/ui/events?app=web&after=0", strconv.FormatUint(ids[1], 10), len(envs)-2)
 	for i, id := range resumed {
 		if id != envs[i+2].Sequence {
 			t.Fatalf("resumed stream delivered %v; want the log's sequences after %d", resumed, ids[1])
@@ -250,13 +253,14 @@ func TestLiveStreamResumes(t *testing.T) {
 	}
 }
 
-// readStream reads n event ids from a live stream, sending lastID as
-// Last-Event-ID when it is not "".
-func readStream(t *testing.T, ctx context.Context, url, lastID string, n int) []uint64 {
+// readStream reads n event ids from a live stream, in the session of
+// cookie, sending lastID as Last-Event-ID when it is not "".
+func readStream(t *testing.T, ctx context.Context, cookie *http.Cookie, url, lastID string, n int) []uint64 {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.AddCookie(cookie)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,12 +110,19 @@ type stack struct {
 	t     *testing.T
 	addrs server.Addresses
 	store *events.JetStreamStore
+	// admin is the value of the bootstrap admin token.
+	admin string
 }
 
 // serve runs `revline serve` until the test ends.
 func serve(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{t: t, addrs: servertest.Serve(t, server.Config{})}
+	admin, err := os.ReadFile(s.addrs.AdminTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.admin = strings.TrimSpace(string(admin))
 	// The test reads the event log as a client does.
 	asClient, err := nats.NkeyOptionFromSeed(s.addrs.ClientIdentity)
 	if err != nil {
@@ -143,6 +151,41 @@ func (s *stack) revline(args ...string) (int, string, string) {
 	defer cancel()
 	code := cli.Main(ctx, append(args, "--nats-url", s.addrs.NATSURL, "--nats-nkey", s.addrs.ClientIdentity, "--actor", "alice"), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
+}
+
+// token makes a token with the CLI (more flags: --app) and returns its
+// value.
+func (s *stack) token(name, role string, flags ...string) string {
+	s.t.Helper()
+	code, stdout, stderr := s.revline(append([]string{"tokens", "create", name, "--role", role, "-o", "json"}, flags...)...)
+	var res struct{ Value string }
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Value == "" {
+		s.t.Fatalf("tokens create %s: exit %d, stdout %q, stderr %q", name, code, stdout, stderr)
+	}
+	return res.Value
+}
+
+// session logs in with a token's value as the login page does, and
+// returns the session cookie.
+func (s *stack) session(value string) *http.Cookie {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.addrs.HTTPURL+"/ui/login", strings.NewReader(`{"token":"`+value+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "revline_session" && resp.StatusCode == http.StatusOK {
+			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Value == value {
+				s.t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, and not the token", c)
+			}
+			return c
+		}
+	}
+	s.t.Fatalf("login answered %d without a session cookie", resp.StatusCode)
+	return nil
 }
 
 // deploy deploys a revision of app from the CLI and returns its id and
@@ -187,18 +230,38 @@ func (s *stack) holdRequest(app string) (release func()) {
 	return func() { cancel(); <-done }
 }
 
-// tab opens a browser tab for the test, or skips the test when there is
-// no browser (outside CI).
-func tab(t *testing.T) context.Context {
+// tab opens a browser tab for the test, logged in to s's dashboard as
+// its admin, or skips the test when there is no browser (outside CI).
+func tab(t *testing.T, s *stack) context.Context {
+	t.Helper()
+	ctx := loggedOutTab(t)
+	logIn(t, ctx, s, "/ui/login", s.admin)
+	return ctx
+}
+
+// loggedOutTab opens a browser tab with cookies of its own (each test's
+// server has its own sessions), or skips the test when there is no
+// browser (outside CI).
+func loggedOutTab(t *testing.T) context.Context {
 	t.Helper()
 	if browser == nil {
 		t.Skip("browser test skipped: " + noBrowser)
 	}
-	ctx, cancel := chromedp.NewContext(browser)
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(cancelTimeout)
 	return ctx
+}
+
+// logIn opens path on s's dashboard, which must be or lead to the login
+// page, pastes the token value there and waits to be sent on.
+func logIn(t *testing.T, ctx context.Context, s *stack, path, value string) {
+	t.Helper()
+	do(t, ctx, "open "+path, chromedp.Navigate(s.addrs.HTTPURL+path))
+	waitFor(t, ctx, "the login page shows", `!!document.getElementById('login-token')`)
+	eval[bool](t, ctx, fmt.Sprintf(`(() => { document.getElementById('login-token').value = %q; document.getElementById('login-submit').click(); return true })()`, value))
+	waitFor(t, ctx, "the login is done", `location.pathname !== '/ui/login' && document.readyState === 'complete'`)
 }
 
 // do runs browser actions, failing the test on an error.
@@ -218,9 +281,19 @@ const pageState = `JSON.stringify({
 })`
 
 // waitFor waits until the JavaScript expression cond is true on the page.
+// A navigation interrupts a poll (the page it ran in is gone): it polls
+// again in the new page.
 func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+	poll := func() error {
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second)))
+		return err
+	}
+	err := poll()
+	for err != nil && ctx.Err() == nil && (strings.Contains(err.Error(), "navigated or closed") || strings.Contains(err.Error(), "Cannot find context")) {
+		err = poll()
+	}
+	if err != nil {
 		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](pageState))
 		t.Fatalf("waiting until %s (%s): %v\npage: %s", what, cond, err, state)
 	}

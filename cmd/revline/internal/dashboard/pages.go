@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/revline/revline/aggregates"
+	"github.com/revline/revline/cmd/revline/internal/auth"
+	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/audit"
@@ -117,8 +119,13 @@ func (d *Dashboard) apps(ctx context.Context, r *http.Request) ([]appRow, uint64
 	if err != nil {
 		return nil, 0, err
 	}
+	// A token for some apps sees those only.
+	t, _ := httpapi.TokenFrom(ctx)
 	rows := make([]appRow, 0, len(apps))
 	for _, app := range apps {
+		if t.Authorize(auth.Read, app.Name) != nil {
+			continue
+		}
 		revs, err := d.revisions(ctx, app.Name, at)
 		if err != nil {
 			return nil, 0, err

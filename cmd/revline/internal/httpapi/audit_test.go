@@ -20,8 +20,8 @@ func auditHistory(t *testing.T, s *stack) {
 	t.Helper()
 	s.deployed(t, "web", map[string]any{"message": "first"})
 	s.deployed(t, "web", nil)
-	ok[map[string]any](t, s.do(t, "POST", "/v1/apps/web/scale", map[string]any{"min_concurrency": 2}, "X-Revline-Actor", "carol"), http.StatusOK)
-	ok[map[string]any](t, s.do(t, "POST", "/v1/apps/web/set-rev", map[string]any{"revision": "v1", "message": "v2 is slow"}, "X-Revline-Actor", "alice"), http.StatusOK)
+	ok[map[string]any](t, s.do(t, "POST", "/v1/apps/web/scale", map[string]any{"min_concurrency": 2}, s.as(t, "carol")...), http.StatusOK)
+	ok[map[string]any](t, s.do(t, "POST", "/v1/apps/web/set-rev", map[string]any{"revision": "v1", "message": "v2 is slow"}, s.as(t, "alice")...), http.StatusOK)
 	s.deployed(t, "other", nil)
 }
 
@@ -38,14 +38,14 @@ func TestAuditPagesAndFilters(t *testing.T) {
 	want := []string{
 		`worker:runner: deployed v1 (first deploy: runtime params from the deploy): "first"`,
 		`worker:runner: deployed v2 (runtime params kept from v1)`,
-		`carol: scaled min_concurrency 0→2`,
-		`alice: rolled back to v1 (runtime params kept from v2): "v2 is slow"`,
+		`token:carol: scaled min_concurrency 0→2`,
+		`token:alice: rolled back to v1 (runtime params kept from v2): "v2 is slow"`,
 	}
 	if !slices.Equal(got, want) || page.More {
 		t.Fatalf("audit of web's app.* events:\n got %q (more %v)\nwant %q", got, page.More, want)
 	}
 
-	byActor := ok[audit.Page](t, s.do(t, "GET", "/v1/audit?actor=carol", nil), http.StatusOK)
+	byActor := ok[audit.Page](t, s.do(t, "GET", "/v1/audit?actor=token:carol", nil), http.StatusOK)
 	if len(byActor.Entries) != 1 || byActor.Entries[0].Type != "app.scaled" {
 		t.Fatalf("carol's entries: %+v", byActor.Entries)
 	}
@@ -144,6 +144,7 @@ func openStream(t *testing.T, s *stack, query string, headers ...string) sseRead
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+s.admin)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -168,9 +169,9 @@ func TestAuditStreamSendsTheLogThenWhatHappens(t *testing.T) {
 		t.Fatalf("first event: id %q, %+v", id, first)
 	}
 	ok[map[string]any](t, s.do(t, "POST", "/v1/apps/other/scale", map[string]any{"max_concurrency": 3}), http.StatusOK)
-	ok[map[string]any](t, s.do(t, "POST", "/v1/apps/web/scale", map[string]any{"keep_alive": "5m"}, "X-Revline-Actor", "dave"), http.StatusOK)
+	ok[map[string]any](t, s.do(t, "POST", "/v1/apps/web/scale", map[string]any{"keep_alive": "5m"}, s.as(t, "dave")...), http.StatusOK)
 	id2, second := stream.next()
-	if second.Summary != "scaled keep_alive 60s→300s" || second.Actor != "dave" || id2 <= id && len(id2) == len(id) {
+	if second.Summary != "scaled keep_alive 60s→300s" || second.Actor != "token:dave" || id2 <= id && len(id2) == len(id) {
 		t.Fatalf("live event: id %q, %+v", id2, second)
 	}
 
@@ -194,7 +195,7 @@ func TestProvenanceTimeTravelAndDiff(t *testing.T) {
 		}
 	}
 	if config.Number != 1 || minimum.Value != "2" || minimum.Source.How != "inherited from v2 on rollback to v1" || minimum.Source.Message != "v2 is slow" ||
-		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "carol" {
+		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "token:carol" {
 		t.Fatalf("config: v%d, min_concurrency %+v, origin %+v", config.Number, minimum, minimum.Origin)
 	}
 	history := ok[[]audit.Setting](t, s.do(t, "GET", "/v1/apps/web/config/min_concurrency/history", nil), http.StatusOK)

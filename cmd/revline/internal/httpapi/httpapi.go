@@ -16,16 +16,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
-// Header names the API reads and writes.
+// Header names the API reads and writes. Who asks for a change is the
+// bearer token's name (see Authenticator): no header can claim another
+// actor.
 const (
-	// ActorHeader names who asks for a change; it is recorded in every
-	// event the request causes. Without it, Config.Control.Actor is used.
-	ActorHeader = "X-Revline-Actor"
 	// IdempotencyKeyHeader makes a retried deploy create no second
 	// revision; the body's idempotency_key does the same.
 	IdempotencyKeyHeader = "Idempotency-Key"
@@ -49,9 +49,6 @@ const (
 	requestTimeout = 30 * time.Second
 )
 
-// maxActorLength bounds the ActorHeader value.
-const maxActorLength = 256
-
 //go:embed openapi.yaml
 var openAPIDocument []byte
 
@@ -60,9 +57,12 @@ func OpenAPI() []byte { return append([]byte(nil), openAPIDocument...) }
 
 // Config configures the HTTP API.
 type Config struct {
-	// Control performs the operations; required. Its Actor is the default
-	// actor of requests without an ActorHeader.
+	// Control performs the operations; required. Its Actor is replaced by
+	// the request's token's.
 	Control *control.Control
+	// Tokens authenticates the bearer token every /v1 route requires;
+	// required.
+	Tokens Authenticator
 	// Reader answers the read routes; required.
 	Reader queryapi.Reader
 	// RunnerLogs, optional, answers GET .../runners/{runner}/logs: a
@@ -118,6 +118,9 @@ func (c Config) Validate() error {
 	if c.Reader == nil {
 		errs = append(errs, errors.New("httpapi: Reader is required"))
 	}
+	if c.Tokens == nil {
+		errs = append(errs, errors.New("httpapi: Tokens is required"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -161,34 +164,39 @@ func (a *api) routes() {
 	if a.cfg.Metrics != nil {
 		m.Handle("GET /metrics", a.cfg.Metrics)
 	}
-	m.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
+	// Every /v1 route needs a bearer token granting the route's
+	// permission on its {app}; /healthz and /metrics stay open (the API
+	// listens on loopback unless told otherwise) for probes and scrapers.
+	read := func(h http.HandlerFunc) http.HandlerFunc { return a.allow(auth.Read, h) }
+	operate := func(h http.HandlerFunc) http.HandlerFunc { return a.allow(auth.Operate, h) }
+	m.HandleFunc("GET /v1/openapi.yaml", read(serveOpenAPI))
 	if a.cfg.Dashboard != nil {
 		m.Handle("GET /{$}", a.cfg.Dashboard)
 		m.Handle("/ui/", a.cfg.Dashboard)
 	}
 
 	if a.cfg.Audit != nil {
-		m.HandleFunc("GET /v1/audit", a.auditPage)
-		m.HandleFunc("GET /v1/audit/stream", a.auditStream)
-		m.HandleFunc("GET /v1/apps/{app}/config", a.app(a.appConfig))
-		m.HandleFunc("GET /v1/apps/{app}/config/{param}/history", a.app(a.paramHistory))
+		m.HandleFunc("GET /v1/audit", read(a.auditPage))
+		m.HandleFunc("GET /v1/audit/stream", read(a.auditStream))
+		m.HandleFunc("GET /v1/apps/{app}/config", read(a.app(a.appConfig)))
+		m.HandleFunc("GET /v1/apps/{app}/config/{param}/history", read(a.app(a.paramHistory)))
 	}
-	m.HandleFunc("GET /v1/apps", a.listApps)
-	m.HandleFunc("GET /v1/apps/{app}/revisions", a.app(a.listRevisions))
-	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", a.app(a.getRevision))
-	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", a.app(a.deleteRevision))
-	m.HandleFunc("GET /v1/apps/{app}/diff", a.app(a.diffRevisions))
-	m.HandleFunc("GET /v1/apps/{app}/runners", a.app(a.listRunners))
-	m.HandleFunc("GET /v1/apps/{app}/runners/{runner}/logs", a.app(a.runnerLogs))
-	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/stop", a.app(a.stopRunner(false)))
-	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/kill", a.app(a.stopRunner(true)))
-	m.HandleFunc("GET /v1/apps/{app}/rollouts/{id}", a.app(a.getRollout))
-	m.HandleFunc("POST /v1/apps/{app}/deploy", a.app(a.deploy))
-	m.HandleFunc("POST /v1/apps/{app}/set-rev", a.app(a.setRevision))
-	m.HandleFunc("POST /v1/apps/{app}/rollout", a.app(a.rollout))
-	m.HandleFunc("POST /v1/apps/{app}/scale", a.app(a.scale))
-	m.HandleFunc("POST /v1/apps/{app}/suspend", a.app(a.suspend))
-	m.HandleFunc("POST /v1/apps/{app}/resume", a.app(a.resume))
+	m.HandleFunc("GET /v1/apps", read(a.listApps))
+	m.HandleFunc("GET /v1/apps/{app}/revisions", read(a.app(a.listRevisions)))
+	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", read(a.app(a.getRevision)))
+	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", operate(a.app(a.deleteRevision)))
+	m.HandleFunc("GET /v1/apps/{app}/diff", read(a.app(a.diffRevisions)))
+	m.HandleFunc("GET /v1/apps/{app}/runners", read(a.app(a.listRunners)))
+	m.HandleFunc("GET /v1/apps/{app}/runners/{runner}/logs", read(a.app(a.runnerLogs)))
+	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/stop", operate(a.app(a.stopRunner(false))))
+	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/kill", operate(a.app(a.stopRunner(true))))
+	m.HandleFunc("GET /v1/apps/{app}/rollouts/{id}", read(a.app(a.getRollout)))
+	m.HandleFunc("POST /v1/apps/{app}/deploy", a.allow(auth.Deploy, a.app(a.deploy)))
+	m.HandleFunc("POST /v1/apps/{app}/set-rev", operate(a.app(a.setRevision)))
+	m.HandleFunc("POST /v1/apps/{app}/rollout", operate(a.app(a.rollout)))
+	m.HandleFunc("POST /v1/apps/{app}/scale", operate(a.app(a.scale)))
+	m.HandleFunc("POST /v1/apps/{app}/suspend", operate(a.app(a.suspend)))
+	m.HandleFunc("POST /v1/apps/{app}/resume", operate(a.app(a.resume)))
 }
 
 // ServeHTTP routes r, answering unknown routes and methods with a problem

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/events"
@@ -44,7 +45,7 @@ func TestListAppsAndRevisionsJSONShape(t *testing.T) {
 	if len(apps) != 1 {
 		t.Fatalf("apps = %v", apps)
 	}
-	wantAppKeys := sorted("name", "current_revision", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout", "revisions", "runners", "suspended", "updated_at", "updated_by")
+	wantAppKeys := sorted("name", "current_revision", "keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay", "request_timeout", "revisions", "runners", "suspended", "updated_at", "updated_by")
 	if got := keys(apps[0]); !slices.Equal(got, wantAppKeys) {
 		t.Fatalf("app keys = %v, want %v", got, wantAppKeys)
 	}
@@ -57,12 +58,12 @@ func TestListAppsAndRevisionsJSONShape(t *testing.T) {
 		t.Fatalf("revisions = %v", revs)
 	}
 	wantRevKeys := sorted("number", "revision_id", "status", "current", "created_at", "created_by", "machine_type", "max_multiplexing", "startup_timeout",
-		"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "request_timeout", "message", "annotations", "command", "runners", "fail_reason", "deleted")
+		"keep_alive", "min_concurrency", "max_concurrency", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay", "request_timeout", "message", "annotations", "command", "runners", "crash_backoff", "restarts", "fail_reason", "deleted")
 	if got := keys(revs[0]); !slices.Equal(got, wantRevKeys) {
 		t.Fatalf("revision keys = %v, want %v", got, wantRevKeys)
 	}
 	rev := revs[0]
-	if rev["revision_id"] != id || rev["number"] != 1.0 || rev["status"] != "deployed" || rev["current"] != true || rev["created_by"] != "test" ||
+	if rev["revision_id"] != id || rev["number"] != 1.0 || rev["status"] != "deployed" || rev["current"] != true || rev["created_by"] != "token:test" ||
 		rev["machine_type"] != "GPU-A100" || rev["startup_timeout"] != 60.0 || rev["keep_alive"] != 30.0 || rev["message"] != "first" {
 		t.Fatalf("revision = %v", rev)
 	}
@@ -315,7 +316,7 @@ func TestRollout(t *testing.T) {
 		t.Fatalf("rollout = %+v", started)
 	}
 	view := ok[projections.RolloutView](t, s.do(t, "GET", fmt.Sprintf("/v1/apps/web/rollouts/%s?min_sequence=%d", started.RolloutID, started.Sequence), nil), http.StatusOK)
-	if view.Status != projections.RolloutActive || view.RevisionID != id || view.RequestedBy != "test" {
+	if view.Status != projections.RolloutActive || view.RevisionID != id || view.RequestedBy != "token:test" {
 		t.Fatalf("rollout view = %+v", view)
 	}
 	problem(t, s.do(t, "POST", "/v1/apps/web/rollout", nil), http.StatusConflict, "rollout_in_progress")
@@ -414,18 +415,19 @@ func TestStopAndKillRunner(t *testing.T) {
 	problem(t, s.do(t, "POST", path+"/kill", nil), http.StatusNotFound, "runner_not_found")
 }
 
-func TestActorHeaderIsRecordedPerRequest(t *testing.T) {
+func TestActorIsTheTokensName(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	alice := ok[control.DeployResult](t, s.do(t, "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve"}, httpapi.ActorHeader, "alice@laptop"), http.StatusAccepted)
+	// A header claiming another actor changes nothing.
+	deployer := []string{"Authorization", "Bearer " + s.token(t, "alice", auth.RoleDeployer, ""), "X-Revline-Actor", "mallory"}
+	alice := ok[control.DeployResult](t, s.do(t, "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve"}, deployer...), http.StatusAccepted)
 	dflt := s.deployStarted(t, "web", nil)
 	s.caughtUp(t, dflt.Sequence)
-	for id, want := range map[string]string{alice.RevisionID: "alice@laptop", dflt.RevisionID: "test"} {
+	for id, want := range map[string]string{alice.RevisionID: "token:alice", dflt.RevisionID: "token:test"} {
 		if rev := ok[projections.RevisionView](t, s.do(t, "GET", "/v1/apps/web/revisions/"+id, nil), http.StatusOK); rev.CreatedBy != want {
 			t.Errorf("revision %s created_by = %q, want %q", id, rev.CreatedBy, want)
 		}
 	}
-	problem(t, s.do(t, "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve"}, httpapi.ActorHeader, strings.Repeat("x", 1000)), http.StatusBadRequest, "bad_request")
 }
 
 func TestHealthz(t *testing.T) {
@@ -491,7 +493,7 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 	}
 	for _, name := range []string{"application/problem+json", "DeployRequest", "SetRevisionRequest", "RolloutRequest", "ScaleRequest",
 		"DeployResult", "SwitchResult", "RolloutResult", "DeleteResult", "ChangeResult", "AppView", "RevisionView", "RunnerView", "RolloutView", "Problem", "LogPage", "LogLine",
-		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff"} {
+		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff", "securitySchemes", "bearerAuth", "Unauthenticated", "Forbidden"} {
 		if !strings.Contains(doc, name) {
 			t.Errorf("the document does not mention %s", name)
 		}

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
@@ -119,20 +118,24 @@ func (s *seconds) value() *events.Seconds {
 // runtimeFields are the runtime parameters of a deploy or scale body;
 // absent fields are left as they are.
 type runtimeFields struct {
-	KeepAlive         *seconds `json:"keep_alive"`
-	MinConcurrency    *int     `json:"min_concurrency"`
-	MaxConcurrency    *int     `json:"max_concurrency"`
-	ConcurrencyBuffer *int     `json:"concurrency_buffer"`
-	RequestTimeout    *seconds `json:"request_timeout"`
+	KeepAlive             *seconds `json:"keep_alive"`
+	MinConcurrency        *int     `json:"min_concurrency"`
+	MaxConcurrency        *int     `json:"max_concurrency"`
+	ConcurrencyBuffer     *int     `json:"concurrency_buffer"`
+	ConcurrencyBufferPerc *int     `json:"concurrency_buffer_perc"`
+	ScalingDelay          *seconds `json:"scaling_delay"`
+	RequestTimeout        *seconds `json:"request_timeout"`
 }
 
 func (f runtimeFields) overrides() events.RuntimeOverrides {
 	return events.RuntimeOverrides{
-		KeepAlive:         f.KeepAlive.value(),
-		MinConcurrency:    f.MinConcurrency,
-		MaxConcurrency:    f.MaxConcurrency,
-		ConcurrencyBuffer: f.ConcurrencyBuffer,
-		RequestTimeout:    f.RequestTimeout.value(),
+		KeepAlive:             f.KeepAlive.value(),
+		MinConcurrency:        f.MinConcurrency,
+		MaxConcurrency:        f.MaxConcurrency,
+		ConcurrencyBuffer:     f.ConcurrencyBuffer,
+		ConcurrencyBufferPerc: f.ConcurrencyBufferPerc,
+		ScalingDelay:          f.ScalingDelay.value(),
+		RequestTimeout:        f.RequestTimeout.value(),
 	}
 }
 
@@ -149,16 +152,9 @@ func (f codeFields) overrides() events.CodeOverrides {
 }
 
 // controlFor returns a copy of the shared Control acting for the request's
-// actor.
+// token.
 func (a *api) controlFor(r *http.Request) (*control.Control, error) {
-	c := *a.cfg.Control
-	if actor := strings.TrimSpace(r.Header.Get(ActorHeader)); actor != "" {
-		if len(actor) > maxActorLength || strings.IndexFunc(actor, unicode.IsControl) >= 0 {
-			return nil, badRequest(fmt.Sprintf("header %s must be at most %d printable characters", ActorHeader, maxActorLength))
-		}
-		c.Actor = actor
-	}
-	return &c, nil
+	return ActingAs(r.Context(), a.cfg.Control)
 }
 
 // minSequence reads the optional min_sequence query parameter: the answer

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/cmd/revline/internal/metrics"
@@ -36,6 +37,10 @@ type stack struct {
 	// observed receives a value each time the metrics saw an outcome.
 	observed chan struct{}
 	handler  httpapi.Handler
+	tokens   *auth.Store
+	// admin is the value of the admin token named "test" that do sends
+	// unless told otherwise.
+	admin string
 }
 
 // newStack starts a stack that lives until the test ends; configure may
@@ -89,9 +94,15 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 		}
 	})
 
+	if s.tokens, err = auth.Ensure(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.admin = s.token(t, "test", auth.RoleAdmin, "")
+
 	local := queryapi.Local{Model: s.model}
 	cfg := httpapi.Config{
-		Control: &control.Control{Commands: s.client, Reader: local, Events: store, Actor: "test"},
+		Control: &control.Control{Commands: s.client, Reader: local, Events: store, Actor: "unauthenticated"},
+		Tokens:  s.tokens,
 		Reader:  local,
 		Audit:   store,
 		Metrics: m.Handler(),
@@ -110,6 +121,22 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 	return s
 }
 
+// token creates a token and returns its value.
+func (s *stack) token(t *testing.T, name string, role auth.Role, apps string) string {
+	t.Helper()
+	value, _, err := s.tokens.Create(testContext(t), auth.NewToken{Name: name, Role: role, Apps: apps, CreatedBy: "test"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return value
+}
+
+// as returns the headers that authenticate a request with a new operator
+// token named name, for do.
+func (s *stack) as(t *testing.T, name string) []string {
+	return []string{"Authorization", "Bearer " + s.token(t, name, auth.RoleOperator, "")}
+}
+
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -124,7 +151,8 @@ type response struct {
 }
 
 // do sends a request. body is sent as is when it is a string, encoded as
-// JSON otherwise, and left out when nil. headers are name, value pairs.
+// JSON otherwise, and left out when nil. headers are name, value pairs;
+// without an Authorization header, the request carries the admin token.
 func (s *stack) do(t *testing.T, method, path string, body any, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
@@ -146,6 +174,7 @@ func (s *stack) do(t *testing.T, method, path string, body any, headers ...strin
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+s.admin)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/secrets"
@@ -98,8 +99,11 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     (revline.events.>, say) cannot make it write there;
 //   - the clients', which may send commands, hear outcomes, ask queries,
 //     read the event log, write secret values and webhook signing secrets
-//     (never read them), read and write webhook definitions, and read
-//     webhooks' deliveries, but not write events or outcomes, answer queries,
+//     (never read them), read and write webhook definitions, read
+//     webhooks' deliveries, and ask the server to create, list and revoke
+//     HTTP tokens (auth.Serve: the server answers, and only it may read or
+//     write the token bucket, auth.BucketName), but not write events or
+//     outcomes, answer queries,
 //     see others' commands or what is delivered to the server, touch the
 //     runner worker's consumer, or change a stream. They have no rights on
 //     the command stream's consumers (the command processor's partitions,
@@ -122,6 +126,7 @@ func (ids identities) users() []*server.NkeyUser {
 				Allow: []string{
 					events.CommandSubjectPrefix + ">",
 					queryapi.SubjectPrefix + ">",
+					auth.SubjectPrefix + "*",
 					// Secret values: written, never read back.
 					"$KV." + secrets.BucketName + ".>",
 					"$KV." + webhooks.SecretBucketName + ".>",

@@ -69,12 +69,9 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 	// asks the server over NATS), answer the same.
 	replica := servertest.Serve(t, server.Config{NATSURL: addrs.NATSURL, NoRunners: true})
 	for _, httpURL := range []string{addrs.HTTPURL, replica.HTTPURL} {
-		resp, err := http.Get(fmt.Sprintf("%s/v1/apps/web/runners/%s/logs?tail=100", httpURL, runner))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := get(t, fmt.Sprintf("%s/v1/apps/web/runners/%s/logs?tail=100", httpURL, runner), addrs.AdminTokenFile)
 		var page queryapi.LogPage
-		err = json.NewDecoder(resp.Body).Decode(&page)
+		err := json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK || len(page.Lines) < 2 || page.Lines[0].Text != "hello \x1b[31mred\x07" ||
 			!strings.HasPrefix(page.Lines[1].Text, "listening on 127.0.0.1:") {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +24,6 @@ import (
 	"github.com/revline/revline/internal/testsupport"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A secret set through the CLI with the client identity reaches the app's
 // runners as an environment variable, and its value is nowhere else: not in
 // any message of the event, command, outcome or dead-letter streams, not in
@@ -50,19 +31,12 @@ func (b *syncBuffer) String() string {
 func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 	t.Parallel()
 	const value = "hf_s3cr3t-value-7f3a"
-	var serverLog syncBuffer
+	var serverLog testsupport.SyncBuffer
 	addrs := servertest.Serve(t, server.Config{
 		NATSListen: "127.0.0.1:0",
 		Logger:     slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	cli := func(args ...string) string {
-		t.Helper()
-		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
-		if code != 0 {
-			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
-		}
-		return stdout
-	}
+	cli := asClient(t, addrs)
 	cli("secrets", "set", "web", "HF_TOKEN="+value)
 	cli("deploy", "web", "--command", runnerBin)
 	if out := cli("secrets", "list", "web"); !strings.Contains(out, "HF_TOKEN") || strings.Contains(out, value) {

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/dashboard"
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
@@ -106,6 +107,10 @@ type Addresses struct {
 	// ClientIdentity is the nkey seed file clients authenticate with to
 	// the embedded NATS server ("" against an external one).
 	ClientIdentity string
+	// AdminTokenFile holds the bootstrap admin token of the HTTP API
+	// (auth.BootstrapFile in the data directory's auth directory), made
+	// on the first start; it may be absent when another replica made it.
+	AdminTokenFile string
 }
 
 func (c *Config) setDefaults() {
@@ -227,6 +232,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	tokens, err := auth.Ensure(setupCtx, js, cfg.Replicas)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	adminTokenFile, made, err := auth.Bootstrap(setupCtx, tokens, filepath.Join(cfg.DataDir, authDir), time.Now())
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if made {
+		log.Info("made the HTTP API's first admin token; its value is in the file (mode 0600), and nowhere else", "file", adminTokenFile)
+	}
 	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log, WriteGate: guard.Err})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -279,7 +295,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var runnerLogs queryapi.LogReader = queryapi.NewClient(nc)
 	queryOpts := []queryapi.ServeOption{queryapi.WithLogger(log.With("component", "query"))}
 	if !cfg.NoRunners {
-		reader.Live = gw
+		reader.Live = worker
 		// The supervisor's log files: <StateDir>/logs/<runner id>.log.
 		reader.Logs = queryapi.LogDir(filepath.Join(runnerDir, "logs"))
 		runnerLogs = reader
@@ -293,12 +309,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logEnd := eventStream.CachedInfo().State.LastSeq
 	ctl := &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"}
-	dash, err := dashboard.New(dashboard.Config{Control: ctl, Reader: reader, Events: store, Logger: log.With("component", "dashboard")})
+	dash, err := dashboard.New(dashboard.Config{Control: ctl, Tokens: tokens, Reader: reader, Events: store, Logger: log.With("component", "dashboard")})
 	if err != nil {
 		return err
 	}
 	api, err := httpapi.NewHandler(httpapi.Config{
 		Control:    ctl,
+		Tokens:     tokens,
 		Reader:     reader,
 		RunnerLogs: runnerLogs,
 		Audit:      store,
@@ -405,12 +422,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}
 	defer func() { _ = query.Stop() }()
-
-	warnIfExposed(log, "HTTP API", listener.Addr().String())
-	if cfg.NATSURL == "" {
-		warnIfExposed(log, "embedded NATS", cfg.NATSListen)
+	// Token requests (revline tokens) are answered on the server's own
+	// connection: only it may read and write the token bucket.
+	tokenRequests, err := auth.Serve(nc, tokens, log.With("component", "tokens"))
+	if err != nil {
+		return shutdown(fmt.Errorf("serve: %w", err))
 	}
-	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String(), ClientIdentity: clientSeed}
+	defer func() { _ = tokenRequests.Unsubscribe() }()
+
+	warnIfExposed(log, "the HTTP API listens beyond loopback without TLS: bearer tokens and dashboard sessions travel in clear text unless a TLS proxy is in front", listener.Addr().String())
+	if cfg.NATSURL == "" {
+		warnIfExposed(log, "the embedded NATS server listens beyond loopback without TLS: its clients' traffic travels in clear text", cfg.NATSListen)
+	}
+	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String(), ClientIdentity: clientSeed, AdminTokenFile: adminTokenFile}
 	if gatewayListener != nil {
 		addrs.GatewayURL = "http://" + gatewayListener.Addr().String()
 	}
@@ -426,10 +450,10 @@ func Run(ctx context.Context, cfg Config) error {
 	return shutdown(runErr)
 }
 
-// warnIfExposed logs a warning for an address other hosts can reach:
-// neither the HTTP API nor the embedded NATS server authenticates, and a
-// deploy runs a shell command.
-func warnIfExposed(log *slog.Logger, what, addr string) {
+// warnIfExposed logs warning for an address other hosts can reach: both
+// authenticate their clients, but without TLS their credentials can be
+// read on the way.
+func warnIfExposed(log *slog.Logger, warning, addr string) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return
@@ -437,7 +461,7 @@ func warnIfExposed(log *slog.Logger, what, addr string) {
 	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
 		return
 	}
-	log.Warn(what+" listens beyond loopback without authentication: anyone who reaches it can deploy and run commands", "address", addr)
+	log.Warn(warning, "address", addr)
 }
 
 // redactURL hides the passwords of NATS URLs ("nats://u:p@h:4222,...") so

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -87,12 +86,10 @@ func TestServeOnACluster(t *testing.T) {
 	// consumer and builds its own read model: it answers reads too.
 	replica := servertest.Serve(t, server.Config{NATSURL: url, Replicas: 3, NoRunners: true})
 	for _, httpURL := range []string{addrs.HTTPURL, replica.HTTPURL} {
-		resp, err := http.Get(fmt.Sprintf("%s/v1/apps/web/revisions?min_sequence=%d", httpURL, int64(res["sequence"].(float64))))
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The first replica made the admin token; both accept it.
+		resp := get(t, fmt.Sprintf("%s/v1/apps/web/revisions?min_sequence=%d", httpURL, int64(res["sequence"].(float64))), addrs.AdminTokenFile)
 		var revs []map[string]any
-		err = json.NewDecoder(resp.Body).Decode(&revs)
+		err := json.NewDecoder(resp.Body).Decode(&revs)
 		resp.Body.Close()
 		if err != nil || len(revs) != 1 || revs[0]["current"] != true {
 			t.Fatalf("revisions over HTTP from %s: %v %v", httpURL, revs, err)
@@ -115,5 +112,18 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		if err := server.Run(context.Background(), cfg); err == nil {
 			t.Errorf("%s: serve started", name)
 		}
+	}
+}
+
+// asClient returns a runner of CLI commands against addrs with the client
+// identity serve made; a command that fails fails the test.
+func asClient(t *testing.T, addrs server.Addresses) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
+		if code != 0 {
+			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
+		}
+		return stdout
 	}
 }

@@ -66,19 +66,12 @@ func (r *hookReceiver) types() []string {
 // stream but its own bucket, in no log line, and clients cannot read it.
 func TestWebhooksThroughTheCLI(t *testing.T) {
 	t.Parallel()
-	var serverLog syncBuffer
+	var serverLog testsupport.SyncBuffer
 	addrs := servertest.Serve(t, server.Config{
 		NATSListen: "127.0.0.1:0", WebhooksAllowPrivate: true, WebhookMaxFailures: 2,
 		Logger: slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	cli := func(args ...string) string {
-		t.Helper()
-		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
-		if code != 0 {
-			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
-		}
-		return stdout
-	}
+	cli := asClient(t, addrs)
 	recv := &hookReceiver{}
 	srv := httptest.NewServer(recv)
 	t.Cleanup(srv.Close)

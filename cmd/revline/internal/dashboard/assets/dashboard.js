@@ -186,6 +186,13 @@
     }
   });
 
+  // Log out: the server forgets the session; the login page follows.
+  const logout = document.getElementById("logout");
+  if (logout) logout.addEventListener("click", async () => {
+    try { await post("/ui/logout", {}); } catch (_) { /* gone already */ }
+    location.assign("/ui/login");
+  });
+
   const base = "/ui/apps/" + encodeURIComponent(app);
   document.addEventListener("click", (e) => {
     const button = e.target.closest("button[data-action]");

@@ -1,0 +1,165 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Subjects of the token requests the server answers: the CLI's `revline
+// tokens` commands send them with the client identity, which may publish
+// there but not subscribe, so only the server answers.
+const (
+	SubjectPrefix  = "revline.tokens."
+	SubjectCreate  = SubjectPrefix + "create"
+	SubjectList    = SubjectPrefix + "list"
+	SubjectRevoke  = SubjectPrefix + "revoke"
+	requestTimeout = 10 * time.Second
+	queueGroup     = "revline-tokens"
+	// replyPrefix is where the client identity receives replies: the
+	// server, which may publish anywhere, answers nowhere else, so a reply
+	// subject naming a Revline subject cannot make it write there.
+	replyPrefix = "_INBOX."
+	maxRequest  = 4 << 10
+)
+
+// Request is the body of a token request.
+type Request struct {
+	Name string `json:"name,omitempty"`
+	Role Role   `json:"role,omitempty"`
+	Apps string `json:"apps,omitempty"`
+	// Actor is who the caller says it is; it is recorded as claimed, the
+	// identity that sent it being the client identity.
+	Actor string `json:"actor,omitempty"`
+}
+
+// Reply is the answer to a token request.
+type Reply struct {
+	// Value is the new token's value (create only); it is shown once.
+	Value  string  `json:"value,omitempty"`
+	Token  *Token  `json:"token,omitempty"`
+	Tokens []Token `json:"tokens,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
+
+// clientActor is what a token request records as its author: the NATS
+// client identity, with the caller's claim.
+func clientActor(claimed string) string {
+	claimed = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, claimed)
+	if len(claimed) > 64 {
+		claimed = claimed[:64]
+	}
+	if claimed == "" {
+		return "nats:client"
+	}
+	return "nats:client (claimed " + claimed + ")"
+}
+
+// Serve answers token requests on nc (the server's connection) until the
+// subscription it returns is drained. Replicas share the work through a
+// queue group.
+func Serve(nc *nats.Conn, s *Store, log *slog.Logger) (*nats.Subscription, error) {
+	sub, err := nc.QueueSubscribe(SubjectPrefix+"*", queueGroup, func(msg *nats.Msg) {
+		if !strings.HasPrefix(msg.Reply, replyPrefix) {
+			log.Warn("token request without an inbox to answer; ignored", "subject", msg.Subject)
+			return
+		}
+		reply := s.answer(msg)
+		data, err := json.Marshal(reply)
+		if err == nil {
+			err = msg.Respond(data)
+		}
+		if err != nil {
+			log.Warn("token request: answer failed", "subject", msg.Subject, "error", err)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token requests: %w", err)
+	}
+	return sub, nil
+}
+
+// answer carries out one token request. Replies carry no hashes: they are
+// the server's business.
+func (s *Store) answer(msg *nats.Msg) Reply {
+	reply := s.carryOut(msg)
+	if reply.Token != nil {
+		reply.Token.Hash = ""
+	}
+	for i := range reply.Tokens {
+		reply.Tokens[i].Hash = ""
+	}
+	return reply
+}
+
+// carryOut does what a token request asks.
+func (s *Store) carryOut(msg *nats.Msg) Reply {
+	var req Request
+	if len(msg.Data) > maxRequest {
+		return Reply{Error: fmt.Sprintf("request of %d bytes; the limit is %d", len(msg.Data), maxRequest)}
+	}
+	if len(msg.Data) > 0 {
+		if err := json.Unmarshal(msg.Data, &req); err != nil {
+			return Reply{Error: "request is not JSON: " + err.Error()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	now := time.Now()
+	switch msg.Subject {
+	case SubjectCreate:
+		value, t, err := s.Create(ctx, NewToken{Name: req.Name, Role: req.Role, Apps: req.Apps, CreatedBy: clientActor(req.Actor)}, now)
+		if err != nil {
+			return Reply{Error: err.Error()}
+		}
+		return Reply{Value: value, Token: &t}
+	case SubjectList:
+		tokens, err := s.List(ctx)
+		if err != nil {
+			return Reply{Error: err.Error()}
+		}
+		return Reply{Tokens: tokens}
+	case SubjectRevoke:
+		t, err := s.Revoke(ctx, req.Name, clientActor(req.Actor), now)
+		if err != nil {
+			return Reply{Error: err.Error()}
+		}
+		return Reply{Token: &t}
+	}
+	return Reply{Error: fmt.Sprintf("unknown token request %s", msg.Subject)}
+}
+
+// Ask sends a token request as the CLI does and returns the reply; a
+// reply's Error becomes the error.
+func Ask(ctx context.Context, nc *nats.Conn, subject string, req Request) (Reply, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return Reply{}, err
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, data)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return Reply{}, errors.New("no server answers token requests (is `revline serve` running, and this version or newer?)")
+	}
+	if err != nil {
+		return Reply{}, fmt.Errorf("token request: %w", err)
+	}
+	var reply Reply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return Reply{}, fmt.Errorf("token request: unreadable reply: %w", err)
+	}
+	if reply.Error != "" {
+		return reply, errors.New(reply.Error)
+	}
+	return reply, nil
+}

@@ -1,0 +1,306 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BucketName is the key-value bucket of tokens: one key per token name,
+// written and read only by the server's identity.
+const BucketName = "REVLINE_TOKENS"
+
+// Token values look like rvl_<name>_<64 hex digits>: the name says which
+// record to check, the 256 random bits are the secret.
+const (
+	tokenPrefix   = "rvl_"
+	secretHexLen  = 64
+	secretBytes   = secretHexLen / 2
+	maxNameLength = 64
+)
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ValidateName checks a token's name: lowercase letters, digits, '-' and
+// '_', starting with a letter or digit, at most 64 characters.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("token name is empty")
+	case len(name) > maxNameLength:
+		return fmt.Errorf("token name is %d characters long, the limit is %d", len(name), maxNameLength)
+	case !namePattern.MatchString(name):
+		return fmt.Errorf("token name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// Token is a stored token: everything but its value, of which only the
+// hash is kept.
+type Token struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// Apps is a path.Match glob of the app names the token may touch;
+	// AllApps for every app.
+	Apps      string    `json:"apps"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	Revoked   bool      `json:"revoked"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// Hash is the hex SHA-256 of the token's value; replies to clients
+	// leave it out.
+	Hash string `json:"hash,omitempty"`
+}
+
+// Actor is what the event log records for the token's requests.
+func (t Token) Actor() string { return "token:" + t.Name }
+
+// AllApps reports whether t may touch every app.
+func (t Token) AllApps() bool { return t.Apps == AllApps }
+
+// ErrUnauthenticated is wrapped by the error of a request whose token is
+// missing, malformed, unknown or revoked.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// ForbiddenError is a token's request that its role or app glob does not
+// allow.
+type ForbiddenError struct {
+	Token string
+	// Reason says what was missing, in one sentence.
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *ForbiddenError) Error() string { return e.Reason }
+
+// Authorize returns a *ForbiddenError unless t grants need on app ("" for
+// a route across apps, which only a token for every app may use).
+func (t Token) Authorize(need Permission, app string) error {
+	if !t.Role.Allows(need) {
+		return &ForbiddenError{Token: t.Name, Reason: fmt.Sprintf("token %s has role %s; this needs %s", t.Name, t.Role, need)}
+	}
+	switch {
+	case t.AllApps():
+	case app == "":
+		return &ForbiddenError{Token: t.Name, Reason: fmt.Sprintf("token %s may only touch apps matching %q; this route spans every app", t.Name, t.Apps)}
+	case !matchApp(t.Apps, app):
+		return &ForbiddenError{Token: t.Name, Reason: fmt.Sprintf("token %s may only touch apps matching %q, not %s", t.Name, t.Apps, app)}
+	}
+	return nil
+}
+
+// Store keeps tokens in the BucketName bucket.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Ensure creates or updates the bucket, as serve does at start-up, with
+// the server's identity.
+func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:       BucketName,
+		Description:  "Revline HTTP bearer tokens: name, role, apps and the SHA-256 of the value, never the value",
+		History:      1,
+		MaxValueSize: 4 << 10,
+		Storage:      jetstream.FileStorage,
+		Replicas:     max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token store: %w", err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// ErrNameTaken is wrapped by the error of Create for a name that a token,
+// revoked or not, already has: a name is an actor in the event log, so it
+// is never given to a second token.
+var ErrNameTaken = errors.New("a token with that name exists (revoked ones keep their name)")
+
+// ErrNotFound is wrapped by the error of Revoke for an unknown name.
+var ErrNotFound = errors.New("no token has that name")
+
+// NewToken describes a token to create.
+type NewToken struct {
+	Name string
+	Role Role
+	// Apps is the app glob; "" means AllApps.
+	Apps      string
+	CreatedBy string
+}
+
+// Create stores a new token and returns its value, which is shown once
+// and never stored, and its record. It returns an error wrapping
+// ErrNameTaken when the name is in use.
+func (s *Store) Create(ctx context.Context, nt NewToken, now time.Time) (string, Token, error) {
+	if err := ValidateName(nt.Name); err != nil {
+		return "", Token{}, err
+	}
+	if _, err := ParseRole(string(nt.Role)); err != nil {
+		return "", Token{}, err
+	}
+	if nt.Apps == "" {
+		nt.Apps = AllApps
+	}
+	if err := ValidateAppGlob(nt.Apps); err != nil {
+		return "", Token{}, err
+	}
+	random := make([]byte, secretBytes)
+	if _, err := rand.Read(random); err != nil {
+		return "", Token{}, fmt.Errorf("make token: %w", err)
+	}
+	value := tokenPrefix + nt.Name + "_" + hex.EncodeToString(random)
+	t := Token{Name: nt.Name, Role: nt.Role, Apps: nt.Apps, CreatedBy: nt.CreatedBy, CreatedAt: now.UTC(), Hash: hash(value)}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return "", Token{}, fmt.Errorf("make token: %w", err)
+	}
+	if _, err := s.kv.Create(ctx, t.Name, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return "", Token{}, fmt.Errorf("token %s: %w", t.Name, ErrNameTaken)
+		}
+		return "", Token{}, fmt.Errorf("store token %s: %w", t.Name, err)
+	}
+	return value, t, nil
+}
+
+// get returns the record of the token named name and its KV revision.
+func (s *Store) get(ctx context.Context, name string) (Token, uint64, error) {
+	entry, err := s.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Token{}, 0, fmt.Errorf("token %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Token{}, 0, fmt.Errorf("read token %s: %w", name, err)
+	}
+	var t Token
+	if err := json.Unmarshal(entry.Value(), &t); err != nil {
+		return Token{}, 0, fmt.Errorf("token %s: stored record unreadable: %w", name, err)
+	}
+	return t, entry.Revision(), nil
+}
+
+// List returns every token, revoked ones too, by name.
+func (s *Store) List(ctx context.Context) ([]Token, error) {
+	keys, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	var names []string
+	for k := range keys.Keys() {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	tokens := make([]Token, 0, len(names))
+	for _, name := range names {
+		t, _, err := s.get(ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted between the listing and the read
+		}
+		if err != nil {
+			return nil, err
+		}
+		tokens = append(tokens, t)
+	}
+	return tokens, nil
+}
+
+// Revoke marks the token named name revoked: every replica refuses it
+// from its next request on. Revoking a revoked token is a no-op that
+// returns the record as it is. It returns an error wrapping ErrNotFound
+// for an unknown name.
+func (s *Store) Revoke(ctx context.Context, name, by string, now time.Time) (Token, error) {
+	if err := ValidateName(name); err != nil {
+		return Token{}, err
+	}
+	for {
+		t, rev, err := s.get(ctx, name)
+		if err != nil || t.Revoked {
+			return t, err
+		}
+		t.Revoked, t.RevokedBy, t.RevokedAt = true, by, now.UTC()
+		data, err := json.Marshal(t)
+		if err != nil {
+			return Token{}, fmt.Errorf("revoke token %s: %w", name, err)
+		}
+		_, err = s.kv.Update(ctx, name, data, rev)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			continue // changed since read: look again
+		}
+		if err != nil {
+			return Token{}, fmt.Errorf("revoke token %s: %w", name, err)
+		}
+		return t, nil
+	}
+}
+
+// Authenticate returns the record of the token whose value is value. It
+// reads the bucket every time, so a revocation counts from the next
+// request on, on every replica. It returns an error wrapping
+// ErrUnauthenticated when value is malformed, unknown or revoked; the
+// error never contains value.
+func (s *Store) Authenticate(ctx context.Context, value string) (Token, error) {
+	name, ok := parseValue(value)
+	if !ok {
+		return Token{}, fmt.Errorf("%w: not a Revline token (rvl_NAME_SECRET)", ErrUnauthenticated)
+	}
+	return s.Check(ctx, name, hash(value))
+}
+
+// Check returns the record of the token named name if its hash is
+// tokenHash and it is not revoked (a dashboard session keeps the name
+// and hash of the token it was opened with, not the value).
+func (s *Store) Check(ctx context.Context, name, tokenHash string) (Token, error) {
+	t, _, err := s.get(ctx, name)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Token{}, fmt.Errorf("%w: unknown token %s", ErrUnauthenticated, name)
+	case err != nil:
+		return Token{}, err
+	case subtle.ConstantTimeCompare([]byte(t.Hash), []byte(tokenHash)) != 1:
+		return Token{}, fmt.Errorf("%w: wrong secret for token %s", ErrUnauthenticated, name)
+	case t.Revoked:
+		return Token{}, fmt.Errorf("%w: token %s was revoked", ErrUnauthenticated, name)
+	}
+	return t, nil
+}
+
+// ClaimedName returns the token name a value claims, "" when it is not a
+// Revline token: for logging a refusal, whose reason it is not proof of.
+func ClaimedName(value string) string {
+	name, _ := parseValue(value)
+	return name
+}
+
+// parseValue returns the token name inside a token value.
+func parseValue(value string) (string, bool) {
+	rest, ok := strings.CutPrefix(value, tokenPrefix)
+	if !ok || len(rest) < secretHexLen+2 {
+		return "", false
+	}
+	name, secret := rest[:len(rest)-secretHexLen-1], rest[len(rest)-secretHexLen:]
+	if rest[len(name)] != '_' || ValidateName(name) != nil {
+		return "", false
+	}
+	if _, err := hex.DecodeString(secret); err != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// hash is the stored form of a token value.
+func hash(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return hex.EncodeToString(sum[:])
+}
