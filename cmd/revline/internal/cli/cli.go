@@ -24,6 +24,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // Exit codes.
@@ -102,6 +103,9 @@ func commands() []command {
 		secretsSetCommand(),
 		secretsListCommand(),
 		secretsUnsetCommand(),
+		webhooksAddCommand(), webhooksListCommand(), webhooksHistoryCommand(), webhooksRemoveCommand(),
+		webhooksStatusCommand(webhooks.StatusActive), webhooksStatusCommand(webhooks.StatusDisabled),
+		webhooksDeliveriesCommand(), webhooksRedeliverCommand(),
 		tokensCreateCommand(),
 		tokensListCommand(),
 		tokensRevokeCommand(),

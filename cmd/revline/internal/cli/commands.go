@@ -43,6 +43,8 @@ func serveCommand() command {
 		fs.StringVar(&cfg.RunnerUser, "runner-user", os.Getenv("REVLINE_RUNNER_USER"), "when serve runs as root, the user runners run as: a name, uid or uid:gid (default revline-runner if it exists, else nobody) (env REVLINE_RUNNER_USER)")
 		fs.BoolVar(&cfg.AllowRootRunners, "allow-root-runners", false, "when serve runs as root, let runners run as root too (not recommended: runners run users' code)")
 		fs.BoolVar(&cfg.NoRunners, "no-runners", false, "run no runner worker here: for extra replicas on a cluster, next to one that runs the runners")
+		fs.BoolVar(&cfg.WebhooksAllowPrivate, "webhooks-allow-private", false, "let webhooks target loopback, link-local and private addresses (refused by default: a webhook could otherwise reach services inside this network)")
+		fs.IntVar(&cfg.WebhookMaxFailures, "webhooks-max-failures", 10, "failed delivery attempts in a row that disable a webhook")
 		logLevel := fs.String("log-level", envOr("REVLINE_LOG_LEVEL", "info"), "debug, info, warn or error (env REVLINE_LOG_LEVEL)")
 		if pos, err := parse(e, fs, args); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/runner"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // Files of the embedded server's identities, in <data dir>/auth (mode
@@ -97,10 +98,12 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     inboxes, so that a query whose reply subject names a Revline subject
 //     (revline.events.>, say) cannot make it write there;
 //   - the clients', which may send commands, hear outcomes, ask queries,
-//     read the event log, write secret values (never read them) and ask
-//     the server to create, list and revoke HTTP tokens (auth.Serve: the
-//     server answers, and only it may read or write the token bucket,
-//     auth.BucketName), but not write events or outcomes, answer queries,
+//     read the event log, write secret values and webhook signing secrets
+//     (never read them), read and write webhook definitions, read
+//     webhooks' deliveries, and ask the server to create, list and revoke
+//     HTTP tokens (auth.Serve: the server answers, and only it may read or
+//     write the token bucket, auth.BucketName), but not write events or
+//     outcomes, answer queries,
 //     see others' commands or what is delivered to the server, touch the
 //     runner worker's consumer, or change a stream. They have no rights on
 //     the command stream's consumers (the command processor's partitions,
@@ -112,6 +115,8 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 func (ids identities) users() []*server.NkeyUser {
 	js := func(api string) string { return "$JS.API." + api }
 	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
+	hooksStream := "KV_" + webhooks.BucketName
+	deliveriesStream := "KV_" + webhooks.DeliveryBucketName
 	return []*server.NkeyUser{
 		{Nkey: ids.server.publicKey},
 		{Nkey: ids.query.publicKey, Permissions: &server.Permissions{
@@ -126,6 +131,16 @@ func (ids identities) users() []*server.NkeyUser {
 					auth.SubjectPrefix + "*",
 					// Secret values: written, never read back.
 					"$KV." + secrets.BucketName + ".>",
+					"$KV." + webhooks.SecretBucketName + ".>",
+					// Webhook definitions and redelivery requests: read and
+					// written; deliveries: read (key gets and histories).
+					"$KV." + webhooks.BucketName + ".>",
+					js("DIRECT.GET." + hooksStream + ".>"),
+					js("DIRECT.GET." + deliveriesStream + ".>"),
+					js("CONSUMER.CREATE." + hooksStream), js("CONSUMER.CREATE." + hooksStream + ".>"),
+					js("CONSUMER.CREATE." + deliveriesStream), js("CONSUMER.CREATE." + deliveriesStream + ".>"),
+					js("CONSUMER.DELETE." + hooksStream + ".>"), js("CONSUMER.DELETE." + deliveriesStream + ".>"),
+					"$JS.FC." + hooksStream + ".>", "$JS.FC." + deliveriesStream + ".>",
 					js("INFO"),
 					js("STREAM.INFO.*"),
 					js("STREAM.MSG.GET." + commandbus.OutcomeStreamName),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -60,19 +61,7 @@ func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 	cli("secrets", "unset", "web", "HF_TOKEN")
 
 	// A client may write values, never read them back.
-	asClient, err := nats.NkeyOptionFromSeed(addrs.ClientIdentity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(addrs.NATSURL, asClient, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := clientConn(t, addrs)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store, err := secrets.Open(ctx, js)
@@ -91,21 +80,9 @@ func TestSecretValuesReachRunnersAndNothingElse(t *testing.T) {
 	}
 
 	// The value is in no stream but the secret store, and in no log line.
-	admin := serverConn(t, addrs)
-	for _, name := range []string{events.EventStreamName, commandbus.CommandStreamName, commandbus.OutcomeStreamName, commandbus.DeadLetterStreamName} {
-		stream, err := admin.Stream(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := uint64(1); seq <= stream.CachedInfo().State.LastSeq; seq++ {
-			msg, err := stream.GetMsg(ctx, seq)
-			if err != nil {
-				continue // deleted, or never there
-			}
-			if bytes.Contains(msg.Data, []byte(value)) || strings.Contains(fmtHeader(msg.Header), value) {
-				t.Errorf("stream %s, message %d on %s holds the secret's value", name, seq, msg.Subject)
-			}
-		}
+	names := []string{events.EventStreamName, commandbus.CommandStreamName, commandbus.OutcomeStreamName, commandbus.DeadLetterStreamName}
+	for _, where := range messagesHolding(ctx, t, serverConn(t, addrs), names, value) {
+		t.Errorf("%s holds the secret's value", where)
 	}
 	if strings.Contains(serverLog.String(), value) {
 		t.Error("the server's log holds the secret's value")
@@ -120,15 +97,52 @@ func fmtHeader(h nats.Header) string {
 	return b.String()
 }
 
+// clientConn connects to serve's embedded NATS server with the clients'
+// identity; the errors of what it may not do are not printed.
+func clientConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
+	t.Helper()
+	return connAs(t, addrs, addrs.ClientIdentity)
+}
+
+// messagesHolding names the messages of the streams names ("stream S,
+// message N on SUBJECT") whose payload or headers hold needle.
+func messagesHolding(ctx context.Context, t *testing.T, js jetstream.JetStream, names []string, needle string) []string {
+	t.Helper()
+	var found []string
+	for _, name := range names {
+		stream, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= stream.CachedInfo().State.LastSeq; seq++ {
+			msg, err := stream.GetMsg(ctx, seq)
+			if err != nil {
+				continue // deleted, or never there
+			}
+			if bytes.Contains(msg.Data, []byte(needle)) || strings.Contains(fmtHeader(msg.Header), needle) {
+				found = append(found, fmt.Sprintf("stream %s, message %d on %s", name, seq, msg.Subject))
+			}
+		}
+	}
+	return found
+}
+
 // serverConn connects to serve's embedded NATS server with the server's
 // own identity (every right), which lies next to the client's.
 func serverConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
 	t.Helper()
-	asServer, err := nats.NkeyOptionFromSeed(filepath.Join(filepath.Dir(addrs.ClientIdentity), "server.nk"))
+	return connAs(t, addrs, filepath.Join(filepath.Dir(addrs.ClientIdentity), "server.nk"))
+}
+
+// connAs connects to serve's embedded NATS server with the identity in
+// seedFile, printing no asynchronous error.
+func connAs(t *testing.T, addrs server.Addresses, seedFile string) jetstream.JetStream {
+	t.Helper()
+	identity, err := nats.NkeyOptionFromSeed(seedFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(addrs.NATSURL, asServer)
+	nc, err := nats.Connect(addrs.NATSURL, identity, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)
 	}

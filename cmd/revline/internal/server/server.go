@@ -37,6 +37,7 @@ import (
 	"github.com/revline/revline/workers/process"
 	"github.com/revline/revline/workers/processor"
 	"github.com/revline/revline/workers/runner"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // Config configures a server.
@@ -77,6 +78,11 @@ type Config struct {
 	// commands and serves reads, another one runs the runners. Several
 	// replicas on one cluster must have at most one running runners.
 	NoRunners bool
+	// WebhooksAllowPrivate lets webhooks target loopback, link-local and
+	// private addresses. WebhookMaxFailures is how many failed attempts
+	// in a row disable a webhook (default 10).
+	WebhooksAllowPrivate bool
+	WebhookMaxFailures   int
 	// StreamCheckInterval is how often the streams' configuration is
 	// compared with what serve gave them (see events.StreamGuard);
 	// default 30s.
@@ -222,6 +228,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	hookStore, err := webhooks.Ensure(setupCtx, js, cfg.Replicas, webhooks.Policy{AllowPrivate: cfg.WebhooksAllowPrivate})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	tokens, err := auth.Ensure(setupCtx, js, cfg.Replicas)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -273,6 +283,13 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	if err != nil {
 		return err
+	}
+	hooks, err := webhooks.New(webhooks.Config{
+		JetStream: js, Store: hookStore, AllowPrivate: cfg.WebhooksAllowPrivate, MaxFailures: cfg.WebhookMaxFailures,
+		Logger: log.With("component", "webhooks"),
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	reader := queryapi.Local{Model: model, LogEnd: func(ctx context.Context) (uint64, error) {
 		return store.LastSequence(ctx)
@@ -355,7 +372,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopCore()
 	defer stopWorker()
 	var core, workers sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 6)
 	run := func(wg *sync.WaitGroup, name string, f func() error) {
 		wg.Go(func() {
 			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
@@ -370,6 +387,7 @@ func Run(ctx context.Context, cfg Config) error {
 		run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
 		run(&workers, "gateway", func() error { return gatewayServer.Serve(gatewayListener) })
 	}
+	run(&workers, "webhooks", func() error { return hooks.Run(workerCtx) })
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
 	// shutdown stops everything started above, in order: the HTTP API and
