@@ -209,7 +209,7 @@ expect '^exit 1$'
 step <<EOF
 revline apps list-rev my-model
 EOF
-expect "^\* +$v2 +[0-9a-f-]{36} +deployed"
+expect "^\* +$v2 +[0-9a-f]{8} +deployed"
 
 step <<EOF
 revline apps set-rev my-model $v1
