@@ -195,7 +195,11 @@ func TestEventMsgPreservesTheEnvelope(t *testing.T) {
 		t.Run(ev.EventType(), func(t *testing.T) {
 			t.Parallel()
 			meta := events.Metadata{Actor: "alice@laptop", CorrelationID: uuid.NewString(), CausationID: uuid.NewString()}
-			env := events.NewEnvelope("my-model", ev, meta, occurred)
+			chained, err := events.Chain("", []events.Envelope{events.NewEnvelope("my-model", ev, meta, occurred)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := chained[0]
 			msg, err := events.EventMsg(env)
 			if err != nil {
 				t.Fatal(err)

@@ -37,6 +37,13 @@ type Envelope struct {
 	// Sequence is the stream sequence, set once the event is stored.
 	Sequence uint64
 	Event    Event
+	// PrevHash and Hash chain the event to the app's previous one (see
+	// Chain); both are empty on an event written before events were
+	// hashed.
+	PrevHash, Hash string
+	// Payload is the encoded event: as stored, once read back; as it will
+	// be stored, once Chain has hashed it. Nil on a new envelope.
+	Payload []byte
 }
 
 // NewEnvelope wraps ev for app with a fresh UUID v7 event id.
@@ -61,9 +68,9 @@ type HeaderGetter interface {
 // EventMsg encodes env as a NATS message on its event subject: the payload
 // is the msgpack event, the envelope travels in headers.
 func EventMsg(env Envelope) (*nats.Msg, error) {
-	data, err := Marshal(ContentTypeMsgpack, env.Event)
+	data, err := env.payload()
 	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", env.Type, err)
+		return nil, err
 	}
 	msg := nats.NewMsg(EventSubject(env.App, env.Type))
 	msg.Data = data
@@ -74,10 +81,30 @@ func EventMsg(env Envelope) (*nats.Msg, error) {
 	h.Set(HeaderEventType, env.Type)
 	h.Set(HeaderSchemaVersion, strconv.Itoa(env.SchemaVersion))
 	h.Set(HeaderApp, env.App)
-	h.Set(HeaderOccurredAt, env.OccurredAt.UTC().Format(time.RFC3339Nano))
+	h.Set(HeaderOccurredAt, formatOccurredAt(env.OccurredAt))
 	setMetadataHeaders(h, env.Metadata)
+	if env.Hash != "" {
+		h.Set(HeaderPrevHash, env.PrevHash)
+		h.Set(HeaderEventHash, env.Hash)
+	}
 	return msg, nil
 }
+
+// payload returns the encoded event: the bytes Chain hashed, if it did.
+func (env Envelope) payload() ([]byte, error) {
+	if env.Payload != nil {
+		return env.Payload, nil
+	}
+	data, err := Marshal(ContentTypeMsgpack, env.Event)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", env.Type, err)
+	}
+	return data, nil
+}
+
+// formatOccurredAt is the one form of the occurred-at header: the writer
+// stores it, and the event hash covers it.
+func formatOccurredAt(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func setMetadataHeaders(h nats.Header, meta Metadata) {
 	h.Set(HeaderActor, meta.Actor)
@@ -106,6 +133,9 @@ func (r *Registry) DecodeEventMsg(h HeaderGetter, data []byte, seq uint64) (Enve
 		Type:     h.Get(HeaderEventType),
 		Metadata: metadataFromHeaders(h),
 		Sequence: seq,
+		PrevHash: h.Get(HeaderPrevHash),
+		Hash:     h.Get(HeaderEventHash),
+		Payload:  data,
 	}
 	version, err := strconv.Atoi(h.Get(HeaderSchemaVersion))
 	if err != nil || version < 1 {
