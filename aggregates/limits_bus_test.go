@@ -14,6 +14,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 )
 
 // The bus must agree with the decider: the command stream's message limit
@@ -63,8 +64,8 @@ func TestTheLargestValidCommandFitsTheCommandStream(t *testing.T) {
 
 func TestTheBusRefusesOversizedCommandsAtPublish(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
-	nc, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	nc, js := embeddedtest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {

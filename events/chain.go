@@ -38,14 +38,14 @@ func Chain(prev string, envs []Envelope) ([]Envelope, error) {
 // EventHash computes the hash env should carry: SHA-256, in hex, over
 // env.PrevHash and env's stream-independent content, each field as its
 // length (8 bytes, big-endian) then its bytes, in this order: previous
-// hash, app, event id, event type, schema version (decimal), occurred-at
+// hash, app, event id, event type, schema version as stored (decimal), occurred-at
 // (as its header holds it), actor, correlation id, causation id, payload.
 // The stream sequence is not covered: it is not known before the append.
 // docs/bus.md says the same for verifiers in other languages.
 func EventHash(env Envelope) string {
 	h := sha256.New()
 	for _, field := range []string{
-		env.PrevHash, env.App, env.EventID, env.Type, strconv.Itoa(env.SchemaVersion),
+		env.PrevHash, env.App, env.EventID, env.Type, strconv.Itoa(storedVersion(env)),
 		formatOccurredAt(env.OccurredAt), env.Actor, env.CorrelationID, env.CausationID,
 	} {
 		writeField(h, []byte(field))
@@ -59,4 +59,13 @@ func writeField(h hash.Hash, b []byte) {
 	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 	h.Write(n[:])
 	h.Write(b)
+}
+
+// storedVersion is the schema version env's payload is stored at, which
+// the hash covers: an upcast event is hashed as it was written.
+func storedVersion(env Envelope) int {
+	if env.StoredSchemaVersion != 0 {
+		return env.StoredSchemaVersion
+	}
+	return env.SchemaVersion
 }

@@ -215,7 +215,7 @@ func TestEventMsgPreservesTheEnvelope(t *testing.T) {
 				t.Errorf("occurred at %v, want %v in UTC", got.OccurredAt, occurred)
 			}
 			want := env
-			want.Sequence = 42
+			want.Sequence, want.StoredSchemaVersion = 42, want.SchemaVersion
 			got.OccurredAt, want.OccurredAt = time.Time{}, time.Time{}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("decoded\n %+v\nwant\n %+v", got, want)

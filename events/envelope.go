@@ -10,8 +10,10 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// SchemaVersion is the version every event is written with today. Readers
-// that meet a newer version than they know refuse it instead of guessing.
+// SchemaVersion is the first schema version of every event type, and the
+// version of each type that has not changed since (see Versioned and
+// Upcaster). Readers that meet a newer version than they know refuse it
+// instead of guessing; older ones they upcast.
 const SchemaVersion = 1
 
 // Metadata says who asked for a change and how it relates to others. Every
@@ -41,18 +43,24 @@ type Envelope struct {
 	// Chain); both are empty on an event written before events were
 	// hashed.
 	PrevHash, Hash string
-	// Payload is the encoded event: as stored, once read back; as it will
-	// be stored, once Chain has hashed it. Nil on a new envelope.
+	// Payload is the encoded event: as stored (before any upcasting),
+	// once read back; as it will be stored, once Chain has hashed it. Nil
+	// on a new envelope.
 	Payload []byte
+	// StoredSchemaVersion is the version Payload was stored at, once read
+	// back (SchemaVersion is then the current one, which upcasting brought
+	// the event to); 0 on a new envelope, stored at SchemaVersion.
+	StoredSchemaVersion int
 }
 
-// NewEnvelope wraps ev for app with a fresh UUID v7 event id.
+// NewEnvelope wraps ev for app with a fresh UUID v7 event id, at the
+// schema version of ev's type.
 func NewEnvelope(app string, ev Event, meta Metadata, now time.Time) Envelope {
 	return Envelope{
 		EventID:       uuid.Must(uuid.NewV7()).String(),
 		App:           app,
 		Type:          ev.EventType(),
-		SchemaVersion: SchemaVersion,
+		SchemaVersion: eventVersion(ev),
 		OccurredAt:    now.UTC(),
 		Metadata:      meta,
 		Event:         ev,
@@ -125,7 +133,13 @@ func metadataFromHeaders(h HeaderGetter) Metadata {
 }
 
 // DecodeEventMsg rebuilds an Envelope from a stored message's headers and
-// payload. seq is the message's stream sequence.
+// payload. seq is the message's stream sequence. It is the one path every
+// reader of stored events decodes through (the store's Load and Follow,
+// and so the processor, the runner worker, the projections and the audit
+// log; the webhooks worker): a payload stored at an older schema version
+// is upcast to the type's current version (Upcaster), and the envelope
+// says the current version. A version newer than this build knows is
+// refused.
 func (r *Registry) DecodeEventMsg(h HeaderGetter, data []byte, seq uint64) (Envelope, error) {
 	env := Envelope{
 		EventID:  h.Get(HeaderEventID),
@@ -141,12 +155,16 @@ func (r *Registry) DecodeEventMsg(h HeaderGetter, data []byte, seq uint64) (Enve
 	if err != nil || version < 1 {
 		return Envelope{}, fmt.Errorf("event at sequence %d: bad %s header %q", seq, HeaderSchemaVersion, h.Get(HeaderSchemaVersion))
 	}
-	if version > SchemaVersion {
-		return Envelope{}, fmt.Errorf("event at sequence %d: schema version %d is newer than this build knows (%d)", seq, version, SchemaVersion)
+	current := r.EventVersion(env.Type)
+	if version > current {
+		return Envelope{}, fmt.Errorf("event at sequence %d: schema version %d of %s is newer than this build knows (%d)", seq, version, truncate(env.Type, 80), current)
 	}
-	env.SchemaVersion = version
+	env.SchemaVersion, env.StoredSchemaVersion = current, version
 	if env.OccurredAt, err = time.Parse(time.RFC3339Nano, h.Get(HeaderOccurredAt)); err != nil {
 		return Envelope{}, fmt.Errorf("event at sequence %d: bad %s header: %w", seq, HeaderOccurredAt, err)
+	}
+	if data, err = r.upcast(env.Type, version, data); err != nil {
+		return Envelope{}, fmt.Errorf("event at sequence %d: %w", seq, err)
 	}
 	if env.Event, err = r.DecodeEvent(env.Type, data); err != nil {
 		return Envelope{}, fmt.Errorf("event at sequence %d: %w", seq, err)

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 )
 
 func TestConfigDriftNamesEachProtectiveChange(t *testing.T) {
@@ -47,7 +47,7 @@ func TestConfigDriftNamesEachProtectiveChange(t *testing.T) {
 // stream is reported as missing.
 func TestStreamGuardStopsAppendsWhileTheLogDrifted(t *testing.T) {
 	t.Parallel()
-	_, js := embedded.ConnectForTest(t, embedded.StartForTest(t))
+	_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	guard := events.NewStreamGuard(js, slog.New(slog.DiscardHandler), events.EventStreamConfig(1))

@@ -31,11 +31,35 @@ type Registry struct {
 	// fieldless names the commands that have no fields: only they may be
 	// sent with an empty payload.
 	fieldless map[string]bool
+	// upcasters holds, per event type past its first schema version, the
+	// functions from each version to the next: upcasters[t][0] turns
+	// version 1 into 2. A type's current version is one more than its
+	// number of upcasters.
+	upcasters map[string][]Upcaster
+}
+
+// RegistryOption changes a Registry as NewRegistry builds it.
+type RegistryOption func(*Registry)
+
+// WithUpcasters makes the registry read eventType at version
+// 1+len(upcasters), upcasters[i] turning version i+1 into i+2, in place of
+// what the type declares. It is for tests of the upcasting mechanism (a
+// real type read as if it had a version 2); the product declares a
+// type's versions with the type (Versioned) and in NewRegistry. NewRegistry
+// panics when eventType is not registered: that is a mistake in the
+// program, not in its input.
+func WithUpcasters(eventType string, upcasters ...Upcaster) RegistryOption {
+	return func(r *Registry) {
+		if _, ok := r.events[eventType]; !ok {
+			panic(fmt.Sprintf("events: WithUpcasters: unknown event type %q", eventType))
+		}
+		r.upcasters[eventType] = upcasters
+	}
 }
 
 // NewRegistry returns the registry of every Revline command and event.
-func NewRegistry() *Registry {
-	r := &Registry{events: map[string]decodeFunc[Event]{}, commands: map[string]decodeFunc[Command]{}, fieldless: map[string]bool{}}
+func NewRegistry(opts ...RegistryOption) *Registry {
+	r := &Registry{events: map[string]decodeFunc[Event]{}, commands: map[string]decodeFunc[Command]{}, fieldless: map[string]bool{}, upcasters: map[string][]Upcaster{}}
 	registerEvent[RevisionCreated](r)
 	registerEvent[RevisionDeployed](r)
 	registerEvent[RevisionFailed](r)
@@ -65,11 +89,24 @@ func NewRegistry() *Registry {
 	registerCommand[UnsetSecret](r)
 	registerCommand[StopRunner](r)
 	registerCommand[ReportRunner](r)
+	for _, opt := range opts {
+		opt(r)
+	}
 	return r
 }
 
-func registerEvent[T Event](r *Registry) {
+// registerEvent registers T with the upcasters that bring each of its
+// older versions to the next. It panics when their number does not match
+// T's version (Versioned), a mistake every test that builds a registry
+// finds.
+func registerEvent[T Event](r *Registry, upcasters ...Upcaster) {
 	var zero T
+	if version := eventVersion(zero); len(upcasters) != version-1 {
+		panic(fmt.Sprintf("events: %s is at schema version %d, so it needs %d upcasters, not %d", zero.EventType(), version, version-1, len(upcasters)))
+	}
+	if len(upcasters) > 0 {
+		r.upcasters[zero.EventType()] = upcasters
+	}
 	r.events[zero.EventType()] = func(data []byte, unmarshal func([]byte, any) error) (Event, error) {
 		var v T
 		err := unmarshal(data, &v)

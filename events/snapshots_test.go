@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 )
 
 // A snapshot is used only while the log still holds its last event; one
@@ -17,7 +17,7 @@ func TestLoadAppUsesOnlyASnapshotTheLogBacks(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, js := embedded.ConnectForTest(t, embedded.StartForTest(t))
+	_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
 	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/events/storetest"
 )
 
@@ -21,7 +21,7 @@ func TestMemoryStoreContract(t *testing.T) {
 func TestJetStreamStoreContract(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) events.Store {
-		_, js := embedded.ConnectForTest(t, embedded.StartForTest(t))
+		_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
 		store, err := events.NewJetStreamStore(context.Background(), events.JetStreamStoreConfig{JetStream: js})
 		if err != nil {
 			t.Fatal(err)
@@ -38,8 +38,8 @@ func TestJetStreamStoreContractOnCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	servers := embedded.StartClusterForTest(t, 3)
-	nc, err := nats.Connect(embedded.ClusterURL(servers))
+	servers := embeddedtest.StartCluster(t, 3)
+	nc, err := nats.Connect(embeddedtest.ClusterURL(servers))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections"
 )
 
@@ -33,8 +33,8 @@ func storeKinds() []storeKind {
 // openJetStream starts an in-process NATS server and opens the event
 // store on it.
 func openJetStream(t *testing.T, ctx context.Context) (events.Store, jetstream.JetStream) {
-	srv := embedded.StartForTest(t)
-	_, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
 	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{
 		JetStream: js, Logger: slog.New(slog.DiscardHandler),
 	})

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 )
@@ -31,7 +31,7 @@ type logFixture struct {
 func newLogFixture(t *testing.T, srv *server.Server) logFixture {
 	t.Helper()
 	if srv == nil {
-		srv = embedded.StartForTest(t)
+		srv = embeddedtest.Start(t)
 	}
 	model := projections.NewRevisionHistory()
 	envs := history()
@@ -45,8 +45,8 @@ func newLogFixture(t *testing.T, srv *server.Server) logFixture {
 	}
 	dir := t.TempDir()
 	local := queryapi.Local{Model: model, Logs: queryapi.LogDir(dir)}
-	serverConn, _ := embedded.ConnectForTest(t, srv)
-	clientConn, _ := embedded.ConnectForTest(t, srv)
+	serverConn, _ := embeddedtest.Connect(t, srv)
+	clientConn, _ := embeddedtest.Connect(t, srv)
 	svc, err := queryapi.Serve(serverConn, local, "0.1.0", queryapi.WithRunnerLogs(local))
 	if err != nil {
 		t.Fatal(err)
@@ -351,11 +351,11 @@ func TestRunnerLogsAreReadInPagesThatFitTheMaxPayload(t *testing.T) {
 // first one.
 func TestOnlyTheServerWithLogsAnswersRunnerLogs(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
+	srv := embeddedtest.Start(t)
 	f := newLogFixture(t, srv)
 	f.write(t, runnerA, "from the server with logs\n")
 	// A replica without logs, on the same NATS.
-	replicaConn, _ := embedded.ConnectForTest(t, srv)
+	replicaConn, _ := embeddedtest.Connect(t, srv)
 	svc, err := queryapi.Serve(replicaConn, queryapi.Local{Model: f.local.Model}, "0.1.0")
 	if err != nil {
 		t.Fatal(err)
@@ -373,10 +373,10 @@ func TestOnlyTheServerWithLogsAnswersRunnerLogs(t *testing.T) {
 // The raw subject takes the documented JSON.
 func TestRunnerLogsOverRawNATS(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
+	srv := embeddedtest.Start(t)
 	f := newLogFixture(t, srv)
 	f.write(t, runnerA, "a\nb\nc\n")
-	nc, _ := embedded.ConnectForTest(t, srv)
+	nc, _ := embeddedtest.Connect(t, srv)
 	for body, want := range map[string]string{
 		`{"app":"web","runner_id":"` + runnerA + `"}`:                     `{"lines":[{"offset":0,"text":"a"},{"offset":2,"text":"b"},{"offset":4,"text":"c"}],"next_offset":6,"more":false,"size":6,"terminated":false}`,
 		`{"app":"web","runner_id":"` + runnerA + `","tail":1}`:            `{"lines":[{"offset":4,"text":"c"}],"next_offset":6,"more":false,"size":6,"terminated":false}`,

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 )
@@ -46,8 +46,8 @@ func bigApp(t testing.TB, model *projections.RevisionHistory, app string, n int)
 // connection of its own.
 func serveModel(t testing.TB, srv *server.Server, model *projections.RevisionHistory) (*queryapi.Client, *nats.Conn) {
 	t.Helper()
-	serverConn, _ := embedded.ConnectForTest(t, srv)
-	clientConn, _ := embedded.ConnectForTest(t, srv)
+	serverConn, _ := embeddedtest.Connect(t, srv)
+	clientConn, _ := embeddedtest.Connect(t, srv)
 	svc, err := queryapi.Serve(serverConn, queryapi.Local{Model: model}, "0.1.0")
 	if err != nil {
 		t.Fatal(err)

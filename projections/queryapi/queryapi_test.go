@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 )
@@ -74,9 +74,9 @@ type fixture struct {
 // server; the client asks over a connection of its own.
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	srv := embedded.StartForTest(t)
-	serverConn, _ := embedded.ConnectForTest(t, srv)
-	clientConn, _ := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	serverConn, _ := embeddedtest.Connect(t, srv)
+	clientConn, _ := embeddedtest.Connect(t, srv)
 	model := projections.NewRevisionHistory()
 	for _, env := range history() {
 		if !model.Apply(env) {
@@ -417,8 +417,8 @@ func TestLocalQueryForAnUnreachedSequenceFailsWhenItsContextEnds(t *testing.T) {
 
 func TestClientWithoutServerSaysToRunServe(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
-	nc, _ := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	nc, _ := embeddedtest.Connect(t, srv)
 	client := queryapi.NewClient(nc)
 	ctx := testContext(t)
 	for name, query := range map[string]func() error{

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -24,14 +24,14 @@ import (
 // for one app are ever under way at once, in one replica or across them.
 func TestManyClientsAndAppsOnOneNode(t *testing.T) {
 	t.Parallel()
-	checkManyClientsAndApps(t, []*server.Server{embedded.StartForTest(t)}, 2)
+	checkManyClientsAndApps(t, []*server.Server{embeddedtest.Start(t)}, 2)
 }
 
 // The same on a 3-node cluster, streams and consumers with three replicas,
 // a processor replica on each node.
 func TestManyClientsAndAppsOnACluster(t *testing.T) {
 	t.Parallel()
-	checkManyClientsAndApps(t, embedded.StartClusterForTest(t, 3), 3)
+	checkManyClientsAndApps(t, embeddedtest.StartCluster(t, 3), 3)
 }
 
 func checkManyClientsAndApps(t *testing.T, nodes []*server.Server, processors int) {
@@ -45,7 +45,7 @@ func checkManyClientsAndApps(t *testing.T, nodes []*server.Server, processors in
 	replicas := len(nodes)
 	connect := func(i int) jetstream.JetStream {
 		t.Helper()
-		_, js := embedded.ConnectForTest(t, nodes[i%len(nodes)])
+		_, js := embeddedtest.Connect(t, nodes[i%len(nodes)])
 		return js
 	}
 	ctx := testContext(t)

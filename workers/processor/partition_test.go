@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -18,8 +18,8 @@ import (
 // after the upgrade (in its partition) wait for them.
 func TestCommandsStoredBeforePartitioningAreDecidedFirst(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
-	_, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
 	ctx := testContext(t)
 	// The stream as an older version made it: no partitions.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{

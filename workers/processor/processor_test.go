@@ -17,7 +17,7 @@ import (
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -31,8 +31,8 @@ type bus struct {
 
 func newBus(t *testing.T) *bus {
 	t.Helper()
-	srv := embedded.StartForTest(t)
-	nc, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	nc, js := embeddedtest.Connect(t, srv)
 	ctx := testContext(t)
 	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
@@ -90,8 +90,8 @@ func newStack(t *testing.T) *stack {
 // newStackWithGateway is newStack with a gateway configured by gwConfig.
 func newStackWithGateway(t *testing.T, gwConfig gateway.Config) *stack {
 	t.Helper()
-	srv := embedded.StartForTest(t)
-	_, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
 	ctx := testContext(t)
 	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/webhooks"
 )
@@ -39,8 +39,8 @@ type env struct {
 
 func newEnv(t testing.TB, policy webhooks.Policy) *env {
 	t.Helper()
-	srv := embedded.StartForTest(t)
-	_, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
 	ctx := context.Background()
 	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
 	if err != nil {

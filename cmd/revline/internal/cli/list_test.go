@@ -13,7 +13,7 @@ import (
 
 	"github.com/revline/revline/cmd/revline/internal/cli"
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 )
@@ -31,8 +31,8 @@ type listServer struct {
 
 func newListServer(t *testing.T) *listServer {
 	t.Helper()
-	srv := embedded.StartForTest(t)
-	nc, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	nc, js := embeddedtest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if _, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js, Logger: slog.New(slog.DiscardHandler)}); err != nil {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
@@ -42,9 +42,9 @@ func logServer(t *testing.T) (*queryapi.Client, string) {
 	}
 	dir := t.TempDir()
 	local := queryapi.Local{Model: model, Logs: queryapi.LogDir(dir)}
-	srv := embedded.StartForTest(t)
-	serverConn, _ := embedded.ConnectForTest(t, srv)
-	clientConn, _ := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	serverConn, _ := embeddedtest.Connect(t, srv)
+	clientConn, _ := embeddedtest.Connect(t, srv)
 	svc, err := queryapi.Serve(serverConn, local, "0.1.0", queryapi.WithRunnerLogs(local))
 	if err != nil {
 		t.Fatal(err)

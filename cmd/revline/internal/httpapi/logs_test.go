@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/revline/revline/cmd/revline/internal/httpapi"
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -149,8 +149,8 @@ func TestRunnerLogsOverHTTPArePaged(t *testing.T) {
 // server with logs answers), the route says so.
 func TestRunnerLogsOverHTTPUnavailable(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
-	nc, _ := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	nc, _ := embeddedtest.Connect(t, srv)
 	for name, s := range map[string]*stack{
 		"none":   newStack(t),
 		"client": newStack(t, func(c *httpapi.Config) { c.RunnerLogs = queryapi.NewClient(nc) }),

@@ -19,7 +19,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/metrics"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/processor"
@@ -47,8 +47,8 @@ type stack struct {
 // adjust the API's config.
 func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 	t.Helper()
-	srv := embedded.StartForTest(t)
-	_, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
 	ctx := testContext(t)
 	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
@@ -26,8 +26,8 @@ import (
 // not lost: it takes effect once the configuration is restored.
 func TestServeStopsWritingWhileTheLogDrifted(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
-	_, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
 	addrs := servertest.Serve(t, server.Config{NATSURL: srv.ClientURL(), StreamCheckInterval: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -117,8 +117,8 @@ func TestServeStopsWritingWhileTheLogDrifted(t *testing.T) {
 // drift logged): an operator's restart is the way back to a trusted log.
 func TestServeRestoresADriftedStreamAtStartUp(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartForTest(t)
-	_, js := embedded.ConnectForTest(t, srv)
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tampered := events.EventStreamConfig(1)

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -23,7 +23,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 	t.Parallel()
 	// An external NATS server (as on a cluster), which the CLI reaches
 	// without credentials.
-	addrs := servertest.Serve(t, server.Config{NATSURL: embedded.StartForTest(t).ClientURL()})
+	addrs := servertest.Serve(t, server.Config{NATSURL: embeddedtest.Start(t).ClientURL()})
 	command := `printf 'hello \033[31mred\007\n'; exec ` + runnerBin
 	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", command, "-o", "json")
 	var res map[string]any

@@ -16,7 +16,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/workers/runner/runnertest"
 )
 
@@ -51,8 +51,8 @@ func revline(t *testing.T, natsURL string, args ...string) (int, string, string)
 // path (command, decision, append, runner, outcome, projection).
 func TestServeOnACluster(t *testing.T) {
 	t.Parallel()
-	cluster := embedded.StartClusterForTest(t, 3)
-	url := embedded.ClusterURL(cluster)
+	cluster := embeddedtest.StartCluster(t, 3)
+	url := embeddedtest.ClusterURL(cluster)
 	addrs := servertest.Serve(t, server.Config{NATSURL: url, Replicas: 3})
 
 	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json")

@@ -1,4 +1,6 @@
-package embedded
+// Package embeddedtest starts in-process NATS servers and clusters for
+// tests. Only tests import it: it is never linked into the revline binary.
+package embeddedtest
 
 import (
 	"fmt"
@@ -12,13 +14,15 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/revline/revline/events/embedded"
 )
 
-// StartForTest starts an embedded server on a free loopback port with its
+// Start starts an embedded server on a free loopback port with its
 // data in a temporary directory, stopped when the test ends.
-func StartForTest(t testing.TB) *server.Server {
+func Start(t testing.TB) *server.Server {
 	t.Helper()
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	srv, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,8 +33,8 @@ func StartForTest(t testing.TB) *server.Server {
 	return srv
 }
 
-// ConnectForTest connects to srv, closed when the test ends.
-func ConnectForTest(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream) {
+// Connect connects to srv, closed when the test ends.
+func Connect(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -44,13 +48,13 @@ func ConnectForTest(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.Jet
 	return nc, js
 }
 
-// StartClusterForTest starts an n-node NATS cluster with JetStream on free
+// StartCluster starts an n-node NATS cluster with JetStream on free
 // loopback ports, each node with its own temporary store, and waits until
 // the cluster can place an asset with n replicas (see clusterUnready). It is
 // stopped when the test ends. A route port taken by someone else between
 // choosing and binding it leaves a node unready: the cluster is then started
 // again on other ports.
-func StartClusterForTest(t testing.TB, n int) []*server.Server {
+func StartCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	var err error
 	for range 3 {

@@ -1,4 +1,4 @@
-package embedded_test
+package embeddedtest_test
 
 import (
 	"context"
@@ -8,18 +8,18 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 )
 
-// A cluster handed back by StartClusterForTest takes an R3 stream at once:
+// A cluster handed back by StartCluster takes an R3 stream at once:
 // every peer is online and known to the meta leader, so placement cannot
 // fail with "no suitable peers for placement, peer offline".
-func TestStartClusterForTestPlacesR3StreamAtOnce(t *testing.T) {
+func TestStartClusterPlacesR3StreamAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	servers := embedded.StartClusterForTest(t, 3)
-	nc, err := nats.Connect(embedded.ClusterURL(servers))
+	servers := embeddedtest.StartCluster(t, 3)
+	nc, err := nats.Connect(embeddedtest.ClusterURL(servers))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestStartClusterForTestPlacesR3StreamAtOnce(t *testing.T) {
 	defer cancel()
 	for _, name := range []string{"R3_A", "R3_B"} {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Replicas: 3}); err != nil {
-			t.Fatalf("create R3 stream %s right after StartClusterForTest: %v", name, err)
+			t.Fatalf("create R3 stream %s right after StartCluster: %v", name, err)
 		}
 	}
 }
