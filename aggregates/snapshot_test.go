@@ -15,7 +15,7 @@ import (
 func snapshotState() aggregates.App {
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	return aggregates.App{
-		Name: "web", Version: 42, Current: "r1", LastNumber: 1, HasRuntime: true,
+		Name: "web", Version: 42, Current: "r1", LastNumber: 1, HasRuntime: true, LastHash: strings.Repeat("ab", 32),
 		Revisions: map[string]*aggregates.Revision{"r1": {ID: "r1", Number: 1, Command: "./web", CreatedAt: at, Status: events.StatusDeployed}},
 		Rollout:   &aggregates.Rollout{ID: "ro", RevisionID: "r1", RequestedAt: at},
 		Secrets:   map[string]aggregates.Secret{"TOKEN": {Version: 3, SetAt: at, SetBy: "alice"}},

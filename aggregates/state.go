@@ -45,6 +45,9 @@ type App struct {
 	// Runners are the runners the log says are alive (not terminated), by
 	// id.
 	Runners map[string]*Runner
+	// LastHash is the hash of the app's last hashed event ("" before the
+	// first one): the next event chains from it (events.Chain).
+	LastHash string
 }
 
 // Runner is what the decider knows of one live runner.
@@ -119,6 +122,13 @@ func Evolve(state App, env events.Envelope) App {
 	state.Name = env.App
 	if env.Sequence > state.Version {
 		state.Version = env.Sequence
+	}
+	if env.Hash != "" && env.Event != nil {
+		// A message that is no event, or an event without a hash (written
+		// before events were hashed, or by someone else) is no link of the
+		// chain: the next event chains from the last one that is, and
+		// `revline audit verify` reports the gap.
+		state.LastHash = env.Hash
 	}
 	rev := func(id string) *Revision {
 		if r, ok := state.Revisions[id]; ok {

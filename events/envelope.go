@@ -39,6 +39,18 @@ type Envelope struct {
 	// Sequence is the stream sequence, set once the event is stored.
 	Sequence uint64
 	Event    Event
+	// PrevHash and Hash chain the event to the app's previous one (see
+	// Chain); both are empty on an event written before events were
+	// hashed.
+	PrevHash, Hash string
+	// Payload is the encoded event: as stored (before any upcasting),
+	// once read back; as it will be stored, once Chain has hashed it. Nil
+	// on a new envelope.
+	Payload []byte
+	// StoredSchemaVersion is the version Payload was stored at, once read
+	// back (SchemaVersion is then the current one, which upcasting brought
+	// the event to); 0 on a new envelope, stored at SchemaVersion.
+	StoredSchemaVersion int
 }
 
 // NewEnvelope wraps ev for app with a fresh UUID v7 event id, at the
@@ -64,9 +76,9 @@ type HeaderGetter interface {
 // EventMsg encodes env as a NATS message on its event subject: the payload
 // is the msgpack event, the envelope travels in headers.
 func EventMsg(env Envelope) (*nats.Msg, error) {
-	data, err := Marshal(ContentTypeMsgpack, env.Event)
+	data, err := env.payload()
 	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", env.Type, err)
+		return nil, err
 	}
 	msg := nats.NewMsg(EventSubject(env.App, env.Type))
 	msg.Data = data
@@ -77,10 +89,30 @@ func EventMsg(env Envelope) (*nats.Msg, error) {
 	h.Set(HeaderEventType, env.Type)
 	h.Set(HeaderSchemaVersion, strconv.Itoa(env.SchemaVersion))
 	h.Set(HeaderApp, env.App)
-	h.Set(HeaderOccurredAt, env.OccurredAt.UTC().Format(time.RFC3339Nano))
+	h.Set(HeaderOccurredAt, formatOccurredAt(env.OccurredAt))
 	setMetadataHeaders(h, env.Metadata)
+	if env.Hash != "" {
+		h.Set(HeaderPrevHash, env.PrevHash)
+		h.Set(HeaderEventHash, env.Hash)
+	}
 	return msg, nil
 }
+
+// payload returns the encoded event: the bytes Chain hashed, if it did.
+func (env Envelope) payload() ([]byte, error) {
+	if env.Payload != nil {
+		return env.Payload, nil
+	}
+	data, err := Marshal(ContentTypeMsgpack, env.Event)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", env.Type, err)
+	}
+	return data, nil
+}
+
+// formatOccurredAt is the one form of the occurred-at header: the writer
+// stores it, and the event hash covers it.
+func formatOccurredAt(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func setMetadataHeaders(h nats.Header, meta Metadata) {
 	h.Set(HeaderActor, meta.Actor)
@@ -115,6 +147,9 @@ func (r *Registry) DecodeEventMsg(h HeaderGetter, data []byte, seq uint64) (Enve
 		Type:     h.Get(HeaderEventType),
 		Metadata: metadataFromHeaders(h),
 		Sequence: seq,
+		PrevHash: h.Get(HeaderPrevHash),
+		Hash:     h.Get(HeaderEventHash),
+		Payload:  data,
 	}
 	version, err := strconv.Atoi(h.Get(HeaderSchemaVersion))
 	if err != nil || version < 1 {
@@ -124,7 +159,7 @@ func (r *Registry) DecodeEventMsg(h HeaderGetter, data []byte, seq uint64) (Enve
 	if version > current {
 		return Envelope{}, fmt.Errorf("event at sequence %d: schema version %d of %s is newer than this build knows (%d)", seq, version, truncate(env.Type, 80), current)
 	}
-	env.SchemaVersion = current
+	env.SchemaVersion, env.StoredSchemaVersion = current, version
 	if env.OccurredAt, err = time.Parse(time.RFC3339Nano, h.Get(HeaderOccurredAt)); err != nil {
 		return Envelope{}, fmt.Errorf("event at sequence %d: bad %s header: %w", seq, HeaderOccurredAt, err)
 	}

@@ -397,7 +397,14 @@ func (s *JetStreamStore) follow(ctx context.Context, from uint64, filter string,
 		}
 		env, decodeErr := s.registry.DecodeEventMsg(msg.Headers(), msg.Data(), meta.Sequence.Stream)
 		if decodeErr != nil {
-			env = Envelope{Sequence: meta.Sequence.Stream, App: msg.Headers().Get(HeaderApp), Type: msg.Headers().Get(HeaderEventType)}
+			h := msg.Headers()
+			env = Envelope{
+				Sequence: meta.Sequence.Stream, App: h.Get(HeaderApp), Type: h.Get(HeaderEventType),
+				PrevHash: h.Get(HeaderPrevHash), Hash: h.Get(HeaderEventHash),
+			}
+			if env.App == "" {
+				env.App = appOfSubject(msg.Subject())
+			}
 			s.logger.Warn("undecodable event", "sequence", meta.Sequence.Stream, "subject", msg.Subject(), "error", decodeErr)
 		}
 		if err := fn(env, decodeErr); err != nil {

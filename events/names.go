@@ -95,6 +95,17 @@ func EventSubject(app, eventType string) string { return EventSubjectPrefix + ap
 // AppEventsFilter matches every event of one app.
 func AppEventsFilter(app string) string { return EventSubjectPrefix + app + ".>" }
 
+// appOfSubject returns the app an event subject belongs to, "" if the
+// subject is not an event subject.
+func appOfSubject(subject string) string {
+	rest, ok := strings.CutPrefix(subject, EventSubjectPrefix)
+	if !ok {
+		return ""
+	}
+	app, _, _ := strings.Cut(rest, ".")
+	return app
+}
+
 // CommandSubject is the subject a command for app is published on.
 func CommandSubject(app, commandType string) string {
 	return CommandSubjectPrefix + app + "." + commandType
@@ -117,6 +128,10 @@ const (
 	HeaderCorrelationID = "Revline-Correlation-Id"
 	HeaderCausationID   = "Revline-Causation-Id"
 	HeaderDeadLetter    = "Revline-Dead-Letter-Reason"
+	// HeaderPrevHash and HeaderEventHash chain an event to the app's
+	// previous one (chain.go, docs/bus.md "Tamper evidence").
+	HeaderPrevHash  = "Revline-Prev-Hash"
+	HeaderEventHash = "Revline-Event-Hash"
 )
 
 // Content types accepted for commands. Events and outcomes are msgpack

@@ -78,7 +78,11 @@ func TestVersion1EventReadAsVersion2(t *testing.T) {
 	if env.SchemaVersion != 1 {
 		t.Fatalf("written at version %d, want 1", env.SchemaVersion)
 	}
-	res, err := writer.Append(ctx, app, 0, []events.Envelope{env})
+	chained, err := events.Chain("", []events.Envelope{env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := writer.Append(ctx, app, 0, chained)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +137,11 @@ func TestVersion1EventReadAsVersion2(t *testing.T) {
 	}
 	if ev, _ := entries[0].Payload.(events.RevisionCreated); entries[0].SchemaVersion != 2 || ev.Command != cmdLine {
 		t.Errorf("audit: version %d, %#v; want version 2 with command %q", entries[0].SchemaVersion, entries[0].Payload, cmdLine)
+	}
+
+	// The hash covers the event as stored, at version 1.
+	if reports, err := audit.VerifyChains(ctx, store, app); err != nil || len(reports) != 1 || !reports[0].OK || reports[0].Events != 1 {
+		t.Errorf("the chain of the upcast event: %+v, %v; want OK with 1 event", reports, err)
 	}
 
 	old, err := writer.Load(ctx, app, 0)

@@ -541,7 +541,15 @@ func (p *Processor) decide(ctx context.Context, cmd events.CommandEnvelope) (o e
 			}
 			return rejection(cmd, refusal), 0, false, nil
 		}
-		envs := p.envelopes(cmd, evs)
+		// The events chain from the hash of the last event of the state
+		// they were decided on. An append checks that state's version, so
+		// a chain from a stale state is never stored: a conflict re-decides
+		// (and re-chains) on the state that includes what the other writer
+		// appended, and the chain stays one line.
+		envs, err := events.Chain(cache.state.LastHash, p.envelopes(cmd, evs))
+		if err != nil {
+			return events.Outcome{}, 0, false, fmt.Errorf("process %s for %q: %w", cmd.Type, cmd.App, err)
+		}
 		if attempt, ok := ctx.Value(handlingKey{}).(*handling); ok {
 			attempt.appending.Store(true)
 		}

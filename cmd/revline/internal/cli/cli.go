@@ -99,6 +99,7 @@ func commands() []command {
 		blameCommand(),
 		diffCommand(),
 		runnerLogsCommand(),
+		verifyCommand(), // before audit, which would take "verify" for an app
 		auditCommand(),
 		secretsSetCommand(),
 		secretsListCommand(),

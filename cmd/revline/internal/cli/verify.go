@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/revline/revline/projections/audit"
+)
+
+func verifyCommand() command {
+	c := command{
+		name:         "audit verify",
+		summary:      "Check the hash chain of each app's events: exits 1 if a link is broken (an event inserted, removed or changed).",
+		usage:        "[APP]",
+		example:      "revline audit verify my-model -o json",
+		optionalArgs: 1,
+	}
+	c.run = func(e env, args []string) error {
+		return withClient(e, c, args, 0, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+			app := ""
+			if len(pos) > 0 {
+				app = pos[0]
+			}
+			reports, err := audit.VerifyChains(ctx, s.events, app)
+			if err != nil {
+				return err
+			}
+			if app != "" && len(reports) == 0 {
+				return fmt.Errorf("app %q has no events", app)
+			}
+			if err := render(e, f, reports, nil, printChains); err != nil {
+				return err
+			}
+			broken := 0
+			for _, r := range reports {
+				if !r.OK {
+					broken++
+				}
+			}
+			if broken > 0 {
+				return fmt.Errorf("%d of %d chains broken", broken, len(reports))
+			}
+			return nil
+		})
+	}
+	return c
+}
+
+// printChains prints one line per app, and under it what else was found.
+func printChains(w io.Writer, reports []audit.ChainReport) {
+	for _, r := range reports {
+		app := escapeLog(r.App)
+		switch {
+		case r.Broken != nil:
+			b := r.Broken
+			fmt.Fprintf(w, "%s: BROKEN at sequence %d (%s): expected %s, found %s\n", app, b.Sequence, b.Reason, escapeLog(b.Expected), orNone(escapeLog(b.Found)))
+		case r.Events == 0:
+			fmt.Fprintf(w, "%s: no hashed events\n", app)
+		default:
+			fmt.Fprintf(w, "%s: OK, %s from sequence %d, last hash %s (sequence %d)\n", app, eventCount(r.Events), r.Start, r.LastHash, r.LastSequence)
+		}
+		if r.Unhashed > 0 {
+			fmt.Fprintf(w, "  %s written before events were hashed: not part of the chain\n", eventCount(r.Unhashed))
+		}
+		if len(r.Junk) > 0 {
+			seqs := make([]string, len(r.Junk))
+			for i, s := range r.Junk {
+				seqs[i] = fmt.Sprint(s)
+			}
+			fmt.Fprintf(w, "  not events (skipped by every reader) at sequence %s\n", strings.Join(seqs, ", "))
+		}
+		for _, u := range r.Undecodable {
+			fmt.Fprintf(w, "  undecodable event at sequence %d: %s\n", u.Sequence, escapeLog(u.Error))
+		}
+	}
+}
+
+// eventCount says how many events: "1 event", "3 events".
+func eventCount(n int) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
