@@ -213,6 +213,8 @@ func namesRevision(ev events.Event, id string) bool {
 		return ev.RevisionID == id
 	case events.RunnerStateChanged:
 		return ev.RevisionID == id
+	case events.RunnerStopRequested:
+		return ev.RevisionID == id
 	}
 	return false
 }

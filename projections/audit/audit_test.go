@@ -490,3 +490,19 @@ func TestUnreadableEventsAreShownAndSkipped(t *testing.T) {
 		t.Fatalf("time travel past them: %+v, %v", revs, err)
 	}
 }
+
+// A runner's stop request is about its runner's revision: the revision
+// filter keeps it.
+func TestRevisionFilterKeepsRunnerStopRequests(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t)
+	const runner = "01a20000-0000-7000-a000-000000000001"
+	h.do("web", "alice", events.Deploy{RevisionID: rev1, Command: "run $PORT"})
+	h.do("web", "worker:runner", events.ReportRunner{RunnerID: runner, RevisionID: rev1, State: events.RunnerIdle, PID: 100, Port: 8000})
+	h.do("web", "worker:runner", events.CompleteDeploy{RevisionID: rev1})
+	h.do("web", "bob", events.StopRunner{RunnerID: runner, Force: true})
+	entries := read(t, h, audit.Query{Filter: audit.Filter{App: "web", Revision: rev1, Types: []string{events.TypeRunnerStopRequested}}}).Entries
+	if len(entries) != 1 || entries[0].Actor != "bob" {
+		t.Fatalf("stop requests of v1's runners: %q, want bob's", summaries(entries))
+	}
+}
