@@ -108,6 +108,31 @@ func checkText(field, s string, max int) error {
 // one, and whoever prints text from elsewhere (runner output) escapes it.
 func UnsafeRune(r rune) bool { return forbiddenRune(r) != "" }
 
+// EscapeText makes text from elsewhere (a runner's output, a header) safe
+// to show and to record: invalid UTF-8 and the runes UnsafeRune names
+// become \xNN (bytes and runes below 0x100) or \uNNNN; the rest is kept.
+func EscapeText(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || UnsafeRune(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case UnsafeRune(r) && r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case UnsafeRune(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
 // forbiddenRune names the kind of character r is if free text may not hold
 // it, or returns "".
 func forbiddenRune(r rune) string {

@@ -59,7 +59,7 @@ func formatOutput(b []byte, cut bool) string {
 	var lines []string
 	for line := range strings.SplitSeq(text, "\n") {
 		if line = strings.TrimSpace(line); line != "" {
-			lines = append(lines, escapeLine(line))
+			lines = append(lines, aggregates.EscapeText(line))
 		}
 	}
 	lines = lines[max(0, len(lines)-outputLines):]
@@ -94,49 +94,4 @@ func tailOf(s string, n int) string {
 		i++
 	}
 	return s[i:]
-}
-
-// escapeLine makes one line of a runner's output safe to show and to record
-// in an event: invalid UTF-8 and control characters (tab excepted) become
-// \xNN or \uNNNN, as do the line and paragraph separators and the
-// bidirectional formatting characters that could make a terminal show other
-// text than what is there.
-func escapeLine(s string) string {
-	if !needsEscape(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b.WriteString(`\x`)
-			b.WriteString(hex2(s[i]))
-		case aggregates.UnsafeRune(r) && r < 0x100:
-			b.WriteString(`\x`)
-			b.WriteString(hex2(byte(r)))
-		case aggregates.UnsafeRune(r):
-			b.WriteString(`\u`)
-			b.WriteString(hex2(byte(r >> 8)))
-			b.WriteString(hex2(byte(r)))
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-func needsEscape(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || aggregates.UnsafeRune(r) {
-			return true
-		}
-	}
-	return false
-}
-
-func hex2(b byte) string {
-	const digits = "0123456789abcdef"
-	return string([]byte{digits[b>>4], digits[b&0xf]})
 }

@@ -9,10 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/projections/queryapi"
@@ -172,7 +170,7 @@ func (p *logPrinter) print(lines []queryapi.LogLine) error {
 			}
 			continue
 		}
-		text := escapeLog(line.Text)
+		text := aggregates.EscapeText(line.Text)
 		if !line.Partial {
 			text += "\n"
 		}
@@ -191,33 +189,6 @@ func (p *logPrinter) finish() {
 		_, _ = io.WriteString(p.w, "\n")
 		p.open = false
 	}
-}
-
-// escapeLog makes a log line safe to print on a terminal: invalid UTF-8
-// and control characters (tab excepted) become \xNN or \uNNNN, as do the
-// line and paragraph separators and the bidirectional formatting
-// characters that could make a terminal show other text than what is
-// there.
-func escapeLog(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || aggregates.UnsafeRune(r) }) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case aggregates.UnsafeRune(r) && r < 0x100:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case aggregates.UnsafeRune(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
 }
 
 // followContext is the context of a command that may follow (--follow):

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/revline/revline/aggregates"
 	"io"
 	"strings"
 
@@ -51,11 +52,11 @@ func verifyCommand() command {
 // printChains prints one line per app, and under it what else was found.
 func printChains(w io.Writer, reports []audit.ChainReport) {
 	for _, r := range reports {
-		app := escapeLog(r.App)
+		app := aggregates.EscapeText(r.App)
 		switch {
 		case r.Broken != nil:
 			b := r.Broken
-			fmt.Fprintf(w, "%s: BROKEN at sequence %d (%s): expected %s, found %s\n", app, b.Sequence, b.Reason, escapeLog(b.Expected), orNone(escapeLog(b.Found)))
+			fmt.Fprintf(w, "%s: BROKEN at sequence %d (%s): expected %s, found %s\n", app, b.Sequence, b.Reason, aggregates.EscapeText(b.Expected), orNone(aggregates.EscapeText(b.Found)))
 		case r.Events == 0:
 			fmt.Fprintf(w, "%s: no hashed events\n", app)
 		default:
@@ -72,7 +73,7 @@ func printChains(w io.Writer, reports []audit.ChainReport) {
 			fmt.Fprintf(w, "  not events (skipped by every reader) at sequence %s\n", strings.Join(seqs, ", "))
 		}
 		for _, u := range r.Undecodable {
-			fmt.Fprintf(w, "  undecodable event at sequence %d: %s\n", u.Sequence, escapeLog(u.Error))
+			fmt.Fprintf(w, "  undecodable event at sequence %d: %s\n", u.Sequence, aggregates.EscapeText(u.Error))
 		}
 	}
 }
