@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/revline/revline/cmd/revline/internal/metrics"
+	"github.com/revline/revline/projections"
 	"github.com/revline/revline/workers/gateway"
 )
 
@@ -133,7 +135,13 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (map[string]Case, map[string]C
 		return nil, nil, err
 	}
 
-	gw, err := gateway.New(gateway.Config{})
+	// The gateway as serve runs it: every request observed into the
+	// Prometheus metrics.
+	m, err := metrics.New(projections.NewRevisionHistory())
+	if err != nil {
+		return nil, nil, err
+	}
+	gw, err := gateway.New(gateway.Config{Observe: m.ObserveRequest})
 	if err != nil {
 		return nil, nil, err
 	}
