@@ -79,6 +79,17 @@ func TestRunnerInheritsNoDescriptors(t *testing.T) {
 	}
 }
 
+// testRunnerID is a runner id made of t's name, unique among the tests.
+func testRunnerID(t *testing.T) string {
+	id := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name()))
+	return id[max(0, len(id)-64):]
+}
+
 func fcntlGetFD(fd int) (int, error) {
 	flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
 	if errno != 0 {
@@ -116,7 +127,10 @@ func runIdentity(t *testing.T, cfg process.Config) (identity, *process.Process) 
 		t.Fatal(err)
 	}
 	s := newSupervisorConfig(t, cfg)
-	p, err := s.Start(process.Spec{RunnerID: "identity", Command: identityCommand(secret)})
+	// Each call's runner has an id of its own: the subtests run in parallel
+	// in one process, and a supervisor takes a child of this process that
+	// carries its runner's id for its runner's (ids are unique in practice).
+	p, err := s.Start(process.Spec{RunnerID: testRunnerID(t), Command: identityCommand(secret)})
 	if err != nil {
 		t.Fatal(err)
 	}
