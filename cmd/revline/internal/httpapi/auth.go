@@ -99,5 +99,5 @@ func (a *api) refuse(w http.ResponseWriter, r *http.Request, token string, statu
 		code = codeUnauthenticated
 		w.Header().Set("WWW-Authenticate", `Bearer realm="revline"`)
 	}
-	a.writeProblem(w, r, newProblem(status, code, reason))
+	a.writeProblem(w, r, newProblem(code, reason))
 }

@@ -226,10 +226,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(probe, r)
 	switch probe.status {
 	case http.StatusNotFound:
-		a.writeProblem(w, r, newProblem(http.StatusNotFound, codeNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)))
+		a.writeProblem(w, r, newProblem(codeNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)))
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", probe.header.Get("Allow"))
-		a.writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow"))))
+		a.writeProblem(w, r, newProblem(codeMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow"))))
 	default:
 		h.ServeHTTP(w, r)
 	}
@@ -256,7 +256,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Ready != nil {
 		if err := a.cfg.Ready(); err != nil {
-			a.writeProblem(w, r, newProblem(http.StatusServiceUnavailable, codeNotReady, "not ready: "+err.Error()))
+			a.writeProblem(w, r, newProblem(codeNotReady, "not ready: "+err.Error()))
 			return
 		}
 	}

@@ -241,7 +241,7 @@ func TestBadRequestBodies(t *testing.T) {
 		{"negative duration", "deploy", `{"command": "serve", "keep_alive": -5}`, http.StatusBadRequest, "bad_request", "negative"},
 		{"fractional duration", "deploy", `{"command": "serve", "request_timeout": "1.5s"}`, http.StatusBadRequest, "bad_request", "whole number of seconds"},
 		{"no command", "deploy", `{"message": "hi"}`, http.StatusBadRequest, "invalid_argument", "command"},
-		{"too large", "deploy", `{"command": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`, http.StatusRequestEntityTooLarge, "bad_request", "larger than"},
+		{"too large", "deploy", `{"command": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`, http.StatusRequestEntityTooLarge, "request_too_large", "larger than"},
 		{"rollout unknown field", "rollout", `{"graceful": true}`, http.StatusBadRequest, "bad_request", "graceful"},
 		{"suspend with a body", "suspend", `{"now": true}`, http.StatusBadRequest, "bad_request", "now"},
 	}
@@ -497,6 +497,36 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 		if !strings.Contains(doc, name) {
 			t.Errorf("the document does not mention %s", name)
 		}
+	}
+}
+
+// TestOpenAPIProblemCodesAreTheCatalogue checks that the Problem schema's
+// code enum is exactly the catalogue's codes that can be errors.
+func TestOpenAPIProblemCodesAreTheCatalogue(t *testing.T) {
+	t.Parallel()
+	_, after, ok := strings.Cut(string(httpapi.OpenAPI()), "\n          enum: [missing_command_id")
+	if !ok {
+		t.Fatal("the Problem schema has no code enum starting with missing_command_id")
+	}
+	line, _, _ := strings.Cut("missing_command_id"+after, "]")
+	documented := map[string]bool{}
+	for code := range strings.SplitSeq(line, ", ") {
+		documented[code] = true
+	}
+	for _, spec := range events.Catalogue() {
+		if spec.Kind == events.KindNoOp {
+			if documented[spec.Code] {
+				t.Errorf("no-op %q is not an error, but the Problem enum lists it", spec.Code)
+			}
+			continue
+		}
+		if !documented[spec.Code] {
+			t.Errorf("the Problem enum lacks %q", spec.Code)
+		}
+		delete(documented, spec.Code)
+	}
+	for code := range documented {
+		t.Errorf("the Problem enum lists %q, which the catalogue does not", code)
 	}
 }
 

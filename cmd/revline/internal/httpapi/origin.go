@@ -33,22 +33,22 @@ func checkRequest(r *http.Request, allowedHosts []string) (Problem, bool) {
 	}
 	host = strings.Trim(host, "[]")
 	if host != "localhost" && net.ParseIP(host) == nil && !slices.Contains(allowedHosts, strings.ToLower(host)) {
-		return newProblem(http.StatusForbidden, codeForbidden, fmt.Sprintf("host %q is not allowed; start serve with --http-allowed-hosts to allow it", host)), false
+		return newProblem(codeForbidden, fmt.Sprintf("host %q is not allowed; start serve with --http-allowed-hosts to allow it", host)), false
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
 		return Problem{}, true
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return newProblem(http.StatusForbidden, codeForbidden, "cross-site requests may not change anything"), false
+		return newProblem(codeForbidden, "cross-site requests may not change anything"), false
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
-			return newProblem(http.StatusForbidden, codeForbidden, fmt.Sprintf("origin %q may not change anything here", origin)), false
+			return newProblem(codeForbidden, fmt.Sprintf("origin %q may not change anything here", origin)), false
 		}
 	}
 	if r.ContentLength != 0 {
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-			return newProblem(http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "send the body as application/json"), false
+			return newProblem(codeUnsupportedMediaType, "send the body as application/json"), false
 		}
 	}
 	return Problem{}, true

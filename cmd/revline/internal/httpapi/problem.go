@@ -31,6 +31,7 @@ const (
 	codeNotReady         = "not_ready"
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
+	codeRequestTooLarge  = "request_too_large"
 )
 
 // Problem is an error response: an RFC 9457 problem document with the
@@ -54,8 +55,10 @@ type Problem struct {
 	Sequence uint64 `json:"sequence,omitempty"`
 }
 
-func newProblem(status int, code, detail string) Problem {
-	return Problem{Type: ProblemTypeBase + code, Title: title(code), Status: status, Detail: oneLine(detail), Code: code}
+// newProblem makes the problem for code, with the HTTP status the
+// catalogue of codes gives it (events.LookupCode).
+func newProblem(code, detail string) Problem {
+	return Problem{Type: ProblemTypeBase + code, Title: title(code), Status: statusForCode(code), Detail: oneLine(detail), Code: code}
 }
 
 // title turns "revision_is_current" into "Revision is current".
@@ -112,50 +115,40 @@ func classify(err error) (Problem, bool) {
 	)
 	switch {
 	case errors.As(err, &invalidName):
-		return newProblem(http.StatusBadRequest, codeInvalidAppName, err.Error()), false
+		return newProblem(codeInvalidAppName, err.Error()), false
 	case errors.As(err, &tooLarge):
-		return newProblem(http.StatusRequestEntityTooLarge, codeBadRequest, err.Error()), false
+		return newProblem(codeRequestTooLarge, err.Error()), false
 	case errors.As(err, &bad):
-		return newProblem(http.StatusBadRequest, codeBadRequest, bad.msg), false
+		return newProblem(codeBadRequest, bad.msg), false
 	case errors.As(err, &rej):
-		return newProblem(statusForCode(rej.Code, http.StatusConflict), rej.Code, rej.Message), false
+		return newProblem(rej.Code, rej.Message), false
 	case errors.As(err, &queryErr):
-		return newProblem(statusForCode(queryErr.Code, http.StatusInternalServerError), queryErr.Code, queryErr.Message), false
+		return newProblem(queryErr.Code, queryErr.Message), false
 	case errors.As(err, &noHistory):
-		return newProblem(http.StatusNotFound, aggregates.CodeAppNotFound, err.Error()), false
+		return newProblem(aggregates.CodeAppNotFound, err.Error()), false
 	case errors.Is(err, aggregates.ErrRevisionNotFound):
-		return newProblem(http.StatusNotFound, aggregates.CodeRevisionNotFound, err.Error()), false
+		return newProblem(aggregates.CodeRevisionNotFound, err.Error()), false
 	case errors.Is(err, aggregates.ErrAmbiguousRevision):
-		return newProblem(http.StatusBadRequest, aggregates.CodeAmbiguousRevision, err.Error()), false
+		return newProblem(aggregates.CodeAmbiguousRevision, err.Error()), false
 	case errors.Is(err, aggregates.ErrRevisionRefTooShort):
-		return newProblem(http.StatusBadRequest, aggregates.CodeRevisionRefTooShort, err.Error()), false
+		return newProblem(aggregates.CodeRevisionRefTooShort, err.Error()), false
 	case errors.Is(err, control.ErrDeployFailed):
-		return newProblem(http.StatusUnprocessableEntity, codeDeployFailed, err.Error()), false
+		return newProblem(codeDeployFailed, err.Error()), false
 	case errors.Is(err, context.DeadlineExceeded):
-		return newProblem(http.StatusGatewayTimeout, codeTimeout, "the request did not finish in time: "+err.Error()), false
+		return newProblem(codeTimeout, "the request did not finish in time: "+err.Error()), false
 	case errors.Is(err, context.Canceled):
-		return newProblem(http.StatusServiceUnavailable, codeCanceled, "the request was canceled"), false
+		return newProblem(codeCanceled, "the request was canceled"), false
 	}
-	return newProblem(http.StatusInternalServerError, codeInternal, "internal error; the server log has the details"), true
+	return newProblem(codeInternal, "internal error; the server log has the details"), true
 }
 
-// statusForCode maps a stable code to its HTTP status; def is for codes
-// the table does not know.
-func statusForCode(code string, def int) int {
-	switch code {
-	case aggregates.CodeInvalidArgument, queryapi.CodeBadRequest, events.CodeInvalidAppName,
-		events.CodeMalformedCommand, events.CodeUnknownCommand, events.CodeMissingCommandID,
-		queryapi.CodeAmbiguousRevision, queryapi.CodeRevisionRefTooShort:
-		return http.StatusBadRequest
-	case queryapi.CodeNotCaughtUp, queryapi.CodeRunnerLogsUnavailable:
-		return http.StatusServiceUnavailable
-	case events.CodeInternalError, events.CodeAppHistoryUnreadable:
-		return http.StatusInternalServerError
+// statusForCode is the HTTP status of code in the catalogue; a code the
+// catalogue lacks (a test keeps that from happening) is a 500.
+func statusForCode(code string) int {
+	if spec, ok := events.LookupCode(code); ok {
+		return spec.HTTPStatus
 	}
-	if strings.HasSuffix(code, "_not_found") {
-		return http.StatusNotFound
-	}
-	return def
+	return http.StatusInternalServerError
 }
 
 // fail answers r with the problem err amounts to.
