@@ -739,10 +739,11 @@ func (a *appWorker) markDraining(r *runner) {
 	a.mu.Unlock()
 }
 
-// drain stops r gracefully: the gateway sends it nothing new, its
-// requests in flight get up to requestTimeout to end (those still running
-// then are cut and counted), and only then does it get SIGTERM, and
-// SIGKILL after the stop grace.
+// drain stops r gracefully: the gateway sends it nothing new (draining),
+// its requests in flight get up to requestTimeout to end (those still
+// running then are cut and counted), and only then does it get SIGTERM,
+// and SIGKILL after the stop grace (terminating), until it is gone
+// (terminated).
 func (a *appWorker) drain(ctx context.Context, r *runner, requestTimeout time.Duration, why string) error {
 	a.markDraining(r)
 	// The report is best effort: the runner is stopped even if the bus is
@@ -757,6 +758,7 @@ func (a *appWorker) drain(ctx context.Context, r *runner, requestTimeout time.Du
 		cut := a.cfg.Traffic.Drop(a.name, id)
 		reason += fmt.Sprintf("; %d in-flight request(s) cut after %s", cut, requestTimeout)
 	}
+	terminatingErr := a.report(ctx, r, events.RunnerTerminating, fmt.Sprintf("%s; SIGTERM, then SIGKILL after %s if still running", why, a.cfg.StopGrace))
 	forced, err := r.proc.Stop(ctx, a.cfg.StopGrace)
 	if forced {
 		reason += "; killed after " + a.cfg.StopGrace.String()
@@ -765,7 +767,7 @@ func (a *appWorker) drain(ctx context.Context, r *runner, requestTimeout time.Du
 	// Forget the runner only once its end is reported: a pass in between
 	// would take a runner the log believes alive but that is not tracked
 	// for one lost in a restart, and report it terminated a second time.
-	err = errors.Join(drainingErr, err, a.report(ctx, r, events.RunnerTerminated, reason))
+	err = errors.Join(drainingErr, terminatingErr, err, a.report(ctx, r, events.RunnerTerminated, reason))
 	a.forget(r)
 	return err
 }

@@ -560,11 +560,15 @@ func TestSetRevisionMovesRunnersToTheTarget(t *testing.T) {
 			}
 
 			oldStopping := slices.IndexFunc(envs, runnerState(old.RunnerID, events.RunnerDraining))
+			oldTerminating := slices.IndexFunc(envs, runnerState(old.RunnerID, events.RunnerTerminating))
 			oldStopped := slices.IndexFunc(envs, runnerState(old.RunnerID, events.RunnerTerminated))
 			newSetup := slices.IndexFunc(envs, runnerState(moved.RunnerID, events.RunnerSetup))
 			newIdle := slices.IndexFunc(envs, runnerState(moved.RunnerID, events.RunnerIdle))
 			if oldStopping < 0 || oldStopped < 0 || newSetup < 0 || newIdle < 0 {
 				t.Fatalf("runner %s of %s was not drained, or %s not started:\n%s", old.RunnerID, second, moved.RunnerID, describe(envs))
+			}
+			if !(oldStopping < oldTerminating && oldTerminating < oldStopped) {
+				t.Errorf("runner %s went to terminated without draining, then terminating:\n%s", old.RunnerID, describe(envs))
 			}
 			switch strategy {
 			case events.StrategyRecreate:
