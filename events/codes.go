@@ -90,6 +90,7 @@ var catalogue = []CodeSpec{
 	{"unauthenticated", KindError, http.StatusUnauthorized},
 	{"forbidden", KindError, http.StatusForbidden},
 	{"not_found", KindError, http.StatusNotFound},
+	{"webhook_not_found", KindError, http.StatusNotFound},
 	{"method_not_allowed", KindError, http.StatusMethodNotAllowed},
 	{"unsupported_media_type", KindError, http.StatusUnsupportedMediaType},
 	{"request_too_large", KindError, http.StatusRequestEntityTooLarge},

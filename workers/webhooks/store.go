@@ -56,6 +56,16 @@ const (
 // webhook (or one that was removed).
 var ErrNotFound = errors.New("no such webhook")
 
+// InvalidError is a webhook definition Add refuses: a bad URL, app or
+// event glob, a target the server's policy refuses, a bad secret.
+type InvalidError struct{ Err error }
+
+// Error implements the error interface.
+func (e *InvalidError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error, for errors.Is and errors.As.
+func (e *InvalidError) Unwrap() error { return e.Err }
+
 // Status of a webhook.
 const (
 	StatusActive   = "active"
@@ -274,17 +284,17 @@ func (s *Store) putJSON(ctx context.Context, kv jetstream.KeyValue, key string, 
 // checked against the server's policy (see CheckTarget).
 func (s *Store) Add(ctx context.Context, w Webhook, secret []byte, actor string, now time.Time) (Webhook, error) {
 	if err := w.Validate(); err != nil {
-		return Webhook{}, err
+		return Webhook{}, &InvalidError{err}
 	}
 	if len(secret) == 0 || len(secret) > maxSecretBytes {
-		return Webhook{}, fmt.Errorf("webhook: a secret of 1 to %d bytes is required", maxSecretBytes)
+		return Webhook{}, &InvalidError{fmt.Errorf("webhook: a secret of 1 to %d bytes is required", maxSecretBytes)}
 	}
 	var policy Policy
 	if entry, err := s.hooks.Get(ctx, policyKey); err == nil {
 		_ = json.Unmarshal(entry.Value(), &policy) // a bad policy is the strict one
 	}
 	if err := CheckTarget(ctx, w.URL, policy.AllowPrivate); err != nil {
-		return Webhook{}, err
+		return Webhook{}, &InvalidError{err}
 	}
 	stream, err := s.js.Stream(ctx, events.EventStreamName)
 	if err != nil {
@@ -424,7 +434,7 @@ func (s *Store) RequestRedelivery(ctx context.Context, id string, seq uint64, ac
 		return fmt.Errorf("webhook %s: %w (removed by %s)", id, ErrNotFound, w.ChangedBy)
 	}
 	if seq == 0 {
-		return errors.New("redeliver: the sequence starts at 1 (the SEQ of `revline audit` or of `webhooks deliveries`)")
+		return &InvalidError{errors.New("redeliver: the sequence starts at 1 (the SEQ of `revline audit` or of `webhooks deliveries`)")}
 	}
 	return s.putJSON(ctx, s.hooks, redeliverKey(id), Redelivery{Sequence: seq, RequestedBy: actor, RequestedAt: now.UTC()})
 }

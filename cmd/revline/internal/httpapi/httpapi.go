@@ -20,6 +20,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // Header names the API reads and writes. Who asks for a change is the
@@ -74,6 +75,9 @@ type Config struct {
 	// /v1/audit/stream read (the event store); without it they are not
 	// served.
 	Audit audit.Log
+	// Webhooks, optional, is the webhook store /v1/webhooks manages (admin
+	// only); without it those routes are not served.
+	Webhooks *webhooks.Store
 	// Metrics, optional, is served at /metrics.
 	Metrics http.Handler
 	// Dashboard, optional, is served at / and under /ui/, behind the same
@@ -180,6 +184,9 @@ func (a *api) routes() {
 		m.HandleFunc("GET /v1/audit/stream", read(a.auditStream))
 		m.HandleFunc("GET /v1/apps/{app}/config", read(a.app(a.appConfig)))
 		m.HandleFunc("GET /v1/apps/{app}/config/{param}/history", read(a.app(a.paramHistory)))
+	}
+	if a.cfg.Webhooks != nil {
+		a.webhookRoutes(m)
 	}
 	m.HandleFunc("GET /v1/apps", read(a.listApps))
 	m.HandleFunc("GET /v1/apps/{app}/revisions", read(a.app(a.listRevisions)))

@@ -473,6 +473,8 @@ var routes = []string{
 	"/v1/apps/{app}/runners/{runner}/logs",
 	"/v1/apps/{app}/runners/{runner}/stop", "/v1/apps/{app}/runners/{runner}/kill",
 	"/v1/audit", "/v1/audit/stream", "/v1/apps/{app}/config", "/v1/apps/{app}/config/{param}/history", "/v1/apps/{app}/diff",
+	"/v1/webhooks", "/v1/webhooks/{id}", "/v1/webhooks/{id}/disable", "/v1/webhooks/{id}/enable",
+	"/v1/webhooks/{id}/deliveries", "/v1/webhooks/{id}/redeliver",
 }
 
 func TestOpenAPIDocumentIsServed(t *testing.T) {

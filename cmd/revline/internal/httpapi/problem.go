@@ -12,6 +12,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // ProblemTypeBase prefixes a problem's code to make its type URI.
@@ -112,6 +113,7 @@ func classify(err error) (Problem, bool) {
 		rej         *events.Rejection
 		queryErr    *queryapi.Error
 		noHistory   *audit.NoHistoryError
+		badWebhook  *webhooks.InvalidError
 	)
 	switch {
 	case errors.As(err, &invalidName):
@@ -126,6 +128,10 @@ func classify(err error) (Problem, bool) {
 		return newProblem(queryErr.Code, queryErr.Message), false
 	case errors.As(err, &noHistory):
 		return newProblem(aggregates.CodeAppNotFound, err.Error()), false
+	case errors.As(err, &badWebhook):
+		return newProblem(aggregates.CodeInvalidArgument, err.Error()), false
+	case errors.Is(err, webhooks.ErrNotFound):
+		return newProblem(codeWebhookNotFound, err.Error()), false
 	case errors.Is(err, aggregates.ErrRevisionNotFound):
 		return newProblem(aggregates.CodeRevisionNotFound, err.Error()), false
 	case errors.Is(err, aggregates.ErrAmbiguousRevision):

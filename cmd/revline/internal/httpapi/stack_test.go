@@ -23,6 +23,7 @@ import (
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/processor"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // stack is a whole Revline server but the runner worker: an embedded
@@ -99,13 +100,19 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 	}
 	s.admin = s.token(t, "test", auth.RoleAdmin, "")
 
+	hooks, err := webhooks.Ensure(ctx, js, 1, webhooks.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	local := queryapi.Local{Model: s.model}
 	cfg := httpapi.Config{
-		Control: &control.Control{Commands: s.client, Reader: local, Events: store, Actor: "unauthenticated"},
-		Tokens:  s.tokens,
-		Reader:  local,
-		Audit:   store,
-		Metrics: m.Handler(),
+		Webhooks: hooks,
+		Control:  &control.Control{Commands: s.client, Reader: local, Events: store, Actor: "unauthenticated"},
+		Tokens:   s.tokens,
+		Reader:   local,
+		Audit:    store,
+		Metrics:  m.Handler(),
 	}
 	for _, f := range configure {
 		f(&cfg)

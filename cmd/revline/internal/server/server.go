@@ -323,6 +323,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Reader:     reader,
 		RunnerLogs: runnerLogs,
 		Audit:      store,
+		Webhooks:   hookStore,
 		Metrics:    m.Handler(),
 		Dashboard:  dash,
 		Ready: func() error {
