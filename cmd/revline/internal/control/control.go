@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -201,8 +202,66 @@ type SwitchResult struct {
 	ReadyRunners *int `json:"ready_runners,omitempty"`
 }
 
-// switchPoll is how often AwaitSwitch looks at the runners.
-const switchPoll = 250 * time.Millisecond
+// runnerPoll is how often the waits for runners look at them.
+const runnerPoll = 250 * time.Millisecond
+
+// runnerCensus counts an app's live runners against the revision they
+// should run.
+type runnerCensus struct {
+	ready  int // of the revision, serving (idle or running)
+	moving int // of another revision, or starting, backing off or stopping
+	total  int
+	// waitingOn says what a runner that is moving is doing, for an error.
+	waitingOn string
+}
+
+func (c *Control) census(ctx context.Context, app, revisionID string, after uint64) (runnerCensus, error) {
+	runners, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {
+		return c.Reader.Runners(ctx, app, queryapi.RunnerFilter{}, p, after)
+	})
+	if err != nil {
+		return runnerCensus{}, err
+	}
+	var n runnerCensus
+	for _, r := range runners {
+		n.total++
+		switch {
+		case r.RevisionID == revisionID && (r.State == events.RunnerIdle || r.State == events.RunnerRunning):
+			n.ready++
+		default:
+			n.moving++
+			n.waitingOn = fmt.Sprintf("runner %s of revision %s is %s", r.RunnerID, r.RevisionID, r.State)
+			if r.Reason != "" {
+				n.waitingOn += ": " + r.Reason
+			}
+		}
+	}
+	return n, nil
+}
+
+// awaitRunners takes a census of app's runners against revisionID every
+// runnerPoll until done says the runners have settled, and returns the
+// last census. It fails when ctx ends first, saying what it waited for.
+func (c *Control) awaitRunners(ctx context.Context, app, revisionID string, after uint64, done func(runnerCensus) bool) (runnerCensus, error) {
+	for {
+		n, err := c.census(ctx, app, revisionID, after)
+		if err != nil {
+			return n, err
+		}
+		if done(n) {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			why := fmt.Sprintf("%d of %d runner(s) ready", n.ready, n.total)
+			if n.waitingOn != "" {
+				why += "; " + n.waitingOn
+			}
+			return n, fmt.Errorf("waiting for the runners of %s (%s): %w", app, why, ctx.Err())
+		case <-time.After(runnerPoll):
+		}
+	}
+}
 
 // AwaitSwitch waits, after a switch to revisionID recorded at sequence
 // after, until the app's runners have moved: no runner of another
@@ -210,33 +269,40 @@ const switchPoll = 250 * time.Millisecond
 // setup, crash_backoff). It returns how many of revisionID then serve (0
 // for an app scaled to zero). It fails when ctx ends first.
 func (c *Control) AwaitSwitch(ctx context.Context, app, revisionID string, after uint64) (int, error) {
-	for {
-		runners, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {
-			return c.Reader.Runners(ctx, app, queryapi.RunnerFilter{}, p, after)
-		})
-		if err != nil {
-			return 0, err
-		}
-		ready, moving := 0, false
-		for _, r := range runners {
-			switch {
-			case r.RevisionID != revisionID:
-				moving = true // an old runner still drains
-			case r.State == events.RunnerIdle || r.State == events.RunnerRunning:
-				ready++
-			default:
-				moving = true // still starting, or stopping
-			}
-		}
-		if !moving {
-			return ready, nil
-		}
-		select {
-		case <-ctx.Done():
-			return ready, fmt.Errorf("waiting for the runners of %s: %w", revisionID, ctx.Err())
-		case <-time.After(switchPoll):
-		}
+	n, err := c.awaitRunners(ctx, app, revisionID, after, func(n runnerCensus) bool { return n.moving == 0 })
+	return n.ready, err
+}
+
+// AwaitSettled waits, after a change recorded at sequence after (a scale,
+// suspend or resume), until the app's runners have settled on it: for a
+// suspended app, none is left; otherwise none is starting, backing off or
+// stopping, all run the current revision, and at least min_concurrency of
+// them serve. It returns how many serve. It fails when ctx ends first,
+// saying what a runner was still doing (a crash loop, for one).
+func (c *Control) AwaitSettled(ctx context.Context, app string, after uint64) (int, error) {
+	revisions, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
+		return c.Reader.Revisions(ctx, app, p, after)
+	})
+	if err != nil {
+		return 0, err
 	}
+	i := slices.IndexFunc(revisions, func(r projections.RevisionView) bool { return r.Current })
+	if i < 0 {
+		return 0, fmt.Errorf("app %s has no current revision: nothing to wait for", app)
+	}
+	current := revisions[i]
+	suspended := current.Status == events.StatusSuspended
+	floor := current.RuntimeParams.MinConcurrency
+	if limit := current.RuntimeParams.MaxConcurrency; limit > 0 {
+		floor = min(floor, limit)
+	}
+	n, err := c.awaitRunners(ctx, app, current.RevisionID, after, func(n runnerCensus) bool {
+		if suspended {
+			return n.total == 0
+		}
+		return n.moving == 0 && n.ready >= floor
+	})
+	return n.ready, err
 }
 
 // SetRevision makes ref the app's current revision (a rollback, or a
@@ -325,6 +391,9 @@ type ChangeResult struct {
 	Status   events.OutcomeStatus `json:"status"`
 	Message  string               `json:"message,omitempty"`
 	Sequence uint64               `json:"sequence,omitempty"`
+	// ReadyRunners, with AwaitSettled, is how many runners serve once the
+	// change has settled.
+	ReadyRunners *int `json:"ready_runners,omitempty"`
 }
 
 // Scale changes the app's runtime parameters, and the code parameters of

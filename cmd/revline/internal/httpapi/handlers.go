@@ -337,50 +337,65 @@ func (a *api) deleteRevision(w http.ResponseWriter, r *http.Request, app string)
 }
 
 func (a *api) scale(w http.ResponseWriter, r *http.Request, app string) error {
-	c, err := a.controlFor(r)
-	if err != nil {
-		return err
-	}
 	var req struct {
 		runtimeFields
 		codeFields
+		settleField
 	}
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
-	ctx, cancel := requestContext(r, false)
-	defer cancel()
-	res, err := c.Scale(ctx, app, events.Scale{Runtime: req.runtimeFields.overrides(), Code: req.codeFields.overrides()})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return a.change(w, r, app, req.settleField, func(ctx context.Context, c *control.Control) (control.ChangeResult, error) {
+		return c.Scale(ctx, app, events.Scale{Runtime: req.runtimeFields.overrides(), Code: req.codeFields.overrides()})
+	})
 }
 
 func (a *api) suspend(w http.ResponseWriter, r *http.Request, app string) error {
-	return a.change(w, r, app, (*control.Control).Suspend)
+	return a.bodylessChange(w, r, app, (*control.Control).Suspend)
 }
 
 func (a *api) resume(w http.ResponseWriter, r *http.Request, app string) error {
-	return a.change(w, r, app, (*control.Control).Resume)
+	return a.bodylessChange(w, r, app, (*control.Control).Resume)
 }
 
-// change runs a body-less operation (suspend, resume); an empty object is
-// accepted as a body too.
-func (a *api) change(w http.ResponseWriter, r *http.Request, app string, op func(*control.Control, context.Context, string) (control.ChangeResult, error)) error {
+// settleField is the optional "wait" of a scale, suspend or resume: when
+// true, the answer comes once the app's runners have settled on the
+// change (control.AwaitSettled), with ready_runners; by default at once.
+type settleField struct {
+	Wait bool `json:"wait"`
+}
+
+// bodylessChange runs suspend or resume, whose body is optional and holds
+// at most "wait".
+func (a *api) bodylessChange(w http.ResponseWriter, r *http.Request, app string, op func(*control.Control, context.Context, string) (control.ChangeResult, error)) error {
+	var req settleField
+	if err := decodeBody(w, r, &req, true); err != nil {
+		return err
+	}
+	return a.change(w, r, app, req, func(ctx context.Context, c *control.Control) (control.ChangeResult, error) {
+		return op(c, ctx, app)
+	})
+}
+
+// change runs a scale, suspend or resume and, if asked, waits for the
+// runners to settle on it.
+func (a *api) change(w http.ResponseWriter, r *http.Request, app string, settle settleField, op func(context.Context, *control.Control) (control.ChangeResult, error)) error {
 	c, err := a.controlFor(r)
 	if err != nil {
 		return err
 	}
-	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
-		return err
-	}
-	ctx, cancel := requestContext(r, false)
+	ctx, cancel := requestContext(r, settle.Wait)
 	defer cancel()
-	res, err := op(c, ctx, app)
+	res, err := op(ctx, c)
 	if err != nil {
 		return err
+	}
+	if settle.Wait {
+		ready, err := c.AwaitSettled(ctx, app, res.Sequence)
+		if err != nil {
+			return err
+		}
+		res.ReadyRunners = &ready
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
