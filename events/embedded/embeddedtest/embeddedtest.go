@@ -56,10 +56,18 @@ func Connect(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream)
 // again on other ports.
 func StartCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
+	return StartClusterWith(t, n, nil)
+}
+
+// StartClusterWith is StartCluster with each node's options passed to
+// configure (if not nil) before the node starts: users and permissions,
+// say.
+func StartClusterWith(t testing.TB, n int, configure func(*server.Options)) []*server.Server {
+	t.Helper()
 	var err error
 	for range 3 {
 		var servers []*server.Server
-		if servers, err = startCluster(t, n); err == nil {
+		if servers, err = startCluster(t, n, configure); err == nil {
 			t.Cleanup(func() { shutdownAll(servers) })
 			return servers
 		}
@@ -69,7 +77,7 @@ func StartCluster(t testing.TB, n int) []*server.Server {
 	return nil
 }
 
-func startCluster(t testing.TB, n int) ([]*server.Server, error) {
+func startCluster(t testing.TB, n int, configure func(*server.Options)) ([]*server.Server, error) {
 	clusterPorts := make([]int, n)
 	routes := make([]*url.URL, n)
 	for i := range n {
@@ -78,7 +86,7 @@ func startCluster(t testing.TB, n int) ([]*server.Server, error) {
 	}
 	var servers []*server.Server
 	for i := range n {
-		srv, err := server.NewServer(&server.Options{
+		opts := &server.Options{
 			ServerName: fmt.Sprintf("node-%d", i),
 			Host:       "127.0.0.1",
 			Port:       server.RANDOM_PORT,
@@ -88,7 +96,11 @@ func startCluster(t testing.TB, n int) ([]*server.Server, error) {
 			NoLog:      true,
 			Cluster:    server.ClusterOpts{Name: "revline-test", Host: "127.0.0.1", Port: clusterPorts[i]},
 			Routes:     routes,
-		})
+		}
+		if configure != nil {
+			configure(opts)
+		}
+		srv, err := server.NewServer(opts)
 		if err != nil {
 			return servers, err
 		}

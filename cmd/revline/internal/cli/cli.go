@@ -82,6 +82,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 func commands() []command {
 	return []command{
 		serveCommand(),
+		natsConfigCommand(),
 		deployCommand(),
 		{name: "apps list", summary: "List apps.", example: "revline apps list -o json", run: appsList},
 		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked. --at shows them as they were then.", usage: "APP", example: "revline apps list-rev my-model --at '2h ago'", run: listRevisions},

@@ -43,6 +43,7 @@ func serveCommand() command {
 		fs.StringVar(&cfg.RunnerUser, "runner-user", os.Getenv("REVLINE_RUNNER_USER"), "when serve runs as root, the user runners run as: a name, uid or uid:gid (default revline-runner if it exists, else nobody) (env REVLINE_RUNNER_USER)")
 		fs.BoolVar(&cfg.AllowRootRunners, "allow-root-runners", false, "when serve runs as root, let runners run as root too (not recommended: runners run users' code)")
 		fs.BoolVar(&cfg.NoRunners, "no-runners", false, "run no runner worker here: for extra replicas on a cluster, next to one that runs the runners")
+		fs.BoolVar(&cfg.NATSIdentities, "nats-identities", false, "with --nats-url: connect with the identities in DATA_DIR/auth, which `revline nats-config` gave the cluster (the server's, and the query service's that may publish only to inboxes)")
 		fs.BoolVar(&cfg.WebhooksAllowPrivate, "webhooks-allow-private", false, "let webhooks target loopback, link-local and private addresses (refused by default: a webhook could otherwise reach services inside this network)")
 		fs.IntVar(&cfg.WebhookMaxFailures, "webhooks-max-failures", 10, "failed delivery attempts in a row that disable a webhook")
 		logLevel := fs.String("log-level", envOr("REVLINE_LOG_LEVEL", "info"), "debug, info, warn or error (env REVLINE_LOG_LEVEL)")
@@ -79,6 +80,30 @@ func serveCommand() command {
 		ctx, stop := signal.NotifyContext(e.ctx, syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		return server.Run(ctx, cfg)
+	}
+	return c
+}
+
+func natsConfigCommand() command {
+	c := command{
+		name:    "nats-config",
+		summary: "Print the authorization block that gives a NATS server or cluster of your own Revline's users and permissions (the identities in DATA_DIR/auth, made if missing); then run serve with --nats-url and --nats-identities, and give clients DATA_DIR/auth/client.nk.",
+		example: "revline nats-config --data-dir ./revline-data > revline-auth.conf   # include it in every node's nats-server.conf",
+	}
+	c.run = func(e env, args []string) error {
+		fs := c.flagSet()
+		dataDir := fs.String("data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory whose auth/ holds the identities (env REVLINE_DATA_DIR)")
+		if pos, err := parse(e, fs, args); err != nil {
+			return err
+		} else if len(pos) > 0 {
+			return usagef("nats-config takes no arguments, got %q", strings.Join(pos, " "))
+		}
+		conf, err := server.NATSAuthorization(*dataDir)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(e.stdout, conf)
+		return err
 	}
 	return c
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
@@ -165,4 +167,62 @@ func (ids identities) users() []*server.NkeyUser {
 			}},
 		}},
 	}
+}
+
+// NATSAuthorization returns the authorization block of a nats-server
+// configuration that gives an external NATS server or cluster the users
+// and permissions of the embedded server: the identities in
+// <dataDir>/auth (made on the first call, as serve makes them), with
+// exactly the rights users gives them. Every node of a cluster includes
+// it; serve then connects with --nats-url and --nats-identities, and
+// clients with client.nk.
+func NATSAuthorization(dataDir string) (string, error) {
+	ids, err := loadIdentities(dataDir)
+	if err != nil {
+		return "", err
+	}
+	names := map[string]string{
+		ids.server.publicKey: "the Revline servers (" + ids.server.seedPath + ")",
+		ids.query.publicKey:  "the Revline query service (" + ids.query.seedPath + ")",
+		ids.client.publicKey: "Revline clients (" + ids.client.seedPath + ")",
+	}
+	var b strings.Builder
+	b.WriteString("# Revline's NATS users, made by `revline nats-config`: every node of the\n")
+	b.WriteString("# cluster includes this block. Enable JetStream on every node.\n")
+	b.WriteString("authorization {\n  users: [\n")
+	for _, u := range ids.users() {
+		fmt.Fprintf(&b, "    # %s\n    {nkey: %q", names[u.Nkey], u.Nkey)
+		if p := u.Permissions; p != nil {
+			b.WriteString(", permissions: {")
+			writeSubjectPermission(&b, "publish", p.Publish)
+			if p.Publish != nil && p.Subscribe != nil {
+				b.WriteString(", ")
+			}
+			writeSubjectPermission(&b, "subscribe", p.Subscribe)
+			b.WriteString("}")
+		}
+		b.WriteString("}\n")
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String(), nil
+}
+
+func writeSubjectPermission(b *strings.Builder, name string, p *server.SubjectPermission) {
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(b, "%s: {", name)
+	list := func(key string, subjects []string) {
+		quoted := make([]string, len(subjects))
+		for i, s := range subjects {
+			quoted[i] = strconv.Quote(s)
+		}
+		fmt.Fprintf(b, "%s: [%s]", key, strings.Join(quoted, ", "))
+	}
+	list("allow", p.Allow)
+	if len(p.Deny) > 0 {
+		b.WriteString(", ")
+		list("deny", p.Deny)
+	}
+	b.WriteString("}")
 }

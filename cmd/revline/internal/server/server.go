@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	NATSURL string
 	// NATSOptions connect to NATSURL (credentials, TLS).
 	NATSOptions []nats.Option
+	// NATSIdentities connects to NATSURL with the identities in
+	// <DataDir>/auth, as NATSAuthorization configured the cluster: the
+	// server's own, and the query service's, which may publish only to
+	// inboxes. Without it, both connect with NATSOptions alone.
+	NATSIdentities bool
 	// Replicas of the streams; default 1 (use 3 on a cluster).
 	Replicas int
 	// HTTPAddr is where the HTTP API listens; default 127.0.0.1:8080.
@@ -154,6 +160,9 @@ func (c Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("serve: replicas must be between 1 and 5, got %d", c.Replicas)
 	}
+	if c.NATSIdentities && c.NATSURL == "" {
+		return errors.New("serve: --nats-identities is for a NATS server of your own (--nats-url); the embedded one always uses them")
+	}
 	return nil
 }
 
@@ -168,23 +177,26 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	natsURL := cfg.NATSURL
 	var clientSeed string
-	// The query service answers on a connection of its own, which on the
-	// embedded server may publish only to inboxes.
+	// The query service answers on a connection of its own, which may
+	// publish only to inboxes when it has its own identity.
 	queryOptions := cfg.NATSOptions
-	if natsURL == "" {
+	if natsURL == "" || cfg.NATSIdentities {
 		ids, err := loadIdentities(cfg.DataDir)
 		if err != nil {
 			return err
 		}
-		srv, err := embedded.Start(embedded.Config{
-			DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen,
-			Users: ids.users(),
-		})
-		if err != nil {
-			return fmt.Errorf("serve: %w (change it with --nats-listen)", err)
+		if natsURL == "" {
+			srv, err := embedded.Start(embedded.Config{
+				DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen,
+				Users: ids.users(),
+			})
+			if err != nil {
+				return fmt.Errorf("serve: %w (change it with --nats-listen)", err)
+			}
+			defer shutdownNATS(srv)
+			natsURL = srv.ClientURL()
+			log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", ids.client.seedPath)
 		}
-		defer shutdownNATS(srv)
-		natsURL = srv.ClientURL()
 		// Every connection of the server's own uses its identity, and
 		// inboxes that clients cannot subscribe to.
 		asServer, err := nats.NkeyOptionFromSeed(ids.server.seedPath)
@@ -195,10 +207,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
+		queryOptions = append(slices.Clone(cfg.NATSOptions), asQuery, nats.CustomInboxPrefix(serverInboxPrefix))
 		cfg.NATSOptions = append(cfg.NATSOptions, asServer, nats.CustomInboxPrefix(serverInboxPrefix))
-		queryOptions = []nats.Option{asQuery, nats.CustomInboxPrefix(serverInboxPrefix)}
 		clientSeed = ids.client.seedPath
-		log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", clientSeed)
 	}
 	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve"), logAsyncErrors(log)}, cfg.NATSOptions...)...)
 	if err != nil {

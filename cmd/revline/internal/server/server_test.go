@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/cmd/revline/internal/cli"
@@ -49,19 +51,61 @@ func revline(t *testing.T, natsURL string, args ...string) (int, string, string)
 // TestServeOnACluster points serve at a 3-node NATS cluster: the streams
 // are created with three replicas and a deploy goes through the whole
 // path (command, decision, append, runner, outcome, projection).
+// TestServeOnACluster runs serve on a 3-node cluster configured as
+// docs/bus.md tells an operator to: every node's only users are those of
+// the authorization block `revline nats-config` prints, parsed from that
+// text as nats-server parses its configuration file, and serve connects
+// with --nats-identities.
 func TestServeOnACluster(t *testing.T) {
 	t.Parallel()
-	cluster := embeddedtest.StartCluster(t, 3)
+	dataDir := t.TempDir()
+	conf, err := server.NATSAuthorization(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confFile := filepath.Join(t.TempDir(), "revline-auth.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := natsserver.ProcessConfigFile(confFile)
+	if err != nil {
+		t.Fatalf("nats-server cannot read what nats-config printed: %v\n%s", err, conf)
+	}
+	if len(parsed.Nkeys) != 3 {
+		t.Fatalf("nats-config's block gives %d users, want 3:\n%s", len(parsed.Nkeys), conf)
+	}
+	cluster := embeddedtest.StartClusterWith(t, 3, func(o *natsserver.Options) { o.Nkeys = parsed.Nkeys })
 	url := embeddedtest.ClusterURL(cluster)
-	addrs := servertest.Serve(t, server.Config{NATSURL: url, Replicas: 3})
+	if nc, err := nats.Connect(url); err == nil {
+		nc.Close()
+		t.Fatal("the cluster accepts an anonymous connection")
+	}
+	addrs := servertest.Serve(t, server.Config{DataDir: dataDir, NATSURL: url, NATSIdentities: true, Replicas: 3})
+	clientIdentity := filepath.Join(dataDir, "auth", server.ClientSeedFile)
+	if addrs.ClientIdentity != clientIdentity {
+		t.Fatalf("serve names %q as the client identity, want %s", addrs.ClientIdentity, clientIdentity)
+	}
 
-	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json")
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity)
 	var res map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy on a cluster: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
 
-	nc, err := nats.Connect(url)
+	// The client identity may not write the event log on the cluster
+	// either.
+	violations := make(chan error, 8)
+	asClient, err := nats.Connect(url, nkeyOption(t, clientIdentity), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asClient.Close()
+	if err := asClient.Publish(events.EventSubject("web", "revision.created"), []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "a client publishing an event on the cluster")
+
+	nc, err := nats.Connect(url, nkeyOption(t, filepath.Join(dataDir, "auth", "server.nk")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +128,11 @@ func TestServeOnACluster(t *testing.T) {
 
 	// A second replica without runners shares the command processor's
 	// consumer and builds its own read model: it answers reads too.
-	replica := servertest.Serve(t, server.Config{NATSURL: url, Replicas: 3, NoRunners: true})
+	replicaDir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(replicaDir, "auth"), os.DirFS(filepath.Join(dataDir, "auth"))); err != nil {
+		t.Fatal(err)
+	}
+	replica := servertest.Serve(t, server.Config{DataDir: replicaDir, NATSURL: url, NATSIdentities: true, Replicas: 3, NoRunners: true})
 	for _, httpURL := range []string{addrs.HTTPURL, replica.HTTPURL} {
 		// The first replica made the admin token; both accept it.
 		resp := get(t, fmt.Sprintf("%s/v1/apps/web/revisions?min_sequence=%d", httpURL, int64(res["sequence"].(float64))), addrs.AdminTokenFile)
@@ -96,7 +144,7 @@ func TestServeOnACluster(t *testing.T) {
 		}
 	}
 	// Commands sent while both replicas consume are each processed once.
-	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json")
+	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity)
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy with two replicas: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
@@ -126,4 +174,14 @@ func asClient(t *testing.T, addrs server.Addresses) func(args ...string) string 
 		}
 		return stdout
 	}
+}
+
+// nkeyOption authenticates a connection with the nkey seed in file.
+func nkeyOption(t *testing.T, file string) nats.Option {
+	t.Helper()
+	opt, err := nats.NkeyOptionFromSeed(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt
 }
