@@ -140,3 +140,15 @@ func (s Signature) Verify(pub ed25519.PublicKey) error {
 	}
 	return nil
 }
+
+// SignedCommand is a command as its verifier sees it, before it is
+// decided.
+type SignedCommand struct {
+	Command CommandEnvelope
+	// Signature is the zero Signature for an unsigned command.
+	Signature Signature
+	// StoredAt is when JetStream stored the command: its signature's
+	// age is measured from then, not from when it is processed, so that a
+	// command queued while no processor ran is still good.
+	StoredAt time.Time
+}

@@ -55,7 +55,7 @@ func TestServeOnACluster(t *testing.T) {
 	url := embeddedtest.ClusterURL(cluster)
 	addrs := servertest.Serve(t, server.Config{NATSURL: url, Replicas: 3})
 
-	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json")
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json", "--token-file", addrs.AdminTokenFile)
 	var res map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy on a cluster: exit %d, stdout %s, stderr %s", code, stdout, stderr)
@@ -96,7 +96,7 @@ func TestServeOnACluster(t *testing.T) {
 		}
 	}
 	// Commands sent while both replicas consume are each processed once.
-	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json")
+	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json", "--token-file", addrs.AdminTokenFile)
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy with two replicas: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
