@@ -142,24 +142,24 @@ func (s *Store) carryOut(msg *nats.Msg) Reply {
 // authorizeRequest returns the actor of a token request signed by an
 // admin token, or the reply that refuses it.
 func (s *Store) authorizeRequest(ctx context.Context, msg *nats.Msg, now time.Time) (string, *Reply) {
+	// Every refusal's sentence starts with its code.
 	refuse := func(code string, err error) (string, *Reply) {
-		return "", &Reply{Error: code + ": " + err.Error(), refused: code}
+		return "", &Reply{Error: code + ": " + strings.TrimPrefix(err.Error(), code+": "), refused: code}
 	}
 	sig, err := events.ReadSignature(msg.Subject, msg.Header, msg.Data)
-	if err != nil {
+	if err == nil {
+		var t Token
+		if t, err = s.checkSignature(ctx, sig, now); err == nil {
+			if err := t.Authorize(Admin, ""); err != nil {
+				return refuse(events.CodeForbidden, err)
+			}
+			return t.Actor(), nil
+		}
+	}
+	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, events.ErrBadSignature) {
 		return refuse(events.CodeUnauthenticated, err)
 	}
-	t, err := s.checkSignature(ctx, sig, now)
-	if errors.Is(err, ErrUnauthenticated) {
-		return refuse(events.CodeUnauthenticated, err)
-	}
-	if err != nil {
-		return "", &Reply{Error: err.Error()}
-	}
-	if err := t.Authorize(Admin, ""); err != nil {
-		return refuse(events.CodeForbidden, err)
-	}
-	return t.Actor(), nil
+	return "", &Reply{Error: err.Error()}
 }
 
 // Ask sends a token request as the CLI does, signed by signer (an admin
