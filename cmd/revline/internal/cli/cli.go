@@ -212,7 +212,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	f.nats.localIdentity = true
 	fs.StringVar(&f.output, "o", outputTable, "output format: table or json")
 	fs.StringVar(&f.output, "output", outputTable, "output format: table or json")
-	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded in the audit log (env "+envActor+")")
+	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
 }
