@@ -538,3 +538,14 @@ func appInPartitionOf(t *testing.T, app string) string {
 	t.Fatalf("no app name shares the partition of %q", app)
 	return ""
 }
+
+// A processor that verifies nothing is never made by accident: the
+// Verifier is required.
+func TestProcessorNeedsAVerifier(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	_, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	if err == nil || !strings.Contains(err.Error(), "Verifier is required") {
+		t.Errorf("New without a Verifier: %v", err)
+	}
+}
