@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,13 +91,10 @@ func TestServeVerifiesEveryCommand(t *testing.T) {
 	var logs testsupport.SyncBuffer
 	addrs := servertest.Serve(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	a := attacker(t, addrs)
-	admin, err := os.ReadFile(addrs.AdminTokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	asAdmin := events.NewSigner(auth.BootstrapName, strings.TrimSpace(string(admin)))
-	if o := a.send("web", events.Deploy{Command: runnerBin}, "", asAdmin, nil); o.Status != events.OutcomeAccepted {
-		t.Fatalf("admin's deploy: %+v", o)
+	// The operator's CLI deploys (with the bootstrap admin token, beside
+	// client.nk) and waits until the revision is deployed.
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--nats-nkey", addrs.ClientIdentity); code != 0 {
+		t.Fatalf("deploy: exit %d, %s %s", code, stdout, stderr)
 	}
 	ops := a.token("ops", "operator")
 	webOps := a.token("web-ops", "operator", "--app", "web-*")
