@@ -46,6 +46,8 @@ var catalogue = []CodeSpec{
 	{CodeMalformedCommand, KindRejected, http.StatusBadRequest},
 	{CodeInvalidAppName, KindRejected, http.StatusBadRequest},
 	{CodeUnknownCommand, KindRejected, http.StatusBadRequest},
+	{CodeUnauthenticated, KindRejected, http.StatusUnauthorized},
+	{CodeForbidden, KindRejected, http.StatusForbidden},
 	{CodeIdempotencyKeyReused, KindRejected, http.StatusConflict},
 	{CodeInternalError, KindRejected, http.StatusInternalServerError},
 	{CodeAppHistoryUnreadable, KindRejected, http.StatusInternalServerError},
@@ -87,8 +89,6 @@ var catalogue = []CodeSpec{
 	{"internal", KindError, http.StatusInternalServerError},
 
 	// The HTTP API.
-	{"unauthenticated", KindError, http.StatusUnauthorized},
-	{"forbidden", KindError, http.StatusForbidden},
 	{"not_found", KindError, http.StatusNotFound},
 	{"webhook_not_found", KindError, http.StatusNotFound},
 	{"method_not_allowed", KindError, http.StatusMethodNotAllowed},

@@ -257,6 +257,13 @@ const (
 	// CodeInternalError refuses a command the server failed on (a bug);
 	// the command also goes to the dead letters.
 	CodeInternalError = "internal_error"
+	// CodeUnauthenticated refuses a command that is unsigned, whose
+	// signature does not verify, is too old, or whose key is unknown,
+	// revoked or cannot sign (docs/bus.md §3).
+	CodeUnauthenticated = "unauthenticated"
+	// CodeForbidden refuses a signed command that its token's role or app
+	// glob does not allow.
+	CodeForbidden = "forbidden"
 )
 
 // DecodeCommandMsg decodes a command from its subject, headers and payload.

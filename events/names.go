@@ -132,6 +132,13 @@ const (
 	// previous one (chain.go, docs/bus.md "Tamper evidence").
 	HeaderPrevHash  = "Revline-Prev-Hash"
 	HeaderEventHash = "Revline-Event-Hash"
+	// HeaderKey, HeaderSignedAt and HeaderSignature sign a command or a
+	// token request (signature.go, docs/bus.md "Signing"): the name of the
+	// token whose key signed, when (RFC 3339), and the standard base64 of
+	// the Ed25519 signature over SigningPayload.
+	HeaderKey       = "Revline-Key"
+	HeaderSignedAt  = "Revline-Signed-At"
+	HeaderSignature = "Revline-Signature"
 )
 
 // Content types accepted for commands. Events and outcomes are msgpack

@@ -20,12 +20,15 @@ import (
 )
 
 // bin runs the built revline binary against s as actor, the way a user
-// does: the NATS URL from REVLINE_NATS_URL, the client identity serve made.
+// does: the NATS URL from REVLINE_NATS_URL, the client identity serve made,
+// and the token named actor in REVLINE_TOKEN (made by the bootstrap admin
+// the first time), so that the log records token:ACTOR. Actor "x" is the
+// bootstrap admin.
 func (s *serveProcess) bin(t *testing.T, actor string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := s.binCommand(ctx, actor, args...)
+	cmd := s.binCommand(ctx, s.tokenOf(t, actor), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -38,11 +41,34 @@ func (s *serveProcess) bin(t *testing.T, actor string, args ...string) result {
 	return result{code, stdout.String(), stderr.String()}
 }
 
-func (s *serveProcess) binCommand(ctx context.Context, actor string, args ...string) *exec.Cmd {
+// binCommand is the binary run with token (its value; "" for the
+// bootstrap admin's, found beside the client identity).
+func (s *serveProcess) binCommand(ctx context.Context, token string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, revlineBin, args...)
-	cmd.Env = append(os.Environ(), "REVLINE_NATS_URL="+s.natsURL, "REVLINE_ACTOR="+actor,
+	cmd.Env = append(os.Environ(), "REVLINE_NATS_URL="+s.natsURL, "REVLINE_TOKEN="+token,
 		"REVLINE_NATS_NKEY="+filepath.Join(s.dataDir, "auth", "client.nk"))
 	return cmd
+}
+
+// tokenOf returns the value of the deployer token named actor, made the
+// first time; "" for actor "x".
+func (s *serveProcess) tokenOf(t *testing.T, actor string) string {
+	t.Helper()
+	if actor == "x" {
+		return ""
+	}
+	if value, ok := s.tokens[actor]; ok {
+		return value
+	}
+	var made struct{ Value string }
+	if err := json.Unmarshal([]byte(s.binOK(t, "x", "tokens", "create", actor, "--role", "deployer", "-o", "json")), &made); err != nil || made.Value == "" {
+		t.Fatalf("token %s: %v", actor, err)
+	}
+	if s.tokens == nil {
+		s.tokens = map[string]string{}
+	}
+	s.tokens[actor] = made.Value
+	return made.Value
 }
 
 func (s *serveProcess) binOK(t *testing.T, actor string, args ...string) string {
@@ -168,7 +194,7 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	if len(everyApp) != 1 || everyApp[0].App != app {
 		t.Fatalf("audit of every app's scales: %+v", everyApp)
 	}
-	byCarol := records(t, s.binOK(t, "x", "audit", app, "--actor", "carol", "-o", "jsonl"))
+	byCarol := records(t, s.binOK(t, "x", "audit", app, "--actor", "token:carol", "-o", "jsonl"))
 	if len(byCarol) != 1 || byCarol[0].Type != "app.scaled" {
 		t.Fatalf("--actor carol: %+v", byCarol)
 	}
@@ -197,12 +223,12 @@ func TestAuditThroughTheBinary(t *testing.T) {
 		lines = append(lines, e.Current+" "+e.By+" "+e.Summary)
 	}
 	want := []string{
-		`v3 bob deployed v3 (runtime params kept from v1): "third"`,
-		`v1 alice deleted v2`,
-		`v1 alice rolled back to v1 (runtime params kept from v2): "v2 is slow"`,
-		`v2 carol scaled min_concurrency 0→2`,
-		`v2 bob deployed v2 (runtime params kept from v1): "second"`,
-		`v1 alice deployed v1 (first deploy: runtime params from the deploy): "first"`,
+		`v3 token:bob deployed v3 (runtime params kept from v1): "third"`,
+		`v1 token:alice deleted v2`,
+		`v1 token:alice rolled back to v1 (runtime params kept from v2): "v2 is slow"`,
+		`v2 token:carol scaled min_concurrency 0→2`,
+		`v2 token:bob deployed v2 (runtime params kept from v1): "second"`,
+		`v1 token:alice deployed v1 (first deploy: runtime params from the deploy): "first"`,
 	}
 	if !slices.Equal(lines, want) {
 		t.Fatalf("apps history:\n got %q\nwant %q", lines, want)
@@ -219,8 +245,8 @@ func TestAuditThroughTheBinary(t *testing.T) {
 		shown[p.Param] = p
 	}
 	minimum := shown["min_concurrency"]
-	if config.Number != 3 || minimum.Value != "2" || minimum.Source.How != "inherited from v1 on deploy of v3" || minimum.Source.By != "bob" ||
-		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "carol" {
+	if config.Number != 3 || minimum.Value != "2" || minimum.Source.How != "inherited from v1 on deploy of v3" || minimum.Source.By != "token:bob" ||
+		minimum.Origin == nil || minimum.Origin.How != "scale" || minimum.Origin.By != "token:carol" {
 		t.Fatalf("apps show: v%d, min_concurrency %+v (origin %+v)", config.Number, minimum, minimum.Origin)
 	}
 	if mt := shown["machine_type"]; mt.Source.How != "deploy of v3" || mt.Source.Message != "third" {
@@ -315,7 +341,7 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	// --follow prints the log so far, then what happens, until Ctrl-C.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	follow := s.binCommand(ctx, "x", "audit", app, "--type", "app.scaled", "--follow", "-o", "jsonl")
+	follow := s.binCommand(ctx, "", "audit", app, "--type", "app.scaled", "--follow", "-o", "jsonl")
 	out, err := follow.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -333,11 +359,11 @@ func TestAuditThroughTheBinary(t *testing.T) {
 		}
 		return records(t, lineReader.Text())[0]
 	}
-	if first := next(); first.Actor != "carol" {
+	if first := next(); first.Actor != "token:carol" {
 		t.Fatalf("first followed record: %+v", first)
 	}
 	s.binOK(t, "dave", "apps", "scale", app, "--max-concurrency", "5")
-	if live := next(); live.Actor != "dave" || live.Type != "app.scaled" {
+	if live := next(); live.Actor != "token:dave" || live.Type != "app.scaled" {
 		t.Fatalf("live record: %+v", live)
 	}
 	if err := follow.Process.Signal(syscall.SIGINT); err != nil {

@@ -53,6 +53,8 @@ type serveProcess struct {
 	natsURL    string
 	httpURL    string
 	gatewayURL string
+	// tokens are the values of the tokens made by name (audit_e2e_test).
+	tokens map[string]string
 }
 
 func freePort(t *testing.T) int {

@@ -15,23 +15,46 @@ import (
 type Client struct {
 	js       jetstream.JetStream
 	outcomes *OutcomeLog
+	signer   *events.Signer
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithSigner signs every command the client sends with s: `revline serve`
+// refuses unsigned commands (docs/bus.md §3).
+func WithSigner(s *events.Signer) ClientOption {
+	return func(c *Client) { c.signer = s }
 }
 
 // NewClient returns a Client on js. The bus streams must exist (the
 // server creates them; EnsureStreams does too).
-func NewClient(js jetstream.JetStream) *Client {
-	return &Client{js: js, outcomes: NewOutcomeLog(js)}
+func NewClient(js jetstream.JetStream, opts ...ClientOption) *Client {
+	c := &Client{js: js, outcomes: NewOutcomeLog(js)}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
 }
 
 // Send publishes cmd and returns once JetStream has stored it. The command
 // is processed even if no processor runs yet.
 func (c *Client) Send(ctx context.Context, cmd events.CommandEnvelope) error {
-	msg, err := events.CommandMsg(cmd)
+	msg, err := c.message(cmd)
 	if err != nil {
 		return err
 	}
 	_, err = c.publish(ctx, msg, cmd.Type)
 	return err
+}
+
+// message encodes cmd, signed if the client signs.
+func (c *Client) message(cmd events.CommandEnvelope) (*nats.Msg, error) {
+	msg, err := events.CommandMsg(cmd) // checks the command id before it becomes a subject
+	if err != nil || c.signer == nil {
+		return msg, err
+	}
+	return msg, c.signer.Sign(msg)
 }
 
 func (c *Client) publish(ctx context.Context, msg *nats.Msg, commandType string) (*jetstream.PubAck, error) {
@@ -49,7 +72,7 @@ func (c *Client) publish(ctx context.Context, msg *nats.Msg, commandType string)
 // command is returned as an Outcome, not as an error: err is for failures
 // to reach the bus or to hear back in time.
 func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, error) {
-	msg, err := events.CommandMsg(cmd) // checks the command id before it becomes a subject
+	msg, err := c.message(cmd)
 	if err != nil {
 		return events.Outcome{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/workers/processor"
 )
@@ -55,7 +56,7 @@ func TestEventsChainAcrossProcessorsRestartsSnapshotsAndConflicts(t *testing.T) 
 	snaps := b.snapshots(t)
 	store := &conflictCounter{JetStreamStore: b.store}
 	newProcessor := func(withSnapshots bool) *processor.Processor {
-		cfg := processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: store}
+		cfg := processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: store}
 		if withSnapshots {
 			cfg.Snapshots, cfg.SnapshotEvery = snaps, 2
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded/embeddedtest"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -63,7 +64,7 @@ func checkManyClientsAndApps(t *testing.T, nodes []*server.Server, processors in
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := processor.New(processor.Config{NATSURL: nodes[i%len(nodes)].ClientURL(), JetStream: pjs, Store: exclusiveAppends{store, deciding}})
+		p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: nodes[i%len(nodes)].ClientURL(), JetStream: pjs, Store: exclusiveAppends{store, deciding}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +204,7 @@ func TestHangingCommandHoldsUpOnlyItsPartition(t *testing.T) {
 	b := newBus(t)
 	ctx := testContext(t)
 	stuck := &appendBlocker{JetStreamStore: b.store, app: "stuck", blocked: make(chan struct{}), release: make(chan struct{})}
-	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: stuck})
+	p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: stuck})
 	if err != nil {
 		t.Fatal(err)
 	}

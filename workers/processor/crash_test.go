@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -44,7 +45,7 @@ func TestCrashingProcessorChild(t *testing.T) {
 	}
 	target := os.Getenv(envCrashCommand)
 	js, store := connectChild(t, url)
-	cfg := processor.Config{NATSURL: url, JetStream: js, Store: store}
+	cfg := processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: url, JetStream: js, Store: store}
 	switch os.Getenv(envCrashPoint) {
 	case afterAppend:
 		cfg.Store = crashingStore{JetStreamStore: store, causationID: target}
@@ -221,7 +222,7 @@ func TestKilledProcessorsCommandKeepsItsOutcome(t *testing.T) {
 			t.Parallel()
 			b := newBus(t)
 			ctx := testContext(t)
-			direct, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+			direct, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,7 +254,7 @@ func TestKilledProcessorsCommandKeepsItsOutcome(t *testing.T) {
 
 			var mu sync.Mutex
 			var redelivered []events.Outcome
-			p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store,
+			p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store,
 				OnOutcome: func(o processor.OutcomeParams) {
 					mu.Lock()
 					defer mu.Unlock()

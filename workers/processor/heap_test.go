@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -53,7 +54,7 @@ func TestHeapMeasuringProcessorChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, store := connectChild(t, url)
-	p, err := processor.New(processor.Config{NATSURL: url, JetStream: js, Store: store})
+	p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: url, JetStream: js, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded/embeddedtest"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -66,7 +67,7 @@ func TestCommandsStoredBeforePartitioningAreDecidedFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store})
+	p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: srv.ClientURL(), JetStream: js, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

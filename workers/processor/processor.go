@@ -64,6 +64,16 @@ type Store interface {
 	events.AppLoader
 }
 
+// Verifier authenticates a command and authorizes it before it is
+// decided (auth.Store in serve).
+type Verifier interface {
+	// Verify returns the actor the command's events record. It returns an
+	// *events.Rejection (events.CodeUnauthenticated, events.CodeForbidden)
+	// for a command that must not be decided, which is then rejected with
+	// that code; any other error is transient, and the command is retried.
+	Verify(ctx context.Context, c events.SignedCommand) (actor string, err error)
+}
+
 // Config configures a Processor.
 type Config struct {
 	// NATSURL is required: the processor's subscriber opens its own
@@ -75,6 +85,9 @@ type Config struct {
 	JetStream jetstream.JetStream
 	// Store is required.
 	Store Store
+	// Verifier is required: every command is verified before it is
+	// decided, and its events record the actor the Verifier names.
+	Verifier Verifier
 	// Registry; default events.NewRegistry().
 	Registry *events.Registry
 	// Now is the clock handed to the decider; default time.Now.
@@ -136,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.Store == nil {
 		errs = append(errs, errors.New("processor: Store is required"))
+	}
+	if c.Verifier == nil {
+		errs = append(errs, errors.New("processor: Verifier is required"))
 	}
 	if c.AckWait < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("processor: AckWait must be at least 100ms, got %s", c.AckWait))
@@ -335,6 +351,22 @@ func (p *Processor) handle(msg *message.Message) error {
 		p.cfg.Logger.Warn("malformed command sent to dead letter", "subject", subject, "error", err)
 		return permanentError{err}
 	}
+	actor, refusal, err := p.verify(ctx, subject, msg, cmd)
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		p.cfg.Logger.Warn("command refused", "app", cmd.App, "command", cmd.Type, "command_id", cmd.CommandID,
+			"key", msg.Metadata.Get(events.HeaderKey), "code", refusal.Code, "reason", refusal.Message)
+		o := rejection(cmd, refusal)
+		o.Fingerprint = events.Fingerprint(cmd)
+		if o, err = p.record(ctx, o, cmd.ContentType); err != nil {
+			return err
+		}
+		p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
+		return nil
+	}
+	cmd.Actor = actor
 	attempt := &handling{}
 	ctx = context.WithValue(ctx, handlingKey{}, attempt)
 	defer p.answerPanic(ctx, cmd, attempt)
@@ -361,6 +393,28 @@ func (p *Processor) handle(msg *message.Message) error {
 	}
 	p.cfg.OnOutcome(OutcomeParams{Outcome: outcome, Duration: time.Since(start), EventsAppended: appended})
 	return nil
+}
+
+// verify asks the Verifier who sent cmd, the message it was decoded from,
+// and returns the actor its events record, or the rejection that refuses
+// it. An error is transient.
+func (p *Processor) verify(ctx context.Context, subject string, msg *message.Message, cmd events.CommandEnvelope) (string, *events.Rejection, error) {
+	// A command without a stored time (never from JetStream) counts as
+	// stored at the epoch, so that no signature is young enough.
+	storedAt, _ := time.Parse(time.RFC3339Nano, msg.Metadata.Get(wmnats.MetadataStoredAt))
+	sig, err := events.ReadSignature(subject, msg.Metadata, msg.Payload)
+	if err != nil {
+		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: err.Error()}, nil
+	}
+	actor, err := p.cfg.Verifier.Verify(ctx, events.SignedCommand{Command: cmd, Signature: sig, StoredAt: storedAt})
+	var rej *events.Rejection
+	if errors.As(err, &rej) {
+		return "", rej, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("verify %s for %q: %w", cmd.Type, cmd.App, err)
+	}
+	return actor, nil, nil
 }
 
 // answerPanic, deferred, gives a command the processor panicked on an

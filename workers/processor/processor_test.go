@@ -18,6 +18,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded/embeddedtest"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -47,7 +48,7 @@ func newBus(t *testing.T) *bus {
 // startProcessor runs a processor until the test ends.
 func (b *bus) startProcessor(t *testing.T) *processor.Processor {
 	t.Helper()
-	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestSameCommandTwiceHasOneEffect(t *testing.T) {
 		t.Fatalf("second outcome %+v differs from first %+v", second, first)
 	}
 	// And a processor with a cold cache must know it too.
-	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestRacingProcessorsLoseNoUpdate(t *testing.T) {
 	var wg sync.WaitGroup
 	revisions := make(chan string, 2*perProcessor)
 	for range 2 {
-		p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+		p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +333,7 @@ func TestRefusalIsNotDecidedOnAStaleCache(t *testing.T) {
 	b := newBus(t)
 	ctx := testContext(t)
 	newProcessor := func() *processor.Processor {
-		p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+		p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -457,7 +458,7 @@ func (s panickingStore) Append(ctx context.Context, app string, expected uint64,
 func TestCommandThatPanicsIsAnswered(t *testing.T) {
 	t.Parallel()
 	b := newBus(t)
-	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: panickingStore{b.store}})
+	p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: panickingStore{b.store}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,4 +537,15 @@ func appInPartitionOf(t *testing.T, app string) string {
 	}
 	t.Fatalf("no app name shares the partition of %q", app)
 	return ""
+}
+
+// A processor that verifies nothing is never made by accident: the
+// Verifier is required.
+func TestProcessorNeedsAVerifier(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	_, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	if err == nil || !strings.Contains(err.Error(), "Verifier is required") {
+		t.Errorf("New without a Verifier: %v", err)
+	}
 }

@@ -88,7 +88,7 @@ func TestColdLoadReadsOnlyTheEventsAfterTheSnapshot(t *testing.T) {
 	ctx := testContext(t)
 	snaps := b.snapshots(t)
 	const app, history, tail = "long", 5000, 7
-	first, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store, Snapshots: snaps, SnapshotEvery: 1000})
+	first, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store, Snapshots: snaps, SnapshotEvery: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestColdLoadReadsOnlyTheEventsAfterTheSnapshot(t *testing.T) {
 	}
 
 	counting := &countingStore{JetStreamStore: b.store}
-	restarted, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: counting, Snapshots: snaps, SnapshotEvery: 1000})
+	restarted, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: counting, Snapshots: snaps, SnapshotEvery: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestCommandCoveredByASnapshotBeforeItsOutcomeHasOneEffect(t *testing.T) {
 	ctx := testContext(t)
 	snaps := b.snapshots(t)
 	blackout := &outcomeBlackout{JetStream: b.js}
-	first, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: blackout, Store: b.store, Snapshots: snaps, SnapshotEvery: 1})
+	first, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: blackout, Store: b.store, Snapshots: snaps, SnapshotEvery: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestCommandCoveredByASnapshotBeforeItsOutcomeHasOneEffect(t *testing.T) {
 	}
 	awaitSnapshot(ctx, t, snaps, "once", stored.Sequence)
 
-	restarted, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store, Snapshots: snaps})
+	restarted, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store, Snapshots: snaps})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -24,7 +25,7 @@ type pausingStore struct {
 func stallWhileProcessing(t *testing.T, b *bus, cmd events.CommandEnvelope) (res <-chan events.Outcome, release func()) {
 	t.Helper()
 	ps := &pausingStore{JetStreamStore: b.store, entered: make(chan struct{}), release: make(chan struct{})}
-	p, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: ps})
+	p, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: ps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestStalledProcessorDoesNotApplyACommandAnotherRefused(t *testing.T) {
 	t.Parallel()
 	b := newBus(t)
 	ctx := testContext(t)
-	p2, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	p2, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestStalledProcessorDoesNotApplyACommandTwice(t *testing.T) {
 	t.Parallel()
 	b := newBus(t)
 	ctx := testContext(t)
-	p2, err := processor.New(processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
+	p2, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store})
 	if err != nil {
 		t.Fatal(err)
 	}

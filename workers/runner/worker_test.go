@@ -24,6 +24,7 @@ import (
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/events/secrets"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
 	"github.com/revline/revline/workers/processor"
@@ -100,7 +101,7 @@ func newStackWithGateway(t *testing.T, gwConfig gateway.Config) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Logger: discard})
+	proc, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{}, NATSURL: srv.ClientURL(), JetStream: js, Store: store, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

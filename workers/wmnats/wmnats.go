@@ -28,6 +28,9 @@ const (
 	// MetadataAckReply is the subject JetStream takes acknowledgements of
 	// the message on; KeepInProgress sends progress on it.
 	MetadataAckReply = "Revline-Ack-Reply"
+	// MetadataStoredAt is when JetStream stored the message (RFC 3339),
+	// from its metadata, never from a header the publisher set.
+	MetadataStoredAt = "Revline-Stored-At"
 )
 
 // SubscriberConfig configures a durable subscriber.
@@ -148,8 +151,12 @@ func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 	}
 	wm.Metadata.Set(MetadataSubject, msg.Subject())
 	wm.Metadata.Set(MetadataAckReply, msg.Reply())
+	// A publisher's headers of these names are replaced, never believed.
+	wm.Metadata.Set(MetadataSequence, "")
+	wm.Metadata.Set(MetadataStoredAt, "")
 	if meta, err := msg.Metadata(); err == nil {
 		wm.Metadata.Set(MetadataSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+		wm.Metadata.Set(MetadataStoredAt, meta.Timestamp.UTC().Format(time.RFC3339Nano))
 	}
 	return wm, nil
 }

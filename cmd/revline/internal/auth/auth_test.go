@@ -10,16 +10,11 @@ import (
 	"time"
 
 	"github.com/revline/revline/cmd/revline/internal/auth"
-	"github.com/revline/revline/events/embedded/embeddedtest"
 )
 
 func testStore(t *testing.T) *auth.Store {
 	t.Helper()
-	_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
-	s, err := auth.Ensure(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := testStoreKV(t)
 	return s
 }
 

@@ -64,3 +64,21 @@ func Bootstrap(ctx context.Context, s *Store, dir string, now time.Time) (string
 	}
 	return path, true, nil
 }
+
+// writeSecretFile writes value and a newline to path, mode 0600, whole or
+// not at all: into a temporary file of the same directory, renamed last.
+func writeSecretFile(path, value string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // gone once renamed
+	_, err = tmp.WriteString(value + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
+}

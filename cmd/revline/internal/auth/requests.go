@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/revline/revline/events"
 )
 
 // Subjects of the token requests the server answers: the CLI's `revline
@@ -29,14 +31,13 @@ const (
 	maxRequest  = 4 << 10
 )
 
-// Request is the body of a token request.
+// Request is the body of a token request. The request is signed as a
+// command is (events.Signer), by an admin token, whose actor is recorded
+// as the author of what it does.
 type Request struct {
 	Name string `json:"name,omitempty"`
 	Role Role   `json:"role,omitempty"`
 	Apps string `json:"apps,omitempty"`
-	// Actor is who the caller says it is; it is recorded as claimed, the
-	// identity that sent it being the client identity.
-	Actor string `json:"actor,omitempty"`
 }
 
 // Reply is the answer to a token request.
@@ -46,24 +47,9 @@ type Reply struct {
 	Token  *Token  `json:"token,omitempty"`
 	Tokens []Token `json:"tokens,omitempty"`
 	Error  string  `json:"error,omitempty"`
-}
-
-// clientActor is what a token request records as its author: the NATS
-// client identity, with the caller's claim.
-func clientActor(claimed string) string {
-	claimed = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, claimed)
-	if len(claimed) > 64 {
-		claimed = claimed[:64]
-	}
-	if claimed == "" {
-		return "nats:client"
-	}
-	return "nats:client (claimed " + claimed + ")"
+	// refused is the code of a refusal (events.CodeUnauthenticated,
+	// events.CodeForbidden), for the server's log.
+	refused string
 }
 
 // Serve answers token requests on nc (the server's connection) until the
@@ -76,6 +62,9 @@ func Serve(nc *nats.Conn, s *Store, log *slog.Logger) (*nats.Subscription, error
 			return
 		}
 		reply := s.answer(msg)
+		if reply.refused != "" {
+			log.Warn("token request refused", "subject", msg.Subject, "token", msg.Header.Get(events.HeaderKey), "reason", reply.Error)
+		}
 		data, err := json.Marshal(reply)
 		if err == nil {
 			err = msg.Respond(data)
@@ -85,6 +74,12 @@ func Serve(nc *nats.Conn, s *Store, log *slog.Logger) (*nats.Subscription, error
 		}
 	})
 	if err != nil {
+		return nil, fmt.Errorf("token requests: %w", err)
+	}
+	// Once Serve returns, the server knows the subscription: a request
+	// sent right after serve says it is ready is answered.
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("token requests: %w", err)
 	}
 	return sub, nil
@@ -117,9 +112,13 @@ func (s *Store) carryOut(msg *nats.Msg) Reply {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	now := time.Now()
+	by, refusal := s.authorizeRequest(ctx, msg, now)
+	if refusal != nil {
+		return *refusal
+	}
 	switch msg.Subject {
 	case SubjectCreate:
-		value, t, err := s.Create(ctx, NewToken{Name: req.Name, Role: req.Role, Apps: req.Apps, CreatedBy: clientActor(req.Actor)}, now)
+		value, t, err := s.Create(ctx, NewToken{Name: req.Name, Role: req.Role, Apps: req.Apps, CreatedBy: by}, now)
 		if err != nil {
 			return Reply{Error: err.Error()}
 		}
@@ -131,7 +130,7 @@ func (s *Store) carryOut(msg *nats.Msg) Reply {
 		}
 		return Reply{Tokens: tokens}
 	case SubjectRevoke:
-		t, err := s.Revoke(ctx, req.Name, clientActor(req.Actor), now)
+		t, err := s.Revoke(ctx, req.Name, by, now)
 		if err != nil {
 			return Reply{Error: err.Error()}
 		}
@@ -140,14 +139,47 @@ func (s *Store) carryOut(msg *nats.Msg) Reply {
 	return Reply{Error: fmt.Sprintf("unknown token request %s", msg.Subject)}
 }
 
-// Ask sends a token request as the CLI does and returns the reply; a
-// reply's Error becomes the error.
-func Ask(ctx context.Context, nc *nats.Conn, subject string, req Request) (Reply, error) {
+// authorizeRequest returns the actor of a token request signed by an
+// admin token, or the reply that refuses it.
+func (s *Store) authorizeRequest(ctx context.Context, msg *nats.Msg, now time.Time) (string, *Reply) {
+	// Every refusal's sentence starts with its code.
+	refuse := func(code string, err error) (string, *Reply) {
+		return "", &Reply{Error: code + ": " + strings.TrimPrefix(err.Error(), code+": "), refused: code}
+	}
+	sig, err := events.ReadSignature(msg.Subject, msg.Header, msg.Data)
+	if err == nil {
+		var t Token
+		if t, err = s.checkSignature(ctx, sig, now); err == nil {
+			if err := t.Authorize(Admin, ""); err != nil {
+				return refuse(events.CodeForbidden, err)
+			}
+			return t.Actor(), nil
+		}
+	}
+	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, events.ErrBadSignature) {
+		return refuse(events.CodeUnauthenticated, err)
+	}
+	return "", &Reply{Error: err.Error()}
+}
+
+// Ask sends a token request as the CLI does, signed by signer (an admin
+// token's; nil sends it unsigned, which the server refuses), and returns
+// the reply; a reply's Error becomes the error.
+func Ask(ctx context.Context, nc *nats.Conn, signer *events.Signer, subject string, req Request) (Reply, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return Reply{}, err
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, data)
+	out := nats.NewMsg(subject)
+	out.Data = data
+	out.Header.Set(events.HeaderMsgID, uuid.NewString())
+	out.Header.Set(events.HeaderContentType, events.ContentTypeJSON)
+	if signer != nil {
+		if err := signer.Sign(out); err != nil {
+			return Reply{}, err
+		}
+	}
+	msg, err := nc.RequestMsgWithContext(ctx, out)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return Reply{}, errors.New("no server answers token requests (is `revline serve` running, and this version or newer?)")
 	}

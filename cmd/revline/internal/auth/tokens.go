@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/events"
 )
 
 // BucketName is the key-value bucket of tokens: one key per token name,
@@ -62,6 +64,15 @@ type Token struct {
 	// Hash is the hex SHA-256 of the token's value; replies to clients
 	// leave it out.
 	Hash string `json:"hash,omitempty"`
+	// PublicKey is the public half of the key the token's value derives
+	// (events.SigningKey), in events.EncodePublicKey's form: the bus
+	// checks the token's signatures with it. A token made before there was
+	// one works over HTTP only.
+	PublicKey string `json:"public_key,omitempty"`
+	// Server marks a server's own token (ServerSigner): a command it
+	// signs may say whom it acts for (events.HeaderActor), and the events
+	// record that actor.
+	Server bool `json:"server,omitempty"`
 }
 
 // Actor is what the event log records for the token's requests.
@@ -138,6 +149,8 @@ type NewToken struct {
 	// Apps is the app glob; "" means AllApps.
 	Apps      string
 	CreatedBy string
+	// Server makes a server's own token (Token.Server).
+	Server bool
 }
 
 // Create stores a new token and returns its value, which is shown once
@@ -161,7 +174,10 @@ func (s *Store) Create(ctx context.Context, nt NewToken, now time.Time) (string,
 		return "", Token{}, fmt.Errorf("make token: %w", err)
 	}
 	value := tokenPrefix + nt.Name + "_" + hex.EncodeToString(random)
-	t := Token{Name: nt.Name, Role: nt.Role, Apps: nt.Apps, CreatedBy: nt.CreatedBy, CreatedAt: now.UTC(), Hash: hash(value)}
+	t := Token{
+		Name: nt.Name, Role: nt.Role, Apps: nt.Apps, CreatedBy: nt.CreatedBy, CreatedAt: now.UTC(),
+		Hash: hash(value), PublicKey: publicKey(value), Server: nt.Server,
+	}
 	data, err := json.Marshal(t)
 	if err != nil {
 		return "", Token{}, fmt.Errorf("make token: %w", err)
@@ -229,20 +245,32 @@ func (s *Store) Revoke(ctx context.Context, name, by string, now time.Time) (Tok
 		if err != nil || t.Revoked {
 			return t, err
 		}
-		t.Revoked, t.RevokedBy, t.RevokedAt = true, by, now.UTC()
-		data, err := json.Marshal(t)
-		if err != nil {
-			return Token{}, fmt.Errorf("revoke token %s: %w", name, err)
+		t, err = s.update(ctx, t, rev, func(t *Token) { t.Revoked, t.RevokedBy, t.RevokedAt = true, by, now.UTC() })
+		if !errors.Is(err, errChanged) {
+			return t, err
 		}
-		_, err = s.kv.Update(ctx, name, data, rev)
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			continue // changed since read: look again
-		}
-		if err != nil {
-			return Token{}, fmt.Errorf("revoke token %s: %w", name, err)
-		}
-		return t, nil
 	}
+}
+
+// errChanged is update's error for a record changed since it was read.
+var errChanged = errors.New("token record changed since read")
+
+// update stores t, changed by change, if its record is still at revision
+// rev; it returns errChanged if not (read it again and retry).
+func (s *Store) update(ctx context.Context, t Token, rev uint64, change func(*Token)) (Token, error) {
+	change(&t)
+	data, err := json.Marshal(t)
+	if err != nil {
+		return Token{}, fmt.Errorf("update token %s: %w", t.Name, err)
+	}
+	_, err = s.kv.Update(ctx, t.Name, data, rev)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return Token{}, errChanged
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("update token %s: %w", t.Name, err)
+	}
+	return t, nil
 }
 
 // Authenticate returns the record of the token whose value is value. It
@@ -297,6 +325,11 @@ func parseValue(value string) (string, bool) {
 		return "", false
 	}
 	return name, true
+}
+
+// publicKey is the stored form of the public key a token value derives.
+func publicKey(value string) string {
+	return events.EncodePublicKey(events.SigningKey(value).Public().(ed25519.PublicKey))
 }
 
 // hash is the stored form of a token value.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded"
@@ -254,6 +256,16 @@ func runNATS(ctx context.Context, cfg Config, r *Report) error {
 	if err != nil {
 		return err
 	}
+	// Commands are signed and verified as serve's are: the round trips
+	// include the signature and the token lookup.
+	tokens, err := auth.Ensure(ctx, js, 1)
+	if err != nil {
+		return err
+	}
+	signer, err := auth.ServerSigner(ctx, tokens, filepath.Join(dir, "auth"), time.Now())
+	if err != nil {
+		return err
+	}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage}); err != nil {
 		return err
 	}
@@ -294,7 +306,7 @@ func runNATS(ctx context.Context, cfg Config, r *Report) error {
 		return err
 	}
 
-	proc, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Snapshots: snapshots})
+	proc, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Snapshots: snapshots, Verifier: tokens})
 	if err != nil {
 		return err
 	}
@@ -302,7 +314,7 @@ func runNATS(ctx context.Context, cfg Config, r *Report) error {
 	done := make(chan error, 1)
 	go func() { done <- proc.Run(procCtx) }()
 	defer func() { stop(); <-done }()
-	client := commandbus.NewClient(js)
+	client := commandbus.NewClient(js, commandbus.WithSigner(signer))
 	seed, err := client.Execute(ctx, events.NewCommand("round-trip", events.Deploy{Command: "true"}, events.Metadata{Actor: "bench"}))
 	if err != nil {
 		return fmt.Errorf("seed deploy: %w", err)
@@ -326,22 +338,22 @@ func runNATS(ctx context.Context, cfg Config, r *Report) error {
 	r.Cases[CaseRawRequest], r.Cases[CaseCommandRoundTrip] = rawRequest, roundTrip
 	r.Comparisons["event_append_vs_raw_publish"] = compare(r.Cases, CaseEventAppend, CaseRawPublish, nil)
 	r.Comparisons["command_round_trip_vs_raw_request"] = compare(r.Cases, CaseCommandRoundTrip, CaseRawRequest, nil)
-	if err := runThroughput(ctx, srv.ClientURL(), js, cfg.Commands, payload, r); err != nil {
+	if err := runThroughput(ctx, srv.ClientURL(), js, signer, cfg.Commands, payload, r); err != nil {
 		return err
 	}
-	h := history{url: srv.ClientURL(), js: js, store: store, snapshots: snapshots, client: client, ops: ops, revisions: cfg.Revisions}
+	h := history{url: srv.ClientURL(), js: js, store: store, snapshots: snapshots, verifier: tokens, client: client, ops: ops, revisions: cfg.Revisions}
 	return runHistory(ctx, h, cfg.StartupEvents, r)
 }
 
 // runThroughput measures the throughput cases; the clients have a
 // connection of their own, as they would.
-func runThroughput(ctx context.Context, url string, js jetstream.JetStream, commands int, payload []byte, r *Report) error {
+func runThroughput(ctx context.Context, url string, js jetstream.JetStream, signer *events.Signer, commands int, payload []byte, r *Report) error {
 	cnc, cjs, err := connect(url)
 	if err != nil {
 		return err
 	}
 	defer cnc.Close()
-	client := commandbus.NewClient(cjs)
+	client := commandbus.NewClient(cjs, commandbus.WithSigner(signer))
 	apps := min(ManyApps, commands)
 	rawMany, err := rawManySubjects(ctx, js, commands, ManyAppsInFlight, apps, payload)
 	if err != nil {

@@ -60,6 +60,7 @@ type history struct {
 	js        jetstream.JetStream
 	store     *events.JetStreamStore
 	snapshots *events.SnapshotStore
+	verifier  processor.Verifier
 	client    *commandbus.Client
 	ops       int
 	// revisions is the size of the large app.
@@ -259,7 +260,7 @@ func (h history) awaitSnapshot(ctx context.Context, app string, atLeast uint64) 
 // processor returns a processor with a cold cache, snapshotting every
 // every events (0: the default) if it has snaps.
 func (h history) processor(snaps *events.SnapshotStore, every int) (*processor.Processor, error) {
-	return processor.New(processor.Config{NATSURL: h.url, JetStream: h.js, Store: h.store, Snapshots: snaps, SnapshotEvery: every})
+	return processor.New(processor.Config{NATSURL: h.url, JetStream: h.js, Store: h.store, Verifier: h.verifier, Snapshots: snaps, SnapshotEvery: every})
 }
 
 // process decides cmd on proc directly (no bus), and wants it accepted.

@@ -198,7 +198,9 @@ type clientFlags struct {
 	nats    natsFlags
 	output  string
 	actor   string
-	timeout time.Duration
+	// tokenFile holds the token the CLI signs with (signing.go).
+	tokenFile string
+	timeout   time.Duration
 	// progress prints a long wait's steps: set for table output on a
 	// terminal, nil otherwise (scripts and pipes get the result alone).
 	progress func(line string)
@@ -211,7 +213,8 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	f.nats.localIdentity = true
 	fs.StringVar(&f.output, "o", outputTable, "output format: table or json")
 	fs.StringVar(&f.output, "output", outputTable, "output format: table or json")
-	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded in the audit log (env "+envActor+")")
+	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
+	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
 }
 
@@ -248,7 +251,9 @@ func defaultActor() string {
 
 // session is a client connection to a Revline server.
 type session struct {
-	nc      *nats.Conn
+	nc *nats.Conn
+	// signer signs commands and token requests; nil without a token.
+	signer  *events.Signer
 	control *control.Control
 	reader  queryapi.Reader
 	logs    queryapi.LogReader
@@ -258,6 +263,10 @@ type session struct {
 
 func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 	opts, err := f.nats.options(f.natsURL)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := f.signer()
 	if err != nil {
 		return nil, err
 	}
@@ -281,11 +290,12 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 	reader := queryapi.NewClient(nc)
 	return &session{
 		nc:     nc,
+		signer: signer,
 		reader: reader,
 		logs:   reader,
 		events: store,
 		control: &control.Control{
-			Commands: commandbus.NewClient(js),
+			Commands: commandbus.NewClient(js, commandbus.WithSigner(signer)),
 			Reader:   reader,
 			Events:   store,
 			Secrets:  lazySecrets{js: js},

@@ -9,7 +9,8 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/auth"
 )
 
-// The tokens commands ask the server over NATS (auth.Serve), with the
+// The tokens commands ask the server over NATS (auth.Serve), signed by an
+// admin token (the bootstrap one by default: signing.go), with the
 // client identity: only the server reads and writes the token bucket.
 
 func tokensCreateCommand() command {
@@ -33,7 +34,7 @@ func tokensCreateCommand() command {
 			return auth.ValidateAppGlob(apps)
 		}
 		return withToken(e, c, args, 1, extra, validate, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			reply, err := auth.Ask(ctx, s.nc, auth.SubjectCreate, auth.Request{Name: pos[0], Role: auth.Role(role), Apps: apps, Actor: f.actor})
+			reply, err := auth.Ask(ctx, s.nc, s.signer, auth.SubjectCreate, auth.Request{Name: pos[0], Role: auth.Role(role), Apps: apps})
 			if err != nil {
 				return err
 			}
@@ -56,7 +57,7 @@ func tokensListCommand() command {
 	c := command{name: "tokens list", summary: "List the HTTP API's tokens (never their values), revoked ones too.", example: "revline tokens list"}
 	c.run = func(e env, args []string) error {
 		return withToken(e, c, args, 0, nil, nil, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
-			reply, err := auth.Ask(ctx, s.nc, auth.SubjectList, auth.Request{})
+			reply, err := auth.Ask(ctx, s.nc, s.signer, auth.SubjectList, auth.Request{})
 			tokens := reply.Tokens
 			if tokens == nil {
 				tokens = []auth.Token{}
@@ -87,7 +88,7 @@ func tokensRevokeCommand() command {
 	}
 	c.run = func(e env, args []string) error {
 		return withToken(e, c, args, 1, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			reply, err := auth.Ask(ctx, s.nc, auth.SubjectRevoke, auth.Request{Name: pos[0], Actor: f.actor})
+			reply, err := auth.Ask(ctx, s.nc, s.signer, auth.SubjectRevoke, auth.Request{Name: pos[0]})
 			return render(e, f, reply.Token, err, func(w io.Writer, t *auth.Token) {
 				fmt.Fprintf(w, "Token %s is revoked (since %s, by %s).\n", t.Name, when(t.RevokedAt), t.RevokedBy)
 			})

@@ -200,5 +200,5 @@ func TestVersionsRollbackAndDelete(t *testing.T) {
 	waitFor(t, ctx, "the history shows the rollback by the admin token", `[...document.querySelectorAll('#history li[data-type="app.current_revision_set"]')].some(li =>
 		li.querySelector('.actor').textContent === 'token:admin' && li.querySelector('.what').textContent === 'rolled back to v1 (runtime params kept from v2): "latency regression"')`)
 	waitFor(t, ctx, "the history shows the CLI's deploys by alice", `[...document.querySelectorAll('#history li[data-type="revision.created"]')].filter(li =>
-		li.querySelector('.actor').textContent === 'alice').length === 2`)
+		li.querySelector('.actor').textContent === 'token:alice').length === 2`)
 }

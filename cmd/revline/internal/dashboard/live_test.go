@@ -73,7 +73,7 @@ func TestLiveUpdates(t *testing.T) {
 	waitFor(t, ctx, "a new app appears", `!!document.querySelector('#apps tr[data-app="api"] .badge-deployed')`)
 	// The runner worker reported the deploy's end: the change is still
 	// the deployer's.
-	if by := eval[string](t, ctx, `document.querySelector('#apps tr[data-app="api"] td[data-label="Last change"] .actor')?.textContent ?? ''`); by != "alice" {
+	if by := eval[string](t, ctx, `document.querySelector('#apps tr[data-app="api"] td[data-label="Last change"] .actor')?.textContent ?? ''`); by != "token:alice" {
 		t.Errorf("the apps page says api was last changed by %q; want alice, who deployed it", by)
 	}
 	if current := eval[string](t, ctx, `document.querySelector('#apps tr[data-app="web"] td[data-label="Current revision"]').textContent.trim()`); current != "v2 "+slow[:13] {

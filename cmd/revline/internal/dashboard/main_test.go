@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,9 @@ type stack struct {
 	store *events.JetStreamStore
 	// admin is the value of the bootstrap admin token.
 	admin string
+	// aliceFile holds the admin token alice, with which the CLI acts once
+	// it is made.
+	aliceFile string
 }
 
 // serve runs `revline serve` until the test ends.
@@ -140,16 +144,26 @@ func serve(t *testing.T) *stack {
 	if s.store, err = events.OpenJetStreamStore(t.Context(), events.JetStreamStoreConfig{JetStream: js}); err != nil {
 		t.Fatal(err)
 	}
+	alice := filepath.Join(t.TempDir(), "alice.token")
+	if err := os.WriteFile(alice, []byte(s.token("alice", "admin")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.aliceFile = alice
 	return s
 }
 
-// revline runs the CLI against the stack.
+// revline runs the CLI against the stack, as the token alice (the
+// bootstrap admin until it is made).
 func (s *stack) revline(args ...string) (int, string, string) {
 	s.t.Helper()
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := cli.Main(ctx, append(args, "--nats-url", s.addrs.NATSURL, "--nats-nkey", s.addrs.ClientIdentity, "--actor", "alice"), &stdout, &stderr)
+	args = append(args, "--nats-url", s.addrs.NATSURL, "--nats-nkey", s.addrs.ClientIdentity)
+	if s.aliceFile != "" {
+		args = append(args, "--token-file", s.aliceFile)
+	}
+	code := cli.Main(ctx, args, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 

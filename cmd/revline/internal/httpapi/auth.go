@@ -8,10 +8,11 @@ import (
 
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/events"
 )
 
 // codeUnauthenticated is the code of a request without a valid token.
-const codeUnauthenticated = "unauthenticated"
+const codeUnauthenticated = events.CodeUnauthenticated
 
 // Authenticator checks a bearer token's value (auth.Store).
 type Authenticator interface {

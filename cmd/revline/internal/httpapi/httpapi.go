@@ -18,6 +18,7 @@ import (
 
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/webhooks"
@@ -171,8 +172,12 @@ func (a *api) routes() {
 	// Every /v1 route needs a bearer token granting the route's
 	// permission on its {app}; /healthz and /metrics stay open (the API
 	// listens on loopback unless told otherwise) for probes and scrapers.
+	// A route that sends a command needs what the command needs on the
+	// bus (auth.CommandPermission): one table for both.
 	read := func(h http.HandlerFunc) http.HandlerFunc { return a.allow(auth.Read, h) }
-	operate := func(h http.HandlerFunc) http.HandlerFunc { return a.allow(auth.Operate, h) }
+	sends := func(commandType string, h http.HandlerFunc) http.HandlerFunc {
+		return a.allow(auth.CommandPermission(commandType), h)
+	}
 	m.HandleFunc("GET /v1/openapi.yaml", read(serveOpenAPI))
 	if a.cfg.Dashboard != nil {
 		m.Handle("GET /{$}", a.cfg.Dashboard)
@@ -191,19 +196,19 @@ func (a *api) routes() {
 	m.HandleFunc("GET /v1/apps", read(a.listApps))
 	m.HandleFunc("GET /v1/apps/{app}/revisions", read(a.app(a.listRevisions)))
 	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", read(a.app(a.getRevision)))
-	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", operate(a.app(a.deleteRevision)))
+	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", sends(events.CmdDeleteRevision, a.app(a.deleteRevision)))
 	m.HandleFunc("GET /v1/apps/{app}/diff", read(a.app(a.diffRevisions)))
 	m.HandleFunc("GET /v1/apps/{app}/runners", read(a.app(a.listRunners)))
 	m.HandleFunc("GET /v1/apps/{app}/runners/{runner}/logs", read(a.app(a.runnerLogs)))
-	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/stop", operate(a.app(a.stopRunner(false))))
-	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/kill", operate(a.app(a.stopRunner(true))))
+	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/stop", sends(events.CmdStopRunner, a.app(a.stopRunner(false))))
+	m.HandleFunc("POST /v1/apps/{app}/runners/{runner}/kill", sends(events.CmdStopRunner, a.app(a.stopRunner(true))))
 	m.HandleFunc("GET /v1/apps/{app}/rollouts/{id}", read(a.app(a.getRollout)))
-	m.HandleFunc("POST /v1/apps/{app}/deploy", a.allow(auth.Deploy, a.app(a.deploy)))
-	m.HandleFunc("POST /v1/apps/{app}/set-rev", operate(a.app(a.setRevision)))
-	m.HandleFunc("POST /v1/apps/{app}/rollout", operate(a.app(a.rollout)))
-	m.HandleFunc("POST /v1/apps/{app}/scale", operate(a.app(a.scale)))
-	m.HandleFunc("POST /v1/apps/{app}/suspend", operate(a.app(a.suspend)))
-	m.HandleFunc("POST /v1/apps/{app}/resume", operate(a.app(a.resume)))
+	m.HandleFunc("POST /v1/apps/{app}/deploy", sends(events.CmdDeploy, a.app(a.deploy)))
+	m.HandleFunc("POST /v1/apps/{app}/set-rev", sends(events.CmdSetRevision, a.app(a.setRevision)))
+	m.HandleFunc("POST /v1/apps/{app}/rollout", sends(events.CmdRollout, a.app(a.rollout)))
+	m.HandleFunc("POST /v1/apps/{app}/scale", sends(events.CmdScale, a.app(a.scale)))
+	m.HandleFunc("POST /v1/apps/{app}/suspend", sends(events.CmdSuspend, a.app(a.suspend)))
+	m.HandleFunc("POST /v1/apps/{app}/resume", sends(events.CmdResume, a.app(a.resume)))
 }
 
 // ServeHTTP routes r, answering unknown routes and methods with a problem

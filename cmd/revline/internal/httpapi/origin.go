@@ -8,12 +8,14 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/revline/revline/events"
 )
 
 // codeForbidden and codeUnsupportedMediaType are the codes of requests
 // refused before routing.
 const (
-	codeForbidden            = "forbidden"
+	codeForbidden            = events.CodeForbidden
 	codeUnsupportedMediaType = "unsupported_media_type"
 )
 

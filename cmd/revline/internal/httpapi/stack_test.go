@@ -20,6 +20,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded/embeddedtest"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/processor"
@@ -63,7 +64,7 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := processor.New(processor.Config{
+	proc, err := processor.New(processor.Config{Verifier: testsupport.TrustActor{},
 		NATSURL:   srv.ClientURL(),
 		JetStream: js,
 		Store:     store,

@@ -31,7 +31,7 @@ func TestServeStopsWritingWhileTheLogDrifted(t *testing.T) {
 	addrs := servertest.Serve(t, server.Config{NATSURL: srv.ClientURL(), StreamCheckInterval: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin); code != 0 {
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("deploy: exit %d, %s %s", code, stdout, stderr)
 	}
 	healthz := func() (int, string) {
@@ -73,7 +73,7 @@ func TestServeStopsWritingWhileTheLogDrifted(t *testing.T) {
 
 	scaled := make(chan string, 1)
 	go func() {
-		code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "scale", "web", "--keep-alive", "42")
+		code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "scale", "web", "--keep-alive", "42", "--token-file", addrs.AdminTokenFile)
 		scaled <- fmt.Sprintf("exit %d: %s %s", code, stdout, stderr)
 	}()
 	// The processor tried the command, failed to append, and will try

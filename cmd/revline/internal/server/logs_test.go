@@ -25,7 +25,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 	// without credentials.
 	addrs := servertest.Serve(t, server.Config{NATSURL: embeddedtest.Start(t).ClientURL()})
 	command := `printf 'hello \033[31mred\007\n'; exec ` + runnerBin
-	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", command, "-o", "json")
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", command, "-o", "json", "--token-file", addrs.AdminTokenFile)
 	var res map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy: exit %d, stdout %s, stderr %s", code, stdout, stderr)

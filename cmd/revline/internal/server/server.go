@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -253,6 +254,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if made {
 		log.Info("made the HTTP API's first admin token; its value is in the file (mode 0600), and nowhere else", "file", adminTokenFile)
+	} else if err := keyBootstrapToken(setupCtx, tokens, adminTokenFile); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	// The server's own components sign their commands with a token of
+	// its own, whose commands may name the actor they act for.
+	signer, err := auth.ServerSigner(setupCtx, tokens, filepath.Join(cfg.DataDir, authDir), time.Now())
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log, WriteGate: guard.Err})
 	if err != nil {
@@ -269,13 +278,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	proc, err := processor.New(processor.Config{
-		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Snapshots: snapshots,
+		NATSURL: natsURL, NATSOptions: cfg.NATSOptions, JetStream: js, Store: store, Snapshots: snapshots, Verifier: tokens,
 		Logger: log.With("component", "processor"), OnOutcome: m.ObserveOutcome,
 	})
 	if err != nil {
 		return err
 	}
-	bus := commandbus.NewClient(js)
+	bus := commandbus.NewClient(js, commandbus.WithSigner(signer))
 	runnerDir := filepath.Join(cfg.DataDir, "runners")
 	supervisor, err := process.NewSupervisor(process.Config{
 		StateDir: runnerDir, Logger: log.With("component", "runners"),
@@ -464,6 +473,24 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("stopping after a component failed", "error", runErr)
 	}
 	return shutdown(runErr)
+}
+
+// keyBootstrapToken gives the bootstrap admin token, made before tokens
+// had keys, its key, so that the CLI on this machine signs with it: serve
+// holds its value in file. A file that is gone, or whose token was
+// revoked or replaced, is left alone.
+func keyBootstrapToken(ctx context.Context, tokens *auth.Store, file string) error {
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap token: %w", err)
+	}
+	if err := tokens.AddPublicKey(ctx, strings.TrimSpace(string(data))); err != nil && !errors.Is(err, auth.ErrUnauthenticated) && !errors.Is(err, auth.ErrNotFound) {
+		return fmt.Errorf("bootstrap token: %w", err)
+	}
+	return nil
 }
 
 // warnIfExposed logs warning for an address other hosts can reach: both

@@ -86,7 +86,7 @@ func TestServeOnACluster(t *testing.T) {
 		t.Fatalf("serve names %q as the client identity, want %s", addrs.ClientIdentity, clientIdentity)
 	}
 
-	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity)
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity, "--token-file", addrs.AdminTokenFile)
 	var res map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy on a cluster: exit %d, stdout %s, stderr %s", code, stdout, stderr)
@@ -144,7 +144,7 @@ func TestServeOnACluster(t *testing.T) {
 		}
 	}
 	// Commands sent while both replicas consume are each processed once.
-	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity)
+	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity, "--token-file", addrs.AdminTokenFile)
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy with two replicas: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}

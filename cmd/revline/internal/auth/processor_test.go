@@ -1,0 +1,95 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/revline/revline/cmd/revline/internal/auth"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/embedded/embeddedtest"
+	"github.com/revline/revline/workers/processor"
+)
+
+// signedAt signs msg as the token name (value) would have at at: by hand,
+// as a client in another language does (docs/bus.md §3).
+func signedAt(t *testing.T, msg *nats.Msg, name, value string, at time.Time) {
+	t.Helper()
+	msg.Header.Set(events.HeaderKey, name)
+	msg.Header.Set(events.HeaderSignedAt, at.UTC().Format(time.RFC3339))
+	sig := ed25519.Sign(events.SigningKey(value), events.SigningPayload(msg.Subject, msg.Header, msg.Data))
+	msg.Header.Set(events.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
+}
+
+// A signature's age is measured from when JetStream stored the command:
+// commands queued while no processor ran are decided when one starts,
+// however late, and a command whose signature was old when it was stored
+// (a replay) is refused.
+func TestSignaturesAgeFromWhenTheCommandWasStored(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.Ensure(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, _, err := tokens.Create(ctx, auth.NewToken{Name: "ci", Role: auth.RoleDeployer}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(at time.Time) string {
+		t.Helper()
+		env := events.NewCommand("web", events.Deploy{Command: "true"}, events.Metadata{})
+		msg, err := events.CommandMsg(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signedAt(t, msg, "ci", value, at)
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		return env.CommandID
+	}
+	// Stored while no processor runs.
+	queued := publish(time.Now())
+	replayed := publish(time.Now().Add(-auth.MaxSignatureAge - time.Minute))
+
+	// The processor starts late: its clock says an hour has passed.
+	p, err := processor.New(processor.Config{
+		NATSURL: srv.ClientURL(), JetStream: js, Store: store, Verifier: tokens,
+		Now: func() time.Time { return time.Now().Add(time.Hour) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	client := commandbus.NewClient(js)
+	o, err := client.Await(ctx, queued)
+	if err != nil || o.Status != events.OutcomeAccepted {
+		t.Fatalf("queued command: %+v, %v", o, err)
+	}
+	envs, err := store.Load(ctx, "web", 0)
+	if err != nil || len(envs) == 0 || envs[0].Actor != "token:ci" {
+		t.Fatalf("queued command's events: %+v, %v; want actor token:ci", envs, err)
+	}
+	if o, err := client.Await(ctx, replayed); err != nil || o.Status != events.OutcomeRejected || o.Code != events.CodeUnauthenticated {
+		t.Errorf("command signed %s before it was stored: %+v, %v", auth.MaxSignatureAge+time.Minute, o, err)
+	}
+}

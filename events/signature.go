@@ -1,0 +1,154 @@
+package events
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// SignatureVersion is the first line of every SigningPayload.
+const SignatureVersion = "revline-signature-v1"
+
+// signingKeyDomain separates the seed of a signing key from any other use
+// of a token's value (its stored SHA-256 is of the value alone).
+const signingKeyDomain = "revline-signing-key-v1\n"
+
+// SigningKey derives the Ed25519 key of a credential, a token's value: the
+// seed is SHA-256("revline-signing-key-v1\n" + value). Anyone holding the
+// value can derive it (PyNaCl: nacl.signing.SigningKey(seed)); the server
+// keeps only its public half.
+func SigningKey(value string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte(signingKeyDomain + value))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+// EncodePublicKey is the stored and printed form of a public key: standard
+// base64 with padding.
+func EncodePublicKey(pub ed25519.PublicKey) string {
+	return base64.StdEncoding.EncodeToString(pub)
+}
+
+// DecodePublicKey reverses EncodePublicKey.
+func DecodePublicKey(s string) (ed25519.PublicKey, error) {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key %q: want the base64 of %d bytes", truncate(s, 80), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(raw), nil
+}
+
+// SigningPayload returns the bytes a message's signature is over: seven
+// lines joined by "\n" (no trailing newline) of SignatureVersion, the
+// subject the message is published on, then the values of the headers
+// Nats-Msg-Id, Content-Type, Revline-Signed-At and Revline-Actor as sent
+// ("" when absent), then the lowercase hex SHA-256 of the body.
+func SigningPayload(subject string, h HeaderGetter, body []byte) []byte {
+	sum := sha256.Sum256(body)
+	return []byte(strings.Join([]string{
+		SignatureVersion,
+		subject,
+		h.Get(HeaderMsgID),
+		h.Get(HeaderContentType),
+		h.Get(HeaderSignedAt),
+		h.Get(HeaderActor),
+		hex.EncodeToString(sum[:]),
+	}, "\n"))
+}
+
+// Signer signs messages with one key.
+type Signer struct {
+	// Key is the name of the signing key (a token's name).
+	Key     string
+	private ed25519.PrivateKey
+	now     func() time.Time
+}
+
+// NewSigner returns a Signer for the token named key whose value is value.
+func NewSigner(key, value string) *Signer {
+	return &Signer{Key: key, private: SigningKey(value), now: time.Now}
+}
+
+// Sign sets msg's signature headers, signed now. Every header the payload
+// covers must be set before. A header a payload line cannot hold (one with
+// a newline) makes it fail.
+func (s *Signer) Sign(msg *nats.Msg) error {
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	for _, name := range []string{HeaderMsgID, HeaderContentType, HeaderActor} {
+		if strings.ContainsAny(msg.Header.Get(name), "\r\n") {
+			return fmt.Errorf("sign: header %s holds a line break", name)
+		}
+	}
+	msg.Header.Set(HeaderKey, s.Key)
+	msg.Header.Set(HeaderSignedAt, s.now().UTC().Format(time.RFC3339Nano))
+	sig := ed25519.Sign(s.private, SigningPayload(msg.Subject, msg.Header, msg.Data))
+	msg.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(sig))
+	return nil
+}
+
+// Signature is what a message says of its signing.
+type Signature struct {
+	// Key is the name of the key that signed; "" for an unsigned message.
+	Key      string
+	SignedAt time.Time
+	sig      []byte
+	payload  []byte
+}
+
+// ErrBadSignature is wrapped by the errors of ReadSignature and Verify.
+var ErrBadSignature = errors.New("bad signature")
+
+// ReadSignature returns the signature a message published on subject
+// carries: the zero Signature when it has no signature header at all, an
+// error wrapping ErrBadSignature when its headers are incomplete or
+// malformed.
+func ReadSignature(subject string, h HeaderGetter, body []byte) (Signature, error) {
+	key, at, sig := h.Get(HeaderKey), h.Get(HeaderSignedAt), h.Get(HeaderSignature)
+	if key == "" && at == "" && sig == "" {
+		return Signature{}, nil
+	}
+	if key == "" || at == "" || sig == "" {
+		return Signature{}, fmt.Errorf("%w: a signed message carries all of %s, %s and %s", ErrBadSignature, HeaderKey, HeaderSignedAt, HeaderSignature)
+	}
+	signedAt, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return Signature{}, fmt.Errorf("%w: %s %q is not RFC 3339", ErrBadSignature, HeaderSignedAt, truncate(at, 40))
+	}
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || len(raw) != ed25519.SignatureSize {
+		return Signature{}, fmt.Errorf("%w: %s is not the base64 of %d bytes", ErrBadSignature, HeaderSignature, ed25519.SignatureSize)
+	}
+	return Signature{Key: key, SignedAt: signedAt, sig: raw, payload: SigningPayload(subject, h, body)}, nil
+}
+
+// Signed reports whether the message carried a signature.
+func (s Signature) Signed() bool { return s.Key != "" }
+
+// Verify returns an error wrapping ErrBadSignature unless the signature is
+// pub's over the message.
+func (s Signature) Verify(pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, s.payload, s.sig) {
+		return fmt.Errorf("%w: it is not key %s's signature of this message (subject, command id, content type, signed-at, actor and body)", ErrBadSignature, truncate(s.Key, 80))
+	}
+	return nil
+}
+
+// SignedCommand is a command as its verifier sees it, before it is
+// decided.
+type SignedCommand struct {
+	Command CommandEnvelope
+	// Signature is the zero Signature for an unsigned command.
+	Signature Signature
+	// StoredAt is when JetStream stored the command: its signature's
+	// age is measured from then, not from when it is processed, so that a
+	// command queued while no processor ran is still good.
+	StoredAt time.Time
+}
