@@ -356,9 +356,15 @@ func (p *Processor) handle(msg *message.Message) error {
 		return err
 	}
 	if refusal != nil {
-		p.cfg.Logger.Warn("command refused", "app", cmd.App, "command", cmd.Type, "command_id", cmd.CommandID,
-			"key", msg.Metadata.Get(events.HeaderKey), "code", refusal.Code, "reason", refusal.Message)
-		o := rejection(cmd, refusal)
+		o, accepted, err := p.acceptedBefore(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		if !accepted {
+			p.cfg.Logger.Warn("command refused", "app", cmd.App, "command", cmd.Type, "command_id", cmd.CommandID,
+				"key", msg.Metadata.Get(events.HeaderKey), "code", refusal.Code, "reason", refusal.Message)
+			o = rejection(cmd, refusal)
+		}
 		o.Fingerprint = events.Fingerprint(cmd)
 		if o, err = p.record(ctx, o, cmd.ContentType); err != nil {
 			return err
@@ -415,6 +421,31 @@ func (p *Processor) verify(ctx context.Context, subject string, msg *message.Mes
 		return "", nil, fmt.Errorf("verify %s for %q: %w", cmd.Type, cmd.App, err)
 	}
 	return actor, nil, nil
+}
+
+// acceptedBefore returns the acceptance of cmd if its events are in its
+// app's log already. A command accepted before a crash that lost its
+// outcome is delivered again, and is answered by what it did, whatever its
+// signature says now (its token revoked meanwhile, say): an outcome is
+// the truth of the log, and is final. An app whose history cannot be read
+// has no such acceptance to find.
+func (p *Processor) acceptedBefore(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, bool, error) {
+	cache := p.cache(cmd.App)
+	cache.mu.Lock()
+	defer cache.mu.Unlock()
+	loaded, err := p.refresh(ctx, cmd.App, cache)
+	if err == nil && !loaded {
+		_, err = p.catchUp(ctx, cmd.App, cache) // another replica may have appended it
+	}
+	var unreadable *events.UnreadableEventError
+	if errors.As(err, &unreadable) {
+		return events.Outcome{}, false, nil
+	} else if err != nil {
+		return events.Outcome{}, false, err
+	}
+	o, ok := cache.accepted(cmd.CommandID)
+	o.CommandType = cmd.Type
+	return o, ok, nil
 }
 
 // answerPanic, deferred, gives a command the processor panicked on an

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
@@ -91,5 +92,75 @@ func TestSignaturesAgeFromWhenTheCommandWasStored(t *testing.T) {
 	}
 	if o, err := client.Await(ctx, replayed); err != nil || o.Status != events.OutcomeRejected || o.Code != events.CodeUnauthenticated {
 		t.Errorf("command signed %s before it was stored: %+v, %v", auth.MaxSignatureAge+time.Minute, o, err)
+	}
+}
+
+// A command whose events were appended before a crash lost its outcome is
+// delivered again; if its token was revoked meanwhile, it is still answered
+// by what it did (accepted), never refused after the fact.
+func TestACommandAcceptedBeforeACrashStaysAcceptedAfterItsTokenIsRevoked(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Start(t)
+	_, js := embeddedtest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.Ensure(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, _, err := tokens.Create(ctx, auth.NewToken{Name: "ci", Role: auth.RoleDeployer}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := events.NewCommand("web", events.Deploy{Command: "true"}, events.Metadata{})
+	deploy := events.Deploy{Command: "true", RevisionID: events.RevisionIDFor(env.CommandID)}
+	env.Command = deploy
+
+	// What the processor did before it crashed: decided and appended the
+	// command's events, and recorded no outcome.
+	evs, refusal := aggregates.Decide(aggregates.App{Name: "web"}, deploy, time.Now())
+	if refusal != nil {
+		t.Fatal(refusal)
+	}
+	envs := make([]events.Envelope, len(evs))
+	for i, ev := range evs {
+		envs[i] = events.NewEnvelope("web", ev, events.Metadata{Actor: "token:ci", CausationID: env.CommandID, CorrelationID: env.CommandID}, time.Now())
+	}
+	appended, err := store.Append(ctx, "web", 0, envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokens.Revoke(ctx, "ci", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The command, delivered again after the crash.
+	msg, err := events.CommandMsg(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedAt(t, msg, "ci", value, time.Now())
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Verifier: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	o, err := commandbus.NewClient(js).Await(ctx, env.CommandID)
+	if err != nil || o.Status != events.OutcomeAccepted || o.FirstSequence != appended.FirstSequence || o.RevisionID != deploy.RevisionID {
+		t.Fatalf("outcome %+v, %v; want the acceptance of the events at %d", o, err, appended.FirstSequence)
 	}
 }
