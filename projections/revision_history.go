@@ -29,6 +29,10 @@ type RevisionHistory struct {
 	// wake WaitFor.
 	advanced chan struct{}
 	apps     map[string]*appRecord
+	// generation counts the contents the model has had (Replay).
+	generation uint64
+	// replaying is held by the one Replay of the model that may run.
+	replaying sync.Mutex
 }
 
 type appRecord struct {
@@ -71,7 +75,7 @@ type revisionRecord struct {
 
 // NewRevisionHistory returns an empty model at checkpoint 0.
 func NewRevisionHistory() *RevisionHistory {
-	return &RevisionHistory{advanced: make(chan struct{}), apps: map[string]*appRecord{}}
+	return &RevisionHistory{advanced: make(chan struct{}), apps: map[string]*appRecord{}, generation: 1}
 }
 
 // Apply folds one stored event into the model and reports whether it did.
