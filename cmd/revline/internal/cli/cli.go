@@ -110,6 +110,7 @@ func commands() []command {
 		tokensCreateCommand(),
 		tokensListCommand(),
 		tokensRevokeCommand(),
+		replayCommand(),
 		benchCommand(),
 		versionCommand(),
 	}

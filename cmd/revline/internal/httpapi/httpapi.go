@@ -74,6 +74,9 @@ type Config struct {
 	// /v1/audit/stream read (the event store); without it they are not
 	// served.
 	Audit audit.Log
+	// Replay, optional, serves POST /v1/replay (admin role on every app):
+	// the server's read model rebuilt from the log.
+	Replay queryapi.Replayer
 	// Metrics, optional, is served at /metrics.
 	Metrics http.Handler
 	// Dashboard, optional, is served at / and under /ui/, behind the same
@@ -180,6 +183,9 @@ func (a *api) routes() {
 		m.HandleFunc("GET /v1/audit/stream", read(a.auditStream))
 		m.HandleFunc("GET /v1/apps/{app}/config", read(a.app(a.appConfig)))
 		m.HandleFunc("GET /v1/apps/{app}/config/{param}/history", read(a.app(a.paramHistory)))
+	}
+	if a.cfg.Replay != nil {
+		m.HandleFunc("POST /v1/replay", a.allow(auth.Admin, a.replay))
 	}
 	m.HandleFunc("GET /v1/apps", read(a.listApps))
 	m.HandleFunc("GET /v1/apps/{app}/revisions", read(a.app(a.listRevisions)))

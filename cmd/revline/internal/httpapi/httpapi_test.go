@@ -473,6 +473,7 @@ var routes = []string{
 	"/v1/apps/{app}/runners/{runner}/logs",
 	"/v1/apps/{app}/runners/{runner}/stop", "/v1/apps/{app}/runners/{runner}/kill",
 	"/v1/audit", "/v1/audit/stream", "/v1/apps/{app}/config", "/v1/apps/{app}/config/{param}/history", "/v1/apps/{app}/diff",
+	"/v1/replay",
 }
 
 func TestOpenAPIDocumentIsServed(t *testing.T) {
@@ -493,7 +494,8 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 	}
 	for _, name := range []string{"application/problem+json", "DeployRequest", "SetRevisionRequest", "RolloutRequest", "ScaleRequest",
 		"DeployResult", "SwitchResult", "RolloutResult", "DeleteResult", "ChangeResult", "AppView", "RevisionView", "RunnerView", "RolloutView", "Problem", "LogPage", "LogLine",
-		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff", "securitySchemes", "bearerAuth", "Unauthenticated", "Forbidden"} {
+		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff", "securitySchemes", "bearerAuth", "Unauthenticated", "Forbidden",
+		"ReplayRequest", "ReplayReport"} {
 		if !strings.Contains(doc, name) {
 			t.Errorf("the document does not mention %s", name)
 		}

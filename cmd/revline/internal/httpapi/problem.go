@@ -147,6 +147,10 @@ func statusForCode(code string, def int) int {
 		events.CodeMalformedCommand, events.CodeUnknownCommand, events.CodeMissingCommandID,
 		queryapi.CodeAmbiguousRevision, queryapi.CodeRevisionRefTooShort:
 		return http.StatusBadRequest
+	case queryapi.CodeReplayRunning:
+		return http.StatusConflict
+	case queryapi.CodeBeyondLog:
+		return http.StatusBadRequest
 	case queryapi.CodeNotCaughtUp, queryapi.CodeRunnerLogsUnavailable:
 		return http.StatusServiceUnavailable
 	case events.CodeInternalError, events.CodeAppHistoryUnreadable:
