@@ -148,7 +148,9 @@ func Replay(ctx context.Context, log ReplayLog, live *RevisionHistory, opts Repl
 		old, liveAt, generation := dumpApps(live.apps), live.checkpoint, live.generation
 		live.mu.RUnlock()
 		report.Generation, report.LiveSequence = generation, liveAt
-		report.Differences = compareGenerations(dumpApps(next.apps), old)
+		report.Differences = compareGenerations(dumpApps(next.apps), old, sides{
+			old: fmt.Sprintf("at sequence %d", next.checkpoint), fresh: "in the live model",
+		})
 	} else {
 		if err := next.catchUpAndSwitch(ctx, log, live, &report); err != nil {
 			return ReplayReport{}, fmt.Errorf("replay: %w", err)
@@ -183,7 +185,7 @@ func (m *RevisionHistory) catchUpAndSwitch(ctx context.Context, log events.Follo
 		fresh := dumpApps(m.apps)
 		if old, ok := live.adopt(m); ok {
 			report.Generation, report.Switched, report.LiveSequence = live.Generation(), true, m.checkpoint
-			report.Differences = compareGenerations(dumpApps(old), fresh)
+			report.Differences = compareGenerations(dumpApps(old), fresh, sides{old: "in the old generation", fresh: "in the new generation"})
 			return nil
 		}
 		// Live applied another event in between: catch up again.
@@ -274,9 +276,13 @@ func dumpApps(apps map[string]*appRecord) map[string]appDump {
 	return out
 }
 
+// sides name the two generations compared, for Details ("only in the
+// new generation").
+type sides struct{ old, fresh string }
+
 // compareGenerations lists what differs from the old generation's apps to
 // the new one's.
-func compareGenerations(old, fresh map[string]appDump) Differences {
+func compareGenerations(old, fresh map[string]appDump, sides sides) Differences {
 	d := Differences{Details: []string{}}
 	detail := func(format string, args ...any) {
 		if len(d.Details) < MaxDifferenceDetails {
@@ -301,16 +307,16 @@ func compareGenerations(old, fresh map[string]appDump) Differences {
 			return fmt.Sprintf("revision v%d (%s)", number, id)
 		}
 		changed := 0
-		changed += compareItems(&d.Revisions, o.revisions, n.revisions, func(id, what string) { detail("app %s: %s %s", name, revisionName(id), what) })
-		changed += compareItems(&d.Runners, o.runners, n.runners, func(id, what string) { detail("app %s: runner %s %s", name, id, what) })
-		changed += compareItems(&d.Rollouts, o.rollouts, n.rollouts, func(id, what string) { detail("app %s: rollout %s %s", name, id, what) })
+		changed += compareItems(&d.Revisions, o.revisions, n.revisions, sides, func(id, what string) { detail("app %s: %s %s", name, revisionName(id), what) })
+		changed += compareItems(&d.Runners, o.runners, n.runners, sides, func(id, what string) { detail("app %s: runner %s %s", name, id, what) })
+		changed += compareItems(&d.Rollouts, o.rollouts, n.rollouts, sides, func(id, what string) { detail("app %s: rollout %s %s", name, id, what) })
 		switch {
 		case !inOld:
 			d.Apps.Added++
-			detail("app %s: only in the new generation", name)
+			detail("app %s: only %s", name, sides.fresh)
 		case !inNew:
 			d.Apps.Removed++
-			detail("app %s: only in the old generation", name)
+			detail("app %s: only %s", name, sides.old)
 		default:
 			fields := changedFields(o.app, n.app)
 			if !reflect.DeepEqual(o.lastSwitch, n.lastSwitch) {
@@ -330,7 +336,7 @@ func compareGenerations(old, fresh map[string]appDump) Differences {
 // compareItems counts into c the items (by id) that differ from old to
 // fresh, reports each to detail in id order, and returns how many there
 // were.
-func compareItems[V any](c *Changes, old, fresh map[string]V, detail func(id, what string)) int {
+func compareItems[V any](c *Changes, old, fresh map[string]V, sides sides, detail func(id, what string)) int {
 	ids := slices.Sorted(maps.Keys(old))
 	for id := range fresh {
 		if _, ok := old[id]; !ok {
@@ -345,10 +351,10 @@ func compareItems[V any](c *Changes, old, fresh map[string]V, detail func(id, wh
 		switch {
 		case !inOld:
 			c.Added++
-			detail(id, "only in the new generation")
+			detail(id, "only "+sides.fresh)
 		case !inNew:
 			c.Removed++
-			detail(id, "only in the old generation")
+			detail(id, "only "+sides.old)
 		default:
 			fields := changedFields(o, f)
 			if len(fields) == 0 {
@@ -380,7 +386,7 @@ func changedFields(a, b any) []string {
 			if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
 				name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
 				if name == "" || name == "-" {
-					name = field.Name
+					name = strings.ToLower(field.Name)
 				}
 				out = append(out, name)
 			}

@@ -365,6 +365,9 @@ func TestReplayToSequenceDoesNotSwitch(t *testing.T) {
 	if d.Apps != (projections.Changes{Added: 1, Changed: 1}) || d.Revisions != (projections.Changes{Added: 2, Changed: 1}) {
 		t.Errorf("differences %+v", d)
 	}
+	if !slices.Contains(d.Details, "app api: only in the live model") {
+		t.Errorf("details do not say api is new since sequence %d:\n%s", mid, strings.Join(d.Details, "\n"))
+	}
 	if got := len(live.Revisions("web")); got != 2 {
 		t.Errorf("the live model lists %d revisions of web, want 2 (it must not be switched to the past)", got)
 	}
