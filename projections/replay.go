@@ -112,10 +112,12 @@ func (m *RevisionHistory) Generation() uint64 {
 //
 // The new generation is built from sequence 1 up to the end of the log as
 // it is when Replay starts, then follows the log until it has applied
-// exactly what live has; live then takes its content in one step, under
-// its lock, so that a reader sees either the old generation or the whole
-// new one, and no event is applied twice or skipped across the switch
-// (live's checkpoint does not move). The report counts what differed.
+// what live has; for its last few events live's applying of new ones
+// pauses (queries do not), and live takes the new content in one step,
+// under its lock, so that a reader sees either the old generation or the
+// whole new one, and no event is applied twice or skipped across the
+// switch (live's checkpoint does not move). The report counts what
+// differed.
 //
 // It returns ErrReplayRunning while another Replay of live runs, an error
 // wrapping ErrBeyondLog when opts.ToSequence is past the log's end, and
@@ -164,46 +166,42 @@ func Replay(ctx context.Context, log ReplayLog, live *RevisionHistory, opts Repl
 // catchUpAndSwitch makes m (a new generation, used by nobody else) apply
 // what live has, then gives live m's content. m's content belongs to live
 // afterwards; m keeps only its checkpoint and counts.
+//
+// It first catches up while live moves on, then holds live's applying
+// still (Apply and Skip wait; queries do not) to apply the few events
+// live took meanwhile, compare and switch: so the switch happens at one
+// checkpoint whatever the rate of new events.
 func (m *RevisionHistory) catchUpAndSwitch(ctx context.Context, log events.Follower, live *RevisionHistory, report *ReplayReport) error {
-	for {
-		liveAt := live.Checkpoint()
-		switch {
-		case m.checkpoint < liveAt:
-			if err := m.feed(ctx, log, liveAt, &report.EventsRead); err != nil {
-				return err
-			}
-			continue
-		case m.checkpoint > liveAt:
-			// Live has yet to apply what the new generation read.
-			if err := live.WaitFor(ctx, m.checkpoint); err != nil {
-				return err
-			}
-			continue
-		}
-		// The dump is taken while m is at live's position, before live
-		// owns (and changes) m's content.
-		fresh := dumpApps(m.apps)
-		if old, ok := live.adopt(m); ok {
-			report.Generation, report.Switched, report.LiveSequence = live.Generation(), true, m.checkpoint
-			report.Differences = compareGenerations(dumpApps(old), fresh, sides{old: "in the old generation", fresh: "in the new generation"})
-			return nil
-		}
-		// Live applied another event in between: catch up again.
+	// Live may not have applied the log's end as it was at the start.
+	if err := live.WaitFor(ctx, m.checkpoint); err != nil {
+		return err
 	}
+	if err := m.feed(ctx, log, live.Checkpoint(), &report.EventsRead); err != nil {
+		return err
+	}
+	live.applying.Lock()
+	defer live.applying.Unlock()
+	// Live's checkpoint holds still now, at or past m's.
+	if err := m.feed(ctx, log, live.Checkpoint(), &report.EventsRead); err != nil {
+		return err
+	}
+	fresh := dumpApps(m.apps) // before live owns (and changes) m's content
+	old := live.adopt(m)
+	report.Generation, report.Switched, report.LiveSequence = live.Generation(), true, m.checkpoint
+	report.Differences = compareGenerations(dumpApps(old), fresh, sides{old: "in the old generation", fresh: "in the new generation"})
+	return nil
 }
 
-// adopt switches m to next's content if next is at m's checkpoint, and
-// returns m's old content, which nothing refers to any more.
-func (m *RevisionHistory) adopt(next *RevisionHistory) (map[string]*appRecord, bool) {
+// adopt switches m to next's content, at m's checkpoint, which next has
+// reached (m.applying is held), and returns m's old content, which nothing
+// refers to any more.
+func (m *RevisionHistory) adopt(next *RevisionHistory) map[string]*appRecord {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if next.checkpoint != m.checkpoint {
-		return nil, false
-	}
 	old := m.apps
 	m.apps, m.skipped = next.apps, next.skipped
 	m.generation++
-	return old, true
+	return old
 }
 
 // errCaughtUp stops feed's Follow once the target sequence is reached.

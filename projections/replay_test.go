@@ -220,13 +220,13 @@ func TestReplayOfARandomHistoryEqualsTheLiveModel(t *testing.T) {
 	// In the middle of the rebuild: the live model answers, a second
 	// replay is refused, and new events arrive, among them a crash
 	// report, which counts one restart each time it is applied.
-	const lateApp = "late"
+	const lateApp, busyApp = "late", "busy"
 	lateRunner, lateRevision := uuid.NewString(), uuid.NewString()
 	midway := f.head / 2
 	var duringErr error
 	log := &duringReplay{ReplayLog: f.replayLog(), at: midway, hook: func() {
-		if n := len(live.Apps()); n != appsBefore {
-			duringErr = errors.Join(duringErr, fmt.Errorf("the live model answered with %d apps during the rebuild, want %d", n, appsBefore))
+		if n := len(live.Revisions(g.apps[0])); n != revisionsBefore {
+			duringErr = errors.Join(duringErr, fmt.Errorf("the live model listed %d revisions of %s during the rebuild, want %d", n, g.apps[0], revisionsBefore))
 		}
 		if _, err := projections.Replay(ctx, f.replayLog(), live, projections.ReplayOptions{}); !errors.Is(err, projections.ErrReplayRunning) {
 			duringErr = errors.Join(duringErr, fmt.Errorf("a second replay during the first = %v, want ErrReplayRunning", err))
@@ -234,7 +234,33 @@ func TestReplayOfARandomHistoryEqualsTheLiveModel(t *testing.T) {
 		g.do(lateApp, "late-user", events.Deploy{RevisionID: lateRevision, Command: "run $PORT"})
 		g.do(lateApp, "worker:runner", events.ReportRunner{RunnerID: lateRunner, RevisionID: lateRevision, State: events.RunnerCrashBackoff, Reason: "exit 3"})
 	}}
+	// Another writer appends crash reports of one runner all along, each
+	// counting one restart where it is applied.
+	stopWriter := make(chan struct{})
+	writerDone := make(chan int, 1)
+	busyRunner, busyTime := uuid.NewString(), f.clock
+	go func() {
+		var version uint64
+		crashes := 0
+		defer func() { writerDone <- crashes }()
+		for {
+			env := events.NewEnvelope(busyApp, events.RunnerStateChanged{RunnerID: busyRunner, State: events.RunnerCrashBackoff, Reason: "exit 1"}, events.Metadata{Actor: "worker:runner", CausationID: uuid.NewString()}, busyTime)
+			res, err := f.store.Append(ctx, busyApp, version, []events.Envelope{env})
+			if err != nil {
+				t.Errorf("append a crash report: %v", err)
+				return
+			}
+			version, crashes = res.LastSequence, crashes+1
+			select {
+			case <-stopWriter:
+				return
+			default:
+			}
+		}
+	}()
 	report, err := projections.Replay(ctx, log, live, projections.ReplayOptions{})
+	close(stopWriter)
+	crashes := <-writerDone
 	close(stopReader)
 	if readerErr := <-readerDone; readerErr != nil {
 		t.Error(readerErr)
@@ -253,18 +279,25 @@ func TestReplayOfARandomHistoryEqualsTheLiveModel(t *testing.T) {
 	if !report.Switched || report.Generation != 2 || live.Generation() != 2 {
 		t.Errorf("report %+v, live generation %d; want switched to generation 2", report, live.Generation())
 	}
-	if report.EventsRead < 10_000 || report.ToSequence != live.Checkpoint() || report.LiveSequence != report.ToSequence || report.ToSequence < f.head {
-		t.Errorf("report: %d events read, to sequence %d (live at %d when compared); live at %d, log at %d",
-			report.EventsRead, report.ToSequence, report.LiveSequence, live.Checkpoint(), f.head)
+	if report.EventsRead < 10_000 || report.ToSequence != report.EventsRead || report.LiveSequence != report.ToSequence || report.ToSequence > live.Checkpoint() {
+		t.Errorf("report: %d events read, to sequence %d (live at %d when compared); live at %d now",
+			report.EventsRead, report.ToSequence, report.LiveSequence, live.Checkpoint())
 	}
 	if !report.Differences.None() || len(report.Differences.Details) != 0 {
 		t.Errorf("the new generation differs from the old one: %+v", report.Differences)
 	}
 
-	// The late events are in the switched-in generation, once each.
+	// The events appended during the replay are in the switched-in
+	// generation once each (applied by the replay before the switch, or
+	// by the live model's follower after it).
+	f.head, _ = f.replayLog().LastSequence(ctx)
+	f.caughtUp(live)
 	runners := live.Runners(lateApp, true)
 	if len(runners) != 1 || runners[0].RunnerID != lateRunner || runners[0].Restarts != 1 {
 		t.Errorf("the runner reported during the rebuild: %+v, want it once with 1 restart", runners)
+	}
+	if busy := live.Runners(busyApp, true); len(busy) != 1 || busy[0].Restarts != crashes {
+		t.Errorf("a runner with %d crash reports appended during the replay shows %+v, want %d restarts", crashes, busy, crashes)
 	}
 	// The live model goes on following the log after the switch.
 	g.do(lateApp, "worker:runner", events.CompleteDeploy{RevisionID: lateRevision})
@@ -273,7 +306,8 @@ func TestReplayOfARandomHistoryEqualsTheLiveModel(t *testing.T) {
 		t.Errorf("a deploy completed after the switch: current revision %q, want %s", app.CurrentRevision, lateRevision)
 	}
 
-	f.app(lateApp) // snapshot every app the generator wrote
+	f.app(lateApp) // snapshot every app written
+	f.app(busyApp)
 	for _, app := range g.apps {
 		f.app(app)
 		f.app(app).ids = slices.Sorted(func(yield func(string) bool) {

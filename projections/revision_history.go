@@ -33,6 +33,10 @@ type RevisionHistory struct {
 	generation uint64
 	// replaying is held by the one Replay of the model that may run.
 	replaying sync.Mutex
+	// applying is held by Apply and Skip, and by Replay while it switches
+	// generations, so that the checkpoint holds still then while queries
+	// go on. It is taken before mu.
+	applying sync.Mutex
 }
 
 type appRecord struct {
@@ -83,6 +87,8 @@ func NewRevisionHistory() *RevisionHistory {
 // never stored: Sequence 0) is ignored. An event the model has no use for
 // still advances the checkpoint.
 func (m *RevisionHistory) Apply(env events.Envelope) bool {
+	m.applying.Lock()
+	defer m.applying.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if env.Sequence <= m.checkpoint {
@@ -97,6 +103,8 @@ func (m *RevisionHistory) Apply(env events.Envelope) bool {
 // event that cannot be decoded. It reports false if seq was already behind
 // the checkpoint.
 func (m *RevisionHistory) Skip(seq uint64) bool {
+	m.applying.Lock()
+	defer m.applying.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if seq <= m.checkpoint {
