@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -48,13 +49,7 @@ func ptr[V any](v V) *V { return &v }
 // scales, set-rev, deletes, runner reports, suspends, rollouts.
 func (g *generator) command(app string, state aggregates.App) events.Command {
 	rng := g.rng
-	ids := slices.Sorted(func(yield func(string) bool) {
-		for id := range state.Revisions {
-			if !yield(id) {
-				return
-			}
-		}
-	})
+	ids := slices.Sorted(maps.Keys(state.Revisions))
 	pick := func() string {
 		if len(ids) == 0 {
 			return uuid.NewString()
@@ -306,20 +301,52 @@ func TestReplayOfARandomHistoryEqualsTheLiveModel(t *testing.T) {
 		t.Errorf("a deploy completed after the switch: current revision %q, want %s", app.CurrentRevision, lateRevision)
 	}
 
+	// The read model agrees with the aggregate's fold (aggregates.Evolve,
+	// what the decider knows) on every app the generator wrote.
+	for _, app := range g.apps {
+		agreesWithTheAggregate(t, live, g.states[app])
+	}
+
 	f.app(lateApp) // snapshot every app written
 	f.app(busyApp)
 	for _, app := range g.apps {
 		f.app(app)
-		f.app(app).ids = slices.Sorted(func(yield func(string) bool) {
-			for id := range g.states[app].Revisions {
-				if !yield(id) {
-					return
-				}
-			}
-		})
+		f.app(app).ids = slices.Sorted(maps.Keys(g.states[app].Revisions))
 	}
 	if got, want := f.snapshot(live), f.snapshot(f.rebuild()); !reflect.DeepEqual(got, want) {
 		t.Errorf("the live model after the switch differs from a rebuild of the log")
+	}
+}
+
+// agreesWithTheAggregate checks that model shows what state, the
+// aggregate folded from the same events, knows of its app: the current
+// revision, the runtime parameters, suspension, each revision's number,
+// status, command and deletion, and the live runners.
+func agreesWithTheAggregate(t *testing.T, model *projections.RevisionHistory, state aggregates.App) {
+	t.Helper()
+	view := mustApp(t, model, state.Name)
+	if view.CurrentRevision != state.Current || view.Suspended != state.Suspended || (state.HasRuntime && view.RuntimeParams != state.Runtime) {
+		t.Errorf("app %s: read model current %q, suspended %v, runtime %+v; aggregate %q, %v, %+v",
+			state.Name, view.CurrentRevision, view.Suspended, view.RuntimeParams, state.Current, state.Suspended, state.Runtime)
+	}
+	for id, rev := range state.Revisions {
+		got := mustRevision(t, model, state.Name, id)
+		status := got.Status
+		if status == events.StatusSuspended {
+			status = events.StatusDeployed // the view's word for the current revision of a suspended app
+		}
+		if got.Number != rev.Number || status != rev.Status || got.Deleted != rev.Deleted || got.Command != rev.Command {
+			t.Errorf("app %s revision %s: read model v%d %s deleted %v %q; aggregate v%d %s deleted %v %q",
+				state.Name, id, got.Number, got.Status, got.Deleted, got.Command, rev.Number, rev.Status, rev.Deleted, rev.Command)
+		}
+	}
+	var live []string
+	for _, r := range model.Runners(state.Name, false) {
+		live = append(live, r.RunnerID)
+	}
+	slices.Sort(live)
+	if want := slices.Sorted(maps.Keys(state.Runners)); !slices.Equal(live, want) {
+		t.Errorf("app %s: live runners %v in the read model, %v in the aggregate", state.Name, live, want)
 	}
 }
 
