@@ -179,17 +179,28 @@ func (m *RevisionHistory) catchUpAndSwitch(ctx context.Context, log events.Follo
 	if err := m.feed(ctx, log, live.Checkpoint(), &report.EventsRead); err != nil {
 		return err
 	}
+	fresh, old, err := m.switchTo(ctx, log, live, &report.EventsRead)
+	if err != nil {
+		return err
+	}
+	report.Generation, report.Switched, report.LiveSequence = live.Generation(), true, m.checkpoint
+	// The old content is nobody's now: comparing it holds nothing up.
+	report.Differences = compareGenerations(dumpApps(old), fresh, sides{old: "in the old generation", fresh: "in the new generation"})
+	return nil
+}
+
+// switchTo holds live's applying still while m applies the events live
+// took since m last caught up, then switches live to m's content. It
+// returns what m's content showed at the switch and live's old content.
+func (m *RevisionHistory) switchTo(ctx context.Context, log events.Follower, live *RevisionHistory, read *uint64) (map[string]appDump, map[string]*appRecord, error) {
 	live.applying.Lock()
 	defer live.applying.Unlock()
 	// Live's checkpoint holds still now, at or past m's.
-	if err := m.feed(ctx, log, live.Checkpoint(), &report.EventsRead); err != nil {
-		return err
+	if err := m.feed(ctx, log, live.Checkpoint(), read); err != nil {
+		return nil, nil, err
 	}
 	fresh := dumpApps(m.apps) // before live owns (and changes) m's content
-	old := live.adopt(m)
-	report.Generation, report.Switched, report.LiveSequence = live.Generation(), true, m.checkpoint
-	report.Differences = compareGenerations(dumpApps(old), fresh, sides{old: "in the old generation", fresh: "in the new generation"})
-	return nil
+	return fresh, live.adopt(m), nil
 }
 
 // adopt switches m to next's content, at m's checkpoint, which next has
