@@ -86,6 +86,8 @@ var catalogue = []CodeSpec{
 	{"not_caught_up", KindError, http.StatusServiceUnavailable},
 	{"runner_logs_unavailable", KindError, http.StatusServiceUnavailable},
 	{"reply_too_large", KindError, http.StatusInternalServerError},
+	{"replay_running", KindError, http.StatusConflict},
+	{"beyond_log", KindError, http.StatusBadRequest},
 	{"internal", KindError, http.StatusInternalServerError},
 
 	// The HTTP API.

@@ -1,7 +1,10 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -50,14 +53,28 @@ func (r *Registry) EventVersion(eventType string) int {
 // type's current version. A payload at the current version is returned as
 // it is.
 func (r *Registry) upcast(eventType string, version int, data []byte) ([]byte, error) {
-	upcasters := r.upcasters[eventType]
-	if version == SchemaVersion+len(upcasters) {
+	if version == r.EventVersion(eventType) {
 		return data, nil
 	}
 	var payload map[string]any
 	if err := msgpack.Unmarshal(data, &payload); err != nil {
 		return nil, fmt.Errorf("decode %s event of version %d to upcast it: %w", eventType, version, err)
 	}
+	payload, err := r.upcastMap(eventType, version, payload)
+	if err != nil {
+		return nil, err
+	}
+	out, err := msgpack.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode upcast %s event: %w", eventType, err)
+	}
+	return out, nil
+}
+
+// upcastMap runs the upcasters that bring payload, of eventType at
+// version, to the type's current version.
+func (r *Registry) upcastMap(eventType string, version int, payload map[string]any) (map[string]any, error) {
+	upcasters := r.upcasters[eventType]
 	for v := version; v < SchemaVersion+len(upcasters); v++ {
 		next, err := upcasters[v-1](payload)
 		if err != nil {
@@ -65,9 +82,67 @@ func (r *Registry) upcast(eventType string, version int, data []byte) ([]byte, e
 		}
 		payload = next
 	}
-	out, err := msgpack.Marshal(payload)
-	if err != nil {
-		return nil, fmt.Errorf("encode upcast %s event: %w", eventType, err)
+	return payload, nil
+}
+
+// DecodeEventJSONAt decodes an event of the named type from its JSON form
+// as an export of the log wrote it at schema version (its
+// schema_version), bringing an older version to the type's current one
+// with the same upcasters as DecodeEventMsg, so that an export read back
+// by a newer build reads as the log does. The upcasters see the JSON
+// object as a map whose numbers are int64 (uint64 above that, float64 if
+// not whole), as a msgpack payload's integers are. A version below 1 or
+// newer than this build knows is refused; the result is checked as
+// strictly as DecodeEventJSON checks it.
+func (r *Registry) DecodeEventJSONAt(name string, version int, data []byte) (Event, error) {
+	if _, ok := r.events[name]; !ok {
+		return nil, &UnknownTypeError{Kind: "event", Name: name}
 	}
-	return out, nil
+	current := r.EventVersion(name)
+	switch {
+	case version < SchemaVersion:
+		return nil, fmt.Errorf("decode %s event from JSON: schema version %d: versions start at %d", name, version, SchemaVersion)
+	case version > current:
+		return nil, fmt.Errorf("decode %s event from JSON: schema version %d is newer than this build knows (%d)", name, version, current)
+	case version < current:
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var payload map[string]any
+		if err := dec.Decode(&payload); err != nil {
+			return nil, fmt.Errorf("decode %s event of version %d from JSON to upcast it: %w", name, version, err)
+		}
+		payload, err := r.upcastMap(name, version, wholeNumbers(payload).(map[string]any))
+		if err != nil {
+			return nil, err
+		}
+		if data, err = json.Marshal(payload); err != nil {
+			return nil, fmt.Errorf("encode upcast %s event: %w", name, err)
+		}
+	}
+	return r.DecodeEventJSON(name, data)
+}
+
+// wholeNumbers replaces the json.Numbers in v (a decoded JSON value) by
+// int64, uint64 or float64 values.
+func wholeNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if n, err := strconv.ParseInt(v.String(), 10, 64); err == nil {
+			return n
+		}
+		if n, err := strconv.ParseUint(v.String(), 10, 64); err == nil {
+			return n
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = wholeNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = wholeNumbers(e)
+		}
+	}
+	return v
 }

@@ -127,3 +127,54 @@ func TestRegisterEventRefusesAWrongNumberOfUpcasters(t *testing.T) {
 		}()
 	}
 }
+
+// An export read back (its JSON payload and schema_version) goes through
+// the same upcasters as a stored event.
+func TestDecodeEventJSONAtUpcastsOldVersions(t *testing.T) {
+	r := probeRegistry()
+	for _, tc := range []struct {
+		name    string
+		payload string
+		version int
+	}{
+		{"version 1", `{"n": "abcd"}`, 1},
+		{"version 2", `{"count": "abcd"}`, 2},
+		{"version 3", `{"count": 4}`, 3},
+	} {
+		ev, err := r.DecodeEventJSONAt("test.probe", tc.version, []byte(tc.payload))
+		if err != nil || ev != (probeV3{Count: 4}) {
+			t.Errorf("%s: %#v, %v; want count 4", tc.name, ev, err)
+		}
+	}
+	// Numbers reach the upcasters as a msgpack payload's integers do.
+	var seen any
+	numbers := NewRegistry()
+	registerEvent[probeV3](numbers, func(p map[string]any) (map[string]any, error) {
+		seen = p["count"]
+		return p, nil
+	}, func(p map[string]any) (map[string]any, error) { return p, nil })
+	if ev, err := numbers.DecodeEventJSONAt("test.probe", 1, []byte(`{"count": 7}`)); err != nil || ev != (probeV3{Count: 7}) || seen != int64(7) {
+		t.Errorf("a number through the upcasters: %#v, %v; the upcaster saw %#v (%T), want int64 7", ev, err, seen, seen)
+	}
+
+	for _, tc := range []struct {
+		name, payload string
+		version       int
+		want          string
+	}{
+		{"newer than known", `{"count": 4}`, 4, "schema version 4 is newer than this build knows (3)"},
+		{"version 0", `{"count": 4}`, 0, "versions start at 1"},
+		{"upcaster fails", `{"n": "bad"}`, 1, "upcast test.probe event from version 2 to 3: count is not a number"},
+		{"not an object", `"just a string"`, 1, "decode test.probe event of version 1 from JSON to upcast it"},
+		{"an unknown field after upcasting", `{"n": "ab", "extra": 1}`, 1, `unknown field "extra"`},
+	} {
+		_, err := r.DecodeEventJSONAt("test.probe", tc.version, []byte(tc.payload))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.want)
+		}
+	}
+	var unknown *UnknownTypeError
+	if _, err := r.DecodeEventJSONAt("test.nothing", 1, []byte(`{}`)); !errors.As(err, &unknown) {
+		t.Errorf("an unknown type: %v, want an *UnknownTypeError", err)
+	}
+}

@@ -29,6 +29,14 @@ type RevisionHistory struct {
 	// wake WaitFor.
 	advanced chan struct{}
 	apps     map[string]*appRecord
+	// generation counts the contents the model has had (Replay).
+	generation uint64
+	// replaying is held by the one Replay of the model that may run.
+	replaying sync.Mutex
+	// applying is held by Apply and Skip, and by Replay while it switches
+	// generations, so that the checkpoint holds still then while queries
+	// go on. It is taken before mu.
+	applying sync.Mutex
 }
 
 type appRecord struct {
@@ -71,7 +79,7 @@ type revisionRecord struct {
 
 // NewRevisionHistory returns an empty model at checkpoint 0.
 func NewRevisionHistory() *RevisionHistory {
-	return &RevisionHistory{advanced: make(chan struct{}), apps: map[string]*appRecord{}}
+	return &RevisionHistory{advanced: make(chan struct{}), apps: map[string]*appRecord{}, generation: 1}
 }
 
 // Apply folds one stored event into the model and reports whether it did.
@@ -79,6 +87,8 @@ func NewRevisionHistory() *RevisionHistory {
 // never stored: Sequence 0) is ignored. An event the model has no use for
 // still advances the checkpoint.
 func (m *RevisionHistory) Apply(env events.Envelope) bool {
+	m.applying.Lock()
+	defer m.applying.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if env.Sequence <= m.checkpoint {
@@ -93,6 +103,8 @@ func (m *RevisionHistory) Apply(env events.Envelope) bool {
 // event that cannot be decoded. It reports false if seq was already behind
 // the checkpoint.
 func (m *RevisionHistory) Skip(seq uint64) bool {
+	m.applying.Lock()
+	defer m.applying.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if seq <= m.checkpoint {

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/revline/revline/events"
@@ -20,33 +19,15 @@ func Run(ctx context.Context, follower events.Follower, model *RevisionHistory) 
 	return nil
 }
 
-// errCaughtUp stops Rebuild's Follow once the target sequence is reached.
-var errCaughtUp = errors.New("caught up")
-
 // Rebuild builds a fresh model from the start of the log up to stream
 // sequence upTo, which must already be stored: it waits for it otherwise,
 // and returns an error wrapping ctx.Err() once ctx ends. Events after upTo
 // that the follower delivers in the same batch are not applied.
 func Rebuild(ctx context.Context, follower events.Follower, upTo uint64) (*RevisionHistory, error) {
 	model := NewRevisionHistory()
-	if upTo == 0 {
-		return model, nil
-	}
-	err := follower.Follow(ctx, 1, func(env events.Envelope, decodeErr error) error {
-		if env.Sequence > upTo {
-			return errCaughtUp
-		}
-		_ = model.Handle(env, decodeErr)
-		if model.Checkpoint() >= upTo {
-			return errCaughtUp
-		}
-		return nil
-	})
-	if err == nil {
-		err = errors.New("the log ended early")
-	}
-	if !errors.Is(err, errCaughtUp) {
-		return nil, fmt.Errorf("revision history: rebuild up to sequence %d (reached %d): %w", upTo, model.Checkpoint(), err)
+	var read uint64
+	if err := model.feed(ctx, follower, upTo, &read); err != nil {
+		return nil, fmt.Errorf("revision history: rebuild: %w", err)
 	}
 	return model, nil
 }

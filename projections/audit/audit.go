@@ -60,27 +60,47 @@ type Record struct {
 var registry = events.NewRegistry()
 
 // UnmarshalJSON reads a record back from its export form, decoding its
-// payload into the event type it names.
+// payload into the event type it names, as DecodeRecord does with every
+// event type's current upcasters.
 func (r *Record) UnmarshalJSON(data []byte) error {
-	type plain Record // without this method
+	rec, err := DecodeRecord(registry, data)
+	if err != nil {
+		return err
+	}
+	*r = rec
+	return nil
+}
+
+// DecodeRecord reads a record back from its export form (one line of
+// `revline audit -o jsonl`) with reg: its payload is decoded into the
+// event type it names at its schema_version, and a payload exported at an
+// older version than reg reads is upcast to the current one, as the log's
+// readers upcast stored events (events.Registry.DecodeEventJSONAt); the
+// record then says the current version. A record without schema_version
+// is read at the current version.
+func DecodeRecord(reg *events.Registry, data []byte) (Record, error) {
+	type plain Record // without UnmarshalJSON
 	var raw struct {
 		plain
 		Payload json.RawMessage `json:"payload"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return err
+		return Record{}, err
 	}
-	*r = Record(raw.plain)
+	r := Record(raw.plain)
 	r.Payload = nil
 	if len(raw.Payload) == 0 || string(raw.Payload) == "null" {
-		return nil
+		return r, nil
 	}
-	ev, err := registry.DecodeEventJSON(r.Type, raw.Payload)
+	if r.SchemaVersion == 0 {
+		r.SchemaVersion = reg.EventVersion(r.Type)
+	}
+	ev, err := reg.DecodeEventJSONAt(r.Type, r.SchemaVersion, raw.Payload)
 	if err != nil {
-		return fmt.Errorf("record %d: %w", r.Sequence, err)
+		return Record{}, fmt.Errorf("record %d: %w", r.Sequence, err)
 	}
-	r.Payload = ev
-	return nil
+	r.Payload, r.SchemaVersion = ev, reg.EventVersion(r.Type)
+	return r, nil
 }
 
 // Entry is a Record with its summary: one line saying what happened, for

@@ -2,8 +2,11 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +153,33 @@ func TestVersion1EventReadAsVersion2(t *testing.T) {
 	}
 	if ev := old[0].Event.(events.RevisionCreated); old[0].SchemaVersion != 1 || ev.Command != "" {
 		t.Errorf("without the upcaster: version %d, command %q; want version 1 and the field missing", old[0].SchemaVersion, ev.Command)
+	}
+
+	// An export is read back through the same upcasters: the line an
+	// older build wrote of this event (version 1, "cmd") reads as version
+	// 2; a build without the upcaster refuses the field it does not know.
+	oldLine, err := json.Marshal(map[string]any{
+		"sequence": seq, "id": env.EventID, "type": events.TypeRevisionCreated, "schema_version": 1, "app": app,
+		"time": t0, "actor": "alice", "correlation_id": commandID, "causation_id": commandID, "payload": v1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upcasting := events.NewRegistry(events.WithUpcasters(events.TypeRevisionCreated, renameCmd))
+	rec, err := audit.DecodeRecord(upcasting, oldLine)
+	if ev, _ := rec.Payload.(events.RevisionCreated); err != nil || rec.SchemaVersion != 2 || ev.Command != cmdLine || ev.RevisionID != revisionID {
+		t.Errorf("a version-1 export line read back: version %d, %#v, %v; want version 2 with command %q", rec.SchemaVersion, rec.Payload, err, cmdLine)
+	}
+	if _, err := audit.DecodeRecord(events.NewRegistry(), oldLine); err == nil || !strings.Contains(err.Error(), `unknown field "cmd"`) {
+		t.Errorf("a version-1 export line read without the upcaster: %v, want the unknown field refused", err)
+	}
+	// Today's export of the event (version 2) reads back as it was.
+	newLine, err := json.Marshal(entries[0].Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := audit.DecodeRecord(upcasting, newLine)
+	if err != nil || !reflect.DeepEqual(again, entries[0].Record) {
+		t.Errorf("today's export line read back: %+v, %v; want %+v", again, err, entries[0].Record)
 	}
 }

@@ -111,6 +111,7 @@ func commands() []command {
 		tokensCreateCommand(),
 		tokensListCommand(),
 		tokensRevokeCommand(),
+		replayCommand(),
 		benchCommand(),
 		versionCommand(),
 	}

@@ -203,6 +203,9 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"diff of revisions and times", []string{"apps", "diff", "my-app", "v1", "v2", "--at", "1h ago", "--at", "now"}, "two times", "Usage: revline apps diff APP [REV_A REV_B]"},
 		{"diff at a bad time", []string{"apps", "diff", "my-app", "--at", "soon", "--at", "now"}, "soon", "Usage: revline apps diff APP [REV_A REV_B]"},
 		{"history without APP", []string{"apps", "history"}, "want 1 argument", "Usage: revline apps history APP"},
+		{"replay with an argument", []string{"replay", "my-app"}, "want 0 argument", "Usage: revline replay"},
+		{"replay to sequence 0", []string{"replay", "--to-seq", "0"}, "not a stream sequence", "Usage: revline replay"},
+		{"replay as jsonl", []string{"replay", "-o", "jsonl"}, "want table or json", "Usage: revline replay"},
 		{"history as jsonl", []string{"apps", "history", "my-app", "-o", "jsonl"}, "want table or json", "Usage: revline apps history APP"},
 		{"runners logs with a tail over the maximum", []string{"runners", "logs", "my-app", runnerID, "--tail", "10001"}, "from 0 to 10000, or all", "Usage: revline runners logs APP RUNNER"},
 	} {

@@ -22,6 +22,7 @@ func TestRoutesNeedATokenThatAllowsThem(t *testing.T) {
 	operator := bearer(s.token(t, "otto", auth.RoleOperator, ""))
 	deployer := bearer(s.token(t, "dora", auth.RoleDeployer, ""))
 	webOnly := bearer(s.token(t, "wes", auth.RoleDeployer, "web*"))
+	adminOfWeb := bearer(s.token(t, "ada", auth.RoleAdmin, "web*"))
 	revokedValue := s.token(t, "rex", auth.RoleAdmin, "")
 	if _, err := s.tokens.Revoke(testContext(t), "rex", "test", time.Now()); err != nil {
 		t.Fatal(err)
@@ -64,6 +65,8 @@ func TestRoutesNeedATokenThatAllowsThem(t *testing.T) {
 		{"app glob: reading another app", "GET", "/v1/apps/api/revisions", nil, webOnly, http.StatusForbidden},
 		{"app glob: a list across apps", "GET", "/v1/apps", nil, webOnly, http.StatusForbidden},
 		{"app glob: the whole audit log", "GET", "/v1/audit", nil, webOnly, http.StatusForbidden},
+		{"deployer may not replay", "POST", "/v1/replay", nil, deployer, http.StatusForbidden},
+		{"app glob: an admin of some apps may not replay", "POST", "/v1/replay", nil, adminOfWeb, http.StatusForbidden},
 		{"health without a token", "GET", "/healthz", nil, none, http.StatusOK},
 		{"metrics without a token", "GET", "/metrics", nil, none, http.StatusOK},
 	} {

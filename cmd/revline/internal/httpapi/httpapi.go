@@ -79,6 +79,9 @@ type Config struct {
 	// Webhooks, optional, is the webhook store /v1/webhooks manages (admin
 	// only); without it those routes are not served.
 	Webhooks *webhooks.Store
+	// Replay, optional, serves POST /v1/replay (admin role on every app):
+	// the server's read model rebuilt from the log.
+	Replay queryapi.Replayer
 	// Metrics, optional, is served at /metrics.
 	Metrics http.Handler
 	// Dashboard, optional, is served at / and under /ui/, behind the same
@@ -192,6 +195,9 @@ func (a *api) routes() {
 	}
 	if a.cfg.Webhooks != nil {
 		a.webhookRoutes(m)
+	}
+	if a.cfg.Replay != nil {
+		m.HandleFunc("POST /v1/replay", a.allow(auth.Admin, a.replay))
 	}
 	m.HandleFunc("GET /v1/apps", read(a.listApps))
 	m.HandleFunc("GET /v1/apps/{app}/revisions", read(a.app(a.listRevisions)))

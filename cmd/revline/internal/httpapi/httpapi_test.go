@@ -475,6 +475,7 @@ var routes = []string{
 	"/v1/audit", "/v1/audit/stream", "/v1/apps/{app}/config", "/v1/apps/{app}/config/{param}/history", "/v1/apps/{app}/diff",
 	"/v1/webhooks", "/v1/webhooks/{id}", "/v1/webhooks/{id}/disable", "/v1/webhooks/{id}/enable",
 	"/v1/webhooks/{id}/deliveries", "/v1/webhooks/{id}/redeliver",
+	"/v1/replay",
 }
 
 func TestOpenAPIDocumentIsServed(t *testing.T) {
@@ -495,7 +496,8 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 	}
 	for _, name := range []string{"application/problem+json", "DeployRequest", "SetRevisionRequest", "RolloutRequest", "ScaleRequest",
 		"DeployResult", "SwitchResult", "RolloutResult", "DeleteResult", "ChangeResult", "AppView", "RevisionView", "RunnerView", "RolloutView", "Problem", "LogPage", "LogLine",
-		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff", "securitySchemes", "bearerAuth", "Unauthenticated", "Forbidden"} {
+		"AuditPage", "AuditEntry", "AuditRecord", "Config", "Setting", "RevisionDiff", "securitySchemes", "bearerAuth", "Unauthenticated", "Forbidden",
+		"ReplayRequest", "ReplayReport"} {
 		if !strings.Contains(doc, name) {
 			t.Errorf("the document does not mention %s", name)
 		}

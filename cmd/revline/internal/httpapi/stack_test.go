@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -113,6 +114,7 @@ func newStack(t *testing.T, configure ...func(*httpapi.Config)) *stack {
 		Tokens:   s.tokens,
 		Reader:   local,
 		Audit:    store,
+		Replay:   queryapi.NewReplayer(store, s.model, slog.New(slog.DiscardHandler)),
 		Metrics:  m.Handler(),
 	}
 	for _, f := range configure {

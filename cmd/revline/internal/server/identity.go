@@ -104,7 +104,8 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     (never read them), read and write webhook definitions, read
 //     webhooks' deliveries, and ask the server to create, list and revoke
 //     HTTP tokens (auth.Serve: the server answers, and only it may read or
-//     write the token bucket, auth.BucketName), but not write events or
+//     write the token bucket, auth.BucketName), and ask it to replay the
+//     log into its read model (queryapi.SubjectReplay), but not write events or
 //     outcomes, answer queries,
 //     see others' commands or what is delivered to the server, touch the
 //     runner worker's consumer, or change a stream. They have no rights on
@@ -131,6 +132,7 @@ func (ids identities) users() []*server.NkeyUser {
 					events.CommandSubjectPrefix + ">",
 					queryapi.SubjectPrefix + ">",
 					auth.SubjectPrefix + "*",
+					queryapi.SubjectReplay,
 					// Secret values: written, never read back.
 					"$KV." + secrets.BucketName + ".>",
 					"$KV." + webhooks.SecretBucketName + ".>",

@@ -332,6 +332,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	logEnd := eventStream.CachedInfo().State.LastSeq
+	// A replay rebuilds this server's model; the one live generation
+	// keeps serving until the new one is switched in.
+	replayer := queryapi.NewReplayer(store, model, log.With("component", "replay"))
 	ctl := &control.Control{Commands: bus, Reader: reader, Events: store, Actor: "http"}
 	dash, err := dashboard.New(dashboard.Config{Control: ctl, Tokens: tokens, Reader: reader, Events: store, Logger: log.With("component", "dashboard")})
 	if err != nil {
@@ -344,6 +347,7 @@ func Run(ctx context.Context, cfg Config) error {
 		RunnerLogs: runnerLogs,
 		Audit:      store,
 		Webhooks:   hookStore,
+		Replay:     replayer,
 		Metrics:    m.Handler(),
 		Dashboard:  dash,
 		Ready: func() error {
@@ -454,6 +458,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}
 	defer func() { _ = tokenRequests.Unsubscribe() }()
+	// Replay requests (revline replay) too: the server's connection
+	// answers them, as it does token requests.
+	replayRequests, err := queryapi.ServeReplay(coreCtx, nc, replayer, log.With("component", "replay"))
+	if err != nil {
+		return shutdown(fmt.Errorf("serve: %w", err))
+	}
+	defer func() { _ = replayRequests.Unsubscribe() }()
 
 	warnIfExposed(log, "the HTTP API listens beyond loopback without TLS: bearer tokens and dashboard sessions travel in clear text unless a TLS proxy is in front", listener.Addr().String())
 	if cfg.NATSURL == "" {

@@ -1,0 +1,47 @@
+package server_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
+	"github.com/revline/revline/projections"
+)
+
+// `revline replay`, sent with the client identity to the embedded server,
+// rebuilds serve's read model into generation 2, equal to the first;
+// --to-seq compares the past with it and switches nothing.
+func TestReplayThroughTheCLI(t *testing.T) {
+	t.Parallel()
+	addrs := servertest.Serve(t, server.Config{})
+	nkey := []string{"--nats-nkey", addrs.ClientIdentity}
+	for range 2 {
+		if code, stdout, stderr := revline(t, addrs.NATSURL, append([]string{"deploy", "web", "--command", runnerBin}, nkey...)...); code != 0 {
+			t.Fatalf("deploy: exit %d, %s %s", code, stdout, stderr)
+		}
+	}
+
+	code, stdout, stderr := revline(t, addrs.NATSURL, append([]string{"replay", "-o", "json"}, nkey...)...)
+	var report projections.ReplayReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &report) != nil {
+		t.Fatalf("replay: exit %d, stdout %s, stderr %s", code, stdout, stderr)
+	}
+	if !report.Switched || report.Generation != 2 || report.EventsRead < 6 || !report.Differences.None() {
+		t.Errorf("replay: %+v; want generation 2 switched in, with no difference", report)
+	}
+	code, stdout, stderr = revline(t, addrs.NATSURL, append([]string{"apps", "list-rev", "web", "-o", "json"}, nkey...)...)
+	if code != 0 || strings.Count(stdout, `"revision_id"`) != 2 {
+		t.Errorf("list-rev after the replay: exit %d, %s %s", code, stdout, stderr)
+	}
+
+	code, stdout, stderr = revline(t, addrs.NATSURL, append([]string{"replay", "--to-seq", "1"}, nkey...)...)
+	if code != 0 || !strings.Contains(stdout, "as of sequence 1") || !strings.Contains(stdout, "not switched: generation 2") || !strings.Contains(stdout, "revisions") {
+		t.Errorf("replay --to-seq 1: exit %d, stdout:\n%s\nstderr %s", code, stdout, stderr)
+	}
+	code, _, stderr = revline(t, addrs.NATSURL, append([]string{"replay", "--to-seq", "1000000"}, nkey...)...)
+	if code != 1 || !strings.Contains(stderr, "past the end of the event log") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("replay past the log's end: exit %d, stderr %q", code, stderr)
+	}
+}

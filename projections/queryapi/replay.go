@@ -1,0 +1,161 @@
+package queryapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/revline/revline/projections"
+)
+
+// SubjectReplay is where `revline replay` asks a server to rebuild its
+// read model (ServeReplay). It is not a query: the server's own
+// connection answers it, not the query service's.
+const SubjectReplay = "revline.replay"
+
+// Error codes of a failed replay.
+const (
+	// CodeReplayRunning: another replay of the server's model runs.
+	CodeReplayRunning = "replay_running"
+	// CodeBeyondLog: the sequence to replay to is past the log's end.
+	CodeBeyondLog = "beyond_log"
+)
+
+// ReplayTimeout bounds one replay on the server.
+const ReplayTimeout = 10 * time.Minute
+
+// maxReplayRequest bounds a replay request's body.
+const maxReplayRequest = 1 << 10
+
+// ReplayRequest is the body of a replay request (JSON; empty for the
+// defaults).
+type ReplayRequest struct {
+	// ToSequence, if set, builds the model up to this stream sequence
+	// and compares it with the live one without switching
+	// (projections.ReplayOptions).
+	ToSequence uint64 `json:"to_sequence,omitempty"`
+}
+
+// ReplayReply is the answer to a replay request: the report, or an error
+// code and sentence.
+type ReplayReply struct {
+	Report *projections.ReplayReport `json:"report,omitempty"`
+	Code   string                    `json:"code,omitempty"`
+	Error  string                    `json:"error,omitempty"`
+}
+
+// Replayer rebuilds a server's read model (projections.Replay). Its
+// errors are *Error with a replay code, CodeInternal or the context's.
+type Replayer func(ctx context.Context, req ReplayRequest) (projections.ReplayReport, error)
+
+// NewReplayer returns the Replayer of model, which follows log, logging
+// each replay to logger.
+func NewReplayer(log projections.ReplayLog, model *projections.RevisionHistory, logger *slog.Logger) Replayer {
+	return func(ctx context.Context, req ReplayRequest) (projections.ReplayReport, error) {
+		logger.Info("replaying the event log into a new generation of the read model", "to_sequence", req.ToSequence, "generation", model.Generation())
+		report, err := projections.Replay(ctx, log, model, projections.ReplayOptions{ToSequence: req.ToSequence})
+		switch {
+		case errors.Is(err, projections.ErrReplayRunning):
+			return report, &Error{Code: CodeReplayRunning, Message: err.Error()}
+		case errors.Is(err, projections.ErrBeyondLog):
+			return report, &Error{Code: CodeBeyondLog, Message: err.Error()}
+		case err != nil:
+			logger.Error("replay failed; the live generation keeps serving", "error", err)
+			return report, err
+		}
+		d := report.Differences
+		logger.Info("replay done", "generation", report.Generation, "switched", report.Switched, "to_sequence", report.ToSequence,
+			"events", report.EventsRead, "seconds", report.Seconds, "apps_changed", d.Apps.Changed+d.Apps.Added+d.Apps.Removed,
+			"revisions_changed", d.Revisions.Changed+d.Revisions.Added+d.Revisions.Removed)
+		return report, nil
+	}
+}
+
+// ServeReplay answers replay requests on nc (the server's connection)
+// with replay until the subscription it returns is drained or ctx ends.
+// Replicas share the requests through a queue group: the one that answers
+// rebuilds its own model. It answers only to inboxes, so that a reply
+// subject naming a Revline subject cannot make it write there.
+func ServeReplay(ctx context.Context, nc *nats.Conn, replay Replayer, logger *slog.Logger) (*nats.Subscription, error) {
+	sub, err := nc.QueueSubscribe(SubjectReplay, "revline-replay", func(msg *nats.Msg) {
+		if !strings.HasPrefix(msg.Reply, "_INBOX.") {
+			logger.Warn("replay request without an inbox to answer; ignored")
+			return
+		}
+		// A replay takes a while: the next request (refused while it
+		// runs) must not wait behind it.
+		go func() {
+			data, err := json.Marshal(answerReplay(ctx, msg.Data, replay))
+			if err == nil {
+				err = msg.Respond(data)
+			}
+			if err != nil {
+				logger.Warn("replay request: answer failed", "error", err)
+			}
+		}()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay requests: %w", err)
+	}
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("replay requests: %w", err)
+	}
+	return sub, nil
+}
+
+// answerReplay carries out one replay request.
+func answerReplay(ctx context.Context, data []byte, replay Replayer) ReplayReply {
+	var req ReplayRequest
+	if len(data) > maxReplayRequest {
+		return ReplayReply{Code: CodeBadRequest, Error: fmt.Sprintf("request of %d bytes; the limit is %d", len(data), maxReplayRequest)}
+	}
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &req); err != nil {
+			return ReplayReply{Code: CodeBadRequest, Error: "request is not JSON: " + err.Error()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, ReplayTimeout)
+	defer cancel()
+	report, err := replay(ctx, req)
+	var qerr *Error
+	switch {
+	case errors.As(err, &qerr):
+		return ReplayReply{Code: qerr.Code, Error: qerr.Message}
+	case err != nil:
+		return ReplayReply{Code: CodeInternal, Error: err.Error()}
+	}
+	return ReplayReply{Report: &report}
+}
+
+// AskReplay asks the server on nc to replay, as `revline replay` does,
+// and returns its report. A refusal is an *Error.
+func AskReplay(ctx context.Context, nc *nats.Conn, req ReplayRequest) (projections.ReplayReport, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return projections.ReplayReport{}, err
+	}
+	msg, err := nc.RequestWithContext(ctx, SubjectReplay, data)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return projections.ReplayReport{}, errors.New("no server answers replay requests (is `revline serve` running, and this version or newer?)")
+	}
+	if err != nil {
+		return projections.ReplayReport{}, fmt.Errorf("replay request: %w", err)
+	}
+	var reply ReplayReply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return projections.ReplayReport{}, fmt.Errorf("replay request: unreadable reply: %w", err)
+	}
+	if reply.Code != "" {
+		return projections.ReplayReport{}, &Error{Code: reply.Code, Message: reply.Error}
+	}
+	if reply.Report == nil {
+		return projections.ReplayReport{}, &Error{Code: CodeInternal, Message: "the server's reply has no report"}
+	}
+	return *reply.Report, nil
+}
