@@ -119,7 +119,7 @@ func deployCommand() *cobra.Command {
 			return err
 		}
 		if f.output == outputJSON {
-			if perr := printJSON(e.stdout, res); perr != nil {
+			if perr := printJSON(e.stdout, deployOutcome{pos[0], res}); perr != nil {
 				return perr
 			}
 		} else {
@@ -221,7 +221,7 @@ func rolloutCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the rollout is requested")
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		res, err := s.control.Rollout(ctx, pos[0], force, !noWait)
-		return render(e, f, res, err, func(w io.Writer, res control.RolloutResult) { printRollout(w, pos[0], res) })
+		return render(e, f, rolloutOutcome{pos[0], res}, err, printRollout)
 	})
 	return cmd
 }
@@ -231,7 +231,7 @@ func deleteRevisionCommand() *cobra.Command {
 		"revline apps delete-rev my-model v2", 2, 0)
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		res, err := s.control.DeleteRevision(ctx, pos[0], pos[1])
-		return render(e, f, res, err, func(w io.Writer, res control.DeleteResult) {
+		return render(e, f, deleteOutcome{res, events.OutcomeAccepted}, err, func(w io.Writer, res deleteOutcome) {
 			fmt.Fprintf(w, "Deleted revision %s of %s.\n", revisionName(res.Number, res.RevisionID), res.App)
 		})
 	})

@@ -29,6 +29,38 @@ func render[T any](e env, f *clientFlags, v T, err error, table func(io.Writer, 
 	return nil
 }
 
+// The JSON shapes of -o json, one per resource, documented in README
+// ("JSON output") and pinned by TestJSONShapes: app
+// (projections.AppView), revision (projections.RevisionView), runner
+// (projections.RunnerView), rollout (rolloutOutcome), and the outcome of
+// every command that changes something, which names the app and says
+// what became of the command (status) and the last event it wrote
+// (sequence), with what the command made: control.ChangeResult (scale,
+// suspend, resume), control.SwitchResult (set-rev), control.StopResult
+// (runners stop, kill), control.SecretResult (secrets set, unset),
+// deployOutcome and deleteOutcome.
+
+// deployOutcome is deploy's outcome: the revision it made, whose status
+// is the revision's (deploying, deployed, failed).
+type deployOutcome struct {
+	App string `json:"app"`
+	control.DeployResult
+}
+
+// rolloutOutcome is a rollout (apps rollout, secrets set --rollout):
+// status requested, completed or superseded.
+type rolloutOutcome struct {
+	App string `json:"app"`
+	control.RolloutResult
+}
+
+// deleteOutcome is delete-rev's outcome; a delete is never a no-op (the
+// server refuses to delete a deleted revision).
+type deleteOutcome struct {
+	control.DeleteResult
+	Status events.OutcomeStatus `json:"status"`
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -128,7 +160,8 @@ func printRevisions(w io.Writer, revs []projections.RevisionView) {
 	}
 }
 
-func printRollout(w io.Writer, app string, res control.RolloutResult) {
+func printRollout(w io.Writer, res rolloutOutcome) {
+	app := res.App
 	kind := "Graceful"
 	if res.Force {
 		kind = "Force"

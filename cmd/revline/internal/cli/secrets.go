@@ -74,18 +74,18 @@ func secretsSetCommand() *cobra.Command {
 				}
 				results = append(results, res)
 			}
-			var ro *control.RolloutResult
+			var ro *rolloutOutcome
 			if rollout {
 				res, err := s.control.Rollout(ctx, app, false, true)
 				if err != nil {
 					return fmt.Errorf("secrets set; rollout: %w", err)
 				}
-				ro = &res
+				ro = &rolloutOutcome{app, res}
 			}
 			if f.output == outputJSON {
 				return printJSON(e.stdout, struct {
 					Secrets []control.SecretResult `json:"secrets"`
-					Rollout *control.RolloutResult `json:"rollout,omitempty"`
+					Rollout *rolloutOutcome        `json:"rollout,omitempty"`
 				}{results, ro})
 			}
 			for _, res := range results {
@@ -96,7 +96,7 @@ func secretsSetCommand() *cobra.Command {
 				fmt.Fprintf(e.stdout, "Set secret %s of %s (version %d).\n", res.Name, app, res.Version)
 			}
 			if ro != nil {
-				printRollout(e.stdout, app, *ro)
+				printRollout(e.stdout, *ro)
 			} else {
 				fmt.Fprintf(e.stdout, "Runners started from now on get it; running ones keep the old value until a rollout: revline apps rollout %s\n", app)
 			}
