@@ -16,7 +16,7 @@ import (
 func auditCommand() *cobra.Command {
 	cmd, f := clientCommand("audit [APP]", "Show the event log: who did what, when, and which command caused it. -o jsonl exports it; --follow streams it.",
 		"revline audit my-model --since '2h ago' --type 'app.*' --actor alice", 0, 1)
-	f.outputs = []string{outputJSONL}
+	f.outputs = append(f.outputs, outputJSONL)
 	var (
 		since, until, revision string
 		types                  globsFlag
@@ -36,7 +36,7 @@ func auditCommand() *cobra.Command {
 	fs.BoolVar(&follow, "follow", false, "after the log so far, print new events as they happen, until interrupted")
 	limit.register(fs)
 	fs.Lookup("limit").Usage = "show only the last `N` events (default: all)"
-	fs.Lookup("output").Usage = "output format: table, json, or jsonl (one event a line with its payload: the stable export)"
+	fs.Lookup("output").Usage = "output format: table, wide, json, or jsonl (one event a line with its payload: the stable export)"
 	validate := func() (err error) {
 		now := time.Now()
 		if filter.Since, err = optionalTime("--since", since, now); err != nil {
@@ -86,7 +86,13 @@ func auditCommand() *cobra.Command {
 				return err
 			}
 		}
-		w := auditWriter{out: e.stdout, format: f.output, showApp: filter.App == ""}
+		// The log's times are exact, in table and wide alike: they are
+		// compared with other logs, and streamed with --follow.
+		format := f.output
+		if format == outputWide {
+			format = outputTable
+		}
+		w := auditWriter{out: e.stdout, format: format, showApp: filter.App == ""}
 		if follow {
 			if w.format == outputTable {
 				w.header()
@@ -126,7 +132,7 @@ func historyCommand() *cobra.Command {
 		if limit.n > 0 && len(entries) > limit.n {
 			entries = entries[:limit.n]
 		}
-		return render(e, f, entries, nil, printHistory)
+		return render(e, f, entries, nil, f.style().printHistory)
 	})
 	return cmd
 }
@@ -196,14 +202,14 @@ func (w auditWriter) one(entry audit.Entry) error {
 	return err
 }
 
-func printHistory(w io.Writer, entries []audit.Entry) {
+func (ts tableStyle) printHistory(w io.Writer, entries []audit.Entry) {
 	rows := make([][]string, 0, len(entries))
 	for _, e := range entries {
 		current := e.Current
 		if current == "" {
 			current = "-"
 		}
-		rows = append(rows, []string{current, when(e.Time), e.By, e.Summary})
+		rows = append(rows, []string{current, ts.at(e.Time), e.By, e.Summary})
 	}
 	table(w, "CURRENT\tWHEN\tBY\tCHANGE", rows)
 }

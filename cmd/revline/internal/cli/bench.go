@@ -18,7 +18,7 @@ func benchCommand() *cobra.Command {
 	revisions := fs.Int("revisions", bench.ManyRevisions, "revisions of the large app whose command latency is compared with one of 10 revisions")
 	startupEvents := fs.Int("startup-events", 0, "events to seed for the start-up cases, with and without snapshots (0: leave them out)")
 	var output string
-	outputFlag(cmd, &output, nil)
+	outputFlag(cmd, &output, "output format: table or json", nil)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		e := envOf(cmd)

@@ -36,6 +36,7 @@ const (
 	envNATSURL   = "REVLINE_NATS_URL"
 	envActor     = "REVLINE_ACTOR"
 	outputTable  = "table"
+	outputWide   = "wide"
 	outputJSON   = "json"
 	outputJSONL  = "jsonl"
 	defaultWait  = 10 * time.Minute
@@ -173,8 +174,8 @@ func newCommand(use, short, example string, nargs, optional int) *cobra.Command 
 
 // outputFlag registers -o/--output on cmd, whose formats are table, json
 // and more (read when the shell completes the flag).
-func outputFlag(cmd *cobra.Command, output *string, more func() []string) {
-	cmd.Flags().StringVarP(output, "output", "o", outputTable, "output format: table or json")
+func outputFlag(cmd *cobra.Command, output *string, usage string, more func() []string) {
+	cmd.Flags().StringVarP(output, "output", "o", outputTable, usage)
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		return outputFormats(more), cobra.ShellCompDirectiveNoFileComp
 	})
@@ -191,7 +192,7 @@ func outputFormats(more func() []string) []string {
 // checkOutput checks an -o value against the formats of outputFlag.
 func checkOutput(output string, more func() []string) error {
 	if formats := outputFormats(more); !slices.Contains(formats, output) {
-		return usagef("output format %q: want %s", output, strings.Join(formats, " or "))
+		return usagef("output format %q: want %s or %s", output, strings.Join(formats[:len(formats)-1], ", "), formats[len(formats)-1])
 	}
 	return nil
 }
@@ -223,11 +224,17 @@ func clientCommand(use, short, example string, nargs, optional int) (*cobra.Comm
 	fs.StringVar(&f.natsURL, "nats-url", f.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
 	f.nats.register(fs)
 	f.nats.localIdentity = true
-	outputFlag(cmd, &f.output, func() []string { return f.outputs })
+	f.outputs = []string{outputWide}
+	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded in the audit log (env "+envActor+")")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
 
 	return cmd, f
+}
+
+// style is how the command's tables look.
+func (f *clientFlags) style() tableStyle {
+	return tableStyle{now: time.Now(), wide: f.output == outputWide}
 }
 
 // validate checks the flags.
@@ -342,7 +349,7 @@ func (f *clientFlags) check(e env, pos []string, validate func() error) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	if f.output == outputTable && isTerminalWriter(e.stderr) {
+	if (f.output == outputTable || f.output == outputWide) && isTerminalWriter(e.stderr) {
 		f.progress = func(line string) { fmt.Fprintf(e.stderr, "… %s\n", line) }
 	}
 	if validate != nil {

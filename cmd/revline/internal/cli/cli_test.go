@@ -195,7 +195,7 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"audit of a revision without APP", []string{"audit", "--revision", "v3"}, "--revision needs APP", "usage: revline audit [APP]"},
 		{"audit following as a JSON array", []string{"audit", "--follow", "-o", "json"}, "use -o jsonl", "usage: revline audit [APP]"},
 		{"audit following with a limit", []string{"audit", "--follow", "--limit", "3"}, "do not go together", "usage: revline audit [APP]"},
-		{"audit as yaml", []string{"audit", "-o", "yaml"}, "want table or json or jsonl", "usage: revline audit [APP]"},
+		{"audit as yaml", []string{"audit", "-o", "yaml"}, "want table, json, wide or jsonl", "usage: revline audit [APP]"},
 		{"show at sequence 0", []string{"apps", "show", "my-app", "--at-seq", "0"}, "not a stream sequence", "usage: revline apps show APP"},
 		{"list-rev at a bad time", []string{"apps", "list-rev", "my-app", "--at", "last tuesday"}, "--at", "usage: revline apps list-rev APP"},
 		{"list-rev at a bad sequence", []string{"apps", "list-rev", "my-app", "--at-seq", "-4"}, "not a stream sequence", "usage: revline apps list-rev APP"},
@@ -205,7 +205,7 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"diff of revisions and times", []string{"apps", "diff", "my-app", "v1", "v2", "--at", "1h ago", "--at", "now"}, "two times", "usage: revline apps diff APP [REV_A REV_B]"},
 		{"diff at a bad time", []string{"apps", "diff", "my-app", "--at", "soon", "--at", "now"}, "soon", "usage: revline apps diff APP [REV_A REV_B]"},
 		{"history without APP", []string{"apps", "history"}, "want 1 argument", "usage: revline apps history APP"},
-		{"history as jsonl", []string{"apps", "history", "my-app", "-o", "jsonl"}, "want table or json", "usage: revline apps history APP"},
+		{"history as jsonl", []string{"apps", "history", "my-app", "-o", "jsonl"}, "want table, json or wide", "usage: revline apps history APP"},
 		{"runners logs with a tail over the maximum", []string{"runners", "logs", "my-app", runnerID, "--tail", "10001"}, "from 0 to 10000, or all", "usage: revline runners logs APP RUNNER"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,6 +273,7 @@ func TestUnreachableServerExitsOneWithOneLine(t *testing.T) {
 		{"deploy", "my-app", "--command", "python3 -m http.server $PORT", "--min-concurrency", "1"},
 		{"apps", "rollout", "my-app", "--force"},
 		{"apps", "runners", "my-app", "--state", "all"},
+		{"apps", "runners", "my-app", "-o", "wide"},
 		// Code parameters on scale are accepted (with a warning once the
 		// server answers), so they are no usage error.
 		{"apps", "scale", "my-app", "--machine-type", "X"},

@@ -138,7 +138,7 @@ func appsListCommand() *cobra.Command {
 		apps, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
 			return s.reader.Apps(ctx, p, 0)
 		})
-		return render(e, f, apps, err, printApps)
+		return render(e, f, apps, err, f.style().printApps)
 	})
 	return cmd
 }
@@ -165,13 +165,13 @@ func listRevisionsCommand() *cobra.Command {
 			}
 			return render(e, f, revs, nil, func(w io.Writer, revs []projections.RevisionView) {
 				fmt.Fprintf(w, "Revisions of %s as of event %d (%s):\n", pos[0], then.Sequence, when(then.Time))
-				printRevisions(w, revs)
+				f.style().printRevisions(w, revs)
 			})
 		}
 		revs, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
 			return s.reader.Revisions(ctx, pos[0], p, 0)
 		})
-		return render(e, f, revs, err, printRevisions)
+		return render(e, f, revs, err, f.style().printRevisions)
 	})
 	return cmd
 }
@@ -296,13 +296,13 @@ func runnersCommand() *cobra.Command {
 			}
 			return render(e, f, runners, nil, func(w io.Writer, runners []projections.RunnerView) {
 				fmt.Fprintf(w, "Runners of %s as of event %d (%s):\n", pos[0], then.Sequence, when(then.Time))
-				printRunners(w, runners)
+				f.style().printRunners(w, runners)
 			})
 		}
 		runners, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {
 			return s.reader.Runners(ctx, pos[0], filter, p, 0)
 		})
-		return render(e, f, runners, err, printRunners)
+		return render(e, f, runners, err, f.style().printRunners)
 	})
 	return cmd
 }

@@ -7,6 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with what the tests print")
@@ -56,6 +61,54 @@ func TestHelpGolden(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q", code, stderr.String())
 			}
 			golden(t, name, stdout.String())
+		})
+	}
+}
+
+// Tables as users see them, at a fixed now: by default within 100 columns
+// with times relative to now, with -o wide every column and exact times.
+func TestTableGolden(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)
+	revs := []projections.RevisionView{
+		{Number: 3, RevisionID: "c0da738e-b3eb-5a14-a8b9-010f64ee3638", Status: events.StatusFailed, CreatedAt: now.Add(-90 * time.Second),
+			Message: "broken: the model weights are not where the loader looks for them", FailReason: "runner exited with status 1"},
+		{Number: 2, RevisionID: "a6fd1915-6aa1-5fb9-bfdb-373f5d227b2c", Status: events.StatusDeployed, Current: true, CreatedAt: now.Add(-47 * time.Minute),
+			Runners: 2, Message: "second version", CrashBackoff: 1, Restarts: 4},
+		{Number: 1, RevisionID: "404066ce-21b7-575e-b67a-796cdbe658e6", Status: events.StatusDeployed, CreatedAt: now.Add(-76 * time.Hour),
+			Message: "first version"},
+	}
+	for i := range revs {
+		revs[i].CodeParams = events.DefaultCodeParams()
+		revs[i].RuntimeParams = events.DefaultRuntimeParams()
+	}
+	revs[1].MachineType = "GPU-H100"
+	expires := now.Add(4 * time.Minute)
+	runners := []projections.RunnerView{
+		{RunnerID: "01a214e9-c31c-7d34-bee6-9380ace5896c", RevisionID: revs[1].RevisionID, State: events.RunnerRunning, InFlight: 3,
+			StartedAt: now.Add(-5*time.Hour - 12*time.Minute), UpdatedAt: now.Add(-2 * time.Second), PID: 4242, Port: 40001},
+		{RunnerID: "01a2183f-7dbf-72a7-9c0f-3454ea8a294e", RevisionID: revs[1].RevisionID, State: events.RunnerIdle, ExpiresAt: &expires,
+			StartedAt: now.Add(-330 * time.Second), UpdatedAt: now.Add(-61 * time.Second), PID: 4243, Port: 40002, Restarts: 4,
+			LastCrash: "exit status 1: Traceback (most recent call last): FileNotFoundError: weights.bin"},
+	}
+	for _, wide := range []bool{false, true} {
+		name := "table"
+		if wide {
+			name = "wide"
+		}
+		ts := tableStyle{now: now, wide: wide}
+		var b strings.Builder
+		b.WriteString("$ revline apps list-rev my-model -o " + name + "\n")
+		ts.printRevisions(&b, revs)
+		b.WriteString("\n$ revline apps runners my-model -o " + name + "\n")
+		ts.printRunners(&b, runners)
+		t.Run(name, func(t *testing.T) {
+			for _, line := range strings.Split(b.String(), "\n") {
+				if !wide && utf8.RuneCountInString(line) > 100 {
+					t.Errorf("line wider than 100 columns: %q", line)
+				}
+			}
+			golden(t, "tables-"+name, b.String())
 		})
 	}
 }

@@ -169,7 +169,7 @@ func (b buildInfo) line() string {
 func versionCommand() *cobra.Command {
 	cmd := newCommand("version", "Print the version, the commit it was built from and the Go version.", "revline version -o json", 0, 0)
 	var output string
-	outputFlag(cmd, &output, nil)
+	outputFlag(cmd, &output, "output format: table or json", nil)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkOutput(output, nil); err != nil {
 			return err

@@ -21,7 +21,7 @@ func showCommand() *cobra.Command {
 	at.register(cmd.Flags())
 	f.runE(cmd, at.parse, func(ctx context.Context, e env, s *session, pos []string) error {
 		config, err := audit.Provenance(ctx, s.events, pos[0], at.point)
-		return render(e, f, config, err, printConfig)
+		return render(e, f, config, err, f.style().printConfig)
 	})
 	return cmd
 }
@@ -35,7 +35,7 @@ func blameCommand() *cobra.Command {
 			return err
 		}
 		history, err := config.Blame(pos[1])
-		return render(e, f, history, err, printBlame)
+		return render(e, f, history, err, f.style().printBlame)
 	})
 	return cmd
 }
@@ -70,7 +70,7 @@ func (p *pointFlags) parse() (err error) {
 // set reports whether a point was given.
 func (p *pointFlags) set() bool { return p.point != audit.Point{} }
 
-func printConfig(w io.Writer, c audit.Config) {
+func (ts tableStyle) printConfig(w io.Writer, c audit.Config) {
 	current := "no current revision"
 	if c.Revision != "" {
 		current = "current revision " + revisionName(c.Number, c.Revision)
@@ -85,30 +85,30 @@ func printConfig(w io.Writer, c audit.Config) {
 	}
 	rows := make([][]string, 0, len(c.Params))
 	for _, s := range c.Params {
-		rows = append(rows, settingRow(s.Param, s))
+		rows = append(rows, ts.settingRow(s.Param, s))
 	}
 	table(w, "PARAM\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
 }
 
-func printBlame(w io.Writer, history []audit.Setting) {
+func (ts tableStyle) printBlame(w io.Writer, history []audit.Setting) {
 	rows := make([][]string, 0, len(history))
 	for _, s := range history {
-		rows = append(rows, settingRow(fmt.Sprint(s.Source.Sequence), s))
+		rows = append(rows, ts.settingRow(fmt.Sprint(s.Source.Sequence), s))
 	}
 	table(w, "SEQ\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
 }
 
 // settingRow is a setting's row of show and blame, after its first cell.
-func settingRow(first string, s audit.Setting) []string {
+func (ts tableStyle) settingRow(first string, s audit.Setting) []string {
 	why := "-"
 	if s.Source.Message != "" {
 		why = strconv.Quote(s.Source.Message)
 	}
 	chosen := "-"
 	if s.Origin != nil {
-		chosen = fmt.Sprintf("%s (#%d, %s, %s)", s.Origin.How, s.Origin.Sequence, s.Origin.By, when(s.Origin.Time))
+		chosen = fmt.Sprintf("%s (#%d, %s, %s)", s.Origin.How, s.Origin.Sequence, s.Origin.By, ts.at(s.Origin.Time))
 	}
-	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, when(s.Source.Time), why, chosen}
+	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, ts.at(s.Source.Time), why, chosen}
 }
 
 func diffCommand() *cobra.Command {

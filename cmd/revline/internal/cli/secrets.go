@@ -135,7 +135,7 @@ func secretsListCommand() *cobra.Command {
 		return render(e, f, views, err, func(w io.Writer, views []control.SecretView) {
 			rows := make([][]string, len(views))
 			for i, v := range views {
-				rows[i] = []string{v.Name, fmt.Sprint(v.Version), v.SetBy, when(v.SetAt)}
+				rows[i] = []string{v.Name, fmt.Sprint(v.Version), v.SetBy, f.style().at(v.SetAt)}
 			}
 			table(w, "NAME\tVERSION\tSET BY\tSET AT", rows)
 		})

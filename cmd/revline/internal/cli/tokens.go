@@ -56,9 +56,9 @@ func tokensListCommand() *cobra.Command {
 			for _, t := range tokens {
 				revoked := "-"
 				if t.Revoked {
-					revoked = when(t.RevokedAt) + " by " + t.RevokedBy
+					revoked = f.style().at(t.RevokedAt) + " by " + t.RevokedBy
 				}
-				rows = append(rows, []string{t.Name, string(t.Role), t.Apps, when(t.CreatedAt), t.CreatedBy, revoked})
+				rows = append(rows, []string{t.Name, string(t.Role), t.Apps, f.style().at(t.CreatedAt), t.CreatedBy, revoked})
 			}
 			table(w, "NAME\tROLE\tAPPS\tCREATED\tCREATED BY\tREVOKED", rows)
 		})

@@ -130,12 +130,12 @@ func webhooksListCommand() *cobra.Command {
 				}
 				status := h.Status
 				if h.Status != webhooks.StatusActive && h.ChangedAt != nil {
-					status += " by " + h.ChangedBy + " " + when(*h.ChangedAt)
+					status += " by " + h.ChangedBy + " " + f.style().at(*h.ChangedAt)
 					if h.Reason != "" {
 						status += ": " + h.Reason
 					}
 				}
-				rows[i] = []string{h.ID, h.URL, app, strings.Join(append([]string{}, h.Events...), ","), h.CreatedBy, when(h.CreatedAt), status}
+				rows[i] = []string{h.ID, h.URL, app, strings.Join(append([]string{}, h.Events...), ","), h.CreatedBy, f.style().at(h.CreatedAt), status}
 			}
 			table(w, "ID\tURL\tAPP\tEVENTS\tADDED BY\tADDED\tSTATUS", rows)
 		})
@@ -151,9 +151,9 @@ func webhooksHistoryCommand() *cobra.Command {
 		return render(e, f, versions, err, func(w io.Writer, versions []webhooks.Webhook) {
 			rows := make([][]string, len(versions))
 			for i, v := range versions {
-				rows[i] = []string{when(v.CreatedAt), "added", v.CreatedBy, "-"}
+				rows[i] = []string{f.style().at(v.CreatedAt), "added", v.CreatedBy, "-"}
 				if v.ChangedAt != nil {
-					rows[i] = []string{when(*v.ChangedAt), v.Status, v.ChangedBy, cmp.Or(v.Reason, "-")}
+					rows[i] = []string{f.style().at(*v.ChangedAt), v.Status, v.ChangedBy, cmp.Or(v.Reason, "-")}
 				}
 			}
 			table(w, "WHEN\tSTATUS\tBY\tWHY", rows)
@@ -211,7 +211,7 @@ func webhooksDeliveriesCommand() *cobra.Command {
 				if d.Status != 0 {
 					status = strconv.Itoa(d.Status)
 				}
-				rows[i] = []string{when(d.At), strconv.FormatUint(d.Sequence, 10), d.Type, d.App, d.EventID, attempt, status, fmt.Sprintf("%dms", d.LatencyMS), cmp.Or(d.Error, "-")}
+				rows[i] = []string{f.style().at(d.At), strconv.FormatUint(d.Sequence, 10), d.Type, d.App, d.EventID, attempt, status, fmt.Sprintf("%dms", d.LatencyMS), cmp.Or(d.Error, "-")}
 			}
 			table(w, "WHEN\tSEQ\tTYPE\tAPP\tEVENT ID\tATTEMPT\tSTATUS\tLATENCY\tERROR", rows)
 		})
