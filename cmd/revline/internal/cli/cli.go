@@ -67,6 +67,10 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// errReported is a failure the command has reported on stdout already,
+// as its result: exit 1 without an error line.
+var errReported = errors.New("failure reported on stdout")
+
 // unknownCommandError is a usage error (exit 2) whose message already says
 // where to look: an unknown command, or a group without its command.
 type unknownCommandError struct{ msg string }
@@ -102,7 +106,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		serveCommand(),
 		deployCommand(),
 		group("apps", "Apps and their revisions: list, roll back or forward, roll out, scale, suspend, inspect.",
-			appsListCommand(), listRevisionsCommand(), setRevCommand(), rolloutCommand(), deleteRevisionCommand(),
+			appsListCommand(), listRevisionsCommand(), setRevCommand(), rolloutCommand(), rolloutStatusCommand(), deleteRevisionCommand(),
 			scaleCommand(), runnersCommand(), changeStateCommand("suspend"), changeStateCommand("resume"),
 			historyCommand(), showCommand(), blameCommand(), diffCommand()),
 		group("runners", "One runner: stop or kill it, read its output.",
@@ -134,6 +138,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.Is(err, errReported):
+		return ExitFailed
 	case errors.As(err, &unknown):
 		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
 		return ExitUsage

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
@@ -222,6 +223,73 @@ func rolloutCommand() *cobra.Command {
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		res, err := s.control.Rollout(ctx, pos[0], force, !noWait)
 		return render(e, f, rolloutOutcome{pos[0], res}, err, printRollout)
+	})
+	return cmd
+}
+
+func rolloutStatusCommand() *cobra.Command {
+	cmd, f := clientCommand("rollout-status APP [ROLLOUT]", "Show a rollout, or with --watch follow it to its end, as kubectl rollout status does.",
+		"revline apps rollout-status my-model --watch", 1, 1)
+	cmd.Long = "Show a rollout, the app's last one unless ROLLOUT (its id) is given: requested (in progress), completed, or superseded by a newer rollout (exit 1). " +
+		"--watch follows it, wherever it was started, to its end: exit 0 once it completes, 1 if a newer rollout supersedes it or --timeout passes."
+	var watch bool
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout until it completes or is superseded (at most --timeout)")
+	cmd.Args = cobra.MatchAll(cmd.Args, func(_ *cobra.Command, pos []string) error {
+		if len(pos) == 2 {
+			if _, err := uuid.Parse(pos[1]); err != nil || len(pos[1]) != 36 {
+				return usagef("rollout id %.80q: want the full id (a UUID) that `revline apps rollout` or `revline audit` shows", pos[1])
+			}
+		}
+		return nil
+	})
+	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
+		app := pos[0]
+		// The view shows the rollout as of the app's last event at least,
+		// and --watch follows the events after it: no end is missed.
+		var id string
+		var end uint64
+		var err error
+		if len(pos) == 2 {
+			id = pos[1]
+			end, err = s.events.LastAppSequence(ctx, app)
+		} else {
+			end, err = audit.Each(ctx, s.events, audit.Filter{App: app, Types: []string{events.TypeRolloutRequested}}, 0, func(entry audit.Entry) error {
+				if ro, ok := entry.Payload.(events.RolloutRequested); ok {
+					id = ro.RolloutID
+				}
+				return nil
+			})
+			if err == nil && id == "" {
+				err = fmt.Errorf("app %q has no rollout", app)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		view, err := s.reader.Rollout(ctx, app, id, end)
+		if err != nil {
+			return err
+		}
+		res := control.RolloutResult{RolloutID: view.RolloutID, Force: view.Force, Status: "requested", Replaced: view.Replaced, DroppedRequests: view.DroppedRequests, Sequence: end}
+		switch view.Status {
+		case projections.RolloutCompleted:
+			res.Status = "completed"
+		case projections.RolloutSuperseded:
+			res.Status = "superseded"
+		default:
+			if watch {
+				if res, err = s.control.AwaitRollout(ctx, app, res); err != nil {
+					return err
+				}
+			}
+		}
+		if err := render(e, f, rolloutOutcome{app, res}, nil, printRollout); err != nil {
+			return err
+		}
+		if res.Status == "superseded" {
+			return errReported
+		}
+		return nil
 	})
 	return cmd
 }
