@@ -101,7 +101,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate(currentBuild().line() + "\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		serveCommand(),
 		deployCommand(),
@@ -150,6 +150,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
 		return ExitFailed
 	}
+}
+
+// flagError makes a flag that cobra could not parse a usage error; a long
+// flag given with one dash, as Go's flag package took it (-nats-url), is
+// told how to write it.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if _, arg, ok := strings.Cut(msg, "unknown shorthand flag: "); ok {
+		if _, given, ok := strings.Cut(arg, " in -"); ok {
+			name, _, _ := strings.Cut(given, "=")
+			if len(name) > 1 && cmd.Flags().Lookup(name) != nil {
+				msg = fmt.Sprintf("unknown flag -%s: a long flag takes two dashes: --%s", given, name)
+			}
+		}
+	}
+	return usageError{msg}
 }
 
 // oneLine keeps an error message on one line.

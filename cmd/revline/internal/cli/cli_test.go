@@ -172,6 +172,8 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"yaml output, long flag", []string{"apps", "list-rev", "my-app", "--output", "yaml"}, `output format "yaml"`, "usage: revline apps list-rev APP"},
 		{"zero timeout", []string{"apps", "list", "--timeout", "0s"}, "--timeout must be positive", "usage: revline apps list"},
 		{"unknown flag", []string{"apps", "list", "--colour"}, "unknown flag: --colour", "usage: revline apps list"},
+		{"long flag with one dash", []string{"apps", "list", "-timeout=5s"}, "a long flag takes two dashes: --timeout", "usage: revline apps list"},
+		{"unknown shorthand", []string{"apps", "list", "-x"}, "unknown shorthand flag: 'x' in -x", "usage: revline apps list"},
 		{"missing credentials file", []string{"apps", "list", "--nats-creds", "/nonexistent/revline.creds"}, "--nats-creds /nonexistent/revline.creds", "usage: revline apps list"},
 		{"client cert without key", []string{"apps", "list", "--nats-tls-cert", "/dev/null"}, "go together", "usage: revline apps list"},
 		{"credentials for the embedded server", []string{"serve", "--nats-creds", "/dev/null"}, "need --nats-url", "usage: revline serve"},
