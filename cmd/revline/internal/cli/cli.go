@@ -22,6 +22,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/webhooks"
 	"github.com/spf13/cobra"
@@ -250,8 +251,38 @@ func clientCommand(use, short, example string, nargs, optional int) (*cobra.Comm
 	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded in the audit log (env "+envActor+")")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
-
+	if words := strings.Fields(use); len(words) > 1 && (words[1] == "APP" || words[1] == "[APP]") {
+		cmd.ValidArgsFunction = f.completeApps
+	}
 	return cmd, f
+}
+
+// completeLimit bounds how long the shell waits for the apps to complete
+// an APP with.
+const completeLimit = 2 * time.Second
+
+// completeApps completes an APP argument with the names of the server's
+// apps, asked with the command's flags; nothing if the server does not
+// answer within completeLimit.
+func (f *clientFlags) completeApps(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), completeLimit)
+	defer cancel()
+	var names []cobra.Completion
+	_ = f.run(ctx, func(ctx context.Context, s *session) error {
+		apps, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
+			return s.reader.Apps(ctx, p, 0)
+		})
+		for _, a := range apps {
+			if strings.HasPrefix(a.Name, toComplete) {
+				names = append(names, a.Name)
+			}
+		}
+		return err
+	})
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 // style is how the command's tables look.
