@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -123,8 +124,11 @@ func deployCommand() *cobra.Command {
 			if perr := printJSON(e.stdout, deployOutcome{pos[0], res}); perr != nil {
 				return perr
 			}
-		} else {
-			printDeploy(e.stdout, pos[0], res)
+			return err
+		}
+		printDeploy(e.stdout, pos[0], res)
+		if errors.Is(err, control.ErrDeployFailed) {
+			return errReported // the sentence says why, once
 		}
 		return err
 	})

@@ -106,3 +106,19 @@ func TestRolloutStatusFollowsARolloutStartedElsewhere(t *testing.T) {
 		t.Fatalf("watch of a graceful rollout: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A failed deploy says why once: in the table's sentence on stdout (exit
+// 1, no error line), or with -o json in the JSON and in one line on
+// stderr.
+func TestFailedDeployIsReportedOnce(t *testing.T) {
+	s := startServe(t, t.TempDir(), freePort(t), freePort(t))
+	r := s.revline(t, "deploy", "broken", "--command", "echo 'weights not found' >&2; exit 3")
+	if r.code != 1 || strings.Count(r.stdout, "weights not found") != 1 || !strings.Contains(r.stdout, "failed") || r.stderr != "" {
+		t.Fatalf("failed deploy: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = s.revline(t, "deploy", "broken", "--command", "echo 'weights not found' >&2; exit 3", "-o", "json")
+	var got struct{ Status string }
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 1 || got.Status != "failed" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "weights not found") {
+		t.Fatalf("failed deploy -o json: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
