@@ -204,6 +204,7 @@ func outputFlag(cmd *cobra.Command, output *string, usage string, more func() []
 	})
 }
 
+// outputFormats are table, json and those more returns.
 func outputFormats(more func() []string) []string {
 	formats := []string{outputTable, outputJSON}
 	if more != nil {
