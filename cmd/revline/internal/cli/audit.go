@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -11,64 +10,54 @@ import (
 	"time"
 
 	"github.com/revline/revline/projections/audit"
+	"github.com/spf13/cobra"
 )
 
-func auditCommand() command {
-	c := command{
-		name:         "audit",
-		summary:      "Show the event log: who did what, when, and which command caused it. -o jsonl exports it; --follow streams it.",
-		usage:        "[APP]",
-		example:      "revline audit my-model --since '2h ago' --type 'app.*' --actor alice",
-		optionalArgs: 1,
-		outputs:      []string{outputJSONL},
+func auditCommand() *cobra.Command {
+	cmd, f := clientCommand("audit [APP]", "Show the event log: who did what, when, and which command caused it. -o jsonl exports it; --follow streams it.",
+		"revline audit my-model --since '2h ago' --type 'app.*' --actor alice", 0, 1)
+	f.outputs = append(f.outputs, outputJSONL)
+	var (
+		since, until, revision string
+		types                  globsFlag
+		follow                 bool
+		limit                  limitFlag
+		filter                 audit.Filter
+	)
+	fs := cmd.Flags()
+	fs.StringVar(&since, "since", "", "only events at or after `T`: RFC 3339, or a time before now (2h ago, 30m, 3d)")
+	fs.StringVar(&until, "until", "", "only events before `T` (as --since)")
+	fs.Var(&types, "type", "only events whose type matches `GLOB` (revision.*, app.scaled); repeatable, or comma-separated")
+	// --actor, who you are for the commands that change things, is here
+	// who did what: a filter.
+	actor := fs.Lookup("actor")
+	actor.Usage, actor.DefValue = "only events of this actor (as recorded: alice@laptop, worker:runner)", ""
+	fs.StringVar(&revision, "revision", "", "only events about this revision of APP: v3, 3, its id or a unique id prefix")
+	fs.BoolVar(&follow, "follow", false, "after the log so far, print new events as they happen, until interrupted")
+	limit.register(fs)
+	fs.Lookup("limit").Usage = "show only the last `N` events (default: all)"
+	fs.Lookup("output").Usage = "output format: table, wide, json, or jsonl (one event a line with its payload: the stable export)"
+	validate := func() (err error) {
+		now := time.Now()
+		if filter.Since, err = optionalTime("--since", since, now); err != nil {
+			return err
+		}
+		if filter.Until, err = optionalTime("--until", until, now); err != nil {
+			return err
+		}
+		filter.Types = types
+		if fs.Changed("actor") {
+			filter.Actor = f.actor
+		}
+		if follow && limit.n > 0 {
+			return usagef("--limit and --follow do not go together: --follow prints everything from the start")
+		}
+		return nil
 	}
-	c.run = func(e env, args []string) error {
-		var (
-			since, until, revision string
-			types                  globsFlag
-			follow                 bool
-			limit                  limitFlag
-			filter                 audit.Filter
-			flags                  *flag.FlagSet
-		)
-		extra := func(fs *flag.FlagSet) {
-			flags = fs
-			fs.StringVar(&since, "since", "", "only events at or after `T`: RFC 3339, or a time before now (2h ago, 30m, 3d)")
-			fs.StringVar(&until, "until", "", "only events before `T` (as --since)")
-			fs.Var(&types, "type", "only events whose type matches `GLOB` (revision.*, app.scaled); repeatable, or comma-separated")
-			// --actor, who you are for the commands that change things,
-			// is here who did what: a filter.
-			actor := fs.Lookup("actor")
-			actor.Usage, actor.DefValue = "only events of this actor (as recorded: alice@laptop, worker:runner)", ""
-			fs.StringVar(&revision, "revision", "", "only events about this revision of APP: v3, 3, its id or a unique id prefix")
-			fs.BoolVar(&follow, "follow", false, "after the log so far, print new events as they happen, until interrupted")
-			limit.register(fs)
-			fs.Lookup("limit").Usage = "show only the last `N` events (default: all)"
-			for _, name := range []string{"o", "output"} {
-				fs.Lookup(name).Usage = "output format: table, json, or jsonl (one event a line with its payload: the stable export)"
-			}
-		}
-		validate := func() (err error) {
-			now := time.Now()
-			if filter.Since, err = optionalTime("--since", since, now); err != nil {
-				return err
-			}
-			if filter.Until, err = optionalTime("--until", until, now); err != nil {
-				return err
-			}
-			filter.Types = types
-			flags.Visit(func(fl *flag.Flag) {
-				if fl.Name == "actor" {
-					filter.Actor = fl.Value.String()
-				}
-			})
-			if follow && limit.n > 0 {
-				return usagef("--limit and --follow do not go together: --follow prints everything from the start")
-			}
-			return nil
-		}
-		f, pos, err := clientArgs(e, c, args, 0, extra, validate)
-		if err != nil {
+	cmd.AddCommand(verifyCommand())
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		e := envOf(cmd)
+		if err := f.check(e, pos, validate); err != nil {
 			return err
 		}
 		if len(pos) > 0 {
@@ -97,7 +86,13 @@ func auditCommand() command {
 				return err
 			}
 		}
-		w := auditWriter{out: e.stdout, format: f.output, showApp: filter.App == ""}
+		// The log's times are exact, in table and wide alike: they are
+		// compared with other logs, and streamed with --follow.
+		format := f.output
+		if format == outputWide {
+			format = outputTable
+		}
+		w := auditWriter{out: e.stdout, format: format, showApp: filter.App == ""}
 		if follow {
 			if w.format == outputTable {
 				w.header()
@@ -117,34 +112,29 @@ func auditCommand() command {
 		}
 		return w.all(entries)
 	}
-	return c
+	return cmd
 }
 
-func historyCommand() command {
-	c := command{
-		name:    "apps history",
-		summary: "Show an app's releases, newest first: deploys, rollbacks, scaling, deletes, with who and when.",
-		usage:   "APP",
-		example: "revline apps history my-model --limit 10",
-	}
-	c.run = func(e env, args []string) error {
-		var limit limitFlag
-		return withClient(e, c, args, 1, limit.register, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			entries, err := readAudit(ctx, s.events, audit.Filter{App: pos[0], Types: audit.HistoryTypes})
-			if err != nil {
-				return err
-			}
-			if len(entries) == 0 {
-				return fmt.Errorf("app %q has no history", pos[0])
-			}
-			slices.Reverse(entries)
-			if limit.n > 0 && len(entries) > limit.n {
-				entries = entries[:limit.n]
-			}
-			return render(e, f, entries, nil, printHistory)
-		})
-	}
-	return c
+func historyCommand() *cobra.Command {
+	cmd, f := clientCommand("history APP", "Show an app's releases, newest first: deploys, rollbacks, scaling, deletes, with who and when.",
+		"revline apps history my-model --limit 10", 1, 0)
+	var limit limitFlag
+	limit.register(cmd.Flags())
+	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
+		entries, err := readAudit(ctx, s.events, audit.Filter{App: pos[0], Types: audit.HistoryTypes})
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return fmt.Errorf("app %q has no history", pos[0])
+		}
+		slices.Reverse(entries)
+		if limit.n > 0 && len(entries) > limit.n {
+			entries = entries[:limit.n]
+		}
+		return render(e, f, entries, nil, f.style().printHistory)
+	})
+	return cmd
 }
 
 // readAudit reads every entry filter keeps, as the log is now.
@@ -212,14 +202,14 @@ func (w auditWriter) one(entry audit.Entry) error {
 	return err
 }
 
-func printHistory(w io.Writer, entries []audit.Entry) {
+func (ts tableStyle) printHistory(w io.Writer, entries []audit.Entry) {
 	rows := make([][]string, 0, len(entries))
 	for _, e := range entries {
 		current := e.Current
 		if current == "" {
 			current = "-"
 		}
-		rows = append(rows, []string{current, when(e.Time), e.By, e.Summary})
+		rows = append(rows, []string{current, ts.at(e.Time), e.By, e.Summary})
 	}
 	table(w, "CURRENT\tWHEN\tBY\tCHANGE", rows)
 }
@@ -253,6 +243,9 @@ func optionalTime(flagName, text string, now time.Time) (time.Time, error) {
 type globsFlag []string
 
 func (g *globsFlag) String() string { return strings.Join(*g, ",") }
+
+// Type implements pflag.Value: the value's kind in help.
+func (g *globsFlag) Type() string { return "GLOB" }
 
 func (g *globsFlag) Set(s string) error {
 	for _, p := range strings.Split(s, ",") {

@@ -5,32 +5,28 @@ import (
 	"runtime/pprof"
 
 	"github.com/revline/revline/cmd/revline/internal/bench"
+	"github.com/spf13/cobra"
 )
 
-func benchCommand() command {
-	c := command{
-		name:    "bench",
-		summary: "Measure Revline against its baselines (raw NATS, a bare reverse proxy, direct requests) in one run, and print the ratios.",
-		example: "revline bench --ops 2000 --requests 50000 --concurrency 16 -o json",
-	}
-	c.run = func(e env, args []string) error {
-		fs := c.flagSet()
-		ops := fs.Int("ops", 2000, "operations per NATS case (event append, command round trip and their raw baselines)")
-		requests := fs.Int("requests", 50000, "measured requests per HTTP case (direct, bare reverse proxy, gateway)")
-		concurrency := fs.Int("concurrency", 16, "concurrent keep-alive clients of the HTTP cases")
-		revisions := fs.Int("revisions", bench.ManyRevisions, "revisions of the large app whose command latency is compared with one of 10 revisions")
-		startupEvents := fs.Int("startup-events", 0, "events to seed for the start-up cases, with and without snapshots (0: leave them out)")
-		var output string
-		fs.StringVar(&output, "o", outputTable, "output format: table or json")
-		fs.StringVar(&output, "output", outputTable, "output format: table or json")
-		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
-		if pos, err := parse(e, fs, args); err != nil {
-			return err
-		} else if len(pos) > 0 || *ops < 1 || *requests < 1 || *concurrency < 1 || *revisions < 1 || *startupEvents < 0 {
-			return usagef("bench takes no arguments, --ops, --requests, --concurrency and --revisions must be at least 1, and --startup-events at least 0")
+func benchCommand() *cobra.Command {
+	cmd := newCommand("bench", "Measure Revline against its baselines (raw NATS, a bare reverse proxy, direct requests) in one run, and print the ratios.",
+		"revline bench --ops 2000 --requests 50000 --concurrency 16 -o json", 0, 0)
+	fs := cmd.Flags()
+	ops := fs.Int("ops", 2000, "operations per NATS case (event append, command round trip and their raw baselines)")
+	requests := fs.Int("requests", 50000, "measured requests per HTTP case (direct, bare reverse proxy, gateway)")
+	concurrency := fs.Int("concurrency", 16, "concurrent keep-alive clients of the HTTP cases")
+	revisions := fs.Int("revisions", bench.ManyRevisions, "revisions of the large app whose command latency is compared with one of 10 revisions")
+	startupEvents := fs.Int("startup-events", 0, "events to seed for the start-up cases, with and without snapshots (0: leave them out)")
+	var output string
+	outputFlag(cmd, &output, "output format: table or json", nil)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		e := envOf(cmd)
+		if *ops < 1 || *requests < 1 || *concurrency < 1 || *revisions < 1 || *startupEvents < 0 {
+			return usagef("--ops, --requests, --concurrency and --revisions must be at least 1, and --startup-events at least 0")
 		}
-		if output != outputTable && output != outputJSON {
-			return usagef("output format %q: want table or json", output)
+		if err := checkOutput(output, nil); err != nil {
+			return err
 		}
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
@@ -55,5 +51,5 @@ func benchCommand() command {
 		}
 		return err
 	}
-	return c
+	return cmd
 }

@@ -51,7 +51,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
 			r := run(t, args...)
-			if r.code != cli.ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, "Usage: revline bench") {
+			if r.code != cli.ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, "usage: revline bench") {
 				t.Errorf("exit %d, stdout %q, stderr %q; want a usage error", r.code, r.stdout, r.stderr)
 			}
 		})

@@ -8,7 +8,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,8 +22,10 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/webhooks"
+	"github.com/spf13/cobra"
 )
 
 // Exit codes.
@@ -36,6 +37,7 @@ const (
 	envNATSURL   = "REVLINE_NATS_URL"
 	envActor     = "REVLINE_ACTOR"
 	outputTable  = "table"
+	outputWide   = "wide"
 	outputJSON   = "json"
 	outputJSONL  = "jsonl"
 	defaultWait  = 10 * time.Minute
@@ -53,22 +55,9 @@ type env struct {
 	stderr io.Writer
 }
 
-// command is one CLI command.
-type command struct {
-	name    string
-	summary string
-	usage   string // arguments after the command name
-	example string
-	run     func(e env, args []string) error
-	// optionalArgs is how many positional arguments after the required
-	// ones a client command may take (audit's APP).
-	optionalArgs int
-	// outputs are the output formats of a client command besides table
-	// and json.
-	outputs []string
-	// argNotApp: the first positional argument is not an app's name (a
-	// token's).
-	argNotApp bool
+// envOf is the env of a running command.
+func envOf(cmd *cobra.Command) env {
+	return env{ctx: cmd.Context(), stdin: cmd.InOrStdin(), stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()}
 }
 
 // usageError marks a mistake in how the command was called (exit 2).
@@ -79,61 +68,86 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-func commands() []command {
-	return []command{
+// errReported is a failure the command has reported on stdout already,
+// as its result: exit 1 without an error line.
+var errReported = errors.New("failure reported on stdout")
+
+// unknownCommandError is a usage error (exit 2) whose message already says
+// where to look: an unknown command, or a group without its command.
+type unknownCommandError struct{ msg string }
+
+// Error implements the error interface.
+func (e unknownCommandError) Error() string { return e.msg }
+
+// newRoot builds the command tree, writing to stdout and stderr.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:     "revline",
+		Short:   "revline: revisions and rollouts for serverless apps, event-sourced on NATS JetStream.",
+		Example: "  revline serve --data-dir ./revline-data\n  revline deploy my-model --command 'python3 -m http.server $PORT --bind 127.0.0.1'",
+		Version: Version,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return unknownCommand(cmd, args)
+		},
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Annotations:   map[string]string{groupAnnotation: "true"},
+	}
+	root.SetUsageTemplate(usageTemplate)
+	// Before the completion command is added: it takes its output then.
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate(currentBuild().line() + "\n")
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(
 		serveCommand(),
 		natsConfigCommand(),
 		deployCommand(),
-		{name: "apps list", summary: "List apps.", example: "revline apps list -o json", run: appsList},
-		{name: "apps list-rev", summary: "List an app's revisions, newest first; the current one is marked. --at shows them as they were then.", usage: "APP", example: "revline apps list-rev my-model --at '2h ago'", run: listRevisions},
-		setRevCommand(),
-		rolloutCommand(),
-		{name: "apps delete-rev", summary: "Delete a revision (not the current one). It leaves the list, never the audit log.", usage: "APP REVISION", example: "revline apps delete-rev my-model v2", run: deleteRevision},
-		scaleCommand(),
-		runnersCommand(),
-		runnerStopCommand(false),
-		runnerStopCommand(true),
-		{name: "apps suspend", summary: "Stop an app's runners; its current revision shows as suspended.", usage: "APP", example: "revline apps suspend my-model", run: suspend},
-		{name: "apps resume", summary: "Bring a suspended app back.", usage: "APP", example: "revline apps resume my-model", run: resume},
-		historyCommand(),
-		showCommand(),
-		blameCommand(),
-		diffCommand(),
-		runnerLogsCommand(),
-		verifyCommand(), // before audit, which would take "verify" for an app
+		group("apps", "Apps and their revisions: list, roll back or forward, roll out, scale, suspend, inspect.",
+			appsListCommand(), listRevisionsCommand(), setRevCommand(), rolloutCommand(), rolloutStatusCommand(), deleteRevisionCommand(),
+			scaleCommand(), runnersCommand(), changeStateCommand("suspend"), changeStateCommand("resume"),
+			historyCommand(), showCommand(), blameCommand(), diffCommand()),
+		group("runners", "One runner: stop or kill it, read its output.",
+			runnerStopCommand(false), runnerStopCommand(true), runnerLogsCommand()),
 		auditCommand(),
-		secretsSetCommand(),
-		secretsListCommand(),
-		secretsUnsetCommand(),
-		webhooksAddCommand(), webhooksListCommand(), webhooksHistoryCommand(), webhooksRemoveCommand(),
-		webhooksStatusCommand(webhooks.StatusActive), webhooksStatusCommand(webhooks.StatusDisabled),
-		webhooksDeliveriesCommand(), webhooksRedeliverCommand(),
-		tokensCreateCommand(),
-		tokensListCommand(),
-		tokensRevokeCommand(),
+		group("secrets", "Apps' secrets: set, list, unset.",
+			secretsSetCommand(), secretsListCommand(), secretsUnsetCommand()),
+		group("webhooks", "Send events to URLs: add, list, pause, enable, remove, see deliveries.",
+			webhooksAddCommand(), webhooksListCommand(), webhooksHistoryCommand(), webhooksRemoveCommand(),
+			webhooksStatusCommand(webhooks.StatusActive), webhooksStatusCommand(webhooks.StatusDisabled),
+			webhooksDeliveriesCommand(), webhooksRedeliverCommand()),
+		group("tokens", "Bearer tokens of the HTTP API and the dashboard: create, list, revoke.",
+			tokensCreateCommand(), tokensListCommand(), tokensRevokeCommand()),
 		replayCommand(),
 		benchCommand(),
 		versionCommand(),
-	}
+	)
+	addBuiltinExamples(root)
+	return root
 }
 
 // Main runs the CLI with args (without the program name) and returns the
 // exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := env{ctx: ctx, stdin: os.Stdin, stdout: stdout, stderr: stderr}
-	cmd, rest, ok := findCommand(args)
-	if !ok {
-		return helpFor(e, args)
-	}
-	err := cmd.run(e, rest)
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
 	var usage usageError
+	var unknown unknownCommandError
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, flag.ErrHelp):
-		return ExitOK
+	case errors.Is(err, errReported):
+		return ExitFailed
+	case errors.As(err, &unknown):
+		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+		return ExitUsage
 	case errors.As(err, &usage):
-		fmt.Fprintf(stderr, "Error: %s\nUsage: revline %s %s (see revline %s --help)\n", oneLine(err), cmd.name, cmd.usage, cmd.name)
+		fmt.Fprintf(stderr, "Error: %s; usage: %s (see `%s --help`)\n", oneLine(err), cmd.UseLine(), cmd.CommandPath())
 		return ExitUsage
 	default:
 		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
@@ -141,23 +155,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func findCommand(args []string) (command, []string, bool) {
-	for _, c := range commands() {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			return c, args[len(words):], true
+// flagError makes a flag that cobra could not parse a usage error; a long
+// flag given with one dash, as Go's flag package took it (-nats-url), is
+// told how to write it.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if _, arg, ok := strings.Cut(msg, "unknown shorthand flag: "); ok {
+		if _, given, ok := strings.Cut(arg, " in -"); ok {
+			name, _, _ := strings.Cut(given, "=")
+			if len(name) > 1 && cmd.Flags().Lookup(name) != nil {
+				msg = fmt.Sprintf("unknown flag -%s: a long flag takes two dashes: --%s", given, name)
+			}
 		}
 	}
-	return command{}, nil, false
-}
-
-func printHelp(w io.Writer) {
-	fmt.Fprintln(w, "revline: revisions and rollouts for serverless apps, event-sourced on NATS JetStream.")
-	fmt.Fprintln(w, "\nUsage: revline COMMAND [ARGS] [FLAGS]\n\nCommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun `revline COMMAND --help` for a command's flags and an example.")
+	return usageError{msg}
 }
 
 // oneLine keeps an error message on one line.
@@ -165,32 +176,51 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// flagSet returns a FlagSet whose --help explains the command with an
-// example. It prints nothing itself: parse reports errors in one line.
-func (c command) flagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet("revline "+c.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "%s\n\nUsage: revline %s %s [FLAGS]\n\nExample:\n  %s\n\nFlags:\n", c.summary, c.name, c.usage, c.example)
-		fs.PrintDefaults()
+// newCommand returns a command: use is its name and its arguments
+// ("set-rev APP REVISION"), which takes nargs of them, and up to optional
+// more.
+func newCommand(use, short, example string, nargs, optional int) *cobra.Command {
+	return &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Example: "  " + strings.ReplaceAll(example, "\n", "\n  "),
+		Args: func(cmd *cobra.Command, pos []string) error {
+			if len(pos) < nargs || len(pos) > nargs+optional {
+				_, usage, _ := strings.Cut(cmd.Use, " ")
+				if usage == "" {
+					return usagef("%s takes no arguments, got %q", strings.TrimPrefix(cmd.CommandPath(), "revline "), strings.Join(pos, " "))
+				}
+				return usagef("want %s argument(s) (%s), got %d", argCount(nargs, optional), usage, len(pos))
+			}
+			return nil
+		},
 	}
-	return fs
 }
 
-// parse parses args; --help prints the command's help on stdout and
-// returns flag.ErrHelp, a bad flag returns a usageError.
-func parse(e env, fs *flag.FlagSet, args []string) ([]string, error) {
-	pos, err := parseInterspersed(fs, args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(e.stdout)
-		fs.Usage()
-		return nil, err
-	case err != nil:
-		return nil, usageError{err.Error()}
+// outputFlag registers -o/--output on cmd, whose formats are table, json
+// and more (read when the shell completes the flag).
+func outputFlag(cmd *cobra.Command, output *string, usage string, more func() []string) {
+	cmd.Flags().StringVarP(output, "output", "o", outputTable, usage)
+	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return outputFormats(more), cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+// outputFormats are table, json and those more returns.
+func outputFormats(more func() []string) []string {
+	formats := []string{outputTable, outputJSON}
+	if more != nil {
+		formats = append(formats, more()...)
 	}
-	return pos, nil
+	return formats
+}
+
+// checkOutput checks an -o value against the formats of outputFlag.
+func checkOutput(output string, more func() []string) error {
+	if formats := outputFormats(more); !slices.Contains(formats, output) {
+		return usagef("output format %q: want %s or %s", output, strings.Join(formats[:len(formats)-1], ", "), formats[len(formats)-1])
+	}
+	return nil
 }
 
 // clientFlags are the flags every client command has.
@@ -205,26 +235,71 @@ type clientFlags struct {
 	// progress prints a long wait's steps: set for table output on a
 	// terminal, nil otherwise (scripts and pipes get the result alone).
 	progress func(line string)
+	// outputs are the command's output formats besides table and json.
+	outputs []string
+	// firstArg checks the first positional argument, an app's name unless
+	// the command says otherwise (a token's name, a webhook's id).
+	firstArg func(string) error
 }
 
-func (f *clientFlags) register(fs *flag.FlagSet) {
+// clientCommand returns a client command (as newCommand) with the flags
+// every client command has.
+func clientCommand(use, short, example string, nargs, optional int) (*cobra.Command, *clientFlags) {
+	cmd := newCommand(use, short, example, nargs, optional)
+	f := &clientFlags{firstArg: events.ValidateAppName}
+	fs := cmd.Flags()
 	f.natsURL = envOr(envNATSURL, defaultNATS)
 	fs.StringVar(&f.natsURL, "nats-url", f.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
 	f.nats.register(fs)
 	f.nats.localIdentity = true
-	fs.StringVar(&f.output, "o", outputTable, "output format: table or json")
-	fs.StringVar(&f.output, "output", outputTable, "output format: table or json")
+	f.outputs = []string{outputWide}
+	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
+	if words := strings.Fields(use); len(words) > 1 && (words[1] == "APP" || words[1] == "[APP]") {
+		cmd.ValidArgsFunction = f.completeApps
+	}
+	return cmd, f
 }
 
-// validate checks the flags; more are the output formats the command has
-// besides table and json.
-func (f *clientFlags) validate(more []string) error {
-	formats := append([]string{outputTable, outputJSON}, more...)
-	if !slices.Contains(formats, f.output) {
-		return usagef("output format %q: want %s", f.output, strings.Join(formats, " or "))
+// completeLimit bounds how long the shell waits for the apps to complete
+// an APP with.
+const completeLimit = 2 * time.Second
+
+// completeApps completes an APP argument with the names of the server's
+// apps, asked with the command's flags; nothing if the server does not
+// answer within completeLimit.
+func (f *clientFlags) completeApps(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), completeLimit)
+	defer cancel()
+	var names []cobra.Completion
+	_ = f.run(ctx, func(ctx context.Context, s *session) error {
+		apps, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.AppView], error) {
+			return s.reader.Apps(ctx, p, 0)
+		})
+		for _, a := range apps {
+			if strings.HasPrefix(a.Name, toComplete) {
+				names = append(names, a.Name)
+			}
+		}
+		return err
+	})
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+// style is how the command's tables look.
+func (f *clientFlags) style() tableStyle {
+	return tableStyle{now: time.Now(), wide: f.output == outputWide}
+}
+
+// validate checks the flags.
+func (f *clientFlags) validate() error {
+	if err := checkOutput(f.output, func() []string { return f.outputs }); err != nil {
+		return err
 	}
 	if f.timeout <= 0 {
 		return usagef("--timeout must be positive")
@@ -308,19 +383,21 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 
 func (s *session) close() { s.nc.Close() }
 
-// withClient parses a client command's flags, checks its positional
-// arguments and, with validate if given, its flags, then connects and runs
-// fn with a deadline. Every usage error is reported before connecting.
-func withClient(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), validate func() error, fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
-	f, pos, err := clientArgs(e, c, args, nargs, extra, validate)
-	if err != nil {
-		return err
+// runE makes cmd's RunE: check the flags and positional arguments as check
+// does, then connect and run fn with the --timeout deadline. Every usage
+// error is reported before connecting.
+func (f *clientFlags) runE(cmd *cobra.Command, validate func() error, fn func(ctx context.Context, e env, s *session, pos []string) error) {
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		e := envOf(cmd)
+		if err := f.check(e, pos, validate); err != nil {
+			return err
+		}
+		return f.run(e.ctx, func(ctx context.Context, s *session) error { return fn(ctx, e, s, pos) })
 	}
-	return f.run(e.ctx, pos, fn)
 }
 
 // run connects and runs fn with the --timeout deadline.
-func (f *clientFlags) run(ctx context.Context, pos []string, fn func(ctx context.Context, s *session, f *clientFlags, pos []string) error) error {
+func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *session) error) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
@@ -328,42 +405,38 @@ func (f *clientFlags) run(ctx context.Context, pos []string, fn func(ctx context
 		return err
 	}
 	defer s.close()
-	return fn(ctx, s, f, pos)
+	return fn(ctx, s)
 }
 
-// clientArgs parses and checks a client command's flags and positional
-// arguments as withClient does, without connecting.
-func clientArgs(e env, c command, args []string, nargs int, extra func(*flag.FlagSet), validate func() error) (*clientFlags, []string, error) {
-	fs := c.flagSet()
-	var f clientFlags
-	f.register(fs)
-	if extra != nil {
-		extra(fs)
+// check checks a client command's flags (with validate, if given, too) and
+// its first positional argument (firstArg), without
+// connecting; cobra has checked how many arguments there are.
+func (f *clientFlags) check(e env, pos []string, validate func() error) error {
+	if err := f.validate(); err != nil {
+		return err
 	}
-	pos, err := parse(e, fs, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(pos) < nargs || len(pos) > nargs+c.optionalArgs {
-		return nil, nil, usagef("want %s argument(s) (%s), got %d", argCount(nargs, c.optionalArgs), c.usage, len(pos))
-	}
-	if err := f.validate(c.outputs); err != nil {
-		return nil, nil, err
-	}
-	if f.output == outputTable && isTerminalWriter(e.stderr) {
+	if (f.output == outputTable || f.output == outputWide) && isTerminalWriter(e.stderr) {
 		f.progress = func(line string) { fmt.Fprintf(e.stderr, "… %s\n", line) }
 	}
 	if validate != nil {
 		if err := validate(); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
-	if len(pos) > 0 && !c.argNotApp {
-		if err := events.ValidateAppName(pos[0]); err != nil {
-			return nil, nil, err
-		}
+	if len(pos) > 0 {
+		return f.firstArg(pos[0])
 	}
-	return &f, pos, nil
+	return nil
+}
+
+// asUsage makes the errors of check usage errors.
+func asUsage(check func(string) error) func(string) error {
+	return func(s string) error {
+		if err := check(s); err != nil {
+			return usageError{err.Error()}
+		}
+		return nil
+	}
 }
 
 // argCount says how many positional arguments a command takes: "1", or

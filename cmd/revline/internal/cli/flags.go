@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/revline/revline/events"
+	"github.com/spf13/pflag"
 )
 
 // intFlag is an int flag that remembers whether it was set, for partial
@@ -19,6 +19,9 @@ func (f *intFlag) String() string {
 	}
 	return strconv.Itoa(*f.v)
 }
+
+// Type implements pflag.Value: the value's kind in help.
+func (f *intFlag) Type() string { return "int" }
 
 func (f *intFlag) Set(s string) error {
 	n, err := strconv.Atoi(s)
@@ -43,6 +46,9 @@ func (f *secondsFlag) String() string {
 	return strconv.FormatInt(int64(*f.v), 10)
 }
 
+// Type implements pflag.Value: the value's kind in help.
+func (f *secondsFlag) Type() string { return "seconds" }
+
 func (f *secondsFlag) Set(s string) error {
 	d, err := events.ParseSeconds(s)
 	if err != nil {
@@ -56,7 +62,7 @@ func (f *secondsFlag) Set(s string) error {
 // 0 for all of them.
 type limitFlag struct{ n int }
 
-func (l *limitFlag) register(fs *flag.FlagSet) {
+func (l *limitFlag) register(fs *pflag.FlagSet) {
 	fs.Func("limit", "show at most `N` items, from the top of the list (default: all)", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -71,6 +77,9 @@ func (l *limitFlag) register(fs *flag.FlagSet) {
 type annotationsFlag map[string]string
 
 func (a annotationsFlag) String() string { return "" }
+
+// Type implements pflag.Value: the value's kind in help.
+func (a annotationsFlag) Type() string { return "KEY=VALUE" }
 
 func (a annotationsFlag) Set(s string) error {
 	key, value, ok := strings.Cut(s, "=")
@@ -87,7 +96,7 @@ type runtimeFlags struct {
 	minConcurrency, maxConcurrency, concurrencyBuffer, concurrencyBufferPerc intFlag
 }
 
-func (r *runtimeFlags) register(fs *flag.FlagSet) {
+func (r *runtimeFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&r.keepAlive, "keep-alive", "seconds an idle runner is kept (300, 300s, 5m)")
 	fs.Var(&r.minConcurrency, "min-concurrency", "runners kept up even without traffic")
 	fs.Var(&r.maxConcurrency, "max-concurrency", "most runners the app may have")
@@ -116,7 +125,7 @@ type codeFlags struct {
 	startupTimeout  secondsFlag
 }
 
-func (c *codeFlags) register(fs *flag.FlagSet) {
+func (c *codeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.machineType, "machine-type", "", "machine type of the runners (default XS)")
 	fs.Var(&c.maxMultiplexing, "max-multiplexing", "concurrent requests one runner takes (default 1)")
 	fs.Var(&c.startupTimeout, "startup-timeout", "how long a runner has to listen on $PORT (default 60s)")
@@ -128,24 +137,4 @@ func (c *codeFlags) overrides() events.CodeOverrides {
 		o.MachineType = &c.machineType
 	}
 	return o
-}
-
-// parseInterspersed parses flags that may come before, between or after
-// the positional arguments, as in `revline deploy my-app --command ...`.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if rest[0] == "--" {
-			return append(positional, rest[1:]...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
 }

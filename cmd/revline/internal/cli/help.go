@@ -1,98 +1,109 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
-// groups returns the first words of the commands that have several words
-// (apps, runners, secrets): `revline apps --help` lists a group.
-func groups() []string {
-	var out []string
-	for _, c := range commands() {
-		if group, _, ok := strings.Cut(c.name, " "); ok && !slices.Contains(out, group) {
-			out = append(out, group)
-		}
+// group returns a command that groups others (apps, runners, ...): it
+// runs none itself, and `revline GROUP --help` lists them.
+func group(name, short string, children ...*cobra.Command) *cobra.Command {
+	g := &cobra.Command{
+		Use:     name,
+		Short:   short,
+		Example: fmt.Sprintf("  %s\n  revline %s --help", strings.TrimSpace(children[0].Example), name),
 	}
-	return out
+	g.AddCommand(children...)
+	makeGroup(g)
+	return g
 }
 
-// printGroupHelp lists the commands of group.
-func printGroupHelp(w io.Writer, group string) {
-	fmt.Fprintf(w, "Usage: revline %s COMMAND [ARGS] [FLAGS]\n\nCommands:\n", group)
-	for _, c := range commands() {
-		if strings.HasPrefix(c.name, group+" ") {
-			fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
-		}
+// makeGroup makes g a group: `revline GROUP` alone or with an unknown
+// command is a usage error.
+func makeGroup(g *cobra.Command) {
+	if g.Annotations == nil {
+		g.Annotations = map[string]string{}
 	}
-	fmt.Fprintf(w, "\nRun `revline %s COMMAND --help` for a command's flags and an example.\n", group)
-}
-
-// helpFor answers what Main could not match to a command: help for
-// everything, for a group or for a command (`revline help deploy`), the
-// version, or an unknown command with the nearest known one. It returns
-// the exit code.
-func helpFor(e env, args []string) int {
-	isHelp := func(s string) bool { return s == "-h" || s == "--help" || s == "help" }
-	switch {
-	case len(args) == 0 || (len(args) == 1 && isHelp(args[0])):
-		printHelp(e.stdout)
-		return ExitOK
-	case args[0] == "--version":
-		return Main(e.ctx, []string{"version"}, e.stdout, e.stderr)
-	case args[0] == "help":
-		// `revline help apps scale` is `revline apps scale --help`.
-		return Main(e.ctx, append(args[1:], "--help"), e.stdout, e.stderr)
-	case slices.Contains(groups(), args[0]):
-		if len(args) > 1 && isHelp(args[1]) {
-			printGroupHelp(e.stdout, args[0])
-			return ExitOK
-		}
-		if len(args) == 1 {
+	g.Annotations[groupAnnotation] = "true"
+	g.Args = cobra.ArbitraryArgs
+	g.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
 			var names []string
-			for _, c := range commands() {
-				if rest, ok := strings.CutPrefix(c.name, args[0]+" "); ok {
-					names = append(names, rest)
-				}
+			for _, c := range cmd.Commands() {
+				names = append(names, c.Name())
 			}
-			fmt.Fprintf(e.stderr, "Error: unknown command %q: it needs one of %s; run `revline --help` or `revline %s --help`\n", args[0], strings.Join(names, ", "), args[0])
-			return ExitUsage
+			return unknownCommandError{fmt.Sprintf("unknown command %q: it needs one of %s; run `revline --help` or `%s --help`", cmd.Name(), strings.Join(names, ", "), cmd.CommandPath())}
 		}
+		return unknownCommand(cmd, args)
 	}
-	asked := strings.Join(args[:min(len(args), 2)], " ")
-	if len(args) > 1 && strings.HasPrefix(args[1], "-") {
-		asked = args[0]
-	}
-	msg := fmt.Sprintf("Error: unknown command %q", asked)
-	if near := nearest(asked); near != "" {
+}
+
+// groupAnnotation marks the root and the groups: they run no command of
+// their own, so their usage shows only `revline GROUP [command]`.
+const groupAnnotation = "revline/group"
+
+// usageTemplate is cobra's, without the usage line of a command that only
+// groups others.
+const usageTemplate = `Usage:{{if and .Runnable (not (index .Annotations "` + groupAnnotation + `"))}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if gt (len .Aliases) 0}}
+
+Aliases:
+  {{.NameAndAliases}}{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+`
+
+// unknownCommand is the error for args that name no command under cmd,
+// with the nearest command's name if one is within a typo.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	asked := strings.TrimSpace(strings.TrimPrefix(cmd.CommandPath()+" "+args[0], "revline"))
+	msg := fmt.Sprintf("unknown command %q", asked)
+	if near := nearest(cmd.Root(), asked); near != "" {
 		msg += fmt.Sprintf("; did you mean %q?", near)
 	}
-	fmt.Fprintf(e.stderr, "%s; run `revline --help` for the list\n", msg)
-	return ExitUsage
+	return unknownCommandError{msg + "; run `revline --help` for the list"}
 }
 
-// nearest returns the command name closest to asked: one its name, or the
-// last word of its name, is within a typo of (at most a third of the
-// letters, and at most 3), or "".
-func nearest(asked string) string {
+// nearest returns the name of the command closest to asked: one its name,
+// or the last word of its name, is within a typo of (at most a third of
+// the letters, and at most 3), or "".
+func nearest(root *cobra.Command, asked string) string {
 	limit := min(3, len(asked)/3+1)
 	best, bestDistance := "", limit+1
-	for _, c := range commands() {
-		candidates := []string{c.name}
-		if _, last, ok := strings.Cut(c.name, " "); ok && !strings.Contains(asked, " ") {
-			candidates = append(candidates, last) // `revline scale` for `revline apps scale`
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
 		}
-		for _, name := range candidates {
-			if d := editDistance(asked, name); d < bestDistance {
-				best, bestDistance = c.name, d
+		if !c.Runnable() || c.Hidden || c == root {
+			return
+		}
+		name := strings.TrimPrefix(c.CommandPath(), "revline ")
+		candidates := []string{name}
+		if c.Parent() != root && !strings.Contains(asked, " ") {
+			candidates = append(candidates, c.Name()) // `revline scale` for `revline apps scale`
+		}
+		for _, candidate := range candidates {
+			if d := editDistance(asked, candidate); d < bestDistance {
+				best, bestDistance = name, d
 			}
 		}
 	}
+	walk(root)
 	return best
 }
 
@@ -142,42 +153,73 @@ func currentBuild() buildInfo {
 	return b
 }
 
-func versionCommand() command {
-	c := command{
-		name:    "version",
-		summary: "Print the version, the commit it was built from and the Go version.",
-		example: "revline version -o json",
+// line is the build as `revline version` and `revline --version` print it.
+func (b buildInfo) line() string {
+	line := "revline " + b.Version
+	if b.Commit != "" {
+		line += " (commit " + b.Commit[:min(len(b.Commit), 12)]
+		if b.Modified {
+			line += ", modified"
+		}
+		line += ")"
 	}
-	c.run = func(e env, args []string) error {
-		fs := c.flagSet()
-		var output string
-		fs.StringVar(&output, "o", outputTable, "output format: table or json")
-		fs.StringVar(&output, "output", outputTable, "output format: table or json")
-		pos, err := parse(e, fs, args)
-		switch {
-		case err != nil:
+	return line + " " + b.Go
+}
+
+func versionCommand() *cobra.Command {
+	cmd := newCommand("version", "Print the version, the commit it was built from and the Go version.", "revline version -o json", 0, 0)
+	var output string
+	outputFlag(cmd, &output, "output format: table or json", nil)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkOutput(output, nil); err != nil {
 			return err
-		case len(pos) > 0:
-			return usagef("version takes no arguments, got %q", strings.Join(pos, " "))
-		case output != outputTable && output != outputJSON:
-			return usagef("output format %q: want table or json", output)
 		}
 		b := currentBuild()
 		if output == outputJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(b)
+			return printJSON(cmd.OutOrStdout(), b)
 		}
-		line := "revline " + b.Version
-		if b.Commit != "" {
-			line += " (commit " + b.Commit[:min(len(b.Commit), 12)]
-			if b.Modified {
-				line += ", modified"
-			}
-			line += ")"
-		}
-		_, err = fmt.Fprintf(e.stdout, "%s %s\n", line, b.Go)
+		_, err := fmt.Fprintln(cmd.OutOrStdout(), b.line())
 		return err
 	}
-	return c
+	return cmd
+}
+
+// completionExamples load the completion of each shell cobra knows.
+var completionExamples = map[string]string{
+	"bash":       "source <(revline completion bash)",
+	"zsh":        `revline completion zsh > "${fpath[1]}/_revline"`,
+	"fish":       "revline completion fish | source",
+	"powershell": "revline completion powershell | Out-String | Invoke-Expression",
+}
+
+// addBuiltinExamples adds cobra's help and completion commands now, rather
+// than when the command line runs, and gives them an example as every
+// command has.
+func addBuiltinExamples(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = "  revline help apps scale"
+			// cobra's shows the top-level help for an unknown command.
+			c.Run = nil
+			c.RunE = func(c *cobra.Command, args []string) error {
+				target, rest, err := c.Root().Find(args)
+				switch {
+				case err != nil:
+					return usageError{err.Error()}
+				case len(rest) > 0:
+					return unknownCommand(target, rest)
+				}
+				return target.Help()
+			}
+		case "completion":
+			makeGroup(c)
+			c.Example = "  source <(revline completion bash)\n  revline completion zsh > \"${fpath[1]}/_revline\""
+			for _, shell := range c.Commands() {
+				shell.Example = "  " + completionExamples[shell.Name()]
+			}
+		}
+	}
 }

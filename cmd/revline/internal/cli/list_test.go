@@ -153,6 +153,21 @@ func TestListCommandsFollowEveryPage(t *testing.T) {
 		t.Fatalf("apps list --limit 2: %+v", limited)
 	}
 
+	// The shell completes an APP with the server's apps, from every page.
+	last := fmt.Sprintf("app-%04d", apps-1)
+	var tens []string
+	for i := range apps {
+		if name := fmt.Sprintf("app-%04d", i); strings.HasPrefix(name, "app-001") {
+			tens = append(tens, name)
+		}
+	}
+	for prefix, want := range map[string][]string{"app-001": tens, last: {last}, "nope": nil} {
+		r := run(t, "__completeNoDesc", "apps", "list-rev", "--nats-url", s.url, prefix)
+		if got := lines(t, r.stdout); r.code != cli.ExitOK || !slices.Equal(got[:len(got)-1], want) || got[len(got)-1] != ":4" {
+			t.Fatalf("completion of %q: exit %d, %q, want %q then :4", prefix, r.code, got, want)
+		}
+	}
+
 	for _, tc := range []struct {
 		state string
 		want  int

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,29 +13,23 @@ import (
 
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/spf13/cobra"
 )
 
 // followInterval is how long --follow waits, once it has printed all the
 // log holds, before it asks for what the runner wrote since.
 const followInterval = 500 * time.Millisecond
 
-func runnerLogsCommand() command {
-	c := command{
-		name:    "runners logs",
-		summary: "Show a runner's output (stdout and stderr): its last lines, and with --follow what it writes next.",
-		usage:   "APP RUNNER",
-		example: "revline runners logs my-model 01a214e9-c31c-7d34-bee6-9380ace5896c --tail 20 --follow",
-	}
-	c.run = func(e env, args []string) error {
-		var follow bool
-		tail := tailFlag{n: queryapi.DefaultLogTail}
-		extra := func(fs *flag.FlagSet) {
-			fs.BoolVar(&follow, "follow", false, "keep printing what the runner writes until interrupted (Ctrl-C) or the runner terminates")
-			fs.BoolVar(&follow, "f", false, "short for --follow")
-			fs.Var(&tail, "tail", fmt.Sprintf("show the last `N` lines (0 to %d), or all of the log", queryapi.MaxLogTail))
-		}
-		f, pos, err := clientArgs(e, c, args, 2, extra, nil)
-		if err != nil {
+func runnerLogsCommand() *cobra.Command {
+	cmd, f := clientCommand("logs APP RUNNER", "Show a runner's output (stdout and stderr): its last lines, and with --follow what it writes next.",
+		"revline runners logs my-model 01a214e9-c31c-7d34-bee6-9380ace5896c --tail 20 --follow", 2, 0)
+	var follow bool
+	tail := tailFlag{n: queryapi.DefaultLogTail}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what the runner writes until interrupted (Ctrl-C) or the runner terminates")
+	cmd.Flags().Var(&tail, "tail", fmt.Sprintf("show the last `N` lines (0 to %d), or all of the log", queryapi.MaxLogTail))
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		e := envOf(cmd)
+		if err := f.check(e, pos, nil); err != nil {
 			return err
 		}
 		runnerID, err := queryapi.ParseRunnerID(pos[1])
@@ -59,7 +52,7 @@ func runnerLogsCommand() command {
 		}
 		return err
 	}
-	return c
+	return cmd
 }
 
 // tailFlag is --tail: a number of lines, or all of the log.
@@ -74,6 +67,9 @@ func (t *tailFlag) String() string {
 	}
 	return strconv.Itoa(t.n)
 }
+
+// Type implements pflag.Value: the value's kind in help.
+func (t *tailFlag) Type() string { return "N|all" }
 
 func (t *tailFlag) Set(s string) error {
 	if s == "all" {

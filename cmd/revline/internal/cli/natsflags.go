@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"net"
 	"net/url"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/spf13/pflag"
 )
 
 // natsFlags are how to authenticate to, and trust, a NATS server:
@@ -23,7 +23,7 @@ type natsFlags struct {
 	localIdentity bool
 }
 
-func (n *natsFlags) register(fs *flag.FlagSet) {
+func (n *natsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&n.creds, "nats-creds", os.Getenv("REVLINE_NATS_CREDS"), "NATS credentials file (env REVLINE_NATS_CREDS)")
 	fs.StringVar(&n.nkey, "nats-nkey", os.Getenv("REVLINE_NATS_NKEY"), "NATS nkey seed file, such as the client identity serve makes in DATA_DIR/auth/client.nk (env REVLINE_NATS_NKEY)")
 	fs.StringVar(&n.tlsCA, "nats-tls-ca", os.Getenv("REVLINE_NATS_TLS_CA"), "CA certificate to verify the NATS server (env REVLINE_NATS_TLS_CA)")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,6 +28,38 @@ func render[T any](e env, f *clientFlags, v T, err error, table func(io.Writer, 
 	}
 	table(e.stdout, v)
 	return nil
+}
+
+// The JSON shapes of -o json, one per resource, documented in README
+// ("JSON output") and pinned by TestJSONShapes: app
+// (projections.AppView), revision (projections.RevisionView), runner
+// (projections.RunnerView), rollout (rolloutOutcome), and the outcome of
+// every command that changes something, which names the app and says
+// what became of the command (status) and the last event it wrote
+// (sequence), with what the command made: control.ChangeResult (scale,
+// suspend, resume), control.SwitchResult (set-rev), control.StopResult
+// (runners stop, kill), control.SecretResult (secrets set, unset),
+// deployOutcome and deleteOutcome.
+
+// deployOutcome is deploy's outcome: the revision it made, whose status
+// is the revision's (deploying, deployed, failed).
+type deployOutcome struct {
+	App string `json:"app"`
+	control.DeployResult
+}
+
+// rolloutOutcome is a rollout (apps rollout, secrets set --rollout):
+// status requested, completed or superseded.
+type rolloutOutcome struct {
+	App string `json:"app"`
+	control.RolloutResult
+}
+
+// deleteOutcome is delete-rev's outcome; a delete is never a no-op (the
+// server refuses to delete a deleted revision).
+type deleteOutcome struct {
+	control.DeleteResult
+	Status events.OutcomeStatus `json:"status"`
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -92,7 +125,70 @@ func printDeploy(w io.Writer, app string, res control.DeployResult) {
 	}
 }
 
-func printApps(w io.Writer, apps []projections.AppView) {
+// tableStyle is how a command's tables look: by default they fit 100
+// columns and show times relative to now ("3m ago"); with -o wide they
+// have every column, whole texts and exact times.
+type tableStyle struct {
+	now  time.Time
+	wide bool
+}
+
+// at shows a time in a table: how long ago, or with -o wide exactly, as
+// JSON has it (RFC 3339, UTC).
+func (ts tableStyle) at(t time.Time) string {
+	switch {
+	case t.IsZero():
+		return "-"
+	case ts.wide:
+		return t.UTC().Format(time.RFC3339)
+	}
+	return ago(ts.now.Sub(t))
+}
+
+// ago says how long before now a time d before now is: "just now",
+// "42s ago", "3m ago"; or for a time after now (another machine's clock
+// ahead of this one's), "in 3s".
+func ago(d time.Duration) string {
+	switch {
+	case d < -time.Second:
+		return "in " + span(-d)
+	case d < time.Second:
+		return "just now"
+	}
+	return span(d) + " ago"
+}
+
+// span shows a duration as kubectl shows ages, precise while it is short:
+// 42s, 5m30s, 47m, 5h12m, 20h, 3d4h, 45d.
+func span(d time.Duration) string {
+	s := int64(d / time.Second)
+	m, h := s/60, s/3600
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", s)
+	case d < 10*time.Minute && s%60 != 0:
+		return fmt.Sprintf("%dm%ds", m, s%60)
+	case d < 3*time.Hour:
+		return fmt.Sprintf("%dm", m)
+	case d < 8*time.Hour && m%60 != 0:
+		return fmt.Sprintf("%dh%dm", h, m%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", h)
+	case d < 8*24*time.Hour && h%24 != 0:
+		return fmt.Sprintf("%dd%dh", h/24, h%24)
+	}
+	return fmt.Sprintf("%dd", h/24)
+}
+
+// fit shortens a text for a table, unless -o wide.
+func (ts tableStyle) fit(text string, width int) string {
+	if ts.wide {
+		return text
+	}
+	return aggregates.FitText(text, width)
+}
+
+func (ts tableStyle) printApps(w io.Writer, apps []projections.AppView) {
 	rows := make([][]string, 0, len(apps))
 	for _, a := range apps {
 		current := a.CurrentRevision
@@ -102,12 +198,18 @@ func printApps(w io.Writer, apps []projections.AppView) {
 			current += " (suspended)"
 		}
 		rows = append(rows, []string{a.Name, current, fmt.Sprint(a.Revisions), fmt.Sprint(a.Runners),
-			fmt.Sprintf("%d/%d", a.MinConcurrency, a.MaxConcurrency), secs(a.KeepAlive), when(a.UpdatedAt)})
+			fmt.Sprintf("%d/%d", a.MinConcurrency, a.MaxConcurrency), secs(a.KeepAlive), ts.at(a.UpdatedAt)})
 	}
 	table(w, "APP\tCURRENT REVISION\tREVISIONS\tRUNNERS\tMIN/MAX\tKEEP ALIVE\tUPDATED", rows)
 }
 
-func printRevisions(w io.Writer, revs []projections.RevisionView) {
+// printRevisions prints revisions; -o wide adds the parameters a
+// revision's runners run with besides their machine type.
+func (ts tableStyle) printRevisions(w io.Writer, revs []projections.RevisionView) {
+	header := "\tVERSION\tREVISION\tSTATUS\tCREATED\tMACHINE\tRUNNERS\tMESSAGE"
+	if ts.wide {
+		header = "\tVERSION\tREVISION\tSTATUS\tCREATED\tMACHINE\tMIN/MAX\tMULTIPLEX\tKEEP ALIVE\tREQ TIMEOUT\tSTARTUP TIMEOUT\tRUNNERS\tMESSAGE"
+	}
 	rows := make([][]string, 0, len(revs))
 	for _, r := range revs {
 		mark := ""
@@ -115,20 +217,27 @@ func printRevisions(w io.Writer, revs []projections.RevisionView) {
 			mark = "*"
 		}
 		status := string(r.Status)
-		if r.CrashBackoff > 0 {
+		switch {
+		case r.CrashBackoff > 0 && ts.wide:
 			status += fmt.Sprintf(", crash-looping (%d restarts)", r.Restarts)
+		case r.CrashBackoff > 0:
+			status += ", crash-looping"
 		}
-		rows = append(rows, []string{mark, version(r.Number), revisionPrefix(r.RevisionID), status, when(r.CreatedAt), r.MachineType,
-			fmt.Sprintf("%d/%d", r.MinConcurrency, r.MaxConcurrency), fmt.Sprint(r.MaxMultiplexing),
-			secs(r.KeepAlive), secs(r.RequestTimeout), secs(r.StartupTimeout), fmt.Sprint(r.Runners), r.Message})
+		row := []string{mark, version(r.Number), revisionPrefix(r.RevisionID), status, ts.at(r.CreatedAt), r.MachineType}
+		if ts.wide {
+			row = append(row, fmt.Sprintf("%d/%d", r.MinConcurrency, r.MaxConcurrency), fmt.Sprint(r.MaxMultiplexing),
+				secs(r.KeepAlive), secs(r.RequestTimeout), secs(r.StartupTimeout))
+		}
+		rows = append(rows, append(row, fmt.Sprint(r.Runners), ts.fit(r.Message, 22)))
 	}
-	table(w, "\tVERSION\tREVISION\tSTATUS\tCREATED\tMACHINE\tMIN/MAX\tMULTIPLEX\tKEEP ALIVE\tREQ TIMEOUT\tSTARTUP TIMEOUT\tRUNNERS\tMESSAGE", rows)
+	table(w, header, rows)
 	if len(revs) > 0 {
 		fmt.Fprintln(w, "* current revision")
 	}
 }
 
-func printRollout(w io.Writer, app string, res control.RolloutResult) {
+func printRollout(w io.Writer, res rolloutOutcome) {
+	app := res.App
 	kind := "Graceful"
 	if res.Force {
 		kind = "Force"
@@ -147,38 +256,38 @@ func printRollout(w io.Writer, app string, res control.RolloutResult) {
 	}
 }
 
-func printRunners(w io.Writer, runners []projections.RunnerView) {
+// printRunners prints runners; -o wide adds their keep-alive countdown,
+// last crash, process id and port.
+func (ts tableStyle) printRunners(w io.Writer, runners []projections.RunnerView) {
+	header := "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tUPTIME\tRESTARTS\tUPDATED"
+	if ts.wide {
+		header = "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tUPTIME\tRESTARTS\tUPDATED\tEXPIRES IN\tLAST CRASH\tPID\tPORT"
+	}
 	rows := make([][]string, 0, len(runners))
 	for _, r := range runners {
-		rows = append(rows, []string{r.RunnerID, revisionPrefix(r.RevisionID), string(r.State), fmt.Sprint(r.InFlight), expiresIn(r.ExpiresAt),
-			uptime(r), fmt.Sprint(r.Restarts), lastCrash(r.LastCrash), fmt.Sprint(r.PID), fmt.Sprint(r.Port), when(r.UpdatedAt)})
+		row := []string{r.RunnerID, revisionPrefix(r.RevisionID), string(r.State), fmt.Sprint(r.InFlight), ts.uptime(r), fmt.Sprint(r.Restarts), ts.at(r.UpdatedAt)}
+		if ts.wide {
+			row = append(row, ts.expiresIn(r.ExpiresAt), cmp.Or(r.LastCrash, "-"), fmt.Sprint(r.PID), fmt.Sprint(r.Port))
+		}
+		rows = append(rows, row)
 	}
-	table(w, "RUNNER\tREVISION\tSTATE\tIN FLIGHT\tEXPIRES IN\tUPTIME\tRESTARTS\tLAST CRASH\tPID\tPORT\tUPDATED", rows)
+	table(w, header, rows)
 }
 
 // uptime is how long a live runner has run, "-" for a terminated one.
-func uptime(r projections.RunnerView) string {
+func (ts tableStyle) uptime(r projections.RunnerView) string {
 	if r.Terminated() || r.StartedAt.IsZero() {
 		return "-"
 	}
-	return time.Since(r.StartedAt).Round(time.Second).String()
-}
-
-// lastCrash is a runner's last crash, shortened for a table (-o json has
-// it whole), "-" for none.
-func lastCrash(reason string) string {
-	if reason == "" {
-		return "-"
-	}
-	return aggregates.FitText(reason, 40)
+	return span(max(ts.now.Sub(r.StartedAt), 0))
 }
 
 // expiresIn is an idle runner's keep-alive countdown, "-" for none.
-func expiresIn(at *time.Time) string {
+func (ts tableStyle) expiresIn(at *time.Time) string {
 	if at == nil {
 		return "-"
 	}
-	return max(time.Until(*at), 0).Round(time.Second).String()
+	return span(max(at.Sub(ts.now), 0))
 }
 
 // printChange reports a scale, suspend or resume, with the app as it is now.
@@ -199,7 +308,7 @@ func printChange(ctx context.Context, e env, s *session, f *clientFlags, res con
 	}
 	for _, a := range apps {
 		if a.Name == res.App {
-			printApps(e.stdout, []projections.AppView{a})
+			f.style().printApps(e.stdout, []projections.AppView{a})
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,43 +10,34 @@ import (
 
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/audit"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-func showCommand() command {
-	c := command{
-		name:    "apps show",
-		summary: "Show an app's effective configuration: each parameter's value and the event that set it (deploy, scale, inherited on rollback), who, when and why.",
-		usage:   "APP",
-		example: "revline apps show my-model",
-	}
-	c.run = func(e env, args []string) error {
-		var at pointFlags
-		return withClient(e, c, args, 1, at.register, at.parse, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			config, err := audit.Provenance(ctx, s.events, pos[0], at.point)
-			return render(e, f, config, err, printConfig)
-		})
-	}
-	return c
+func showCommand() *cobra.Command {
+	cmd, f := clientCommand("show APP", "Show an app's effective configuration: each parameter's value and the event that set it (deploy, scale, inherited on rollback), who, when and why.",
+		"revline apps show my-model", 1, 0)
+	var at pointFlags
+	at.register(cmd.Flags())
+	f.runE(cmd, at.parse, func(ctx context.Context, e env, s *session, pos []string) error {
+		config, err := audit.Provenance(ctx, s.events, pos[0], at.point)
+		return render(e, f, config, err, f.style().printConfig)
+	})
+	return cmd
 }
 
-func blameCommand() command {
-	c := command{
-		name:    "apps blame",
-		summary: "Show the whole history of one parameter of an app: every event that set or kept it, with its value, who, when and why.",
-		usage:   "APP PARAM",
-		example: "revline apps blame my-model min_concurrency",
-	}
-	c.run = func(e env, args []string) error {
-		return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			config, err := audit.Provenance(ctx, s.events, pos[0], audit.Point{})
-			if err != nil {
-				return err
-			}
-			history, err := config.Blame(pos[1])
-			return render(e, f, history, err, printBlame)
-		})
-	}
-	return c
+func blameCommand() *cobra.Command {
+	cmd, f := clientCommand("blame APP PARAM", "Show the whole history of one parameter of an app: every event that set or kept it, with its value, who, when and why.",
+		"revline apps blame my-model min_concurrency", 2, 0)
+	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
+		config, err := audit.Provenance(ctx, s.events, pos[0], audit.Point{})
+		if err != nil {
+			return err
+		}
+		history, err := config.Blame(pos[1])
+		return render(e, f, history, err, f.style().printBlame)
+	})
+	return cmd
 }
 
 // pointFlags are --at and --at-seq: a point of the event log to show an
@@ -57,7 +47,7 @@ type pointFlags struct {
 	point     audit.Point
 }
 
-func (p *pointFlags) register(fs *flag.FlagSet) {
+func (p *pointFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.at, "at", "", "as it was at `T`: RFC 3339, or a time before now (2h ago, 30m, 3d)")
 	fs.StringVar(&p.atSeq, "at-seq", "", "as it was after event `SEQUENCE` of the log (a SEQ of revline audit)")
 }
@@ -80,7 +70,7 @@ func (p *pointFlags) parse() (err error) {
 // set reports whether a point was given.
 func (p *pointFlags) set() bool { return p.point != audit.Point{} }
 
-func printConfig(w io.Writer, c audit.Config) {
+func (ts tableStyle) printConfig(w io.Writer, c audit.Config) {
 	current := "no current revision"
 	if c.Revision != "" {
 		current = "current revision " + revisionName(c.Number, c.Revision)
@@ -95,47 +85,40 @@ func printConfig(w io.Writer, c audit.Config) {
 	}
 	rows := make([][]string, 0, len(c.Params))
 	for _, s := range c.Params {
-		rows = append(rows, settingRow(s.Param, s))
+		rows = append(rows, ts.settingRow(s.Param, s))
 	}
 	table(w, "PARAM\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
 }
 
-func printBlame(w io.Writer, history []audit.Setting) {
+func (ts tableStyle) printBlame(w io.Writer, history []audit.Setting) {
 	rows := make([][]string, 0, len(history))
 	for _, s := range history {
-		rows = append(rows, settingRow(fmt.Sprint(s.Source.Sequence), s))
+		rows = append(rows, ts.settingRow(fmt.Sprint(s.Source.Sequence), s))
 	}
 	table(w, "SEQ\tVALUE\tSET BY\tWHO\tWHEN\tWHY\tCHOSEN BY", rows)
 }
 
 // settingRow is a setting's row of show and blame, after its first cell.
-func settingRow(first string, s audit.Setting) []string {
+func (ts tableStyle) settingRow(first string, s audit.Setting) []string {
 	why := "-"
 	if s.Source.Message != "" {
 		why = strconv.Quote(s.Source.Message)
 	}
 	chosen := "-"
 	if s.Origin != nil {
-		chosen = fmt.Sprintf("%s (#%d, %s, %s)", s.Origin.How, s.Origin.Sequence, s.Origin.By, when(s.Origin.Time))
+		chosen = fmt.Sprintf("%s (#%d, %s, %s)", s.Origin.How, s.Origin.Sequence, s.Origin.By, ts.at(s.Origin.Time))
 	}
-	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, when(s.Source.Time), why, chosen}
+	return []string{first, s.Value, fmt.Sprintf("%s (#%d)", s.Source.How, s.Source.Sequence), s.Source.By, ts.at(s.Source.Time), why, chosen}
 }
 
-func diffCommand() command {
-	c := command{
-		name:         "apps diff",
-		summary:      "Show what differs between two revisions, or between the current revisions at two times: command, code and runtime parameters, message, annotations.",
-		usage:        "APP [REV_A REV_B]",
-		example:      "revline apps diff my-model v3 v5; revline apps diff my-model --at '2h ago' --at now",
-		optionalArgs: 2,
-	}
-	c.run = func(e env, args []string) error {
-		var times timesFlag
-		extra := func(fs *flag.FlagSet) {
-			fs.Var(&times, "at", "instead of REV_A REV_B, the current revisions at two times `T` (--at T1 --at T2): RFC 3339, a time before now (2h ago), or now")
-		}
-		f, pos, err := clientArgs(e, c, args, 1, extra, nil)
-		if err != nil {
+func diffCommand() *cobra.Command {
+	cmd, f := clientCommand("diff APP [REV_A REV_B]", "Show what differs between two revisions, or between the current revisions at two times: command, code and runtime parameters, message, annotations.",
+		"revline apps diff my-model v3 v5\nrevline apps diff my-model --at '2h ago' --at now", 1, 2)
+	var times timesFlag
+	cmd.Flags().Var(&times, "at", "instead of REV_A REV_B, the current revisions at two times `T` (--at T1 --at T2): RFC 3339, a time before now (2h ago), or now")
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		e := envOf(cmd)
+		if err := f.check(e, pos, nil); err != nil {
 			return err
 		}
 		switch {
@@ -143,7 +126,7 @@ func diffCommand() command {
 		default:
 			return usagef("give two revisions (REV_A REV_B) or two times (--at T1 --at T2)")
 		}
-		return f.run(e.ctx, pos, func(ctx context.Context, s *session, f *clientFlags, pos []string) (err error) {
+		return f.run(e.ctx, func(ctx context.Context, s *session) (err error) {
 			var a, b projections.RevisionView
 			if len(times) == 2 {
 				if a, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[0]}); err != nil {
@@ -163,13 +146,16 @@ func diffCommand() command {
 			return render(e, f, projections.Diff(pos[0], a, b), nil, printDiff)
 		})
 	}
-	return c
+	return cmd
 }
 
 // timesFlag collects repeated --at times (audit.ParseTime).
 type timesFlag []time.Time
 
 func (t *timesFlag) String() string { return fmt.Sprint([]time.Time(*t)) }
+
+// Type implements pflag.Value: the value's kind in help.
+func (t *timesFlag) Type() string { return "T" }
 
 func (t *timesFlag) Set(s string) error {
 	at, err := audit.ParseTime(s, time.Now())

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,40 +9,33 @@ import (
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/spf13/cobra"
 )
 
 // replayCommand is `revline replay`: the server rebuilds its read model
 // from the log (queryapi.ServeReplay) and says what differed.
-func replayCommand() command {
-	c := command{
-		name:      "replay",
-		summary:   "Rebuild the server's read model from the event log into a new generation and switch to it atomically; print what differed. --to-seq builds the model as of that event and compares it with the live one, without switching.",
-		example:   "revline replay -o json",
-		argNotApp: true,
-	}
-	c.run = func(e env, args []string) error {
-		var toSeq string
-		var req queryapi.ReplayRequest
-		extra := func(fs *flag.FlagSet) {
-			fs.StringVar(&toSeq, "to-seq", "", "build the model up to event `SEQUENCE` only (a SEQ of revline audit) and compare it with the live one; the live one keeps serving")
-		}
-		validate := func() error {
-			if toSeq == "" {
-				return nil
-			}
-			n, err := strconv.ParseUint(toSeq, 10, 64)
-			if err != nil || n == 0 {
-				return usagef("--to-seq %q is not a stream sequence (a whole number from 1)", toSeq)
-			}
-			req.ToSequence = n
+func replayCommand() *cobra.Command {
+	cmd, f := clientCommand("replay", "Rebuild the server's read model from the event log; print what differed.", "revline replay -o json", 0, 0)
+	cmd.Long = "Rebuild the server's read model from the event log into a new generation and switch to it atomically; print what differed. --to-seq builds the model as of that event and compares it with the live one, without switching."
+	var toSeq string
+	var req queryapi.ReplayRequest
+	cmd.Flags().StringVar(&toSeq, "to-seq", "", "build the model up to event `SEQUENCE` only (a SEQ of revline audit) and compare it with the live one; the live one keeps serving")
+	validate := func() error {
+		if toSeq == "" {
 			return nil
 		}
-		return withClient(e, c, args, 0, extra, validate, func(ctx context.Context, s *session, f *clientFlags, _ []string) error {
-			report, err := queryapi.AskReplay(ctx, s.nc, req)
-			return render(e, f, report, err, printReplay)
-		})
+		n, err := strconv.ParseUint(toSeq, 10, 64)
+		if err != nil || n == 0 {
+			return usagef("--to-seq %q is not a stream sequence (a whole number from 1)", toSeq)
+		}
+		req.ToSequence = n
+		return nil
 	}
-	return c
+	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, _ []string) error {
+		report, err := queryapi.AskReplay(ctx, s.nc, req)
+		return render(e, f, report, err, printReplay)
+	})
+	return cmd
 }
 
 func printReplay(w io.Writer, r projections.ReplayReport) {

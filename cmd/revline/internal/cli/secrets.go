@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,25 +13,20 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/secrets"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 
 // secretsSetCommand stores secret values: NAME=VALUE arguments, or a bare
 // NAME whose value is read from stdin (kept out of the shell's history and
 // the process list).
-func secretsSetCommand() command {
-	c := command{
-		name:         "secrets set",
-		summary:      "Set an app's secrets: runners get them as environment variables. Values never enter the event log; a bare NAME reads its value from stdin.",
-		usage:        "APP NAME[=VALUE]...",
-		example:      "printf %s \"$HF_TOKEN\" | revline secrets set my-model HF_TOKEN --rollout",
-		optionalArgs: aggregates.MaxSecrets - 1,
-	}
-	c.run = func(e env, args []string) error {
-		var rollout bool
-		extra := func(fs *flag.FlagSet) {
-			fs.BoolVar(&rollout, "rollout", false, "then roll the app's runners out gracefully, so that running ones get the new values")
-		}
+func secretsSetCommand() *cobra.Command {
+	cmd, f := clientCommand("set APP NAME[=VALUE]...", "Set an app's secrets: runners get them as environment variables. Values never enter the event log; a bare NAME reads its value from stdin.",
+		"printf %s \"$HF_TOKEN\" | revline secrets set my-model HF_TOKEN --rollout", 2, aggregates.MaxSecrets-1)
+	var rollout bool
+	cmd.Flags().BoolVar(&rollout, "rollout", false, "then roll the app's runners out gracefully, so that running ones get the new values")
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		e := envOf(cmd)
 		var pairs [][2]string
 		parsePairs := func(pos []string) error {
 			fromStdin := 0
@@ -64,14 +58,13 @@ func secretsSetCommand() command {
 			}
 			return nil
 		}
-		f, pos, err := clientArgs(e, c, args, 2, extra, nil)
-		if err != nil {
+		if err := f.check(e, pos, nil); err != nil {
 			return err
 		}
 		if err := parsePairs(pos[1:]); err != nil {
 			return err
 		}
-		return f.run(e.ctx, pos, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
+		return f.run(e.ctx, func(ctx context.Context, s *session) error {
 			app := pos[0]
 			results := make([]control.SecretResult, 0, len(pairs))
 			for _, p := range pairs {
@@ -81,18 +74,18 @@ func secretsSetCommand() command {
 				}
 				results = append(results, res)
 			}
-			var ro *control.RolloutResult
+			var ro *rolloutOutcome
 			if rollout {
 				res, err := s.control.Rollout(ctx, app, false, true)
 				if err != nil {
 					return fmt.Errorf("secrets set; rollout: %w", err)
 				}
-				ro = &res
+				ro = &rolloutOutcome{app, res}
 			}
 			if f.output == outputJSON {
 				return printJSON(e.stdout, struct {
 					Secrets []control.SecretResult `json:"secrets"`
-					Rollout *control.RolloutResult `json:"rollout,omitempty"`
+					Rollout *rolloutOutcome        `json:"rollout,omitempty"`
 				}{results, ro})
 			}
 			for _, res := range results {
@@ -103,64 +96,51 @@ func secretsSetCommand() command {
 				fmt.Fprintf(e.stdout, "Set secret %s of %s (version %d).\n", res.Name, app, res.Version)
 			}
 			if ro != nil {
-				printRollout(e.stdout, app, *ro)
+				printRollout(e.stdout, *ro)
 			} else {
 				fmt.Fprintf(e.stdout, "Runners started from now on get it; running ones keep the old value until a rollout: revline apps rollout %s\n", app)
 			}
 			return nil
 		})
 	}
-	return c
+	return cmd
 }
 
-func secretsUnsetCommand() command {
-	c := command{
-		name:         "secrets unset",
-		summary:      "Remove an app's secrets: the event log records it and the values are purged. Running runners keep them until a rollout.",
-		usage:        "APP NAME...",
-		example:      "revline secrets unset my-model HF_TOKEN",
-		optionalArgs: aggregates.MaxSecrets - 1,
-	}
-	c.run = func(e env, args []string) error {
-		return withClient(e, c, args, 2, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			results := make([]control.SecretResult, 0, len(pos)-1)
-			for _, name := range pos[1:] {
-				res, err := s.control.UnsetSecret(ctx, pos[0], name)
-				if err != nil {
-					return err
-				}
-				results = append(results, res)
+func secretsUnsetCommand() *cobra.Command {
+	cmd, f := clientCommand("unset APP NAME...", "Remove an app's secrets: the event log records it and the values are purged. Running runners keep them until a rollout.",
+		"revline secrets unset my-model HF_TOKEN", 2, aggregates.MaxSecrets-1)
+	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
+		results := make([]control.SecretResult, 0, len(pos)-1)
+		for _, name := range pos[1:] {
+			res, err := s.control.UnsetSecret(ctx, pos[0], name)
+			if err != nil {
+				return err
 			}
-			return render(e, f, results, nil, func(w io.Writer, results []control.SecretResult) {
-				for _, res := range results {
-					fmt.Fprintf(w, "Unset secret %s of %s.\n", res.Name, res.App)
-				}
-			})
+			results = append(results, res)
+		}
+		return render(e, f, results, nil, func(w io.Writer, results []control.SecretResult) {
+			for _, res := range results {
+				fmt.Fprintf(w, "Unset secret %s of %s.\n", res.Name, res.App)
+			}
 		})
-	}
-	return c
+	})
+	return cmd
 }
 
-func secretsListCommand() command {
-	c := command{
-		name:    "secrets list",
-		summary: "List an app's secrets: names, versions, who set them and when; never values.",
-		usage:   "APP",
-		example: "revline secrets list my-model -o json",
-	}
-	c.run = func(e env, args []string) error {
-		return withClient(e, c, args, 1, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			views, err := control.ListSecrets(ctx, s.events, pos[0])
-			return render(e, f, views, err, func(w io.Writer, views []control.SecretView) {
-				rows := make([][]string, len(views))
-				for i, v := range views {
-					rows[i] = []string{v.Name, fmt.Sprint(v.Version), v.SetBy, when(v.SetAt)}
-				}
-				table(w, "NAME\tVERSION\tSET BY\tSET AT", rows)
-			})
+func secretsListCommand() *cobra.Command {
+	cmd, f := clientCommand("list APP", "List an app's secrets: names, versions, who set them and when; never values.",
+		"revline secrets list my-model -o json", 1, 0)
+	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
+		views, err := control.ListSecrets(ctx, s.events, pos[0])
+		return render(e, f, views, err, func(w io.Writer, views []control.SecretView) {
+			rows := make([][]string, len(views))
+			for i, v := range views {
+				rows[i] = []string{v.Name, fmt.Sprint(v.Version), v.SetBy, f.style().at(v.SetAt)}
+			}
+			table(w, "NAME\tVERSION\tSET BY\tSET AT", rows)
 		})
-	}
-	return c
+	})
+	return cmd
 }
 
 // lazySecrets opens the secret store on first use, so that commands that

@@ -8,45 +8,39 @@ import (
 	"strings"
 
 	"github.com/revline/revline/projections/audit"
+	"github.com/spf13/cobra"
 )
 
-func verifyCommand() command {
-	c := command{
-		name:         "audit verify",
-		summary:      "Check the hash chain of each app's events: exits 1 if a link is broken (an event inserted, removed or changed).",
-		usage:        "[APP]",
-		example:      "revline audit verify my-model -o json",
-		optionalArgs: 1,
-	}
-	c.run = func(e env, args []string) error {
-		return withClient(e, c, args, 0, nil, nil, func(ctx context.Context, s *session, f *clientFlags, pos []string) error {
-			app := ""
-			if len(pos) > 0 {
-				app = pos[0]
+func verifyCommand() *cobra.Command {
+	cmd, f := clientCommand("verify [APP]", "Check the hash chain of each app's events: exits 1 if a link is broken (an event inserted, removed or changed).",
+		"revline audit verify my-model -o json", 0, 1)
+	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
+		app := ""
+		if len(pos) > 0 {
+			app = pos[0]
+		}
+		reports, err := audit.VerifyChains(ctx, s.events, app)
+		if err != nil {
+			return err
+		}
+		if app != "" && len(reports) == 0 {
+			return fmt.Errorf("app %q has no events", app)
+		}
+		if err := render(e, f, reports, nil, printChains); err != nil {
+			return err
+		}
+		broken := 0
+		for _, r := range reports {
+			if !r.OK {
+				broken++
 			}
-			reports, err := audit.VerifyChains(ctx, s.events, app)
-			if err != nil {
-				return err
-			}
-			if app != "" && len(reports) == 0 {
-				return fmt.Errorf("app %q has no events", app)
-			}
-			if err := render(e, f, reports, nil, printChains); err != nil {
-				return err
-			}
-			broken := 0
-			for _, r := range reports {
-				if !r.OK {
-					broken++
-				}
-			}
-			if broken > 0 {
-				return fmt.Errorf("%d of %d chains broken", broken, len(reports))
-			}
-			return nil
-		})
-	}
-	return c
+		}
+		if broken > 0 {
+			return fmt.Errorf("%d of %d chains broken", broken, len(reports))
+		}
+		return nil
+	})
+	return cmd
 }
 
 // printChains prints one line per app, and under it what else was found.

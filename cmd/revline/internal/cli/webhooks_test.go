@@ -24,7 +24,7 @@ func TestWebhookUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			res := run(t, append(tc.args, "--nats-url", unreachable)...)
-			if res.code != 2 || !strings.Contains(res.stderr, tc.mention) || strings.Count(res.stderr, "\n") != 2 {
+			if res.code != 2 || !strings.Contains(res.stderr, tc.mention) || strings.Count(res.stderr, "\n") != 1 {
 				t.Errorf("exit %d, stderr %q; want 2 and a line mentioning %q", res.code, res.stderr, tc.mention)
 			}
 		})

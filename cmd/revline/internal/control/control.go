@@ -342,7 +342,17 @@ func (c *Control) Rollout(ctx context.Context, app string, force, wait bool) (Ro
 		return res, nil
 	}
 	c.progress("rollout %s requested; replacing the runners", res.RolloutID)
-	err = c.Events.FollowApp(ctx, app, o.LastSequence+1, func(env events.Envelope, decodeErr error) error {
+	return c.AwaitRollout(ctx, app, res)
+}
+
+// AwaitRollout waits until rollout res.RolloutID of app, requested at or
+// before event res.Sequence and not ended by then, completes or a newer
+// rollout supersedes it, following the app's events after res.Sequence
+// (and reporting the runners' steps to Progress meanwhile). It returns res
+// with the end: status completed (with the runners replaced and requests
+// dropped) or superseded, and the sequence of the event that said so.
+func (c *Control) AwaitRollout(ctx context.Context, app string, res RolloutResult) (RolloutResult, error) {
+	err := c.Events.FollowApp(ctx, app, res.Sequence+1, func(env events.Envelope, decodeErr error) error {
 		switch ev := env.Event.(type) {
 		case events.RunnerStateChanged:
 			c.runnerStep(ev)

@@ -87,7 +87,7 @@ func TestTokens(t *testing.T) {
 		t.Errorf("tokens create with a taken name: exit %d, %s %s", code, stdout, stderr)
 	}
 	code, stdout, stderr = revline(t, addrs.NATSURL, append([]string{"tokens", "create", "Bad.Name", "--role", "viewer"}, nkey...)...)
-	if code != 2 || strings.Count(stderr, "\n") != 2 || !strings.Contains(stderr, "token name") {
+	if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "token name") {
 		t.Errorf("tokens create with a bad name: exit %d, %s %s", code, stdout, stderr)
 	}
 	code, stdout, _ = revline(t, addrs.NATSURL, append([]string{"tokens", "list"}, nkey...)...)
