@@ -334,6 +334,7 @@ func scaleCommand() *cobra.Command {
 	var code codeFlags
 	runtime.register(cmd.Flags())
 	code.register(cmd.Flags())
+	wait := settleFlag(cmd)
 	// Nothing to change is a mistake in the call, told before connecting.
 	validate := func() error {
 		if runtime.overrides().IsZero() && code.overrides().IsZero() {
@@ -349,7 +350,7 @@ func scaleCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printChange(ctx, e, s, f, res, "Scaled")
+		return printChange(ctx, e, s, f, res, "Scaled", *wait)
 	})
 	return cmd
 }
@@ -403,6 +404,7 @@ func changeStateCommand(name string) *cobra.Command {
 		short, example = "Bring a suspended app back.", "revline apps resume my-model"
 	}
 	cmd, f := clientCommand(name+" APP", short, example, 1, 0)
+	wait := settleFlag(cmd)
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		op, verb := s.control.Suspend, "Suspended"
 		if name == "resume" {
@@ -412,7 +414,7 @@ func changeStateCommand(name string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printChange(ctx, e, s, f, res, verb)
+		return printChange(ctx, e, s, f, res, verb, *wait)
 	})
 	return cmd
 }

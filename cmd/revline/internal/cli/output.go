@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/revline/revline/aggregates"
+	"github.com/spf13/cobra"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -290,10 +291,26 @@ func (ts tableStyle) expiresIn(at *time.Time) string {
 	return span(max(at.Sub(ts.now), 0))
 }
 
-// printChange reports a scale, suspend or resume, with the app as it is now.
-func printChange(ctx context.Context, e env, s *session, f *clientFlags, res control.ChangeResult, verb string) error {
+// settleFlag registers --wait on a scale, suspend or resume.
+func settleFlag(cmd *cobra.Command) *bool {
+	return cmd.Flags().Bool("wait", false, "wait until the runners have settled: as many ready as min_concurrency asks, or none when suspended (a crash loop ends the wait at --timeout with what the runner was doing)")
+}
+
+// printChange reports a scale, suspend or resume, with the app as it is
+// now, after waiting for the runners to settle when asked.
+func printChange(ctx context.Context, e env, s *session, f *clientFlags, res control.ChangeResult, verb string, wait bool) error {
+	if wait {
+		ready, err := s.control.AwaitSettled(ctx, res.App, res.Sequence)
+		if err != nil {
+			return err
+		}
+		res.ReadyRunners = &ready
+	}
 	if f.output == outputJSON {
 		return printJSON(e.stdout, res)
+	}
+	if res.ReadyRunners != nil {
+		defer fmt.Fprintf(e.stdout, "Runners settled: %d ready.\n", *res.ReadyRunners)
 	}
 	if res.Status == events.OutcomeNoOp {
 		fmt.Fprintf(e.stdout, "Nothing to do: %s\n", res.Message)

@@ -175,6 +175,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	log := cfg.Logger
 	natsURL := cfg.NATSURL
 	var clientSeed string

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +186,37 @@ func nkeyOption(t *testing.T, file string) nats.Option {
 		t.Fatal(err)
 	}
 	return opt
+}
+
+// A second serve on a data directory in use refuses to start, and leaves
+// the first one's runners alone (it would have taken them for orphans of
+// a crash and killed them).
+func TestServeRefusesADataDirectoryInUse(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	addrs := servertest.Serve(t, server.Config{DataDir: dataDir})
+	cli := asClient(t, addrs)
+	cli("deploy", "web", "--command", runnerBin)
+	cli("apps", "scale", "web", "--min-concurrency", "1", "--wait")
+	before := cli("apps", "runners", "web", "-o", "json")
+
+	// Without the lock it would run until ctx ends, having swept the
+	// first one's runners.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := server.Run(ctx, server.Config{DataDir: dataDir, NATSListen: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0"})
+	if !errors.Is(err, server.ErrDataDirInUse) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second serve on %s: %v; want ErrDataDirInUse naming pid %d", dataDir, err, os.Getpid())
+	}
+	var runners []struct {
+		RunnerID string `json:"runner_id"`
+		State    string `json:"state"`
+		Restarts int    `json:"restarts"`
+	}
+	if err := json.Unmarshal([]byte(cli("apps", "runners", "web", "-o", "json")), &runners); err != nil {
+		t.Fatal(err)
+	}
+	if len(runners) != 1 || runners[0].State != "idle" || runners[0].Restarts != 0 || !strings.Contains(before, runners[0].RunnerID) {
+		t.Fatalf("the first serve's runners after a second serve tried: %+v (before: %s)", runners, before)
+	}
 }
