@@ -6,12 +6,14 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/cmd/revline/internal/control"
+	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/projections"
@@ -347,6 +350,13 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	nc, err := nats.Connect(f.natsURL, append([]nats.Option{nats.Name("revline-cli"), nats.Timeout(connectLimit)}, opts...)...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		who := "no identity (no --nats-nkey or --nats-creds, and no " + filepath.Join(envOr("REVLINE_DATA_DIR", "./revline-data"), "auth", server.ClientSeedFile) + ")"
+		if f.nats.nkey != "" || f.nats.creds != "" {
+			who = "the identity in " + cmp.Or(f.nats.nkey, f.nats.creds)
+		}
+		return nil, fmt.Errorf("NATS at %s refused %s: give the client identity of the serve you talk to with --nats-nkey DATA_DIR/auth/client.nk, or set REVLINE_DATA_DIR to its data directory: %w", f.natsURL, who, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s (is `revline serve` running? set --nats-url or %s): %w", f.natsURL, envNATSURL, err)
 	}
