@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -232,6 +233,26 @@ func TestRunnerUIDOfOrphanNotReused(t *testing.T) {
 	})
 	if p.UID() != uid {
 		t.Errorf("runner after the sweep runs as uid %d; want %d", p.UID(), uid)
+	}
+}
+
+// TestRunnerUIDRangeRefused: a range goes neither with a shared runner user
+// nor with root runners, and must be a range of uids that are not root.
+func TestRunnerUIDRangeRefused(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	r := process.UIDRange{First: 300000, Last: 300009}
+	for name, cfg := range map[string]process.Config{
+		"with a runner user": {RunnerUser: "4242", RunnerUIDs: r},
+		"with root runners":  {AllowRootRunners: true, RunnerUIDs: r},
+		"reversed":           {RunnerUIDs: process.UIDRange{First: 10, Last: 5}},
+		"from root":          {RunnerUIDs: process.UIDRange{First: 0, Last: 5}},
+		"up to (uid_t)-1":    {RunnerUIDs: process.UIDRange{First: 10, Last: math.MaxUint32}},
+	} {
+		cfg.StateDir = t.TempDir()
+		if _, err := process.NewSupervisor(cfg); err == nil || !strings.Contains(err.Error(), "uid range") {
+			t.Errorf("NewSupervisor %s = %v; want an error about the uid range", name, err)
+		}
 	}
 }
 

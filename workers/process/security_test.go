@@ -227,4 +227,7 @@ func TestRunnerUserWhenNotRoot(t *testing.T) {
 	if _, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), RunnerUser: "0"}); err == nil {
 		t.Error("NewSupervisor not as root with RunnerUser 0: want an error (it cannot switch users)")
 	}
+	if _, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), RunnerUIDs: process.DefaultRunnerUIDs}); err == nil {
+		t.Error("NewSupervisor not as root with RunnerUIDs: want an error (it cannot switch users)")
+	}
 }
