@@ -223,12 +223,13 @@ func (s Spec) validate() error {
 }
 
 // Start launches spec.Command with /bin/sh in a new process group, on a free
-// loopback port exported as PORT, as the runner user (see Config.RunnerUser),
-// in a fresh working directory, with stdin from /dev/null, stdout and stderr
+// loopback port exported as PORT, as the runner's user (a uid of its own, see
+// Config.RunnerUIDs, or Config.RunnerUser), in a fresh working directory, with stdin from /dev/null, stdout and stderr
 // appended to the runner's log file and no other descriptor. It records the
 // runner in a pid file until the runner is done. Call SweepOrphans before
 // starting runners after a restart.
-// Errors wrap ErrInvalidSpec or ErrRunnerExists where they apply.
+// Errors wrap ErrInvalidSpec, ErrRunnerExists or ErrNoRunnerUID where they
+// apply.
 func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
