@@ -34,6 +34,7 @@ const (
 	envPidsWant   = "PROCESS_TEST_PIDS_WANT"   // supervise: how many pids to wait for
 	envDaemon     = "PROCESS_TEST_DAEMON"      // escape: "1" to double fork first
 	envRunnerID   = "PROCESS_TEST_RUNNER_ID"   // supervise: the runner's id (default: orphan)
+	envUIDRange   = "PROCESS_TEST_UID_RANGE"   // supervise: the supervisor's RunnerUIDs (default: none set)
 )
 
 var (
@@ -200,7 +201,15 @@ func supervise() {
 		os.Exit(2)
 	}
 	stateDir := os.Getenv(envStateDir)
-	s, err := process.NewSupervisor(process.Config{StateDir: stateDir, Logger: slog.New(slog.DiscardHandler)})
+	cfg := process.Config{StateDir: stateDir, Logger: slog.New(slog.DiscardHandler)}
+	if r := os.Getenv(envUIDRange); r != "" {
+		uids, err := process.ParseUIDRange(r)
+		if err != nil {
+			fail(err)
+		}
+		cfg.RunnerUIDs = uids
+	}
+	s, err := process.NewSupervisor(cfg)
 	if err != nil {
 		fail(err)
 	}
@@ -289,10 +298,10 @@ func newSupervisor(t *testing.T, stateDir string) *process.Supervisor {
 }
 
 // newSupervisorConfig returns a supervisor that stops its runners when the
-// test ends.
+// test ends, and logs nothing unless cfg has a Logger.
 func newSupervisorConfig(t *testing.T, cfg process.Config) *process.Supervisor {
 	t.Helper()
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	s, err := process.NewSupervisor(cfg)
 	if err != nil {
 		t.Fatal(err)

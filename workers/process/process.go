@@ -30,14 +30,15 @@
 // not reaped. Outside Linux, a runner is its process group only.
 //
 // Runners do not inherit the supervisor's privileges: a supervisor running as
-// root runs them as an unprivileged user (see Config.RunnerUser), each in a
-// working directory of its own, with no descriptor of the supervisor's but
+// root runs each of them as a uid of its own (see Config.RunnerUIDs), or as
+// one unprivileged user they share (Config.RunnerUser), each in a working
+// directory of its own, with no descriptor of the supervisor's but
 // stdin (/dev/null), stdout and stderr (the runner's log file): before each
 // start, the supervisor marks every descriptor of its process above stderr
 // close-on-exec (pass descriptors to other children with
 // exec.Cmd.ExtraFiles). A supervisor that is not root runs runners as its own
-// user: they can then read what the supervisor can read, and signal its
-// processes.
+// user: they can then read what the supervisor can read, each other's
+// environment included, and signal its processes and each other.
 package process
 
 import (
@@ -48,6 +49,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -91,22 +93,39 @@ type Config struct {
 	StateDir string
 	// Logger is optional and defaults to slog.Default().
 	Logger *slog.Logger
-	// RunnerUser is the user runners run as when the supervisor runs as root:
-	// a user name, a numeric uid (with its primary group from the user
-	// database, or the group of the same number if it has no entry there) or
-	// "uid:gid". Runners get no supplementary groups. When empty, it is
-	// "revline-runner" if that user exists, else "nobody". NewSupervisor
-	// refuses a user that is root unless AllowRootRunners is set.
+	// RunnerUser, when set, is the one user every runner runs as when the
+	// supervisor runs as root: a user name, a numeric uid (with its primary
+	// group from the user database, or the group of the same number if it
+	// has no entry there) or "uid:gid". Runners get no supplementary groups.
+	// Runners that share a user can read each other's environment (their
+	// secrets), signal and trace each other: NewSupervisor logs a warning.
+	// When empty, each runner runs as a uid of its own (see RunnerUIDs).
+	// NewSupervisor refuses a user that is root unless AllowRootRunners is
+	// set.
 	//
 	// A supervisor that is not root cannot switch users: runners then run as
-	// the supervisor's own user, and RunnerUser may only name that user. Such
-	// runners can read the supervisor's files (its data directory included)
-	// and signal its processes; run the supervisor as root, or as a user
-	// that owns nothing else, to keep them apart.
+	// the supervisor's own user, all of them, and RunnerUser may only name
+	// that user. Such runners can read the supervisor's files (its data
+	// directory included), each other's environment, and signal the
+	// supervisor's processes and each other; run the supervisor as root to
+	// keep them apart.
 	RunnerUser string
+	// RunnerUIDs is the range a supervisor running as root, with RunnerUser
+	// empty and AllowRootRunners unset, allocates runners' uids from: each
+	// runner runs as a uid of its own and the group of the same number, with
+	// no supplementary groups, so that no runner can read another's
+	// environment or files, signal it or trace it. The uid is held until
+	// none of the runner's processes is alive. The zero value means
+	// DefaultRunnerUIDs. The range must be mapped in the supervisor's user
+	// namespace; two supervisors on one machine should be given ranges that
+	// do not overlap (each skips the uids of live processes, but two starting
+	// runners at the same moment could pick the same one). NewSupervisor
+	// refuses a range with RunnerUser or AllowRootRunners, or when the
+	// supervisor is not root.
+	RunnerUIDs UIDRange
 	// AllowRootRunners lets a supervisor running as root run runners as root:
 	// as RunnerUser if that is root, or, with RunnerUser empty, as the
-	// supervisor's own user (root) instead of the default unprivileged user.
+	// supervisor's own user (root) instead of uids of their own.
 	AllowRootRunners bool
 	// WorkDir is where each runner gets a fresh working directory
 	// (<WorkDir>/revline-runner-<runner id>-<random>, owned by the runner's
@@ -123,6 +142,7 @@ type Supervisor struct {
 	workDir string
 	user    runnerUser
 	log     *slog.Logger
+	uidNext uint64        // offset in user.uids where newIdentity looks first; guarded by mu
 	plat    platformState // what the platform needs to find runners' processes
 
 	mu    sync.Mutex
@@ -149,6 +169,11 @@ func NewSupervisor(cfg Config) (*Supervisor, error) {
 		user:    u,
 		log:     cmp.Or(cfg.Logger, slog.Default()),
 		procs:   make(map[string]*Process),
+	}
+	if u.perRunner {
+		s.uidNext = rand.Uint64N(u.uids.size())
+	} else if os.Geteuid() == 0 {
+		s.log.Warn("runners share one user: a runner can read the environment (secrets included) of every other app's runner, signal it and trace it; leave the runner user unset to give each runner a uid of its own", "uid", u.identity.uidOf())
 	}
 	for _, dir := range []string{s.pidDir, s.logDir} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -198,12 +223,13 @@ func (s Spec) validate() error {
 }
 
 // Start launches spec.Command with /bin/sh in a new process group, on a free
-// loopback port exported as PORT, as the runner user (see Config.RunnerUser),
-// in a fresh working directory, with stdin from /dev/null, stdout and stderr
+// loopback port exported as PORT, as the runner's user (a uid of its own, see
+// Config.RunnerUIDs, or Config.RunnerUser), in a fresh working directory, with stdin from /dev/null, stdout and stderr
 // appended to the runner's log file and no other descriptor. It records the
 // runner in a pid file until the runner is done. Call SweepOrphans before
 // starting runners after a restart.
-// Errors wrap ErrInvalidSpec or ErrRunnerExists where they apply.
+// Errors wrap ErrInvalidSpec, ErrRunnerExists or ErrNoRunnerUID where they
+// apply.
 func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
@@ -227,7 +253,11 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
-	workDir, err := s.makeWorkDir(spec.RunnerID)
+	ident, err := s.newIdentity()
+	if err != nil {
+		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
+	}
+	workDir, err := s.makeWorkDir(spec.RunnerID, ident)
 	if err != nil {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
@@ -239,16 +269,17 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 		logPath:   logPath,
 		logOffset: logInfo.Size(),
 		workDir:   workDir,
+		ident:     ident,
 		done:      make(chan struct{}),
 	}
-	env := s.runnerEnv(spec, port, workDir)
+	env := runnerEnv(spec, port, workDir, ident)
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command("/bin/sh", "-c", spec.Command)
 		cmd.Env = env
 		cmd.Dir = workDir
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = sysProcAttr()
-		cmd.SysProcAttr.Credential = s.user.credential()
+		cmd.SysProcAttr.Credential = ident.credential()
 		return cmd
 	}
 	cmd, err := s.spawn(p, newCmd)
@@ -276,26 +307,19 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	s.procs[p.runnerID] = p
 	s.startTracking()
 	go s.reap(p, cmd)
-	s.log.Info("runner started", "runner_id", p.runnerID, "pid", p.pid, "port", port, "app", spec.App, "revision", spec.RevisionID, "cgroup", p.cgroup != "", "uid", s.runnerUID())
+	s.log.Info("runner started", "runner_id", p.runnerID, "pid", p.pid, "port", port, "app", spec.App, "revision", spec.RevisionID, "cgroup", p.cgroup != "", "uid", ident.uidOf())
 	return p, nil
 }
 
-// runnerUID returns the uid runners run as.
-func (s *Supervisor) runnerUID() int {
-	if s.user.drop {
-		return int(s.user.uid)
-	}
-	return os.Geteuid()
-}
-
-// makeWorkDir creates a runner's working directory, owned by the runner user.
-func (s *Supervisor) makeWorkDir(runnerID string) (string, error) {
+// makeWorkDir creates a runner's working directory, owned by the runner's
+// user and group, mode 0700.
+func (s *Supervisor) makeWorkDir(runnerID string, id identity) (string, error) {
 	dir, err := os.MkdirTemp(s.workDir, workDirPrefix+runnerID+"-")
 	if err != nil {
 		return "", fmt.Errorf("create working directory: %w", err)
 	}
-	if s.user.drop {
-		if err := os.Chown(dir, int(s.user.uid), int(s.user.gid)); err != nil {
+	if id.drop {
+		if err := os.Chown(dir, int(id.uid), int(id.gid)); err != nil {
 			_ = os.Remove(dir)
 			return "", fmt.Errorf("create working directory: %w", err)
 		}
@@ -310,15 +334,15 @@ func isWorkDir(dir, runnerID string) bool {
 }
 
 // runnerEnv returns a runner's environment.
-func (s *Supervisor) runnerEnv(spec Spec, port int, workDir string) []string {
+func runnerEnv(spec Spec, port int, workDir string, id identity) []string {
 	env := inheritedEnv()
-	if s.user.drop {
+	if id.drop {
 		// The supervisor's HOME and name are not the runner's.
 		env = slices.DeleteFunc(env, func(kv string) bool {
 			name, _, _ := strings.Cut(kv, "=")
 			return name == "HOME" || name == "USER" || name == "LOGNAME"
 		})
-		env = append(env, "HOME="+workDir, "USER="+s.user.name, "LOGNAME="+s.user.name)
+		env = append(env, "HOME="+workDir, "USER="+id.name, "LOGNAME="+id.name)
 	}
 	env = append(env,
 		"PORT="+strconv.Itoa(port),
@@ -520,9 +544,10 @@ type Process struct {
 	port      int
 	startedAt time.Time
 	logPath   string
-	logOffset int64  // size of the log file before the runner started
-	workDir   string // the runner's working directory
-	cgroup    string // the runner's cgroup directory, or ""
+	logOffset int64    // size of the log file before the runner started
+	workDir   string   // the runner's working directory
+	cgroup    string   // the runner's cgroup directory, or ""
+	ident     identity // who the runner runs as; a uid of its own is held until done
 	done      chan struct{}
 	exitErr   error // written before done is closed
 
@@ -543,6 +568,9 @@ func (p *Process) RunnerID() string { return p.runnerID }
 
 // PID returns the pid of the runner's shell, which is also its process group id.
 func (p *Process) PID() int { return p.pid }
+
+// UID returns the uid the runner runs as.
+func (p *Process) UID() int { return p.ident.uidOf() }
 
 // Port returns the port the runner was told to listen on (PORT).
 func (p *Process) Port() int { return p.port }

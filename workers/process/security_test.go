@@ -3,6 +3,7 @@
 package process_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -134,6 +135,23 @@ func runIdentity(t *testing.T, cfg process.Config) (identity, *process.Process) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, vars := runnerOutput(ctx, t, p)
+	id := identity{uid: atoi(t, vars["uid"]), gid: atoi(t, vars["gid"]), pwd: vars["pwd"], home: vars["home"]}
+	for g := range strings.FieldsSeq(vars["groups"]) {
+		id.groups = append(id.groups, atoi(t, g))
+	}
+	_, id.wrote = vars["wrote"]
+	_, id.read = vars["read"]
+	if _, err := os.Stat(p.WorkDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("working directory %s after the runner is done: %v, want it removed", p.WorkDir(), err)
+	}
+	return id, p
+}
+
+// runnerOutput waits until p is done, checks that it exited with status 0
+// and returns its log and the values of its KEY=VALUE lines, by key.
+func runnerOutput(ctx context.Context, t *testing.T, p *process.Process) (string, map[string]string) {
+	t.Helper()
 	waitDone(ctx, t, p)
 	b, err := os.ReadFile(p.LogPath())
 	if err != nil {
@@ -142,32 +160,13 @@ func runIdentity(t *testing.T, cfg process.Config) (identity, *process.Process) 
 	if err := p.ExitErr(); err != nil {
 		t.Fatalf("ExitErr() = %v; log:\n%s", err, b)
 	}
-	var id identity
+	vars := map[string]string{}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		key, value, _ := strings.Cut(line, "=")
-		switch key {
-		case "uid":
-			id.uid = atoi(t, value)
-		case "gid":
-			id.gid = atoi(t, value)
-		case "groups":
-			for g := range strings.FieldsSeq(value) {
-				id.groups = append(id.groups, atoi(t, g))
-			}
-		case "pwd":
-			id.pwd = value
-		case "home":
-			id.home = value
-		case "wrote":
-			id.wrote = true
-		case "read":
-			id.read = true
+		if key, value, ok := strings.Cut(line, "="); ok {
+			vars[key] = value
 		}
 	}
-	if _, err := os.Stat(p.WorkDir()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("working directory %s after the runner is done: %v, want it removed", p.WorkDir(), err)
-	}
-	return id, p
+	return string(b), vars
 }
 
 func TestRunnerUserWhenRoot(t *testing.T) {
@@ -178,8 +177,9 @@ func TestRunnerUserWhenRoot(t *testing.T) {
 	t.Run("default user", func(t *testing.T) {
 		t.Parallel()
 		id, p := runIdentity(t, process.Config{StateDir: t.TempDir()})
-		if id.uid == 0 || id.gid == 0 || slices.Contains(id.groups, 0) {
-			t.Errorf("runner runs as uid %d, gid %d, groups %v; want no root", id.uid, id.gid, id.groups)
+		r := process.DefaultRunnerUIDs
+		if id.uid < int(r.First) || id.uid > int(r.Last) || id.uid != p.UID() || id.gid != id.uid || !slices.Equal(id.groups, []int{id.gid}) {
+			t.Errorf("runner runs as uid %d (UID() %d), gid %d, groups %v; want a uid of %s, its group of the same number and no other", id.uid, p.UID(), id.gid, id.groups, r)
 		}
 		if id.read {
 			t.Error("runner read a file of the supervisor's state directory")
@@ -226,5 +226,8 @@ func TestRunnerUserWhenNotRoot(t *testing.T) {
 	}
 	if _, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), RunnerUser: "0"}); err == nil {
 		t.Error("NewSupervisor not as root with RunnerUser 0: want an error (it cannot switch users)")
+	}
+	if _, err := process.NewSupervisor(process.Config{StateDir: t.TempDir(), RunnerUIDs: process.DefaultRunnerUIDs}); err == nil {
+		t.Error("NewSupervisor not as root with RunnerUIDs: want an error (it cannot switch users)")
 	}
 }

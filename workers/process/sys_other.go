@@ -61,6 +61,10 @@ func (s *Supervisor) killTree(p *Process) bool {
 	return delivered
 }
 
+// liveUIDs knows no process without /proc: only the supervisor's own
+// runners keep their uids from being handed out again.
+func liveUIDs() map[uint32]bool { return nil }
+
 func (s *Supervisor) killOrphans(recs []pidRecord) []orphanResult {
 	return make([]orphanResult, len(recs))
 }

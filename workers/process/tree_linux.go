@@ -605,6 +605,21 @@ type procTable map[int]procStat
 
 // readProcTable reads /proc/<pid>/stat of every process.
 func readProcTable() (procTable, error) {
+	pids, err := procPIDs()
+	if err != nil {
+		return nil, err
+	}
+	table := make(procTable, len(pids))
+	for _, pid := range pids {
+		if ps, err := readStat(pid); err == nil {
+			table[pid] = ps
+		}
+	}
+	return table, nil
+}
+
+// procPIDs lists the pids in /proc.
+func procPIDs() ([]int, error) {
 	dir, err := os.Open("/proc")
 	if err != nil {
 		return nil, err
@@ -614,17 +629,13 @@ func readProcTable() (procTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	table := make(procTable, len(names))
+	var pids []int
 	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil {
-			continue
-		}
-		if ps, err := readStat(pid); err == nil {
-			table[pid] = ps
+		if pid, err := strconv.Atoi(name); err == nil {
+			pids = append(pids, pid)
 		}
 	}
-	return table, nil
+	return pids, nil
 }
 
 // readStat reads /proc/<pid>/stat.
@@ -675,6 +686,44 @@ func readMarker(pid int) string {
 		}
 	}
 	return ""
+}
+
+// liveUIDs returns the uids (real, effective, saved and filesystem) of
+// every live process in /proc; nil if /proc cannot be read. Zombies do not
+// count: they hold no memory, environment or descriptor, and may never be
+// reaped where init does not reap.
+func liveUIDs() map[uint32]bool {
+	pids, err := procPIDs()
+	if err != nil {
+		return nil
+	}
+	uids := make(map[uint32]bool)
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		var ids []string
+		zombie := false
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if state, ok := strings.CutPrefix(line, "State:"); ok {
+				state = strings.TrimSpace(state)
+				zombie = strings.HasPrefix(state, "Z") || strings.HasPrefix(state, "X")
+			} else if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+				ids = strings.Fields(rest)
+				break // State comes before Uid
+			}
+		}
+		if zombie {
+			continue
+		}
+		for _, f := range ids {
+			if uid, err := strconv.ParseUint(f, 10, 32); err == nil {
+				uids[uint32(uid)] = true
+			}
+		}
+	}
+	return uids
 }
 
 // procCgroup returns the cgroup v2 path of process pid, or "".

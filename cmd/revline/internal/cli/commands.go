@@ -20,6 +20,7 @@ import (
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
+	"github.com/revline/revline/workers/process"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -39,7 +40,8 @@ func serveCommand() *cobra.Command {
 	natsOpts.register(fs)
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long runners get to stop on shutdown")
-	fs.StringVar(&cfg.RunnerUser, "runner-user", os.Getenv("REVLINE_RUNNER_USER"), "when serve runs as root, the user runners run as: a name, uid or uid:gid (default revline-runner if it exists, else nobody) (env REVLINE_RUNNER_USER)")
+	fs.StringVar(&cfg.RunnerUser, "runner-user", os.Getenv("REVLINE_RUNNER_USER"), "when serve runs as root, one user every runner runs as: a name, uid or uid:gid; runners then share it and can read each other's environment, secrets included (default: a uid of each runner's own, see --runner-uid-range) (env REVLINE_RUNNER_USER)")
+	uidRange := fs.String("runner-uid-range", os.Getenv("REVLINE_RUNNER_UID_RANGE"), "when serve runs as root without --runner-user, the uids FIRST-LAST that runners get one each of, with the group of the same number (default "+process.DefaultRunnerUIDs.String()+") (env REVLINE_RUNNER_UID_RANGE)")
 	fs.BoolVar(&cfg.AllowRootRunners, "allow-root-runners", false, "when serve runs as root, let runners run as root too (not recommended: runners run users' code)")
 	fs.BoolVar(&cfg.NoRunners, "no-runners", false, "run no runner worker here: for extra replicas on a cluster, next to one that runs the runners")
 	fs.BoolVar(&cfg.NATSIdentities, "nats-identities", false, "with --nats-url: connect with the identities in DATA_DIR/auth, which `revline nats-config` gave the cluster (the server's, and the query service's that may publish only to inboxes)")
@@ -64,6 +66,13 @@ func serveCommand() *cobra.Command {
 				return err
 			}
 			cfg.NATSOptions = opts
+		}
+		if *uidRange != "" {
+			r, err := process.ParseUIDRange(*uidRange)
+			if err != nil {
+				return usagef("--runner-uid-range: %v", err)
+			}
+			cfg.RunnerUIDs = r
 		}
 		if *allowedHosts != "" {
 			cfg.HTTPAllowedHosts = strings.Split(*allowedHosts, ",")

@@ -76,10 +76,14 @@ type Config struct {
 	// /apps/{app}/...); default 127.0.0.1:8081. A replica with NoRunners
 	// runs no gateway.
 	GatewayAddr string
-	// RunnerUser is who runners run as when serve runs as root (a user
-	// name, a uid or uid:gid); default the user revline-runner if it exists,
-	// else nobody. AllowRootRunners lets them run as root instead.
+	// RunnerUser, when serve runs as root, is the one user every runner
+	// runs as (a user name, a uid or uid:gid): runners then share it and
+	// can read each other's environment. When empty, each runner runs as a
+	// uid of its own from RunnerUIDs (zero: process.DefaultRunnerUIDs).
+	// AllowRootRunners lets runners run as root instead. See
+	// process.Config.
 	RunnerUser       string
+	RunnerUIDs       process.UIDRange
 	AllowRootRunners bool
 	// NoRunners leaves the runner worker out: this replica processes
 	// commands and serves reads, another one runs the runners. Several
@@ -293,7 +297,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runnerDir := filepath.Join(cfg.DataDir, "runners")
 	supervisor, err := process.NewSupervisor(process.Config{
 		StateDir: runnerDir, Logger: log.With("component", "runners"),
-		RunnerUser: cfg.RunnerUser, AllowRootRunners: cfg.AllowRootRunners,
+		RunnerUser: cfg.RunnerUser, RunnerUIDs: cfg.RunnerUIDs, AllowRootRunners: cfg.AllowRootRunners,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
