@@ -405,7 +405,14 @@ func (s *JetStreamStore) follow(ctx context.Context, from uint64, filter string,
 			if env.App == "" {
 				env.App = appOfSubject(msg.Subject())
 			}
-			s.logger.Warn("undecodable event", "sequence", meta.Sequence.Stream, "subject", msg.Subject(), "error", decodeErr)
+			if env.Type == "" {
+				// No event at all (a stray acknowledgement, say): skipped
+				// like every reader skips it, and not worth a warning on
+				// every read; `revline audit` shows it.
+				s.logger.Debug("not an event", "sequence", meta.Sequence.Stream, "subject", msg.Subject())
+			} else {
+				s.logger.Warn("undecodable event", "sequence", meta.Sequence.Stream, "subject", msg.Subject(), "error", decodeErr)
+			}
 		}
 		if err := fn(env, decodeErr); err != nil {
 			return err
