@@ -177,7 +177,7 @@ func (w auditWriter) all(entries []audit.Entry) error {
 // auditColumns lays out the table's columns; it streams with --follow, so
 // widths are fixed rather than fitted to the rows.
 func (w auditWriter) columns(seq, at, app, actor, typ, command, correlation, summary string) string {
-	line := fmt.Sprintf("%-6s  %-19s  ", seq, at)
+	line := fmt.Sprintf("%-6s  %-23s  ", seq, at) // "2006-01-02 15:04:05 UTC"
 	if w.showApp {
 		line += fmt.Sprintf("%-16s  ", app)
 	}
