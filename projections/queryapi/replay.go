@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
 )
 
@@ -76,12 +78,18 @@ func NewReplayer(log projections.ReplayLog, model *projections.RevisionHistory, 
 	}
 }
 
+// RequestAuthorizer says who sent a request message: the actor, or an
+// *events.Rejection that refuses the request (unauthenticated,
+// forbidden); another error is transient.
+type RequestAuthorizer func(ctx context.Context, msg *nats.Msg) (actor string, err error)
+
 // ServeReplay answers replay requests on nc (the server's connection)
-// with replay until the subscription it returns is drained or ctx ends.
+// with replay, once authorize has accepted them, until the subscription it
+// returns is drained or ctx ends.
 // Replicas share the requests through a queue group: the one that answers
 // rebuilds its own model. It answers only to inboxes, so that a reply
 // subject naming a Revline subject cannot make it write there.
-func ServeReplay(ctx context.Context, nc *nats.Conn, replay Replayer, logger *slog.Logger) (*nats.Subscription, error) {
+func ServeReplay(ctx context.Context, nc *nats.Conn, replay Replayer, authorize RequestAuthorizer, logger *slog.Logger) (*nats.Subscription, error) {
 	sub, err := nc.QueueSubscribe(SubjectReplay, "revline-replay", func(msg *nats.Msg) {
 		if !strings.HasPrefix(msg.Reply, "_INBOX.") {
 			logger.Warn("replay request without an inbox to answer; ignored")
@@ -90,7 +98,20 @@ func ServeReplay(ctx context.Context, nc *nats.Conn, replay Replayer, logger *sl
 		// A replay takes a while: the next request (refused while it
 		// runs) must not wait behind it.
 		go func() {
-			data, err := json.Marshal(answerReplay(ctx, msg.Data, replay))
+			reply := ReplayReply{}
+			actor, err := authorize(ctx, msg)
+			var rej *events.Rejection
+			switch {
+			case errors.As(err, &rej):
+				logger.Warn("replay request refused", "code", rej.Code, "reason", rej.Message)
+				reply = ReplayReply{Code: rej.Code, Error: rej.Code + ": " + rej.Message}
+			case err != nil:
+				reply = ReplayReply{Code: CodeInternal, Error: err.Error()}
+			default:
+				logger.Info("replay requested", "by", actor)
+				reply = answerReplay(ctx, msg.Data, replay)
+			}
+			data, err := json.Marshal(reply)
 			if err == nil {
 				err = msg.Respond(data)
 			}
@@ -134,13 +155,23 @@ func answerReplay(ctx context.Context, data []byte, replay Replayer) ReplayReply
 }
 
 // AskReplay asks the server on nc to replay, as `revline replay` does,
-// and returns its report. A refusal is an *Error.
-func AskReplay(ctx context.Context, nc *nats.Conn, req ReplayRequest) (projections.ReplayReport, error) {
+// signed by signer (an admin token's; nil sends it unsigned, which serve
+// refuses), and returns its report. A refusal is an *Error.
+func AskReplay(ctx context.Context, nc *nats.Conn, signer *events.Signer, req ReplayRequest) (projections.ReplayReport, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return projections.ReplayReport{}, err
 	}
-	msg, err := nc.RequestWithContext(ctx, SubjectReplay, data)
+	out := nats.NewMsg(SubjectReplay)
+	out.Data = data
+	out.Header.Set(events.HeaderMsgID, uuid.NewString())
+	out.Header.Set(events.HeaderContentType, events.ContentTypeJSON)
+	if signer != nil {
+		if err := signer.Sign(out); err != nil {
+			return projections.ReplayReport{}, err
+		}
+	}
+	msg, err := nc.RequestMsgWithContext(ctx, out)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return projections.ReplayReport{}, errors.New("no server answers replay requests (is `revline serve` running, and this version or newer?)")
 	}

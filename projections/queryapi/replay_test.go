@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/projections"
@@ -40,22 +41,22 @@ func TestReplayRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	sub, err := queryapi.ServeReplay(ctx, nc, queryapi.NewReplayer(store, model, logger), logger)
+	sub, err := queryapi.ServeReplay(ctx, nc, queryapi.NewReplayer(store, model, logger), anyone, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
-	report, err := queryapi.AskReplay(ctx, nc, queryapi.ReplayRequest{})
+	report, err := queryapi.AskReplay(ctx, nc, nil, queryapi.ReplayRequest{})
 	if err != nil || !report.Switched || report.Generation != 2 || report.EventsRead != uint64(len(history())) || !report.Differences.None() {
 		t.Errorf("replay: %+v, %v; want generation 2 from every event, no difference", report, err)
 	}
-	report, err = queryapi.AskReplay(ctx, nc, queryapi.ReplayRequest{ToSequence: 3})
+	report, err = queryapi.AskReplay(ctx, nc, nil, queryapi.ReplayRequest{ToSequence: 3})
 	if err != nil || report.Switched || report.Generation != 2 || report.ToSequence != 3 || report.Differences.Apps.Added != 1 {
 		t.Errorf("replay to sequence 3: %+v, %v; want generation 2 kept and api added since", report, err)
 	}
 	var qerr *queryapi.Error
-	if _, err := queryapi.AskReplay(ctx, nc, queryapi.ReplayRequest{ToSequence: 1000}); !errors.As(err, &qerr) || qerr.Code != queryapi.CodeBeyondLog {
+	if _, err := queryapi.AskReplay(ctx, nc, nil, queryapi.ReplayRequest{ToSequence: 1000}); !errors.As(err, &qerr) || qerr.Code != queryapi.CodeBeyondLog {
 		t.Errorf("replay past the log's end: %v, want code %s", err, queryapi.CodeBeyondLog)
 	}
 	if msg, err := nc.RequestWithContext(ctx, queryapi.SubjectReplay, []byte("{not json")); err != nil {
@@ -64,16 +65,34 @@ func TestReplayRequests(t *testing.T) {
 		t.Errorf("a request that is not JSON: %s; want code %s", msg.Data, queryapi.CodeBadRequest)
 	}
 
-	// A replay that fails for a reason of its own is reported as internal.
-	failing, err := queryapi.ServeReplay(ctx, nc, func(context.Context, queryapi.ReplayRequest) (projections.ReplayReport, error) {
-		return projections.ReplayReport{}, errors.New("the log is gone")
+	// A request its authorizer refuses gets the refusal, and no replay.
+	refusing, err := queryapi.ServeReplay(ctx, nc, func(context.Context, queryapi.ReplayRequest) (projections.ReplayReport, error) {
+		t.Error("a refused request was replayed")
+		return projections.ReplayReport{}, nil
+	}, func(context.Context, *nats.Msg) (string, error) {
+		return "", &events.Rejection{Code: events.CodeForbidden, Message: "token ops has role operator; this needs admin"}
 	}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = sub.Unsubscribe() // only the failing one answers now
+	_ = sub.Unsubscribe() // only the refusing one answers now
+	if _, err := queryapi.AskReplay(ctx, nc, nil, queryapi.ReplayRequest{}); !errors.As(err, &qerr) || qerr.Code != events.CodeForbidden || !strings.Contains(qerr.Message, "needs admin") {
+		t.Errorf("a refused replay request: %v, want code %s", err, events.CodeForbidden)
+	}
+	_ = refusing.Unsubscribe()
+
+	// A replay that fails for a reason of its own is reported as internal.
+	failing, err := queryapi.ServeReplay(ctx, nc, func(context.Context, queryapi.ReplayRequest) (projections.ReplayReport, error) {
+		return projections.ReplayReport{}, errors.New("the log is gone")
+	}, anyone, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer func() { _ = failing.Unsubscribe() }()
-	if _, err := queryapi.AskReplay(ctx, nc, queryapi.ReplayRequest{}); !errors.As(err, &qerr) || qerr.Code != queryapi.CodeInternal || qerr.Message != "the log is gone" {
+	if _, err := queryapi.AskReplay(ctx, nc, nil, queryapi.ReplayRequest{}); !errors.As(err, &qerr) || qerr.Code != queryapi.CodeInternal || qerr.Message != "the log is gone" {
 		t.Errorf("a failed replay: %v, want code %s", err, queryapi.CodeInternal)
 	}
 }
+
+// anyone is a queryapi.RequestAuthorizer that lets every request through.
+func anyone(context.Context, *nats.Msg) (string, error) { return "test", nil }

@@ -142,9 +142,29 @@ func (s *Store) carryOut(msg *nats.Msg) Reply {
 // authorizeRequest returns the actor of a token request signed by an
 // admin token, or the reply that refuses it.
 func (s *Store) authorizeRequest(ctx context.Context, msg *nats.Msg, now time.Time) (string, *Reply) {
-	// Every refusal's sentence starts with its code.
-	refuse := func(code string, err error) (string, *Reply) {
-		return "", &Reply{Error: code + ": " + strings.TrimPrefix(err.Error(), code+": "), refused: code}
+	actor, err := s.authorizeAdmin(ctx, msg, now)
+	var rej *events.Rejection
+	switch {
+	case errors.As(err, &rej):
+		// Every refusal's sentence starts with its code.
+		return "", &Reply{Error: rej.Code + ": " + strings.TrimPrefix(rej.Message, rej.Code+": "), refused: rej.Code}
+	case err != nil:
+		return "", &Reply{Error: err.Error()}
+	}
+	return actor, nil
+}
+
+// AuthorizeAdminRequest returns the actor of a request message (a server
+// request other than a command, such as a replay) signed as a command is
+// by an admin token on every app, or an *events.Rejection that refuses it
+// (unauthenticated or forbidden); another error is transient.
+func (s *Store) AuthorizeAdminRequest(ctx context.Context, msg *nats.Msg) (string, error) {
+	return s.authorizeAdmin(ctx, msg, time.Now())
+}
+
+func (s *Store) authorizeAdmin(ctx context.Context, msg *nats.Msg, now time.Time) (string, error) {
+	refuse := func(code string, err error) (string, error) {
+		return "", &events.Rejection{Code: code, Message: err.Error()}
 	}
 	sig, err := events.ReadSignature(msg.Subject, msg.Header, msg.Data)
 	if err == nil {
@@ -159,7 +179,7 @@ func (s *Store) authorizeRequest(ctx context.Context, msg *nats.Msg, now time.Ti
 	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, events.ErrBadSignature) {
 		return refuse(events.CodeUnauthenticated, err)
 	}
-	return "", &Reply{Error: err.Error()}
+	return "", err
 }
 
 // Ask sends a token request as the CLI does, signed by signer (an admin

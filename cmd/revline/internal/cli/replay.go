@@ -32,7 +32,7 @@ func replayCommand() *cobra.Command {
 		return nil
 	}
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, _ []string) error {
-		report, err := queryapi.AskReplay(ctx, s.nc, req)
+		report, err := queryapi.AskReplay(ctx, s.nc, s.signer, req)
 		return render(e, f, report, err, printReplay)
 	})
 	return cmd

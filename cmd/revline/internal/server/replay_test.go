@@ -2,8 +2,13 @@ package server_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
@@ -44,4 +49,44 @@ func TestReplayThroughTheCLI(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "past the end of the event log") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("replay past the log's end: exit %d, stderr %q", code, stderr)
 	}
+}
+
+// A replay request needs an admin token's signature, as token requests do:
+// the client identity alone, or a deployer's token, is refused.
+func TestReplayNeedsAnAdmin(t *testing.T) {
+	t.Parallel()
+	addrs := servertest.Serve(t, server.Config{})
+	nkey := []string{"--nats-nkey", addrs.ClientIdentity}
+	code, stdout, stderr := revline(t, addrs.NATSURL, append([]string{"tokens", "create", "dep", "--role", "deployer", "-o", "json"}, nkey...)...)
+	var created struct {
+		Value string `json:"value"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &created) != nil {
+		t.Fatalf("tokens create: exit %d, %s %s", code, stdout, stderr)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "dep.token")
+	if err := os.WriteFile(tokenFile, []byte(created.Value), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = revline(t, addrs.NATSURL, append([]string{"replay", "--token-file", tokenFile}, nkey...)...)
+	if code != 1 || !strings.Contains(stderr, "forbidden") {
+		t.Errorf("replay with a deployer's token: exit %d, stderr %q; want forbidden", code, stderr)
+	}
+
+	nc, err := nats.Connect(addrs.NATSURL, nkeyOption(t, addrs.ClientIdentity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request("revline.replay", nil, 10*time.Second)
+	if err != nil || !strings.Contains(string(msg.Data), `"code":"unauthenticated"`) {
+		t.Errorf("an unsigned replay request: %v %s; want unauthenticated", err, msgData(msg))
+	}
+}
+
+func msgData(msg *nats.Msg) string {
+	if msg == nil {
+		return ""
+	}
+	return string(msg.Data)
 }

@@ -469,7 +469,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() { _ = tokenRequests.Unsubscribe() }()
 	// Replay requests (revline replay) too: the server's connection
 	// answers them, as it does token requests.
-	replayRequests, err := queryapi.ServeReplay(coreCtx, nc, replayer, log.With("component", "replay"))
+	replayRequests, err := queryapi.ServeReplay(coreCtx, nc, replayer, tokens.AuthorizeAdminRequest, log.With("component", "replay"))
 	if err != nil {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}
