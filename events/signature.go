@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 
@@ -73,6 +74,20 @@ type Signer struct {
 // NewSigner returns a Signer for the token named key whose value is value.
 func NewSigner(key, value string) *Signer {
 	return &Signer{Key: key, private: SigningKey(value), now: time.Now}
+}
+
+// SignedRequest is a JSON request to subject (a server request such as
+// a token request or a replay), with a message id, signed by s; a nil s
+// leaves it unsigned (which serve refuses).
+func (s *Signer) SignedRequest(subject string, data []byte) (*nats.Msg, error) {
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(HeaderMsgID, uuid.NewString())
+	msg.Header.Set(HeaderContentType, ContentTypeJSON)
+	if s == nil {
+		return msg, nil
+	}
+	return msg, s.Sign(msg)
 }
 
 // Sign sets msg's signature headers, signed now. Every header the payload

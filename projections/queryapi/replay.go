@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
@@ -162,14 +161,9 @@ func AskReplay(ctx context.Context, nc *nats.Conn, signer *events.Signer, req Re
 	if err != nil {
 		return projections.ReplayReport{}, err
 	}
-	out := nats.NewMsg(SubjectReplay)
-	out.Data = data
-	out.Header.Set(events.HeaderMsgID, uuid.NewString())
-	out.Header.Set(events.HeaderContentType, events.ContentTypeJSON)
-	if signer != nil {
-		if err := signer.Sign(out); err != nil {
-			return projections.ReplayReport{}, err
-		}
+	out, err := signer.SignedRequest(SubjectReplay, data)
+	if err != nil {
+		return projections.ReplayReport{}, err
 	}
 	msg, err := nc.RequestMsgWithContext(ctx, out)
 	if errors.Is(err, nats.ErrNoResponders) {

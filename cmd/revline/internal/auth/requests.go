@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/revline/revline/events"
 )
@@ -190,14 +189,9 @@ func Ask(ctx context.Context, nc *nats.Conn, signer *events.Signer, subject stri
 	if err != nil {
 		return Reply{}, err
 	}
-	out := nats.NewMsg(subject)
-	out.Data = data
-	out.Header.Set(events.HeaderMsgID, uuid.NewString())
-	out.Header.Set(events.HeaderContentType, events.ContentTypeJSON)
-	if signer != nil {
-		if err := signer.Sign(out); err != nil {
-			return Reply{}, err
-		}
+	out, err := signer.SignedRequest(subject, data)
+	if err != nil {
+		return Reply{}, err
 	}
 	msg, err := nc.RequestMsgWithContext(ctx, out)
 	if errors.Is(err, nats.ErrNoResponders) {
