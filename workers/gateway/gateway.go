@@ -199,10 +199,22 @@ func New(cfg Config) (*Gateway, error) {
 		// answers of unknown length (chunked) and server-sent events, and
 		// flushing every answer costs a write per request (bench: 0.8 of a
 		// bare proxy's throughput with it, 0.92-0.99 without).
-		ErrorHandler: g.proxyError,
-		ErrorLog:     slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ErrorHandler:   g.proxyError,
+		ModifyResponse: keepContentTypeUnset,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return g, nil
+}
+
+// keepContentTypeUnset passes on a runner's answer without a Content-Type
+// as it is: net/http would otherwise sniff the body and add one the runner
+// never sent (a Content-Type without a value in the answer's headers tells
+// it not to; the proxy copies the runner's headers in beside it).
+func keepContentTypeUnset(resp *http.Response) error {
+	if _, set := resp.Header["Content-Type"]; !set {
+		resp.Request.Context().Value(stateKey{}).(*requestState).answer["Content-Type"] = nil
+	}
+	return nil
 }
 
 // SetRoute tells the gateway what the control plane decided for app.
@@ -591,6 +603,8 @@ type requestState struct {
 	flight *flight
 	// app and path (escaped) come from the request's path.
 	app, path string
+	// answer holds the headers of the answer to the client.
+	answer http.Header
 }
 
 type stateKey struct{}
@@ -660,7 +674,7 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, appName, path
 	defer unblock()
 	w.Header().Set(HeaderRunner, f.backend.RunnerID)
 	w.Header().Set(HeaderRevision, f.backend.RevisionID)
-	out := r.WithContext(context.WithValue(ctx, stateKey{}, &requestState{flight: f, app: appName, path: path}))
+	out := r.WithContext(context.WithValue(ctx, stateKey{}, &requestState{flight: f, app: appName, path: path, answer: w.Header()}))
 	out.Header.Set(HeaderRequestID, requestID)
 	g.proxy.ServeHTTP(w, out)
 }

@@ -74,6 +74,9 @@ func newRunner(t *testing.T) *runner {
 				return
 			}
 		}
+		if req.URL.Path == "/untyped" {
+			w.Header()["Content-Type"] = nil // answer without one
+		}
 		fmt.Fprintf(w, "path=%s query=%s prefix=%s id=%s method=%s", req.URL.Path, req.URL.RawQuery,
 			req.Header.Get("X-Forwarded-Prefix"), req.Header.Get(gateway.HeaderRequestID), req.Method)
 	}))
@@ -158,6 +161,22 @@ func TestRequestsReachTheRunnerWithoutThePrefix(t *testing.T) {
 	resp2.Body.Close()
 	if !strings.Contains(string(body2), "path=/ ") || !strings.Contains(string(body2), "id=client-chosen method=DELETE") || resp2.Header.Get(gateway.HeaderRequestID) != "client-chosen" {
 		t.Fatalf("bare app path: %q %v", body2, resp2.Header)
+	}
+}
+
+// Headers pass as the runner sent them: an answer without a Content-Type
+// gets none on the way (net/http would sniff one).
+func TestAnswersKeepTheRunnersContentType(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	f.serveOneRunner(t, route)
+	resp, body := get(t, f.url+"/apps/web/untyped")
+	if _, set := resp.Header["Content-Type"]; set || !strings.HasPrefix(body, "path=/untyped") {
+		t.Fatalf("an answer without a Content-Type came with %q: %s", resp.Header.Get("Content-Type"), body)
+	}
+	resp, _ = get(t, f.url+"/apps/web/typed")
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Fatalf("the runner's own Content-Type became %q", ct)
 	}
 }
 
