@@ -68,14 +68,17 @@ func (a *api) allow(need auth.Permission, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		value, ok := bearer(r)
 		if !ok {
-			a.refuse(w, r, "", http.StatusUnauthorized, "send Authorization: Bearer <token> (revline tokens create)")
+			why := "send Authorization: Bearer <token> (revline tokens create)"
+			a.refuse(w, r, "", http.StatusUnauthorized, why, why)
 			return
 		}
 		ctx, cancel := requestContext(r, false)
 		t, err := a.cfg.Tokens.Authenticate(ctx, value)
 		cancel()
 		if errors.Is(err, auth.ErrUnauthenticated) {
-			a.refuse(w, r, auth.ClaimedName(value), http.StatusUnauthorized, err.Error())
+			// The log says why; the answer does not tell a caller whether
+			// the token's name exists.
+			a.refuse(w, r, auth.ClaimedName(value), http.StatusUnauthorized, err.Error(), "the token is not valid: unknown, revoked or mistyped (the server's log says which)")
 			return
 		}
 		if err != nil {
@@ -84,21 +87,22 @@ func (a *api) allow(need auth.Permission, h http.HandlerFunc) http.HandlerFunc {
 		}
 		var forbidden *auth.ForbiddenError
 		if err := t.Authorize(need, r.PathValue("app")); errors.As(err, &forbidden) {
-			a.refuse(w, r, t.Name, http.StatusForbidden, forbidden.Reason)
+			a.refuse(w, r, t.Name, http.StatusForbidden, forbidden.Reason, forbidden.Reason)
 			return
 		}
 		h(w, r.WithContext(WithToken(r.Context(), t)))
 	}
 }
 
-// refuse answers 401 or 403 and logs the refusal for the operator, with
-// the token's name (on a 401, the name the value claims, if any).
-func (a *api) refuse(w http.ResponseWriter, r *http.Request, token string, status int, reason string) {
+// refuse answers 401 or 403 with detail and logs the refusal for the
+// operator with its reason and the token's name (on a 401, the name the
+// value claims, if any).
+func (a *api) refuse(w http.ResponseWriter, r *http.Request, token string, status int, reason, detail string) {
 	a.cfg.Logger.Warn("http request refused", "status", status, "token", token, "method", r.Method, "route", r.Pattern, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", reason)
 	code := codeForbidden
 	if status == http.StatusUnauthorized {
 		code = codeUnauthenticated
 		w.Header().Set("WWW-Authenticate", `Bearer realm="revline"`)
 	}
-	a.writeProblem(w, r, newProblem(code, reason))
+	a.writeProblem(w, r, newProblem(code, detail))
 }

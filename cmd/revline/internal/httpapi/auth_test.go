@@ -86,6 +86,14 @@ func TestRoutesNeedATokenThatAllowsThem(t *testing.T) {
 		}
 	}
 
+	// A 401 does not tell whether a token's name exists: a wrong secret
+	// and an unknown name get the same answer.
+	unknown := bearer(strings.Replace(revokedValue, "rvl_rex_", "rvl_nobody_", 1))
+	wrong := problem(t, s.do(t, "GET", "/v1/apps", nil, forged...), http.StatusUnauthorized, "unauthenticated")
+	if other := problem(t, s.do(t, "GET", "/v1/apps", nil, unknown...), http.StatusUnauthorized, "unauthenticated"); other.Detail != wrong.Detail || strings.Contains(wrong.Detail, "rex") {
+		t.Errorf("401 details tell names apart: %q (wrong secret) vs %q (unknown name)", wrong.Detail, other.Detail)
+	}
+
 	// Refusals are logged with the token's name, the route and why;
 	// no token's value is.
 	log := logs.String()
