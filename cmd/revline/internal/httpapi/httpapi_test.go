@@ -234,6 +234,7 @@ func TestBadRequestBodies(t *testing.T) {
 		{"not JSON", "deploy", `command=serve`, http.StatusBadRequest, "bad_request", "not valid JSON"},
 		{"unknown field", "deploy", `{"command": "serve", "colour": "red"}`, http.StatusBadRequest, "bad_request", `unknown field "colour"`},
 		{"wrong type", "deploy", `{"command": 5}`, http.StatusBadRequest, "bad_request", `"command" must be a string`},
+		{"wrong type of an embedded field", "deploy", `{"command": "serve", "min_concurrency": "two"}`, http.StatusBadRequest, "bad_request", `field "min_concurrency" must be an integer`},
 		{"not an object", "deploy", `["serve"]`, http.StatusBadRequest, "bad_request", "JSON object"},
 		{"trailing data", "deploy", `{"command": "serve"} {}`, http.StatusBadRequest, "bad_request", "after it"},
 		{"empty body", "deploy", ``, http.StatusBadRequest, "bad_request", "needs a JSON body"},

@@ -62,9 +62,24 @@ func bodyError(err error) error {
 		if typ.Field == "" {
 			return badRequest(fmt.Sprintf("request body must be a JSON object, not %s", typ.Value))
 		}
-		return badRequest(fmt.Sprintf("request body: field %q must be %s, not %s", typ.Field, jsonKind(typ.Type), typ.Value))
+		return badRequest(fmt.Sprintf("request body: field %q must be %s, not %s", jsonPath(typ.Field), jsonKind(typ.Type), typ.Value))
 	}
 	return badRequest("request body: " + strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonPath is a field's path in the body as the client wrote it:
+// encoding/json names the Go structs a field is embedded in too
+// ("runtimeFields.min_concurrency"), and those names, unlike the API's
+// snake_case fields, have upper-case letters.
+func jsonPath(field string) string {
+	parts := strings.Split(field, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if strings.ToLower(p) == p {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ".")
 }
 
 func jsonKind(t reflect.Type) string {
