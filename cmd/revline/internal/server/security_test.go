@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 	"github.com/revline/revline/workers/runner"
 )
@@ -166,6 +168,18 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 	if code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "scale", "web", "--keep-alive", "61", "--nats-nkey", addrs.ClientIdentity); code != 0 {
 		t.Fatalf("scale after an ack was stored among the app's events: exit %d, %s %s", code, stdout, stderr)
 	}
+	// The operator can see it: the read model counts what it skipped.
+	metricsCtx, cancelMetrics := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelMetrics()
+	testsupport.Eventually(metricsCtx, t, "/metrics counts the skipped message", func() bool {
+		resp, err := http.Get(addrs.HTTPURL + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "\nrevline_events_skipped_total 1\n")
+	})
 
 	info, err := js.Stream(context.Background(), events.EventStreamName)
 	if err != nil {
