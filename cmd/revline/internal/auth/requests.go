@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/revline/revline/events"
 )
 
@@ -37,12 +39,21 @@ type Request struct {
 	Name string `json:"name,omitempty"`
 	Role Role   `json:"role,omitempty"`
 	Apps string `json:"apps,omitempty"`
+	// SealTo, required by create, is a curve (xkey) public key of the
+	// requester's: the new token's value is sealed to it, since every
+	// holder of the client identity can read the replies in _INBOX.>.
+	SealTo string `json:"seal_to,omitempty"`
 }
 
 // Reply is the answer to a token request.
 type Reply struct {
-	// Value is the new token's value (create only); it is shown once.
-	Value  string  `json:"value,omitempty"`
+	// SealedValue is the new token's value (create only), sealed to the
+	// request's SealTo by SealedBy (NaCl box, base64); it is shown once.
+	// OpenValue opens it.
+	SealedValue string `json:"sealed_value,omitempty"`
+	SealedBy    string `json:"sealed_by,omitempty"`
+	// Value is the opened SealedValue, set by OpenValue; never sent.
+	Value  string  `json:"-"`
 	Token  *Token  `json:"token,omitempty"`
 	Tokens []Token `json:"tokens,omitempty"`
 	Error  string  `json:"error,omitempty"`
@@ -117,11 +128,28 @@ func (s *Store) carryOut(msg *nats.Msg) Reply {
 	}
 	switch msg.Subject {
 	case SubjectCreate:
+		sealer, err := nkeys.CreateCurveKeys()
+		if err != nil {
+			return Reply{Error: err.Error()}
+		}
+		// Checked before the token is made: a value that cannot be sealed
+		// is not made at all.
+		if _, err := sealer.Seal([]byte("check"), req.SealTo); err != nil {
+			return Reply{Error: "seal_to: want the curve (xkey) public key the new token's value is sealed to (every client identity can read _INBOX.>)"}
+		}
 		value, t, err := s.Create(ctx, NewToken{Name: req.Name, Role: req.Role, Apps: req.Apps, CreatedBy: by}, now)
 		if err != nil {
 			return Reply{Error: err.Error()}
 		}
-		return Reply{Value: value, Token: &t}
+		sealed, err := sealer.Seal([]byte(value), req.SealTo)
+		if err != nil {
+			return Reply{Error: err.Error()}
+		}
+		sealedBy, err := sealer.PublicKey()
+		if err != nil {
+			return Reply{Error: err.Error()}
+		}
+		return Reply{SealedValue: base64.StdEncoding.EncodeToString(sealed), SealedBy: sealedBy, Token: &t}
 	case SubjectList:
 		tokens, err := s.List(ctx)
 		if err != nil {
@@ -179,6 +207,21 @@ func (s *Store) authorizeAdmin(ctx context.Context, msg *nats.Msg, now time.Time
 		return refuse(events.CodeUnauthenticated, err)
 	}
 	return "", err
+}
+
+// OpenValue opens the new token's value of a create reply with the curve
+// key pair whose public key the request gave as SealTo, and sets Value.
+func (r *Reply) OpenValue(kp nkeys.KeyPair) error {
+	sealed, err := base64.StdEncoding.DecodeString(r.SealedValue)
+	if err != nil {
+		return fmt.Errorf("token reply: sealed value: %w", err)
+	}
+	value, err := kp.Open(sealed, r.SealedBy)
+	if err != nil {
+		return fmt.Errorf("token reply: open the sealed value: %w", err)
+	}
+	r.Value = string(value)
+	return nil
 }
 
 // Ask sends a token request as the CLI does, signed by signer (an admin

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nats-io/nkeys"
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/spf13/cobra"
 )
@@ -26,8 +27,21 @@ func tokensCreateCommand() *cobra.Command {
 		return auth.ValidateAppGlob(apps)
 	}
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, pos []string) error {
-		reply, err := auth.Ask(ctx, s.nc, s.signer, auth.SubjectCreate, auth.Request{Name: pos[0], Role: auth.Role(role), Apps: apps})
+		// The value comes back sealed to a key of this call's own: other
+		// holders of the client identity can read the reply.
+		seal, err := nkeys.CreateCurveKeys()
 		if err != nil {
+			return err
+		}
+		sealTo, err := seal.PublicKey()
+		if err != nil {
+			return err
+		}
+		reply, err := auth.Ask(ctx, s.nc, s.signer, auth.SubjectCreate, auth.Request{Name: pos[0], Role: auth.Role(role), Apps: apps, SealTo: sealTo})
+		if err != nil {
+			return err
+		}
+		if err := reply.OpenValue(seal); err != nil {
 			return err
 		}
 		if f.output == outputJSON {

@@ -15,6 +15,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/internal/testsupport"
 )
 
@@ -73,6 +74,21 @@ func TestTokens(t *testing.T) {
 		t.Errorf("serve did not log where the admin token is:\n%s", logs.String())
 	}
 
+	// Another holder of the client identity listens to every inbox: the
+	// new token's value travels sealed to the requester's key.
+	eavesdropper, err := nats.Connect(addrs.NATSURL, nkeyOption(t, addrs.ClientIdentity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eavesdropper.Close()
+	heard, err := eavesdropper.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eavesdropper.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
 	nkey := []string{"--nats-nkey", addrs.ClientIdentity}
 	code, stdout, stderr := revline(t, addrs.NATSURL, append([]string{"tokens", "create", "ci", "--role", "viewer", "--app", "web*", "-o", "json"}, nkey...)...)
 	var created struct {
@@ -82,6 +98,27 @@ func TestTokens(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &created) != nil || created.Value == "" || created.Token.Role != auth.RoleViewer || created.Token.Apps != "web*" || created.Token.Hash != "" {
 		t.Fatalf("tokens create: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
+	replies := 0
+	for {
+		msg, err := heard.NextMsg(100 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		replies++
+		if strings.Contains(string(msg.Data), created.Value) || strings.Contains(string(msg.Data), strings.TrimPrefix(created.Value, "rvl_ci_")) {
+			t.Errorf("a token's value went through %s in clear: %s", msg.Subject, msg.Data)
+		}
+	}
+	if replies == 0 {
+		t.Error("the eavesdropper heard no reply at all: the check cannot fail")
+	}
+	// A create request without a key to seal the value to is refused,
+	// before any token is made.
+	admin := events.NewSigner(auth.BootstrapName, strings.TrimSpace(string(adminValue)))
+	if _, err := auth.Ask(context.Background(), eavesdropper, admin, auth.SubjectCreate, auth.Request{Name: "clear", Role: auth.RoleViewer}); err == nil || !strings.Contains(err.Error(), "seal_to") {
+		t.Errorf("tokens create without seal_to: %v; want a refusal naming seal_to", err)
+	}
+
 	code, stdout, stderr = revline(t, addrs.NATSURL, append([]string{"tokens", "create", "ci", "--role", "admin"}, nkey...)...)
 	if code != 1 || !strings.Contains(stderr, "exists") {
 		t.Errorf("tokens create with a taken name: exit %d, %s %s", code, stdout, stderr)
