@@ -271,7 +271,26 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 	if err != nil {
 		return err
 	}
-	return a.refresh(ctx)
+	if err := a.refresh(ctx); err != nil {
+		return err
+	}
+	if done := a.state.Revisions[rev.ID]; r != nil && done.RolledBackTo != "" && done.ID != a.state.Current {
+		// A set-rev while it deployed: the revision is up but not current,
+		// and its runner is no capacity of the app; it goes now, before
+		// the switch's capacity is counted.
+		why := "deployed, not current: rolled back to " + a.revisionLabel(done.RolledBackTo) + " while it deployed"
+		a.log.Info("revision deployed, not made current", "revision", rev.ID, "rolled_back_to", done.RolledBackTo)
+		a.drainInBackground(ctx, r, a.state.Runtime.RequestTimeout.Duration(), why)
+	}
+	return nil
+}
+
+// revisionLabel names a revision in a runner's reason: "v3", or its id.
+func (a *appWorker) revisionLabel(id string) string {
+	if rev, ok := a.state.Revisions[id]; ok && rev.Number != 0 {
+		return fmt.Sprintf("v%d", rev.Number)
+	}
+	return id
 }
 
 // startFailedError is a runner whose process could not be started.

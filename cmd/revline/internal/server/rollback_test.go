@@ -1,0 +1,198 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
+	"github.com/revline/revline/internal/testsupport"
+)
+
+// cliResult is what one CLI run in the background answered.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// inBackground runs the CLI against addrs in a goroutine; its answer
+// comes on the channel.
+func inBackground(t *testing.T, addrs server.Addresses, args ...string) <-chan cliResult {
+	done := make(chan cliResult, 1)
+	go func() {
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
+		done <- cliResult{code, stdout, stderr}
+	}()
+	return done
+}
+
+// await returns the background run's answer, failing the test if ctx
+// ends first.
+func await(ctx context.Context, t *testing.T, what string, done <-chan cliResult) cliResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		t.Fatalf("%s did not return in time", what)
+		return cliResult{}
+	}
+}
+
+// gate is a file a runner command waits for before it starts listening:
+// the deploy stays in flight until the test opens it. Runners run as
+// user nobody, so its directory is readable by all.
+type gate string
+
+func newGate(t *testing.T) gate {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return gate(filepath.Join(dir, "open"))
+}
+
+// command is cmd, started once the gate is open.
+func (g gate) command(cmd string) string {
+	return "while [ ! -e " + string(g) + " ]; do sleep 0.05; done; exec " + cmd
+}
+
+func (g gate) open(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(string(g), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// revisionRow is a line of list-rev -o json.
+type revisionRow struct {
+	Number     int    `json:"number"`
+	RevisionID string `json:"revision_id"`
+	Status     string `json:"status"`
+	Current    bool   `json:"current"`
+}
+
+// revisionsByNumber lists the app's revisions by number.
+func revisionsByNumber(t *testing.T, cli func(...string) string, app string) map[int]revisionRow {
+	t.Helper()
+	var rows []revisionRow
+	if err := json.Unmarshal([]byte(cli("apps", "list-rev", app, "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]revisionRow{}
+	for _, r := range rows {
+		out[r.Number] = r
+	}
+	return out
+}
+
+// rollBackDuringADeploy serves, deploys v1 and v2 of app, asks for v3 (no
+// wait) whose runner listens only once the returned gate is opened (the
+// runner worker is held in v3's deploy until then), and runs `set-rev app
+// v1 --wait` in the background, returning once the switch is recorded.
+func rollBackDuringADeploy(ctx context.Context, t *testing.T, app string) (server.Addresses, func(...string) string, gate, <-chan cliResult) {
+	t.Helper()
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	cli("deploy", app, "--command", runnerBin)
+	cli("deploy", app, "--command", runnerBin+" v2")
+	v3 := newGate(t)
+	t.Cleanup(func() { v3.open(t) }) // let the worker go before serve stops
+	cli("deploy", app, "--command", v3.command(runnerBin+" v3"), "--no-wait")
+	setRev := inBackground(t, addrs, "apps", "set-rev", app, "v1", "--wait")
+	testsupport.Eventually(ctx, t, "the switch to v1 is recorded", func() bool {
+		return revisionsByNumber(t, cli, app)[1].Current
+	})
+	return addrs, cli, v3, setRev
+}
+
+// The outsider's sequence: v3 is deploying when the operator rolls back to
+// v1 (set-rev --wait). When v3 comes up it is deployed but not made
+// current, its runner stops, set-rev --wait ends on v1's runners, and the
+// audit log says what happened. Then a deploy waited for that a rollback
+// overtakes ends with exit 1 and says so.
+func TestARollbackDuringADeployWins(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addrs, cli, v3, setRev := rollBackDuringADeploy(ctx, t, "dd")
+	if got := revisionsByNumber(t, cli, "dd")[3].Status; got != "deploying" {
+		t.Fatalf("v3 is %s at the rollback, want deploying: the test did not reproduce the race", got)
+	}
+	v3.open(t)
+
+	r := await(ctx, t, "set-rev --wait", setRev)
+	if r.code != 0 || !strings.Contains(r.stdout, "Runners moved:") || !strings.Contains(r.stdout, "of v1 (") {
+		t.Fatalf("set-rev --wait: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	}
+	revs := revisionsByNumber(t, cli, "dd")
+	if !revs[1].Current || revs[3].Current || revs[3].Status != "deployed" {
+		t.Fatalf("after v3 came up: %+v, want v1 current and v3 deployed, not current", revs)
+	}
+	var runners []struct {
+		RevisionID string `json:"revision_id"`
+	}
+	if err := json.Unmarshal([]byte(cli("apps", "runners", "dd", "-o", "json")), &runners); err != nil {
+		t.Fatal(err)
+	}
+	for _, runner := range runners {
+		if runner.RevisionID != revs[1].RevisionID {
+			t.Fatalf("after set-rev --wait: runners %+v, want only v1's (%s)", runners, revs[1].RevisionID)
+		}
+	}
+	audit := cli("audit", "dd", "-o", "wide")
+	if !strings.Contains(audit, "v3 is up; not made current: rolled back to v1 while it deployed") {
+		t.Fatalf("audit does not say v3 was left behind:\n%s", audit)
+	}
+	if strings.Contains(audit, "deployed v3") {
+		t.Fatalf("audit says v3 was made current:\n%s", audit)
+	}
+	if !strings.Contains(audit, "deployed, not current: rolled back to v1 while it deployed") {
+		t.Fatalf("audit does not give why v3's runner stopped:\n%s", audit)
+	}
+
+	// A deploy waited for, overtaken by a rollback to v2.
+	v4 := newGate(t)
+	deploy := inBackground(t, addrs, "deploy", "dd", "--command", v4.command(runnerBin+" v4"))
+	testsupport.Eventually(ctx, t, "v4 is deploying", func() bool {
+		return revisionsByNumber(t, cli, "dd")[4].Status == "deploying"
+	})
+	cli("apps", "set-rev", "dd", "v2")
+	v4.open(t)
+	r = await(ctx, t, "deploy", deploy)
+	if r.code != 1 || !strings.Contains(r.stdout, "is deployed, not current: the app was rolled back to v2 (") || r.stderr != "" {
+		t.Fatalf("deploy overtaken by a rollback: exit %d, stdout %q, stderr %q; want exit 1 and the reason once", r.code, r.stdout, r.stderr)
+	}
+	if revs := revisionsByNumber(t, cli, "dd"); !revs[2].Current || revs[4].Status != "deployed" {
+		t.Fatalf("after v4 came up: %+v, want v2 current and v4 deployed", revs)
+	}
+	// It can be made current later.
+	cli("apps", "set-rev", "dd", "v4", "--wait")
+	if revs := revisionsByNumber(t, cli, "dd"); !revs[4].Current {
+		t.Fatalf("after set-rev v4: %+v, want v4 current", revs)
+	}
+}
+
+// set-rev --wait ends with a clear error when another set-rev moves the
+// app away from the revision it waits for, instead of waiting for the
+// other revision's runners to go. The worker is held in a deploy (a gated
+// runner) so that no runner moves before the second set-rev.
+func TestSetRevWaitEndsWhenTheAppMovesAway(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, cli, _, wait := rollBackDuringADeploy(ctx, t, "web")
+	cli("apps", "set-rev", "web", "v2")
+	r := await(ctx, t, "set-rev --wait", wait)
+	if r.code != 1 || !strings.Contains(r.stderr, "no longer the current revision: v2 is current now") {
+		t.Fatalf("set-rev --wait overtaken by another set-rev: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
