@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/internal/testsupport"
+	"github.com/revline/revline/workers/runner/runnertest"
 )
 
 // cliResult is what one CLI run in the background answered.
@@ -44,34 +43,6 @@ func await(ctx context.Context, t *testing.T, what string, done <-chan cliResult
 	}
 }
 
-// gate is a file a runner command waits for before it starts listening:
-// the deploy stays in flight until the test opens it. Runners run as
-// user nobody, so its directory is readable by all.
-type gate string
-
-func newGate(t *testing.T) gate {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return gate(filepath.Join(dir, "open"))
-}
-
-// command is cmd, started once the gate is open.
-func (g gate) command(cmd string) string {
-	return "while [ ! -e " + string(g) + " ]; do sleep 0.05; done; exec " + cmd
-}
-
-func (g gate) open(t *testing.T) {
-	t.Helper()
-	if err := os.WriteFile(string(g), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // revisionRow is a line of list-rev -o json.
 type revisionRow struct {
 	Number     int    `json:"number"`
@@ -95,18 +66,17 @@ func revisionsByNumber(t *testing.T, cli func(...string) string, app string) map
 }
 
 // rollBackDuringADeploy serves, deploys v1 and v2 of app, asks for v3 (no
-// wait) whose runner listens only once the returned gate is opened (the
-// runner worker is held in v3's deploy until then), and runs `set-rev app
+// wait) whose runner listens only once the returned gate is opened (v3
+// stays deploying until then), and runs `set-rev app
 // v1 --wait` in the background, returning once the switch is recorded.
-func rollBackDuringADeploy(ctx context.Context, t *testing.T, app string) (server.Addresses, func(...string) string, gate, <-chan cliResult) {
+func rollBackDuringADeploy(ctx context.Context, t *testing.T, app string) (server.Addresses, func(...string) string, runnertest.Gate, <-chan cliResult) {
 	t.Helper()
 	addrs := servertest.Serve(t, server.Config{})
 	cli := asClient(t, addrs)
 	cli("deploy", app, "--command", runnerBin)
 	cli("deploy", app, "--command", runnerBin+" v2")
-	v3 := newGate(t)
-	t.Cleanup(func() { v3.open(t) }) // let the worker go before serve stops
-	cli("deploy", app, "--command", v3.command(runnerBin+" v3"), "--no-wait")
+	v3 := runnertest.NewGate(t)
+	cli("deploy", app, "--command", v3.Command(runnerBin+" v3"), "--no-wait")
 	setRev := inBackground(t, addrs, "apps", "set-rev", app, "v1", "--wait")
 	testsupport.Eventually(ctx, t, "the switch to v1 is recorded", func() bool {
 		return revisionsByNumber(t, cli, app)[1].Current
@@ -127,7 +97,7 @@ func TestARollbackDuringADeployWins(t *testing.T) {
 	if got := revisionsByNumber(t, cli, "dd")[3].Status; got != "deploying" {
 		t.Fatalf("v3 is %s at the rollback, want deploying: the test did not reproduce the race", got)
 	}
-	v3.open(t)
+	v3.Open(t)
 
 	r := await(ctx, t, "set-rev --wait", setRev)
 	if r.code != 0 || !strings.Contains(r.stdout, "Runners moved:") || !strings.Contains(r.stdout, "of v1 (") {
@@ -160,13 +130,13 @@ func TestARollbackDuringADeployWins(t *testing.T) {
 	}
 
 	// A deploy waited for, overtaken by a rollback to v2.
-	v4 := newGate(t)
-	deploy := inBackground(t, addrs, "deploy", "dd", "--command", v4.command(runnerBin+" v4"))
+	v4 := runnertest.NewGate(t)
+	deploy := inBackground(t, addrs, "deploy", "dd", "--command", v4.Command(runnerBin+" v4"))
 	testsupport.Eventually(ctx, t, "v4 is deploying", func() bool {
 		return revisionsByNumber(t, cli, "dd")[4].Status == "deploying"
 	})
 	cli("apps", "set-rev", "dd", "v2")
-	v4.open(t)
+	v4.Open(t)
 	r = await(ctx, t, "deploy", deploy)
 	if r.code != 1 || !strings.Contains(r.stdout, "is deployed, not current: the app was rolled back to v2 (") || r.stderr != "" {
 		t.Fatalf("deploy overtaken by a rollback: exit %d, stdout %q, stderr %q; want exit 1 and the reason once", r.code, r.stdout, r.stderr)
@@ -183,8 +153,9 @@ func TestARollbackDuringADeployWins(t *testing.T) {
 
 // set-rev --wait ends with a clear error when another set-rev moves the
 // app away from the revision it waits for, instead of waiting for the
-// other revision's runners to go. The worker is held in a deploy (a gated
-// runner) so that no runner moves before the second set-rev.
+// other revision's runners to go. A deploy in flight (a gated runner, of
+// another revision) keeps the first wait from ending before the second
+// set-rev.
 func TestSetRevWaitEndsWhenTheAppMovesAway(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
