@@ -40,3 +40,11 @@ func (g Gate) Open(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// Close holds the runners started from now on back again.
+func (g Gate) Close(t testing.TB) {
+	t.Helper()
+	if err := os.Remove(g.path); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -230,7 +230,9 @@ type SwitchResult struct {
 const runnerPoll = 250 * time.Millisecond
 
 // runnerCensus counts an app's live runners against the revision they
-// should run.
+// should run. The runner of a revision being deployed is left out: it is
+// the deploy's (revline deploy waits for it), no capacity of the app, and
+// a switch or a scale does not wait for a deploy in flight.
 type runnerCensus struct {
 	ready  int // of the revision, serving (idle or running)
 	moving int // of another revision, or starting, backing off or stopping
@@ -246,8 +248,23 @@ func (c *Control) census(ctx context.Context, app, revisionID string, after uint
 	if err != nil {
 		return runnerCensus{}, err
 	}
+	deploying := map[string]bool{} // by revision id, asked once a census
 	var n runnerCensus
 	for _, r := range runners {
+		if r.RevisionID != revisionID {
+			d, asked := deploying[r.RevisionID]
+			if !asked {
+				rev, err := c.Reader.Revision(ctx, app, r.RevisionID, after)
+				if err != nil {
+					return runnerCensus{}, err
+				}
+				d = rev.Status == events.StatusDeploying
+				deploying[r.RevisionID] = d
+			}
+			if d {
+				continue
+			}
+		}
 		n.total++
 		switch {
 		case r.RevisionID == revisionID && (r.State == events.RunnerIdle || r.State == events.RunnerRunning):

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,58 +66,53 @@ func revisionsByNumber(t *testing.T, cli func(...string) string, app string) map
 	return out
 }
 
-// rollBackDuringADeploy serves, deploys v1 and v2 of app, asks for v3 (no
-// wait) whose runner listens only once the returned gate is opened (v3
-// stays deploying until then), and runs `set-rev app
-// v1 --wait` in the background, returning once the switch is recorded.
-func rollBackDuringADeploy(ctx context.Context, t *testing.T, app string) (server.Addresses, func(...string) string, runnertest.Gate, <-chan cliResult) {
+// runnersOf lists the revision ids of the app's live runners.
+func runnersOf(t *testing.T, cli func(...string) string, app string) []string {
 	t.Helper()
-	addrs := servertest.Serve(t, server.Config{})
-	cli := asClient(t, addrs)
-	cli("deploy", app, "--command", runnerBin)
-	cli("deploy", app, "--command", runnerBin+" v2")
-	v3 := runnertest.NewGate(t)
-	cli("deploy", app, "--command", v3.Command(runnerBin+" v3"), "--no-wait")
-	setRev := inBackground(t, addrs, "apps", "set-rev", app, "v1", "--wait")
-	testsupport.Eventually(ctx, t, "the switch to v1 is recorded", func() bool {
-		return revisionsByNumber(t, cli, app)[1].Current
-	})
-	return addrs, cli, v3, setRev
+	var runners []struct {
+		RevisionID string `json:"revision_id"`
+	}
+	if err := json.Unmarshal([]byte(cli("apps", "runners", app, "-o", "json")), &runners); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(runners))
+	for i, r := range runners {
+		out[i] = r.RevisionID
+	}
+	return out
 }
 
 // The outsider's sequence: v3 is deploying when the operator rolls back to
-// v1 (set-rev --wait). When v3 comes up it is deployed but not made
-// current, its runner stops, set-rev --wait ends on v1's runners, and the
-// audit log says what happened. Then a deploy waited for that a rollback
-// overtakes ends with exit 1 and says so.
+// v1 (set-rev --wait). The runners move at once, and set-rev --wait ends
+// on v1's, while v3 still deploys. When v3 comes up it is deployed but not
+// made current, its runner stops, and the audit log says what happened.
+// Then a deploy waited for that a rollback overtakes ends with exit 1 and
+// says so.
 func TestARollbackDuringADeployWins(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	addrs, cli, v3, setRev := rollBackDuringADeploy(ctx, t, "dd")
-	if got := revisionsByNumber(t, cli, "dd")[3].Status; got != "deploying" {
-		t.Fatalf("v3 is %s at the rollback, want deploying: the test did not reproduce the race", got)
-	}
-	v3.Open(t)
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	cli("deploy", "dd", "--command", runnerBin)
+	cli("deploy", "dd", "--command", runnerBin+" v2")
+	v3 := runnertest.NewGate(t)
+	cli("deploy", "dd", "--command", v3.Command(runnerBin+" v3"), "--no-wait")
 
-	r := await(ctx, t, "set-rev --wait", setRev)
-	if r.code != 0 || !strings.Contains(r.stdout, "Runners moved:") || !strings.Contains(r.stdout, "of v1 (") {
-		t.Fatalf("set-rev --wait: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	out := cli("apps", "set-rev", "dd", "v1", "--wait")
+	if !strings.Contains(out, "Runners moved: 1 of v1 (") {
+		t.Fatalf("set-rev --wait: %s", out)
 	}
 	revs := revisionsByNumber(t, cli, "dd")
-	if !revs[1].Current || revs[3].Current || revs[3].Status != "deployed" {
-		t.Fatalf("after v3 came up: %+v, want v1 current and v3 deployed, not current", revs)
+	if !revs[1].Current || revs[3].Status != "deploying" {
+		t.Fatalf("after set-rev --wait: %+v, want v1 current and v3 still deploying", revs)
 	}
-	var runners []struct {
-		RevisionID string `json:"revision_id"`
-	}
-	if err := json.Unmarshal([]byte(cli("apps", "runners", "dd", "-o", "json")), &runners); err != nil {
-		t.Fatal(err)
-	}
-	for _, runner := range runners {
-		if runner.RevisionID != revs[1].RevisionID {
-			t.Fatalf("after set-rev --wait: runners %+v, want only v1's (%s)", runners, revs[1].RevisionID)
-		}
+	v3.Open(t)
+	testsupport.Eventually(ctx, t, "v3 deployed and its runner gone", func() bool {
+		return revisionsByNumber(t, cli, "dd")[3].Status == "deployed" && slices.Equal(runnersOf(t, cli, "dd"), []string{revs[1].RevisionID})
+	})
+	if revs := revisionsByNumber(t, cli, "dd"); !revs[1].Current || revs[3].Current {
+		t.Fatalf("after v3 came up: %+v, want v1 current and v3 not", revs)
 	}
 	audit := cli("audit", "dd", "-o", "wide")
 	if !strings.Contains(audit, "v3 is up; not made current: rolled back to v1 while it deployed") {
@@ -137,7 +133,7 @@ func TestARollbackDuringADeployWins(t *testing.T) {
 	})
 	cli("apps", "set-rev", "dd", "v2")
 	v4.Open(t)
-	r = await(ctx, t, "deploy", deploy)
+	r := await(ctx, t, "deploy", deploy)
 	if r.code != 1 || !strings.Contains(r.stdout, "is deployed, not current: the app was rolled back to v2 (") || r.stderr != "" {
 		t.Fatalf("deploy overtaken by a rollback: exit %d, stdout %q, stderr %q; want exit 1 and the reason once", r.code, r.stdout, r.stderr)
 	}
@@ -153,14 +149,24 @@ func TestARollbackDuringADeployWins(t *testing.T) {
 
 // set-rev --wait ends with a clear error when another set-rev moves the
 // app away from the revision it waits for, instead of waiting for the
-// other revision's runners to go. A deploy in flight (a gated runner, of
-// another revision) keeps the first wait from ending before the second
-// set-rev.
+// other revision's runners to go. v1's runners wait at a gate, so that
+// the first wait cannot end before the second set-rev.
 func TestSetRevWaitEndsWhenTheAppMovesAway(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, cli, _, wait := rollBackDuringADeploy(ctx, t, "web")
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	v1 := runnertest.NewGate(t)
+	v1.Open(t)
+	cli("deploy", "web", "--command", v1.Command(runnerBin))
+	cli("deploy", "web", "--command", runnerBin+" v2")
+	v1.Close(t)
+
+	wait := inBackground(t, addrs, "apps", "set-rev", "web", "v1", "--wait")
+	testsupport.Eventually(ctx, t, "the switch to v1 is recorded", func() bool {
+		return revisionsByNumber(t, cli, "web")[1].Current
+	})
 	cli("apps", "set-rev", "web", "v2")
 	r := await(ctx, t, "set-rev --wait", wait)
 	if r.code != 1 || !strings.Contains(r.stderr, "no longer the current revision: v2 is current now") {
