@@ -171,8 +171,14 @@ func decideCompleteDeploy(state App, c events.CompleteDeploy) ([]events.Event, e
 	if err != nil {
 		return nil, err
 	}
+	if rev.RolledBackTo != "" {
+		// A set-rev while it deployed is the operator's later word: the
+		// revision is up, and stays available to set-rev, but the alias
+		// stays where the rollback put it.
+		return []events.Event{events.RevisionDeployed{RevisionID: rev.ID, RolledBackTo: rev.RolledBackTo}}, nil
+	}
 	set := events.CurrentRevisionSet{
-		From: state.Current, To: rev.ID, Reason: "deploy", Strategy: rev.Strategy,
+		From: state.Current, To: rev.ID, Reason: events.ReasonDeploy, Strategy: rev.Strategy,
 		Message: rev.Message, Code: rev.Code,
 	}
 	if state.HasRuntime && !rev.ResetScale {
@@ -233,7 +239,7 @@ func decideSetRevision(state App, c events.SetRevision) ([]events.Event, error) 
 		return nil, reject(CodeRevisionNotDeployed, "revision %s is %s; only a deployed revision can become current", target.show(), target.Status)
 	}
 	return []events.Event{events.CurrentRevisionSet{
-		From: state.Current, To: target.ID, Reason: "rollback", Strategy: strategy, Message: c.Message,
+		From: state.Current, To: target.ID, Reason: events.ReasonRollback, Strategy: strategy, Message: c.Message,
 		Code:          target.Code,
 		Runtime:       state.Runtime,
 		Inherited:     slices.Clone(events.RuntimeParamNames),

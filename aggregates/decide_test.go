@@ -314,6 +314,60 @@ func completeDeploySpecs() []spec {
 			}),
 		},
 		{
+			// The outsider's sequence: v3 deploying, the operator rolls
+			// back to v1, then v3 comes up. The rollback is the later word.
+			name: "a_deploy_rolled_back_while_it_deployed_does_not_become_current",
+			given: history(live(r1), promoted(r1, r2, defaultRuntime),
+				evs(created(r3, withCode(gpuCode)), rolledBack(r2, r1, defaultCode, defaultRuntime))),
+			when: events.CompleteDeploy{RevisionID: r3},
+			then: evs(events.RevisionDeployed{RevisionID: r3, RolledBackTo: r1}),
+			after: func(t T, s aggregates.App) {
+				equal(t, "current", s.Current, r1)
+				equal(t, "code", s.Code, defaultCode)
+				equal(t, "r3 status", revision(t, s, r3).Status, events.StatusDeployed)
+			},
+		},
+		{
+			name: "the_last_of_several_set_revs_while_it_deployed_is_recorded",
+			given: history(live(r1), promoted(r1, r2, defaultRuntime),
+				evs(created(r3), rolledBack(r2, r1, defaultCode, defaultRuntime), rolledBack(r1, r2, defaultCode, defaultRuntime))),
+			when:  events.CompleteDeploy{RevisionID: r3},
+			then:  evs(events.RevisionDeployed{RevisionID: r3, RolledBackTo: r2}),
+			after: func(t T, s aggregates.App) { equal(t, "current", s.Current, r2) },
+		},
+		{
+			name: "a_deploy_requested_after_a_set_rev_becomes_current",
+			given: history(live(r1), promoted(r1, r2, defaultRuntime),
+				evs(rolledBack(r2, r1, defaultCode, defaultRuntime), created(r3, withCode(gpuCode)))),
+			when: events.CompleteDeploy{RevisionID: r3},
+			then: evs(deployed(r3), events.CurrentRevisionSet{
+				From: r1, To: r3, Reason: "deploy", Strategy: events.StrategyRolling,
+				Code: gpuCode, Runtime: defaultRuntime, Inherited: allInherited(), InheritedFrom: r1,
+			}),
+			after: func(t T, s aggregates.App) { equal(t, "current", s.Current, r3) },
+		},
+		{
+			// Another deploy completing is no operator's word about this
+			// one: the later deploy becomes current, as before.
+			name: "a_deploy_that_completes_after_another_deploy_still_becomes_current",
+			given: history(live(r1), evs(created(r2), created(r3)),
+				evs(deployed(r2), events.CurrentRevisionSet{From: r1, To: r2, Reason: "deploy", Strategy: events.StrategyRolling,
+					Code: defaultCode, Runtime: defaultRuntime, Inherited: allInherited(), InheritedFrom: r1})),
+			when: events.CompleteDeploy{RevisionID: r3},
+			then: evs(deployed(r3), events.CurrentRevisionSet{
+				From: r2, To: r3, Reason: "deploy", Strategy: events.StrategyRolling,
+				Code: defaultCode, Runtime: defaultRuntime, Inherited: allInherited(), InheritedFrom: r2,
+			}),
+		},
+		{
+			name: "a_revision_deployed_but_not_made_current_can_be_set_current_later",
+			given: history(live(r1), promoted(r1, r2, defaultRuntime),
+				evs(created(r3, withCode(gpuCode)), rolledBack(r2, r1, defaultCode, defaultRuntime),
+					events.RevisionDeployed{RevisionID: r3, RolledBackTo: r1})),
+			when: events.SetRevision{RevisionID: r3},
+			then: evs(rolledBack(r1, r3, gpuCode, defaultRuntime)),
+		},
+		{
 			name:   "completing_an_unknown_revision_is_rejected",
 			given:  live(r1),
 			when:   events.CompleteDeploy{RevisionID: "nope"},

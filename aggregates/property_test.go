@@ -40,6 +40,10 @@ type machine struct {
 
 	revisions []string // every revision id a deploy was asked for, in order
 	rollouts  int
+	// overtaken holds, by revision id, the target of the last set_revision
+	// accepted while that revision was deploying: its completion must
+	// leave the alias alone.
+	overtaken map[string]string
 }
 
 // commandKinds is the mix of commands sent; deploys and their completions
@@ -259,7 +263,17 @@ func (m *machine) step(t *rapid.T, i int, cmd events.Command) {
 		m.history = append(m.history, env)
 		m.state = aggregates.Evolve(m.state, env)
 	}
-	checkTransition(t, i, before, m.state, cmd, evs)
+	checkTransition(t, i, before, m.state, cmd, evs, m.overtaken)
+	if c, ok := cmd.(events.SetRevision); ok {
+		for id, rev := range before.Revisions {
+			if rev.Status == events.StatusDeploying {
+				if m.overtaken == nil {
+					m.overtaken = map[string]string{}
+				}
+				m.overtaken[id] = c.RevisionID
+			}
+		}
+	}
 	for _, ev := range evs {
 		checkEventText(t, i, ev)
 	}
@@ -271,7 +285,7 @@ func (m *machine) step(t *rapid.T, i int, cmd events.Command) {
 }
 
 // checkTransition checks what an accepted command did to the state.
-func checkTransition(t *rapid.T, i int, before, after aggregates.App, cmd events.Command, evs []events.Event) {
+func checkTransition(t *rapid.T, i int, before, after aggregates.App, cmd events.Command, evs []events.Event, overtaken map[string]string) {
 	t.Helper()
 	moved := false
 	for _, ev := range evs {
@@ -284,6 +298,15 @@ func checkTransition(t *rapid.T, i int, before, after aggregates.App, cmd events
 		rev := before.Revisions[c.RevisionID]
 		if rev == nil || rev.Status != events.StatusDeploying {
 			t.Fatalf("step %d: completed a deploy of %s, which was not deploying", i, c.RevisionID)
+		}
+		if to, ok := overtaken[c.RevisionID]; ok {
+			// A set-rev while it deployed: the rollback stands.
+			if moved || after.Current != before.Current || after.Runtime != before.Runtime ||
+				!reflect.DeepEqual(evs, []events.Event{events.RevisionDeployed{RevisionID: c.RevisionID, RolledBackTo: to}}) {
+				t.Fatalf("step %d: complete_deploy of %s, overtaken by a set_revision to %s, moved the alias (%q → %q) or said %s",
+					i, c.RevisionID, to, before.Current, after.Current, dump(evs))
+			}
+			break
 		}
 		if after.Current != c.RevisionID {
 			t.Fatalf("step %d: complete_deploy of %s left the alias on %q", i, c.RevisionID, after.Current)

@@ -84,7 +84,11 @@ type Revision struct {
 	Message    string
 	Status     events.RevisionStatus
 	Deleted    bool
-	CreatedAt  time.Time
+	// RolledBackTo is the revision a set-rev made current while this one
+	// was being deployed (the last one, if several): the operator's later
+	// word, which the deploy's completion does not undo.
+	RolledBackTo string
+	CreatedAt    time.Time
 	// CreatedBy is the actor of the deploy that created the revision.
 	CreatedBy string
 }
@@ -158,6 +162,13 @@ func Evolve(state App, env events.Envelope) App {
 	case events.RevisionDeleted:
 		rev(ev.RevisionID).Deleted = true
 	case events.CurrentRevisionSet:
+		if ev.Reason == events.ReasonRollback {
+			for _, r := range state.Revisions {
+				if r.Status == events.StatusDeploying {
+					r.RolledBackTo = ev.To
+				}
+			}
+		}
 		state.Current = ev.To
 		state.Strategy = ev.Strategy
 		state.Code = ev.Code

@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -71,7 +72,7 @@ func sampleEvents() []events.Event {
 			ResetScale: true, Strategy: events.StrategyRecreate, Message: "first version",
 			Annotations: map[string]string{"git_sha": "abc123"},
 		},
-		events.RevisionDeployed{RevisionID: revisionID},
+		events.RevisionDeployed{RevisionID: revisionID, RolledBackTo: "0193f1c2-0000-7c3d-8e9f-0a1b2c3d4e5f"},
 		events.RevisionFailed{RevisionID: revisionID, Reason: "runner exited with status 1"},
 		events.RevisionDeleted{RevisionID: revisionID},
 		events.CurrentRevisionSet{
@@ -695,5 +696,31 @@ func TestEventsSkipUnknownFieldsCommandsRefuseThem(t *testing.T) {
 	}
 	if _, err := r.DecodeCommand(events.CmdFailDeploy, "", payload); err == nil {
 		t.Fatal("a command with an unknown field was accepted")
+	}
+}
+
+// A revision.deployed written before rolled_back_to existed is a deploy
+// that made its revision current: it reads with the field empty, at the
+// same schema version.
+func TestRevisionDeployedWithoutRolledBackToReadsAsMadeCurrent(t *testing.T) {
+	t.Parallel()
+	payload, err := msgpack.Marshal(map[string]any{"revision_id": "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := events.NewRegistry()
+	ev, err := r.DecodeEvent(events.TypeRevisionDeployed, payload)
+	if err != nil || ev != (events.RevisionDeployed{RevisionID: "r1"}) {
+		t.Fatalf("old revision.deployed: %+v, %v", ev, err)
+	}
+	if v := r.EventVersion(events.TypeRevisionDeployed); v != events.SchemaVersion {
+		t.Fatalf("revision.deployed is read at version %d, want %d: an optional field needs no upcaster", v, events.SchemaVersion)
+	}
+	data, err := events.Marshal(events.ContentTypeMsgpack, events.RevisionDeployed{RevisionID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, payload) {
+		t.Fatalf("a deploy made current encodes as %x, want the old form %x", data, payload)
 	}
 }

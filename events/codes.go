@@ -97,6 +97,7 @@ var catalogue = []CodeSpec{
 	{"unsupported_media_type", KindError, http.StatusUnsupportedMediaType},
 	{"request_too_large", KindError, http.StatusRequestEntityTooLarge},
 	{"deploy_failed", KindError, http.StatusUnprocessableEntity},
+	{"deploy_not_current", KindError, http.StatusConflict},
 	{"not_ready", KindError, http.StatusServiceUnavailable},
 	{"timeout", KindError, http.StatusGatewayTimeout},
 	{"canceled", KindError, http.StatusServiceUnavailable},

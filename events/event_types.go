@@ -47,6 +47,12 @@ type RevisionCreated struct {
 // RevisionDeployed records that a revision's runner came up healthy.
 type RevisionDeployed struct {
 	RevisionID string `msgpack:"revision_id" json:"revision_id"`
+	// RolledBackTo, when set, is the revision a set-rev made current while
+	// this one deployed: the deploy did not make this revision current (no
+	// app.current_revision_set follows), since the operator's rollback is
+	// the later word. Empty (or absent, in events written before the
+	// field existed) when the deploy made it current.
+	RolledBackTo string `msgpack:"rolled_back_to,omitempty" json:"rolled_back_to,omitempty"`
 }
 
 // RevisionFailed records that a revision's deploy failed; the alias did not move.
@@ -65,7 +71,7 @@ type RevisionDeleted struct {
 type CurrentRevisionSet struct {
 	From string `msgpack:"from" json:"from"` // "" on the first deploy
 	To   string `msgpack:"to" json:"to"`
-	// Reason is "deploy" or "rollback".
+	// Reason is ReasonDeploy or ReasonRollback.
 	Reason   string   `msgpack:"reason" json:"reason"`
 	Strategy Strategy `msgpack:"strategy" json:"strategy"`
 	Message  string   `msgpack:"message" json:"message"`
@@ -78,6 +84,14 @@ type CurrentRevisionSet struct {
 	Inherited     []string `msgpack:"inherited" json:"inherited"`
 	InheritedFrom string   `msgpack:"inherited_from" json:"inherited_from"`
 }
+
+// The reasons of a CurrentRevisionSet.
+const (
+	// ReasonDeploy is a deploy that completed.
+	ReasonDeploy = "deploy"
+	// ReasonRollback is a set-rev, to an older revision or a newer one.
+	ReasonRollback = "rollback"
+)
 
 // AppScaled records a change of runtime parameters and, rarely, of the
 // current revision's code parameters (until the next deploy or set-rev).

@@ -200,6 +200,35 @@ func TestFailedDeployShowsFailedAndKeepsCurrent(t *testing.T) {
 	})
 }
 
+// A rollback while a deploy is in flight wins: the deploy completes
+// (revision.deployed with rolled_back_to, no switch) and the revision is
+// deployed but not current, live and rebuilt alike.
+func TestDeployOvertakenByARollbackIsDeployedButNotCurrent(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, f *fixture) {
+		model := f.live()
+		f.deploy("demo", rev1, "alice", codeSmall, runtimeA)
+		f.deploy("demo", rev2, "alice", codeSmall, runtimeA)
+		f.create("demo", rev3, "bob", codeLarge, runtimeB)
+		f.setRev("demo", rev1, "carol")
+		f.append("demo", "worker:runner", events.RevisionDeployed{RevisionID: rev3, RolledBackTo: rev1})
+		for name, m := range map[string]*projections.RevisionHistory{"live": f.caughtUp(model), "rebuilt": f.rebuild()} {
+			if r3 := mustRevision(t, m, "demo", rev3); r3.Status != events.StatusDeployed || r3.Current {
+				t.Errorf("%s: overtaken revision = %+v, want deployed and not current", name, r3)
+			}
+			if r1 := mustRevision(t, m, "demo", rev1); !r1.Current {
+				t.Errorf("%s: rolled-back-to revision = %+v, want current", name, r1)
+			}
+			if app := mustApp(t, m, "demo"); app.CurrentRevision != rev1 || app.RuntimeParams != runtimeA {
+				t.Errorf("%s: App = %+v, want current %s with runtime %+v", name, app, rev1, runtimeA)
+			}
+			if sw, _ := m.LastSwitch("demo"); sw.To != rev1 || sw.By != "carol" {
+				t.Errorf("%s: LastSwitch = %+v, want carol's rollback to %s", name, sw, rev1)
+			}
+		}
+	})
+}
+
 func TestDeletedRevisionHiddenFromListButFoundByID(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, f *fixture) {

@@ -23,7 +23,14 @@ func Summary(before aggregates.App, env events.Envelope) string {
 		n := aggregates.RevisionNumber(ev, before.LastNumber)
 		return fmt.Sprintf("deploy of v%d requested (%s)%s", n, ev.Code.MachineType, message(ev.Message))
 	case events.RevisionDeployed:
-		return fmt.Sprintf("%s is up", name(ev.RevisionID))
+		if ev.RolledBackTo == "" {
+			return fmt.Sprintf("%s is up", name(ev.RevisionID))
+		}
+		moved := "rolled back to "
+		if isForward(before, ev.RevisionID, ev.RolledBackTo) {
+			moved = "rolled forward to "
+		}
+		return fmt.Sprintf("%s is up; not made current: %s%s while it deployed", name(ev.RevisionID), moved, name(ev.RolledBackTo))
 	case events.RevisionFailed:
 		return fmt.Sprintf("deploy of %s failed: %q", name(ev.RevisionID), ev.Reason)
 	case events.RevisionDeleted:
@@ -77,7 +84,7 @@ func switchSummary(before aggregates.App, ev events.CurrentRevisionSet) string {
 	to := revisionName(before, ev.To)
 	var s string
 	switch {
-	case ev.Reason != "rollback":
+	case ev.Reason != events.ReasonRollback:
 		s = "deployed " + to
 	case isForward(before, ev.From, ev.To):
 		s = "rolled forward to " + to

@@ -16,6 +16,8 @@ func TestSummaryOfOneEvent(t *testing.T) {
 		events.NewEnvelope("web", events.RevisionCreated{RevisionID: rev1, Number: 1, Command: "run $PORT"}, events.Metadata{Actor: "alice"}, t0),
 		events.NewEnvelope("web", events.RevisionDeployed{RevisionID: rev1}, events.Metadata{Actor: "worker:runner"}, t0),
 		events.NewEnvelope("web", events.CurrentRevisionSet{To: rev1, Reason: "deploy"}, events.Metadata{Actor: "worker:runner"}, t0),
+		events.NewEnvelope("web", events.RevisionCreated{RevisionID: rev2, Number: 2, Command: "run $PORT"}, events.Metadata{Actor: "alice"}, t0),
+		events.NewEnvelope("web", events.RevisionCreated{RevisionID: rev3, Number: 3, Command: "run $PORT"}, events.Metadata{Actor: "alice"}, t0),
 	})
 	for name, tc := range map[string]struct {
 		event events.Event
@@ -28,6 +30,18 @@ func TestSummaryOfOneEvent(t *testing.T) {
 		"a message over several lines stays on one line, quoted": {
 			events.CurrentRevisionSet{From: rev1, To: rev1, Reason: "rollback", Message: "latency\nregression"},
 			`rolled back to v1 (runtime params reset from the deploy): "latency\nregression"`,
+		},
+		"a deploy that a rollback overtook says it did not become current": {
+			events.RevisionDeployed{RevisionID: rev3, RolledBackTo: rev1},
+			"v3 is up; not made current: rolled back to v1 while it deployed",
+		},
+		"and says so of a roll-forward too": {
+			events.RevisionDeployed{RevisionID: rev2, RolledBackTo: rev3},
+			"v2 is up; not made current: rolled forward to v3 while it deployed",
+		},
+		"a deploy made current is simply up": {
+			events.RevisionDeployed{RevisionID: rev3},
+			"v3 is up",
 		},
 	} {
 		env := events.NewEnvelope("web", tc.event, events.Metadata{Actor: "alice"}, t0)

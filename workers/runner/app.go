@@ -67,6 +67,10 @@ type appWorker struct {
 	suspended     bool
 	suspendedWith int
 
+	// deploys are the deploys whose runner is starting, by revision id
+	// (only the loop uses it).
+	deploys map[string]*pendingDeploy
+
 	// crashes counts runner failures since the app was last stable; it
 	// sets the back-off before the next start (nextStart).
 	crashes     int
@@ -79,6 +83,18 @@ type runner struct {
 	proc       *process.Process
 	revisionID string
 	draining   bool
+	// deploying is set while r is its revision's deploy runner, not yet
+	// settled: it is no capacity of the app (neither live nor another
+	// revision's runner to stop), and its exit is the deploy's to report.
+	deploying bool
+}
+
+// pendingDeploy is a deploy whose runner is starting: the loop goes on
+// (a set-rev meanwhile moves the app's runners at once) and settles the
+// deploy once ready says how the runner's start ended.
+type pendingDeploy struct {
+	r     *runner
+	ready chan error // awaitReady's answer; buffered
 }
 
 func newAppWorker(name string, cfg Config) *appWorker {
@@ -89,6 +105,7 @@ func newAppWorker(name string, cfg Config) *appWorker {
 		wakeCh:     make(chan struct{}, 1),
 		runners:    map[string]*runner{},
 		restarting: map[string]string{},
+		deploys:    map[string]*pendingDeploy{},
 	}
 }
 
@@ -255,10 +272,48 @@ func (a *appWorker) deploying() []*aggregates.Revision {
 	return out
 }
 
-// deploy starts the revision's first runner and reports the revision
-// Deployed once it listens, or Failed with the reason.
+// deploy starts the revision's first runner and, on a later pass, once
+// it listens, reports the revision Deployed, or Failed with the reason.
+// The loop does not wait for the runner meanwhile: a rollback, a scale or
+// a crash of another runner is acted on while a deploy starts.
 func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error {
-	r, err := a.startReady(ctx, rev, "deploy", "")
+	p, started := a.deploys[rev.ID]
+	if !started {
+		r, err := a.start(ctx, rev, "deploy", "")
+		if err != nil {
+			return a.settleDeploy(ctx, rev, nil, err)
+		}
+		a.mu.Lock()
+		r.deploying = true
+		a.mu.Unlock()
+		p = &pendingDeploy{r: r, ready: make(chan error, 1)}
+		a.deploys[rev.ID] = p
+		// The loop's state changes meanwhile: the wait gets its own copy.
+		starting, timeout := *rev, a.startupTimeout(rev)
+		go func() {
+			p.ready <- a.awaitReady(ctx, r, &starting, timeout)
+			a.wake()
+		}()
+		return nil
+	}
+	select {
+	case err := <-p.ready:
+		delete(a.deploys, rev.ID)
+		a.mu.Lock()
+		p.r.deploying = false
+		a.mu.Unlock()
+		if err != nil {
+			return a.settleDeploy(ctx, rev, nil, err)
+		}
+		return a.settleDeploy(ctx, rev, p.r, nil)
+	default:
+		return nil // still starting: its answer wakes the loop
+	}
+}
+
+// settleDeploy reports how the deploy of rev ended: r is its runner,
+// listening, or err why it is not.
+func (a *appWorker) settleDeploy(ctx context.Context, rev *aggregates.Revision, r *runner, err error) error {
 	if reason, failed := runnerFailure(err); failed {
 		_, err = a.send(ctx, events.FailDeploy{RevisionID: rev.ID, Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes)}, rev.ID)
 	} else if err == nil {
@@ -271,7 +326,26 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 	if err != nil {
 		return err
 	}
-	return a.refresh(ctx)
+	if err := a.refresh(ctx); err != nil {
+		return err
+	}
+	if done := a.state.Revisions[rev.ID]; r != nil && done.RolledBackTo != "" && done.ID != a.state.Current {
+		// A set-rev while it deployed: the revision is up but not current,
+		// and its runner is no capacity of the app; it goes now, before
+		// the switch's capacity is counted.
+		why := "deployed, not current: rolled back to " + a.revisionLabel(done.RolledBackTo) + " while it deployed"
+		a.log.Info("revision deployed, not made current", "revision", rev.ID, "rolled_back_to", done.RolledBackTo)
+		a.drainInBackground(ctx, r, a.state.Runtime.RequestTimeout.Duration(), why)
+	}
+	return nil
+}
+
+// revisionLabel names a revision in a runner's reason: "v3", or its id.
+func (a *appWorker) revisionLabel(id string) string {
+	if rev, ok := a.state.Revisions[id]; ok && rev.Number != 0 {
+		return fmt.Sprintf("v%d", rev.Number)
+	}
+	return id
 }
 
 // startFailedError is a runner whose process could not be started.
@@ -303,6 +377,17 @@ func runnerFailure(err error) (reason string, failed bool) {
 // runnerFailure then recognises the error. runnerID is "" for a new
 // runner, or the id of one that crashed and is restarted.
 func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, why, runnerID string) (*runner, error) {
+	r, err := a.start(ctx, rev, why, runnerID)
+	if err != nil {
+		return nil, err
+	}
+	return r, a.awaitReady(ctx, r, rev, a.startupTimeout(rev))
+}
+
+// start starts one runner of rev, for the reason why, and reports it
+// setup. runnerID is "" for a new runner, or the id of one that crashed
+// and is restarted.
+func (a *appWorker) start(ctx context.Context, rev *aggregates.Revision, why, runnerID string) (*runner, error) {
 	if runnerID == "" {
 		runnerID = uuid.Must(uuid.NewV7()).String()
 	}
@@ -333,20 +418,36 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, wh
 	if err := a.report(ctx, r, events.RunnerSetup, why); err != nil {
 		return nil, err
 	}
-	startupTimeout := rev.Code.StartupTimeout
+	return r, nil
+}
+
+// startupTimeout is how long a runner of rev may take to listen.
+func (a *appWorker) startupTimeout(rev *aggregates.Revision) time.Duration {
 	if rev.ID == a.state.Current {
-		startupTimeout = a.state.Code.StartupTimeout // a scale may have changed it
+		return a.state.Code.StartupTimeout.Duration() // a scale may have changed it
 	}
-	if err := proc.WaitReady(ctx, startupTimeout.Duration()); err != nil {
+	return rev.Code.StartupTimeout.Duration()
+}
+
+// awaitReady waits until r, a runner of rev, listens, then gives it to
+// the gateway and reports it idle. A runner that does not listen within
+// timeout is killed and reported terminated; runnerFailure then
+// recognises the error. Safe to call from any goroutine.
+func (a *appWorker) awaitReady(ctx context.Context, r *runner, rev *aggregates.Revision, timeout time.Duration) error {
+	proc := r.proc
+	if err := proc.WaitReady(ctx, timeout); err != nil {
 		killErr := proc.Kill(ctx)
+		// Its end is in the log before the runner is forgotten, so that
+		// the loop never takes it for a runner lost in a restart.
+		rerr := a.report(ctx, r, events.RunnerTerminated, err.Error())
 		a.forget(r)
-		if rerr := a.report(ctx, r, events.RunnerTerminated, err.Error()); rerr != nil {
-			return nil, errors.Join(err, rerr)
+		if rerr != nil {
+			return errors.Join(err, rerr)
 		}
-		return nil, errors.Join(err, killErr)
+		return errors.Join(err, killErr)
 	}
 	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: proc.RunnerID(), RevisionID: rev.ID, Addr: proc.Addr(), MaxMultiplexing: rev.Code.MaxMultiplexing})
-	return r, a.report(ctx, r, events.RunnerIdle, "")
+	return a.report(ctx, r, events.RunnerIdle, "")
 }
 
 // rollout replaces every runner of the rollout's revision that started
@@ -611,7 +712,7 @@ func (a *appWorker) reapCrashed(ctx context.Context) error {
 	for _, r := range a.runners {
 		select {
 		case <-r.proc.Done():
-			if !r.draining {
+			if !r.draining && !r.deploying {
 				crashed = append(crashed, r)
 			}
 		default:
@@ -694,11 +795,11 @@ func (a *appWorker) untracked() []string {
 
 // live returns the running, not draining runners of revisionID, oldest first.
 func (a *appWorker) live(revisionID string) []*runner {
-	return a.selectRunners(func(r *runner) bool { return r.revisionID == revisionID })
+	return a.selectRunners(func(r *runner) bool { return !r.deploying && r.revisionID == revisionID })
 }
 
 func (a *appWorker) liveExcept(revisionID string) []*runner {
-	return a.selectRunners(func(r *runner) bool { return r.revisionID != revisionID })
+	return a.selectRunners(func(r *runner) bool { return !r.deploying && r.revisionID != revisionID })
 }
 
 // anyRunnerExcept reports whether a runner of another revision than
@@ -707,7 +808,7 @@ func (a *appWorker) anyRunnerExcept(revisionID string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, r := range a.runners {
-		if r.revisionID != revisionID {
+		if r.revisionID != revisionID && !r.deploying {
 			return true
 		}
 	}

@@ -9,6 +9,11 @@
 // gateway which runners are ready, and stops a runner gracefully only once
 // the gateway has no request of it left in flight.
 //
+// A deploy's runner starts without holding the app's pass: a set-rev, a
+// scale or a crash meanwhile is acted on at once (an emergency rollback
+// does not wait for a deploy's startup timeout), and the deploy is settled
+// on the pass after its runner listens or fails.
+//
 // The worker is level-triggered: an event only wakes the app it belongs to,
 // and each pass compares the app's state, folded from its history, with the
 // processes actually running. A missed or repeated event therefore changes

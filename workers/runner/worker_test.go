@@ -585,6 +585,47 @@ func TestSetRevisionMovesRunnersToTheTarget(t *testing.T) {
 	}
 }
 
+// A rollback is instant even while a deploy is in flight: the runners
+// move to the target before the deploying revision's runner listens.
+// When it does, the revision is deployed but not current, and its runner
+// stops.
+func TestASetRevisionMovesTheRunnersWhileADeployStarts(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+	first, _ := s.deploy(t, log, "web", runnerCommand)
+	_, old := s.deploy(t, log, "web", runnerCommand+" --second")
+	gate := runnertest.NewGate(t)
+	third := s.execute(t, "web", events.Deploy{Command: gate.Command(runnerCommand + " --third")})
+	log.waitUntil(t, "the third revision's runner in setup", func(envs []events.Envelope) bool {
+		return slices.ContainsFunc(envs, func(env events.Envelope) bool {
+			ev, ok := runnerEvent(env)
+			return ok && ev.RevisionID == third.RevisionID && ev.State == events.RunnerSetup
+		})
+	})
+
+	s.execute(t, "web", events.SetRevision{RevisionID: first})
+	envs := log.waitUntil(t, "runners moved to the target while the deploy starts", func(envs []events.Envelope) bool {
+		return slices.ContainsFunc(envs, runnerState(old.RunnerID, events.RunnerTerminated)) &&
+			slices.ContainsFunc(idleRunners(envs), func(r events.RunnerStateChanged) bool { return r.RevisionID == first })
+	})
+	if slices.ContainsFunc(envs, isType(events.TypeRevisionDeployed, third.RevisionID)) {
+		t.Fatalf("the switch waited for the deploy in flight:\n%s", describe(envs))
+	}
+
+	gate.Open(t)
+	deployed := log.waitFor(t, "the third revision deployed", third.LastSequence, isType(events.TypeRevisionDeployed, third.RevisionID))
+	if ev := deployed.Event.(events.RevisionDeployed); ev.RolledBackTo != first {
+		t.Fatalf("revision.deployed = %+v, want rolled_back_to %s", ev, first)
+	}
+	envs = log.waitUntil(t, "only the target's runner left", exactlyIdle(1, first))
+	if slices.ContainsFunc(envs, isType(events.TypeCurrentRevisionSet, third.RevisionID)) {
+		t.Fatalf("the deploy moved the alias after the rollback:\n%s", describe(envs))
+	}
+	checkRunnersEndOnce(t, envs)
+}
+
 func TestRolloutReplacesEveryRunner(t *testing.T) {
 	t.Parallel()
 	for _, force := range []bool{false, true} {

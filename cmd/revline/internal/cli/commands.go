@@ -153,7 +153,7 @@ func deployCommand() *cobra.Command {
 			return err
 		}
 		printDeploy(e.stdout, pos[0], res)
-		if errors.Is(err, control.ErrDeployFailed) {
+		if errors.Is(err, control.ErrDeployFailed) || errors.Is(err, control.ErrDeployNotCurrent) {
 			return errReported // the sentence says why, once
 		}
 		return err

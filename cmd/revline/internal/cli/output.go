@@ -115,6 +115,15 @@ func printDeploy(w io.Writer, app string, res control.DeployResult) {
 	name := revisionName(res.Number, res.RevisionID)
 	switch res.Status {
 	case events.StatusDeployed:
+		if res.RolledBackTo != "" {
+			ref := res.RevisionID
+			if res.Number != 0 {
+				ref = version(res.Number)
+			}
+			fmt.Fprintf(w, "Revision %s of %s is deployed, not current: the app was rolled back to %s while it deployed. To make it current: revline apps set-rev %s %s\n",
+				name, app, revisionName(res.RolledBackToNumber, res.RolledBackTo), app, ref)
+			break
+		}
 		fmt.Fprintf(w, "Revision %s of %s is deployed and current.\n", name, app)
 	case events.StatusFailed:
 		fmt.Fprintf(w, "Revision %s of %s failed: %s. The current revision did not change.\n", name, app, res.Reason)

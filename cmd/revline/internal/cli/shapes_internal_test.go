@@ -52,7 +52,7 @@ func TestJSONShapes(t *testing.T) {
 		{"outcome of set-rev", control.SwitchResult{}, "app message number ready_runners revision_id sequence status"},
 		{"outcome of runners stop, kill", control.StopResult{}, "app message reason runner_id sequence status stopped"},
 		{"outcome of secrets set, unset", control.SecretResult{}, "app message name sequence status version"},
-		{"outcome of deploy", deployOutcome{}, "app duplicate number reason revision_id sequence status"},
+		{"outcome of deploy", deployOutcome{}, "app duplicate number reason revision_id rolled_back_to rolled_back_to_number sequence status"},
 		{"outcome of delete-rev", deleteOutcome{}, "app number revision_id sequence status"},
 	} {
 		got := jsonKeys(reflect.TypeOf(tc.value))

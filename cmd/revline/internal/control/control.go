@@ -117,14 +117,28 @@ type DeployResult struct {
 	Reason    string                `json:"reason,omitempty"`
 	Sequence  uint64                `json:"sequence"`
 	Duplicate bool                  `json:"duplicate,omitempty"`
+	// RolledBackTo, with Wait, is the revision a set-rev made current
+	// while this one deployed: it is deployed but not current.
+	// RolledBackToNumber is that revision's number (0 if the read model
+	// could not tell it in time).
+	RolledBackTo       string `json:"rolled_back_to,omitempty"`
+	RolledBackToNumber uint64 `json:"rolled_back_to_number,omitempty"`
 }
 
 // ErrDeployFailed is wrapped by the error Deploy returns for a revision
 // that failed to deploy.
 var ErrDeployFailed = errors.New("deploy failed")
 
+// ErrDeployNotCurrent is wrapped by the error Deploy returns for a
+// revision that deployed but did not become current, because a set-rev
+// moved the app while it deployed: the rollback stands, and the revision
+// can be made current later with SetRevision.
+var ErrDeployNotCurrent = errors.New("deployed, not current")
+
 // Deploy creates a revision and, with opts.Wait, waits for it to settle.
-// A failed revision returns its result and an error wrapping ErrDeployFailed.
+// A failed revision returns its result and an error wrapping
+// ErrDeployFailed; one deployed but left behind by a rollback returns its
+// result (RolledBackTo set) and an error wrapping ErrDeployNotCurrent.
 func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts DeployOptions) (DeployResult, error) {
 	o, err := c.execute(ctx, app, d, opts.IdempotencyKey)
 	if err != nil {
@@ -145,6 +159,11 @@ func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts 
 		case events.RevisionDeployed:
 			if ev.RevisionID == res.RevisionID {
 				res.Status, res.Sequence = events.StatusDeployed, env.Sequence
+				if ev.RolledBackTo != "" {
+					// A set-rev while it deployed: no switch follows.
+					res.RolledBackTo = ev.RolledBackTo
+					return errSettled
+				}
 			}
 		case events.CurrentRevisionSet:
 			// A deployed revision becomes current in the same append: its
@@ -166,6 +185,11 @@ func (c *Control) Deploy(ctx context.Context, app string, d events.Deploy, opts 
 	}
 	if res.Status == events.StatusFailed {
 		return res, fmt.Errorf("revision %s: %w: %s", res.RevisionID, ErrDeployFailed, res.Reason)
+	}
+	if res.RolledBackTo != "" {
+		res.RolledBackToNumber = c.number(ctx, app, res.RolledBackTo, res.Sequence)
+		return res, fmt.Errorf("revision %s: %w: the app was rolled back to %s while it deployed",
+			revisionLabel(res.Number, res.RevisionID), ErrDeployNotCurrent, revisionLabel(res.RolledBackToNumber, res.RolledBackTo))
 	}
 	return res, nil
 }
@@ -206,7 +230,9 @@ type SwitchResult struct {
 const runnerPoll = 250 * time.Millisecond
 
 // runnerCensus counts an app's live runners against the revision they
-// should run.
+// should run. The runner of a revision being deployed is left out: it is
+// the deploy's (revline deploy waits for it), no capacity of the app, and
+// a switch or a scale does not wait for a deploy in flight.
 type runnerCensus struct {
 	ready  int // of the revision, serving (idle or running)
 	moving int // of another revision, or starting, backing off or stopping
@@ -222,8 +248,23 @@ func (c *Control) census(ctx context.Context, app, revisionID string, after uint
 	if err != nil {
 		return runnerCensus{}, err
 	}
+	deploying := map[string]bool{} // by revision id, asked once a census
 	var n runnerCensus
 	for _, r := range runners {
+		if r.RevisionID != revisionID {
+			d, asked := deploying[r.RevisionID]
+			if !asked {
+				rev, err := c.Reader.Revision(ctx, app, r.RevisionID, after)
+				if err != nil {
+					return runnerCensus{}, err
+				}
+				d = rev.Status == events.StatusDeploying
+				deploying[r.RevisionID] = d
+			}
+			if d {
+				continue
+			}
+		}
 		n.total++
 		switch {
 		case r.RevisionID == revisionID && (r.State == events.RunnerIdle || r.State == events.RunnerRunning):
@@ -241,15 +282,16 @@ func (c *Control) census(ctx context.Context, app, revisionID string, after uint
 
 // awaitRunners takes a census of app's runners against revisionID every
 // runnerPoll until done says the runners have settled, and returns the
-// last census. It fails when ctx ends first, saying what it waited for.
-func (c *Control) awaitRunners(ctx context.Context, app, revisionID string, after uint64, done func(runnerCensus) bool) (runnerCensus, error) {
+// last census. It fails when ctx ends first, saying what it waited for,
+// or with done's error: what it waits for can no longer happen.
+func (c *Control) awaitRunners(ctx context.Context, app, revisionID string, after uint64, done func(runnerCensus) (bool, error)) (runnerCensus, error) {
 	for {
 		n, err := c.census(ctx, app, revisionID, after)
 		if err != nil {
 			return n, err
 		}
-		if done(n) {
-			return n, nil
+		if settled, err := done(n); settled || err != nil {
+			return n, err
 		}
 		select {
 		case <-ctx.Done():
@@ -263,14 +305,52 @@ func (c *Control) awaitRunners(ctx context.Context, app, revisionID string, afte
 	}
 }
 
+// ErrSwitchOvertaken is wrapped by the error AwaitSwitch returns when the
+// app's current revision moves away from the one it waits for (another
+// set-rev, or a deploy requested after the switch): its runners will not
+// settle on that revision.
+var ErrSwitchOvertaken = errors.New("no longer the current revision")
+
 // AwaitSwitch waits, after a switch to revisionID recorded at sequence
 // after, until the app's runners have moved: no runner of another
 // revision is left and none of revisionID is still starting (pending,
 // setup, crash_backoff). It returns how many of revisionID then serve (0
-// for an app scaled to zero). It fails when ctx ends first.
+// for an app scaled to zero). It fails when ctx ends first, and with an
+// error wrapping ErrSwitchOvertaken as soon as revisionID is no longer the
+// app's current revision.
 func (c *Control) AwaitSwitch(ctx context.Context, app, revisionID string, after uint64) (int, error) {
-	n, err := c.awaitRunners(ctx, app, revisionID, after, func(n runnerCensus) bool { return n.moving == 0 })
+	n, err := c.awaitRunners(ctx, app, revisionID, after, func(n runnerCensus) (bool, error) {
+		if err := c.stillCurrent(ctx, app, revisionID, after); err != nil {
+			return false, err
+		}
+		return n.moving == 0, nil
+	})
 	return n.ready, err
+}
+
+// stillCurrent returns nil while revisionID is app's current revision in
+// the read model at sequence after or later, and otherwise an error
+// wrapping ErrSwitchOvertaken that names the revision current now.
+func (c *Control) stillCurrent(ctx context.Context, app, revisionID string, after uint64) error {
+	rev, err := c.Reader.Revision(ctx, app, revisionID, after)
+	if err != nil {
+		return err
+	}
+	if rev.Current {
+		return nil
+	}
+	was := revisionLabel(rev.Number, rev.RevisionID)
+	revisions, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
+		return c.Reader.Revisions(ctx, app, p, after)
+	})
+	if err != nil {
+		return err
+	}
+	now := "another revision"
+	if i := slices.IndexFunc(revisions, func(r projections.RevisionView) bool { return r.Current }); i >= 0 {
+		now = revisionLabel(revisions[i].Number, revisions[i].RevisionID)
+	}
+	return fmt.Errorf("waiting for the runners of %s to move to %s: %w: %s is current now (a set-rev or a deploy since)", app, was, ErrSwitchOvertaken, now)
 }
 
 // AwaitSettled waits, after a change recorded at sequence after (a scale,
@@ -296,11 +376,11 @@ func (c *Control) AwaitSettled(ctx context.Context, app string, after uint64) (i
 	if limit := current.RuntimeParams.MaxConcurrency; limit > 0 {
 		floor = min(floor, limit)
 	}
-	n, err := c.awaitRunners(ctx, app, current.RevisionID, after, func(n runnerCensus) bool {
+	n, err := c.awaitRunners(ctx, app, current.RevisionID, after, func(n runnerCensus) (bool, error) {
 		if suspended {
-			return n.total == 0
+			return n.total == 0, nil
 		}
-		return n.moving == 0 && n.ready >= floor
+		return n.moving == 0 && n.ready >= floor, nil
 	})
 	return n.ready, err
 }

@@ -557,3 +557,45 @@ func TestNewHandlerNamesMissingSettings(t *testing.T) {
 		t.Fatalf("NewHandler without Control.Commands: error = %v", err)
 	}
 }
+
+// A deploy waited for that a rollback overtook (a set-rev while it
+// deployed) answers 409 deploy_not_current with its revision: it is
+// deployed, and the rollback stands.
+func TestDeployWaitOvertakenByARollbackIsAConflict(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	done := s.settleNextDeploy(t, "web", "")
+	first := ok[control.DeployResult](t, s.do(t, "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve", "wait": true}), http.StatusCreated)
+	await(t, done)
+	done = s.settleNextDeploy(t, "web", "")
+	second := ok[control.DeployResult](t, s.do(t, "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve v2", "wait": true}), http.StatusCreated)
+	await(t, done)
+	// The stand-ins below follow from the model's checkpoint: past v2.
+	ok[[]projections.AppView](t, s.do(t, "GET", fmt.Sprintf("/v1/apps?min_sequence=%d", second.Sequence), nil), http.StatusOK)
+	rolledBack := s.onEvent(t, "web", func(ev events.Event) (events.Command, bool) {
+		if _, ok := ev.(events.RevisionCreated); ok {
+			return events.SetRevision{RevisionID: first.RevisionID}, true
+		}
+		return nil, false
+	})
+	var deploying string
+	completed := s.onEvent(t, "web", func(ev events.Event) (events.Command, bool) {
+		switch ev := ev.(type) {
+		case events.RevisionCreated:
+			deploying = ev.RevisionID
+		case events.CurrentRevisionSet:
+			return events.CompleteDeploy{RevisionID: deploying}, ev.Reason == events.ReasonRollback
+		}
+		return nil, false
+	})
+	p := problem(t, s.do(t, "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve v3", "wait": true}), http.StatusConflict, "deploy_not_current")
+	await(t, rolledBack)
+	await(t, completed)
+	if p.RevisionID == "" || p.Sequence == 0 || !strings.Contains(p.Detail, "deployed, not current: the app was rolled back to v1 while it deployed") {
+		t.Fatalf("problem = %+v", p)
+	}
+	rev := ok[projections.RevisionView](t, s.do(t, "GET", fmt.Sprintf("/v1/apps/web/revisions/%s?min_sequence=%d", p.RevisionID, p.Sequence), nil), http.StatusOK)
+	if rev.Status != events.StatusDeployed || rev.Current {
+		t.Fatalf("overtaken revision = %+v, want deployed, not current", rev)
+	}
+}

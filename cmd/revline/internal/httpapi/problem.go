@@ -26,6 +26,7 @@ const (
 	codeBadRequest       = queryapi.CodeBadRequest
 	codeInvalidAppName   = events.CodeInvalidAppName
 	codeDeployFailed     = "deploy_failed"
+	codeDeployNotCurrent = "deploy_not_current"
 	codeTimeout          = "timeout"
 	codeCanceled         = "canceled"
 	codeInternal         = "internal"
@@ -140,6 +141,8 @@ func classify(err error) (Problem, bool) {
 		return newProblem(aggregates.CodeRevisionRefTooShort, err.Error()), false
 	case errors.Is(err, control.ErrDeployFailed):
 		return newProblem(codeDeployFailed, err.Error()), false
+	case errors.Is(err, control.ErrDeployNotCurrent):
+		return newProblem(codeDeployNotCurrent, err.Error()), false
 	case errors.Is(err, context.DeadlineExceeded):
 		return newProblem(codeTimeout, "the request did not finish in time: "+err.Error()), false
 	case errors.Is(err, context.Canceled):

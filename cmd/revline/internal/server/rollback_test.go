@@ -1,0 +1,175 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/cmd/revline/internal/servertest"
+	"github.com/revline/revline/internal/testsupport"
+	"github.com/revline/revline/workers/runner/runnertest"
+)
+
+// cliResult is what one CLI run in the background answered.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// inBackground runs the CLI against addrs in a goroutine; its answer
+// comes on the channel.
+func inBackground(t *testing.T, addrs server.Addresses, args ...string) <-chan cliResult {
+	done := make(chan cliResult, 1)
+	go func() {
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
+		done <- cliResult{code, stdout, stderr}
+	}()
+	return done
+}
+
+// await returns the background run's answer, failing the test if ctx
+// ends first.
+func await(ctx context.Context, t *testing.T, what string, done <-chan cliResult) cliResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		t.Fatalf("%s did not return in time", what)
+		return cliResult{}
+	}
+}
+
+// revisionRow is a line of list-rev -o json.
+type revisionRow struct {
+	Number     int    `json:"number"`
+	RevisionID string `json:"revision_id"`
+	Status     string `json:"status"`
+	Current    bool   `json:"current"`
+}
+
+// revisionsByNumber lists the app's revisions by number.
+func revisionsByNumber(t *testing.T, cli func(...string) string, app string) map[int]revisionRow {
+	t.Helper()
+	var rows []revisionRow
+	if err := json.Unmarshal([]byte(cli("apps", "list-rev", app, "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]revisionRow{}
+	for _, r := range rows {
+		out[r.Number] = r
+	}
+	return out
+}
+
+// runnersOf lists the revision ids of the app's live runners.
+func runnersOf(t *testing.T, cli func(...string) string, app string) []string {
+	t.Helper()
+	var runners []struct {
+		RevisionID string `json:"revision_id"`
+	}
+	if err := json.Unmarshal([]byte(cli("apps", "runners", app, "-o", "json")), &runners); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(runners))
+	for i, r := range runners {
+		out[i] = r.RevisionID
+	}
+	return out
+}
+
+// The outsider's sequence: v3 is deploying when the operator rolls back to
+// v1 (set-rev --wait). The runners move at once, and set-rev --wait ends
+// on v1's, while v3 still deploys. When v3 comes up it is deployed but not
+// made current, its runner stops, and the audit log says what happened.
+// Then a deploy waited for that a rollback overtakes ends with exit 1 and
+// says so.
+func TestARollbackDuringADeployWins(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	cli("deploy", "dd", "--command", runnerBin)
+	cli("deploy", "dd", "--command", runnerBin+" v2")
+	v3 := runnertest.NewGate(t)
+	cli("deploy", "dd", "--command", v3.Command(runnerBin+" v3"), "--no-wait")
+
+	out := cli("apps", "set-rev", "dd", "v1", "--wait")
+	if !strings.Contains(out, "Runners moved: 1 of v1 (") {
+		t.Fatalf("set-rev --wait: %s", out)
+	}
+	revs := revisionsByNumber(t, cli, "dd")
+	if !revs[1].Current || revs[3].Status != "deploying" {
+		t.Fatalf("after set-rev --wait: %+v, want v1 current and v3 still deploying", revs)
+	}
+	v3.Open(t)
+	testsupport.Eventually(ctx, t, "v3 deployed and its runner gone", func() bool {
+		return revisionsByNumber(t, cli, "dd")[3].Status == "deployed" && slices.Equal(runnersOf(t, cli, "dd"), []string{revs[1].RevisionID})
+	})
+	if revs := revisionsByNumber(t, cli, "dd"); !revs[1].Current || revs[3].Current {
+		t.Fatalf("after v3 came up: %+v, want v1 current and v3 not", revs)
+	}
+	audit := cli("audit", "dd", "-o", "wide")
+	if !strings.Contains(audit, "v3 is up; not made current: rolled back to v1 while it deployed") {
+		t.Fatalf("audit does not say v3 was left behind:\n%s", audit)
+	}
+	if strings.Contains(audit, "deployed v3") {
+		t.Fatalf("audit says v3 was made current:\n%s", audit)
+	}
+	if !strings.Contains(audit, "deployed, not current: rolled back to v1 while it deployed") {
+		t.Fatalf("audit does not give why v3's runner stopped:\n%s", audit)
+	}
+
+	// A deploy waited for, overtaken by a rollback to v2.
+	v4 := runnertest.NewGate(t)
+	deploy := inBackground(t, addrs, "deploy", "dd", "--command", v4.Command(runnerBin+" v4"))
+	testsupport.Eventually(ctx, t, "v4 is deploying", func() bool {
+		return revisionsByNumber(t, cli, "dd")[4].Status == "deploying"
+	})
+	cli("apps", "set-rev", "dd", "v2")
+	v4.Open(t)
+	r := await(ctx, t, "deploy", deploy)
+	if r.code != 1 || !strings.Contains(r.stdout, "is deployed, not current: the app was rolled back to v2 (") || r.stderr != "" {
+		t.Fatalf("deploy overtaken by a rollback: exit %d, stdout %q, stderr %q; want exit 1 and the reason once", r.code, r.stdout, r.stderr)
+	}
+	if revs := revisionsByNumber(t, cli, "dd"); !revs[2].Current || revs[4].Status != "deployed" {
+		t.Fatalf("after v4 came up: %+v, want v2 current and v4 deployed", revs)
+	}
+	// It can be made current later.
+	cli("apps", "set-rev", "dd", "v4", "--wait")
+	if revs := revisionsByNumber(t, cli, "dd"); !revs[4].Current {
+		t.Fatalf("after set-rev v4: %+v, want v4 current", revs)
+	}
+}
+
+// set-rev --wait ends with a clear error when another set-rev moves the
+// app away from the revision it waits for, instead of waiting for the
+// other revision's runners to go. v1's runners wait at a gate, so that
+// the first wait cannot end before the second set-rev.
+func TestSetRevWaitEndsWhenTheAppMovesAway(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	v1 := runnertest.NewGate(t)
+	v1.Open(t)
+	cli("deploy", "web", "--command", v1.Command(runnerBin))
+	cli("deploy", "web", "--command", runnerBin+" v2")
+	v1.Close(t)
+
+	wait := inBackground(t, addrs, "apps", "set-rev", "web", "v1", "--wait")
+	testsupport.Eventually(ctx, t, "the switch to v1 is recorded", func() bool {
+		return revisionsByNumber(t, cli, "web")[1].Current
+	})
+	cli("apps", "set-rev", "web", "v2")
+	r := await(ctx, t, "set-rev --wait", wait)
+	if r.code != 1 || !strings.Contains(r.stderr, "no longer the current revision: v2 is current now") {
+		t.Fatalf("set-rev --wait overtaken by another set-rev: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
