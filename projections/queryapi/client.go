@@ -76,6 +76,11 @@ func (c *Client) Rollout(ctx context.Context, app, id string, seq uint64) (proje
 	return ask[projections.RolloutView](ctx, c, EndpointRollout, Request{App: app, RolloutID: id, MinSequence: seq})
 }
 
+// ServerVersion asks the version of a server that answers queries.
+func (c *Client) ServerVersion(ctx context.Context) (ServerVersion, error) {
+	return ask[ServerVersion](ctx, c, EndpointVersion, Request{})
+}
+
 // RunnerLogs implements LogReader. Only the server that runs the runners
 // answers; req.MaxBytes is that server's to decide.
 func (c *Client) RunnerLogs(ctx context.Context, app, runnerID string, req LogRequest, seq uint64) (LogPage, error) {

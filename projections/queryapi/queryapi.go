@@ -43,7 +43,14 @@ const (
 	// EndpointRunnerLogs is answered only by the server that runs the
 	// runners (see WithRunnerLogs).
 	EndpointRunnerLogs = "runner_logs"
+	// EndpointVersion answers the server's version (ServerVersion).
+	EndpointVersion = "version"
 )
+
+// ServerVersion is the answer of EndpointVersion.
+type ServerVersion struct {
+	Version string `json:"version"`
+}
 
 // Error codes of failed queries.
 const (

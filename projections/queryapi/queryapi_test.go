@@ -218,6 +218,15 @@ func TestClientAnswersLikeLocal(t *testing.T) {
 	}
 }
 
+func TestServerAnswersItsVersion(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	v, err := f.client.ServerVersion(testContext(t))
+	if err != nil || v.Version != "0.1.0" {
+		t.Fatalf("ServerVersion() = %+v, %v; want the version Serve was given", v, err)
+	}
+}
+
 func TestFailedQueriesHaveTheSameCodeOnBothReaders(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

@@ -85,6 +85,9 @@ func Serve(nc *nats.Conn, r Reader, version string, opts ...ServeOption) (micro.
 		EndpointRollout: func(ctx context.Context, q Request, _ int) (any, error) {
 			return r.Rollout(ctx, q.App, q.RolloutID, q.MinSequence)
 		},
+		EndpointVersion: func(context.Context, Request, int) (any, error) {
+			return ServerVersion{Version: version}, nil
+		},
 	}
 	if s.logs != nil {
 		endpoints[EndpointRunnerLogs] = func(ctx context.Context, q Request, maxBytes int) (any, error) {
@@ -177,7 +180,7 @@ func (s *service) respond(req request, name string, answer answerFunc) {
 			return
 		}
 	}
-	if name != EndpointApps {
+	if name != EndpointApps && name != EndpointVersion {
 		if err := events.ValidateAppName(q.App); err != nil {
 			s.fail(req, name, CodeBadRequest, err.Error())
 			return

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
+	"github.com/revline/revline/projections/queryapi"
 	"github.com/spf13/cobra"
 )
 
@@ -166,20 +169,49 @@ func (b buildInfo) line() string {
 	return line + " " + b.Go
 }
 
+// serverVersionLimit bounds how long `revline version` waits for the
+// server: it prints the CLI's own version whatever the server does.
+const serverVersionLimit = 2 * time.Second
+
+// versionReport is what `revline version` prints: the CLI's build and,
+// when a server answers, its version.
+type versionReport struct {
+	buildInfo
+	// Server is the version of the server the CLI talks to, "" when none
+	// answered (ServerError says why).
+	Server      string `json:"server,omitempty"`
+	ServerError string `json:"server_error,omitempty"`
+}
+
 func versionCommand() *cobra.Command {
-	cmd := newCommand("version", "Print the version, the commit it was built from and the Go version.", "revline version -o json", 0, 0)
-	var output string
-	outputFlag(cmd, &output, "output format: table or json", nil)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := checkOutput(output, nil); err != nil {
+	cmd, f := clientCommand("version", "Print the version, the commit it was built from and the Go version, and the server's version when it answers.", "revline version -o json", 0, 0)
+	f.outputs = nil
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		e := envOf(cmd)
+		if err := f.check(e, pos, nil); err != nil {
 			return err
 		}
-		b := currentBuild()
-		if output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), b)
+		report := versionReport{buildInfo: currentBuild()}
+		ctx, cancel := context.WithTimeout(e.ctx, serverVersionLimit)
+		defer cancel()
+		err := f.run(ctx, func(ctx context.Context, s *session) error {
+			v, err := queryapi.NewClient(s.nc).ServerVersion(ctx)
+			report.Server = v.Version
+			return err
+		})
+		if err != nil {
+			report.ServerError = err.Error()
 		}
-		_, err := fmt.Fprintln(cmd.OutOrStdout(), b.line())
-		return err
+		if f.output == outputJSON {
+			return printJSON(e.stdout, report)
+		}
+		fmt.Fprintln(e.stdout, report.line())
+		if report.Server != "" {
+			fmt.Fprintf(e.stdout, "server %s at %s\n", report.Server, f.natsURL)
+		} else {
+			fmt.Fprintf(e.stdout, "server: no answer from %s (%s)\n", f.natsURL, report.ServerError)
+		}
+		return nil
 	}
 	return cmd
 }
