@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/audit"
 )
 
@@ -29,5 +30,18 @@ func TestAuditColumnsLineUp(t *testing.T) {
 				t.Errorf("showApp %v: %s starts at %d, its value at %d:\n%s\n%s", showApp, col.name, h, v, header, row)
 			}
 		}
+	}
+}
+
+// An app no deploy has completed for (made by `secrets set`, say) has no
+// scaling to show: its row says so rather than 0/0 and 0s.
+func TestAppsTableOfAnAppWithoutACurrentRevision(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tableStyle{now: now}.printApps(&out, []projections.AppView{{Name: "typo", UpdatedAt: now}})
+	_, row, _ := strings.Cut(out.String(), "\n")
+	if fields := strings.Fields(row); len(fields) < 6 || fields[1] != "-" || fields[4] != "-" || fields[5] != "-" {
+		t.Fatalf("row %q; want - for the current revision, MIN/MAX and KEEP ALIVE", row)
 	}
 }

@@ -202,13 +202,15 @@ func (ts tableStyle) printApps(w io.Writer, apps []projections.AppView) {
 	rows := make([][]string, 0, len(apps))
 	for _, a := range apps {
 		current := a.CurrentRevision
+		scaling, keepAlive := fmt.Sprintf("%d/%d", a.MinConcurrency, a.MaxConcurrency), secs(a.KeepAlive)
 		if current == "" {
-			current = "-"
+			// No deploy has completed: the app has no scaling yet (an app
+			// made by `secrets set` before its first deploy, say).
+			current, scaling, keepAlive = "-", "-", "-"
 		} else if a.Suspended {
 			current += " (suspended)"
 		}
-		rows = append(rows, []string{a.Name, current, fmt.Sprint(a.Revisions), fmt.Sprint(a.Runners),
-			fmt.Sprintf("%d/%d", a.MinConcurrency, a.MaxConcurrency), secs(a.KeepAlive), ts.at(a.UpdatedAt)})
+		rows = append(rows, []string{a.Name, current, fmt.Sprint(a.Revisions), fmt.Sprint(a.Runners), scaling, keepAlive, ts.at(a.UpdatedAt)})
 	}
 	table(w, "APP\tCURRENT REVISION\tREVISIONS\tRUNNERS\tMIN/MAX\tKEEP ALIVE\tUPDATED", rows)
 }
