@@ -352,8 +352,12 @@ func scaleCommand() *cobra.Command {
 		return nil
 	}
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, pos []string) error {
-		if changed := code.overrides(); !changed.IsZero() {
-			fmt.Fprintln(e.stderr, "Warning: --machine-type, --max-multiplexing and --startup-timeout are code parameters of the current revision: they will be reset on the next deployment or set-rev.")
+		if given := code.given(); len(given) > 0 {
+			what := "are code parameters"
+			if len(given) == 1 {
+				what = "is a code parameter"
+			}
+			fmt.Fprintf(e.stderr, "Warning: %s %s of the current revision: reset on the next deployment or set-rev.\n", strings.Join(given, ", "), what)
 		}
 		res, err := s.control.Scale(ctx, pos[0], events.Scale{Runtime: runtime.overrides(), Code: code.overrides()})
 		if err != nil {

@@ -131,6 +131,21 @@ func (c *codeFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&c.startupTimeout, "startup-timeout", "how long a runner has to listen on $PORT (default 60s)")
 }
 
+// given names the flags of the code parameters given, in flag order.
+func (c *codeFlags) given() []string {
+	o := c.overrides()
+	var names []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"--machine-type", o.MachineType != nil}, {"--max-multiplexing", o.MaxMultiplexing != nil}, {"--startup-timeout", o.StartupTimeout != nil}} {
+		if f.set {
+			names = append(names, f.name)
+		}
+	}
+	return names
+}
+
 func (c *codeFlags) overrides() events.CodeOverrides {
 	o := events.CodeOverrides{MaxMultiplexing: c.maxMultiplexing.v, StartupTimeout: c.startupTimeout.v}
 	if c.machineType != "" {
