@@ -65,6 +65,11 @@ func bearer(r *http.Request) (string, bool) {
 // logged with the token's name, the route and the reason, never the
 // token's value.
 func (a *api) allow(need auth.Permission, h http.HandlerFunc) http.HandlerFunc {
+	return a.allowOn(need, func(r *http.Request) string { return r.PathValue("app") }, h)
+}
+
+// allowOn is allow for a route whose app appOf names ("" for every app).
+func (a *api) allowOn(need auth.Permission, appOf func(*http.Request) string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		value, ok := bearer(r)
 		if !ok {
@@ -86,7 +91,7 @@ func (a *api) allow(need auth.Permission, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		var forbidden *auth.ForbiddenError
-		if err := t.Authorize(need, r.PathValue("app")); errors.As(err, &forbidden) {
+		if err := t.Authorize(need, appOf(r)); errors.As(err, &forbidden) {
 			a.refuse(w, r, t.Name, http.StatusForbidden, forbidden.Reason, forbidden.Reason)
 			return
 		}

@@ -65,6 +65,8 @@ func TestRoutesNeedATokenThatAllowsThem(t *testing.T) {
 		{"app glob: reading another app", "GET", "/v1/apps/api/revisions", nil, webOnly, http.StatusForbidden},
 		{"app glob: a list across apps", "GET", "/v1/apps", nil, webOnly, http.StatusForbidden},
 		{"app glob: the whole audit log", "GET", "/v1/audit", nil, webOnly, http.StatusForbidden},
+		{"app glob: the audit log of its app", "GET", "/v1/audit?app=web", nil, webOnly, http.StatusOK},
+		{"app glob: the audit log of another app", "GET", "/v1/audit?app=api", nil, webOnly, http.StatusForbidden},
 		{"deployer may not replay", "POST", "/v1/replay", nil, deployer, http.StatusForbidden},
 		{"app glob: an admin of some apps may not replay", "POST", "/v1/replay", nil, adminOfWeb, http.StatusForbidden},
 		{"health without a token", "GET", "/healthz", nil, none, http.StatusOK},

@@ -188,8 +188,13 @@ func (a *api) routes() {
 	}
 
 	if a.cfg.Audit != nil {
-		m.HandleFunc("GET /v1/audit", read(a.auditPage))
-		m.HandleFunc("GET /v1/audit/stream", read(a.auditStream))
+		// An audit of one app (?app=) needs the right to read that app
+		// only; of every app, a token for every app.
+		readAudit := func(h http.HandlerFunc) http.HandlerFunc {
+			return a.allowOn(auth.Read, func(r *http.Request) string { return r.URL.Query().Get("app") }, h)
+		}
+		m.HandleFunc("GET /v1/audit", readAudit(a.auditPage))
+		m.HandleFunc("GET /v1/audit/stream", readAudit(a.auditStream))
 		m.HandleFunc("GET /v1/apps/{app}/config", read(a.app(a.appConfig)))
 		m.HandleFunc("GET /v1/apps/{app}/config/{param}/history", read(a.app(a.paramHistory)))
 	}
