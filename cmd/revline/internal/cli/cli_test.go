@@ -178,6 +178,7 @@ func TestUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 		{"client cert without key", []string{"apps", "list", "--nats-tls-cert", "/dev/null"}, "go together", "usage: revline apps list"},
 		{"credentials for the embedded server", []string{"serve", "--nats-creds", "/dev/null"}, "need --nats-url", "usage: revline serve"},
 		{"annotation without =", []string{"deploy", "my-app", "--command", "run", "--annotation", "team"}, "not KEY=VALUE", "usage: revline deploy APP"},
+		{"annotation given twice", []string{"deploy", "my-app", "--command", "run", "--annotation", "a=b", "--annotation", "a=c"}, "given twice", "usage: revline deploy APP"},
 		{"usage error wins over a bad app name", []string{"deploy", "a.b"}, "--command is required", "usage: revline deploy APP"},
 		{"serve with an argument", []string{"serve", "now"}, "serve takes no arguments", "usage: revline serve"},
 		{"serve with a bad log level", []string{"serve", "--log-level", "loud"}, "--log-level", "usage: revline serve"},

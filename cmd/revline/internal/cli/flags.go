@@ -86,6 +86,9 @@ func (a annotationsFlag) Set(s string) error {
 	if !ok || key == "" {
 		return fmt.Errorf("%q is not KEY=VALUE", s)
 	}
+	if previous, dup := a[key]; dup {
+		return fmt.Errorf("annotation %q is given twice (%q and %q): give each key once", key, previous, value)
+	}
 	a[key] = value
 	return nil
 }
