@@ -2,6 +2,7 @@ package events
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -74,6 +75,24 @@ type Signer struct {
 // NewSigner returns a Signer for the token named key whose value is value.
 func NewSigner(key, value string) *Signer {
 	return &Signer{Key: key, private: SigningKey(value), now: time.Now}
+}
+
+// idempotencyNamespace scopes command ids derived from idempotency keys.
+var idempotencyNamespace = uuid.MustParse("6f1c3d0a-8a43-4c43-9a59-6c7a2b1d9e5f")
+
+// IdempotencyID returns the command id of the command that idempotency
+// key key names for app: the same on every retry, and one no one without
+// the signer's token can compute, so that no one can claim it first with a
+// command of their own (a refusal is an outcome, and outcomes are final).
+// A nil s derives it from app and key alone, which anyone can.
+func (s *Signer) IdempotencyID(app, key string) string {
+	scope := []byte(app + "/" + key)
+	if s != nil {
+		mac := hmac.New(sha256.New, s.private.Seed())
+		mac.Write(scope)
+		scope = mac.Sum(nil)
+	}
+	return uuid.NewSHA1(idempotencyNamespace, scope).String()
 }
 
 // SignedRequest is a JSON request to subject (a server request such as

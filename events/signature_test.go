@@ -178,3 +178,26 @@ func TestSignRefusesALineBreakInASignedHeader(t *testing.T) {
 		t.Error("signed an actor holding a line break")
 	}
 }
+
+// An idempotency key's command id is the same on every retry by the same
+// token, and one another token (or someone without one) cannot compute:
+// nobody can claim a command's id with a command of their own first.
+func TestIdempotencyIDsAreKeyedWithTheToken(t *testing.T) {
+	t.Parallel()
+	alice, bob := events.NewSigner("alice", "rvl_alice_"+strings.Repeat("a", 64)), events.NewSigner("bob", "rvl_bob_"+strings.Repeat("b", 64))
+	first := alice.IdempotencyID("web", "release-42")
+	if again := alice.IdempotencyID("web", "release-42"); again != first {
+		t.Fatalf("a retry got id %s, the first %s", again, first)
+	}
+	var unkeyed *events.Signer
+	for what, other := range map[string]string{
+		"another token": bob.IdempotencyID("web", "release-42"),
+		"no token":      unkeyed.IdempotencyID("web", "release-42"),
+		"another app":   alice.IdempotencyID("api", "release-42"),
+		"another key":   alice.IdempotencyID("web", "release-43"),
+	} {
+		if other == first {
+			t.Errorf("%s derives the same id %s", what, first)
+		}
+	}
+}

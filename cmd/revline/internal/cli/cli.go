@@ -382,6 +382,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 		events: store,
 		control: &control.Control{
 			Commands: commandbus.NewClient(js, commandbus.WithSigner(signer)),
+			Signer:   signer,
 			Reader:   reader,
 			Events:   store,
 			Secrets:  lazySecrets{js: js},

@@ -38,6 +38,9 @@ type Control struct {
 	Secrets SecretWriter
 	// Actor is recorded in every event the operations cause.
 	Actor string
+	// Signer, the one Commands signs with, keys the command ids derived
+	// from idempotency keys; nil derives them from the keys alone.
+	Signer *events.Signer
 	// Progress, optional, is told in one line each what a long wait (a
 	// deploy, a rollout) is waiting for, and each step of it: the CLI
 	// prints it on a terminal, so that no wait is silent.
@@ -60,23 +63,21 @@ func (c *Control) runnerStep(ev events.RunnerStateChanged) {
 	c.progress("runner %s: %s", ev.RunnerID, ev.State)
 }
 
-// idempotencyNamespace scopes command ids derived from idempotency keys.
-var idempotencyNamespace = uuid.MustParse("6f1c3d0a-8a43-4c43-9a59-6c7a2b1d9e5f")
-
-// CommandID returns the command id for an operation: derived from the
-// idempotency key when there is one, so that a retry is the same command.
-func CommandID(app, idempotencyKey string) string {
+// commandID returns the command id for an operation: derived from the
+// idempotency key when there is one, so that a retry is the same command,
+// keyed with the signer's token (events.Signer.IdempotencyID).
+func (c *Control) commandID(app, idempotencyKey string) string {
 	if idempotencyKey == "" {
 		return uuid.Must(uuid.NewV7()).String()
 	}
-	return uuid.NewSHA1(idempotencyNamespace, []byte(app+"/"+idempotencyKey)).String()
+	return c.Signer.IdempotencyID(app, idempotencyKey)
 }
 
 // execute sends cmd for app and returns its outcome; a rejected command is
 // returned as its *events.Rejection. A deploy without a revision id gets
 // RevisionID of its command id.
 func (c *Control) execute(ctx context.Context, app string, cmd events.Command, idempotencyKey string) (events.Outcome, error) {
-	commandID := CommandID(app, idempotencyKey)
+	commandID := c.commandID(app, idempotencyKey)
 	if d, ok := cmd.(events.Deploy); ok && d.RevisionID == "" {
 		d.RevisionID = events.RevisionIDFor(commandID)
 		cmd = d
