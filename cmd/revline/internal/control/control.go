@@ -6,6 +6,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -361,29 +362,57 @@ func (c *Control) stillCurrent(ctx context.Context, app, revisionID string, afte
 // them serve. It returns how many serve. It fails when ctx ends first,
 // saying what a runner was still doing (a crash loop, for one).
 func (c *Control) AwaitSettled(ctx context.Context, app string, after uint64) (int, error) {
+	for {
+		target, err := c.settleTarget(ctx, app, after)
+		if err != nil {
+			return 0, err
+		}
+		n, err := c.awaitRunners(ctx, app, target.revisionID, after, func(n runnerCensus) (bool, error) {
+			// A deploy, set-rev, suspend or scale during the wait moves
+			// what the runners settle on: the wait follows it.
+			if now, err := c.settleTarget(ctx, app, after); err != nil || now != target {
+				return false, cmp.Or(err, errTargetMoved)
+			}
+			if target.suspended {
+				return n.total == 0, nil
+			}
+			return n.moving == 0 && n.ready >= target.floor, nil
+		})
+		if errors.Is(err, errTargetMoved) {
+			continue
+		}
+		return n.ready, err
+	}
+}
+
+// errTargetMoved restarts AwaitSettled's wait on the app's new state.
+var errTargetMoved = errors.New("the app changed during the wait")
+
+// settleTarget is what an app's runners settle on: its current revision,
+// whether it is suspended, and how many runners must serve.
+type settleTarget struct {
+	revisionID string
+	suspended  bool
+	floor      int
+}
+
+func (c *Control) settleTarget(ctx context.Context, app string, after uint64) (settleTarget, error) {
 	revisions, err := queryapi.All(ctx, 0, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RevisionView], error) {
 		return c.Reader.Revisions(ctx, app, p, after)
 	})
 	if err != nil {
-		return 0, err
+		return settleTarget{}, err
 	}
 	i := slices.IndexFunc(revisions, func(r projections.RevisionView) bool { return r.Current })
 	if i < 0 {
-		return 0, fmt.Errorf("app %s has no current revision: nothing to wait for", app)
+		return settleTarget{}, fmt.Errorf("app %s has no current revision: nothing to wait for", app)
 	}
 	current := revisions[i]
-	suspended := current.Status == events.StatusSuspended
 	floor := current.RuntimeParams.MinConcurrency
 	if limit := current.RuntimeParams.MaxConcurrency; limit > 0 {
 		floor = min(floor, limit)
 	}
-	n, err := c.awaitRunners(ctx, app, current.RevisionID, after, func(n runnerCensus) (bool, error) {
-		if suspended {
-			return n.total == 0, nil
-		}
-		return n.moving == 0 && n.ready >= floor, nil
-	})
-	return n.ready, err
+	return settleTarget{revisionID: current.RevisionID, suspended: current.Status == events.StatusSuspended, floor: floor}, nil
 }
 
 // SetRevision makes ref the app's current revision (a rollback, or a
