@@ -62,9 +62,11 @@ func New(model *projections.RevisionHistory) (*Metrics, error) {
 		}, []string{"app"}),
 	}
 	runners := prometheus.NewDesc("revline_runners", "Runners known to the read model, by app and state.", []string{"app", "state"}, nil)
-	skipped := prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "revline_events_skipped_total",
-		Help: "Messages of the event log the read model skipped, as every reader skips them: events this build cannot decode, and messages that are no event (revline audit shows them, revline audit verify lists them).",
+	// A gauge, not a counter: a replay into a build that decodes more
+	// lowers it.
+	skipped := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "revline_events_skipped",
+		Help: "Messages of the event log the read model skips, as every reader skips them: events this build cannot decode, and messages that are no event (revline audit shows them, revline audit verify lists them).",
 	}, func() float64 { return float64(model.Skipped()) })
 	for _, c := range []prometheus.Collector{
 		m.commands, m.commandLatency, m.eventsAppended, m.requests, m.requestLatency, m.coldStarts, skipped,

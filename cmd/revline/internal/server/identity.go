@@ -49,8 +49,13 @@ func loadIdentity(path string) (identity, error) {
 		if seed, err = kp.Seed(); err != nil {
 			return identity{}, fmt.Errorf("make identity %s: %w", path, err)
 		}
-		if err := os.WriteFile(path, seed, 0o600); err != nil {
+		// Made at most once, whole: a serve and a nats-config starting
+		// together on a new data directory get the same identity.
+		if err := createOnce(path, seed); err != nil {
 			return identity{}, fmt.Errorf("save identity: %w", err)
+		}
+		if seed, err = os.ReadFile(path); err != nil {
+			return identity{}, fmt.Errorf("read identity: %w", err)
 		}
 	} else if err != nil {
 		return identity{}, fmt.Errorf("read identity: %w", err)
@@ -64,6 +69,28 @@ func loadIdentity(path string) (identity, error) {
 		return identity{}, fmt.Errorf("identity %s: %w", path, err)
 	}
 	return identity{seedPath: path, publicKey: public}, nil
+}
+
+// createOnce writes data to a new file at path, mode 0600, unless a file
+// is there already: it is written to a temporary file first and linked in,
+// so that no reader ever sees it half written.
+func createOnce(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".identity-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
 }
 
 // identities are the embedded server's nkey users.

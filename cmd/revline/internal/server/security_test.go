@@ -178,7 +178,7 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(body), "\nrevline_events_skipped_total 1\n")
+		return strings.Contains(string(body), "\nrevline_events_skipped 1\n")
 	})
 
 	info, err := js.Stream(context.Background(), events.EventStreamName)
