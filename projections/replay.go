@@ -189,15 +189,24 @@ func (m *RevisionHistory) catchUpAndSwitch(ctx context.Context, log events.Follo
 	return nil
 }
 
+// switchLimit bounds the catch-up that holds the live model's new events
+// back before a switch.
+const switchLimit = 10 * time.Second
+
 // switchTo holds live's applying still while m applies the events live
 // took since m last caught up, then switches live to m's content. It
 // returns what m's content showed at the switch and live's old content.
 func (m *RevisionHistory) switchTo(ctx context.Context, log events.Follower, live *RevisionHistory, read *uint64) (map[string]appDump, map[string]*appRecord, error) {
 	live.applying.Lock()
 	defer live.applying.Unlock()
-	// Live's checkpoint holds still now, at or past m's.
+	// Live's checkpoint holds still now, at or past m's. New events wait
+	// for this last catch-up: it gets switchLimit, not the replay's whole
+	// time, and on a slow or unreachable NATS the switch is given up (the
+	// live generation goes on as it was).
+	ctx, cancel := context.WithTimeout(ctx, switchLimit)
+	defer cancel()
 	if err := m.feed(ctx, log, live.Checkpoint(), read); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("replay: the last catch-up before the switch: %w", err)
 	}
 	fresh := dumpApps(m.apps) // before live owns (and changes) m's content
 	return fresh, live.adopt(m), nil
