@@ -429,8 +429,24 @@ func (p *Processor) verify(ctx context.Context, subject string, msg *message.Mes
 // signature says now (its token revoked meanwhile, say): an outcome is
 // the truth of the log, and is final. An app whose history cannot be read
 // has no such acceptance to find.
-func (p *Processor) acceptedBefore(ctx context.Context, cmd events.CommandEnvelope) (events.Outcome, bool, error) {
+func (p *Processor) acceptedBefore(ctx context.Context, cmd events.CommandEnvelope) (o events.Outcome, ok bool, err error) {
+	p.mu.Lock()
+	_, cached := p.apps[cmd.App]
+	p.mu.Unlock()
 	cache := p.cache(cmd.App)
+	if !cached {
+		// Refusals come from anyone holding the client identity, for any
+		// app name: an app loaded only for this check is not kept.
+		defer func() {
+			if !ok {
+				p.mu.Lock()
+				if p.apps[cmd.App] == cache {
+					delete(p.apps, cmd.App)
+				}
+				p.mu.Unlock()
+			}
+		}()
+	}
 	cache.mu.Lock()
 	defer cache.mu.Unlock()
 	loaded, err := p.refresh(ctx, cmd.App, cache)
@@ -443,7 +459,7 @@ func (p *Processor) acceptedBefore(ctx context.Context, cmd events.CommandEnvelo
 	} else if err != nil {
 		return events.Outcome{}, false, err
 	}
-	o, ok := cache.accepted(cmd.CommandID)
+	o, ok = cache.accepted(cmd.CommandID)
 	o.CommandType = cmd.Type
 	return o, ok, nil
 }
