@@ -291,7 +291,10 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 		// The loop's state changes meanwhile: the wait gets its own copy.
 		starting, timeout := *rev, a.startupTimeout(rev)
 		go func() {
-			p.ready <- a.awaitReady(ctx, r, &starting, timeout)
+			// Not in the gateway yet: a deploy's runner serves only once
+			// its revision is current (settleDeploy), never while another
+			// revision's runners are starting or the deploy was overtaken.
+			p.ready <- a.awaitReady(ctx, r, &starting, timeout, false)
 			a.wake()
 		}()
 		return nil
@@ -329,12 +332,20 @@ func (a *appWorker) settleDeploy(ctx context.Context, rev *aggregates.Revision, 
 	if err := a.refresh(ctx); err != nil {
 		return err
 	}
-	if done := a.state.Revisions[rev.ID]; r != nil && done.RolledBackTo != "" && done.ID != a.state.Current {
-		// A set-rev while it deployed: the revision is up but not current,
-		// and its runner is no capacity of the app; it goes now, before
-		// the switch's capacity is counted.
-		why := "deployed, not current: rolled back to " + a.revisionLabel(done.RolledBackTo) + " while it deployed"
-		a.log.Info("revision deployed, not made current", "revision", rev.ID, "rolled_back_to", done.RolledBackTo)
+	switch done := a.state.Revisions[rev.ID]; {
+	case r == nil:
+	case done != nil && done.ID == a.state.Current:
+		a.serveTraffic(r, done)
+	default:
+		// A set-rev while it deployed (or its deploy settled by someone
+		// else): the revision is not current, and its runner, which never
+		// served, is no capacity of the app; it goes now, before the
+		// switch's capacity is counted.
+		why := "deployed, not current"
+		if done != nil && done.RolledBackTo != "" {
+			why += ": rolled back to " + a.revisionLabel(done.RolledBackTo) + " while it deployed"
+		}
+		a.log.Info("revision deployed, not made current", "revision", rev.ID, "why", why)
 		a.drainInBackground(ctx, r, a.state.Runtime.RequestTimeout.Duration(), why)
 	}
 	return nil
@@ -381,7 +392,7 @@ func (a *appWorker) startReady(ctx context.Context, rev *aggregates.Revision, wh
 	if err != nil {
 		return nil, err
 	}
-	return r, a.awaitReady(ctx, r, rev, a.startupTimeout(rev))
+	return r, a.awaitReady(ctx, r, rev, a.startupTimeout(rev), true)
 }
 
 // start starts one runner of rev, for the reason why, and reports it
@@ -430,10 +441,10 @@ func (a *appWorker) startupTimeout(rev *aggregates.Revision) time.Duration {
 }
 
 // awaitReady waits until r, a runner of rev, listens, then gives it to
-// the gateway and reports it idle. A runner that does not listen within
-// timeout is killed and reported terminated; runnerFailure then
-// recognises the error. Safe to call from any goroutine.
-func (a *appWorker) awaitReady(ctx context.Context, r *runner, rev *aggregates.Revision, timeout time.Duration) error {
+// the gateway if serve is set and reports it idle. A runner that does not
+// listen within timeout is killed and reported terminated; runnerFailure
+// then recognises the error. Safe to call from any goroutine.
+func (a *appWorker) awaitReady(ctx context.Context, r *runner, rev *aggregates.Revision, timeout time.Duration, serve bool) error {
 	proc := r.proc
 	if err := proc.WaitReady(ctx, timeout); err != nil {
 		killErr := proc.Kill(ctx)
@@ -446,8 +457,15 @@ func (a *appWorker) awaitReady(ctx context.Context, r *runner, rev *aggregates.R
 		}
 		return errors.Join(err, killErr)
 	}
-	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: proc.RunnerID(), RevisionID: rev.ID, Addr: proc.Addr(), MaxMultiplexing: rev.Code.MaxMultiplexing})
+	if serve {
+		a.serveTraffic(r, rev)
+	}
 	return a.report(ctx, r, events.RunnerIdle, "")
+}
+
+// serveTraffic gives r, a listening runner of rev, to the gateway.
+func (a *appWorker) serveTraffic(r *runner, rev *aggregates.Revision) {
+	a.cfg.Traffic.AddRunner(a.name, gateway.Backend{RunnerID: r.proc.RunnerID(), RevisionID: rev.ID, Addr: r.proc.Addr(), MaxMultiplexing: rev.Code.MaxMultiplexing})
 }
 
 // rollout replaces every runner of the rollout's revision that started

@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -171,5 +173,65 @@ func TestSetRevWaitEndsWhenTheAppMovesAway(t *testing.T) {
 	r := await(ctx, t, "set-rev --wait", wait)
 	if r.code != 1 || !strings.Contains(r.stderr, "no longer the current revision: v2 is current now") {
 		t.Fatalf("set-rev --wait overtaken by another set-rev: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A deploy's runner serves no request before its revision is current: a
+// recreate rollback to v1 while v3 deploys leaves the app without a ready
+// runner of its current revision for a while, and the requests of that
+// while wait for v1's runner rather than go to v3's, which is listening
+// but was rolled back from (found in review: the gateway's fallback to
+// any revision took it).
+func TestADeploysRunnerServesOnlyOnceCurrent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	v1Gate := runnertest.NewGate(t)
+	v1Gate.Open(t)
+	cli("deploy", "web", "--command", v1Gate.Command(runnerBin+" v1"))
+	v1Gate.Close(t) // v1's next runner waits
+	cli("deploy", "web", "--command", runnerBin+" v2")
+	v3Gate := runnertest.NewGate(t)
+	cli("deploy", "web", "--command", v3Gate.Command(runnerBin+" v3"), "--no-wait")
+	revs := revisionsByNumber(t, cli, "web")
+	switched := inBackground(t, addrs, "apps", "set-rev", "web", "v1", "--strategy", "recreate", "--wait")
+	testsupport.Eventually(ctx, t, "v2's runner gone and v1's starting", func() bool {
+		return !slices.Contains(runnersOf(t, cli, "web"), revs[2].RevisionID)
+	})
+	v3Gate.Open(t)
+	testsupport.Eventually(ctx, t, "v3's runner listening", func() bool {
+		var runners []struct {
+			RevisionID string `json:"revision_id"`
+			State      string `json:"state"`
+		}
+		if err := json.Unmarshal([]byte(cli("apps", "runners", "web", "-o", "json")), &runners); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(runners, func(r struct {
+			RevisionID string `json:"revision_id"`
+			State      string `json:"state"`
+		}) bool {
+			return r.RevisionID == revs[3].RevisionID && r.State == "idle"
+		})
+	})
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(addrs.GatewayURL + "/apps/web/")
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		answered <- string(body)
+	}()
+	v1Gate.Open(t)
+	if body := <-answered; !strings.Contains(body, "revision="+revs[1].RevisionID) {
+		t.Fatalf("the request was answered by %q, want v1's runner (%s)", body, revs[1].RevisionID)
+	}
+	if r := await(ctx, t, "set-rev --wait", switched); r.code != 0 {
+		t.Fatalf("set-rev --wait: exit %d, %s %s", r.code, r.stdout, r.stderr)
 	}
 }
