@@ -10,18 +10,19 @@ import (
 
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/internal/testsupport"
+	"github.com/revline/revline/workers/runner/runnertest"
 )
 
 // twoIdleRunners runs a crashable worker (see startCrashableWorker) that
 // deploys "web" and gives it two idle runners that stay: min_concurrency
 // 1, but keep_alive long enough that the second one is not stopped during
 // the test (as after a burst of demand). It returns the revision.
-func twoIdleRunners(t *testing.T) (s *stack, log *eventLog, crash func(), rev string) {
+func twoIdleRunners(t *testing.T, command string) (s *stack, log *eventLog, crash func(), rev string) {
 	t.Helper()
 	s = newStack(t)
 	log = s.follow(t, "web")
 	crash = s.startCrashableWorker(t)
-	rev, _ = s.deploy(t, log, "web", runnerCommand)
+	rev, _ = s.deploy(t, log, "web", command)
 	two := 2
 	s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &two}})
 	log.waitUntil(t, "two idle runners", exactlyIdle(2, rev))
@@ -95,7 +96,7 @@ func rolloutCompleted(id string) func(events.Envelope) bool {
 // they replace, and keep_alive scales the app down as usual.
 func TestARolloutCutShortByACrashIsCompletedAfterTheRestart(t *testing.T) {
 	t.Parallel()
-	s, log, crash, rev := twoIdleRunners(t)
+	s, log, crash, rev := twoIdleRunners(t, runnerCommand)
 
 	slow := make(chan int, 1)
 	go func() {
@@ -117,13 +118,22 @@ func TestARolloutCutShortByACrashIsCompletedAfterTheRestart(t *testing.T) {
 	crash()
 	<-slow // cut by the crash
 	crashed := s.history(t, "web")
-	mark := crashed[len(crashed)-1].Sequence
-	if n := servingRunners(crashed); n != 2 {
-		t.Fatalf("%d runners serving at the crash, want 2:\n%s", n, describe(crashed))
+	if n := servingRunners(crashed); n != 2 || len(liveRunners(crashed)) != 3 {
+		t.Fatalf("%d runners serving at the crash, want 2 and the one draining:\n%s", n, describe(crashed))
 	}
 
 	s.startWorker(t)
-	done := log.waitFor(t, "rollout.completed", mark, rolloutCompleted(ro.RolloutID)).Event.(events.RolloutCompleted)
+	completedAfterCrash(t, s, log, crashed, ro.RolloutID, rev)
+}
+
+// completedAfterCrash checks, once a worker runs again after the crash
+// that left the log at crashed, that the rollout is completed with the two
+// runners that were serving replaced for it, that no third runner comes
+// back, and that keep_alive then scales the app down as usual.
+func completedAfterCrash(t *testing.T, s *stack, log *eventLog, crashed []events.Envelope, rolloutID, rev string) {
+	t.Helper()
+	mark := crashed[len(crashed)-1].Sequence
+	done := log.waitFor(t, "rollout.completed", mark, rolloutCompleted(rolloutID)).Event.(events.RolloutCompleted)
 	if done.Replaced != 2 || done.DroppedRequests != 0 {
 		t.Errorf("rollout completed %+v after the restart, want the 2 serving runners replaced and no request dropped", done)
 	}
@@ -135,13 +145,41 @@ func TestARolloutCutShortByACrashIsCompletedAfterTheRestart(t *testing.T) {
 	envs := log.waitUntil(t, "scaled down to min_concurrency", liveCount(1))
 	started := startedAfter(envs, mark)
 	if len(started) != 2 {
-		t.Fatalf("%d runners started after the restart, want 2 (the one draining at the crash is not brought back):\n%s", len(started), describe(envs))
+		t.Fatalf("%d runners started after the restart, want 2 (no surge runner is brought back):\n%s", len(started), describe(envs))
 	}
 	for _, reason := range started {
-		if !strings.Contains(reason, "rollout "+ro.RolloutID) || !strings.Contains(reason, "lost when the server restarted") {
+		if !strings.Contains(reason, "rollout "+rolloutID) || !strings.Contains(reason, "lost when the server restarted") {
 			t.Errorf("runner started after the restart for %q, want the rollout and the lost runner named", reason)
 		}
 	}
+}
+
+// A crash while a graceful rollout starts a replacement (in setup, next
+// to the runner it replaces, which still serves) brings back two runners,
+// not three: the replacement was no capacity of the app.
+func TestACrashWhileARolloutStartsAReplacementBringsBackNoSurge(t *testing.T) {
+	t.Parallel()
+	gate := runnertest.NewGate(t)
+	gate.Open(t)
+	s, log, crash, rev := twoIdleRunners(t, gate.Command(runnerCommand))
+	gate.Close(t)
+	ro := s.execute(t, "web", events.Rollout{})
+	log.waitUntil(t, "the rollout's first replacement in setup", func(envs []events.Envelope) bool {
+		for _, r := range liveRunners(envs) {
+			if r.State == events.RunnerSetup && r.Reason == "rollout "+ro.RolloutID {
+				return true
+			}
+		}
+		return false
+	})
+	crash()
+	crashed := s.history(t, "web")
+	if n := len(liveRunners(crashed)); n != 3 {
+		t.Fatalf("%d runners alive at the crash, want the 2 serving and the replacement starting:\n%s", n, describe(crashed))
+	}
+	gate.Open(t)
+	s.startWorker(t)
+	completedAfterCrash(t, s, log, crashed, ro.RolloutID, rev)
 }
 
 // A rollout the worker had not begun when the server crashed (requested
@@ -152,7 +190,7 @@ func TestARolloutPendingAcrossACrashCountsTheRunnersItReplaced(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
 			t.Parallel()
-			s, log, crash, rev := twoIdleRunners(t)
+			s, log, crash, rev := twoIdleRunners(t, runnerCommand)
 			crash()
 			ro := s.execute(t, "web", events.Rollout{Force: force})
 			crashed := s.history(t, "web")
@@ -175,7 +213,7 @@ func TestARolloutPendingAcrossACrashCountsTheRunnersItReplaced(t *testing.T) {
 // them.
 func TestKeepAliveCountdownRightAfterARestart(t *testing.T) {
 	t.Parallel()
-	s, log, crash, rev := twoIdleRunners(t)
+	s, log, crash, rev := twoIdleRunners(t, runnerCommand)
 	crash()
 	crashed := s.history(t, "web")
 
