@@ -61,6 +61,11 @@ type appWorker struct {
 	// switch of revision, a resume, a crash or a restart of the server must
 	// not take away. Once they are up, demand and keep_alive decide again.
 	floor int
+	// lost are the runners of the current revision lost in a restart of
+	// the server that were serving (runner id → revision id): the floor
+	// brings their capacity back, and each runner started for it names
+	// the one it replaces.
+	lost map[string]string
 	// served is the current revision the floor was last set for;
 	// suspendedWith is how many runners the app had when it was suspended.
 	served        string
@@ -70,12 +75,22 @@ type appWorker struct {
 	// deploys are the deploys whose runner is starting, by revision id
 	// (only the loop uses it).
 	deploys map[string]*pendingDeploy
+	// rolled is what the rollout in progress has done so far: a failed
+	// replacement backs off, and a later pass goes on from there.
+	rolled rolloutProgress
 
 	// crashes counts runner failures since the app was last stable; it
 	// sets the back-off before the next start (nextStart).
 	crashes     int
 	lastFailure time.Time
 	nextStart   time.Time
+}
+
+// rolloutProgress counts the runners a rollout replaced and the requests
+// it dropped, across passes.
+type rolloutProgress struct {
+	id                string
+	replaced, dropped int
 }
 
 // runner is one process the worker started.
@@ -105,6 +120,7 @@ func newAppWorker(name string, cfg Config) *appWorker {
 		wakeCh:     make(chan struct{}, 1),
 		runners:    map[string]*runner{},
 		restarting: map[string]string{},
+		lost:       map[string]string{},
 		deploys:    map[string]*pendingDeploy{},
 	}
 }
@@ -482,10 +498,24 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 	if time.Until(a.nextStart) > 0 {
 		return nil // backing off after a failed replacement; a wake is scheduled
 	}
+	if a.rolled.id != ro.ID {
+		a.rolled = rolloutProgress{id: ro.ID}
+	}
 	if ro.RevisionID != a.state.Current || a.state.Suspended {
 		// A set-rev, deploy or suspend since the request replaced or
 		// stopped the runners the rollout was about: nothing is left to do.
-		return a.completeRollout(ctx, ro, 0, 0)
+		return a.completeRollout(ctx, ro)
+	}
+	// After a restart of the server no runner of before is left: those
+	// that were serving are replaced for the rollout, and counted. (What
+	// it did before the restart, and the requests in flight then, went
+	// with the server.)
+	for _, id := range a.lostOf(ro.RevisionID) {
+		if up, err := a.replaceForRollout(ctx, ro, rev, replacingLost(id)); !up {
+			return err
+		}
+		delete(a.lost, id)
+		a.rolled.replaced++
 	}
 	var old []*runner
 	for _, r := range a.live(ro.RevisionID) {
@@ -493,36 +523,51 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 			old = append(old, r)
 		}
 	}
-	replaced, dropped := 0, 0
 	for _, r := range old {
 		if ro.Force {
 			cut, err := a.kill(ctx, r, "force rollout "+ro.ID)
-			dropped += cut
+			a.rolled.dropped += cut
 			if err != nil {
 				return err
 			}
 		}
-		if _, err := a.startReady(ctx, rev, "rollout "+ro.ID, ""); err != nil {
-			reason, failed := runnerFailure(err)
-			if !failed {
-				return fmt.Errorf("rollout %s: replacement runner: %w", ro.ID, err)
-			}
-			// Try again after a back-off; the runners already replaced are
-			// new enough to be left alone by the next pass.
-			a.backOff("rollout " + ro.ID + ": replacement " + reason)
-			return nil
+		if up, err := a.replaceForRollout(ctx, ro, rev, ""); !up {
+			return err
 		}
 		if !ro.Force {
 			if err := a.drain(ctx, r, a.state.Runtime.RequestTimeout.Duration(), "rollout "+ro.ID); err != nil {
 				return err
 			}
 		}
-		replaced++
+		a.rolled.replaced++
 	}
-	return a.completeRollout(ctx, ro, replaced, dropped)
+	return a.completeRollout(ctx, ro)
 }
 
-func (a *appWorker) completeRollout(ctx context.Context, ro aggregates.Rollout, replaced, dropped int) error {
+// replaceForRollout starts a runner of rev for the rollout, why ("" or
+// what it replaces) added to its reason, and reports whether it is up. A
+// runner that did not come up backs the app off (up false, no error): a
+// pass after it goes on.
+func (a *appWorker) replaceForRollout(ctx context.Context, ro aggregates.Rollout, rev *aggregates.Revision, why string) (up bool, err error) {
+	reason := "rollout " + ro.ID
+	if why != "" {
+		reason += ": " + why
+	}
+	if _, err := a.startReady(ctx, rev, reason, ""); err != nil {
+		failure, failed := runnerFailure(err)
+		if !failed {
+			return false, fmt.Errorf("rollout %s: replacement runner: %w", ro.ID, err)
+		}
+		// The runners already replaced are new enough to be left alone by
+		// the next pass.
+		a.backOff("rollout " + ro.ID + ": replacement " + failure)
+		return false, nil
+	}
+	return true, nil
+}
+
+func (a *appWorker) completeRollout(ctx context.Context, ro aggregates.Rollout) error {
+	replaced, dropped := a.rolled.replaced, a.rolled.dropped
 	o, err := a.send(ctx, events.CompleteRollout{RolloutID: ro.ID, Replaced: replaced, DroppedRequests: dropped}, ro.ID)
 	if err != nil {
 		return err
@@ -540,14 +585,11 @@ func (a *appWorker) converge(ctx context.Context) error {
 	a.keepCapacity()
 	load := a.cfg.Traffic.Load(a.name)
 	serving := a.state.Current != "" && !a.state.Suspended
-	desired := 0
-	if serving {
-		desired = desiredRunners(a.state.Runtime, a.state.Code.MaxMultiplexing, load.Demand())
-		desired = max(desired, min(a.floor, a.state.Runtime.MaxConcurrency))
-	}
-	a.mu.Lock()
-	a.scaling = scalingView{current: a.state.Current, serving: serving, runtime: a.state.Runtime, multiplexing: a.state.Code.MaxMultiplexing, floor: a.floor}
-	a.mu.Unlock()
+	// The keep-alive countdown is read from the scaling this pass leaves,
+	// which may reset the floor: the runners it restored then count as
+	// idle runners in excess at once, not only after the next pass.
+	defer a.publishScaling(serving)
+	desired := a.scalingNow(serving).desired(load)
 	grace := a.state.Runtime.RequestTimeout.Duration()
 	stopOthers := func() {
 		for _, r := range a.liveExcept(a.state.Current) {
@@ -577,6 +619,10 @@ func (a *appWorker) converge(ctx context.Context) error {
 			a.wakeAfter(wait) // the requests may be served before then
 			break
 		}
+		lost := a.lostOf(a.state.Current)
+		if len(lost) > 0 && i < a.floor {
+			reason = replacingLost(lost[0])
+		}
 		if _, err := a.startReady(ctx, a.state.Revisions[a.state.Current], reason, ""); err != nil {
 			reason, failed := runnerFailure(err)
 			if !failed {
@@ -585,9 +631,17 @@ func (a *appWorker) converge(ctx context.Context) error {
 			a.backOff(reason)
 			return nil
 		}
+		if len(lost) > 0 && i < a.floor {
+			delete(a.lost, lost[0])
+		}
 	}
+	current = a.live(a.state.Current)
 	if len(current) >= min(a.floor, a.state.Runtime.MaxConcurrency) {
-		a.floor = 0 // the capacity is back: demand decides from here
+		// The capacity is back: demand decides from here, this pass's
+		// scale-down included.
+		a.floor = 0
+		clear(a.lost)
+		desired = a.scalingNow(serving).desired(load)
 	}
 	if !serving {
 		for _, r := range current {
@@ -621,6 +675,28 @@ type scalingView struct {
 	floor        int
 }
 
+// scalingNow is the loop's scaling of the current revision.
+func (a *appWorker) scalingNow(serving bool) scalingView {
+	return scalingView{current: a.state.Current, serving: serving, runtime: a.state.Runtime, multiplexing: a.state.Code.MaxMultiplexing, floor: a.floor}
+}
+
+// publishScaling makes the loop's scaling the one keepAliveExpiries reads.
+func (a *appWorker) publishScaling(serving bool) {
+	v := a.scalingNow(serving)
+	a.mu.Lock()
+	a.scaling = v
+	a.mu.Unlock()
+}
+
+// desired is how many runners of the current revision the app needs for
+// load: fal's formula, raised to the floor (none if it is not serving).
+func (v scalingView) desired(load gateway.Load) int {
+	if !v.serving {
+		return 0
+	}
+	return max(desiredRunners(v.runtime, v.multiplexing, load.Demand()), min(v.floor, v.runtime.MaxConcurrency))
+}
+
 // keepAliveExpiries returns, by runner id, when idle runners above the
 // desired count will be stopped if they stay idle, from the demand the
 // gateway sees now. Safe to call from any goroutine.
@@ -632,7 +708,7 @@ func (a *appWorker) keepAliveExpiries() map[string]time.Time {
 		return nil
 	}
 	load := a.cfg.Traffic.Load(a.name)
-	desired := max(desiredRunners(v.runtime, v.multiplexing, load.Demand()), min(v.floor, v.runtime.MaxConcurrency))
+	desired := v.desired(load)
 	current := a.live(v.current)
 	ids := make([]string, len(current))
 	for i, r := range current {
@@ -774,17 +850,17 @@ func (a *appWorker) forgetLostRunners(ctx context.Context) error {
 		return err
 	}
 	lost := a.untracked()
-	lostCurrent := 0
 	for _, id := range lost {
-		if a.state.Runners[id].RevisionID == a.state.Current {
-			lostCurrent++
+		if r := a.state.Runners[id]; r.RevisionID == a.state.Current && a.wasServing(r) {
+			a.lost[id] = r.RevisionID
 		}
 	}
 	// A restart does not lower the capacity either (counted once, however
-	// often this pass is retried).
-	a.floor = max(a.floor, len(a.live(a.state.Current))+lostCurrent)
+	// often this pass is retried); runners being stopped, or started to
+	// take over from them, are no capacity to restore.
+	a.floor = max(a.floor, len(a.live(a.state.Current))+len(a.lostOf(a.state.Current)))
 	for _, id := range lost {
-		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.state.Runners[id].RevisionID, State: events.RunnerTerminated, Reason: "lost when the server restarted"}
+		cmd := events.ReportRunner{RunnerID: id, RevisionID: a.state.Runners[id].RevisionID, State: events.RunnerTerminated, Reason: lostInRestart}
 		if _, err := a.send(ctx, cmd, id); err != nil {
 			return err
 		}
@@ -793,6 +869,43 @@ func (a *appWorker) forgetLostRunners(ctx context.Context) error {
 		return a.refresh(ctx)
 	}
 	return nil
+}
+
+// lostInRestart is the reason of a runner lost in a restart of the server.
+const lostInRestart = "lost when the server restarted"
+
+// replacingLost is the reason of a runner started in place of runner id,
+// lost in a restart of the server.
+func replacingLost(id string) string {
+	return "replacing runner " + id + ", " + lostInRestart
+}
+
+// wasServing reports whether a runner lost in a restart was capacity of
+// the app: not being stopped (draining, terminating), and not the
+// replacement a graceful rollout was starting before it drained the
+// runner it replaces (the surge).
+func (a *appWorker) wasServing(r *aggregates.Runner) bool {
+	switch r.State {
+	case events.RunnerDraining, events.RunnerTerminating:
+		return false
+	case events.RunnerSetup:
+		ro := a.state.Rollout
+		return ro == nil || ro.Force || ro.RevisionID != r.RevisionID
+	}
+	return true
+}
+
+// lostOf lists the runners of revisionID lost in a restart whose capacity
+// is still to restore, in a stable order.
+func (a *appWorker) lostOf(revisionID string) []string {
+	var out []string
+	for id, rev := range a.lost {
+		if rev == revisionID {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // untracked lists the runners the log believes alive but this worker

@@ -17,7 +17,12 @@
 // The worker is level-triggered: an event only wakes the app it belongs to,
 // and each pass compares the app's state, folded from its history, with the
 // processes actually running. A missed or repeated event therefore changes
-// nothing, and after a restart the same pass brings the runners back.
+// nothing, and after a restart the same pass brings the runners back: those
+// that were serving (a runner being stopped, or the new runner a graceful
+// rollout was starting next to the one it replaces, is not), each naming
+// the lost runner it replaces. A rollout the restart cut short is completed
+// by that pass, which replaces those runners for it (see docs/bus.md,
+// rollout.completed, for how it then counts).
 package runner
 
 import (

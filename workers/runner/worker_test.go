@@ -139,12 +139,37 @@ func newStackWithGateway(t *testing.T, gwConfig gateway.Config) *stack {
 // drained its runners; it also runs when the test ends.
 func (s *stack) startWorker(t *testing.T) (stop func()) {
 	t.Helper()
+	_, stop = s.runWorker(t, s.client, true)
+	return stop
+}
+
+// startCrashableWorker runs a runner worker whose commands go through a
+// NATS connection of its own. crash stops it as kill -9 stops serve: the
+// connection goes first, so nothing the worker does from then on reaches
+// the log (its runners' processes stop, but the log still believes in
+// them), and a worker started next finds the log as the crash left it.
+func (s *stack) startCrashableWorker(t *testing.T) (crash func()) {
+	t.Helper()
+	nc, js := embeddedtest.Connect(t, s.srv)
+	_, stop := s.runWorker(t, commandbus.NewClient(js), false)
+	return func() {
+		nc.Close()
+		stop()
+	}
+}
+
+// runWorker runs a runner worker on the stack's state directory that
+// sends its commands to commands; stop cancels it and waits until it has
+// stopped its runners (failing the test if it returns an error and
+// checkErr is set). stop also runs when the test ends.
+func (s *stack) runWorker(t *testing.T, commands runner.CommandExecutor, checkErr bool) (w *runner.Worker, stop func()) {
+	t.Helper()
 	sup, err := process.NewSupervisor(process.Config{StateDir: s.stateDir, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := runner.New(runner.Config{
-		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Snapshots: s.snapshots, Commands: s.client, Supervisor: sup, Traffic: s.gw, Secrets: s.secrets,
+	w, err = runner.New(runner.Config{
+		NATSURL: s.srv.ClientURL(), JetStream: s.js, Store: s.store, Snapshots: s.snapshots, Commands: commands, Supervisor: sup, Traffic: s.gw, Secrets: s.secrets,
 		CrashBackoff: 50 * time.Millisecond, ShutdownGrace: 2 * time.Second, StopGrace: time.Second, Logger: discard,
 	})
 	if err != nil {
@@ -157,13 +182,13 @@ func (s *stack) startWorker(t *testing.T) (stop func()) {
 	stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
+			if err := <-done; err != nil && checkErr {
 				t.Errorf("runner worker: %v", err)
 			}
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return w, stop
 }
 
 // execute sends a command for app and fails the test unless it is accepted.
