@@ -110,6 +110,8 @@ type runner struct {
 type pendingDeploy struct {
 	r     *runner
 	ready chan error // awaitReady's answer; buffered
+	// cancel ends the wait, for a deploy settled by someone else.
+	cancel context.CancelFunc
 }
 
 func newAppWorker(name string, cfg Config) *appWorker {
@@ -198,6 +200,7 @@ func (a *appWorker) reconcile(ctx context.Context) error {
 	if err := a.forgetLostRunners(ctx); err != nil {
 		return err
 	}
+	a.abandonSettledDeploys(ctx)
 	for _, rev := range a.deploying() {
 		if err := a.deploy(ctx, rev); err != nil {
 			return err
@@ -302,11 +305,14 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 		a.mu.Lock()
 		r.deploying = true
 		a.mu.Unlock()
-		p = &pendingDeploy{r: r, ready: make(chan error, 1)}
+		waitCtx, cancel := context.WithCancel(ctx)
+		p = &pendingDeploy{r: r, ready: make(chan error, 1), cancel: cancel}
 		a.deploys[rev.ID] = p
 		// The loop's state changes meanwhile: the wait gets its own copy.
 		starting, timeout := *rev, a.startupTimeout(rev)
 		go func() {
+			defer cancel()
+			ctx := waitCtx
 			// Not in the gateway yet: a deploy's runner serves only once
 			// its revision is current (settleDeploy), never while another
 			// revision's runners are starting or the deploy was overtaken.
@@ -318,6 +324,7 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 	select {
 	case err := <-p.ready:
 		delete(a.deploys, rev.ID)
+		p.cancel()
 		a.mu.Lock()
 		p.r.deploying = false
 		a.mu.Unlock()
@@ -327,6 +334,27 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 		return a.settleDeploy(ctx, rev, p.r, nil)
 	default:
 		return nil // still starting: its answer wakes the loop
+	}
+}
+
+// abandonSettledDeploys ends the pending deploys whose revision is no
+// longer deploying because someone else settled it (a fail_deploy or
+// complete_deploy sent on the bus): a runner still starting is killed
+// (awaitReady reports it), one that listens already, which never served,
+// is drained. None is left behind untracked.
+func (a *appWorker) abandonSettledDeploys(ctx context.Context) {
+	for id, p := range a.deploys {
+		if rev, ok := a.state.Revisions[id]; ok && rev.Status == events.StatusDeploying {
+			continue
+		}
+		p.cancel()
+		if err := <-p.ready; err == nil {
+			a.drainInBackground(ctx, p.r, a.state.Runtime.RequestTimeout.Duration(), "its deploy was settled elsewhere")
+		}
+		a.mu.Lock()
+		p.r.deploying = false
+		a.mu.Unlock()
+		delete(a.deploys, id)
 	}
 }
 
@@ -463,6 +491,10 @@ func (a *appWorker) startupTimeout(rev *aggregates.Revision) time.Duration {
 func (a *appWorker) awaitReady(ctx context.Context, r *runner, rev *aggregates.Revision, timeout time.Duration, serve bool) error {
 	proc := r.proc
 	if err := proc.WaitReady(ctx, timeout); err != nil {
+		// The kill and its report outlive a wait that was cancelled (a
+		// deploy settled elsewhere, a shutdown).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+		defer cancel()
 		killErr := proc.Kill(ctx)
 		// Its end is in the log before the runner is forgotten, so that
 		// the loop never takes it for a runner lost in a restart.

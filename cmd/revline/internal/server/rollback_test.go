@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/runner/runnertest"
 )
@@ -233,5 +237,46 @@ func TestADeploysRunnerServesOnlyOnceCurrent(t *testing.T) {
 	}
 	if r := await(ctx, t, "set-rev --wait", switched); r.code != 0 {
 		t.Fatalf("set-rev --wait: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A deploy that someone else settles (an admin's fail_deploy on the bus)
+// while its runner is still starting leaves no runner behind: the worker
+// kills it and reports it terminated (found in review: the runner was
+// kept, untracked, until serve restarted).
+func TestADeploySettledElsewhereLeavesNoRunner(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	cli("deploy", "web", "--command", runnerBin)
+	gate := runnertest.NewGate(t)
+	// A startup timeout longer than the test: only the worker's own
+	// cleanup can take the runner away in time.
+	cli("deploy", "web", "--command", gate.Command(runnerBin+" v2"), "--startup-timeout", "10m", "--no-wait")
+	v2 := revisionsByNumber(t, cli, "web")[2].RevisionID
+	testsupport.Eventually(ctx, t, "v2's runner starting", func() bool {
+		return slices.Contains(runnersOf(t, cli, "web"), v2)
+	})
+
+	adminValue, err := os.ReadFile(addrs.AdminTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := commandbus.NewClient(clientConn(t, addrs), commandbus.WithSigner(events.NewSigner(auth.BootstrapName, strings.TrimSpace(string(adminValue)))))
+	o, err := client.Execute(ctx, events.NewCommand("web", events.FailDeploy{RevisionID: v2, Reason: "given up by hand"}, events.Metadata{}))
+	if err != nil || o.Status != events.OutcomeAccepted {
+		t.Fatalf("fail_deploy: %+v, %v", o, err)
+	}
+	testsupport.Eventually(ctx, t, "v2's runner gone", func() bool {
+		return !slices.Contains(runnersOf(t, cli, "web"), v2)
+	})
+	gate.Open(t) // a runner left behind would listen now
+	if revs := revisionsByNumber(t, cli, "web"); revs[2].Status != "failed" || !revs[1].Current {
+		t.Fatalf("after fail_deploy: %+v, want v2 failed and v1 current", revs)
+	}
+	if runners := runnersOf(t, cli, "web"); slices.Contains(runners, v2) {
+		t.Fatalf("v2's runner is back: %v", runners)
 	}
 }
