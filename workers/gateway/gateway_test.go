@@ -180,12 +180,13 @@ func TestAnswersKeepTheRunnersContentType(t *testing.T) {
 	}
 }
 
-func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
+func TestUnknownSuspendedDeletedAndUndeployedApps(t *testing.T) {
 	t.Parallel()
 	var clock atomic.Int64 // seconds
 	f := newFixture(t, gateway.Config{Now: func() time.Time { return time.Unix(clock.Load(), 0) }, StartingGrace: time.Minute})
 	f.gw.SetRoute("sleepy", gateway.Route{CurrentRevision: "rev-1", Suspended: true, MaxMultiplexing: 1, RequestTimeout: time.Minute})
 	f.gw.SetRoute("fresh", gateway.Route{MaxMultiplexing: 1, RequestTimeout: time.Minute})
+	f.gw.SetRoute("gone", gateway.Route{Deleted: true, MaxMultiplexing: 1, RequestTimeout: time.Minute})
 	f.gw.Expect("booting")
 	for _, tc := range []struct {
 		path   string
@@ -197,6 +198,7 @@ func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
 		{"/elsewhere", http.StatusNotFound, "not_found"},
 		{"/apps/sleepy/x", http.StatusServiceUnavailable, "app_suspended"},
 		{"/apps/fresh/x", http.StatusServiceUnavailable, "no_current_revision"},
+		{"/apps/gone/x", http.StatusNotFound, "app_not_found"},
 		{"/apps/booting/x", http.StatusServiceUnavailable, "app_starting"},
 	} {
 		resp, body := get(t, f.url+tc.path)

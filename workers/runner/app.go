@@ -148,6 +148,7 @@ func (a *appWorker) refresh(ctx context.Context) error {
 		a.cfg.Traffic.SetRoute(a.name, gateway.Route{
 			CurrentRevision:   a.state.Current,
 			Suspended:         a.state.Suspended,
+			Deleted:           a.state.Deleted,
 			MaxMultiplexing:   a.state.Code.MaxMultiplexing,
 			RequestTimeout:    a.state.Runtime.RequestTimeout.Duration(),
 			ConcurrencyBuffer: a.state.Runtime.ConcurrencyBuffer,
