@@ -627,8 +627,14 @@ func (a *appWorker) keepAliveExpiries() map[string]time.Time {
 // keepCapacity raises the floor when the app's runners must be replaced
 // rather than left to demand: the current revision changed (the runners of
 // the others are replaced one for one), or the app was resumed (it gets
-// back the runners it had when it was suspended).
+// back the runners it had when it was suspended). A deletion drops it.
 func (a *appWorker) keepCapacity() {
+	if a.state.Deleted {
+		// A deleted app keeps no capacity for what a later deploy brings:
+		// that starts as a new app does.
+		a.floor, a.suspended, a.served = 0, false, ""
+		return
+	}
 	if a.state.Current != a.served {
 		a.served = a.state.Current
 		a.floor = max(a.floor, len(a.liveExcept(a.state.Current)))
