@@ -30,9 +30,9 @@ type AppView struct {
 	// for what a worker reports of someone's request (a deploy's outcome
 	// is the deployer's doing, a rollout's end its requester's).
 	UpdatedBy string `json:"updated_by"`
-	// Deleted, set for a deleted app (never listed by Apps), says who
-	// deleted it, when and why.
-	Deleted *DeletionView `json:"deleted,omitempty"`
+	// Deleted, set for a deleted app, says who deleted it, when and why.
+	// It is not part of the JSON contract: Apps never lists a deleted app.
+	Deleted *DeletionView `json:"-"`
 }
 
 // DeletionView is an app's deletion (an app.deleted event).
