@@ -532,9 +532,13 @@ func (a *appWorker) converge(ctx context.Context) error {
 	a.scaling = scalingView{current: a.state.Current, serving: serving, runtime: a.state.Runtime, multiplexing: a.state.Code.MaxMultiplexing, floor: a.floor}
 	a.mu.Unlock()
 	grace := a.state.Runtime.RequestTimeout.Duration()
+	why := "not the current revision"
+	if a.state.Deleted {
+		why = "app deleted"
+	}
 	stopOthers := func() {
 		for _, r := range a.liveExcept(a.state.Current) {
-			a.drainInBackground(ctx, r, grace, "not the current revision")
+			a.drainInBackground(ctx, r, grace, why)
 		}
 	}
 	if a.state.Strategy == events.StrategyRecreate || desired == 0 {

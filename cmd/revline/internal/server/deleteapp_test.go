@@ -94,6 +94,9 @@ func TestADeletedAppStopsAndComesBackWithADeploy(t *testing.T) {
 	if out := cli("apps", "delete", "oops"); !strings.Contains(out, "Nothing to do") {
 		t.Errorf("deleting it again: %s", out)
 	}
+	if audit := cli("audit", "oops"); !strings.Contains(audit, `terminated: "app deleted"`) {
+		t.Errorf("audit does not say why the runners stopped:\n%s", audit)
+	}
 	if history := cli("apps", "history", "oops"); !strings.Contains(history, `deleted the app: "made by mistake"`) || !strings.Contains(history, "deployed v1") {
 		t.Errorf("apps history keeps the app's past and its deletion:\n%s", history)
 	}
