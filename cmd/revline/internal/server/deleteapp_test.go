@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events/secrets"
@@ -100,12 +102,26 @@ func TestADeletedAppStopsAndComesBackWithADeploy(t *testing.T) {
 	if history := cli("apps", "history", "oops"); !strings.Contains(history, `deleted the app: "made by mistake"`) || !strings.Contains(history, "deployed v1") {
 		t.Errorf("apps history keeps the app's past and its deletion:\n%s", history)
 	}
-	store, err := secrets.Open(ctx, serverConn(t, addrs))
+	js := serverConn(t, addrs)
+	store, err := secrets.Open(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.Get(ctx, "oops", "HF_TOKEN", secret.Version); !errors.Is(err, secrets.ErrVersionGone) {
 		t.Errorf("the deleted app's secret value: %v, want it purged", err)
+	}
+	// A secret set on the deleted app is refused, and its value, stored
+	// first, does not stay behind.
+	code, stdout, stderr = revline(t, addrs.NATSURL, "secrets", "set", "oops", "OTHER=orphan", "--nats-nkey", addrs.ClientIdentity)
+	if code != 1 || !strings.Contains(stderr, "was deleted by") {
+		t.Errorf("secrets set on the deleted app: exit %d, %s%s; want exit 1 saying it was deleted", code, stdout, stderr)
+	}
+	kv, err := js.KeyValue(ctx, secrets.BucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, secrets.Key("oops", "OTHER")); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+		t.Errorf("the value of a secret refused on the deleted app: %v, want it purged", err)
 	}
 
 	cli("deploy", "oops", "--command", runnerBin)
