@@ -258,6 +258,36 @@ func TestFullQueueGets503WithRetryAfter(t *testing.T) {
 	}
 }
 
+// A request waiting for a runner of an app that is deleted meanwhile gets
+// 404 app_not_found at once, as later ones do.
+func TestARequestWaitingForADeletedAppGets404(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{})
+	r := f.serveOneRunner(t, route)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(r.release)
+	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // takes the one slot
+	r.waitStarted(t, 1)
+	waiting := make(chan string, 1)
+	wg.Go(func() {
+		resp, body := get(t, f.url+"/apps/web/x")
+		waiting <- fmt.Sprint(resp.StatusCode, " ", body)
+	})
+	testsupport.Eventually(testContext(t), t, "one request queued", func() bool { return f.gw.Load("web").Queued == 1 })
+	deleted := route
+	deleted.Deleted = true
+	f.gw.SetRoute("web", deleted)
+	select {
+	case got := <-waiting:
+		if !strings.HasPrefix(got, "404 ") || !strings.Contains(got, `"app_not_found"`) {
+			t.Fatalf("the waiting request got %s, want 404 app_not_found", got)
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the request waiting for the deleted app was not answered")
+	}
+}
+
 func TestRequestTimeoutGets504(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, gateway.Config{})
