@@ -241,15 +241,28 @@ func TestMaxMultiplexingIsNeverExceeded(t *testing.T) {
 	}
 }
 
-func TestFullQueueGets503WithRetryAfter(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, gateway.Config{QueueLimit: 1})
+// holdTheOneSlot serves web from one runner with one slot, which a request
+// holds until end is called; further requests wait. The wait group is for
+// the test's own requests too: end releases the runner, then waits for
+// them. The test defers end (not a cleanup: its requests' context ends
+// before cleanups run).
+func holdTheOneSlot(t *testing.T, cfg gateway.Config) (f *fixture, wg *sync.WaitGroup, end func()) {
+	t.Helper()
+	f = newFixture(t, cfg)
 	r := f.serveOneRunner(t, route)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(r.release)
+	wg = &sync.WaitGroup{}
 	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // takes the one slot
 	r.waitStarted(t, 1)
+	return f, wg, func() {
+		close(r.release)
+		wg.Wait()
+	}
+}
+
+func TestFullQueueGets503WithRetryAfter(t *testing.T) {
+	t.Parallel()
+	f, wg, end := holdTheOneSlot(t, gateway.Config{QueueLimit: 1})
+	defer end()
 	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // waits in the queue
 	testsupport.Eventually(testContext(t), t, "one request queued", func() bool { return f.gw.Load("web").Queued == 1 })
 	resp, body := get(t, f.url+"/apps/web/x")
@@ -262,13 +275,8 @@ func TestFullQueueGets503WithRetryAfter(t *testing.T) {
 // 404 app_not_found at once, as later ones do.
 func TestARequestWaitingForADeletedAppGets404(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, gateway.Config{})
-	r := f.serveOneRunner(t, route)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(r.release)
-	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // takes the one slot
-	r.waitStarted(t, 1)
+	f, wg, end := holdTheOneSlot(t, gateway.Config{})
+	defer end()
 	waiting := make(chan string, 1)
 	wg.Go(func() {
 		resp, body := get(t, f.url+"/apps/web/x")
