@@ -18,6 +18,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/internal/testsupport"
+	"github.com/revline/revline/workers/runner/runnertest"
 )
 
 // gatewayStatus asks the gateway for path and returns its status and body.
@@ -51,6 +52,14 @@ func TestADeletedAppStopsAndComesBackWithADeploy(t *testing.T) {
 	}
 	cli("deploy", "oops", "--command", runnerBin, "--min-concurrency", "2")
 	cli("deploy", "keep", "--command", runnerBin)
+	// An app whose deploy is in progress is not deleted.
+	slow := runnertest.NewGate(t)
+	cli("deploy", "slow", "--command", slow.Command(runnerBin), "--no-wait")
+	code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "delete", "slow", "--nats-nkey", addrs.ClientIdentity)
+	if code != 1 || !strings.Contains(stderr, "is being deployed") {
+		t.Errorf("deleting an app while it deploys: exit %d, %s%s; want exit 1, deploy in progress", code, stdout, stderr)
+	}
+	slow.Open(t)
 	testsupport.Eventually(ctx, t, "two runners of oops", func() bool { return len(runnersOf(t, cli, "oops")) == 2 })
 	var runners []struct {
 		PID int `json:"pid"`
@@ -85,7 +94,7 @@ func TestADeletedAppStopsAndComesBackWithADeploy(t *testing.T) {
 	if list := cli("apps", "list"); strings.Contains(list, "oops") || !strings.Contains(list, "keep") {
 		t.Errorf("apps list after the deletion:\n%s", list)
 	}
-	code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "list-rev", "oops", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr = revline(t, addrs.NATSURL, "apps", "list-rev", "oops", "--nats-nkey", addrs.ClientIdentity)
 	if code != 1 || !strings.Contains(stdout+stderr, "was deleted by") || !strings.Contains(stdout+stderr, "made by mistake") {
 		t.Errorf("list-rev of the deleted app: exit %d, %s%s; want exit 1 saying who deleted it", code, stdout, stderr)
 	}
