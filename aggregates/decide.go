@@ -1,6 +1,7 @@
 package aggregates
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,15 @@ import (
 // *events.Rejection (NoOp set when the command asks for what is already
 // true). It does not modify state.
 func Decide(state App, cmd events.Command, now time.Time) ([]events.Event, error) {
+	switch cmd.(type) {
+	case events.Deploy, events.ReportRunner, events.DeleteApp:
+		// A deploy starts a deleted app again; its runners are still
+		// reported while they stop.
+	default:
+		if state.Deleted {
+			return nil, reject(CodeAppDeleted, "app %q was deleted by %s at %s; deploy to start it again", state.Name, state.DeletedBy, state.DeletedAt.UTC().Format(time.RFC3339))
+		}
+	}
 	switch c := cmd.(type) {
 	case events.Deploy:
 		return decideDeploy(state, c)
@@ -41,6 +51,8 @@ func Decide(state App, cmd events.Command, now time.Time) ([]events.Event, error
 		return decideUnsetSecret(state, c)
 	case events.StopRunner:
 		return decideStopRunner(state, c)
+	case events.DeleteApp:
+		return decideDeleteApp(state, c, now)
 	}
 	return nil, reject(events.CodeUnknownCommand, "unknown command %T", cmd)
 }
@@ -415,4 +427,29 @@ func decideStopRunner(state App, c events.StopRunner) ([]events.Event, error) {
 		return nil, noop(CodeAlreadyStopping, "runner %s is already being stopped", c.RunnerID)
 	}
 	return []events.Event{events.RunnerStopRequested{RunnerID: c.RunnerID, RevisionID: r.RevisionID, Force: c.Force, Replace: c.Replace}}, nil
+}
+
+// decideDeleteApp deletes the app unless a deploy or a rollout is under
+// way (a rollout older than RolloutStuckAfter is not waited for). The
+// secrets it forgets are named in the event, for their values to be
+// purged.
+func decideDeleteApp(state App, c events.DeleteApp, now time.Time) ([]events.Event, error) {
+	if err := checkText("reason", c.Reason, MaxReasonBytes); err != nil {
+		return nil, err
+	}
+	switch {
+	case state.Version == 0:
+		return nil, reject(CodeAppNotFound, "app %q not found", state.Name)
+	case state.Deleted:
+		return nil, noop(CodeAlreadyDeleted, "app %q was already deleted by %s at %s", state.Name, state.DeletedBy, state.DeletedAt.UTC().Format(time.RFC3339))
+	case state.Rollout != nil && now.Sub(state.Rollout.RequestedAt) < RolloutStuckAfter:
+		return nil, reject(CodeRolloutInProgress, "rollout %s of app %q is in progress; wait for it before deleting the app", showID(state.Rollout.ID), state.Name)
+	}
+	for _, rev := range state.Revisions {
+		if rev.Status == events.StatusDeploying {
+			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before deleting the app", rev.show(), state.Name)
+		}
+	}
+	secrets := slices.Sorted(maps.Keys(state.Secrets))
+	return []events.Event{events.AppDeleted{RevisionID: state.Current, Reason: c.Reason, Secrets: secrets}}, nil
 }

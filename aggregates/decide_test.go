@@ -1268,13 +1268,13 @@ func TestUnknownCommand(t *testing.T)  { t.Parallel(); run(t, unknownCommandSpec
 func allSpecs() []spec {
 	return slices.Concat(deploySpecs(), completeDeploySpecs(), failDeploySpecs(), setRevisionSpecs(),
 		rolloutSpecs(), completeRolloutSpecs(), deleteRevisionSpecs(), scaleSpecs(),
-		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs(), revisionNumberSpecs(), secretSpecs(), stopRunnerSpecs())
+		suspendResumeSpecs(), reportRunnerSpecs(), unknownCommandSpecs(), limitSpecs(), revisionNumberSpecs(), secretSpecs(), stopRunnerSpecs(), deleteAppSpecs())
 }
 
 // rejectionCodes are the codes of rejections.go; noOpCodes the no-op ones.
 var (
 	rejectionCodes = []string{
-		aggregates.CodeInvalidArgument, aggregates.CodeAppNotFound, aggregates.CodeAppSuspended,
+		aggregates.CodeInvalidArgument, aggregates.CodeAppNotFound, aggregates.CodeAppSuspended, aggregates.CodeAppDeleted,
 		aggregates.CodeRevisionExists, aggregates.CodeRevisionNotFound, aggregates.CodeRevisionDeleted,
 		aggregates.CodeAmbiguousRevision, aggregates.CodeRevisionRefTooShort,
 		aggregates.CodeRevisionAlreadyDeleted, aggregates.CodeRevisionNotDeployed, aggregates.CodeRevisionNotDeploying,
@@ -1285,7 +1285,7 @@ var (
 	}
 	noOpCodes = []string{
 		aggregates.CodeAlreadyCurrent, aggregates.CodeAlreadySuspended, aggregates.CodeNotSuspended,
-		aggregates.CodeNothingToChange, aggregates.CodeAlreadyStopping,
+		aggregates.CodeNothingToChange, aggregates.CodeAlreadyStopping, aggregates.CodeAlreadyDeleted,
 	}
 )
 

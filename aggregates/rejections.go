@@ -11,6 +11,7 @@ const (
 	CodeInvalidArgument        = "invalid_argument"
 	CodeAppNotFound            = "app_not_found"
 	CodeAppSuspended           = "app_suspended"
+	CodeAppDeleted             = "app_deleted"
 	CodeRevisionExists         = "revision_exists"
 	CodeRevisionNotFound       = "revision_not_found"
 	CodeAmbiguousRevision      = "ambiguous_revision"
@@ -35,6 +36,7 @@ const (
 	CodeNotSuspended     = "not_suspended"
 	CodeNothingToChange  = "nothing_to_change"
 	CodeAlreadyStopping  = "already_stopping"
+	CodeAlreadyDeleted   = "already_deleted"
 )
 
 func reject(code, format string, args ...any) error {

@@ -16,6 +16,9 @@ func snapshotState() aggregates.App {
 	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	return aggregates.App{
 		Name: "web", Version: 42, Current: "r1", LastNumber: 1, HasRuntime: true, LastHash: strings.Repeat("ab", 32),
+		// Not a state the fold makes (a deleted app has no current
+		// revision), but every field must survive the round trip.
+		Deleted: true, DeletedAt: at, DeletedBy: "carol",
 		Revisions: map[string]*aggregates.Revision{"r1": {ID: "r1", Number: 1, Command: "./web", CreatedAt: at, Status: events.StatusDeployed}},
 		Rollout:   &aggregates.Rollout{ID: "ro", RevisionID: "r1", RequestedAt: at},
 		Secrets:   map[string]aggregates.Secret{"TOKEN": {Version: 3, SetAt: at, SetBy: "alice"}},
@@ -58,6 +61,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		r.CreatedAt = r.CreatedAt.UTC()
 	}
 	got.State.Rollout.RequestedAt = got.State.Rollout.RequestedAt.UTC()
+	got.State.DeletedAt = got.State.DeletedAt.UTC()
 	for name, s := range got.State.Secrets {
 		s.SetAt = s.SetAt.UTC()
 		got.State.Secrets[name] = s

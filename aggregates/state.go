@@ -45,6 +45,11 @@ type App struct {
 	// Runners are the runners the log says are alive (not terminated), by
 	// id.
 	Runners map[string]*Runner
+	// Deleted is set by app.deleted, until a deploy starts the app again;
+	// DeletedAt and DeletedBy tell when and by whom.
+	Deleted   bool
+	DeletedAt time.Time
+	DeletedBy string
 	// LastHash is the hash of the app's last hashed event ("" before the
 	// first one): the next event chains from it (events.Chain).
 	LastHash string
@@ -149,6 +154,7 @@ func Evolve(state App, env events.Envelope) App {
 			break
 		}
 		number := RevisionNumber(ev, state.LastNumber)
+		state.Deleted, state.DeletedAt, state.DeletedBy = false, time.Time{}, ""
 		state.LastNumber = max(state.LastNumber, number)
 		state.Revisions[ev.RevisionID] = &Revision{
 			ID: ev.RevisionID, Number: number, Command: ev.Command, Code: ev.Code, Runtime: ev.Runtime,
@@ -181,6 +187,8 @@ func Evolve(state App, env events.Envelope) App {
 		state.Suspended = true
 	case events.AppResumed:
 		state.Suspended = false
+	case events.AppDeleted:
+		state = deleted(state, env)
 	case events.RolloutRequested:
 		state.Rollout = &Rollout{ID: ev.RolloutID, RevisionID: ev.RevisionID, Force: ev.Force, RequestedAt: env.OccurredAt}
 	case events.RolloutCompleted:
@@ -217,6 +225,20 @@ func Evolve(state App, env events.Envelope) App {
 		delete(secrets, ev.Name)
 		state.Secrets = secrets
 	}
+	return state
+}
+
+// deleted returns state after the app's deletion: no current revision (so
+// that its runners stop, as a suspended app's do), no revision in the list,
+// no secret and no rollout. The revision count goes on (LastNumber) and the
+// runners stay until they are reported terminated.
+func deleted(state App, env events.Envelope) App {
+	for _, r := range state.Revisions {
+		r.Deleted = true
+	}
+	state.Current, state.Strategy, state.HasRuntime, state.Suspended = "", "", false, false
+	state.Rollout, state.Secrets = nil, nil
+	state.Deleted, state.DeletedAt, state.DeletedBy = true, env.OccurredAt, env.Actor
 	return state
 }
 

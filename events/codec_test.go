@@ -59,6 +59,7 @@ func sampleCommands() []events.Command {
 		events.SetSecret{Name: "HF_TOKEN", Version: 7},
 		events.UnsetSecret{Name: "HF_TOKEN"},
 		events.StopRunner{RunnerID: runnerID, Force: true, Replace: true},
+		events.DeleteApp{Reason: "made by mistake"},
 	}
 }
 
@@ -93,6 +94,7 @@ func sampleEvents() []events.Event {
 		events.SecretSet{Name: "HF_TOKEN", Version: 7},
 		events.SecretUnset{Name: "HF_TOKEN"},
 		events.RunnerStopRequested{RunnerID: runnerID, RevisionID: revisionID, Force: true, Replace: true},
+		events.AppDeleted{RevisionID: revisionID, Reason: "made by mistake", Secrets: []string{"HF_TOKEN"}},
 	}
 }
 

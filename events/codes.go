@@ -56,6 +56,7 @@ var catalogue = []CodeSpec{
 	{"invalid_argument", KindRejected, http.StatusBadRequest},
 	{"app_not_found", KindRejected, http.StatusNotFound},
 	{"app_suspended", KindRejected, http.StatusConflict},
+	{"app_deleted", KindRejected, http.StatusConflict},
 	{"revision_exists", KindRejected, http.StatusConflict},
 	{"revision_not_found", KindRejected, http.StatusNotFound},
 	{"ambiguous_revision", KindRejected, http.StatusBadRequest},
@@ -80,6 +81,7 @@ var catalogue = []CodeSpec{
 	{"not_suspended", KindNoOp, http.StatusOK},
 	{"already_stopping", KindNoOp, http.StatusOK},
 	{"nothing_to_change", KindNoOp, http.StatusOK},
+	{"already_deleted", KindNoOp, http.StatusOK},
 
 	// Queries (projections/queryapi), besides the not-found codes above.
 	{"bad_request", KindError, http.StatusBadRequest},

@@ -24,6 +24,7 @@ const (
 	CmdSetSecret       = "set_secret"
 	CmdUnsetSecret     = "unset_secret"
 	CmdStopRunner      = "stop_runner"
+	CmdDeleteApp       = "delete_app"
 )
 
 // Deploy creates a new revision. RevisionID may be left empty: the command
@@ -88,6 +89,14 @@ type Suspend struct{}
 
 // Resume brings a suspended app back.
 type Resume struct{}
+
+// DeleteApp deletes the app: its runners stop at once, the gateway no
+// longer knows it, `apps list` leaves it out and every command but a deploy
+// (which starts it again, its revision numbers going on) is refused. Its
+// history stays in the log. Reason, optional, says why.
+type DeleteApp struct {
+	Reason string `msgpack:"reason,omitempty" json:"reason,omitempty"`
+}
 
 // SetSecret records that a new value of the app's secret Name was stored
 // in the secret store (see package secrets), as its version Version. The
@@ -188,3 +197,6 @@ func (UnsetSecret) CommandType() string { return CmdUnsetSecret }
 
 // CommandType implements Command.
 func (StopRunner) CommandType() string { return CmdStopRunner }
+
+// CommandType implements Command.
+func (DeleteApp) CommandType() string { return CmdDeleteApp }

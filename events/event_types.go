@@ -23,6 +23,7 @@ const (
 	TypeSecretSet           = "secret.set"
 	TypeSecretUnset         = "secret.unset"
 	TypeRunnerStopRequested = "runner.stop_requested"
+	TypeAppDeleted          = "app.deleted"
 )
 
 // RevisionCreated records a deploy request: a new revision in status
@@ -125,6 +126,17 @@ type AppResumed struct {
 	RevisionID string `msgpack:"revision_id" json:"revision_id"`
 }
 
+// AppDeleted records that the app was deleted: its runners are to stop,
+// its revisions leave the revision list and its secrets are forgotten
+// (Secrets names them, for the secret store's values to be purged). The
+// events before it stay in the log. A later deploy starts the app again.
+type AppDeleted struct {
+	// RevisionID is the revision that was current ("" if none).
+	RevisionID string   `msgpack:"revision_id" json:"revision_id"`
+	Reason     string   `msgpack:"reason" json:"reason"`
+	Secrets    []string `msgpack:"secrets" json:"secrets"`
+}
+
 // RolloutRequested records a request to recycle every runner of the
 // current revision.
 type RolloutRequested struct {
@@ -215,3 +227,6 @@ func (SecretUnset) EventType() string { return TypeSecretUnset }
 
 // EventType implements Event.
 func (RunnerStopRequested) EventType() string { return TypeRunnerStopRequested }
+
+// EventType implements Event.
+func (AppDeleted) EventType() string { return TypeAppDeleted }

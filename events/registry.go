@@ -74,6 +74,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	registerEvent[SecretSet](r)
 	registerEvent[SecretUnset](r)
 	registerEvent[RunnerStopRequested](r)
+	registerEvent[AppDeleted](r)
 
 	registerCommand[Deploy](r)
 	registerCommand[SetRevision](r)
@@ -88,6 +89,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	registerCommand[SetSecret](r)
 	registerCommand[UnsetSecret](r)
 	registerCommand[StopRunner](r)
+	registerCommand[DeleteApp](r)
 	registerCommand[ReportRunner](r)
 	for _, opt := range opts {
 		opt(r)

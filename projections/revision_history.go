@@ -55,6 +55,8 @@ type appRecord struct {
 	lastSwitch    *SwitchView
 	// lastNumber is the highest revision number given so far.
 	lastNumber uint64
+	// deleted is the app's deletion, until a deploy starts it again.
+	deleted *DeletionView
 }
 
 type revisionRecord struct {
@@ -199,6 +201,7 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 		}
 		number := aggregates.RevisionNumber(ev, app.lastNumber)
 		app.lastNumber = max(app.lastNumber, number)
+		app.deleted = nil
 		app.revisions[ev.RevisionID] = &revisionRecord{
 			id: ev.RevisionID, number: number, createdAt: env.OccurredAt, createdBy: env.Actor,
 			status: events.StatusDeploying, command: ev.Command, code: ev.Code,
@@ -232,6 +235,8 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 		app.suspended = true
 	case events.AppResumed:
 		app.suspended = false
+	case events.AppDeleted:
+		app.remove(env)
 	case events.RolloutRequested:
 		if prev, ok := app.rollouts[app.activeRollout]; ok && prev.RolloutID != ev.RolloutID {
 			prev.Status = RolloutSuperseded
@@ -266,19 +271,21 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 	}
 }
 
-// Apps returns every app, sorted by name.
+// Apps returns every app but the deleted ones, sorted by name.
 func (m *RevisionHistory) Apps() []AppView {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	out := make([]AppView, 0, len(m.apps))
 	for _, app := range m.apps {
-		out = append(out, app.view())
+		if app.deleted == nil {
+			out = append(out, app.view())
+		}
 	}
 	slices.SortFunc(out, func(a, b AppView) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
-// App returns one app.
+// App returns one app, a deleted one too (Deleted set).
 func (m *RevisionHistory) App(name string) (AppView, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -449,10 +456,33 @@ func (a *appRecord) createdBy(id string) string {
 	return ""
 }
 
+// remove folds the app's deletion in: no current revision, no revision
+// in the list, no rollout in progress. Its runners stay until reported
+// terminated; what a deploy then makes starts from the next number.
+func (a *appRecord) remove(env events.Envelope) {
+	ev := env.Event.(events.AppDeleted)
+	if r, ok := a.revisions[a.current]; ok {
+		r.lastRuntime = a.runtime
+	}
+	for _, r := range a.revisions {
+		r.deleted = true
+	}
+	if ro, ok := a.rollouts[a.activeRollout]; ok && ro.Status == RolloutActive {
+		ro.Status = RolloutSuperseded
+	}
+	a.current, a.suspended, a.activeRollout = "", false, ""
+	a.runtime, a.code = events.RuntimeParams{}, events.CodeParams{}
+	a.deleted = &DeletionView{At: env.OccurredAt, By: env.Actor, Reason: ev.Reason, Sequence: env.Sequence}
+}
+
 func (a *appRecord) view() AppView {
 	v := AppView{
 		Name: a.name, CurrentRevision: a.current, RuntimeParams: a.runtime,
 		Suspended: a.suspended, UpdatedAt: a.updatedAt, UpdatedBy: a.updatedBy,
+	}
+	if a.deleted != nil {
+		deleted := *a.deleted
+		v.Deleted = &deleted
 	}
 	for _, r := range a.revisions {
 		if !r.deleted {

@@ -30,6 +30,18 @@ type AppView struct {
 	// for what a worker reports of someone's request (a deploy's outcome
 	// is the deployer's doing, a rollout's end its requester's).
 	UpdatedBy string `json:"updated_by"`
+	// Deleted, set for a deleted app, says who deleted it, when and why.
+	// It is not part of the JSON contract: Apps never lists a deleted app.
+	Deleted *DeletionView `json:"-"`
+}
+
+// DeletionView is an app's deletion (an app.deleted event).
+type DeletionView struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	// Sequence is the stream sequence of the event.
+	Sequence uint64 `json:"sequence"`
 }
 
 // RevisionView is one row of `apps list-rev`. Code and runtime parameters

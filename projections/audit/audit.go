@@ -142,7 +142,7 @@ func (e *Entry) UnmarshalJSON(data []byte) error {
 // requests (their outcome is there) and runner reports.
 var HistoryTypes = []string{
 	events.TypeCurrentRevisionSet, events.TypeAppScaled, events.TypeRevisionFailed, events.TypeRevisionDeleted,
-	events.TypeAppSuspended, events.TypeAppResumed, events.TypeRolloutRequested,
+	events.TypeAppSuspended, events.TypeAppResumed, events.TypeRolloutRequested, events.TypeAppDeleted,
 }
 
 // Filter selects entries. Its zero value selects every entry.
@@ -226,6 +226,8 @@ func namesRevision(ev events.Event, id string) bool {
 	case events.AppSuspended:
 		return ev.RevisionID == id
 	case events.AppResumed:
+		return ev.RevisionID == id
+	case events.AppDeleted:
 		return ev.RevisionID == id
 	case events.RolloutRequested:
 		return ev.RevisionID == id

@@ -506,3 +506,31 @@ func TestRevisionFilterKeepsRunnerStopRequests(t *testing.T) {
 		t.Fatalf("stop requests of v1's runners: %q, want bob's", summaries(entries))
 	}
 }
+
+// TestADeletedAppKeepsItsHistory: app.deleted is one more entry, worded
+// with its reason; the history before it stays readable, and a deploy
+// after it goes on numbering.
+func TestADeletedAppKeepsItsHistory(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t)
+	h.do("typo", "alice", events.SetSecret{Name: "HF_TOKEN", Version: 1})
+	h.do("typo", "alice", events.Deploy{RevisionID: rev1, Command: "run $PORT"})
+	h.do("typo", "worker:runner", events.CompleteDeploy{RevisionID: rev1})
+	h.do("typo", "bob", events.DeleteApp{Reason: "made by mistake"})
+	h.do("typo", "alice", events.Deploy{RevisionID: rev2, Command: "run $PORT"})
+	page := read(t, h, audit.Query{Filter: audit.Filter{App: "typo", Types: audit.HistoryTypes}})
+	want := []string{
+		`deployed v1 (first deploy: runtime params from the deploy)`,
+		`deleted the app: "made by mistake" (current revision was v1; secrets forgotten: HF_TOKEN)`,
+	}
+	if got := summaries(page.Entries); !slices.Equal(got, want) {
+		t.Fatalf("history:\n got %q\nwant %q", got, want)
+	}
+	if e := page.Entries[1]; e.Actor != "bob" {
+		t.Errorf("deletion by %q, want bob", e.Actor)
+	}
+	all := summaries(read(t, h, audit.Query{Filter: audit.Filter{App: "typo"}}).Entries)
+	if last := all[len(all)-1]; last != `deploy of v2 requested (XS)` {
+		t.Errorf("the deploy after the deletion reads %q, want v2", last)
+	}
+}

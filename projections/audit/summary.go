@@ -43,6 +43,8 @@ func Summary(before aggregates.App, env events.Envelope) string {
 		return fmt.Sprintf("suspended (current revision %s)", name(ev.RevisionID))
 	case events.AppResumed:
 		return fmt.Sprintf("resumed (current revision %s)", name(ev.RevisionID))
+	case events.AppDeleted:
+		return deletedSummary(ev, name)
 	case events.RolloutRequested:
 		return fmt.Sprintf("%s rollout of %s requested", rolloutKind(ev.Force), name(ev.RevisionID))
 	case events.RolloutCompleted:
@@ -167,4 +169,22 @@ func message(m string) string {
 		return ""
 	}
 	return fmt.Sprintf(": %q", m)
+}
+
+// deletedSummary is the summary of app.deleted: `deleted the app:
+// "reason"`,
+// with the revision that was current and the secrets forgotten.
+func deletedSummary(ev events.AppDeleted, name func(string) string) string {
+	s := "deleted the app" + message(ev.Reason)
+	var details []string
+	if ev.RevisionID != "" {
+		details = append(details, "current revision was "+name(ev.RevisionID))
+	}
+	if len(ev.Secrets) > 0 {
+		details = append(details, "secrets forgotten: "+strings.Join(ev.Secrets, ", "))
+	}
+	if len(details) > 0 {
+		s += " (" + strings.Join(details, "; ") + ")"
+	}
+	return s
 }

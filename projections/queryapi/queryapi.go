@@ -54,8 +54,11 @@ type ServerVersion struct {
 
 // Error codes of failed queries.
 const (
-	CodeBadRequest          = "bad_request"
-	CodeAppNotFound         = "app_not_found"
+	CodeBadRequest  = "bad_request"
+	CodeAppNotFound = "app_not_found"
+	// CodeAppDeleted: the revision list of a deleted app; the message
+	// says who deleted it and when.
+	CodeAppDeleted          = aggregates.CodeAppDeleted
 	CodeRevisionNotFound    = "revision_not_found"
 	CodeAmbiguousRevision   = aggregates.CodeAmbiguousRevision
 	CodeRevisionRefTooShort = aggregates.CodeRevisionRefTooShort
@@ -264,6 +267,14 @@ func (l Local) Revisions(ctx context.Context, app string, req PageRequest, seq u
 	}
 	if err := l.app(ctx, app, c.minSequence(seq)); err != nil {
 		return Page[projections.RevisionView]{}, err
+	}
+	if view, _ := l.Model.App(app); view.Deleted != nil {
+		d := view.Deleted
+		msg := fmt.Sprintf("app %q was deleted by %s at %s", app, d.By, d.At.UTC().Format(time.RFC3339))
+		if d.Reason != "" {
+			msg += ": " + d.Reason
+		}
+		return Page[projections.RevisionView]{}, &Error{Code: CodeAppDeleted, Message: msg + "; its history stays (apps history, audit), and a deploy starts it again"}
 	}
 	at := l.Model.Checkpoint()
 	return revisionsOrder.page(app, l.Model.Revisions(app), c, at)

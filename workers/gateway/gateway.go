@@ -45,6 +45,8 @@ type Route struct {
 	CurrentRevision string
 	// Suspended apps answer 503.
 	Suspended bool
+	// Deleted apps answer 404 app_not_found, as unknown ones do.
+	Deleted bool
 	// MaxMultiplexing is how many requests one runner handles at once.
 	MaxMultiplexing int
 	// RequestTimeout bounds a request, including its wait for a runner.
@@ -530,6 +532,9 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 	}()
 	for {
 		switch {
+		case a.route.Deleted:
+			// Also for a request that waited: the app went away meanwhile.
+			return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
 		case a.route.Suspended:
 			return nil, &errUnavailable{http.StatusServiceUnavailable, "app_suspended", fmt.Sprintf("app %q is suspended: resume it to serve requests", appName)}
 		case a.route.CurrentRevision == "":

@@ -180,12 +180,13 @@ func TestAnswersKeepTheRunnersContentType(t *testing.T) {
 	}
 }
 
-func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
+func TestUnknownSuspendedDeletedAndUndeployedApps(t *testing.T) {
 	t.Parallel()
 	var clock atomic.Int64 // seconds
 	f := newFixture(t, gateway.Config{Now: func() time.Time { return time.Unix(clock.Load(), 0) }, StartingGrace: time.Minute})
 	f.gw.SetRoute("sleepy", gateway.Route{CurrentRevision: "rev-1", Suspended: true, MaxMultiplexing: 1, RequestTimeout: time.Minute})
 	f.gw.SetRoute("fresh", gateway.Route{MaxMultiplexing: 1, RequestTimeout: time.Minute})
+	f.gw.SetRoute("gone", gateway.Route{Deleted: true, MaxMultiplexing: 1, RequestTimeout: time.Minute})
 	f.gw.Expect("booting")
 	for _, tc := range []struct {
 		path   string
@@ -197,6 +198,7 @@ func TestUnknownSuspendedAndUndeployedApps(t *testing.T) {
 		{"/elsewhere", http.StatusNotFound, "not_found"},
 		{"/apps/sleepy/x", http.StatusServiceUnavailable, "app_suspended"},
 		{"/apps/fresh/x", http.StatusServiceUnavailable, "no_current_revision"},
+		{"/apps/gone/x", http.StatusNotFound, "app_not_found"},
 		{"/apps/booting/x", http.StatusServiceUnavailable, "app_starting"},
 	} {
 		resp, body := get(t, f.url+tc.path)
@@ -239,20 +241,58 @@ func TestMaxMultiplexingIsNeverExceeded(t *testing.T) {
 	}
 }
 
-func TestFullQueueGets503WithRetryAfter(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, gateway.Config{QueueLimit: 1})
+// holdTheOneSlot serves web from one runner with one slot, which a request
+// holds until end is called; further requests wait. The wait group is for
+// the test's own requests too: end releases the runner, then waits for
+// them. The test defers end (not a cleanup: its requests' context ends
+// before cleanups run).
+func holdTheOneSlot(t *testing.T, cfg gateway.Config) (f *fixture, wg *sync.WaitGroup, end func()) {
+	t.Helper()
+	f = newFixture(t, cfg)
 	r := f.serveOneRunner(t, route)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(r.release)
+	wg = &sync.WaitGroup{}
 	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // takes the one slot
 	r.waitStarted(t, 1)
+	return f, wg, func() {
+		close(r.release)
+		wg.Wait()
+	}
+}
+
+func TestFullQueueGets503WithRetryAfter(t *testing.T) {
+	t.Parallel()
+	f, wg, end := holdTheOneSlot(t, gateway.Config{QueueLimit: 1})
+	defer end()
 	wg.Go(func() { get(t, f.url+"/apps/web/hold") }) // waits in the queue
 	testsupport.Eventually(testContext(t), t, "one request queued", func() bool { return f.gw.Load("web").Queued == 1 })
 	resp, body := get(t, f.url+"/apps/web/x")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "queue_full") {
 		t.Fatalf("over the queue limit: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
+
+// A request waiting for a runner of an app that is deleted meanwhile gets
+// 404 app_not_found at once, as later ones do.
+func TestARequestWaitingForADeletedAppGets404(t *testing.T) {
+	t.Parallel()
+	f, wg, end := holdTheOneSlot(t, gateway.Config{})
+	defer end()
+	waiting := make(chan string, 1)
+	wg.Go(func() {
+		resp, body := get(t, f.url+"/apps/web/x")
+		waiting <- fmt.Sprint(resp.StatusCode, " ", body)
+	})
+	testsupport.Eventually(testContext(t), t, "one request queued", func() bool { return f.gw.Load("web").Queued == 1 })
+	deleted := route
+	deleted.Deleted = true
+	f.gw.SetRoute("web", deleted)
+	select {
+	case got := <-waiting:
+		if !strings.HasPrefix(got, "404 ") || !strings.Contains(got, `"app_not_found"`) {
+			t.Fatalf("the waiting request got %s, want 404 app_not_found", got)
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the request waiting for the deleted app was not answered")
 	}
 }
 

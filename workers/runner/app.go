@@ -166,6 +166,7 @@ func (a *appWorker) refresh(ctx context.Context) error {
 		a.cfg.Traffic.SetRoute(a.name, gateway.Route{
 			CurrentRevision:   a.state.Current,
 			Suspended:         a.state.Suspended,
+			Deleted:           a.state.Deleted,
 			MaxMultiplexing:   a.state.Code.MaxMultiplexing,
 			RequestTimeout:    a.state.Runtime.RequestTimeout.Duration(),
 			ConcurrencyBuffer: a.state.Runtime.ConcurrencyBuffer,
@@ -623,9 +624,13 @@ func (a *appWorker) converge(ctx context.Context) error {
 	defer a.publishScaling(serving)
 	desired := a.scalingNow(serving).desired(load)
 	grace := a.state.Runtime.RequestTimeout.Duration()
+	why := "not the current revision"
+	if a.state.Deleted {
+		why = "app deleted"
+	}
 	stopOthers := func() {
 		for _, r := range a.liveExcept(a.state.Current) {
-			a.drainInBackground(ctx, r, grace, "not the current revision")
+			a.drainInBackground(ctx, r, grace, why)
 		}
 	}
 	if a.state.Strategy == events.StrategyRecreate || desired == 0 {
@@ -752,8 +757,14 @@ func (a *appWorker) keepAliveExpiries() map[string]time.Time {
 // keepCapacity raises the floor when the app's runners must be replaced
 // rather than left to demand: the current revision changed (the runners of
 // the others are replaced one for one), or the app was resumed (it gets
-// back the runners it had when it was suspended).
+// back the runners it had when it was suspended). A deletion drops it.
 func (a *appWorker) keepCapacity() {
+	if a.state.Deleted {
+		// A deleted app keeps no capacity for what a later deploy brings:
+		// that starts as a new app does.
+		a.floor, a.suspended, a.served = 0, false, ""
+		return
+	}
 	if a.state.Current != a.served {
 		a.served = a.state.Current
 		a.floor = max(a.floor, len(a.liveExcept(a.state.Current)))

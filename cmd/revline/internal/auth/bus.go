@@ -38,6 +38,7 @@ var commandPermissions = map[string]Permission{
 	events.CmdResume:          Operate,
 	events.CmdStopRunner:      Operate,
 	events.CmdDeploy:          Deploy,
+	events.CmdDeleteApp:       Deploy,
 	events.CmdSetSecret:       Deploy,
 	events.CmdUnsetSecret:     Deploy,
 	events.CmdCompleteDeploy:  Admin,

@@ -336,6 +336,34 @@ func deleteRevisionCommand() *cobra.Command {
 	return cmd
 }
 
+func deleteAppCommand() *cobra.Command {
+	cmd, f := clientCommand("delete APP", "Delete an app: its runners stop at once; its history stays in the audit log.",
+		"revline apps delete my-modle --reason \"typo of my-model\"", 1, 0)
+	cmd.Long = "Delete an app, without asking (as fal apps delete and kubectl delete do): its runners stop at once,\n" +
+		"each cut at its request_timeout, and the gateway answers 404 for it. It leaves apps list, and its\n" +
+		"secrets are forgotten (their values purged). Its history stays: revline apps history APP and\n" +
+		"revline audit APP show it. Every command on it but deploy is then refused (app_deleted); a deploy\n" +
+		"starts it again, its revision numbers going on. Refused while a deploy or a rollout is in progress.\n" +
+		"Needs the deployer role."
+	var reason string
+	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the audit log")
+	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
+		res, err := s.control.DeleteApp(ctx, pos[0], reason)
+		return render(e, f, res, err, func(w io.Writer, res control.DeleteAppResult) {
+			if res.Status == events.OutcomeNoOp {
+				fmt.Fprintf(w, "Nothing to do: %s\n", res.Message)
+				return
+			}
+			fmt.Fprintf(w, "Deleted app %s: its runners are stopping.\n", res.App)
+			if len(res.PurgedSecrets) > 0 {
+				fmt.Fprintf(w, "Secrets purged: %s.\n", strings.Join(res.PurgedSecrets, ", "))
+			}
+			fmt.Fprintf(w, "Its history stays: revline apps history %s. A deploy starts it again.\n", res.App)
+		})
+	})
+	return cmd
+}
+
 func scaleCommand() *cobra.Command {
 	cmd, f := clientCommand("scale APP", "Change an app's runtime-tunable parameters.",
 		"revline apps scale my-model --min-concurrency 2 --keep-alive 5m", 1, 0)

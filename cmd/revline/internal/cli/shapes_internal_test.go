@@ -54,6 +54,7 @@ func TestJSONShapes(t *testing.T) {
 		{"outcome of secrets set, unset", control.SecretResult{}, "app message name sequence status version"},
 		{"outcome of deploy", deployOutcome{}, "app duplicate number reason revision_id rolled_back_to rolled_back_to_number sequence status"},
 		{"outcome of delete-rev", deleteOutcome{}, "app number revision_id sequence status"},
+		{"outcome of apps delete", control.DeleteAppResult{}, "app message purged_secrets sequence status"},
 	} {
 		got := jsonKeys(reflect.TypeOf(tc.value))
 		if strings.Join(got, " ") != tc.keys {

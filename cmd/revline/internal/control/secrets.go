@@ -49,6 +49,14 @@ func (c *Control) SetSecret(ctx context.Context, app, name string, value []byte)
 		return SecretResult{}, err
 	}
 	o, err := c.execute(ctx, app, events.SetSecret{Name: name, Version: version}, "")
+	var rejection *events.Rejection
+	if errors.As(err, &rejection) && rejection.Code == aggregates.CodeAppDeleted {
+		// A deleted app has no secret in use: the value just stored is
+		// nobody's, and goes.
+		if perr := c.Secrets.Purge(ctx, app, name); perr != nil {
+			return SecretResult{}, fmt.Errorf("%w (and the value stored for it could not be purged: %w)", err, perr)
+		}
+	}
 	if err != nil {
 		return SecretResult{}, err
 	}

@@ -58,6 +58,7 @@ func TestRoutesNeedATokenThatAllowsThem(t *testing.T) {
 		{"viewer may not kill a runner", "POST", "/v1/apps/web/runners/r1/kill", nil, viewer, http.StatusForbidden},
 		{"operator rolls out", "POST", "/v1/apps/web/rollout", noWait, operator, http.StatusAccepted},
 		{"operator scales", "POST", "/v1/apps/web/scale", map[string]any{"min_concurrency": 1}, operator, http.StatusOK},
+		{"operator may not delete an app", "DELETE", "/v1/apps/web", nil, operator, http.StatusForbidden},
 		{"operator may not deploy", "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve"}, operator, http.StatusForbidden},
 		{"deployer deploys", "POST", "/v1/apps/web/deploy", map[string]any{"command": "serve"}, deployer, http.StatusAccepted},
 		{"app glob: its app", "POST", "/v1/apps/web-2/deploy", map[string]any{"command": "serve"}, webOnly, http.StatusAccepted},

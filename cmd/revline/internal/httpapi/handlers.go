@@ -336,6 +336,28 @@ func (a *api) deleteRevision(w http.ResponseWriter, r *http.Request, app string)
 	return nil
 }
 
+// deleteApp deletes the app; its optional body gives the reason.
+func (a *api) deleteApp(w http.ResponseWriter, r *http.Request, app string) error {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeBody(w, r, &req, true); err != nil {
+		return err
+	}
+	c, err := a.controlFor(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestContext(r, false)
+	defer cancel()
+	res, err := c.DeleteApp(ctx, app, req.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
 func (a *api) scale(w http.ResponseWriter, r *http.Request, app string) error {
 	var req struct {
 		runtimeFields

@@ -205,6 +205,7 @@ func (a *api) routes() {
 		m.HandleFunc("POST /v1/replay", a.allow(auth.Admin, a.replay))
 	}
 	m.HandleFunc("GET /v1/apps", read(a.listApps))
+	m.HandleFunc("DELETE /v1/apps/{app}", sends(events.CmdDeleteApp, a.app(a.deleteApp)))
 	m.HandleFunc("GET /v1/apps/{app}/revisions", read(a.app(a.listRevisions)))
 	m.HandleFunc("GET /v1/apps/{app}/revisions/{ref}", read(a.app(a.getRevision)))
 	m.HandleFunc("DELETE /v1/apps/{app}/revisions/{ref}", sends(events.CmdDeleteRevision, a.app(a.deleteRevision)))

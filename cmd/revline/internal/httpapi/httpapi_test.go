@@ -306,6 +306,32 @@ func TestSuspendAndResume(t *testing.T) {
 	}
 }
 
+func TestDeleteApp(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	problem(t, s.do(t, "DELETE", "/v1/apps/web", nil), http.StatusNotFound, "app_not_found")
+	s.deployed(t, "web", nil)
+	s.deployed(t, "api", nil)
+	problem(t, s.do(t, "DELETE", "/v1/apps/web", map[string]any{"reason": "x", "now": true}), http.StatusBadRequest, "bad_request")
+
+	res := ok[control.DeleteAppResult](t, s.do(t, "DELETE", "/v1/apps/web", map[string]any{"reason": "made by mistake"}), http.StatusOK)
+	if res.Status != events.OutcomeAccepted || res.Sequence == 0 {
+		t.Fatalf("delete = %+v", res)
+	}
+	apps := ok[[]projections.AppView](t, s.do(t, "GET", fmt.Sprintf("/v1/apps?min_sequence=%d", res.Sequence), nil), http.StatusOK)
+	if len(apps) != 1 || apps[0].Name != "api" {
+		t.Fatalf("apps after the deletion = %+v, want api alone", apps)
+	}
+	p := problem(t, s.do(t, "GET", fmt.Sprintf("/v1/apps/web/revisions?min_sequence=%d", res.Sequence), nil), http.StatusConflict, "app_deleted")
+	if !strings.Contains(p.Detail, "token:test") || !strings.Contains(p.Detail, "made by mistake") {
+		t.Errorf("list-rev of a deleted app: %+v, want who and why", p)
+	}
+	problem(t, s.do(t, "POST", "/v1/apps/web/scale", map[string]any{"min_concurrency": 1}), http.StatusConflict, "app_deleted")
+	if again := ok[control.DeleteAppResult](t, s.do(t, "DELETE", "/v1/apps/web", nil), http.StatusOK); again.Status != events.OutcomeNoOp {
+		t.Fatalf("delete twice = %+v, want noop", again)
+	}
+}
+
 func TestRollout(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)

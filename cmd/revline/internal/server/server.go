@@ -344,7 +344,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// A replay rebuilds this server's model; the one live generation
 	// keeps serving until the new one is switched in.
 	replayer := queryapi.NewReplayer(store, model, log.With("component", "replay"))
-	ctl := &control.Control{Commands: bus, Signer: signer, Reader: reader, Events: store, Actor: "http"}
+	ctl := &control.Control{Commands: bus, Signer: signer, Reader: reader, Events: store, Secrets: secretStore, Actor: "http"}
 	dash, err := dashboard.New(dashboard.Config{Control: ctl, Tokens: tokens, Reader: reader, Events: store, Logger: log.With("component", "dashboard")})
 	if err != nil {
 		return err
