@@ -1,6 +1,7 @@
 package aggregates
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -245,7 +246,13 @@ func decideSetRevision(state App, c events.SetRevision) ([]events.Event, error) 
 		return nil, err
 	}
 	if target.ID == state.Current {
-		return nil, noop(CodeAlreadyCurrent, "revision %s is already the current revision of %q", target.show(), state.Name)
+		msg := fmt.Sprintf("revision %s is already the current revision of %q", target.show(), state.Name)
+		if deploying := state.deploying(); len(deploying) > 0 {
+			// Saying so matters: "stay on v2" is not recorded, and the
+			// deploy goes live when it is up.
+			msg += fmt.Sprintf("; v%d, being deployed, becomes current once it is up", deploying[0].Number)
+		}
+		return nil, noop(CodeAlreadyCurrent, "%s", msg)
 	}
 	if target.Status != events.StatusDeployed {
 		return nil, reject(CodeRevisionNotDeployed, "revision %s is %s; only a deployed revision can become current", target.show(), target.Status)
@@ -337,10 +344,8 @@ func decideSuspend(state App) ([]events.Event, error) {
 	case state.Suspended:
 		return nil, noop(CodeAlreadySuspended, "app %q is already suspended", state.Name)
 	}
-	for _, rev := range state.Revisions {
-		if rev.Status == events.StatusDeploying {
-			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before suspending", rev.show(), state.Name)
-		}
+	if deploying := state.deploying(); len(deploying) > 0 {
+		return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before suspending", deploying[0].show(), state.Name)
 	}
 	return []events.Event{events.AppSuspended{RevisionID: state.Current}}, nil
 }
@@ -445,10 +450,8 @@ func decideDeleteApp(state App, c events.DeleteApp, now time.Time) ([]events.Eve
 	case state.Rollout != nil && now.Sub(state.Rollout.RequestedAt) < RolloutStuckAfter:
 		return nil, reject(CodeRolloutInProgress, "rollout %s of app %q is in progress; wait for it before deleting the app", showID(state.Rollout.ID), state.Name)
 	}
-	for _, rev := range state.Revisions {
-		if rev.Status == events.StatusDeploying {
-			return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before deleting the app", rev.show(), state.Name)
-		}
+	if deploying := state.deploying(); len(deploying) > 0 {
+		return nil, reject(CodeDeployInProgress, "revision %s of %q is being deployed; wait for it before deleting the app", deploying[0].show(), state.Name)
 	}
 	secrets := slices.Sorted(maps.Keys(state.Secrets))
 	return []events.Event{events.AppDeleted{RevisionID: state.Current, Reason: c.Reason, Secrets: secrets}}, nil

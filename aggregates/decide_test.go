@@ -486,6 +486,15 @@ func setRevisionSpecs() []spec {
 			says:  []string{r2, "already"},
 		},
 		{
+			// "Stay on v2" during a deploy is not recorded: the answer says
+			// the deploy still goes live, and how to keep it from that.
+			name:  "setting_the_current_revision_during_a_deploy_says_the_deploy_goes_live",
+			given: history(twoRevisions(), evs(created(r3))),
+			when:  events.SetRevision{RevisionID: r2},
+			noop:  aggregates.CodeAlreadyCurrent,
+			says:  []string{r2, "already", "being deployed", "becomes current once it is up"},
+		},
+		{
 			name:   "setting_an_unknown_revision_is_rejected",
 			given:  twoRevisions(),
 			when:   events.SetRevision{RevisionID: r9},

@@ -7,8 +7,10 @@
 package aggregates
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/revline/revline/events"
@@ -243,6 +245,18 @@ func deleted(state App, env events.Envelope) App {
 }
 
 // show names the revision in a message: its number and its id.
+// deploying lists the app's revisions being deployed, by number.
+func (a App) deploying() []*Revision {
+	var out []*Revision
+	for _, rev := range a.Revisions {
+		if rev.Status == events.StatusDeploying {
+			out = append(out, rev)
+		}
+	}
+	slices.SortFunc(out, func(x, y *Revision) int { return cmp.Compare(x.Number, y.Number) })
+	return out
+}
+
 func (r *Revision) show() string {
 	if r.Number == 0 {
 		return showID(r.ID)
