@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/events"
@@ -15,6 +17,36 @@ import (
 	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/workers/processor"
 )
+
+// bus is an embedded server with Revline's streams, its event store, the
+// token store and the value of a deployer token named ci.
+type bus struct {
+	srv    *server.Server
+	js     jetstream.JetStream
+	store  *events.JetStreamStore
+	tokens *auth.Store
+	value  string
+}
+
+func newBus(ctx context.Context, t *testing.T) bus {
+	t.Helper()
+	b := bus{srv: embeddedtest.Start(t)}
+	_, b.js = embeddedtest.Connect(t, b.srv)
+	if err := commandbus.EnsureStreams(ctx, b.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if b.store, err = events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: b.js}); err != nil {
+		t.Fatal(err)
+	}
+	if b.tokens, err = auth.Ensure(ctx, b.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if b.value, _, err = b.tokens.Create(ctx, auth.NewToken{Name: "ci", Role: auth.RoleDeployer}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // signedAt signs msg as the token name (value) would have at at: by hand,
 // as a client in another language does (docs/bus.md §3).
@@ -32,25 +64,10 @@ func signedAt(t *testing.T, msg *nats.Msg, name, value string, at time.Time) {
 // (a replay) is refused.
 func TestSignaturesAgeFromWhenTheCommandWasStored(t *testing.T) {
 	t.Parallel()
-	srv := embeddedtest.Start(t)
-	_, js := embeddedtest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.Ensure(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	value, _, err := tokens.Create(ctx, auth.NewToken{Name: "ci", Role: auth.RoleDeployer}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newBus(ctx, t)
+	srv, js, store, tokens, value := b.srv, b.js, b.store, b.tokens, b.value
 	publish := func(at time.Time) string {
 		t.Helper()
 		env := events.NewCommand("web", events.Deploy{Command: "true"}, events.Metadata{})
@@ -100,25 +117,10 @@ func TestSignaturesAgeFromWhenTheCommandWasStored(t *testing.T) {
 // by what it did (accepted), never refused after the fact.
 func TestACommandAcceptedBeforeACrashStaysAcceptedAfterItsTokenIsRevoked(t *testing.T) {
 	t.Parallel()
-	srv := embeddedtest.Start(t)
-	_, js := embeddedtest.Connect(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := commandbus.EnsureStreams(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.Ensure(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	value, _, err := tokens.Create(ctx, auth.NewToken{Name: "ci", Role: auth.RoleDeployer}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newBus(ctx, t)
+	srv, js, store, tokens, value := b.srv, b.js, b.store, b.tokens, b.value
 	env := events.NewCommand("web", events.Deploy{Command: "true"}, events.Metadata{})
 	deploy := events.Deploy{Command: "true", RevisionID: events.RevisionIDFor(env.CommandID)}
 	env.Command = deploy
