@@ -140,7 +140,7 @@ func (g *StreamGuard) Inspect(ctx context.Context) ([]StreamDrift, error) {
 	var drifts []StreamDrift
 	for _, want := range g.want {
 		var info *jetstream.StreamInfo
-		err := retryWhileBusy(ctx, func(attempt context.Context) error {
+		err := RetryWhileBusy(ctx, func(attempt context.Context) error {
 			stream, err := g.js.Stream(attempt, want.Name)
 			if err != nil {
 				return err

@@ -315,7 +315,7 @@ func (s *JetStreamStore) leaderLastSequence(ctx context.Context, filter string) 
 		prefix = jetstream.DefaultAPIPrefix
 	}
 	var msg *nats.Msg
-	err = retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+	err = RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
 		msg, err = s.js.Conn().RequestWithContext(attempt, prefix+"STREAM.MSG.GET."+EventStreamName, req)
 		return err
 	})
@@ -365,7 +365,7 @@ const followHeartbeat = time.Second
 func (s *JetStreamStore) follow(ctx context.Context, from uint64, filter string, fn FollowFunc) error {
 	from = max(from, 1)
 	var cons jetstream.Consumer
-	err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
 		cons, err = s.stream.OrderedConsumer(attempt, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{filter},
 			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,

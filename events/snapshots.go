@@ -41,7 +41,7 @@ func EnsureSnapshotStore(ctx context.Context, js jetstream.JetStream, replicas i
 		logger = slog.Default()
 	}
 	var kv jetstream.KeyValue
-	err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
 		kv, err = js.CreateOrUpdateKeyValue(attempt, jetstream.KeyValueConfig{
 			Bucket:      SnapshotBucketName,
 			Description: "Revline snapshots: state folded from the event log up to a sequence; a shortcut, never the truth",

@@ -22,7 +22,7 @@ const apiAttemptTimeout = 5 * time.Second
 // leader, peers not placed yet) until ctx ends.
 func EnsureStream(ctx context.Context, js jetstream.StreamManager, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	var stream jetstream.Stream
-	err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
 		stream, err = js.CreateOrUpdateStream(attempt, cfg)
 		return err
 	})
@@ -40,7 +40,7 @@ func EnsureStream(ctx context.Context, js jetstream.StreamManager, cfg jetstream
 // starting at once create the same consumers.
 func EnsureConsumer(ctx context.Context, js jetstream.StreamConsumerManager, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var consumer jetstream.Consumer
-	err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
 		consumer, err = js.CreateOrUpdateConsumer(attempt, stream, cfg)
 		return err
 	})
@@ -57,7 +57,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.StreamConsumerManager, str
 func waitForLeader(ctx context.Context, consumer jetstream.Consumer) error {
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
 		var info *jetstream.ConsumerInfo
-		err := retryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
 			info, err = consumer.Info(attempt)
 			return err
 		})
@@ -73,10 +73,12 @@ func waitForLeader(ctx context.Context, consumer jetstream.Consumer) error {
 	}
 }
 
-// retryWhileBusy runs request, each attempt bounded by apiAttemptTimeout,
+// RetryWhileBusy runs request, each attempt bounded by apiAttemptTimeout,
 // until it succeeds, fails in a way that will not change (see
-// clusterBusy), or ctx ends. request must be safe to repeat.
-func retryWhileBusy(ctx context.Context, request func(attempt context.Context) error) error {
+// clusterBusy: no responders yet, no leader yet, a timed-out attempt), or
+// ctx ends. request must be safe to repeat: a read, or a write with an
+// expected sequence.
+func RetryWhileBusy(ctx context.Context, request func(attempt context.Context) error) error {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
 		attempt, cancel := context.WithTimeout(ctx, apiAttemptTimeout)
 		err := request(attempt)

@@ -193,7 +193,13 @@ func (s *Store) Create(ctx context.Context, nt NewToken, now time.Time) (string,
 
 // get returns the record of the token named name and its KV revision.
 func (s *Store) get(ctx context.Context, name string) (Token, uint64, error) {
-	entry, err := s.kv.Get(ctx, name)
+	// A bucket just made on a cluster may not answer yet (no responders
+	// while its leader is elected): a read is safe to repeat.
+	var entry jetstream.KeyValueEntry
+	err := events.RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		entry, err = s.kv.Get(attempt, name)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Token{}, 0, fmt.Errorf("token %s: %w", name, ErrNotFound)
 	}
