@@ -46,7 +46,7 @@ type appWorker struct {
 	// scaling is what the last pass scaled the current revision by, for
 	// the keep-alive countdown asked from other goroutines.
 	scaling scalingView
-	drains  sync.WaitGroup // background drains in progress
+	drains  sync.WaitGroup // background drains and deploy waits in progress
 
 	// recheck wakes the loop when the next keep-alive may have run out,
 	// at recheckAt.
@@ -311,7 +311,9 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 		a.deploys[rev.ID] = p
 		// The loop's state changes meanwhile: the wait gets its own copy.
 		starting, timeout := *rev, a.startupTimeout(rev)
-		go func() {
+		// Joined on shutdown with the drains: a runner still starting is
+		// killed and reported before the worker returns.
+		a.drains.Go(func() {
 			defer cancel()
 			ctx := waitCtx
 			// Not in the gateway yet: a deploy's runner serves only once
@@ -319,7 +321,7 @@ func (a *appWorker) deploy(ctx context.Context, rev *aggregates.Revision) error 
 			// revision's runners are starting or the deploy was overtaken.
 			p.ready <- a.awaitReady(ctx, r, &starting, timeout, false)
 			a.wake()
-		}()
+		})
 		return nil
 	}
 	select {
