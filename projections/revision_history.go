@@ -71,6 +71,9 @@ type revisionRecord struct {
 	message     string
 	annotations map[string]string
 	failReason  string
+	// rolledBackTo: the revision a set-rev made current while this one
+	// deployed (revision.deployed's rolled_back_to).
+	rolledBackTo string
 	// requested is the runtime the deploy asked for; lastRuntime the one in
 	// effect when the revision last stopped being current (valid once
 	// wasCurrent; the current revision shows the app's runtime instead).
@@ -208,7 +211,8 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 			message: ev.Message, annotations: maps.Clone(ev.Annotations), requested: ev.Runtime,
 		}
 	case events.RevisionDeployed:
-		rev(ev.RevisionID).status = events.StatusDeployed
+		r := rev(ev.RevisionID)
+		r.status, r.rolledBackTo = events.StatusDeployed, ev.RolledBackTo
 	case events.RevisionFailed:
 		r := rev(ev.RevisionID)
 		r.status = events.StatusFailed
@@ -216,6 +220,8 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 	case events.RevisionDeleted:
 		rev(ev.RevisionID).deleted = true
 	case events.CurrentRevisionSet:
+		// Made current at last: no longer a revision left behind.
+		rev(ev.To).rolledBackTo = ""
 		// The outgoing revision keeps the runtime it last ran with.
 		rev(app.current).lastRuntime = app.runtime
 		app.current = ev.To
@@ -544,7 +550,7 @@ func (a *appRecord) revisionView(r *revisionRecord, runnerCounts map[string]Revi
 		CreatedAt: r.createdAt, CreatedBy: r.createdBy,
 		CodeParams: r.code, RuntimeParams: r.requested,
 		Message: r.message, Annotations: map[string]string{}, Command: r.command,
-		FailReason: r.failReason, Deleted: r.deleted,
+		FailReason: r.failReason, RolledBackTo: r.rolledBackTo, Deleted: r.deleted,
 	}
 	v.SetRunners(runnerCounts[r.id])
 	maps.Copy(v.Annotations, r.annotations)

@@ -213,8 +213,8 @@ func TestDeployOvertakenByARollbackIsDeployedButNotCurrent(t *testing.T) {
 		f.setRev("demo", rev1, "carol")
 		f.append("demo", "worker:runner", events.RevisionDeployed{RevisionID: rev3, RolledBackTo: rev1})
 		for name, m := range map[string]*projections.RevisionHistory{"live": f.caughtUp(model), "rebuilt": f.rebuild()} {
-			if r3 := mustRevision(t, m, "demo", rev3); r3.Status != events.StatusDeployed || r3.Current {
-				t.Errorf("%s: overtaken revision = %+v, want deployed and not current", name, r3)
+			if r3 := mustRevision(t, m, "demo", rev3); r3.Status != events.StatusDeployed || r3.Current || r3.RolledBackTo != rev1 {
+				t.Errorf("%s: overtaken revision = %+v, want deployed, not current, left behind for %s", name, r3, rev1)
 			}
 			if r1 := mustRevision(t, m, "demo", rev1); !r1.Current {
 				t.Errorf("%s: rolled-back-to revision = %+v, want current", name, r1)
@@ -225,6 +225,11 @@ func TestDeployOvertakenByARollbackIsDeployedButNotCurrent(t *testing.T) {
 			if sw, _ := m.LastSwitch("demo"); sw.To != rev1 || sw.By != "carol" {
 				t.Errorf("%s: LastSwitch = %+v, want carol's rollback to %s", name, sw, rev1)
 			}
+		}
+		// Made current later, it is no longer one left behind.
+		f.setRev("demo", rev3, "carol")
+		if r3 := mustRevision(t, f.caughtUp(model), "demo", rev3); !r3.Current || r3.RolledBackTo != "" {
+			t.Errorf("after set-rev to it: %+v, want current and rolled_back_to cleared", r3)
 		}
 	})
 }

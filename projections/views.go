@@ -77,6 +77,9 @@ type RevisionView struct {
 	Restarts     int    `json:"restarts"`
 	LastCrash    string `json:"last_crash,omitempty"`
 	FailReason   string `json:"fail_reason"`
+	// RolledBackTo, for a revision deployed but never made current, is the
+	// revision a set-rev made current while it deployed.
+	RolledBackTo string `json:"rolled_back_to,omitempty"`
 	// Deleted is only ever true for a revision asked for by id: deleted
 	// revisions leave the list.
 	Deleted bool `json:"deleted"`

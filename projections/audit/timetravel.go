@@ -93,13 +93,16 @@ type Revisions struct {
 type listing struct {
 	annotations map[string]map[string]string
 	failReasons map[string]string
-	lastRuntime map[string]events.RuntimeParams
-	runners     map[string]*projections.RunnerView
+	// rolledBackTo: revisions deployed but left behind by a set-rev, until
+	// made current.
+	rolledBackTo map[string]string
+	lastRuntime  map[string]events.RuntimeParams
+	runners      map[string]*projections.RunnerView
 }
 
 func newListing() *listing {
 	return &listing{
-		annotations: map[string]map[string]string{}, failReasons: map[string]string{},
+		annotations: map[string]map[string]string{}, failReasons: map[string]string{}, rolledBackTo: map[string]string{},
 		lastRuntime: map[string]events.RuntimeParams{}, runners: map[string]*projections.RunnerView{},
 	}
 }
@@ -110,7 +113,12 @@ func (l *listing) observe(before aggregates.App, env events.Envelope) {
 		l.annotations[ev.RevisionID] = ev.Annotations
 	case events.RevisionFailed:
 		l.failReasons[ev.RevisionID] = ev.Reason
+	case events.RevisionDeployed:
+		if ev.RolledBackTo != "" {
+			l.rolledBackTo[ev.RevisionID] = ev.RolledBackTo
+		}
 	case events.CurrentRevisionSet:
+		delete(l.rolledBackTo, ev.To)
 		if before.Current != "" {
 			l.lastRuntime[before.Current] = before.Runtime
 		}
@@ -146,7 +154,7 @@ func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, 
 			Number: r.Number, RevisionID: r.ID, Status: r.Status, Current: r.ID == state.Current,
 			CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, CodeParams: r.Code, RuntimeParams: r.Runtime,
 			Message: r.Message, Annotations: map[string]string{}, Command: r.Command,
-			FailReason: l.failReasons[r.ID],
+			FailReason: l.failReasons[r.ID], RolledBackTo: l.rolledBackTo[r.ID],
 		}
 		v.SetRunners(counts[r.ID])
 		maps.Copy(v.Annotations, l.annotations[r.ID])

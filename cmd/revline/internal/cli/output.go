@@ -234,6 +234,9 @@ func (ts tableStyle) printRevisions(w io.Writer, revs []projections.RevisionView
 			status += fmt.Sprintf(", crash-looping (%d restarts)", r.Restarts)
 		case r.CrashBackoff > 0:
 			status += ", crash-looping"
+		case r.RolledBackTo != "":
+			// Deployed while a rollback happened: it never went live.
+			status += ", never live"
 		}
 		row := []string{mark, version(r.Number), revisionPrefix(r.RevisionID), status, ts.at(r.CreatedAt), r.MachineType}
 		if ts.wide {

@@ -52,10 +52,11 @@ func await(ctx context.Context, t *testing.T, what string, done <-chan cliResult
 
 // revisionRow is a line of list-rev -o json.
 type revisionRow struct {
-	Number     int    `json:"number"`
-	RevisionID string `json:"revision_id"`
-	Status     string `json:"status"`
-	Current    bool   `json:"current"`
+	Number       int    `json:"number"`
+	RevisionID   string `json:"revision_id"`
+	Status       string `json:"status"`
+	Current      bool   `json:"current"`
+	RolledBackTo string `json:"rolled_back_to"`
 }
 
 // revisionsByNumber lists the app's revisions by number.
@@ -117,8 +118,11 @@ func TestARollbackDuringADeployWins(t *testing.T) {
 	testsupport.Eventually(ctx, t, "v3 deployed and its runner gone", func() bool {
 		return revisionsByNumber(t, cli, "dd")[3].Status == "deployed" && slices.Equal(runnersOf(t, cli, "dd"), []string{revs[1].RevisionID})
 	})
-	if revs := revisionsByNumber(t, cli, "dd"); !revs[1].Current || revs[3].Current {
-		t.Fatalf("after v3 came up: %+v, want v1 current and v3 not", revs)
+	if revs := revisionsByNumber(t, cli, "dd"); !revs[1].Current || revs[3].Current || revs[3].RolledBackTo != revs[1].RevisionID {
+		t.Fatalf("after v3 came up: %+v, want v1 current and v3 not, left behind for v1", revs)
+	}
+	if table := cli("apps", "list-rev", "dd"); !strings.Contains(table, "deployed, never live") {
+		t.Fatalf("list-rev does not say v3 never went live:\n%s", table)
 	}
 	audit := cli("audit", "dd", "-o", "wide")
 	if !strings.Contains(audit, "v3 is up; not made current: rolled back to v1 while it deployed") {
