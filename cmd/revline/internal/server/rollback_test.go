@@ -73,15 +73,28 @@ func revisionsByNumber(t *testing.T, cli func(...string) string, app string) map
 	return out
 }
 
-// runnersOf lists the revision ids of the app's live runners.
-func runnersOf(t *testing.T, cli func(...string) string, app string) []string {
+// runnerRow is a line of apps runners -o json.
+type runnerRow struct {
+	RunnerID   string `json:"runner_id"`
+	RevisionID string `json:"revision_id"`
+	State      string `json:"state"`
+	Restarts   int    `json:"restarts"`
+}
+
+// runnerRows lists the app's live runners.
+func runnerRows(t *testing.T, cli func(...string) string, app string) []runnerRow {
 	t.Helper()
-	var runners []struct {
-		RevisionID string `json:"revision_id"`
-	}
+	var runners []runnerRow
 	if err := json.Unmarshal([]byte(cli("apps", "runners", app, "-o", "json")), &runners); err != nil {
 		t.Fatal(err)
 	}
+	return runners
+}
+
+// runnersOf lists the revision ids of the app's live runners.
+func runnersOf(t *testing.T, cli func(...string) string, app string) []string {
+	t.Helper()
+	runners := runnerRows(t, cli, app)
 	out := make([]string, len(runners))
 	for i, r := range runners {
 		out[i] = r.RevisionID
@@ -210,17 +223,7 @@ func TestADeploysRunnerServesOnlyOnceCurrent(t *testing.T) {
 	})
 	v3Gate.Open(t)
 	testsupport.Eventually(ctx, t, "v3's runner listening", func() bool {
-		var runners []struct {
-			RevisionID string `json:"revision_id"`
-			State      string `json:"state"`
-		}
-		if err := json.Unmarshal([]byte(cli("apps", "runners", "web", "-o", "json")), &runners); err != nil {
-			t.Fatal(err)
-		}
-		return slices.ContainsFunc(runners, func(r struct {
-			RevisionID string `json:"revision_id"`
-			State      string `json:"state"`
-		}) bool {
+		return slices.ContainsFunc(runnerRows(t, cli, "web"), func(r runnerRow) bool {
 			return r.RevisionID == revs[3].RevisionID && r.State == "idle"
 		})
 	})

@@ -208,14 +208,7 @@ func TestServeRefusesADataDirectoryInUse(t *testing.T) {
 	if !errors.Is(err, server.ErrDataDirInUse) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
 		t.Fatalf("second serve on %s: %v; want ErrDataDirInUse naming pid %d", dataDir, err, os.Getpid())
 	}
-	var runners []struct {
-		RunnerID string `json:"runner_id"`
-		State    string `json:"state"`
-		Restarts int    `json:"restarts"`
-	}
-	if err := json.Unmarshal([]byte(cli("apps", "runners", "web", "-o", "json")), &runners); err != nil {
-		t.Fatal(err)
-	}
+	runners := runnerRows(t, cli, "web")
 	if len(runners) != 1 || runners[0].State != "idle" || runners[0].Restarts != 0 || !strings.Contains(before, runners[0].RunnerID) {
 		t.Fatalf("the first serve's runners after a second serve tried: %+v (before: %s)", runners, before)
 	}

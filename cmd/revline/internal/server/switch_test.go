@@ -90,12 +90,7 @@ func TestScaleSuspendResumeWaitForTheRunners(t *testing.T) {
 	cli("deploy", "web", "--command", runnerBin)
 
 	liveRunners := func() int {
-		var runners []struct {
-			State string `json:"state"`
-		}
-		if err := json.Unmarshal([]byte(cli("apps", "runners", "web", "-o", "json")), &runners); err != nil {
-			t.Fatal(err)
-		}
+		runners := runnerRows(t, cli, "web")
 		ready := 0
 		for _, r := range runners {
 			if r.State != "idle" && r.State != "running" {
