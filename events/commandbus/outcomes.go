@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/events"
@@ -54,13 +55,18 @@ func (l *OutcomeLog) Lookup(ctx context.Context, commandID string) (o events.Out
 // sequence of 0, so the first outcome of a command id is the only one. It
 // returns the outcome that is stored now and whether it is o (false: an
 // earlier one, which the caller must report instead). Subscribers of the
-// outcome subject receive o either way.
-func (l *OutcomeLog) Record(ctx context.Context, o events.Outcome, contentType string) (stored events.Outcome, recorded bool, err error) {
+// outcome subject receive o either way. keepFor, when not 0, makes the
+// stream delete the outcome after that long (in whole seconds, at least one;
+// see RefusalRetention); 0 keeps it for good.
+func (l *OutcomeLog) Record(ctx context.Context, o events.Outcome, contentType string, keepFor time.Duration) (stored events.Outcome, recorded bool, err error) {
 	msg, err := events.OutcomeMsg(o, contentType)
 	if err != nil {
 		return events.Outcome{}, false, err
 	}
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	if keepFor > 0 {
+		msg.Header.Set(jetstream.MsgTTLHeader, max(keepFor.Round(time.Second), time.Second).String())
+	}
 	_, err = l.js.PublishMsg(ctx, msg)
 	if err == nil {
 		return o, true, nil

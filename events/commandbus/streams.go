@@ -25,10 +25,16 @@ const (
 // Retention of the bus streams. Commands and dead letters are kept a week
 // for audit and replay. Outcomes are kept without a time limit: an outcome
 // is final, and a command retried at any later time with the same id gets
-// the outcome recorded the first time (see OutcomeLog).
+// the outcome recorded the first time (see OutcomeLog). The exception is a
+// refusal to decide a command at all, because its sender could not be
+// authenticated or was not allowed: it is an answer to whoever sent it, not
+// a decision about the app, and is kept RefusalRetention (so that anyone
+// who can publish on the command subjects cannot fill the outcome stream
+// for good).
 const (
 	CommandRetention    = 7 * 24 * time.Hour
 	DeadLetterRetention = 7 * 24 * time.Hour
+	RefusalRetention    = time.Hour
 	// DuplicateWindow is how long JetStream itself drops a re-published
 	// command id; past it the processor still recognises the id.
 	DuplicateWindow = 2 * time.Minute
@@ -108,6 +114,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Storage:           jetstream.FileStorage,
 			Replicas:          replicas,
 			MaxMsgsPerSubject: 1,
+			// Refusals expire (RefusalRetention, a per-message TTL).
+			AllowMsgTTL: true,
 			// No direct gets: a replica answering one may lag, and the
 			// processor must never miss an outcome recorded before.
 			AllowDirect: false,

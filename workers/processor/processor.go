@@ -112,6 +112,11 @@ type Config struct {
 	Snapshots *events.SnapshotStore
 	// SnapshotEvery; default 1,000.
 	SnapshotEvery int
+	// RefusalRetention is how long the outcome of a command refused before
+	// it was decided (malformed, or refused by the Verifier) is kept;
+	// default commandbus.RefusalRetention. Every other outcome is kept for
+	// good.
+	RefusalRetention time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -135,6 +140,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = 1000
+	}
+	if c.RefusalRetention == 0 {
+		c.RefusalRetention = commandbus.RefusalRetention
 	}
 }
 
@@ -342,7 +350,8 @@ func (p *Processor) handle(msg *message.Message) error {
 		var malformed *events.MalformedCommandError
 		if errors.As(err, &malformed) && malformed.CommandID != "" {
 			o := events.Outcome{CommandID: malformed.CommandID, Status: events.OutcomeRejected, Code: malformed.Code, Message: err.Error()}
-			o, rerr := p.record(ctx, o, msg.Metadata.Get(events.HeaderContentType))
+			// Not decided, and from a sender not verified: kept as a refusal.
+			o, rerr := p.record(ctx, o, msg.Metadata.Get(events.HeaderContentType), p.cfg.RefusalRetention)
 			if rerr != nil {
 				return rerr
 			}
@@ -360,13 +369,15 @@ func (p *Processor) handle(msg *message.Message) error {
 		if err != nil {
 			return err
 		}
+		var keepFor time.Duration
 		if !accepted {
 			p.cfg.Logger.Warn("command refused", "app", cmd.App, "command", cmd.Type, "command_id", cmd.CommandID,
 				"key", msg.Metadata.Get(events.HeaderKey), "code", refusal.Code, "reason", refusal.Message)
 			o = rejection(cmd, refusal)
+			keepFor = p.cfg.RefusalRetention
 		}
 		o.Fingerprint = events.Fingerprint(cmd)
-		if o, err = p.record(ctx, o, cmd.ContentType); err != nil {
+		if o, err = p.record(ctx, o, cmd.ContentType, keepFor); err != nil {
 			return err
 		}
 		p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
@@ -381,7 +392,7 @@ func (p *Processor) handle(msg *message.Message) error {
 	if errors.As(err, &unreadable) {
 		p.cfg.Logger.Error("command refused: the app's history cannot be read", "app", cmd.App, "command_id", cmd.CommandID, "error", err)
 		o := events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected, Code: events.CodeAppHistoryUnreadable, Message: err.Error(), Fingerprint: events.Fingerprint(cmd)}
-		if o, err = p.record(ctx, o, cmd.ContentType); err != nil {
+		if o, err = p.record(ctx, o, cmd.ContentType, 0); err != nil {
 			return err
 		}
 		p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
@@ -495,7 +506,7 @@ func (p *Processor) answerPanic(ctx context.Context, cmd events.CommandEnvelope,
 		o.Message = aggregates.FitText(fmt.Sprintf("the server failed on this command: %v", recovered), aggregates.MaxReasonBytes)
 	}
 	o.Fingerprint = events.Fingerprint(cmd)
-	if _, err := p.record(ctx, o, cmd.ContentType); err != nil {
+	if _, err := p.record(ctx, o, cmd.ContentType, 0); err != nil {
 		p.cfg.Logger.Error("recording the outcome of a command the processor panicked on", "command_id", cmd.CommandID, "error", err)
 	}
 }
@@ -568,7 +579,7 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 	// Only now may the command be acknowledged: a crash before this line
 	// redelivers it, and decide finds its events by causation id.
 	outcome.Fingerprint = events.Fingerprint(cmd)
-	final, err := p.record(ctx, outcome, cmd.ContentType)
+	final, err := p.record(ctx, outcome, cmd.ContentType, 0)
 	if err != nil {
 		return events.Outcome{}, 0, err
 	}
@@ -580,11 +591,12 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 }
 
 // record stores o as the command's final outcome, or returns the outcome
-// recorded earlier (marked Duplicate) if there is one.
-func (p *Processor) record(ctx context.Context, o events.Outcome, contentType string) (events.Outcome, error) {
+// recorded earlier (marked Duplicate) if there is one. keepFor, when not 0,
+// is how long the outcome is kept (a refusal to decide the command).
+func (p *Processor) record(ctx context.Context, o events.Outcome, contentType string, keepFor time.Duration) (events.Outcome, error) {
 	duplicate := o.Duplicate
 	o.Duplicate = false // what is stored is the first answer itself
-	stored, fresh, err := p.outcomes.Record(ctx, o, contentType)
+	stored, fresh, err := p.outcomes.Record(ctx, o, contentType, keepFor)
 	if err != nil {
 		return events.Outcome{}, err
 	}

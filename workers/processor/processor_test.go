@@ -419,11 +419,11 @@ func TestOutcomeLogKeepsTheFirstOutcome(t *testing.T) {
 		t.Fatalf("lookup before anything was recorded: found %v, %v", found, err)
 	}
 	first := events.Outcome{CommandID: id, App: "web", CommandType: events.CmdScale, Status: events.OutcomeNoOp, Code: aggregates.CodeNothingToChange, Message: "nothing to change"}
-	if stored, recorded, err := log.Record(ctx, first, events.ContentTypeJSON); err != nil || !recorded || stored != first {
+	if stored, recorded, err := log.Record(ctx, first, events.ContentTypeJSON, 0); err != nil || !recorded || stored != first {
 		t.Fatalf("first record: %+v, %v, %v", stored, recorded, err)
 	}
 	second := events.Outcome{CommandID: id, App: "web", CommandType: events.CmdScale, Status: events.OutcomeAccepted, FirstSequence: 9, LastSequence: 9}
-	stored, recorded, err := log.Record(ctx, second, events.ContentTypeMsgpack)
+	stored, recorded, err := log.Record(ctx, second, events.ContentTypeMsgpack, 0)
 	if err != nil || recorded || stored != first {
 		t.Fatalf("second record: %+v, recorded %v, %v; want the first outcome back", stored, recorded, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/embedded/embeddedtest"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/processor"
 )
 
@@ -46,6 +48,20 @@ func newBus(ctx context.Context, t *testing.T) bus {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// runProcessor runs a command processor configured by cfg until the test
+// ends.
+func runProcessor(t *testing.T, cfg processor.Config) {
+	t.Helper()
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
 }
 
 // signedAt signs msg as the token name (value) would have at at: by hand,
@@ -86,17 +102,10 @@ func TestSignaturesAgeFromWhenTheCommandWasStored(t *testing.T) {
 	replayed := publish(time.Now().Add(-auth.MaxSignatureAge - time.Minute))
 
 	// The processor starts late: its clock says an hour has passed.
-	p, err := processor.New(processor.Config{
+	runProcessor(t, processor.Config{
 		NATSURL: srv.ClientURL(), JetStream: js, Store: store, Verifier: tokens,
 		Now: func() time.Time { return time.Now().Add(time.Hour) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx) }()
-	defer func() { stop(); <-done }()
 
 	client := commandbus.NewClient(js)
 	o, err := client.Await(ctx, queued)
@@ -152,17 +161,66 @@ func TestACommandAcceptedBeforeACrashStaysAcceptedAfterItsTokenIsRevoked(t *test
 		t.Fatal(err)
 	}
 
-	p, err := processor.New(processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Verifier: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	runProcessor(t, processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Verifier: tokens})
 
 	o, err := commandbus.NewClient(js).Await(ctx, env.CommandID)
 	if err != nil || o.Status != events.OutcomeAccepted || o.FirstSequence != appended.FirstSequence || o.RevisionID != deploy.RevisionID {
 		t.Fatalf("outcome %+v, %v; want the acceptance of the events at %d", o, err, appended.FirstSequence)
+	}
+}
+
+// A command refused before it was decided (unsigned, here) is answered,
+// and its refusal is stored only for RefusalRetention: whoever can publish
+// on the command subjects cannot fill the outcome stream for good. An
+// accepted command's outcome is kept.
+func TestRefusalsToDecideExpireAndDecisionsStay(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := newBus(ctx, t)
+	runProcessor(t, processor.Config{NATSURL: b.srv.ClientURL(), JetStream: b.js, Store: b.store, Verifier: b.tokens, RefusalRetention: time.Second})
+
+	send := func(sign bool) string {
+		t.Helper()
+		env := events.NewCommand("web", events.Deploy{Command: "true"}, events.Metadata{})
+		msg, err := events.CommandMsg(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sign {
+			signedAt(t, msg, "ci", b.value, time.Now())
+		}
+		if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		return env.CommandID
+	}
+	unsigned, signed := send(false), send(true)
+	client := commandbus.NewClient(b.js)
+	if o, err := client.Await(ctx, unsigned); err != nil || o.Code != events.CodeUnauthenticated {
+		t.Fatalf("unsigned command: %+v, %v; want refused %s", o, err, events.CodeUnauthenticated)
+	}
+	if o, err := client.Await(ctx, signed); err != nil || o.Status != events.OutcomeAccepted {
+		t.Fatalf("signed command: %+v, %v; want accepted", o, err)
+	}
+	stream, err := b.js.Stream(ctx, commandbus.OutcomeStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func(id string) *jetstream.RawStreamMsg {
+		msg, err := stream.GetLastMsgForSubject(ctx, events.OutcomeSubject(id))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	if msg := stored(signed); msg == nil || msg.Header.Get(jetstream.MsgTTLHeader) != "" {
+		t.Fatalf("the accepted command's outcome: %+v; want stored, with no TTL", msg)
+	}
+	testsupport.Eventually(ctx, t, "the refusal expires", func() bool { return stored(unsigned) == nil })
+	if msg := stored(signed); msg == nil {
+		t.Fatal("the accepted command's outcome expired with the refusal")
 	}
 }
