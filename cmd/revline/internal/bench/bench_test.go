@@ -126,6 +126,11 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	for _, id := range []string{CaseColdCommandFold, CaseColdCommandSnapshot} {
 		checkCase(t, r.Cases, id, ColdSamples, 1)
 	}
+	// The textbook comparison: at least one command per app, one in
+	// flight per app.
+	for _, id := range []string{CaseCommandsHistory, CaseTextbookReload} {
+		checkCase(t, r.Cases, id, TextbookApps, TextbookApps)
+	}
 	// Start-up: 2,000 events over 19 apps (one deploy and at least 100
 	// runner reports each), the first command to each measured.
 	for _, id := range []string{CaseStartupFold, CaseStartupSnapshot} {
@@ -143,6 +148,7 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 		"command_many_vs_few_revisions":      {MaxP50Ratio: TargetManyRevisionsP50Ratio},
 		"startup_snapshots_vs_full_fold":     {MinThroughputRatio: TargetStartupSpeedup},
 		"cold_command_snapshot_vs_full_fold": {},
+		"commands_vs_textbook_reload":        {MinThroughputRatio: TargetTextbookSpeedup},
 	} {
 		c, ok := r.Comparisons[id]
 		got := Target{}
@@ -174,8 +180,8 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Cases) != 19 || !doc.OK {
-		t.Errorf("JSON has %d cases, ok %v; want 19, true: %s", len(doc.Cases), doc.OK, b)
+	if len(doc.Cases) != 21 || !doc.OK {
+		t.Errorf("JSON has %d cases, ok %v; want 21, true: %s", len(doc.Cases), doc.OK, b)
 	}
 	for id, c := range doc.Cases {
 		for _, field := range []string{"name", "ops", "concurrency", "errors", "elapsed_seconds", "ops_per_second", "p50_us", "p99_us"} {
@@ -185,7 +191,7 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"event_append_vs_raw_publish", "command_round_trip_vs_raw_request", "commands_many_apps_vs_raw_publish", "commands_one_app_vs_raw_async_publish", "gateway_vs_reverse_proxy", "gateway_vs_direct",
-		"projection_rebuild_vs_raw_replay", "command_many_vs_few_revisions", "cold_command_snapshot_vs_full_fold", "startup_snapshots_vs_full_fold"} {
+		"projection_rebuild_vs_raw_replay", "command_many_vs_few_revisions", "cold_command_snapshot_vs_full_fold", "startup_snapshots_vs_full_fold", "commands_vs_textbook_reload"} {
 		if c, ok := doc.Comparisons[id]; !ok || c.ThroughputRatio == nil || c.P50Ratio == nil {
 			t.Errorf("comparison %s is missing or incomplete: %s", id, b)
 		}

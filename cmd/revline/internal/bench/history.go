@@ -69,7 +69,8 @@ type history struct {
 
 // runHistory measures the history cases: command latency on a small and a
 // large app, cold commands on the large one with and without its
-// snapshot, start-up with startupEvents events (if any) with and without
+// snapshot, Revline against the textbook handler on long histories,
+// start-up with startupEvents events (if any) with and without
 // snapshots, and finally a projection rebuild of the whole log against a
 // raw replay of it.
 func runHistory(ctx context.Context, h history, startupEvents int, r *Report) error {
@@ -85,6 +86,9 @@ func runHistory(ctx context.Context, h history, startupEvents int, r *Report) er
 		return err
 	}
 	if err := h.coldCommands(ctx, many, r); err != nil {
+		return err
+	}
+	if err := h.textbook(ctx, r); err != nil {
 		return err
 	}
 	if startupEvents > 0 {

@@ -83,6 +83,7 @@ func (r *Report) writeHistory(w io.Writer) {
 		{CaseRawReplay, CaseProjectionRebuild, "projection_rebuild_vs_raw_replay", "throughput"},
 		{CaseCommandFewRevisions, CaseCommandManyRevs, "command_many_vs_few_revisions", "p50"},
 		{CaseColdCommandFold, CaseColdCommandSnapshot, "cold_command_snapshot_vs_full_fold", "p50"},
+		{CaseTextbookReload, CaseCommandsHistory, "commands_vs_textbook_reload", "speed-up"},
 		{CaseStartupFold, CaseStartupSnapshot, "startup_snapshots_vs_full_fold", "speed-up"},
 	} {
 		if _, ok := r.Cases[p.c]; !ok {
