@@ -11,9 +11,11 @@ run:
 build:
 	$(GO) build -buildvcs=auto -o bin/revline ./cmd/revline
 
-## test: every test, with the race detector
+## test: every test, with the race detector; then the processor's heap over
+## 200,000 commands for one app (issue 11; too slow under -race)
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	REVLINE_TEST_HEAP_COMMANDS=200000 $(GO) test -count=1 -timeout 10m -run TestProcessorHeapStaysBoundedOverManyCommands ./workers/processor/
 
 ## lint: gofmt, go vet and staticcheck
 lint:

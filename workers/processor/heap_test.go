@@ -28,8 +28,9 @@ const (
 )
 
 // heapCommands is how many commands the heap test sends by default: few
-// enough for `go test -race` on 2 cores. Set REVLINE_TEST_HEAP_COMMANDS
-// for a longer run (the issue's 200,000).
+// enough for `go test -race` on 2 cores. REVLINE_TEST_HEAP_COMMANDS sets
+// another count: `make test` runs it again, without -race, with the
+// issue's 200,000 (about a minute on 2 cores).
 const heapCommands = 4000
 
 // heapWarmUp commands are processed before the first measurement.
