@@ -19,7 +19,8 @@ const (
 // Sizes and target of the textbook comparison (issue 11).
 const (
 	// TextbookApps apps of TextbookEvents events each take the commands,
-	// one command in flight per app.
+	// one command in flight per app (fewer for a run of fewer than 20 ×
+	// TextbookApps ops, so that a small run stays small).
 	TextbookApps   = 16
 	TextbookEvents = 1000
 	// TargetTextbookSpeedup: Revline's throughput should be this many
@@ -35,8 +36,9 @@ const (
 // expected-sequence check. The handler runs in process, with no bus, no
 // signature and no outcome record: every cost it has, Revline has too.
 func (h history) textbook(ctx context.Context, r *Report) error {
+	inFlight := min(TextbookApps, max(1, h.ops/20))
 	seed := func(prefix string) ([]seeded, error) {
-		apps := make([]seeded, TextbookApps)
+		apps := make([]seeded, inFlight)
 		for i := range apps {
 			s, err := h.seedRevisions(ctx, fmt.Sprintf("%s-%02d", prefix, i), 1)
 			if err == nil {
@@ -68,17 +70,17 @@ func (h history) textbook(ctx context.Context, r *Report) error {
 	// One unmeasured command per app first (Revline's cache is then warm,
 	// as in the latency cases), then a fifth of --ops each: the textbook
 	// handler is slow.
-	ops := max(TextbookApps, h.ops/5)
-	what := fmt.Sprintf("%d in flight over %d apps of %d events", TextbookApps, TextbookApps, TextbookEvents)
+	ops := max(inFlight, h.ops/5)
+	what := fmt.Sprintf("%d in flight over %d apps of %d events", inFlight, inFlight, TextbookEvents)
 	cases := make([]Case, 2)
 	for i, c := range []struct {
 		name string
 		op   func(w, i int) error
 	}{{"Revline commands, " + what, viaRevline}, {"textbook handler (reload the whole history per command), " + what, viaTextbook}} {
-		if _, err := measureInFlight("warm-up", TextbookApps, TextbookApps, c.op); err != nil {
+		if _, err := measureInFlight("warm-up", inFlight, inFlight, c.op); err != nil {
 			return err
 		}
-		if cases[i], err = measureInFlight(c.name, ops, TextbookApps, c.op); err != nil {
+		if cases[i], err = measureInFlight(c.name, ops, inFlight, c.op); err != nil {
 			return err
 		}
 	}
