@@ -33,6 +33,10 @@ const (
 	CaseCommandRoundTrip = "command_round_trip"
 )
 
+// TargetRoundTripP50Ratio bounds a command round trip's p50 against a raw
+// JetStream publish's with the expected-sequence check (issue 11).
+const TargetRoundTripP50Ratio = 3
+
 // Config sets the size of a run.
 type Config struct {
 	// Ops is how many operations each NATS case performs, one at a time.
@@ -338,6 +342,7 @@ func runNATS(ctx context.Context, cfg Config, r *Report) error {
 	r.Cases[CaseRawRequest], r.Cases[CaseCommandRoundTrip] = rawRequest, roundTrip
 	r.Comparisons["event_append_vs_raw_publish"] = compare(r.Cases, CaseEventAppend, CaseRawPublish, nil)
 	r.Comparisons["command_round_trip_vs_raw_request"] = compare(r.Cases, CaseCommandRoundTrip, CaseRawRequest, nil)
+	r.Comparisons["command_round_trip_vs_raw_publish"] = compare(r.Cases, CaseCommandRoundTrip, CaseRawPublish, &Target{MaxP50Ratio: TargetRoundTripP50Ratio})
 	if err := runThroughput(ctx, srv.ClientURL(), js, signer, cfg.Commands, payload, r); err != nil {
 		return err
 	}

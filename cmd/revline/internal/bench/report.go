@@ -18,6 +18,9 @@ func (r *Report) WriteTable(w io.Writer) {
 			row(raw, "")
 			row(revline, fmt.Sprintf("%.2f", revline.OpsPerSecond/raw.OpsPerSecond))
 		}
+		if c := r.Comparisons["command_round_trip_vs_raw_publish"]; c.Target != nil {
+			fmt.Fprintf(w, "\nCommand round trip p50 / raw publish p50: %.2fx (target ≤ %.2fx: %s)\n", c.P50Ratio, c.Target.MaxP50Ratio, map[bool]string{true: "met", false: "missed"}[c.Target.Met])
+		}
 	}
 	if _, ok := r.Cases[CaseRawManySubjects]; ok {
 		fmt.Fprintf(w, "\n%d commands (and raw publishes) per case, many in flight:\n\n", r.Config.Commands)
