@@ -375,7 +375,7 @@ func Each(ctx context.Context, log Log, filter Filter, after uint64, fn func(Ent
 		return 0, err
 	}
 	f := newFolder()
-	err = scan(ctx, log, filter.App, end, func(env events.Envelope, decodeErr error) error {
+	err = scan(ctx, log, filter.App, 1, end, func(env events.Envelope, decodeErr error) error {
 		e := f.entry(env, decodeErr)
 		if env.Sequence <= after || !filter.Match(env) {
 			return nil
@@ -417,11 +417,11 @@ func Follow(ctx context.Context, log Log, filter Filter, after uint64, fn func(E
 // now. Errors are the log's, a *NoHistoryError, or those of
 // aggregates.ResolveRevisionRef.
 func ResolveRevision(ctx context.Context, log Log, app, ref string) (string, error) {
-	state, _, _, err := foldApp(ctx, log, app, Point{}, nil)
+	f, err := foldApp(ctx, log, app, Point{})
 	if err != nil {
 		return "", err
 	}
-	return state.ResolveRevision(ref)
+	return f.App.ResolveRevision(ref)
 }
 
 func lastSequence(ctx context.Context, log Log, app string) (uint64, error) {
@@ -440,10 +440,10 @@ func lastSequence(ctx context.Context, log Log, app string) (uint64, error) {
 	return end, nil
 }
 
-// scan calls fn for every event of app ("": every app) from the start of
-// the log up to sequence end, which must be stored, and stops when fn
-// returns errStop.
-func scan(ctx context.Context, log Log, app string, end uint64, fn events.FollowFunc) error {
+// scan calls fn for every event of app ("": every app) from sequence
+// from (1: the start of the log) up to sequence end, which must be
+// stored, and stops when fn returns errStop.
+func scan(ctx context.Context, log Log, app string, from, end uint64, fn events.FollowFunc) error {
 	if end == 0 {
 		return nil
 	}
@@ -461,9 +461,9 @@ func scan(ctx context.Context, log Log, app string, end uint64, fn events.Follow
 	}
 	var err error
 	if app != "" {
-		err = log.FollowApp(ctx, app, 1, bounded)
+		err = log.FollowApp(ctx, app, from, bounded)
 	} else {
-		err = log.Follow(ctx, 1, bounded)
+		err = log.Follow(ctx, from, bounded)
 	}
 	if errors.Is(err, errStop) {
 		return nil
