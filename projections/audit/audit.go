@@ -11,6 +11,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -167,7 +168,7 @@ type Filter struct {
 // time window.
 func (f Filter) Validate() error {
 	if f.App != "" {
-		if err := events.ValidateAppName(f.App); err != nil {
+		if err := events.ValidateAggregateName(f.App); err != nil {
 			return err
 		}
 	}
@@ -294,6 +295,14 @@ func requester(before aggregates.App, env events.Envelope) string {
 		if ev.Reason == "deploy" {
 			revision = ev.To
 		}
+	case events.WebhookAdded:
+		return cmp.Or(ev.By, env.Actor)
+	case events.WebhookDisabled:
+		return cmp.Or(ev.By, env.Actor)
+	case events.WebhookEnabled:
+		return cmp.Or(ev.By, env.Actor)
+	case events.WebhookRemoved:
+		return cmp.Or(ev.By, env.Actor)
 	}
 	if r, ok := before.Revisions[revision]; ok && r.CreatedBy != "" {
 		return r.CreatedBy

@@ -411,7 +411,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopCore()
 	defer stopWorker()
 	var core, workers sync.WaitGroup
-	errs := make(chan error, 7)
+	errs := make(chan error, 8)
 	run := func(wg *sync.WaitGroup, name string, f func() error) {
 		wg.Go(func() {
 			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
@@ -428,6 +428,9 @@ func Run(ctx context.Context, cfg Config) error {
 		run(&workers, "gateway", func() error { return gatewayServer.Serve(gatewayListener) })
 	}
 	run(&workers, "webhooks", func() error { return hooks.Run(workerCtx) })
+	run(&workers, "webhook changes", func() error {
+		return hookStore.Record(workerCtx, store, log.With("component", "webhook-changes"))
+	})
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
 	// shutdown stops everything started above, in order: the HTTP API and
