@@ -55,6 +55,17 @@ type Record struct {
 	Payload events.Event `json:"payload"`
 	// Error says why the event could not be decoded; absent otherwise.
 	Error string `json:"error,omitempty"`
+	// PrevHash and Hash chain the event to its app's previous one
+	// (docs/bus.md "Tamper evidence"); absent for an event written before
+	// events were hashed.
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
+	// StoredSchemaVersion and StoredPayload are the schema version and
+	// the bytes (msgpack; base64 in JSON) of the payload exactly as
+	// stored, which the hash covers: CheckExport verifies an export with
+	// them, offline.
+	StoredSchemaVersion int    `json:"stored_schema_version,omitempty"`
+	StoredPayload       []byte `json:"stored_payload,omitempty"`
 }
 
 // registry decodes the payloads of records read back from JSON.
@@ -256,6 +267,7 @@ func (f *folder) entry(env events.Envelope, decodeErr error) Entry {
 		Sequence: env.Sequence, ID: env.EventID, Type: env.Type, SchemaVersion: env.SchemaVersion,
 		App: env.App, Time: env.OccurredAt, Actor: env.Actor, CorrelationID: env.CorrelationID,
 		CausationID: env.CausationID, Payload: env.Event,
+		PrevHash: env.PrevHash, Hash: env.Hash, StoredSchemaVersion: env.StoredSchemaVersion, StoredPayload: env.Payload,
 	}}
 	if decodeErr != nil {
 		e.Payload = nil
