@@ -205,11 +205,11 @@ func webhookAddedSummary(ev events.WebhookAdded) string {
 	if len(ev.Events) > 0 {
 		which += " of type " + strings.Join(ev.Events, ", ")
 	}
-	return fmt.Sprintf("webhook %s added: %s to %s, from event %d", ev.WebhookID, which, ev.Target, ev.StartSequence)
+	return fmt.Sprintf("webhook %s added by %s: %s to %s, from event %d", ev.WebhookID, ev.By, which, ev.Target, ev.StartSequence)
 }
 
 func webhookSummary(what string, ev events.WebhookChanged) string {
-	s := fmt.Sprintf("webhook %s %s", ev.WebhookID, what)
+	s := fmt.Sprintf("webhook %s %s by %s", ev.WebhookID, what, ev.By)
 	if ev.Reason != "" {
 		s += fmt.Sprintf(": %q", ev.Reason)
 	}
