@@ -163,6 +163,7 @@ func (ids identities) users() []*server.NkeyUser {
 					queryapi.SubjectPrefix + ">",
 					auth.SubjectPrefix + "*",
 					queryapi.SubjectReplay,
+					queryapi.SubjectReplayAll,
 					// Secret values: written, never read back.
 					"$KV." + secrets.BucketName + ".>",
 					"$KV." + webhooks.SecretBucketName + ".>",

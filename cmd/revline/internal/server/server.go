@@ -483,6 +483,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}
 	defer func() { _ = replayRequests.Unsubscribe() }()
+	// And those to every replica (revline replay --all), each answering
+	// as its host, HTTP address and pid.
+	host, _ := os.Hostname()
+	replica := fmt.Sprintf("%s http://%s pid %d", host, listener.Addr(), os.Getpid())
+	replayAllRequests, err := queryapi.ServeReplayAll(coreCtx, nc, replica, replayer, tokens.AuthorizeAdminRequest, log.With("component", "replay"))
+	if err != nil {
+		return shutdown(fmt.Errorf("serve: %w", err))
+	}
+	defer func() { _ = replayAllRequests.Unsubscribe() }()
 
 	warnIfExposed(log, "the HTTP API listens beyond loopback without TLS: bearer tokens and dashboard sessions travel in clear text unless a TLS proxy is in front", listener.Addr().String())
 	if cfg.NATSURL == "" {
