@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/projections/audit"
 )
@@ -273,5 +276,68 @@ func TestWarmSnapshotsNewEvents(t *testing.T) {
 	}
 	if read := counted.read.Load(); read > 3*(4+1) {
 		t.Fatalf("read %d events", read)
+	}
+}
+
+// BenchmarkTimeTravel answers `apps show --at-seq` near the end of one
+// app's history of 5,000 events (a deploy, then scales), folding from the
+// first event and from the newest snapshot (every 500 events), in the
+// same run: BENCHMARKS.md "Time travel".
+func BenchmarkTimeTravel(b *testing.B) {
+	ctx := b.Context()
+	srv := embeddedtest.Start(b)
+	_, js := embeddedtest.Connect(b, srv)
+	store, err := events.NewJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: js, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const app, n = "big", 5000
+	state, clock := aggregates.App{Name: app}, t0
+	for i := range n {
+		var cmd events.Command = events.Scale{Runtime: events.RuntimeOverrides{KeepAlive: ptr(events.Seconds(100 + i))}}
+		switch i {
+		case 0:
+			cmd = events.Deploy{RevisionID: rev1, Command: "run $PORT"}
+		case 1:
+			cmd = events.CompleteDeploy{RevisionID: rev1}
+		}
+		evs, err := aggregates.Decide(state, cmd, clock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		envs := make([]events.Envelope, len(evs))
+		for j, ev := range evs {
+			envs[j] = events.NewEnvelope(app, ev, events.Metadata{Actor: "alice", CorrelationID: rev1, CausationID: fmt.Sprint(i)}, clock)
+		}
+		if envs, err = events.Chain(state.LastHash, envs); err != nil {
+			b.Fatal(err)
+		}
+		res, err := store.Append(ctx, app, state.Version, envs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range envs {
+			envs[j].Sequence = res.FirstSequence + uint64(j)
+			state = aggregates.Evolve(state, envs[j])
+		}
+		clock = clock.Add(time.Second)
+	}
+	snaps, err := audit.EnsureSnapshots(ctx, js, audit.SnapshotsConfig{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	withSnaps := audit.WithSnapshots(store, snaps)
+	if _, err := audit.Provenance(ctx, withSnaps, app, audit.Point{}); err != nil { // writes the snapshots
+		b.Fatal(err)
+	}
+	at := audit.Point{Sequence: state.Version - 10}
+	for name, log := range map[string]audit.Log{"from_the_first_event": store, "from_a_snapshot": withSnaps} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := audit.Provenance(ctx, log, app, at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
