@@ -95,6 +95,10 @@ func sampleEvents() []events.Event {
 		events.SecretUnset{Name: "HF_TOKEN"},
 		events.RunnerStopRequested{RunnerID: runnerID, RevisionID: revisionID, Force: true, Replace: true},
 		events.AppDeleted{RevisionID: revisionID, Reason: "made by mistake", Secrets: []string{"HF_TOKEN"}},
+		events.WebhookAdded{WebhookID: "3f2a9c0b1d4e", Target: "https://example.com", App: "web", Events: []string{"app.*"}, StartSequence: 42, By: "alice", Revision: 7},
+		events.WebhookDisabled{WebhookID: "3f2a9c0b1d4e", By: "worker:webhooks", Reason: "5 failed attempts in a row", Revision: 8},
+		events.WebhookEnabled{WebhookID: "3f2a9c0b1d4e", By: "bob", Reason: "receiver fixed", Revision: 9},
+		events.WebhookRemoved{WebhookID: "3f2a9c0b1d4e", By: "bob", Reason: "gone", Revision: 10},
 	}
 }
 

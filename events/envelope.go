@@ -163,13 +163,20 @@ func (r *Registry) DecodeEventMsg(h HeaderGetter, data []byte, seq uint64) (Enve
 	if env.OccurredAt, err = time.Parse(time.RFC3339Nano, h.Get(HeaderOccurredAt)); err != nil {
 		return Envelope{}, fmt.Errorf("event at sequence %d: bad %s header: %w", seq, HeaderOccurredAt, err)
 	}
-	if data, err = r.upcast(env.Type, version, data); err != nil {
-		return Envelope{}, fmt.Errorf("event at sequence %d: %w", seq, err)
-	}
-	if env.Event, err = r.DecodeEvent(env.Type, data); err != nil {
+	if env.Event, err = r.DecodeEventAt(env.Type, version, data); err != nil {
 		return Envelope{}, fmt.Errorf("event at sequence %d: %w", seq, err)
 	}
 	return env, nil
+}
+
+// DecodeEventAt decodes the msgpack payload of an event of type name
+// stored at schema version, upcast to the type's current version.
+func (r *Registry) DecodeEventAt(name string, version int, data []byte) (Event, error) {
+	data, err := r.upcast(name, version, data)
+	if err != nil {
+		return nil, err
+	}
+	return r.DecodeEvent(name, data)
 }
 
 // CommandEnvelope is one command with its metadata, as published on the bus.

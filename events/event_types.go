@@ -24,6 +24,12 @@ const (
 	TypeSecretUnset         = "secret.unset"
 	TypeRunnerStopRequested = "runner.stop_requested"
 	TypeAppDeleted          = "app.deleted"
+	// Webhook changes: events of the webhooks aggregate
+	// (WebhooksAggregate), not of an app.
+	TypeWebhookAdded    = "webhook.added"
+	TypeWebhookDisabled = "webhook.disabled"
+	TypeWebhookEnabled  = "webhook.enabled"
+	TypeWebhookRemoved  = "webhook.removed"
 )
 
 // RevisionCreated records a deploy request: a new revision in status
@@ -137,6 +143,44 @@ type AppDeleted struct {
 	Secrets    []string `msgpack:"secrets" json:"secrets"`
 }
 
+// WebhookAdded records a webhook added: where its events go (the
+// target's scheme and host: a URL's path or query may hold a token, and
+// events reach other webhooks) and which events. Never its signing
+// secret.
+type WebhookAdded struct {
+	WebhookID string `msgpack:"webhook_id" json:"webhook_id"`
+	Target    string `msgpack:"target" json:"target"`
+	// App is the one app whose events it gets ("": every app's).
+	App    string   `msgpack:"app" json:"app"`
+	Events []string `msgpack:"events" json:"events"`
+	// StartSequence is the first event it gets.
+	StartSequence uint64 `msgpack:"start_sequence" json:"start_sequence"`
+	// By is who the definition names as having added it, and Revision
+	// the definition's revision in the webhook bucket (docs/bus.md §12).
+	By       string `msgpack:"by" json:"by"`
+	Revision uint64 `msgpack:"revision" json:"revision"`
+}
+
+// WebhookChanged is what a webhook disabled, enabled or removed records:
+// who the definition names as having changed it, why, and the
+// definition's revision in the webhook bucket.
+type WebhookChanged struct {
+	WebhookID string `msgpack:"webhook_id" json:"webhook_id"`
+	By        string `msgpack:"by" json:"by"`
+	Reason    string `msgpack:"reason" json:"reason"`
+	Revision  uint64 `msgpack:"revision" json:"revision"`
+}
+
+// WebhookDisabled records a webhook disabled, by hand or by the server
+// after failed deliveries (By "worker:webhooks", Reason the failures).
+type WebhookDisabled WebhookChanged
+
+// WebhookEnabled records a disabled webhook enabled again.
+type WebhookEnabled WebhookChanged
+
+// WebhookRemoved records a webhook removed (its secret purged).
+type WebhookRemoved WebhookChanged
+
 // RolloutRequested records a request to recycle every runner of the
 // current revision.
 type RolloutRequested struct {
@@ -230,3 +274,15 @@ func (RunnerStopRequested) EventType() string { return TypeRunnerStopRequested }
 
 // EventType implements Event.
 func (AppDeleted) EventType() string { return TypeAppDeleted }
+
+// EventType implements Event.
+func (WebhookAdded) EventType() string { return TypeWebhookAdded }
+
+// EventType implements Event.
+func (WebhookDisabled) EventType() string { return TypeWebhookDisabled }
+
+// EventType implements Event.
+func (WebhookEnabled) EventType() string { return TypeWebhookEnabled }
+
+// EventType implements Event.
+func (WebhookRemoved) EventType() string { return TypeWebhookRemoved }

@@ -209,7 +209,7 @@ const maxLaggingReads = 200
 // milliseconds behind the leader; the leader's sequence tells when that
 // happened, and the read is repeated until the replica has caught up.
 func (s *JetStreamStore) Load(ctx context.Context, app string, after uint64) ([]Envelope, error) {
-	if err := ValidateAppName(app); err != nil {
+	if err := ValidateAggregateName(app); err != nil {
 		return nil, err
 	}
 	last, err := s.leaderLastSequence(ctx, AppEventsFilter(app))
@@ -294,7 +294,7 @@ func (s *JetStreamStore) LastSequence(ctx context.Context) (uint64, error) {
 // LastAppSequence returns the stream sequence of app's last event, as the
 // stream leader knows it (0 if the app has none).
 func (s *JetStreamStore) LastAppSequence(ctx context.Context, app string) (uint64, error) {
-	if err := ValidateAppName(app); err != nil {
+	if err := ValidateAggregateName(app); err != nil {
 		return 0, err
 	}
 	return s.leaderLastSequence(ctx, AppEventsFilter(app))
@@ -349,7 +349,7 @@ func (s *JetStreamStore) Follow(ctx context.Context, from uint64, fn FollowFunc)
 
 // FollowApp is Follow restricted to one app's events.
 func (s *JetStreamStore) FollowApp(ctx context.Context, app string, from uint64, fn FollowFunc) error {
-	if err := ValidateAppName(app); err != nil {
+	if err := ValidateAggregateName(app); err != nil {
 		return err
 	}
 	return s.follow(ctx, from, AppEventsFilter(app), fn)

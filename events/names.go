@@ -39,6 +39,22 @@ func ValidateAppName(name string) error {
 	return nil
 }
 
+// WebhooksAggregate is the name, in place of an app's, of the aggregate
+// whose events record webhook changes: their subject is
+// revline.events._webhooks.<type>. An app name cannot start with '_', so
+// no app's events can be taken for them, nor theirs for an app's.
+const WebhooksAggregate = "_webhooks"
+
+// ValidateAggregateName accepts what may own events in the log: an app
+// name (ValidateAppName, whose error it returns otherwise) or
+// WebhooksAggregate.
+func ValidateAggregateName(name string) error {
+	if name == WebhooksAggregate {
+		return nil
+	}
+	return ValidateAppName(name)
+}
+
 // MaxSecretNameLength bounds a secret's name, an environment variable's
 // name and one NATS subject token of the secret store's key.
 const MaxSecretNameLength = 128

@@ -75,6 +75,10 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	registerEvent[SecretUnset](r)
 	registerEvent[RunnerStopRequested](r)
 	registerEvent[AppDeleted](r)
+	registerEvent[WebhookAdded](r)
+	registerEvent[WebhookDisabled](r)
+	registerEvent[WebhookEnabled](r)
+	registerEvent[WebhookRemoved](r)
 
 	registerCommand[Deploy](r)
 	registerCommand[SetRevision](r)

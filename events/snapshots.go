@@ -62,8 +62,7 @@ func AppSnapshotKey(app string) string { return "app." + app }
 
 // Put stores snap under key, replacing the snapshot stored there.
 func (s *SnapshotStore) Put(ctx context.Context, key string, snap Snapshot) error {
-	snap.Data = s2.Encode(nil, snap.Data)
-	value, err := msgpack.Marshal(snap)
+	value, err := snap.Marshal()
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", key, err)
 	}
@@ -83,13 +82,31 @@ func (s *SnapshotStore) Get(ctx context.Context, key string) (snap Snapshot, fou
 	if err != nil {
 		return Snapshot{}, false, fmt.Errorf("read snapshot %s: %w", key, err)
 	}
-	if err := msgpack.Unmarshal(entry.Value(), &snap); err != nil {
-		return Snapshot{}, false, fmt.Errorf("read snapshot %s: %w", key, err)
-	}
-	if snap.Data, err = s2.Decode(nil, snap.Data); err != nil {
+	if snap, err = UnmarshalSnapshot(entry.Value()); err != nil {
 		return Snapshot{}, false, fmt.Errorf("read snapshot %s: %w", key, err)
 	}
 	return snap, true, nil
+}
+
+// Marshal encodes s as a stored value: msgpack, with Data compressed
+// (S2). Other stores of snapshots (time travel's) use it too.
+func (s Snapshot) Marshal() ([]byte, error) {
+	s.Data = s2.Encode(nil, s.Data)
+	return msgpack.Marshal(s)
+}
+
+// UnmarshalSnapshot decodes a value that Snapshot.Marshal encoded.
+func UnmarshalSnapshot(value []byte) (Snapshot, error) {
+	var snap Snapshot
+	if err := msgpack.Unmarshal(value, &snap); err != nil {
+		return Snapshot{}, err
+	}
+	data, err := s2.Decode(nil, snap.Data)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	snap.Data = data
+	return snap, nil
 }
 
 // LoadApp reads app's history for a cold load: from its snapshot when

@@ -95,7 +95,7 @@ type Store interface {
 
 // checkBatch validates the events of one Append call.
 func checkBatch(app string, events []Envelope) error {
-	if err := ValidateAppName(app); err != nil {
+	if err := ValidateAggregateName(app); err != nil {
 		return err
 	}
 	if len(events) == 0 {

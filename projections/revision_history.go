@@ -172,8 +172,8 @@ func (m *RevisionHistory) advance(seq uint64) {
 
 // apply folds env in. m.mu must be held.
 func (m *RevisionHistory) apply(env events.Envelope) {
-	if env.Event == nil || env.App == "" {
-		return
+	if env.Event == nil || events.ValidateAppName(env.App) != nil {
+		return // no app's (the webhooks aggregate's, events.WebhooksAggregate)
 	}
 	app := m.apps[env.App]
 	if app == nil {

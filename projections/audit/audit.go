@@ -11,6 +11,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,6 +55,17 @@ type Record struct {
 	Payload events.Event `json:"payload"`
 	// Error says why the event could not be decoded; absent otherwise.
 	Error string `json:"error,omitempty"`
+	// PrevHash and Hash chain the event to its app's previous one
+	// (docs/bus.md "Tamper evidence"); absent for an event written before
+	// events were hashed.
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
+	// StoredSchemaVersion and StoredPayload are the schema version and
+	// the bytes (msgpack; base64 in JSON) of the payload exactly as
+	// stored, which the hash covers: CheckExport verifies an export with
+	// them, offline.
+	StoredSchemaVersion int    `json:"stored_schema_version,omitempty"`
+	StoredPayload       []byte `json:"stored_payload,omitempty"`
 }
 
 // registry decodes the payloads of records read back from JSON.
@@ -167,7 +179,7 @@ type Filter struct {
 // time window.
 func (f Filter) Validate() error {
 	if f.App != "" {
-		if err := events.ValidateAppName(f.App); err != nil {
+		if err := events.ValidateAggregateName(f.App); err != nil {
 			return err
 		}
 	}
@@ -255,6 +267,7 @@ func (f *folder) entry(env events.Envelope, decodeErr error) Entry {
 		Sequence: env.Sequence, ID: env.EventID, Type: env.Type, SchemaVersion: env.SchemaVersion,
 		App: env.App, Time: env.OccurredAt, Actor: env.Actor, CorrelationID: env.CorrelationID,
 		CausationID: env.CausationID, Payload: env.Event,
+		PrevHash: env.PrevHash, Hash: env.Hash, StoredSchemaVersion: env.StoredSchemaVersion, StoredPayload: env.Payload,
 	}}
 	if decodeErr != nil {
 		e.Payload = nil
@@ -294,6 +307,14 @@ func requester(before aggregates.App, env events.Envelope) string {
 		if ev.Reason == "deploy" {
 			revision = ev.To
 		}
+	case events.WebhookAdded:
+		return cmp.Or(ev.By, env.Actor)
+	case events.WebhookDisabled:
+		return cmp.Or(ev.By, env.Actor)
+	case events.WebhookEnabled:
+		return cmp.Or(ev.By, env.Actor)
+	case events.WebhookRemoved:
+		return cmp.Or(ev.By, env.Actor)
 	}
 	if r, ok := before.Revisions[revision]; ok && r.CreatedBy != "" {
 		return r.CreatedBy
@@ -375,7 +396,7 @@ func Each(ctx context.Context, log Log, filter Filter, after uint64, fn func(Ent
 		return 0, err
 	}
 	f := newFolder()
-	err = scan(ctx, log, filter.App, end, func(env events.Envelope, decodeErr error) error {
+	err = scan(ctx, log, filter.App, 1, end, func(env events.Envelope, decodeErr error) error {
 		e := f.entry(env, decodeErr)
 		if env.Sequence <= after || !filter.Match(env) {
 			return nil
@@ -417,11 +438,11 @@ func Follow(ctx context.Context, log Log, filter Filter, after uint64, fn func(E
 // now. Errors are the log's, a *NoHistoryError, or those of
 // aggregates.ResolveRevisionRef.
 func ResolveRevision(ctx context.Context, log Log, app, ref string) (string, error) {
-	state, _, _, err := foldApp(ctx, log, app, Point{}, nil)
+	f, err := foldApp(ctx, log, app, Point{})
 	if err != nil {
 		return "", err
 	}
-	return state.ResolveRevision(ref)
+	return f.App.ResolveRevision(ref)
 }
 
 func lastSequence(ctx context.Context, log Log, app string) (uint64, error) {
@@ -440,10 +461,10 @@ func lastSequence(ctx context.Context, log Log, app string) (uint64, error) {
 	return end, nil
 }
 
-// scan calls fn for every event of app ("": every app) from the start of
-// the log up to sequence end, which must be stored, and stops when fn
-// returns errStop.
-func scan(ctx context.Context, log Log, app string, end uint64, fn events.FollowFunc) error {
+// scan calls fn for every event of app ("": every app) from sequence
+// from (1: the start of the log) up to sequence end, which must be
+// stored, and stops when fn returns errStop.
+func scan(ctx context.Context, log Log, app string, from, end uint64, fn events.FollowFunc) error {
 	if end == 0 {
 		return nil
 	}
@@ -461,9 +482,9 @@ func scan(ctx context.Context, log Log, app string, end uint64, fn events.Follow
 	}
 	var err error
 	if app != "" {
-		err = log.FollowApp(ctx, app, 1, bounded)
+		err = log.FollowApp(ctx, app, from, bounded)
 	} else {
-		err = log.Follow(ctx, 1, bounded)
+		err = log.Follow(ctx, from, bounded)
 	}
 	if errors.Is(err, errStop) {
 		return nil

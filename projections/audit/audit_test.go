@@ -68,7 +68,12 @@ func (h *history) do(app, actor string, cmd events.Command) string {
 	for i, ev := range evs {
 		envs[i] = events.NewEnvelope(app, ev, events.Metadata{Actor: actor, CorrelationID: commandID, CausationID: commandID}, h.clock)
 	}
-	if _, err := h.store.Append(h.ctx, app, state.Version, envs); err != nil {
+	// Chained as the processor chains them (events.Chain).
+	chained, err := events.Chain(state.LastHash, envs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.store.Append(h.ctx, app, state.Version, chained); err != nil {
 		h.t.Fatal(err)
 	}
 	h.clock = h.clock.Add(time.Minute)

@@ -121,7 +121,7 @@ func VerifyChains(ctx context.Context, log Log, app string) ([]ChainReport, erro
 		return nil, err
 	}
 	verifiers := map[string]*ChainVerifier{}
-	err = scan(ctx, log, app, end, func(env events.Envelope, decodeErr error) error {
+	err = scan(ctx, log, app, 1, end, func(env events.Envelope, decodeErr error) error {
 		v, ok := verifiers[env.App]
 		if !ok {
 			v = NewChainVerifier(env.App)

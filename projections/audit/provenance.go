@@ -70,16 +70,17 @@ func (c Config) Blame(param string) ([]Setting, error) {
 }
 
 // tracker follows the provenance of one app's parameters event by event.
+// Its fields are exported for time travel's snapshots (snapshots.go).
 type tracker struct {
-	current map[string]Setting
-	history map[string][]Setting
-	// created is the deploy request of each revision, the origin of the
+	Current map[string]Setting
+	History map[string][]Setting
+	// Created is the deploy request of each revision, the origin of the
 	// parameters it brings.
-	created map[string]Source
+	Created map[string]Source
 }
 
 func newTracker() *tracker {
-	return &tracker{current: map[string]Setting{}, history: map[string][]Setting{}, created: map[string]Source{}}
+	return &tracker{Current: map[string]Setting{}, History: map[string][]Setting{}, Created: map[string]Source{}}
 }
 
 // observe records what env (its app's state before it: before) did to
@@ -90,7 +91,7 @@ func (t *tracker) observe(before aggregates.App, env events.Envelope) {
 	case events.RevisionCreated:
 		src.Message = ev.Message
 		src.How = fmt.Sprintf("deploy request of v%d", aggregates.RevisionNumber(ev, before.LastNumber))
-		t.created[ev.RevisionID] = src
+		t.Created[ev.RevisionID] = src
 	case events.CurrentRevisionSet:
 		t.switched(before, ev, src)
 	case events.AppScaled:
@@ -115,13 +116,13 @@ func (t *tracker) switched(before aggregates.App, ev events.CurrentRevisionSet, 
 	}
 	src.Message = ev.Message
 	values := paramValues(ev.Runtime, ev.Code)
-	origin, known := t.created[ev.To]
+	origin, known := t.Created[ev.To]
 	for _, name := range ParamNames {
 		setting := Setting{Param: name, Value: values[name], Source: src}
 		switch {
 		case slices.Contains(ev.Inherited, name):
 			setting.Source.How = fmt.Sprintf("inherited from %s on %s", revisionName(before, ev.InheritedFrom), move)
-			if prev, ok := t.current[name]; ok {
+			if prev, ok := t.Current[name]; ok {
 				setting.Origin = prev.origin()
 			}
 		default:
@@ -144,25 +145,25 @@ func (s Setting) origin() *Source {
 }
 
 func (t *tracker) set(s Setting) {
-	t.current[s.Param] = s
-	t.history[s.Param] = append(t.history[s.Param], s)
+	t.Current[s.Param] = s
+	t.History[s.Param] = append(t.History[s.Param], s)
 }
 
 // Provenance returns app's configuration as it was at p (the zero Point:
 // now), with where each parameter came from, folded from the log with
 // aggregates.Evolve. An app without events up to p is a *NoHistoryError.
 func Provenance(ctx context.Context, log Log, app string, p Point) (Config, error) {
-	t := newTracker()
-	state, last, _, err := foldApp(ctx, log, app, p, t.observe)
+	f, err := foldApp(ctx, log, app, p)
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{App: app, Revision: state.Current, Sequence: last, Suspended: state.Suspended, Params: []Setting{}, History: t.history}
+	state, t := f.App, f.Tracker
+	c := Config{App: app, Revision: state.Current, Sequence: f.Last, Suspended: state.Suspended, Params: []Setting{}, History: t.History}
 	if r, ok := state.Revisions[state.Current]; ok {
 		c.Number = r.Number
 	}
 	for _, name := range ParamNames {
-		if s, ok := t.current[name]; ok {
+		if s, ok := t.Current[name]; ok {
 			c.Params = append(c.Params, s)
 		}
 	}

@@ -74,6 +74,14 @@ func Summary(before aggregates.App, env events.Envelope) string {
 		return fmt.Sprintf("secret %s set (version %d)", ev.Name, ev.Version)
 	case events.SecretUnset:
 		return fmt.Sprintf("secret %s unset", ev.Name)
+	case events.WebhookAdded:
+		return webhookAddedSummary(ev)
+	case events.WebhookDisabled:
+		return webhookSummary("disabled", events.WebhookChanged(ev))
+	case events.WebhookEnabled:
+		return webhookSummary("enabled", events.WebhookChanged(ev))
+	case events.WebhookRemoved:
+		return webhookSummary("removed", events.WebhookChanged(ev))
 	case nil:
 		return "not a Revline event (no event type): skipped by every reader"
 	}
@@ -185,6 +193,25 @@ func deletedSummary(ev events.AppDeleted, name func(string) string) string {
 	}
 	if len(details) > 0 {
 		s += " (" + strings.Join(details, "; ") + ")"
+	}
+	return s
+}
+
+func webhookAddedSummary(ev events.WebhookAdded) string {
+	which := "every app's events"
+	if ev.App != "" {
+		which = "app " + ev.App + "'s events"
+	}
+	if len(ev.Events) > 0 {
+		which += " of type " + strings.Join(ev.Events, ", ")
+	}
+	return fmt.Sprintf("webhook %s added by %s: %s to %s, from event %d", ev.WebhookID, ev.By, which, ev.Target, ev.StartSequence)
+}
+
+func webhookSummary(what string, ev events.WebhookChanged) string {
+	s := fmt.Sprintf("webhook %s %s by %s", ev.WebhookID, what, ev.By)
+	if ev.Reason != "" {
+		s += fmt.Sprintf(": %q", ev.Reason)
 	}
 	return s
 }

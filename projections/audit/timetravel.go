@@ -37,47 +37,6 @@ func (p Point) String() string {
 	return "now"
 }
 
-// foldApp folds app's events up to p with aggregates.Evolve, calling
-// observe (if not nil) with the state before each event, and returns the
-// state and the sequence and time of the last event folded. Events that
-// cannot be decoded are left out, as every reader does. An app without
-// events up to p is a *NoHistoryError.
-func foldApp(ctx context.Context, log Log, app string, p Point, observe func(before aggregates.App, env events.Envelope)) (aggregates.App, uint64, time.Time, error) {
-	state := aggregates.App{Name: app}
-	if err := events.ValidateAppName(app); err != nil {
-		return state, 0, time.Time{}, err
-	}
-	end, err := log.LastAppSequence(ctx, app)
-	if err != nil {
-		return state, 0, time.Time{}, fmt.Errorf("audit: the end of app %q's history: %w", app, err)
-	}
-	if p.Sequence != 0 {
-		end = min(end, p.Sequence)
-	}
-	var (
-		last   uint64
-		lastAt time.Time
-	)
-	err = scan(ctx, log, app, end, func(env events.Envelope, decodeErr error) error {
-		if decodeErr != nil || env.Event == nil {
-			return nil
-		}
-		if !p.Time.IsZero() && env.OccurredAt.After(p.Time) {
-			return errStop
-		}
-		if observe != nil {
-			observe(state, env)
-		}
-		state = aggregates.Evolve(state, env)
-		last, lastAt = env.Sequence, env.OccurredAt
-		return nil
-	})
-	if err == nil && last == 0 {
-		err = &NoHistoryError{App: app, At: p}
-	}
-	return state, last, lastAt, err
-}
-
 // Revisions is an app's revision list as it was at a point of the log.
 type Revisions struct {
 	App string `json:"app"`
@@ -90,43 +49,44 @@ type Revisions struct {
 // listing gathers, beside the fold, what a revision list shows that the
 // decider does not keep: annotations, fail reasons, the runtime a revision
 // last ran with, and the runners.
+// Its fields are exported for time travel's snapshots (snapshots.go).
 type listing struct {
-	annotations map[string]map[string]string
-	failReasons map[string]string
-	// rolledBackTo: revisions deployed but left behind by a set-rev, until
+	Annotations map[string]map[string]string
+	FailReasons map[string]string
+	// RolledBackTo: revisions deployed but left behind by a set-rev, until
 	// made current.
-	rolledBackTo map[string]string
-	lastRuntime  map[string]events.RuntimeParams
-	runners      map[string]*projections.RunnerView
+	RolledBackTo map[string]string
+	LastRuntime  map[string]events.RuntimeParams
+	Runners      map[string]*projections.RunnerView
 }
 
 func newListing() *listing {
 	return &listing{
-		annotations: map[string]map[string]string{}, failReasons: map[string]string{}, rolledBackTo: map[string]string{},
-		lastRuntime: map[string]events.RuntimeParams{}, runners: map[string]*projections.RunnerView{},
+		Annotations: map[string]map[string]string{}, FailReasons: map[string]string{}, RolledBackTo: map[string]string{},
+		LastRuntime: map[string]events.RuntimeParams{}, Runners: map[string]*projections.RunnerView{},
 	}
 }
 
 func (l *listing) observe(before aggregates.App, env events.Envelope) {
 	switch ev := env.Event.(type) {
 	case events.RevisionCreated:
-		l.annotations[ev.RevisionID] = ev.Annotations
+		l.Annotations[ev.RevisionID] = ev.Annotations
 	case events.RevisionFailed:
-		l.failReasons[ev.RevisionID] = ev.Reason
+		l.FailReasons[ev.RevisionID] = ev.Reason
 	case events.RevisionDeployed:
 		if ev.RolledBackTo != "" {
-			l.rolledBackTo[ev.RevisionID] = ev.RolledBackTo
+			l.RolledBackTo[ev.RevisionID] = ev.RolledBackTo
 		}
 	case events.CurrentRevisionSet:
-		delete(l.rolledBackTo, ev.To)
+		delete(l.RolledBackTo, ev.To)
 		if before.Current != "" {
-			l.lastRuntime[before.Current] = before.Runtime
+			l.LastRuntime[before.Current] = before.Runtime
 		}
 	case events.RunnerStateChanged:
-		r, ok := l.runners[ev.RunnerID]
+		r, ok := l.Runners[ev.RunnerID]
 		if !ok {
 			r = &projections.RunnerView{RunnerID: ev.RunnerID, StartedAt: env.OccurredAt}
-			l.runners[ev.RunnerID] = r
+			l.Runners[ev.RunnerID] = r
 		}
 		r.ApplyReport(ev, env.OccurredAt)
 	}
@@ -139,13 +99,13 @@ func (l *listing) observe(before aggregates.App, env events.Envelope) {
 // reports; the live state (requests in flight) of that time is not in the
 // log. An app without events up to p is a *NoHistoryError.
 func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, error) {
-	l := newListing()
-	state, last, at, err := foldApp(ctx, log, app, p, l.observe)
+	f, err := foldApp(ctx, log, app, p)
 	if err != nil {
 		return Revisions{}, err
 	}
-	counts := projections.CountRunners(maps.Values(l.runners))
-	out := Revisions{App: app, Sequence: last, Time: at, Revisions: []projections.RevisionView{}}
+	state, l := f.App, f.Listing
+	counts := projections.CountRunners(maps.Values(l.Runners))
+	out := Revisions{App: app, Sequence: f.Last, Time: f.LastAt, Revisions: []projections.RevisionView{}}
 	for _, r := range state.Revisions {
 		if r.Deleted {
 			continue
@@ -154,11 +114,11 @@ func RevisionsAt(ctx context.Context, log Log, app string, p Point) (Revisions, 
 			Number: r.Number, RevisionID: r.ID, Status: r.Status, Current: r.ID == state.Current,
 			CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, CodeParams: r.Code, RuntimeParams: r.Runtime,
 			Message: r.Message, Annotations: map[string]string{}, Command: r.Command,
-			FailReason: l.failReasons[r.ID], RolledBackTo: l.rolledBackTo[r.ID],
+			FailReason: l.FailReasons[r.ID], RolledBackTo: l.RolledBackTo[r.ID],
 		}
 		v.SetRunners(counts[r.ID])
-		maps.Copy(v.Annotations, l.annotations[r.ID])
-		if rt, ok := l.lastRuntime[r.ID]; ok {
+		maps.Copy(v.Annotations, l.Annotations[r.ID])
+		if rt, ok := l.LastRuntime[r.ID]; ok {
 			v.RuntimeParams = rt
 		}
 		if v.Current {
@@ -188,13 +148,13 @@ type Runners struct {
 // never in the log, so InFlight is 0. An app without events up to p is a
 // *NoHistoryError.
 func RunnersAt(ctx context.Context, log Log, app string, p Point) (Runners, error) {
-	l := newListing()
-	_, last, at, err := foldApp(ctx, log, app, p, l.observe)
+	f, err := foldApp(ctx, log, app, p)
 	if err != nil {
 		return Runners{}, err
 	}
-	out := Runners{App: app, Sequence: last, Time: at, Runners: make([]projections.RunnerView, 0, len(l.runners))}
-	for _, r := range l.runners {
+	l := f.Listing
+	out := Runners{App: app, Sequence: f.Last, Time: f.LastAt, Runners: make([]projections.RunnerView, 0, len(l.Runners))}
+	for _, r := range l.Runners {
 		out.Runners = append(out.Runners, *r)
 	}
 	projections.SortRunners(out.Runners)

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,5 +182,13 @@ func TestVersion1EventReadAsVersion2(t *testing.T) {
 	again, err := audit.DecodeRecord(upcasting, newLine)
 	if err != nil || !reflect.DeepEqual(again, entries[0].Record) {
 		t.Errorf("today's export line read back: %+v, %v; want %+v", again, err, entries[0].Record)
+	}
+	// The export checks out offline: its stored version-1 payload, upcast,
+	// is its version-2 payload, and the hash covers it as stored.
+	if sum, err := audit.CheckExport(bytes.NewReader(newLine), upcasting, ""); err != nil || sum.Records != 1 || !sum.Chains[0].OK {
+		t.Errorf("checking today's export: %+v, %v", sum, err)
+	}
+	if _, err := audit.CheckExport(bytes.NewReader(newLine), events.NewRegistry(), ""); err == nil || !strings.Contains(err.Error(), "newer than this build knows") {
+		t.Errorf("checking it without the upcaster: %v, want its version refused", err)
 	}
 }

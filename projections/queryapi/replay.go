@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 // read model (ServeReplay). It is not a query: the server's own
 // connection answers it, not the query service's.
 const SubjectReplay = "revline.replay"
+
+// SubjectReplayAll is where `revline replay --all` asks every server
+// (every serve replica) to rebuild its read model (ServeReplayAll).
+const SubjectReplayAll = "revline.replay.all"
 
 // Error codes of a failed replay.
 const (
@@ -48,6 +53,11 @@ type ReplayReply struct {
 	Report *projections.ReplayReport `json:"report,omitempty"`
 	Code   string                    `json:"code,omitempty"`
 	Error  string                    `json:"error,omitempty"`
+	// Server names the replica that answers a request to every server
+	// (SubjectReplayAll); Started marks its first answer, sent at once,
+	// which says that a report (or an error) follows.
+	Server  string `json:"server,omitempty"`
+	Started bool   `json:"started,omitempty"`
 }
 
 // Replayer rebuilds a server's read model (projections.Replay). Its
@@ -86,39 +96,27 @@ type RequestAuthorizer func(ctx context.Context, msg *nats.Msg) (actor string, e
 // with replay, once authorize has accepted them, until the subscription it
 // returns is drained or ctx ends.
 // Replicas share the requests through a queue group: the one that answers
-// rebuilds its own model. It answers only to inboxes, so that a reply
+// rebuilds its own model (ServeReplayAll reaches every one). It answers only to inboxes, so that a reply
 // subject naming a Revline subject cannot make it write there.
 func ServeReplay(ctx context.Context, nc *nats.Conn, replay Replayer, authorize RequestAuthorizer, logger *slog.Logger) (*nats.Subscription, error) {
 	sub, err := nc.QueueSubscribe(SubjectReplay, "revline-replay", func(msg *nats.Msg) {
-		if !strings.HasPrefix(msg.Reply, "_INBOX.") {
-			logger.Warn("replay request without an inbox to answer; ignored")
-			return
-		}
-		// A replay takes a while: the next request (refused while it
-		// runs) must not wait behind it.
-		go func() {
-			reply := ReplayReply{}
-			actor, err := authorize(ctx, msg)
-			var rej *events.Rejection
-			switch {
-			case errors.As(err, &rej):
-				logger.Warn("replay request refused", "code", rej.Code, "reason", rej.Message)
-				reply = ReplayReply{Code: rej.Code, Error: rej.Code + ": " + rej.Message}
-			case err != nil:
-				reply = ReplayReply{Code: CodeInternal, Error: err.Error()}
-			default:
-				logger.Info("replay requested", "by", actor)
-				reply = answerReplay(ctx, msg.Data, replay)
-			}
-			data, err := json.Marshal(reply)
-			if err == nil {
-				err = msg.Respond(data)
-			}
-			if err != nil {
-				logger.Warn("replay request: answer failed", "error", err)
-			}
-		}()
+		handleReplay(ctx, msg, "", replay, authorize, logger)
 	})
+	return subscribed(nc, sub, err)
+}
+
+// ServeReplayAll answers, on nc, the replay requests sent to every server
+// (SubjectReplayAll), as server: each replica answers at once that it
+// started (so that the requester knows how many answer), then with its
+// report, until the subscription is drained or ctx ends.
+func ServeReplayAll(ctx context.Context, nc *nats.Conn, server string, replay Replayer, authorize RequestAuthorizer, logger *slog.Logger) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(SubjectReplayAll, func(msg *nats.Msg) {
+		handleReplay(ctx, msg, server, replay, authorize, logger)
+	})
+	return subscribed(nc, sub, err)
+}
+
+func subscribed(nc *nats.Conn, sub *nats.Subscription, err error) (*nats.Subscription, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay requests: %w", err)
 	}
@@ -127,6 +125,44 @@ func ServeReplay(ctx context.Context, nc *nats.Conn, replay Replayer, authorize 
 		return nil, fmt.Errorf("replay requests: %w", err)
 	}
 	return sub, nil
+}
+
+// handleReplay answers one replay request, in the background: a replay
+// takes a while, and the next request (refused while it runs) must not
+// wait behind it. A server that is named (a request to every server)
+// answers first that it started.
+func handleReplay(ctx context.Context, msg *nats.Msg, server string, replay Replayer, authorize RequestAuthorizer, logger *slog.Logger) {
+	if !strings.HasPrefix(msg.Reply, "_INBOX.") {
+		logger.Warn("replay request without an inbox to answer; ignored")
+		return
+	}
+	respond := func(reply ReplayReply) {
+		reply.Server = server
+		data, err := json.Marshal(reply)
+		if err == nil {
+			err = msg.Respond(data)
+		}
+		if err != nil {
+			logger.Warn("replay request: answer failed", "error", err)
+		}
+	}
+	go func() {
+		actor, err := authorize(ctx, msg)
+		var rej *events.Rejection
+		switch {
+		case errors.As(err, &rej):
+			logger.Warn("replay request refused", "code", rej.Code, "reason", rej.Message)
+			respond(ReplayReply{Code: rej.Code, Error: rej.Code + ": " + rej.Message})
+		case err != nil:
+			respond(ReplayReply{Code: CodeInternal, Error: err.Error()})
+		default:
+			logger.Info("replay requested", "by", actor)
+			if server != "" {
+				respond(ReplayReply{Started: true})
+			}
+			respond(answerReplay(ctx, msg.Data, replay))
+		}
+	}()
 }
 
 // answerReplay carries out one replay request.
@@ -183,4 +219,89 @@ func AskReplay(ctx context.Context, nc *nats.Conn, signer *events.Signer, req Re
 		return projections.ReplayReport{}, &Error{Code: CodeInternal, Message: "the server's reply has no report"}
 	}
 	return *reply.Report, nil
+}
+
+// ReplicaReplay is one server's answer to a replay request sent to every
+// server: its report, or why it failed.
+type ReplicaReplay struct {
+	Server string                    `json:"server"`
+	Report *projections.ReplayReport `json:"report,omitempty"`
+	Code   string                    `json:"code,omitempty"`
+	Error  string                    `json:"error,omitempty"`
+}
+
+// AskReplayAll asks every server on nc to replay (SubjectReplayAll),
+// signed by signer as AskReplay, and returns each one's answer, by
+// server name. Servers answer at once that they started: those that have
+// answered within window of the first are waited for, until ctx ends
+// (then the answers so far and ctx's error). No answer at all is an
+// error.
+func AskReplayAll(ctx context.Context, nc *nats.Conn, signer *events.Signer, req ReplayRequest, window time.Duration) ([]ReplicaReplay, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := signer.SignedRequest(SubjectReplayAll, data)
+	if err != nil {
+		return nil, err
+	}
+	out.Reply = nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(out.Reply)
+	if err != nil {
+		return nil, fmt.Errorf("replay request: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishMsg(out); err != nil {
+		return nil, fmt.Errorf("replay request: %w", err)
+	}
+	answers := map[string]*ReplicaReplay{}
+	pending := 0 // servers that started and have not answered yet
+	var windowEnd time.Time
+	for len(answers) == 0 || pending > 0 || !windowEnd.IsZero() {
+		msgCtx, cancel := ctx, context.CancelFunc(func() {})
+		if !windowEnd.IsZero() {
+			msgCtx, cancel = context.WithDeadline(ctx, windowEnd)
+		}
+		msg, err := sub.NextMsgWithContext(msgCtx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !windowEnd.IsZero():
+			windowEnd = time.Time{} // the window is over: wait for those that started
+			continue
+		case err != nil && len(answers) == 0:
+			return nil, errors.New("no server answers replay requests to every server (is `revline serve` running, and this version or newer?)")
+		case err != nil:
+			return sorted(answers), fmt.Errorf("replay: %d server(s) did not answer in time: %w", pending, err)
+		}
+		var reply ReplayReply
+		if err := json.Unmarshal(msg.Data, &reply); err != nil || reply.Server == "" {
+			continue // not an answer of this version
+		}
+		if len(answers) == 0 {
+			windowEnd = time.Now().Add(window)
+		}
+		a, seen := answers[reply.Server]
+		if !seen {
+			a = &ReplicaReplay{Server: reply.Server}
+			answers[reply.Server] = a
+		}
+		if reply.Started {
+			pending++
+			continue
+		}
+		a.Report, a.Code, a.Error = reply.Report, reply.Code, reply.Error
+		if seen {
+			pending--
+		}
+	}
+	return sorted(answers), nil
+}
+
+func sorted(answers map[string]*ReplicaReplay) []ReplicaReplay {
+	out := make([]ReplicaReplay, 0, len(answers))
+	for _, a := range answers {
+		out = append(out, *a)
+	}
+	slices.SortFunc(out, func(a, b ReplicaReplay) int { return strings.Compare(a.Server, b.Server) })
+	return out
 }

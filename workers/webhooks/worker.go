@@ -15,8 +15,10 @@
 // kept in the key's history: who added, disabled, enabled or removed a
 // webhook, and why), secrets in REVLINE_WEBHOOK_SECRETS (clients write,
 // never read), the last attempts of each webhook in
-// REVLINE_WEBHOOK_DELIVERIES. Webhooks are not an app's: they do not fit
-// the per-app aggregate, and so they are not events of the log.
+// REVLINE_WEBHOOK_DELIVERIES. Webhooks are not an app's: Store.Record
+// records each change of a definition as an event of an aggregate of
+// their own (events.WebhooksAggregate), and the definitions stay the
+// worker's read model.
 package webhooks
 
 import (
@@ -201,15 +203,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		redeliveries.Wait()
 	}()
 	for {
-		var entry jetstream.KeyValueEntry
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-watcher.Updates():
-			if !ok {
-				return errors.New("webhooks: the watch of definitions ended")
-			}
-			entry = e
+		entry, err := nextEntry(ctx, watcher)
+		if err != nil {
+			return err
 		}
 		if entry == nil || entry.Operation() != jetstream.KeyValuePut {
 			continue // the end of the initial values, or a deleted request
@@ -220,6 +216,20 @@ func (w *Worker) Run(ctx context.Context) error {
 		case "redeliver":
 			redeliveries.Go(func() { w.redeliver(ctx, id, entry) })
 		}
+	}
+}
+
+// nextEntry waits for the next entry of watcher (nil: the end of the
+// initial values) or the end of ctx.
+func nextEntry(ctx context.Context, watcher jetstream.KeyWatcher) (jetstream.KeyValueEntry, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case entry, ok := <-watcher.Updates():
+		if !ok {
+			return nil, errors.New("webhooks: the watch of definitions ended")
+		}
+		return entry, nil
 	}
 }
 

@@ -338,6 +338,7 @@ type session struct {
 	logs    queryapi.LogReader
 	// events reads the event log (audit).
 	events *events.JetStreamStore
+	js     jetstream.JetStream
 }
 
 func (f *clientFlags) connect(ctx context.Context) (*session, error) {
@@ -380,6 +381,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 		reader: reader,
 		logs:   reader,
 		events: store,
+		js:     js,
 		control: &control.Control{
 			Commands: commandbus.NewClient(js, commandbus.WithSigner(signer)),
 			Signer:   signer,

@@ -186,7 +186,7 @@ func listRevisionsCommand() *cobra.Command {
 	f.runE(cmd, at.parse, func(ctx context.Context, e env, s *session, pos []string) error {
 		if at.set() {
 			// Time travel: folded from the event log up to that point.
-			then, err := audit.RevisionsAt(ctx, s.events, pos[0], at.point)
+			then, err := audit.RevisionsAt(ctx, s.history(ctx), pos[0], at.point)
 			if err != nil {
 				return err
 			}
@@ -417,7 +417,7 @@ func runnersCommand() *cobra.Command {
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, pos []string) error {
 		if at.set() {
 			// Time travel: folded from the runners' reports in the log.
-			then, err := audit.RunnersAt(ctx, s.events, pos[0], at.point)
+			then, err := audit.RunnersAt(ctx, s.history(ctx), pos[0], at.point)
 			if err != nil {
 				return err
 			}

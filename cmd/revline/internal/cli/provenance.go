@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ func showCommand() *cobra.Command {
 	var at pointFlags
 	at.register(cmd.Flags())
 	f.runE(cmd, at.parse, func(ctx context.Context, e env, s *session, pos []string) error {
-		config, err := audit.Provenance(ctx, s.events, pos[0], at.point)
+		config, err := audit.Provenance(ctx, s.history(ctx), pos[0], at.point)
 		return render(e, f, config, err, f.style().printConfig)
 	})
 	return cmd
@@ -30,7 +31,7 @@ func blameCommand() *cobra.Command {
 	cmd, f := clientCommand("blame APP PARAM", "Show the whole history of one parameter of an app: every event that set or kept it, with its value, who, when and why.",
 		"revline apps blame my-model min_concurrency", 2, 0)
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
-		config, err := audit.Provenance(ctx, s.events, pos[0], audit.Point{})
+		config, err := audit.Provenance(ctx, s.history(ctx), pos[0], audit.Point{})
 		if err != nil {
 			return err
 		}
@@ -129,10 +130,10 @@ func diffCommand() *cobra.Command {
 		return f.run(e.ctx, func(ctx context.Context, s *session) (err error) {
 			var a, b projections.RevisionView
 			if len(times) == 2 {
-				if a, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[0]}); err != nil {
+				if a, _, err = audit.CurrentAt(ctx, s.history(ctx), pos[0], audit.Point{Time: times[0]}); err != nil {
 					return err
 				}
-				if b, _, err = audit.CurrentAt(ctx, s.events, pos[0], audit.Point{Time: times[1]}); err != nil {
+				if b, _, err = audit.CurrentAt(ctx, s.history(ctx), pos[0], audit.Point{Time: times[1]}); err != nil {
 					return err
 				}
 			} else {
@@ -185,4 +186,16 @@ func shown(v string) string {
 		return "-"
 	}
 	return v
+}
+
+// history is the event log with the time travel snapshots the server
+// wrote, to fold from the newest one at or before the point asked about.
+// Without them (an older server, a client not allowed to read them) the
+// fold starts from the app's first event: slower, the same answer.
+func (s *session) history(ctx context.Context) audit.Log {
+	snaps, err := audit.OpenSnapshots(ctx, s.js, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return s.events
+	}
+	return audit.WithSnapshots(s.events, snaps)
 }

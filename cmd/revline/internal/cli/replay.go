@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/projections"
@@ -31,11 +33,55 @@ func replayCommand() *cobra.Command {
 		req.ToSequence = n
 		return nil
 	}
+	var all bool
+	cmd.Flags().BoolVar(&all, "all", false, "ask every serve replica (each rebuilds its own model), not the one that answers first; prints each one's report")
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, _ []string) error {
-		report, err := queryapi.AskReplay(ctx, s.nc, s.signer, req)
-		return render(e, f, report, err, printReplay)
+		if !all {
+			report, err := queryapi.AskReplay(ctx, s.nc, s.signer, req)
+			return render(e, f, report, err, printReplay)
+		}
+		answers, err := queryapi.AskReplayAll(ctx, s.nc, s.signer, req, replicaWindow)
+		if len(answers) == 0 {
+			return err
+		}
+		if err := render(e, f, answers, nil, printReplicaReplays); err != nil {
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for _, a := range answers {
+			if a.Report == nil {
+				failed++
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("the replay failed on %d of %d replicas", failed, len(answers))
+		}
+		return nil
 	})
 	return cmd
+}
+
+// replicaWindow is how long `replay --all` waits, after the first
+// replica answered that it started, for the others to.
+const replicaWindow = 2 * time.Second
+
+// printReplicaReplays prints each replica's report under its name.
+func printReplicaReplays(w io.Writer, answers []queryapi.ReplicaReplay) {
+	for _, a := range answers {
+		fmt.Fprintf(w, "%s:\n", aggregates.EscapeText(a.Server))
+		if a.Report == nil {
+			fmt.Fprintf(w, "  failed: %s\n", aggregates.EscapeText(a.Error))
+			continue
+		}
+		var b strings.Builder
+		printReplay(&b, *a.Report)
+		for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
 }
 
 func printReplay(w io.Writer, r projections.ReplayReport) {

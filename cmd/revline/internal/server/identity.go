@@ -15,6 +15,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/events/secrets"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/runner"
 	"github.com/revline/revline/workers/webhooks"
@@ -141,7 +142,9 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     (commandbus.PartitionSubjectPrefix): a command reaches its app's
 //     partition only through the stream's subject transform. Nor on the
 //     snapshot bucket (events.SnapshotBucketName), to write or to read:
-//     a cold load of an app starts from what it finds there.
+//     a cold load of an app starts from what it finds there. Time
+//     travel's snapshots (audit.SnapshotBucketName) they may read, not
+//     write: what they hold is folded from the log they may read anyway.
 func (ids identities) users() []*server.NkeyUser {
 	js := func(api string) string { return "$JS.API." + api }
 	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
@@ -160,6 +163,7 @@ func (ids identities) users() []*server.NkeyUser {
 					queryapi.SubjectPrefix + ">",
 					auth.SubjectPrefix + "*",
 					queryapi.SubjectReplay,
+					queryapi.SubjectReplayAll,
 					// Secret values: written, never read back.
 					"$KV." + secrets.BucketName + ".>",
 					"$KV." + webhooks.SecretBucketName + ".>",
@@ -183,6 +187,8 @@ func (ids identities) users() []*server.NkeyUser {
 					js("CONSUMER.INFO." + events.EventStreamName + ".>"),
 					js("CONSUMER.DELETE." + events.EventStreamName + ".>"),
 					js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".>"),
+					// Time travel's snapshots: read only.
+					js("DIRECT.GET.KV_" + audit.SnapshotBucketName + ".>"),
 				},
 				// The runner worker's durable consumer is the server's.
 				Deny: []string{

@@ -13,6 +13,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/queryapi"
 )
 
 // `revline replay`, sent with the client identity to the embedded server,
@@ -89,4 +90,42 @@ func msgData(msg *nats.Msg) string {
 		return ""
 	}
 	return string(msg.Data)
+}
+
+// With two serve replicas, `revline replay --all` reaches both: each
+// rebuilds its own model and answers with its report, under its name.
+func TestReplayAllReachesEveryReplica(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addrs := servertest.Serve(t, server.Config{DataDir: dir})
+	asServer, err := nats.NkeyOptionFromSeed(filepath.Join(dir, "auth", "server.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := servertest.Serve(t, server.Config{NATSURL: addrs.NATSURL, NATSOptions: []nats.Option{asServer}, NoRunners: true})
+	cli := asClient(t, addrs)
+	cli("secrets", "set", "web", "A=1")
+	cli("secrets", "set", "web", "B=2")
+
+	var answers []queryapi.ReplicaReplay
+	if err := json.Unmarshal([]byte(cli("replay", "--all", "-o", "json")), &answers); err != nil {
+		t.Fatal(err)
+	}
+	if len(answers) != 2 {
+		t.Fatalf("replay --all: %+v; want the answers of 2 replicas", answers)
+	}
+	servers := []string{}
+	for _, a := range answers {
+		if a.Report == nil || !a.Report.Switched || a.Report.Generation != 2 || a.Report.EventsRead < 2 {
+			t.Errorf("%s: %+v, %s; want generation 2 switched in", a.Server, a.Report, a.Error)
+		}
+		servers = append(servers, a.Server)
+	}
+	if !strings.Contains(strings.Join(servers, " "), addrs.HTTPURL) || !strings.Contains(strings.Join(servers, " "), replica.HTTPURL) {
+		t.Errorf("replay --all answered as %v; want the replicas at %s and %s", servers, addrs.HTTPURL, replica.HTTPURL)
+	}
+	// Without --all, one replica answers.
+	if out := cli("replay"); strings.Count(out, "Replayed") != 1 {
+		t.Errorf("replay:\n%s", out)
+	}
 }

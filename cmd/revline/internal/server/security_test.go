@@ -19,6 +19,7 @@ import (
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/internal/testsupport"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/workers/processor"
 	"github.com/revline/revline/workers/runner"
 )
@@ -118,6 +119,19 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectViolation(t, violations, "a snapshot read")
+	// Time travel's snapshots are read by clients, written by the server
+	// alone (a forged one would change what time travel answers).
+	if err := nc.Publish("$KV."+audit.SnapshotBucketName+".index.web", []byte{0x80}); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "a time travel snapshot written")
+	timeTravel, err := js.KeyValue(refused(), audit.SnapshotBucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := timeTravel.Get(refused(), "index.web"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("a client reading time travel's snapshots: %v, want a key not found", err)
+	}
 	// What JetStream delivers to the server is not in the clients' inboxes.
 	if _, err := nc.SubscribeSync("_INBOX_REVLINE_SERVER.>"); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ import (
 	"github.com/revline/revline/events/embedded"
 	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/gateway"
 	"github.com/revline/revline/workers/process"
@@ -280,6 +281,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	timeTravel, err := audit.EnsureSnapshots(setupCtx, js, audit.SnapshotsConfig{Replicas: cfg.Replicas, Logger: log.With("component", "time-travel")})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 
 	model := projections.NewRevisionHistory()
 	m, err := metrics.New(model)
@@ -354,7 +359,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Tokens:     tokens,
 		Reader:     reader,
 		RunnerLogs: runnerLogs,
-		Audit:      store,
+		Audit:      audit.WithSnapshots(store, timeTravel),
 		Webhooks:   hookStore,
 		Replay:     replayer,
 		Metrics:    m.Handler(),
@@ -406,7 +411,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopCore()
 	defer stopWorker()
 	var core, workers sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 8)
 	run := func(wg *sync.WaitGroup, name string, f func() error) {
 		wg.Go(func() {
 			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
@@ -417,11 +422,15 @@ func Run(ctx context.Context, cfg Config) error {
 	run(&core, "projection", func() error { return projections.Run(coreCtx, store, model) })
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
 	core.Go(func() { guard.Run(coreCtx, cfg.StreamCheckInterval) })
+	run(&core, "time travel snapshots", func() error { return timeTravel.Warm(coreCtx, store) })
 	if !cfg.NoRunners {
 		run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
 		run(&workers, "gateway", func() error { return gatewayServer.Serve(gatewayListener) })
 	}
 	run(&workers, "webhooks", func() error { return hooks.Run(workerCtx) })
+	run(&workers, "webhook changes", func() error {
+		return hookStore.Record(workerCtx, store, log.With("component", "webhook-changes"))
+	})
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
 	// shutdown stops everything started above, in order: the HTTP API and
@@ -474,6 +483,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return shutdown(fmt.Errorf("serve: %w", err))
 	}
 	defer func() { _ = replayRequests.Unsubscribe() }()
+	// And those to every replica (revline replay --all), each answering
+	// as its host, HTTP address and pid.
+	host, _ := os.Hostname()
+	replica := fmt.Sprintf("%s http://%s pid %d", host, listener.Addr(), os.Getpid())
+	replayAllRequests, err := queryapi.ServeReplayAll(coreCtx, nc, replica, replayer, tokens.AuthorizeAdminRequest, log.With("component", "replay"))
+	if err != nil {
+		return shutdown(fmt.Errorf("serve: %w", err))
+	}
+	defer func() { _ = replayAllRequests.Unsubscribe() }()
 
 	warnIfExposed(log, "the HTTP API listens beyond loopback without TLS: bearer tokens and dashboard sessions travel in clear text unless a TLS proxy is in front", listener.Addr().String())
 	if cfg.NATSURL == "" {

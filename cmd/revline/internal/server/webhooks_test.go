@@ -17,6 +17,7 @@ import (
 
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/webhooks"
 )
@@ -192,6 +193,31 @@ func TestWebhooksThroughTheCLI(t *testing.T) {
 		_, err := admin.Consumer(ctx, "REVLINE_EVENTS", webhooks.ConsumerPrefix+id)
 		return err != nil
 	})
+
+	// Every change is an event of the log, in the audit, chained.
+	log, err := events.OpenJetStreamStore(ctx, events.JetStreamStoreConfig{JetStream: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Eventually(ctx, t, "the webhook's changes recorded", func() bool {
+		recorded, err := log.Load(ctx, events.WebhooksAggregate, 0)
+		return err == nil && len(recorded) == 4
+	})
+	changes := lines(cli("audit", "--type", "webhook.*"))
+	if len(changes) != 5 {
+		t.Fatalf("audit --type webhook.*:\n%s", strings.Join(changes, "\n"))
+	}
+	for i, want := range []string{"webhook " + id + " added by ", "disabled by " + webhooks.Actor, "enabled by ", "removed by "} {
+		if !strings.Contains(changes[i+1], want) {
+			t.Errorf("audit line %d: %s, want %q\n%s", i+1, changes[i+1], want, strings.Join(changes, "\n"))
+		}
+	}
+	if !strings.Contains(changes[1], ": app web's events of type app.* to http://127.0.0.1") || !strings.Contains(changes[2], "failed attempts") {
+		t.Errorf("the webhook's addition and its disable after failures:\n%s", strings.Join(changes, "\n"))
+	}
+	if out := cli("audit", "verify"); !strings.Contains(out, "_webhooks") {
+		t.Errorf("audit verify does not check the webhooks aggregate:\n%s", out)
+	}
 }
 
 func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }

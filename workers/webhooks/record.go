@@ -1,0 +1,166 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/revline/revline/events"
+)
+
+// RecordLog is the part of the event store Record writes to;
+// *events.JetStreamStore has it.
+type RecordLog interface {
+	events.Appender
+	events.AppLoader
+	// LastAppSequence returns the sequence of an aggregate's last event.
+	LastAppSequence(ctx context.Context, app string) (uint64, error)
+}
+
+// Record follows the webhook definitions until ctx ends and appends to
+// the event log, for each change, an event of the webhooks aggregate
+// (events.WebhooksAggregate): webhook.added, .disabled, .enabled or
+// .removed, with who the definition names, when and why, never the
+// secret. The definitions stay the worker's read model; the events are
+// the record. Each event holds the definition's revision, so that Record
+// resumes after the last change recorded, and every serve replica may run
+// it: an append expects the aggregate's last sequence, and the loser of a
+// race finds the change recorded and moves on. Changes made before Record
+// first ran are recorded from what the bucket's history still holds.
+func (s *Store) Record(ctx context.Context, log RecordLog, logger *slog.Logger) error {
+	last, err := lastRecorded(ctx, log)
+	if err != nil {
+		return err
+	}
+	opt := jetstream.IncludeHistory()
+	if last.revision > 0 {
+		opt = jetstream.ResumeFromRevision(last.revision + 1)
+	}
+	watcher, err := s.hooks.Watch(ctx, hookKey("*"), opt)
+	if err != nil {
+		return fmt.Errorf("webhooks: watch definitions to record them: %w", err)
+	}
+	defer func() { _ = watcher.Stop() }()
+	for {
+		entry, err := nextEntry(ctx, watcher)
+		if err != nil {
+			return err
+		}
+		if entry == nil || entry.Operation() != jetstream.KeyValuePut || entry.Revision() <= last.revision {
+			continue
+		}
+		hook, err := decodeWebhook(entry.Value())
+		if err != nil {
+			logger.Warn("not recording an unreadable webhook definition", "key", entry.Key(), "revision", entry.Revision(), "error", err)
+			continue
+		}
+		if err := record(ctx, log, &last, changeEvent(hook, entry.Revision())); err != nil {
+			return fmt.Errorf("webhooks: record webhook %s's change (revision %d): %w", hook.ID, entry.Revision(), err)
+		}
+	}
+}
+
+// recorded is the webhooks aggregate's last event.
+type recorded struct {
+	sequence uint64
+	hash     string
+	// revision is the definition revision it records.
+	revision uint64
+}
+
+// lastRecorded reads the webhooks aggregate's last event.
+func lastRecorded(ctx context.Context, log RecordLog) (recorded, error) {
+	seq, err := log.LastAppSequence(ctx, events.WebhooksAggregate)
+	if err != nil || seq == 0 {
+		return recorded{}, err
+	}
+	history, err := log.Load(ctx, events.WebhooksAggregate, seq-1)
+	if err != nil {
+		return recorded{}, fmt.Errorf("webhooks: the last change recorded: %w", err)
+	}
+	if len(history) == 0 {
+		return recorded{}, fmt.Errorf("webhooks: the last change recorded (event %d) is gone", seq)
+	}
+	env := history[len(history)-1]
+	return recorded{sequence: env.Sequence, hash: env.Hash, revision: revisionOf(env.Event)}, nil
+}
+
+// revisionOf is the definition revision ev records (0 for another event).
+func revisionOf(ev events.Event) uint64 {
+	switch ev := ev.(type) {
+	case events.WebhookAdded:
+		return ev.Revision
+	case events.WebhookDisabled:
+		return ev.Revision
+	case events.WebhookEnabled:
+		return ev.Revision
+	case events.WebhookRemoved:
+		return ev.Revision
+	}
+	return 0
+}
+
+// record appends env after last, chained to it, unless another replica
+// recorded the same change first; last becomes what was recorded.
+func record(ctx context.Context, log RecordLog, last *recorded, env events.Envelope) error {
+	revision := revisionOf(env.Event)
+	for {
+		chained, err := events.Chain(last.hash, []events.Envelope{env})
+		if err != nil {
+			return err
+		}
+		_, err = log.Append(ctx, events.WebhooksAggregate, last.sequence, chained)
+		var conflict *events.ConflictError
+		if errors.As(err, &conflict) {
+			if *last, err = lastRecorded(ctx, log); err != nil {
+				return err
+			}
+			if last.revision >= revision {
+				return nil // recorded by another replica
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		// Read back: a retry that another replica's append of the same
+		// change answered carries that one's hash, not this one's.
+		*last, err = lastRecorded(ctx, log)
+		return err
+	}
+}
+
+// changeEvent is the event that records hook's definition as it is at
+// revision of the webhook bucket: added (never changed since), disabled,
+// enabled or removed, at the time the definition says, by the server's
+// webhooks worker (Actor) on behalf of whom the definition names. Its
+// causation id is derived from the webhook and revision, so that recording
+// the same change twice appends it once.
+func changeEvent(hook Webhook, revision uint64) events.Envelope {
+	at, by := hook.CreatedAt, hook.CreatedBy
+	if hook.ChangedAt != nil {
+		at, by = *hook.ChangedAt, hook.ChangedBy
+	}
+	change := events.WebhookChanged{WebhookID: hook.ID, By: by, Reason: hook.Reason, Revision: revision}
+	var ev events.Event
+	switch {
+	case hook.Status == StatusDisabled:
+		ev = events.WebhookDisabled(change)
+	case hook.Status == StatusRemoved:
+		ev = events.WebhookRemoved(change)
+	case hook.ChangedAt != nil:
+		ev = events.WebhookEnabled(change)
+	default:
+		ev = events.WebhookAdded{
+			WebhookID: hook.ID, Target: redact(hook.URL), App: hook.App, Events: hook.Events,
+			StartSequence: hook.StartSequence, By: by, Revision: revision,
+		}
+	}
+	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte("revline:webhook:"+hook.ID+":"+strconv.FormatUint(revision, 10))).String()
+	return events.NewEnvelope(events.WebhooksAggregate, ev, events.Metadata{Actor: Actor, CorrelationID: id, CausationID: id}, at)
+}

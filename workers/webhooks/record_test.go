@@ -1,0 +1,146 @@
+package webhooks_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/internal/testsupport"
+	"github.com/revline/revline/workers/webhooks"
+)
+
+// record runs Store.Record until the returned stop is called (or the
+// test ends), as one serve replica does.
+func (e *env) record() (stop func()) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.hooks.Record(ctx, e.events, slog.New(slog.DiscardHandler)) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				e.t.Errorf("record: %v", err)
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// recorded returns the webhooks aggregate's events once there are n.
+func (e *env) recorded(ctx context.Context, n int) []events.Envelope {
+	e.t.Helper()
+	var history []events.Envelope
+	testsupport.Eventually(ctx, e.t, "the webhook changes recorded", func() bool {
+		var err error
+		history, err = e.events.Load(ctx, events.WebhooksAggregate, 0)
+		return err == nil && len(history) >= n
+	})
+	return history
+}
+
+// Adding, disabling (by hand and after failures), enabling and removing
+// a webhook are events of the webhooks aggregate, each once although two
+// replicas record them, with who, when and why, chained, and without the
+// secret; a recorder started again records only what is new.
+func TestWebhookChangesAreEventsOfTheLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
+	ctx := waitCtx(t)
+	secret := webhooks.NewSecret()
+	r := newReceiver(t, secret)
+	e.record()
+	stopSecond := e.record()
+	hook := e.add(webhooks.Webhook{URL: r.srv.URL + "/hook?token=private", App: "web", Events: []string{"app.*"}}, secret)
+	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusDisabled, "bob", "maintenance", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusActive, "carol", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The worker disables it after failed deliveries.
+	r.down.Store(true)
+	e.run(webhooks.Config{AllowPrivate: true, MaxFailures: 2})
+	e.appendEvent("web", events.AppSuspended{RevisionID: "r"})
+	e.waitDisabled(ctx, hook.ID)
+	e.recorded(ctx, 4)
+	stopSecond()
+	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusRemoved, "dave", "gone", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	history := e.recorded(ctx, 5)
+
+	type change struct{ typ, by, reason string }
+	want := []change{
+		{events.TypeWebhookAdded, "alice", ""},
+		{events.TypeWebhookDisabled, "bob", "maintenance"},
+		{events.TypeWebhookEnabled, "carol", ""},
+		{events.TypeWebhookDisabled, webhooks.Actor, "2 failed attempts in a row"},
+		{events.TypeWebhookRemoved, "dave", "gone"},
+	}
+	if len(history) != len(want) {
+		t.Fatalf("recorded %d events, want %d: %+v", len(history), len(want), history)
+	}
+	prev := events.ZeroHash
+	for i, env := range history {
+		var got change
+		switch ev := env.Event.(type) {
+		case events.WebhookAdded:
+			got = change{env.Type, ev.By, ""}
+			if ev.WebhookID != hook.ID || ev.App != "web" || ev.Target != strings.TrimSuffix(r.srv.URL, "/") || ev.StartSequence != hook.StartSequence {
+				t.Errorf("added: %+v", ev)
+			}
+		case events.WebhookDisabled:
+			got = change{env.Type, ev.By, ev.Reason}
+		case events.WebhookEnabled:
+			got = change{env.Type, ev.By, ev.Reason}
+		case events.WebhookRemoved:
+			got = change{env.Type, ev.By, ev.Reason}
+		}
+		if got.typ != want[i].typ || got.by != want[i].by || !strings.Contains(got.reason, want[i].reason) {
+			t.Errorf("event %d: %+v, want %+v", i, got, want[i])
+		}
+		if env.Actor != webhooks.Actor || env.PrevHash != prev || env.Hash != events.EventHash(env) {
+			t.Errorf("event %d: actor %q, chained from %q (want %q), hash %q", i, env.Actor, env.PrevHash, prev, env.Hash)
+		}
+		prev = env.Hash
+		for _, leak := range [][]byte{secret, []byte(base64.StdEncoding.EncodeToString(secret)), []byte("token=private")} {
+			if bytes.Contains(env.Payload, leak) {
+				t.Errorf("event %d holds the secret or the URL's query: %s", i, env.Payload)
+			}
+		}
+	}
+
+	// Started again, a recorder resumes after the last change recorded.
+	e.record()
+	e.appendEvent("web", events.AppResumed{RevisionID: "r"})
+	again := e.add(webhooks.Webhook{URL: r.srv.URL}, secret)
+	history = e.recorded(ctx, 6)
+	if len(history) != 6 || history[5].Event.(events.WebhookAdded).WebhookID != again.ID {
+		t.Fatalf("after a restart: %d events, the last %+v", len(history), history[len(history)-1])
+	}
+}
+
+// No app can own the webhooks aggregate's subject: its name is not an
+// app name, and every app name is refused as the aggregate's.
+func TestWebhooksAggregateIsNoApp(t *testing.T) {
+	t.Parallel()
+	if err := events.ValidateAppName(events.WebhooksAggregate); err == nil {
+		t.Fatalf("%q is a valid app name", events.WebhooksAggregate)
+	}
+	if err := events.ValidateAggregateName(events.WebhooksAggregate); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(events.EventSubject(events.WebhooksAggregate, events.TypeWebhookAdded), events.EventSubjectPrefix+"_") {
+		t.Fatal("the webhooks aggregate's subject does not start with '_'")
+	}
+}
