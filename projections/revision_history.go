@@ -25,6 +25,9 @@ type RevisionHistory struct {
 	mu         sync.RWMutex
 	checkpoint uint64
 	skipped    uint64
+	// lastEventID is the id of the event at checkpoint, "" if that one was
+	// skipped (Snapshot records it).
+	lastEventID string
 	// advanced is closed and replaced each time the checkpoint moves, to
 	// wake WaitFor.
 	advanced chan struct{}
@@ -100,6 +103,7 @@ func (m *RevisionHistory) Apply(env events.Envelope) bool {
 		return false
 	}
 	m.apply(env)
+	m.lastEventID = env.EventID
 	m.advance(env.Sequence)
 	return true
 }
@@ -116,6 +120,7 @@ func (m *RevisionHistory) Skip(seq uint64) bool {
 		return false
 	}
 	m.skipped++
+	m.lastEventID = ""
 	m.advance(seq)
 	return true
 }

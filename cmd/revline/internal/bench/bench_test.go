@@ -138,7 +138,7 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	}
 	// Replays have a rate and no latency: every event of the log, the
 	// 1,010 deploys and the 2,000 start-up events at least.
-	for _, id := range []string{CaseRawReplay, CaseProjectionRebuild} {
+	for _, id := range []string{CaseRawReplay, CaseProjectionRebuild, CaseReadModelSnapshot} {
 		if c := r.Cases[id]; c.Ops < 1000+FewRevisions+2000 || c.OpsPerSecond <= 0 || c.Ops != r.Cases[CaseRawReplay].Ops {
 			t.Errorf("case %s: %+v", id, c)
 		}
@@ -150,6 +150,7 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 		"cold_command_snapshot_vs_full_fold": {},
 		"commands_vs_textbook_reload":        {MinThroughputRatio: TargetTextbookSpeedup},
 		"command_round_trip_vs_raw_publish":  {MaxP50Ratio: TargetRoundTripP50Ratio},
+		"read_model_snapshot_vs_rebuild":     {MinThroughputRatio: TargetStartupSpeedup},
 	} {
 		c, ok := r.Comparisons[id]
 		got := Target{}
@@ -181,8 +182,8 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Cases) != 21 || !doc.OK {
-		t.Errorf("JSON has %d cases, ok %v; want 21, true: %s", len(doc.Cases), doc.OK, b)
+	if len(doc.Cases) != 22 || !doc.OK {
+		t.Errorf("JSON has %d cases, ok %v; want 22, true: %s", len(doc.Cases), doc.OK, b)
 	}
 	for id, c := range doc.Cases {
 		for _, field := range []string{"name", "ops", "concurrency", "errors", "elapsed_seconds", "ops_per_second", "p50_us", "p99_us"} {
@@ -192,7 +193,7 @@ func TestRunReportsEveryCaseAsOneJSONObject(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"event_append_vs_raw_publish", "command_round_trip_vs_raw_request", "command_round_trip_vs_raw_publish", "commands_many_apps_vs_raw_publish", "commands_one_app_vs_raw_async_publish", "gateway_vs_reverse_proxy", "gateway_vs_direct",
-		"projection_rebuild_vs_raw_replay", "command_many_vs_few_revisions", "cold_command_snapshot_vs_full_fold", "startup_snapshots_vs_full_fold", "commands_vs_textbook_reload"} {
+		"projection_rebuild_vs_raw_replay", "command_many_vs_few_revisions", "cold_command_snapshot_vs_full_fold", "startup_snapshots_vs_full_fold", "commands_vs_textbook_reload", "read_model_snapshot_vs_rebuild"} {
 		if c, ok := doc.Comparisons[id]; !ok || c.ThroughputRatio == nil || c.P50Ratio == nil {
 			t.Errorf("comparison %s is missing or incomplete: %s", id, b)
 		}

@@ -82,8 +82,10 @@ func (r *Report) writeHistory(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nHistory (%d commands per latency case, %d cold commands per cold case):\n\n", r.Config.Ops, ColdSamples)
 	fmt.Fprintf(w, "| case | ops | elapsed | ops/s | p50 | p99 | ratio |\n|---|---|---|---|---|---|---|\n")
+	printed := map[string]bool{}
 	for _, p := range []struct{ baseline, c, comparison, ratio string }{
 		{CaseRawReplay, CaseProjectionRebuild, "projection_rebuild_vs_raw_replay", "throughput"},
+		{CaseProjectionRebuild, CaseReadModelSnapshot, "read_model_snapshot_vs_rebuild", "speed-up"},
 		{CaseCommandFewRevisions, CaseCommandManyRevs, "command_many_vs_few_revisions", "p50"},
 		{CaseColdCommandFold, CaseColdCommandSnapshot, "cold_command_snapshot_vs_full_fold", "p50"},
 		{CaseTextbookReload, CaseCommandsHistory, "commands_vs_textbook_reload", "speed-up"},
@@ -93,6 +95,10 @@ func (r *Report) writeHistory(w io.Writer) {
 			continue
 		}
 		for _, id := range []string{p.baseline, p.c} {
+			if printed[id] {
+				continue // the baseline of two comparisons
+			}
+			printed[id] = true
 			c, ratio := r.Cases[id], ""
 			if id == p.c {
 				cmp := r.Comparisons[p.comparison]

@@ -141,8 +141,9 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     processor.PartitionConsumerName) nor on its partition subjects
 //     (commandbus.PartitionSubjectPrefix): a command reaches its app's
 //     partition only through the stream's subject transform. Nor on the
-//     snapshot bucket (events.SnapshotBucketName), to write or to read:
-//     a cold load of an app starts from what it finds there. Time
+//     snapshot bucket (events.SnapshotBucketName) and the read model's
+//     (events.ReadModelBucketName), to write or to read: a cold load of an
+//     app and a start of serve begin from what they find there. Time
 //     travel's snapshots (audit.SnapshotBucketName) they may read, not
 //     write: what they hold is folded from the log they may read anyway.
 func (ids identities) users() []*server.NkeyUser {

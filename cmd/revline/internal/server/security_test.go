@@ -119,6 +119,16 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectViolation(t, violations, "a snapshot read")
+	// So is the read model's (a forged one would be every query's answer
+	// after the next start).
+	if err := nc.Publish("$O."+events.ReadModelBucketName+".C.forged", []byte{0x80}); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "a read model snapshot written")
+	if err := nc.PublishRequest("$JS.API.STREAM.MSG.GET.OBJ_"+events.ReadModelBucketName, nats.NewInbox(), []byte(`{"seq":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "a read model snapshot read")
 	// Time travel's snapshots are read by clients, written by the server
 	// alone (a forged one would change what time travel answers).
 	if err := nc.Publish("$KV."+audit.SnapshotBucketName+".index.web", []byte{0x80}); err != nil {

@@ -286,7 +286,22 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 
+	// The read model starts from its snapshot, if it has a usable one,
+	// and reads only the log after it.
+	readModels, err := events.EnsureReadModelStore(setupCtx, js, cfg.Replicas)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	model := projections.NewRevisionHistory()
+	restoredAt, ignored, err := model.RestoreFrom(setupCtx, readModels, store)
+	switch {
+	case err != nil:
+		return fmt.Errorf("serve: %w", err)
+	case ignored != "":
+		log.Warn("ignoring the read model's snapshot; folding the whole log", "reason", ignored)
+	case restoredAt > 0:
+		log.Info("read model restored from its snapshot", "sequence", restoredAt)
+	}
 	m, err := metrics.New(model)
 	if err != nil {
 		return err
@@ -423,6 +438,9 @@ func Run(ctx context.Context, cfg Config) error {
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
 	core.Go(func() { guard.Run(coreCtx, cfg.StreamCheckInterval) })
 	run(&core, "time travel snapshots", func() error { return timeTravel.Warm(coreCtx, store) })
+	core.Go(func() {
+		projections.KeepSnapshots(coreCtx, model, readModels, restoredAt, projections.SnapshotPolicy{}, log.With("component", "read-model"))
+	})
 	if !cfg.NoRunners {
 		run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
 		run(&workers, "gateway", func() error { return gatewayServer.Serve(gatewayListener) })
