@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections/audit"
 	"github.com/spf13/cobra"
 )
@@ -17,6 +18,7 @@ func auditCommand() *cobra.Command {
 	cmd, f := clientCommand("audit [APP]", "Show the event log: who did what, when, and which command caused it. -o jsonl exports it; --follow streams it.",
 		"revline audit my-model --since '2h ago' --type 'app.*' --actor alice", 0, 1)
 	f.outputs = append(f.outputs, outputJSONL)
+	f.firstArg = events.ValidateAggregateName // an app, or _webhooks
 	var (
 		since, until, revision string
 		types                  globsFlag

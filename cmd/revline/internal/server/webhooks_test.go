@@ -215,6 +215,17 @@ func TestWebhooksThroughTheCLI(t *testing.T) {
 	if !strings.Contains(changes[1], ": app web's events of type app.* to http://127.0.0.1") || !strings.Contains(changes[2], "failed attempts") {
 		t.Errorf("the webhook's addition and its disable after failures:\n%s", strings.Join(changes, "\n"))
 	}
+	// The aggregate by name: the same changes (without an APP column).
+	byName := lines(cli("audit", events.WebhooksAggregate))
+	if len(byName) != len(changes) {
+		t.Errorf("audit %s:\n%s\nwant what --type webhook.* shows:\n%s", events.WebhooksAggregate, strings.Join(byName, "\n"), strings.Join(changes, "\n"))
+	}
+	for i := 1; i < min(len(byName), len(changes)); i++ {
+		_, summary, _ := strings.Cut(changes[i], "webhook "+id)
+		if !strings.HasSuffix(byName[i], "webhook "+id+summary) {
+			t.Errorf("audit %s line %d: %s, want it to end with %q", events.WebhooksAggregate, i, byName[i], "webhook "+id+summary)
+		}
+	}
 	if out := cli("audit", "verify"); !strings.Contains(out, "_webhooks") {
 		t.Errorf("audit verify does not check the webhooks aggregate:\n%s", out)
 	}
