@@ -302,6 +302,8 @@ func after(ctx context.Context, ready <-chan struct{}, h message.NoPublishHandle
 // partitioned from the start that is at once (only malformed commands are
 // stored so).
 func (p *Processor) awaitUnpartitioned(ctx context.Context, last uint64, done chan<- struct{}) {
+	// A wait this long is worth a line in the log, with what it waits on.
+	warnAt := time.Now().Add(5 * time.Second)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		consumer, err := p.cfg.JetStream.Consumer(ctx, commandbus.CommandStreamName, ConsumerName)
 		switch {
@@ -311,8 +313,16 @@ func (p *Processor) awaitUnpartitioned(ctx context.Context, last uint64, done ch
 				close(done)
 				return
 			}
+			if time.Now().After(warnAt) {
+				warnAt = time.Now().Add(time.Minute)
+				p.cfg.Logger.Warn("the partitions still wait for commands stored before partitioning",
+					"pending", info.NumPending, "ack_pending", info.NumAckPending, "ack_floor", info.AckFloor.Stream, "up_to", last)
+			}
 		case !errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil:
 			p.cfg.Logger.Warn("reading the progress of unpartitioned commands", "error", err)
+		case time.Now().After(warnAt) && ctx.Err() == nil:
+			warnAt = time.Now().Add(time.Minute)
+			p.cfg.Logger.Warn("the partitions still wait for the consumer of unpartitioned commands to exist", "consumer", ConsumerName)
 		}
 		select {
 		case <-ctx.Done():
