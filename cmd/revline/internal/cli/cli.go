@@ -153,7 +153,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %s; usage: %s (see `%s --help`)\n", oneLine(err), cmd.UseLine(), cmd.CommandPath())
 		return ExitUsage
 	default:
-		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+		msg := oneLine(err)
+		var failing *control.RunnersFailingError
+		if errors.As(err, &failing) {
+			msg += fmt.Sprintf(" (its output: revline runners logs %s %s)", failing.App, failing.RunnerID)
+		}
+		fmt.Fprintf(stderr, "Error: %s\n", msg)
 		return ExitFailed
 	}
 }
@@ -259,7 +264,7 @@ func clientCommand(use, short, example string, nargs, optional int) (*cobra.Comm
 	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
-	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
+	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server, and for a change to be live")
 	if words := strings.Fields(use); len(words) > 1 && (words[1] == "APP" || words[1] == "[APP]") {
 		cmd.ValidArgsFunction = f.completeApps
 	}

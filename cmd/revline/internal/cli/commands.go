@@ -211,11 +211,10 @@ func setRevCommand() *cobra.Command {
 	cmd, f := clientCommand("set-rev APP REVISION", "Make a revision current (roll back or forward). Runtime parameters are kept; code parameters come from the revision.",
 		"revline apps set-rev my-model v3", 2, 0)
 	var strategy, message string
-	var wait bool
 	fs := cmd.Flags()
 	fs.StringVar(&strategy, "strategy", "rolling", "rolling (new runners up before old ones stop) or recreate")
 	fs.StringVar(&message, "message", "", "why, recorded in the audit log")
-	fs.BoolVar(&wait, "wait", false, "wait until the runners have moved: the revision's are ready and the others gone")
+	wait := waitFlags(cmd, "return once the revision is current, without waiting for the runners to move (the revision's ready, the others gone)")
 	var st events.Strategy
 	validate := func() (err error) {
 		if st, err = events.ParseStrategy(strategy); err != nil {
@@ -225,7 +224,7 @@ func setRevCommand() *cobra.Command {
 	}
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, pos []string) error {
 		res, err := s.control.SetRevision(ctx, pos[0], pos[1], st, message)
-		if err == nil && wait {
+		if err == nil && res.Status == events.OutcomeAccepted && wait() {
 			var ready int
 			ready, err = s.control.AwaitSwitch(ctx, pos[0], res.RevisionID, res.Sequence)
 			res.ReadyRunners = &ready
@@ -247,12 +246,15 @@ func setRevCommand() *cobra.Command {
 func rolloutCommand() *cobra.Command {
 	cmd, f := clientCommand("rollout APP", "Restart every runner on the same revision. Graceful by default: replacements start first, old runners finish their requests.",
 		"revline apps rollout my-model --force", 1, 0)
-	var force, noWait bool
+	var force bool
 	cmd.Flags().BoolVar(&force, "force", false, "kill runners at once, dropping in-flight requests")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the rollout is requested")
+	wait := waitFlags(cmd, "return once the rollout is requested, without waiting for it to complete")
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
-		res, err := s.control.Rollout(ctx, pos[0], force, !noWait)
-		return render(e, f, rolloutOutcome{pos[0], res}, err, printRollout)
+		res, err := s.control.Rollout(ctx, pos[0], force, wait())
+		if err != nil {
+			return err
+		}
+		return printRolloutEnd(e, f, pos[0], res)
 	})
 	return cmd
 }
@@ -313,13 +315,7 @@ func rolloutStatusCommand() *cobra.Command {
 				}
 			}
 		}
-		if err := render(e, f, rolloutOutcome{app, res}, nil, printRollout); err != nil {
-			return err
-		}
-		if res.Status == "superseded" {
-			return errReported
-		}
-		return nil
+		return printRolloutEnd(e, f, app, res)
 	})
 	return cmd
 }
@@ -371,7 +367,7 @@ func scaleCommand() *cobra.Command {
 	var code codeFlags
 	runtime.register(cmd.Flags())
 	code.register(cmd.Flags())
-	wait := settleFlag(cmd)
+	wait := settleFlags(cmd)
 	// Nothing to change is a mistake in the call, told before connecting.
 	validate := func() error {
 		if runtime.overrides().IsZero() && code.overrides().IsZero() {
@@ -391,7 +387,7 @@ func scaleCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printChange(ctx, e, s, f, res, "Scaled", *wait)
+		return printChange(ctx, e, s, f, res, "Scaled", wait())
 	})
 	return cmd
 }
@@ -445,7 +441,7 @@ func changeStateCommand(name string) *cobra.Command {
 		short, example = "Bring a suspended app back.", "revline apps resume my-model"
 	}
 	cmd, f := clientCommand(name+" APP", short, example, 1, 0)
-	wait := settleFlag(cmd)
+	wait := settleFlags(cmd)
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		op, verb := s.control.Suspend, "Suspended"
 		if name == "resume" {
@@ -455,7 +451,7 @@ func changeStateCommand(name string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printChange(ctx, e, s, f, res, verb, *wait)
+		return printChange(ctx, e, s, f, res, verb, wait())
 	})
 	return cmd
 }

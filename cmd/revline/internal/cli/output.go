@@ -305,15 +305,40 @@ func (ts tableStyle) expiresIn(at *time.Time) string {
 	return span(max(at.Sub(ts.now), 0))
 }
 
-// settleFlag registers --wait on a scale, suspend or resume.
-func settleFlag(cmd *cobra.Command) *bool {
-	return cmd.Flags().Bool("wait", false, "wait until the runners have settled: as many ready as min_concurrency asks, or none when suspended (a crash loop ends the wait at --timeout with what the runner was doing)")
+// waitFlags registers --no-wait, with usage, on a command that waits by
+// default until its change is live, and --wait, hidden: it was how to
+// wait before waiting became the default, and scripts still give it.
+// The function returned says whether to wait.
+func waitFlags(cmd *cobra.Command, usage string) func() bool {
+	noWait := cmd.Flags().Bool("no-wait", false, usage)
+	wait := cmd.Flags().Bool("wait", true, "wait until the change is live (the default; --no-wait does not)")
+	_ = cmd.Flags().MarkHidden("wait")
+	return func() bool { return *wait && !*noWait }
+}
+
+// settleFlags registers --no-wait (and --wait, hidden) on a scale,
+// suspend or resume.
+func settleFlags(cmd *cobra.Command) func() bool {
+	return waitFlags(cmd, fmt.Sprintf("return once the change is recorded, without waiting for the runners to settle (as many ready as min_concurrency asks, or none when suspended; runners failing %d times end the wait early, exit 1)", control.FailureLimit))
+}
+
+// printRolloutEnd prints a rollout as it ended, or as requested: one a
+// newer rollout superseded did not do what was asked (exit 1).
+func printRolloutEnd(e env, f *clientFlags, app string, res control.RolloutResult) error {
+	if err := render(e, f, rolloutOutcome{app, res}, nil, printRollout); err != nil {
+		return err
+	}
+	if res.Status == "superseded" {
+		return errReported
+	}
+	return nil
 }
 
 // printChange reports a scale, suspend or resume, with the app as it is
-// now, after waiting for the runners to settle when asked.
+// now, after waiting for the runners to settle when asked (a no-op has
+// nothing to wait for).
 func printChange(ctx context.Context, e env, s *session, f *clientFlags, res control.ChangeResult, verb string, wait bool) error {
-	if wait {
+	if wait && res.Status == events.OutcomeAccepted {
 		ready, err := s.control.AwaitSettled(ctx, res.App, res.Sequence)
 		if err != nil {
 			return err
