@@ -243,6 +243,9 @@ type clientFlags struct {
 	// progress prints a long wait's steps: set for table output on a
 	// terminal, nil otherwise (scripts and pipes get the result alone).
 	progress func(line string)
+	// colour colours the tables' status words: stdout is a terminal and
+	// NO_COLOR is not set.
+	colour bool
 	// outputs are the command's output formats besides table and json.
 	outputs []string
 	// firstArg checks the first positional argument, an app's name unless
@@ -301,7 +304,7 @@ func (f *clientFlags) completeApps(cmd *cobra.Command, args []string, toComplete
 
 // style is how the command's tables look.
 func (f *clientFlags) style() tableStyle {
-	return tableStyle{now: time.Now(), wide: f.output == outputWide}
+	return tableStyle{now: time.Now(), wide: f.output == outputWide, colour: f.colour}
 }
 
 // validate checks the flags.
@@ -431,9 +434,10 @@ func (f *clientFlags) check(e env, pos []string, validate func() error) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	if (f.output == outputTable || f.output == outputWide) && isTerminalWriter(e.stderr) {
+	if showProgress(f.output, isTerminalWriter(e.stderr)) {
 		f.progress = func(line string) { fmt.Fprintf(e.stderr, "… %s\n", line) }
 	}
+	f.colour = useColour(isTerminalWriter(e.stdout), os.Getenv(envNoColor))
 	if validate != nil {
 		if err := validate(); err != nil {
 			return err

@@ -6,6 +6,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,13 +55,27 @@ func (c *Control) progress(format string, args ...any) {
 	}
 }
 
-// runnerStep reports a runner's move during a wait.
+// stepWords say what a runner reported means for a wait.
+var stepWords = map[events.RunnerState]string{
+	events.RunnerPending:      "starting",
+	events.RunnerSetup:        "starting",
+	events.RunnerIdle:         "ready",
+	events.RunnerRunning:      "ready",
+	events.RunnerDraining:     "draining",
+	events.RunnerTerminating:  "stopping",
+	events.RunnerTerminated:   "gone",
+	events.RunnerCrashBackoff: "crashed",
+}
+
+// runnerStep reports a runner's move during a wait: "runner ID: ready",
+// "runner ID: draining (rollout ...)".
 func (c *Control) runnerStep(ev events.RunnerStateChanged) {
+	step := cmp.Or(stepWords[ev.State], string(ev.State))
 	if ev.Reason != "" && ev.State != events.RunnerIdle {
-		c.progress("runner %s: %s (%s)", ev.RunnerID, ev.State, ev.Reason)
+		c.progress("runner %s: %s (%s)", ev.RunnerID, step, ev.Reason)
 		return
 	}
-	c.progress("runner %s: %s", ev.RunnerID, ev.State)
+	c.progress("runner %s: %s", ev.RunnerID, step)
 }
 
 // commandID returns the command id for an operation: derived from the
@@ -330,6 +345,7 @@ var ErrSwitchOvertaken = errors.New("no longer the current revision")
 // app's current revision, and with a *RunnersFailingError as soon as its
 // runners have failed FailureLimit times.
 func (c *Control) AwaitSwitch(ctx context.Context, app, revisionID string, after uint64) (int, error) {
+	c.progress("waiting for the runners of %s to move to revision %s", app, revisionID)
 	ctx, stop := c.watchRunners(ctx, app, revisionID, after)
 	defer stop()
 	n, err := c.awaitRunners(ctx, app, revisionID, after, func(n runnerCensus) (bool, error) {
@@ -379,6 +395,7 @@ func (c *Control) AwaitSettled(ctx context.Context, app string, after uint64) (i
 	if err != nil {
 		return 0, err
 	}
+	c.progress("waiting for the runners of %s to settle", app)
 	ctx, stop := c.watchRunners(ctx, app, target.revisionID, after)
 	defer stop()
 	for {

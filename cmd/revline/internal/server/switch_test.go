@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revline/revline/cmd/revline/internal/cli"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
+	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/runner/runnertest"
 )
 
@@ -117,6 +119,29 @@ func TestACrashLoopEndsTheDefaultWait(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// While a change waits, stderr on a terminal gets what it waits for and
+// each runner's step; on a pipe it gets nothing (the crash-loop test
+// above checks that stderr is its one error line).
+func TestAWaitShowsTheRunnersStepsOnATerminal(t *testing.T) {
+	t.Parallel()
+	addrs := servertest.Serve(t, server.Config{})
+	asClient(t, addrs)("deploy", "web", "--command", runnerBin)
+	terminal, written := testsupport.Terminal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout strings.Builder
+	code := cli.Main(ctx, []string{"apps", "scale", "web", "--min-concurrency", "2", "--nats-url", addrs.NATSURL, "--nats-nkey", addrs.ClientIdentity}, &stdout, terminal)
+	progress := written()
+	if code != 0 || !strings.Contains(stdout.String(), "Runners settled: 2 ready.") || strings.Contains(stdout.String(), "…") {
+		t.Fatalf("scale: exit %d, stdout %q, stderr %q", code, stdout.String(), progress)
+	}
+	for _, want := range []string{"… waiting for the runners of web to settle\n", ": starting (", ": ready\n"} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("scale's progress on a terminal lacks %q:\n%s", want, progress)
+		}
 	}
 }
 
