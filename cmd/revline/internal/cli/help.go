@@ -184,7 +184,8 @@ type versionReport struct {
 }
 
 func versionCommand() *cobra.Command {
-	cmd, f := clientCommand("version", "Print the version, the commit it was built from and the Go version, and the server's version when it answers.", "revline version -o json", 0, 0)
+	cmd, f := clientCommand("version", "Print the CLI's and the server's versions", "revline version -o json", 0, 0)
+	cmd.Long = "Print the version, the commit it was built from and the Go version, and the server's version when it answers."
 	f.outputs = nil
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
 		e := envOf(cmd)
@@ -248,6 +249,7 @@ func addBuiltinExamples(root *cobra.Command) {
 			}
 		case "completion":
 			makeGroup(c)
+			c.Short = "Generate a shell completion script"
 			c.Example = "  source <(revline completion bash)\n  revline completion zsh > \"${fpath[1]}/_revline\""
 			for _, shell := range c.Commands() {
 				shell.Example = "  " + completionExamples[shell.Name()]
