@@ -29,6 +29,7 @@ import (
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/webhooks"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -82,8 +83,9 @@ type unknownCommandError struct{ msg string }
 // Error implements the error interface.
 func (e unknownCommandError) Error() string { return e.msg }
 
-// newRoot builds the command tree, writing to stdout and stderr.
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+// newRoot builds the command tree, writing to stdout and stderr, and
+// returns it with the connection its persistent flags fill in.
+func newRoot(stdout, stderr io.Writer) (*cobra.Command, *connection) {
 	root := &cobra.Command{
 		Use:     "revline",
 		Short:   "Revisions and rollouts for serverless apps",
@@ -101,7 +103,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Annotations:   map[string]string{groupAnnotation: "true"},
 	}
-	root.SetUsageTemplate(usageTemplate)
+	conn := &connection{}
+	conn.register(root.PersistentFlags())
+	root.PersistentPreRunE = refuseGlobalFlags
+	root.SetUsageTemplate(usageTemplate(root.PersistentFlags()))
 	// Before the completion command is added: it takes its output then.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -131,15 +136,15 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		versionCommand(),
 	)
 	addBuiltinExamples(root)
-	return root
+	return root, conn
 }
 
 // Main runs the CLI with args (without the program name) and returns the
 // exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+	root, conn := newRoot(stdout, stderr)
 	root.SetArgs(args)
-	cmd, err := root.ExecuteContextC(ctx)
+	cmd, err := root.ExecuteContextC(context.WithValue(ctx, connectionKey{}, conn))
 	var usage usageError
 	var unknown unknownCommandError
 	switch {
@@ -162,6 +167,25 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %s\n", msg)
 		return ExitFailed
 	}
+}
+
+// refuseGlobalFlags refuses the root's connection flags on a command that
+// does not talk to a server as a client (serve, nats-config, bench...),
+// rather than ignore them.
+func refuseGlobalFlags(cmd *cobra.Command, _ []string) error {
+	if cmd.Annotations[clientAnnotation] != "" {
+		return nil
+	}
+	var given []string
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			given = append(given, "--"+f.Name)
+		}
+	})
+	if len(given) > 0 {
+		return usagef("%s: %s talks to no server as a client", strings.Join(given, ", "), cmd.CommandPath())
+	}
+	return nil
 }
 
 // flagError makes a flag that cobra could not parse a usage error; a long
@@ -232,15 +256,36 @@ func checkOutput(output string, more func() []string) error {
 	return nil
 }
 
-// clientFlags are the flags every client command has.
-type clientFlags struct {
+// connection is how the client commands reach a server and sign their
+// commands: the root's persistent flags, given once for every command
+// (Global Flags) before or after the command's name.
+type connection struct {
 	natsURL string
 	nats    natsFlags
-	output  string
-	actor   string
 	// tokenFile holds the token the CLI signs with (signing.go).
 	tokenFile string
-	timeout   time.Duration
+}
+
+// register registers the connection's flags on fs.
+func (c *connection) register(fs *pflag.FlagSet) {
+	c.natsURL = envOr(envNATSURL, defaultNATS)
+	fs.StringVar(&c.natsURL, "nats-url", c.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
+	c.nats.register(fs)
+	c.nats.localIdentity = true
+	fs.StringVar(&c.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
+}
+
+// connectionKey is the context key of the root's connection flags, which
+// the client commands read them from when they run.
+type connectionKey struct{}
+
+// clientFlags are the flags every client command has, and the root's
+// connection flags once it runs.
+type clientFlags struct {
+	*connection
+	output  string
+	actor   string
+	timeout time.Duration
 	// progress prints a long wait's steps: set for table output on a
 	// terminal, nil otherwise (scripts and pipes get the result alone).
 	progress func(line string)
@@ -260,14 +305,10 @@ func clientCommand(use, short, example string, nargs, optional int) (*cobra.Comm
 	cmd := newCommand(use, short, example, nargs, optional)
 	f := &clientFlags{firstArg: events.ValidateAppName}
 	fs := cmd.Flags()
-	f.natsURL = envOr(envNATSURL, defaultNATS)
-	fs.StringVar(&f.natsURL, "nats-url", f.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
-	f.nats.register(fs)
-	f.nats.localIdentity = true
+	cmd.Annotations = map[string]string{clientAnnotation: "true"}
 	f.outputs = []string{outputWide}
 	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
-	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server, and for a change to be live")
 	if words := strings.Fields(use); len(words) > 1 && (words[1] == "APP" || words[1] == "[APP]") {
 		cmd.ValidArgsFunction = f.completeApps
@@ -416,8 +457,22 @@ func (f *clientFlags) runE(cmd *cobra.Command, validate func() error, fn func(ct
 	}
 }
 
+// attach gives f the root's connection flags, from the context Main runs
+// the command with.
+func (f *clientFlags) attach(ctx context.Context) error {
+	conn, ok := ctx.Value(connectionKey{}).(*connection)
+	if !ok {
+		return errors.New("the command runs without the root's connection flags (run it through Main)")
+	}
+	f.connection = conn
+	return nil
+}
+
 // run connects and runs fn with the --timeout deadline.
 func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *session) error) error {
+	if err := f.attach(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
@@ -432,6 +487,9 @@ func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *s
 // its first positional argument (firstArg), without
 // connecting; cobra has checked how many arguments there are.
 func (f *clientFlags) check(e env, pos []string, validate func() error) error {
+	if err := f.attach(e.ctx); err != nil {
+		return err
+	}
 	if err := f.validate(); err != nil {
 		return err
 	}

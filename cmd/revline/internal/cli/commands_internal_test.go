@@ -33,7 +33,8 @@ func TestEveryCommandHasASummaryAndAnExample(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(newRoot(io.Discard, io.Discard))
+	root, _ := newRoot(io.Discard, io.Discard)
+	walk(root)
 	if len(all) < 40 {
 		t.Fatalf("walked %d commands; the tree has more", len(all))
 	}
