@@ -145,6 +145,33 @@ func TestAWaitShowsTheRunnersStepsOnATerminal(t *testing.T) {
 	}
 }
 
+// Over HTTP, a scale that waits ("wait": true) for runners that cannot
+// start ends early too, in 422 runners_failing; without "wait", the
+// default, it answers at once as before.
+func TestACrashLoopEndsAnHTTPWait(t *testing.T) {
+	t.Parallel()
+	addrs := servertest.Serve(t, server.Config{})
+	command, breakIt := breakableCommand(t)
+	asClient(t, addrs)("deploy", "web", "--command", command)
+	breakIt()
+	var p struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	}
+	postJSON(t, addrs, "/v1/apps/web/scale", `{"min_concurrency": 2, "wait": true}`, http.StatusUnprocessableEntity, &p)
+	if p.Code != "runners_failing" || !strings.Contains(p.Detail, "did not start: runner exited with status 3") {
+		t.Fatalf("scale with wait of a crash loop: %+v, want runners_failing saying what the runner did", p)
+	}
+	var res struct {
+		Status       string `json:"status"`
+		ReadyRunners *int   `json:"ready_runners"`
+	}
+	postJSON(t, addrs, "/v1/apps/web/scale", `{"min_concurrency": 3}`, http.StatusOK, &res)
+	if res.Status != "accepted" || res.ReadyRunners != nil {
+		t.Fatalf("scale without wait: %+v, want accepted at once, without ready_runners", res)
+	}
+}
+
 // scale --no-wait returns once the change is recorded, as scale did
 // before waiting became the default: here, while its runners are still
 // starting (they wait at a gate).
@@ -162,8 +189,8 @@ func TestScaleNoWaitReturnsAtOnce(t *testing.T) {
 }
 
 // postJSON sends an HTTP POST of body with the admin token and decodes the
-// answer into out, failing unless the status is 200.
-func postJSON(t *testing.T, addrs server.Addresses, path, body string, out any) {
+// answer into out, failing unless the status is want.
+func postJSON(t *testing.T, addrs server.Addresses, path, body string, want int, out any) {
 	t.Helper()
 	token, err := os.ReadFile(addrs.AdminTokenFile)
 	if err != nil {
@@ -184,8 +211,8 @@ func postJSON(t *testing.T, addrs server.Addresses, path, body string, out any) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: status %d, %s", path, resp.StatusCode, data)
+	if resp.StatusCode != want {
+		t.Fatalf("POST %s: status %d, %s; want %d", path, resp.StatusCode, data, want)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		t.Fatalf("POST %s: %v in %s", path, err, data)
@@ -225,7 +252,7 @@ func TestScaleSuspendResumeWaitForTheRunners(t *testing.T) {
 		{"/v1/apps/web/scale", `{"min_concurrency": 1, "wait": true}`, 1},
 	} {
 		res.ReadyRunners = nil
-		postJSON(t, addrs, step.path, step.body, &res)
+		postJSON(t, addrs, step.path, step.body, http.StatusOK, &res)
 		if res.ReadyRunners == nil || *res.ReadyRunners < step.ready {
 			t.Fatalf("%s %s: %+v, want ready_runners %d", step.path, step.body, res, step.ready)
 		}
