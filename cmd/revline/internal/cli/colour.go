@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // envNoColor turns colour off whatever the terminal (https://no-color.org).
@@ -46,13 +47,17 @@ var statusColours = map[string]string{
 	string(events.StatusFailed):       sgrRed,
 	string(events.RunnerCrashBackoff): sgrRed,
 	string(events.RunnerTerminated):   sgrFaint,
+	webhooks.StatusActive:             sgrGreen,
+	webhooks.StatusDisabled:           sgrYellow,
+	webhooks.StatusRemoved:            sgrFaint,
 }
 
-// paintStatus colours a status cell ("deployed", "deployed, never live")
-// by its first word; a crash-looping revision is red, whatever its
-// status. A cell of no known status is left as it is.
+// paintStatus colours a status cell ("deployed", "deployed, never live",
+// "disabled by alice 3m ago") by its first word; a crash-looping revision
+// is red, whatever its status. A cell of no known status is left as it
+// is.
 func paintStatus(cell string) string {
-	word, _, _ := strings.Cut(cell, ",")
+	word, _, _ := strings.Cut(strings.ReplaceAll(cell, ",", " "), " ")
 	colour := statusColours[word]
 	if strings.Contains(cell, "crash-looping") {
 		colour = sgrRed

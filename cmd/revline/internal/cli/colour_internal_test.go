@@ -62,6 +62,7 @@ func TestColouredTablesStayAligned(t *testing.T) {
 		{RunnerID: "r-333", RevisionID: revs[1].RevisionID, State: events.RunnerCrashBackoff, Restarts: 3},
 		{RunnerID: "r-4444", RevisionID: revs[1].RevisionID, State: events.RunnerTerminated},
 	}
+	hooks := [][]string{{"3f2a9c0d81be", "active"}, {"a1", "disabled by alice 3m ago: receiver down"}}
 	for _, wide := range []bool{false, true} {
 		var plain, coloured strings.Builder
 		for _, c := range []struct {
@@ -71,6 +72,7 @@ func TestColouredTablesStayAligned(t *testing.T) {
 			ts := tableStyle{now: now, wide: wide, colour: c.colour}
 			ts.printRevisions(c.b, revs)
 			ts.printRunners(c.b, runners)
+			ts.statusTable(c.b, "ID\tSTATUS", hooks, 1)
 		}
 		if sgr.MatchString(plain.String()) {
 			t.Fatalf("a table without colour has escape codes:\n%q", plain.String())
@@ -81,6 +83,7 @@ func TestColouredTablesStayAligned(t *testing.T) {
 		for _, want := range []string{
 			sgrRed + "failed" + sgrReset, sgrRed + "deployed, crash-looping", sgrYellow + "deploying" + sgrReset,
 			sgrGreen + "idle" + sgrReset, sgrYellow + "draining" + sgrReset, sgrRed + "crash_backoff" + sgrReset, sgrFaint + "terminated" + sgrReset,
+			sgrGreen + "active" + sgrReset, sgrYellow + "disabled by alice 3m ago: receiver down" + sgrReset,
 		} {
 			if !strings.Contains(coloured.String(), want) {
 				t.Errorf("wide %v: the coloured tables lack %q:\n%q", wide, want, coloured.String())

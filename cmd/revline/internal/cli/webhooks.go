@@ -139,7 +139,7 @@ func webhooksListCommand() *cobra.Command {
 				}
 				rows[i] = []string{h.ID, h.URL, app, strings.Join(append([]string{}, h.Events...), ","), h.CreatedBy, f.style().at(h.CreatedAt), status}
 			}
-			table(w, "ID\tURL\tAPP\tEVENTS\tADDED BY\tADDED\tSTATUS", rows)
+			f.style().statusTable(w, "ID\tURL\tAPP\tEVENTS\tADDED BY\tADDED\tSTATUS", rows, 6)
 		})
 	})
 	return cmd
