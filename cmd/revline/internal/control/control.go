@@ -521,7 +521,9 @@ func (c *Control) AwaitRollout(ctx context.Context, app string, res RolloutResul
 		}
 		return watch.observe(env.Event)
 	})
-	if errors.Is(err, ErrRunnersFailing) {
+	var failing *RunnersFailingError
+	if errors.As(err, &failing) {
+		failing.Number = c.number(ctx, app, failing.RevisionID, res.Sequence)
 		return res, err
 	}
 	if !errors.Is(err, errSettled) {

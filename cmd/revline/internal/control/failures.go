@@ -24,6 +24,9 @@ var ErrRunnersFailing = errors.New("runners failing")
 type RunnersFailingError struct {
 	App        string
 	RevisionID string
+	// Number is the revision's number, 0 if the read model could not
+	// tell it in time.
+	Number uint64
 	// Failures counts the failures seen during the wait.
 	Failures int
 	// RunnerID and What are the last failure: the runner, and what the
@@ -35,8 +38,8 @@ type RunnersFailingError struct {
 
 // Error implements the error interface: one line.
 func (e *RunnersFailingError) Error() string {
-	return fmt.Sprintf("the runners of %s keep failing (%d times since the change); the last, runner %s of revision %s, %s",
-		e.App, e.Failures, e.RunnerID, e.RevisionID, e.What)
+	return fmt.Sprintf("the runners of %s keep failing (%d times since the change); the last, runner %s of %s, %s",
+		e.App, e.Failures, e.RunnerID, revisionLabel(e.Number, e.RevisionID), e.What)
 }
 
 // Unwrap makes the error match ErrRunnersFailing.
@@ -123,6 +126,7 @@ func (c *Control) watchRunners(ctx context.Context, app, revisionID string, afte
 		})
 		var failing *RunnersFailingError
 		if errors.As(err, &failing) {
+			failing.Number = c.number(ctx, app, failing.RevisionID, after)
 			cancel(err)
 		}
 	}()

@@ -113,7 +113,7 @@ func TestACrashLoopEndsTheDefaultWait(t *testing.T) {
 			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 {
 				t.Fatalf("%s of a crash loop: exit %d, stdout %q, stderr %q; want exit 1 and one line", name, r.code, r.stdout, r.stderr)
 			}
-			for _, want := range []string{"the runners of web keep failing (3 times since the change)", "did not start: runner exited with status 3", "model weights missing", "(its output: revline runners logs web "} {
+			for _, want := range []string{"the runners of web keep failing (3 times since the change)", " of v1, did not start: runner exited with status 3", "model weights missing", "(its output: revline runners logs web "} {
 				if !strings.Contains(r.stderr, want) {
 					t.Errorf("%s of a crash loop: stderr %q lacks %q", name, r.stderr, want)
 				}
