@@ -100,6 +100,7 @@ var catalogue = []CodeSpec{
 	{"request_too_large", KindError, http.StatusRequestEntityTooLarge},
 	{"deploy_failed", KindError, http.StatusUnprocessableEntity},
 	{"deploy_not_current", KindError, http.StatusConflict},
+	{"runners_failing", KindError, http.StatusUnprocessableEntity},
 	{"not_ready", KindError, http.StatusServiceUnavailable},
 	{"timeout", KindError, http.StatusGatewayTimeout},
 	{"canceled", KindError, http.StatusServiceUnavailable},

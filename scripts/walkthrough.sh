@@ -215,6 +215,7 @@ step <<EOF
 revline apps set-rev my-model $v1
 EOF
 expect "now serves revision $v1"
+expect "^Runners moved: 1 of $v1 "
 
 step <<EOF
 revline apps set-rev my-model $v1
@@ -236,6 +237,7 @@ step <<EOF
 revline apps scale my-model --min-concurrency 2 --keep-alive 5m
 EOF
 expect '^Scaled my-model'
+expect '^Runners settled: 2 ready'
 
 step <<EOF
 revline deploy my-model --command 'python3 $tmp/slow.py' --message "with a slow endpoint"

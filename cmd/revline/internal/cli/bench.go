@@ -9,8 +9,9 @@ import (
 )
 
 func benchCommand() *cobra.Command {
-	cmd := newCommand("bench", "Measure Revline against its baselines (raw NATS, a bare reverse proxy, direct requests) in one run, and print the ratios.",
+	cmd := newCommand("bench", "Measure Revline against its baselines",
 		"revline bench --ops 2000 --requests 50000 --concurrency 16 -o json", 0, 0)
+	cmd.Long = "Measure Revline against its baselines (raw NATS, a bare reverse proxy, direct requests) in one run, and print the ratios."
 	fs := cmd.Flags()
 	ops := fs.Int("ops", 2000, "operations per NATS case (event append, command round trip and their raw baselines)")
 	requests := fs.Int("requests", 50000, "measured requests per HTTP case (direct, bare reverse proxy, gateway)")

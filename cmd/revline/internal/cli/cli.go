@@ -29,6 +29,7 @@ import (
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/webhooks"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -82,11 +83,13 @@ type unknownCommandError struct{ msg string }
 // Error implements the error interface.
 func (e unknownCommandError) Error() string { return e.msg }
 
-// newRoot builds the command tree, writing to stdout and stderr.
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+// newRoot builds the command tree, writing to stdout and stderr, and
+// returns it with the connection its persistent flags fill in.
+func newRoot(stdout, stderr io.Writer) (*cobra.Command, *connection) {
 	root := &cobra.Command{
 		Use:     "revline",
-		Short:   "revline: revisions and rollouts for serverless apps, event-sourced on NATS JetStream.",
+		Short:   "Revisions and rollouts for serverless apps",
+		Long:    "revline: revisions and rollouts for serverless apps, event-sourced on NATS JetStream.",
 		Example: "  revline serve --data-dir ./revline-data\n  revline deploy my-model --command 'python3 -m http.server $PORT --bind 127.0.0.1'",
 		Version: Version,
 		Args:    cobra.ArbitraryArgs,
@@ -100,7 +103,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		Annotations:   map[string]string{groupAnnotation: "true"},
 	}
-	root.SetUsageTemplate(usageTemplate)
+	conn := &connection{}
+	conn.register(root.PersistentFlags())
+	root.PersistentPreRunE = refuseGlobalFlags
+	root.SetUsageTemplate(usageTemplate(root.PersistentFlags()))
 	// Before the completion command is added: it takes its output then.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -110,35 +116,35 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		serveCommand(),
 		natsConfigCommand(),
 		deployCommand(),
-		group("apps", "Apps and their revisions: list, roll back or forward, roll out, scale, suspend, delete, inspect.",
+		group("apps", "Manage apps and their revisions",
 			appsListCommand(), listRevisionsCommand(), setRevCommand(), rolloutCommand(), rolloutStatusCommand(), deleteRevisionCommand(),
 			scaleCommand(), runnersCommand(), changeStateCommand("suspend"), changeStateCommand("resume"),
 			deleteAppCommand(), historyCommand(), showCommand(), blameCommand(), diffCommand()),
-		group("runners", "One runner: stop or kill it, read its output.",
+		group("runners", "Stop, kill or read one runner",
 			runnerStopCommand(false), runnerStopCommand(true), runnerLogsCommand()),
 		auditCommand(),
-		group("secrets", "Apps' secrets: set, list, unset.",
+		group("secrets", "Manage apps' secrets",
 			secretsSetCommand(), secretsListCommand(), secretsUnsetCommand()),
-		group("webhooks", "Send events to URLs: add, list, pause, enable, remove, see deliveries.",
+		group("webhooks", "Send events to URLs",
 			webhooksAddCommand(), webhooksListCommand(), webhooksHistoryCommand(), webhooksRemoveCommand(),
 			webhooksStatusCommand(webhooks.StatusActive), webhooksStatusCommand(webhooks.StatusDisabled),
 			webhooksDeliveriesCommand(), webhooksRedeliverCommand()),
-		group("tokens", "Bearer tokens of the HTTP API and the dashboard: create, list, revoke.",
+		group("tokens", "Manage the HTTP API's bearer tokens",
 			tokensCreateCommand(), tokensListCommand(), tokensRevokeCommand()),
 		replayCommand(),
 		benchCommand(),
 		versionCommand(),
 	)
 	addBuiltinExamples(root)
-	return root
+	return root, conn
 }
 
 // Main runs the CLI with args (without the program name) and returns the
 // exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+	root, conn := newRoot(stdout, stderr)
 	root.SetArgs(args)
-	cmd, err := root.ExecuteContextC(ctx)
+	cmd, err := root.ExecuteContextC(context.WithValue(ctx, connectionKey{}, conn))
 	var usage usageError
 	var unknown unknownCommandError
 	switch {
@@ -153,9 +159,33 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %s; usage: %s (see `%s --help`)\n", oneLine(err), cmd.UseLine(), cmd.CommandPath())
 		return ExitUsage
 	default:
-		fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+		msg := oneLine(err)
+		var failing *control.RunnersFailingError
+		if errors.As(err, &failing) {
+			msg += fmt.Sprintf(" (its output: revline runners logs %s %s)", failing.App, failing.RunnerID)
+		}
+		fmt.Fprintf(stderr, "Error: %s\n", msg)
 		return ExitFailed
 	}
+}
+
+// refuseGlobalFlags refuses the root's connection flags on a command that
+// does not talk to a server as a client (serve, nats-config, bench...),
+// rather than ignore them.
+func refuseGlobalFlags(cmd *cobra.Command, _ []string) error {
+	if cmd.Annotations[clientAnnotation] != "" {
+		return nil
+	}
+	var given []string
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			given = append(given, "--"+f.Name)
+		}
+	})
+	if len(given) > 0 {
+		return usagef("%s: %s talks to no server as a client", strings.Join(given, ", "), cmd.CommandPath())
+	}
+	return nil
 }
 
 // flagError makes a flag that cobra could not parse a usage error; a long
@@ -226,18 +256,42 @@ func checkOutput(output string, more func() []string) error {
 	return nil
 }
 
-// clientFlags are the flags every client command has.
-type clientFlags struct {
+// connection is how the client commands reach a server and sign their
+// commands: the root's persistent flags, given once for every command
+// (Global Flags) before or after the command's name.
+type connection struct {
 	natsURL string
 	nats    natsFlags
-	output  string
-	actor   string
 	// tokenFile holds the token the CLI signs with (signing.go).
 	tokenFile string
-	timeout   time.Duration
+}
+
+// register registers the connection's flags on fs.
+func (c *connection) register(fs *pflag.FlagSet) {
+	c.natsURL = envOr(envNATSURL, defaultNATS)
+	fs.StringVar(&c.natsURL, "nats-url", c.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
+	c.nats.register(fs)
+	c.nats.localIdentity = true
+	fs.StringVar(&c.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
+}
+
+// connectionKey is the context key of the root's connection flags, which
+// the client commands read them from when they run.
+type connectionKey struct{}
+
+// clientFlags are the flags every client command has, and the root's
+// connection flags once it runs.
+type clientFlags struct {
+	*connection
+	output  string
+	actor   string
+	timeout time.Duration
 	// progress prints a long wait's steps: set for table output on a
 	// terminal, nil otherwise (scripts and pipes get the result alone).
 	progress func(line string)
+	// colour colours the tables' status words: stdout is a terminal and
+	// NO_COLOR is not set.
+	colour bool
 	// outputs are the command's output formats besides table and json.
 	outputs []string
 	// firstArg checks the first positional argument, an app's name unless
@@ -251,15 +305,11 @@ func clientCommand(use, short, example string, nargs, optional int) (*cobra.Comm
 	cmd := newCommand(use, short, example, nargs, optional)
 	f := &clientFlags{firstArg: events.ValidateAppName}
 	fs := cmd.Flags()
-	f.natsURL = envOr(envNATSURL, defaultNATS)
-	fs.StringVar(&f.natsURL, "nats-url", f.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
-	f.nats.register(fs)
-	f.nats.localIdentity = true
+	cmd.Annotations = map[string]string{clientAnnotation: "true"}
 	f.outputs = []string{outputWide}
 	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
-	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
-	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
+	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server, and for a change to be live")
 	if words := strings.Fields(use); len(words) > 1 && (words[1] == "APP" || words[1] == "[APP]") {
 		cmd.ValidArgsFunction = f.completeApps
 	}
@@ -296,7 +346,7 @@ func (f *clientFlags) completeApps(cmd *cobra.Command, args []string, toComplete
 
 // style is how the command's tables look.
 func (f *clientFlags) style() tableStyle {
-	return tableStyle{now: time.Now(), wide: f.output == outputWide}
+	return tableStyle{now: time.Now(), wide: f.output == outputWide, colour: f.colour}
 }
 
 // validate checks the flags.
@@ -409,8 +459,22 @@ func (f *clientFlags) runE(cmd *cobra.Command, validate func() error, fn func(ct
 	}
 }
 
+// attach gives f the root's connection flags, from the context Main runs
+// the command with.
+func (f *clientFlags) attach(ctx context.Context) error {
+	conn, ok := ctx.Value(connectionKey{}).(*connection)
+	if !ok {
+		return errors.New("the command runs without the root's connection flags (run it through Main)")
+	}
+	f.connection = conn
+	return nil
+}
+
 // run connects and runs fn with the --timeout deadline.
 func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *session) error) error {
+	if err := f.attach(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
@@ -425,12 +489,16 @@ func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *s
 // its first positional argument (firstArg), without
 // connecting; cobra has checked how many arguments there are.
 func (f *clientFlags) check(e env, pos []string, validate func() error) error {
+	if err := f.attach(e.ctx); err != nil {
+		return err
+	}
 	if err := f.validate(); err != nil {
 		return err
 	}
-	if (f.output == outputTable || f.output == outputWide) && isTerminalWriter(e.stderr) {
+	if showProgress(f.output, isTerminalWriter(e.stderr)) {
 		f.progress = func(line string) { fmt.Fprintf(e.stderr, "… %s\n", line) }
 	}
+	f.colour = useColour(isTerminalWriter(e.stdout), os.Getenv(envNoColor))
 	if validate != nil {
 		if err := validate(); err != nil {
 			return err

@@ -346,3 +346,41 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// The connection flags are the root's (Global Flags): given before or
+// after the command's name, or by their environment variables, they reach
+// every client command; a command that talks to no server as a client
+// refuses them rather than ignore them. The environment is changed, so
+// the test does not run in parallel.
+func TestConnectionFlagsAreGlobal(t *testing.T) {
+	t.Setenv("REVLINE_NATS_URL", "")
+	for _, args := range [][]string{
+		{"apps", "list", "--nats-url", unreachable},
+		{"--nats-url", unreachable, "apps", "list"},
+		{"apps", "--nats-url=" + unreachable, "scale", "my-app", "--min-concurrency", "1"},
+		{"deploy", "my-app", "--command", "true", "--nats-url", unreachable, "--token-file", "/dev/null", "--nats-tls-ca", "/dev/null"},
+	} {
+		if r := run(t, args...); r.code != cli.ExitFailed || !strings.Contains(r.stderr, "cannot reach NATS at "+unreachable) {
+			t.Errorf("%q: exit %d, stderr %q; want the connection to %s tried", args, r.code, r.stderr, unreachable)
+		}
+	}
+	// A flag's file is checked: the flag reached the command.
+	if r := run(t, "--nats-nkey", "/no/such/seed", "apps", "list"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--nats-nkey /no/such/seed") {
+		t.Errorf("--nats-nkey before the command: exit %d, stderr %q", r.code, r.stderr)
+	}
+	t.Setenv("REVLINE_NATS_URL", unreachable)
+	if r := run(t, "apps", "list"); r.code != cli.ExitFailed || !strings.Contains(r.stderr, "cannot reach NATS at "+unreachable) {
+		t.Errorf("REVLINE_NATS_URL: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// Each would fail at once (a bad flag) or write only to a temporary
+	// directory if it ran.
+	for _, args := range [][]string{
+		{"nats-config", "--nats-url", unreachable, "--data-dir", t.TempDir()},
+		{"serve", "--token-file", "/dev/null", "--log-level", "nope"},
+		{"bench", "--nats-nkey", "/dev/null", "-o", "nope"},
+	} {
+		if r := run(t, args...); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "talks to no server as a client") {
+			t.Errorf("%q: exit %d, stderr %q; want a usage error", args, r.code, r.stderr)
+		}
+	}
+}

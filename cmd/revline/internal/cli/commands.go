@@ -26,8 +26,9 @@ import (
 )
 
 func serveCommand() *cobra.Command {
-	cmd := newCommand("serve", "Run the control plane: embedded NATS (unless --nats-url), command processor, projections, runner workers, the request gateway and the HTTP API.",
+	cmd := newCommand("serve", "Run the control plane",
 		"revline serve --data-dir ./revline-data", 0, 0)
+	cmd.Long = "Run the control plane: embedded NATS (unless --nats-url), command processor, projections, runner workers, the request gateway and the HTTP API."
 	fs := cmd.Flags()
 	cfg := server.Config{Version: Version}
 	fs.StringVar(&cfg.DataDir, "data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory (env REVLINE_DATA_DIR)")
@@ -90,7 +91,7 @@ func serveCommand() *cobra.Command {
 }
 
 func natsConfigCommand() *cobra.Command {
-	cmd := newCommand("nats-config", "Print the NATS authorization block for a NATS server or cluster of your own.",
+	cmd := newCommand("nats-config", "Print the NATS authorization block",
 		"revline nats-config --data-dir ./revline-data > revline-auth.conf   # include it in every node's nats-server.conf", 0, 0)
 	cmd.Long = "Print the authorization block that gives a NATS server or cluster of your own Revline's users and permissions (the identities in DATA_DIR/auth, made if missing); then run serve with --nats-url and --nats-identities, and give clients DATA_DIR/auth/client.nk."
 	dataDir := cmd.Flags().String("data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory whose auth/ holds the identities (env REVLINE_DATA_DIR)")
@@ -106,8 +107,9 @@ func natsConfigCommand() *cobra.Command {
 }
 
 func deployCommand() *cobra.Command {
-	cmd, f := clientCommand("deploy APP", "Deploy a new revision of an app; waits until it is deployed or failed and prints its id.",
+	cmd, f := clientCommand("deploy APP", "Deploy a new revision of an app",
 		"revline deploy my-model --command 'python3 -m http.server $PORT --bind 127.0.0.1' --message 'first version'", 1, 0)
+	cmd.Long = "Deploy a new revision of an app; waits until it is deployed or failed and prints its id."
 	var (
 		d             events.Deploy
 		code          codeFlags
@@ -162,7 +164,7 @@ func deployCommand() *cobra.Command {
 }
 
 func appsListCommand() *cobra.Command {
-	cmd, f := clientCommand("list", "List apps.", "revline apps list -o json", 0, 0)
+	cmd, f := clientCommand("list", "List apps", "revline apps list -o json", 0, 0)
 	var limit limitFlag
 	limit.register(cmd.Flags())
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, _ []string) error {
@@ -175,8 +177,9 @@ func appsListCommand() *cobra.Command {
 }
 
 func listRevisionsCommand() *cobra.Command {
-	cmd, f := clientCommand("list-rev APP", "List an app's revisions, newest first; the current one is marked. --at shows them as they were then.",
+	cmd, f := clientCommand("list-rev APP", "List an app's revisions",
 		"revline apps list-rev my-model --at '2h ago'", 1, 0)
+	cmd.Long = "List an app's revisions, newest first; the current one is marked. --at shows them as they were then."
 	var (
 		limit limitFlag
 		at    pointFlags
@@ -208,14 +211,15 @@ func listRevisionsCommand() *cobra.Command {
 }
 
 func setRevCommand() *cobra.Command {
-	cmd, f := clientCommand("set-rev APP REVISION", "Make a revision current (roll back or forward). Runtime parameters are kept; code parameters come from the revision.",
+	cmd, f := clientCommand("set-rev APP REVISION", "Make a revision current (roll back or forward)",
 		"revline apps set-rev my-model v3", 2, 0)
+	cmd.Long = "Make a revision current (roll back or forward). Runtime parameters are kept; code parameters come from the revision.\n" +
+		"Waits until the revision's runners are ready and no other revision's is left (--no-wait)."
 	var strategy, message string
-	var wait bool
 	fs := cmd.Flags()
 	fs.StringVar(&strategy, "strategy", "rolling", "rolling (new runners up before old ones stop) or recreate")
 	fs.StringVar(&message, "message", "", "why, recorded in the audit log")
-	fs.BoolVar(&wait, "wait", false, "wait until the runners have moved: the revision's are ready and the others gone")
+	wait := waitFlags(cmd, "return once the revision is current, without waiting for the runners to move (the revision's ready, the others gone)")
 	var st events.Strategy
 	validate := func() (err error) {
 		if st, err = events.ParseStrategy(strategy); err != nil {
@@ -225,7 +229,7 @@ func setRevCommand() *cobra.Command {
 	}
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, pos []string) error {
 		res, err := s.control.SetRevision(ctx, pos[0], pos[1], st, message)
-		if err == nil && wait {
+		if err == nil && res.Status == events.OutcomeAccepted && wait() {
 			var ready int
 			ready, err = s.control.AwaitSwitch(ctx, pos[0], res.RevisionID, res.Sequence)
 			res.ReadyRunners = &ready
@@ -245,20 +249,25 @@ func setRevCommand() *cobra.Command {
 }
 
 func rolloutCommand() *cobra.Command {
-	cmd, f := clientCommand("rollout APP", "Restart every runner on the same revision. Graceful by default: replacements start first, old runners finish their requests.",
+	cmd, f := clientCommand("rollout APP", "Restart every runner of an app",
 		"revline apps rollout my-model --force", 1, 0)
-	var force, noWait bool
+	cmd.Long = "Restart every runner on the same revision. Graceful by default: replacements start first, old runners finish their requests.\n" +
+		"Waits until the rollout completes (--no-wait); exit 1 if a newer rollout supersedes it."
+	var force bool
 	cmd.Flags().BoolVar(&force, "force", false, "kill runners at once, dropping in-flight requests")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the rollout is requested")
+	wait := waitFlags(cmd, "return once the rollout is requested, without waiting for it to complete")
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
-		res, err := s.control.Rollout(ctx, pos[0], force, !noWait)
-		return render(e, f, rolloutOutcome{pos[0], res}, err, printRollout)
+		res, err := s.control.Rollout(ctx, pos[0], force, wait())
+		if err != nil {
+			return err
+		}
+		return printRolloutEnd(e, f, pos[0], res)
 	})
 	return cmd
 }
 
 func rolloutStatusCommand() *cobra.Command {
-	cmd, f := clientCommand("rollout-status APP [ROLLOUT]", "Show a rollout, or with --watch follow it to its end, as kubectl rollout status does.",
+	cmd, f := clientCommand("rollout-status APP [ROLLOUT]", "Show a rollout, or follow it to its end",
 		"revline apps rollout-status my-model --watch", 1, 1)
 	cmd.Long = "Show a rollout, the app's last one unless ROLLOUT (its id) is given: requested (in progress), completed, or superseded by a newer rollout (exit 1). " +
 		"--watch follows it, wherever it was started, to its end: exit 0 once it completes, 1 if a newer rollout supersedes it or --timeout passes."
@@ -313,20 +322,15 @@ func rolloutStatusCommand() *cobra.Command {
 				}
 			}
 		}
-		if err := render(e, f, rolloutOutcome{app, res}, nil, printRollout); err != nil {
-			return err
-		}
-		if res.Status == "superseded" {
-			return errReported
-		}
-		return nil
+		return printRolloutEnd(e, f, app, res)
 	})
 	return cmd
 }
 
 func deleteRevisionCommand() *cobra.Command {
-	cmd, f := clientCommand("delete-rev APP REVISION", "Delete a revision (not the current one). It leaves the list, never the audit log.",
+	cmd, f := clientCommand("delete-rev APP REVISION", "Delete a revision",
 		"revline apps delete-rev my-model v2", 2, 0)
+	cmd.Long = "Delete a revision (not the current one). It leaves the list, never the audit log."
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		res, err := s.control.DeleteRevision(ctx, pos[0], pos[1])
 		return render(e, f, deleteOutcome{res, events.OutcomeAccepted}, err, func(w io.Writer, res deleteOutcome) {
@@ -337,7 +341,7 @@ func deleteRevisionCommand() *cobra.Command {
 }
 
 func deleteAppCommand() *cobra.Command {
-	cmd, f := clientCommand("delete APP", "Delete an app: its runners stop at once; its history stays in the audit log.",
+	cmd, f := clientCommand("delete APP", "Delete an app",
 		"revline apps delete my-modle --reason \"typo of my-model\"", 1, 0)
 	cmd.Long = "Delete an app, without asking (as fal apps delete and kubectl delete do): its runners stop at once,\n" +
 		"each cut at its request_timeout, and the gateway answers 404 for it. It leaves apps list, and its\n" +
@@ -365,13 +369,15 @@ func deleteAppCommand() *cobra.Command {
 }
 
 func scaleCommand() *cobra.Command {
-	cmd, f := clientCommand("scale APP", "Change an app's runtime-tunable parameters.",
+	cmd, f := clientCommand("scale APP", "Change an app's runtime parameters",
 		"revline apps scale my-model --min-concurrency 2 --keep-alive 5m", 1, 0)
+	cmd.Long = "Change an app's runtime-tunable parameters. Waits until its runners have settled: none starting or stopping,\n" +
+		"at least min_concurrency ready (--no-wait)."
 	var runtime runtimeFlags
 	var code codeFlags
 	runtime.register(cmd.Flags())
 	code.register(cmd.Flags())
-	wait := settleFlag(cmd)
+	wait := settleFlags(cmd)
 	// Nothing to change is a mistake in the call, told before connecting.
 	validate := func() error {
 		if runtime.overrides().IsZero() && code.overrides().IsZero() {
@@ -391,14 +397,15 @@ func scaleCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printChange(ctx, e, s, f, res, "Scaled", *wait)
+		return printChange(ctx, e, s, f, res, "Scaled", wait())
 	})
 	return cmd
 }
 
 func runnersCommand() *cobra.Command {
-	cmd, f := clientCommand("runners APP", "List an app's runners; --at shows them as they were then.",
+	cmd, f := clientCommand("runners APP", "List an app's runners",
 		"revline apps runners my-model --state all --at '10m ago'", 1, 0)
+	cmd.Long = "List an app's runners; --at shows them as they were then."
 	var (
 		state string
 		limit limitFlag
@@ -440,12 +447,13 @@ func runnersCommand() *cobra.Command {
 
 // changeStateCommand is `apps suspend` or `apps resume`.
 func changeStateCommand(name string) *cobra.Command {
-	short, example := "Stop an app's runners; its current revision shows as suspended.", "revline apps suspend my-model"
+	short, long, example := "Stop an app's runners", "Stop an app's runners until it is resumed; its current revision shows as suspended. Waits until none is left (--no-wait).", "revline apps suspend my-model"
 	if name == "resume" {
-		short, example = "Bring a suspended app back.", "revline apps resume my-model"
+		short, long, example = "Bring a suspended app back", "Bring a suspended app back. Waits until min_concurrency of its runners are ready (--no-wait).", "revline apps resume my-model"
 	}
 	cmd, f := clientCommand(name+" APP", short, example, 1, 0)
-	wait := settleFlag(cmd)
+	cmd.Long = long
+	wait := settleFlags(cmd)
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		op, verb := s.control.Suspend, "Suspended"
 		if name == "resume" {
@@ -455,7 +463,7 @@ func changeStateCommand(name string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printChange(ctx, e, s, f, res, verb, *wait)
+		return printChange(ctx, e, s, f, res, verb, wait())
 	})
 	return cmd
 }

@@ -10,8 +10,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Every command, cobra's help and completion included, has a one-line
-// summary and an example that runs it, and shows both in its --help.
+// longShortsElsewhere are the commands whose Short is still a sentence:
+// they live in audit.go and provenance.go, which the audit work (issue 9)
+// is changing; shortened once it is merged.
+var longShortsElsewhere = map[string]bool{
+	"revline audit": true, "revline apps history": true, "revline apps show": true, "revline apps blame": true, "revline apps diff": true,
+}
+
+// Every command, cobra's help and completion included, has a summary
+// that is a short phrase, as kubectl's are (the long explanation is its
+// Long), and an example that runs it, and shows both in its --help.
 func TestEveryCommandHasASummaryAndAnExample(t *testing.T) {
 	t.Parallel()
 	var all []*cobra.Command
@@ -25,7 +33,8 @@ func TestEveryCommandHasASummaryAndAnExample(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(newRoot(io.Discard, io.Discard))
+	root, _ := newRoot(io.Discard, io.Discard)
+	walk(root)
 	if len(all) < 40 {
 		t.Fatalf("walked %d commands; the tree has more", len(all))
 	}
@@ -35,6 +44,9 @@ func TestEveryCommandHasASummaryAndAnExample(t *testing.T) {
 			t.Parallel()
 			if strings.TrimSpace(c.Short) == "" {
 				t.Errorf("%s has no Short", path)
+			}
+			if !longShortsElsewhere[path] && (len(c.Short) > 50 || strings.HasSuffix(c.Short, ".") || strings.Contains(c.Short, "\n")) {
+				t.Errorf("%s: Short %q is not a short phrase (at most 50 characters, no full stop); the rest goes in Long", path, c.Short)
 			}
 			if !strings.Contains(c.Example, path) {
 				t.Errorf("%s: example %q does not run it", path, c.Example)

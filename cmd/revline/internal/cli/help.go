@@ -10,6 +10,7 @@ import (
 
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // group returns a command that groups others (apps, runners, ...): it
@@ -49,9 +50,34 @@ func makeGroup(g *cobra.Command) {
 // their own, so their usage shows only `revline GROUP [command]`.
 const groupAnnotation = "revline/group"
 
+// clientAnnotation marks the client commands: those that talk to a
+// server, with the root's connection flags.
+const clientAnnotation = "revline/client"
+
 // usageTemplate is cobra's, without the usage line of a command that only
-// groups others.
-const usageTemplate = `Usage:{{if and .Runnable (not (index .Annotations "` + groupAnnotation + `"))}}
+// groups others, and with the root's persistent flags (global), the
+// connection flags, in full in the root's help only: a client command's
+// help names them in a line.
+func usageTemplate(global *pflag.FlagSet) string {
+	var names []string
+	global.VisitAll(func(f *pflag.Flag) { names = append(names, "--"+f.Name) })
+	return usageHead + `{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalNonPersistentFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if not .HasParent}}
+
+Global Flags (every command that talks to a server, before or after its name):
+{{.PersistentFlags.FlagUsages | trimTrailingWhitespaces}}{{else if index .Annotations "` + clientAnnotation + `"}}
+
+Global Flags (the server to talk to, and the token to sign with; see "revline --help"):
+  ` + strings.Join(names, ", ") + `{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+`
+}
+
+// usageHead is the start of usageTemplate, cobra's.
+const usageHead = `Usage:{{if and .Runnable (not (index .Annotations "` + groupAnnotation + `"))}}
   {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
   {{.CommandPath}} [command]{{end}}{{if gt (len .Aliases) 0}}
 
@@ -62,13 +88,7 @@ Examples:
 {{.Example}}{{end}}{{if .HasAvailableSubCommands}}
 
 Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
-  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
-
-Flags:
-{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
-
-Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
-`
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}`
 
 // unknownCommand is the error for args that name no command under cmd,
 // with the nearest command's name if one is within a typo.
@@ -184,7 +204,8 @@ type versionReport struct {
 }
 
 func versionCommand() *cobra.Command {
-	cmd, f := clientCommand("version", "Print the version, the commit it was built from and the Go version, and the server's version when it answers.", "revline version -o json", 0, 0)
+	cmd, f := clientCommand("version", "Print the CLI's and the server's versions", "revline version -o json", 0, 0)
+	cmd.Long = "Print the version, the commit it was built from and the Go version, and the server's version when it answers."
 	f.outputs = nil
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
 		e := envOf(cmd)
@@ -248,6 +269,7 @@ func addBuiltinExamples(root *cobra.Command) {
 			}
 		case "completion":
 			makeGroup(c)
+			c.Short = "Generate a shell completion script"
 			c.Example = "  source <(revline completion bash)\n  revline completion zsh > \"${fpath[1]}/_revline\""
 			for _, shell := range c.Commands() {
 				shell.Example = "  " + completionExamples[shell.Name()]

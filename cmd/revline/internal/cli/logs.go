@@ -21,8 +21,9 @@ import (
 const followInterval = 500 * time.Millisecond
 
 func runnerLogsCommand() *cobra.Command {
-	cmd, f := clientCommand("logs APP RUNNER", "Show a runner's output (stdout and stderr): its last lines, and with --follow what it writes next.",
+	cmd, f := clientCommand("logs APP RUNNER", "Show a runner's output",
 		"revline runners logs my-model 01a214e9-c31c-7d34-bee6-9380ace5896c --tail 20 --follow", 2, 0)
+	cmd.Long = "Show a runner's output (stdout and stderr): its last lines, and with --follow what it writes next."
 	var follow bool
 	tail := tailFlag{n: queryapi.DefaultLogTail}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what the runner writes until interrupted (Ctrl-C) or the runner terminates")

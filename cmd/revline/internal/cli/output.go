@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
@@ -69,13 +69,42 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// table prints a table: the header's cells are tab-separated. Each column
+// is as wide as its widest cell, two spaces from the next; the last is not
+// padded.
 func table(w io.Writer, header string, rows [][]string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, header)
-	for _, row := range rows {
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	paintedTable(w, header, rows, -1, nil)
+}
+
+// paintedTable prints a table as table does, with paint applied to the
+// cells of column col (not the header's) once they are padded: the escape
+// codes of a colour take no room, and the columns stay aligned.
+func paintedTable(w io.Writer, header string, rows [][]string, col int, paint func(string) string) {
+	lines := append([][]string{strings.Split(header, "\t")}, rows...)
+	var widths []int
+	for _, cells := range lines {
+		for i, cell := range cells[:max(len(cells)-1, 0)] {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
 	}
-	_ = tw.Flush()
+	var b strings.Builder
+	for n, cells := range lines {
+		for i, cell := range cells {
+			text := cell
+			if paint != nil && n > 0 && i == col {
+				text = paint(cell)
+			}
+			b.WriteString(text)
+			if i < len(cells)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell)+2))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	_, _ = io.WriteString(w, b.String())
 }
 
 // when shows a time in the machine's zone, with the zone, so that a
@@ -141,6 +170,18 @@ func printDeploy(w io.Writer, app string, res control.DeployResult) {
 type tableStyle struct {
 	now  time.Time
 	wide bool
+	// colour colours the status words (useColour).
+	colour bool
+}
+
+// statusTable prints a table whose column col holds status words,
+// coloured if the style says so.
+func (ts tableStyle) statusTable(w io.Writer, header string, rows [][]string, col int) {
+	if !ts.colour {
+		table(w, header, rows)
+		return
+	}
+	paintedTable(w, header, rows, col, paintStatus)
 }
 
 // at shows a time in a table: how long ago, or with -o wide exactly, as
@@ -245,7 +286,7 @@ func (ts tableStyle) printRevisions(w io.Writer, revs []projections.RevisionView
 		}
 		rows = append(rows, append(row, fmt.Sprint(r.Runners), ts.fit(r.Message, 22)))
 	}
-	table(w, header, rows)
+	ts.statusTable(w, header, rows, 3)
 	if len(revs) > 0 {
 		fmt.Fprintln(w, "* current revision")
 	}
@@ -286,7 +327,7 @@ func (ts tableStyle) printRunners(w io.Writer, runners []projections.RunnerView)
 		}
 		rows = append(rows, row)
 	}
-	table(w, header, rows)
+	ts.statusTable(w, header, rows, 2)
 }
 
 // uptime is how long a live runner has run, "-" for a terminated one.
@@ -305,15 +346,40 @@ func (ts tableStyle) expiresIn(at *time.Time) string {
 	return span(max(at.Sub(ts.now), 0))
 }
 
-// settleFlag registers --wait on a scale, suspend or resume.
-func settleFlag(cmd *cobra.Command) *bool {
-	return cmd.Flags().Bool("wait", false, "wait until the runners have settled: as many ready as min_concurrency asks, or none when suspended (a crash loop ends the wait at --timeout with what the runner was doing)")
+// waitFlags registers --no-wait, with usage, on a command that waits by
+// default until its change is live, and --wait, hidden: it was how to
+// wait before waiting became the default, and scripts still give it.
+// The function returned says whether to wait.
+func waitFlags(cmd *cobra.Command, usage string) func() bool {
+	noWait := cmd.Flags().Bool("no-wait", false, usage)
+	wait := cmd.Flags().Bool("wait", true, "wait until the change is live (the default; --no-wait does not)")
+	_ = cmd.Flags().MarkHidden("wait")
+	return func() bool { return *wait && !*noWait }
+}
+
+// settleFlags registers --no-wait (and --wait, hidden) on a scale,
+// suspend or resume.
+func settleFlags(cmd *cobra.Command) func() bool {
+	return waitFlags(cmd, fmt.Sprintf("return once the change is recorded, without waiting for the runners to settle (as many ready as min_concurrency asks, or none when suspended; runners failing %d times end the wait early, exit 1)", control.FailureLimit))
+}
+
+// printRolloutEnd prints a rollout as it ended, or as requested: one a
+// newer rollout superseded did not do what was asked (exit 1).
+func printRolloutEnd(e env, f *clientFlags, app string, res control.RolloutResult) error {
+	if err := render(e, f, rolloutOutcome{app, res}, nil, printRollout); err != nil {
+		return err
+	}
+	if res.Status == "superseded" {
+		return errReported
+	}
+	return nil
 }
 
 // printChange reports a scale, suspend or resume, with the app as it is
-// now, after waiting for the runners to settle when asked.
+// now, after waiting for the runners to settle when asked (a no-op has
+// nothing to wait for).
 func printChange(ctx context.Context, e env, s *session, f *clientFlags, res control.ChangeResult, verb string, wait bool) error {
-	if wait {
+	if wait && res.Status == events.OutcomeAccepted {
 		ready, err := s.control.AwaitSettled(ctx, res.App, res.Sequence)
 		if err != nil {
 			return err

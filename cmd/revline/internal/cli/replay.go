@@ -17,7 +17,7 @@ import (
 // replayCommand is `revline replay`: the server rebuilds its read model
 // from the log (queryapi.ServeReplay) and says what differed.
 func replayCommand() *cobra.Command {
-	cmd, f := clientCommand("replay", "Rebuild the server's read model from the event log; print what differed.", "revline replay -o json", 0, 0)
+	cmd, f := clientCommand("replay", "Rebuild the read model from the event log", "revline replay -o json", 0, 0)
 	cmd.Long = "Rebuild the server's read model from the event log into a new generation and switch to it atomically; print what differed. --to-seq builds the model as of that event and compares it with the live one, without switching."
 	var toSeq string
 	var req queryapi.ReplayRequest

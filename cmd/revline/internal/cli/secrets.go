@@ -21,8 +21,9 @@ import (
 // NAME whose value is read from stdin (kept out of the shell's history and
 // the process list).
 func secretsSetCommand() *cobra.Command {
-	cmd, f := clientCommand("set APP NAME[=VALUE]...", "Set an app's secrets: runners get them as environment variables. Values never enter the event log; a bare NAME reads its value from stdin.",
+	cmd, f := clientCommand("set APP NAME[=VALUE]...", "Set an app's secrets",
 		"printf %s \"$HF_TOKEN\" | revline secrets set my-model HF_TOKEN --rollout", 2, aggregates.MaxSecrets-1)
+	cmd.Long = "Set an app's secrets: runners get them as environment variables. Values never enter the event log; a bare NAME reads its value from stdin."
 	var rollout bool
 	cmd.Flags().BoolVar(&rollout, "rollout", false, "then roll the app's runners out gracefully, so that running ones get the new values")
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
@@ -107,8 +108,9 @@ func secretsSetCommand() *cobra.Command {
 }
 
 func secretsUnsetCommand() *cobra.Command {
-	cmd, f := clientCommand("unset APP NAME...", "Remove an app's secrets: the event log records it and the values are purged. Running runners keep them until a rollout.",
+	cmd, f := clientCommand("unset APP NAME...", "Remove an app's secrets",
 		"revline secrets unset my-model HF_TOKEN", 2, aggregates.MaxSecrets-1)
+	cmd.Long = "Remove an app's secrets: the event log records it and the values are purged. Running runners keep them until a rollout."
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		results := make([]control.SecretResult, 0, len(pos)-1)
 		for _, name := range pos[1:] {
@@ -128,8 +130,9 @@ func secretsUnsetCommand() *cobra.Command {
 }
 
 func secretsListCommand() *cobra.Command {
-	cmd, f := clientCommand("list APP", "List an app's secrets: names, versions, who set them and when; never values.",
+	cmd, f := clientCommand("list APP", "List an app's secrets",
 		"revline secrets list my-model -o json", 1, 0)
+	cmd.Long = "List an app's secrets: names, versions, who set them and when; never values."
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		views, err := control.ListSecrets(ctx, s.events, pos[0])
 		return render(e, f, views, err, func(w io.Writer, views []control.SecretView) {

@@ -13,13 +13,14 @@ import (
 // runnerStopCommand is `runners stop` (graceful) or, with force,
 // `runners kill`.
 func runnerStopCommand(force bool) *cobra.Command {
-	use, short := "stop APP RUNNER", "Stop one runner gracefully: it gets no new request and stops once its requests have ended; --replace starts its replacement first."
+	use, short, long := "stop APP RUNNER", "Stop a runner gracefully", "Stop one runner gracefully: it gets no new request and stops once its requests have ended; --replace starts its replacement first."
 	example := "revline runners stop my-model 01a2183f-7dbf-72a7-9c0f-3454ea8a294e --replace"
 	if force {
-		use, short = "kill APP RUNNER", "Kill one runner at once: its requests in flight fail (502) and are counted."
+		use, short, long = "kill APP RUNNER", "Kill a runner at once", "Kill one runner at once: its requests in flight fail (502) and are counted."
 		example = "revline runners kill my-model 01a2183f-7dbf-72a7-9c0f-3454ea8a294e"
 	}
 	cmd, f := clientCommand(use, short, example, 2, 0)
+	cmd.Long = long
 	var replace, noWait bool
 	if !force {
 		cmd.Flags().BoolVar(&replace, "replace", false, "start a replacement runner, and wait until it is ready, before the drain starts")

@@ -15,8 +15,9 @@ import (
 // client identity: only the server reads and writes the token bucket.
 
 func tokensCreateCommand() *cobra.Command {
-	cmd, f := tokenCommand("create NAME", "Create a bearer token for the HTTP API and the dashboard. Its value is printed once; only its hash is kept.",
+	cmd, f := tokenCommand("create NAME", "Create a bearer token",
 		"revline tokens create alice --role operator --app 'web-*'", 1)
+	cmd.Long = "Create a bearer token for the HTTP API and the dashboard. Its value is printed once; only its hash is kept."
 	var role, apps string
 	cmd.Flags().StringVar(&role, "role", "", "viewer (reads), operator (set-rev, rollout, scale, suspend, resume, delete-rev, stop runners), deployer (also deploy), admin (also tokens)")
 	cmd.Flags().StringVar(&apps, "app", auth.AllApps, "glob of the app names the token may touch (path.Match syntax)")
@@ -59,7 +60,8 @@ func tokensCreateCommand() *cobra.Command {
 }
 
 func tokensListCommand() *cobra.Command {
-	cmd, f := tokenCommand("list", "List the HTTP API's tokens (never their values), revoked ones too.", "revline tokens list", 0)
+	cmd, f := tokenCommand("list", "List tokens", "revline tokens list", 0)
+	cmd.Long = "List the HTTP API's tokens (never their values), revoked ones too."
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, _ []string) error {
 		reply, err := auth.Ask(ctx, s.nc, s.signer, auth.SubjectList, auth.Request{})
 		tokens := reply.Tokens
@@ -82,7 +84,8 @@ func tokensListCommand() *cobra.Command {
 }
 
 func tokensRevokeCommand() *cobra.Command {
-	cmd, f := tokenCommand("revoke NAME", "Revoke a token: every server refuses it from its next request on, and its dashboard sessions end.", "revline tokens revoke alice", 1)
+	cmd, f := tokenCommand("revoke NAME", "Revoke a token", "revline tokens revoke alice", 1)
+	cmd.Long = "Revoke a token: every server refuses it from its next request on, and its dashboard sessions end."
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		reply, err := auth.Ask(ctx, s.nc, s.signer, auth.SubjectRevoke, auth.Request{Name: pos[0]})
 		return render(e, f, reply.Token, err, func(w io.Writer, t *auth.Token) {

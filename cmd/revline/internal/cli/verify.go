@@ -14,8 +14,9 @@ import (
 )
 
 func verifyCommand() *cobra.Command {
-	cmd, f := clientCommand("verify [APP]", "Check the hash chain of each app's events: exits 1 if a link is broken (an event inserted, removed or changed).",
+	cmd, f := clientCommand("verify [APP]", "Check the hash chain of each app's events",
 		"revline audit verify my-model -o json", 0, 1)
+	cmd.Long = "Check the hash chain of each app's events: exits 1 if a link is broken (an event inserted, removed or changed)."
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		app := ""
 		if len(pos) > 0 {

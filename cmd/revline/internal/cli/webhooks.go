@@ -44,8 +44,9 @@ func webhooksRunE(cmd *cobra.Command, f *clientFlags, fn func(ctx context.Contex
 }
 
 func webhooksAddCommand() *cobra.Command {
-	cmd, f := webhookCommand("add URL", "Send events to a URL: CloudEvents 1.0 (JSON), signed per Standard Webhooks; every event after this one, in order, through outages. Prints the signing secret once, unless given on stdin.",
+	cmd, f := webhookCommand("add URL", "Add a webhook",
 		"revline webhooks add https://example.com/hooks/revline --app my-model --events 'revision.*' --events app.current_revision_set", 1)
+	cmd.Long = "Send events to a URL: CloudEvents 1.0 (JSON), signed per Standard Webhooks; every event after this one, in order, through outages. Prints the signing secret once, unless given on stdin."
 	var hook webhooks.Webhook
 	var globs globsFlag
 	var fromStdin bool
@@ -109,8 +110,9 @@ func appsOf(w webhooks.Webhook) string {
 }
 
 func webhooksListCommand() *cobra.Command {
-	cmd, f := webhookCommand("list", "List webhooks: target, app, event types, status (a disabled one says why), who added them.",
+	cmd, f := webhookCommand("list", "List webhooks",
 		"revline webhooks list --all", 0)
+	cmd.Long = "List webhooks: target, app, event types, status (a disabled one says why), who added them."
 	var all bool
 	cmd.Flags().BoolVar(&all, "all", false, "include removed webhooks")
 	webhooksRunE(cmd, f, func(ctx context.Context, e env, hooks *webhooks.Store, _ []string) error {
@@ -137,15 +139,16 @@ func webhooksListCommand() *cobra.Command {
 				}
 				rows[i] = []string{h.ID, h.URL, app, strings.Join(append([]string{}, h.Events...), ","), h.CreatedBy, f.style().at(h.CreatedAt), status}
 			}
-			table(w, "ID\tURL\tAPP\tEVENTS\tADDED BY\tADDED\tSTATUS", rows)
+			f.style().statusTable(w, "ID\tURL\tAPP\tEVENTS\tADDED BY\tADDED\tSTATUS", rows, 6)
 		})
 	})
 	return cmd
 }
 
 func webhooksHistoryCommand() *cobra.Command {
-	cmd, f := webhookCommand("history ID", "Who added a webhook, and every disable, enable and removal since: who, when and why.",
+	cmd, f := webhookCommand("history ID", "Show who changed a webhook, and when",
 		"revline webhooks history 3f2a9c0d81be", 1)
+	cmd.Long = "Who added a webhook, and every disable, enable and removal since: who, when and why."
 	webhooksRunE(cmd, f, func(ctx context.Context, e env, hooks *webhooks.Store, pos []string) error {
 		versions, err := hooks.History(ctx, pos[0])
 		return render(e, f, versions, err, func(w io.Writer, versions []webhooks.Webhook) {
@@ -163,8 +166,9 @@ func webhooksHistoryCommand() *cobra.Command {
 }
 
 func webhooksRemoveCommand() *cobra.Command {
-	cmd, f := webhookCommand("remove ID", "Remove a webhook: nothing more is sent; its consumer, secret and deliveries are deleted (the definition's history keeps who removed it).",
+	cmd, f := webhookCommand("remove ID", "Remove a webhook",
 		"revline webhooks remove 3f2a9c0d81be", 1)
+	cmd.Long = "Remove a webhook: nothing more is sent; its consumer, secret and deliveries are deleted (the definition's history keeps who removed it)."
 	webhooksRunE(cmd, f, func(ctx context.Context, e env, hooks *webhooks.Store, pos []string) error {
 		w, err := hooks.SetStatus(ctx, pos[0], webhooks.StatusRemoved, f.actor, "", time.Now())
 		return render(e, f, w, err, func(out io.Writer, w webhooks.Webhook) {
@@ -177,13 +181,14 @@ func webhooksRemoveCommand() *cobra.Command {
 // webhooksStatusCommand is `webhooks enable` (status active) or
 // `webhooks disable`.
 func webhooksStatusCommand(status string) *cobra.Command {
-	use, short := "enable ID", "Enable a disabled webhook: it delivers what happened meanwhile, in order, from the event it failed on."
+	use, short, long := "enable ID", "Enable a disabled webhook", "Enable a disabled webhook: it delivers what happened meanwhile, in order, from the event it failed on."
 	example := "revline webhooks enable 3f2a9c0d81be"
 	if status == webhooks.StatusDisabled {
-		use, short = "disable ID", "Pause a webhook: events are kept for it until it is enabled again."
+		use, short, long = "disable ID", "Pause a webhook", "Pause a webhook: events are kept for it until it is enabled again."
 		example = "revline webhooks disable 3f2a9c0d81be --reason 'receiver migrating'"
 	}
 	cmd, f := webhookCommand(use, short, example, 1)
+	cmd.Long = long
 	var reason string
 	cmd.Flags().StringVar(&reason, "reason", "", "why, kept with the webhook")
 	webhooksRunE(cmd, f, func(ctx context.Context, e env, hooks *webhooks.Store, pos []string) error {
@@ -196,8 +201,9 @@ func webhooksStatusCommand(status string) *cobra.Command {
 }
 
 func webhooksDeliveriesCommand() *cobra.Command {
-	cmd, f := webhookCommand("deliveries ID", fmt.Sprintf("A webhook's last %d delivery attempts, oldest first: event, attempt, HTTP status, latency, error.", webhooks.DeliveryHistory),
+	cmd, f := webhookCommand("deliveries ID", "Show a webhook's last delivery attempts",
 		"revline webhooks deliveries 3f2a9c0d81be -o json", 1)
+	cmd.Long = fmt.Sprintf("A webhook's last %d delivery attempts, oldest first: event, attempt, HTTP status, latency, error.", webhooks.DeliveryHistory)
 	webhooksRunE(cmd, f, func(ctx context.Context, e env, hooks *webhooks.Store, pos []string) error {
 		list, err := hooks.Deliveries(ctx, pos[0])
 		return render(e, f, list, err, func(w io.Writer, list []webhooks.Delivery) {
@@ -220,8 +226,9 @@ func webhooksDeliveriesCommand() *cobra.Command {
 }
 
 func webhooksRedeliverCommand() *cobra.Command {
-	cmd, f := webhookCommand("redeliver ID SEQ", "Deliver one event to a webhook again (one attempt, with the event's id: receivers that deduplicate ignore it). SEQ is the SEQ of `revline audit` or `webhooks deliveries`.",
+	cmd, f := webhookCommand("redeliver ID SEQ", "Deliver one event to a webhook again",
 		"revline webhooks redeliver 3f2a9c0d81be 42", 2)
+	cmd.Long = "Deliver one event to a webhook again (one attempt, with the event's id: receivers that deduplicate ignore it). SEQ is the SEQ of `revline audit` or `webhooks deliveries`."
 	webhooksRunE(cmd, f, func(ctx context.Context, e env, hooks *webhooks.Store, pos []string) error {
 		seq, err := strconv.ParseUint(pos[1], 10, 64)
 		if err != nil || seq == 0 {

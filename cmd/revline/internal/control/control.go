@@ -55,13 +55,27 @@ func (c *Control) progress(format string, args ...any) {
 	}
 }
 
-// runnerStep reports a runner's move during a wait.
+// stepWords say what a runner reported means for a wait.
+var stepWords = map[events.RunnerState]string{
+	events.RunnerPending:      "starting",
+	events.RunnerSetup:        "starting",
+	events.RunnerIdle:         "ready",
+	events.RunnerRunning:      "ready",
+	events.RunnerDraining:     "draining",
+	events.RunnerTerminating:  "stopping",
+	events.RunnerTerminated:   "gone",
+	events.RunnerCrashBackoff: "crashed",
+}
+
+// runnerStep reports a runner's move during a wait: "runner ID: ready",
+// "runner ID: draining (rollout ...)".
 func (c *Control) runnerStep(ev events.RunnerStateChanged) {
+	step := cmp.Or(stepWords[ev.State], string(ev.State))
 	if ev.Reason != "" && ev.State != events.RunnerIdle {
-		c.progress("runner %s: %s (%s)", ev.RunnerID, ev.State, ev.Reason)
+		c.progress("runner %s: %s (%s)", ev.RunnerID, step, ev.Reason)
 		return
 	}
-	c.progress("runner %s: %s", ev.RunnerID, ev.State)
+	c.progress("runner %s: %s", ev.RunnerID, step)
 }
 
 // commandID returns the command id for an operation: derived from the
@@ -284,19 +298,28 @@ func (c *Control) census(ctx context.Context, app, revisionID string, after uint
 
 // awaitRunners takes a census of app's runners against revisionID every
 // runnerPoll until done says the runners have settled, and returns the
-// last census. It fails when ctx ends first, saying what it waited for,
-// or with done's error: what it waits for can no longer happen.
+// last census. ctx is one watchRunners watches: the wait fails at once
+// when the runners keep failing, saying how. It fails when ctx ends first,
+// saying what it waited for, or with done's error: what it waits for can
+// no longer happen.
 func (c *Control) awaitRunners(ctx context.Context, app, revisionID string, after uint64, done func(runnerCensus) (bool, error)) (runnerCensus, error) {
 	for {
 		n, err := c.census(ctx, app, revisionID, after)
-		if err != nil {
-			return n, err
+		settled := false
+		if err == nil {
+			settled, err = done(n)
 		}
-		if settled, err := done(n); settled || err != nil {
+		if failing := failure(ctx); failing != nil {
+			return n, failing
+		}
+		if settled || err != nil {
 			return n, err
 		}
 		select {
 		case <-ctx.Done():
+			if failing := failure(ctx); failing != nil {
+				return n, failing
+			}
 			why := fmt.Sprintf("%d of %d runner(s) ready", n.ready, n.total)
 			if n.waitingOn != "" {
 				why += "; " + n.waitingOn
@@ -319,8 +342,12 @@ var ErrSwitchOvertaken = errors.New("no longer the current revision")
 // setup, crash_backoff). It returns how many of revisionID then serve (0
 // for an app scaled to zero). It fails when ctx ends first, and with an
 // error wrapping ErrSwitchOvertaken as soon as revisionID is no longer the
-// app's current revision.
+// app's current revision, and with a *RunnersFailingError as soon as its
+// runners have failed FailureLimit times.
 func (c *Control) AwaitSwitch(ctx context.Context, app, revisionID string, after uint64) (int, error) {
+	c.progress("waiting for the runners of %s to move to revision %s", app, revisionID)
+	ctx, stop := c.watchRunners(ctx, app, revisionID, after)
+	defer stop()
 	n, err := c.awaitRunners(ctx, app, revisionID, after, func(n runnerCensus) (bool, error) {
 		if err := c.stillCurrent(ctx, app, revisionID, after); err != nil {
 			return false, err
@@ -359,19 +386,29 @@ func (c *Control) stillCurrent(ctx context.Context, app, revisionID string, afte
 // suspend or resume), until the app's runners have settled on it: for a
 // suspended app, none is left; otherwise none is starting, backing off or
 // stopping, all run the current revision, and at least min_concurrency of
-// them serve. It returns how many serve. It fails when ctx ends first,
-// saying what a runner was still doing (a crash loop, for one).
+// them serve. It returns how many serve. It fails with a
+// *RunnersFailingError as soon as the current revision's runners have
+// failed FailureLimit times (a crash loop), and when ctx ends first,
+// saying what a runner was still doing.
 func (c *Control) AwaitSettled(ctx context.Context, app string, after uint64) (int, error) {
+	target, err := c.settleTarget(ctx, app, after)
+	if err != nil {
+		return 0, err
+	}
+	c.progress("waiting for the runners of %s to settle", app)
+	ctx, stop := c.watchRunners(ctx, app, target.revisionID, after)
+	defer stop()
 	for {
-		target, err := c.settleTarget(ctx, app, after)
-		if err != nil {
-			return 0, err
-		}
 		n, err := c.awaitRunners(ctx, app, target.revisionID, after, func(n runnerCensus) (bool, error) {
 			// A deploy, set-rev, suspend or scale during the wait moves
 			// what the runners settle on: the wait follows it.
-			if now, err := c.settleTarget(ctx, app, after); err != nil || now != target {
-				return false, cmp.Or(err, errTargetMoved)
+			now, err := c.settleTarget(ctx, app, after)
+			if err != nil {
+				return false, err
+			}
+			if now != target {
+				target = now
+				return false, errTargetMoved
 			}
 			if target.suspended {
 				return n.total == 0, nil
@@ -460,9 +497,16 @@ func (c *Control) Rollout(ctx context.Context, app string, force, wait bool) (Ro
 // rollout supersedes it, following the app's events after res.Sequence
 // (and reporting the runners' steps to Progress meanwhile). It returns res
 // with the end: status completed (with the runners replaced and requests
-// dropped) or superseded, and the sequence of the event that said so.
+// dropped) or superseded, and the sequence of the event that said so. It
+// fails with a *RunnersFailingError as soon as the replacements have
+// failed FailureLimit times.
 func (c *Control) AwaitRollout(ctx context.Context, app string, res RolloutResult) (RolloutResult, error) {
-	err := c.Events.FollowApp(ctx, app, res.Sequence+1, func(env events.Envelope, decodeErr error) error {
+	target, err := c.settleTarget(ctx, app, res.Sequence)
+	if err != nil {
+		return res, err
+	}
+	watch := newFailureWatch(app, target.revisionID)
+	err = c.Events.FollowApp(ctx, app, res.Sequence+1, func(env events.Envelope, decodeErr error) error {
 		switch ev := env.Event.(type) {
 		case events.RunnerStateChanged:
 			c.runnerStep(ev)
@@ -475,8 +519,13 @@ func (c *Control) AwaitRollout(ctx context.Context, app string, res RolloutResul
 			res.Status, res.Sequence = "superseded", env.Sequence
 			return errSettled
 		}
-		return nil
+		return watch.observe(env.Event)
 	})
+	var failing *RunnersFailingError
+	if errors.As(err, &failing) {
+		failing.Number = c.number(ctx, app, failing.RevisionID, res.Sequence)
+		return res, err
+	}
 	if !errors.Is(err, errSettled) {
 		return res, fmt.Errorf("waiting for rollout %s: %w", res.RolloutID, err)
 	}

@@ -27,6 +27,7 @@ const (
 	codeInvalidAppName   = events.CodeInvalidAppName
 	codeDeployFailed     = "deploy_failed"
 	codeDeployNotCurrent = "deploy_not_current"
+	codeRunnersFailing   = "runners_failing"
 	codeTimeout          = "timeout"
 	codeCanceled         = "canceled"
 	codeInternal         = "internal"
@@ -143,6 +144,8 @@ func classify(err error) (Problem, bool) {
 		return newProblem(codeDeployFailed, err.Error()), false
 	case errors.Is(err, control.ErrDeployNotCurrent):
 		return newProblem(codeDeployNotCurrent, err.Error()), false
+	case errors.Is(err, control.ErrRunnersFailing):
+		return newProblem(codeRunnersFailing, err.Error()), false
 	case errors.Is(err, context.DeadlineExceeded):
 		return newProblem(codeTimeout, "the request did not finish in time: "+err.Error()), false
 	case errors.Is(err, context.Canceled):
