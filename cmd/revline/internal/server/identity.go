@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,6 +122,76 @@ func loadIdentities(dataDir string) (identities, error) {
 // what JetStream delivers to the server (commands, events, acks).
 const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 
+// js is the JetStream API subject of api.
+func js(api string) string { return "$JS.API." + api }
+
+// webhookRights are the subjects that manage webhooks (§12 of
+// docs/bus.md): definitions and redelivery requests read and written,
+// signing secrets written and never read, deliveries read.
+func webhookRights() []string {
+	hooksStream := "KV_" + webhooks.BucketName
+	deliveriesStream := "KV_" + webhooks.DeliveryBucketName
+	return []string{
+		"$KV." + webhooks.SecretBucketName + ".>",
+		"$KV." + webhooks.BucketName + ".>",
+		js("STREAM.INFO." + hooksStream), js("STREAM.INFO." + deliveriesStream), js("STREAM.INFO.KV_" + webhooks.SecretBucketName),
+		js("DIRECT.GET." + hooksStream + ".>"),
+		js("DIRECT.GET." + deliveriesStream + ".>"),
+		js("CONSUMER.CREATE." + hooksStream), js("CONSUMER.CREATE." + hooksStream + ".>"),
+		js("CONSUMER.CREATE." + deliveriesStream), js("CONSUMER.CREATE." + deliveriesStream + ".>"),
+		js("CONSUMER.DELETE." + hooksStream + ".>"), js("CONSUMER.DELETE." + deliveriesStream + ".>"),
+		"$JS.FC." + hooksStream + ".>", "$JS.FC." + deliveriesStream + ".>",
+	}
+}
+
+// eventReads are the subjects that read the whole event log: direct and
+// leader gets, and consumers with any filter.
+func eventReads() []string {
+	return []string{
+		js("STREAM.MSG.GET." + events.EventStreamName),
+		js("DIRECT.GET." + events.EventStreamName),
+		js("DIRECT.GET." + events.EventStreamName + ".>"),
+		js("CONSUMER.CREATE." + events.EventStreamName + ".>"),
+	}
+}
+
+// appEventReads are the subjects that read app's events alone: a direct
+// get of the last message of one of its subjects (the server refuses any
+// other request on a subject of this form), and consumers whose filter is
+// within the app's events (the filter is in the subject, and the server
+// refuses a request whose configuration has another).
+func appEventReads(app string) []string {
+	return []string{
+		js("DIRECT.GET." + events.EventStreamName + "." + events.AppEventsFilter(app)),
+		js("CONSUMER.CREATE." + events.EventStreamName + ".*." + events.AppEventsFilter(app)),
+	}
+}
+
+// consumerUse are the subjects that use a consumer of the event stream
+// once made: reading its messages, its info, deleting it. Consumer names
+// cannot be limited to a token's own (a permission matches whole subject
+// tokens, never a prefix), so a token can use a consumer whose name it
+// knows: the ordered consumers' names are random, the runner worker's is
+// denied (workerConsumerDenied), and a webhook's (revline-webhook-ID) is
+// known to the admins who read the webhooks.
+func consumerUse() []string {
+	return []string{
+		js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".*"),
+		js("CONSUMER.INFO." + events.EventStreamName + ".*"),
+		js("CONSUMER.DELETE." + events.EventStreamName + ".*"),
+	}
+}
+
+// workerConsumerDenied keeps the runner worker's durable consumer the
+// server's.
+func workerConsumerDenied() []string {
+	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
+	return []string{
+		js("CONSUMER.CREATE." + workerConsumer), js("CONSUMER.CREATE." + workerConsumer + ".>"),
+		js("CONSUMER.DELETE." + workerConsumer), js("CONSUMER.MSG.NEXT." + workerConsumer),
+	}
+}
+
 // users are the embedded server's only identities:
 //   - the server's own, with every right;
 //   - the query service's, which answers queries but may publish only to
@@ -141,13 +212,11 @@ const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 //     (commandbus.PartitionSubjectPrefix): a command reaches its app's
 //     partition only through the stream's subject transform. Nor on the
 //     snapshot bucket (events.SnapshotBucketName), to write or to read:
-//     a cold load of an app starts from what it finds there.
-func (ids identities) users() []*server.NkeyUser {
-	js := func(api string) string { return "$JS.API." + api }
-	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
-	hooksStream := "KV_" + webhooks.BucketName
-	deliveriesStream := "KV_" + webhooks.DeliveryBucketName
-	return []*server.NkeyUser{
+//     a cold load of an app starts from what it finds there;
+//   - one per live token with a key (tokenUser), with the rights of its
+//     role and apps.
+func (ids identities) users(tokens []auth.Token) []*server.NkeyUser {
+	users := []*server.NkeyUser{
 		{Nkey: ids.server.publicKey},
 		{Nkey: ids.query.publicKey, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{"_INBOX.>", serverInboxPrefix + ".>", "$SRV.>"}},
@@ -155,40 +224,18 @@ func (ids identities) users() []*server.NkeyUser {
 		}},
 		{Nkey: ids.client.publicKey, Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{
-				Allow: []string{
+				Allow: slices.Concat([]string{
 					events.CommandSubjectPrefix + ">",
 					queryapi.SubjectPrefix + ">",
 					auth.SubjectPrefix + "*",
 					queryapi.SubjectReplay,
 					// Secret values: written, never read back.
 					"$KV." + secrets.BucketName + ".>",
-					"$KV." + webhooks.SecretBucketName + ".>",
-					// Webhook definitions and redelivery requests: read and
-					// written; deliveries: read (key gets and histories).
-					"$KV." + webhooks.BucketName + ".>",
-					js("DIRECT.GET." + hooksStream + ".>"),
-					js("DIRECT.GET." + deliveriesStream + ".>"),
-					js("CONSUMER.CREATE." + hooksStream), js("CONSUMER.CREATE." + hooksStream + ".>"),
-					js("CONSUMER.CREATE." + deliveriesStream), js("CONSUMER.CREATE." + deliveriesStream + ".>"),
-					js("CONSUMER.DELETE." + hooksStream + ".>"), js("CONSUMER.DELETE." + deliveriesStream + ".>"),
-					"$JS.FC." + hooksStream + ".>", "$JS.FC." + deliveriesStream + ".>",
 					js("INFO"),
 					js("STREAM.INFO.*"),
 					js("STREAM.MSG.GET." + commandbus.OutcomeStreamName),
-					// Reading the event log: direct gets and ordered consumers.
-					js("STREAM.MSG.GET." + events.EventStreamName),
-					js("DIRECT.GET." + events.EventStreamName),
-					js("DIRECT.GET." + events.EventStreamName + ".>"),
-					js("CONSUMER.CREATE." + events.EventStreamName + ".>"),
-					js("CONSUMER.INFO." + events.EventStreamName + ".>"),
-					js("CONSUMER.DELETE." + events.EventStreamName + ".>"),
-					js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".>"),
-				},
-				// The runner worker's durable consumer is the server's.
-				Deny: []string{
-					js("CONSUMER.CREATE." + workerConsumer), js("CONSUMER.CREATE." + workerConsumer + ".>"),
-					js("CONSUMER.DELETE." + workerConsumer), js("CONSUMER.MSG.NEXT." + workerConsumer),
-				},
+				}, webhookRights(), eventReads(), consumerUse()),
+				Deny: workerConsumerDenied(),
 			},
 			Subscribe: &server.SubjectPermission{Allow: []string{
 				"_INBOX.>",
@@ -196,6 +243,84 @@ func (ids identities) users() []*server.NkeyUser {
 			}},
 		}},
 	}
+	for _, t := range tokens {
+		if u := tokenUser(t); u != nil {
+			users = append(users, u)
+		}
+	}
+	return users
+}
+
+// tokenUser is the NATS user of a token: its key (events.NATSUser), with
+// the rights of its role on its apps; nil for a revoked token or one made
+// before tokens had keys (it works over HTTP only).
+//
+// Every token may ask queries, read the events of its apps (below), and
+// subscribe to its own inbox (events.InboxPrefix) and nowhere else in
+// _INBOX. An operator may also send commands and read outcomes; a
+// deployer also write its apps' secret values; an admin of every app also
+// manage webhooks, ask for token requests and replays. The command
+// processor checks each command's signature and the token's role and apps
+// all the same: these rights are the outer wall.
+//
+// Apps: a token for one app by its exact name may publish commands only on
+// that app's subjects, read its events only, and write its secrets only.
+// A glob (web-*) cannot be written as a NATS subject: such a token may
+// publish commands for every app and write every app's secrets, which the
+// processor refuses for the apps outside its glob (a secret value written
+// for another app is never used: only a set_secret command, checked,
+// makes a runner see it), and it reads no events over the bus at all.
+func tokenUser(t auth.Token) *server.NkeyUser {
+	if t.Revoked || t.PublicKey == "" {
+		return nil
+	}
+	pub, err := events.DecodePublicKey(t.PublicKey)
+	if err != nil {
+		return nil
+	}
+	user, err := events.NATSUser(pub)
+	if err != nil {
+		return nil
+	}
+	app := ""
+	if !t.AllApps() && events.ValidateAppName(t.Apps) == nil {
+		app = t.Apps
+	}
+	publish := []string{
+		queryapi.SubjectPrefix + ">",
+		js("STREAM.INFO." + events.EventStreamName),
+	}
+	switch {
+	case t.AllApps():
+		publish = slices.Concat(publish, eventReads(), consumerUse())
+	case app != "":
+		publish = slices.Concat(publish, appEventReads(app), consumerUse())
+	}
+	subscribe := []string{events.InboxPrefix(t.Name) + ".>"}
+	// appSubjects is prefix followed by the token's app, or by every app.
+	appSubjects := func(prefix string) string {
+		if app == "" {
+			return prefix + ">"
+		}
+		return prefix + app + ".>"
+	}
+	if t.Role.Allows(auth.Operate) {
+		publish = append(publish,
+			appSubjects(events.CommandSubjectPrefix),
+			js("STREAM.INFO."+commandbus.OutcomeStreamName),
+			js("STREAM.MSG.GET."+commandbus.OutcomeStreamName))
+		subscribe = append(subscribe, events.OutcomeSubjectPrefix+">")
+	}
+	if t.Role.Allows(auth.Deploy) {
+		publish = append(publish, appSubjects("$KV."+secrets.BucketName+"."), js("STREAM.INFO.KV_"+secrets.BucketName))
+	}
+	if t.Authorize(auth.Admin, "") == nil {
+		publish = slices.Concat(publish, []string{auth.SubjectPrefix + "*", queryapi.SubjectReplay}, webhookRights())
+	}
+	return &server.NkeyUser{Nkey: user, Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: publish, Deny: workerConsumerDenied()},
+		Subscribe: &server.SubjectPermission{Allow: subscribe},
+	}}
 }
 
 // NATSAuthorization returns the authorization block of a nats-server
@@ -219,7 +344,7 @@ func NATSAuthorization(dataDir string) (string, error) {
 	b.WriteString("# Revline's NATS users, made by `revline nats-config`: every node of the\n")
 	b.WriteString("# cluster includes this block. Enable JetStream on every node.\n")
 	b.WriteString("authorization {\n  users: [\n")
-	for _, u := range ids.users() {
+	for _, u := range ids.users(nil) {
 		fmt.Fprintf(&b, "    # %s\n    {nkey: %q", names[u.Nkey], u.Nkey)
 		if p := u.Permissions; p != nil {
 			b.WriteString(", permissions: {")

@@ -187,6 +187,8 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	natsURL := cfg.NATSURL
 	var clientSeed string
+	// users keeps the embedded server's users those of the tokens.
+	var users *busUsers
 	// The query service answers on a connection of its own, which may
 	// publish only to inboxes when it has its own identity.
 	queryOptions := cfg.NATSOptions
@@ -196,14 +198,16 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		if natsURL == "" {
+			// The tokens' users come once their bucket is read.
+			natsUsers := embedded.NewUsers(ids.users(nil))
 			srv, err := embedded.Start(embedded.Config{
-				DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen,
-				Users: ids.users(),
+				DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Users: natsUsers,
 			})
 			if err != nil {
 				return fmt.Errorf("serve: %w (change it with --nats-listen)", err)
 			}
 			defer shutdownNATS(srv)
+			users = newBusUsers(natsUsers, ids, log.With("component", "nats"))
 			natsURL = srv.ClientURL()
 			log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", ids.client.seedPath)
 		}
@@ -271,6 +275,16 @@ func Run(ctx context.Context, cfg Config) error {
 	signer, err := auth.ServerSigner(setupCtx, tokens, filepath.Join(cfg.DataDir, authDir), time.Now())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	// Core components stop after the worker, which still reports while it
+	// drains its runners.
+	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCore()
+	if users != nil {
+		if err := users.start(coreCtx, setupCtx, tokens); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		tokens.OnChange(users.waitFor)
 	}
 	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log, WriteGate: guard.Err})
 	if err != nil {
@@ -399,20 +413,19 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	// Core components stop after the worker, which still reports while it
-	// drains its runners.
-	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
 	workerCtx, stopWorker := context.WithCancel(ctx)
-	defer stopCore()
 	defer stopWorker()
 	var core, workers sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 8)
 	run := func(wg *sync.WaitGroup, name string, f func() error) {
 		wg.Go(func() {
 			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("%s: %w", name, err)
 			}
 		})
+	}
+	if users != nil {
+		run(&core, "bus users", users.wait)
 	}
 	run(&core, "projection", func() error { return projections.Run(coreCtx, store, model) })
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
@@ -450,6 +463,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := catchUp(ctx, model, logEnd, errs); err != nil {
 		return shutdown(err)
 	}
+
 	queryConn, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-query"), logAsyncErrors(log)}, queryOptions...)...)
 	if err != nil {
 		return shutdown(fmt.Errorf("serve: query service: connect to NATS: %w", err))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,12 +70,24 @@ func (a *busAttacker) send(app string, cmd events.Command, actor string, signer 
 // signer.
 func (a *busAttacker) token(name, role string, flags ...string) *events.Signer {
 	a.t.Helper()
+	signer, _ := a.tokenFile(name, role, flags...)
+	return signer
+}
+
+// tokenFile is token, and also returns a file holding the token's value
+// (for --token-file).
+func (a *busAttacker) tokenFile(name, role string, flags ...string) (*events.Signer, string) {
+	a.t.Helper()
 	code, stdout, stderr := revline(a.t, a.addrs.NATSURL, append([]string{"tokens", "create", name, "--role", role, "-o", "json", "--nats-nkey", a.addrs.ClientIdentity}, flags...)...)
 	var made struct{ Value string }
 	if code != 0 || json.Unmarshal([]byte(stdout), &made) != nil {
 		a.t.Fatalf("tokens create %s: exit %d, %s %s", name, code, stdout, stderr)
 	}
-	return events.NewSigner(name, made.Value)
+	file := filepath.Join(a.t.TempDir(), name+".token")
+	if err := os.WriteFile(file, []byte(made.Value), 0o600); err != nil {
+		a.t.Fatal(err)
+	}
+	return events.NewSigner(name, made.Value), file
 }
 
 func wantRejected(t *testing.T, what string, o events.Outcome, code string) {
