@@ -61,7 +61,7 @@ func serveCommand() *cobra.Command {
 				return usagef("--nats-creds, --nats-nkey and --nats-tls-* need --nats-url: the embedded server makes its own identities in DATA_DIR/auth")
 			}
 		} else {
-			opts, err := natsOpts.options(cfg.NATSURL)
+			opts, _, err := natsOpts.options(cfg.NATSURL, nil)
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/events"
 	"github.com/spf13/pflag"
 )
 
@@ -17,9 +18,9 @@ import (
 // secrets need not appear on a command line.
 type natsFlags struct {
 	creds, nkey, tlsCA, tlsCert, tlsKey string
-	// localIdentity: without credentials or an nkey, a client talking to a
-	// NATS server on this machine uses the client identity that a local
-	// `revline serve` made in its data directory.
+	// localIdentity: without credentials, an nkey or a token, a client
+	// talking to a NATS server on this machine uses the client identity
+	// that a local `revline serve` made in its data directory.
 	localIdentity bool
 }
 
@@ -33,10 +34,12 @@ func (n *natsFlags) register(fs *pflag.FlagSet) {
 
 // options turns the flags into connection options for urls, checking the
 // files exist so that a typo is reported as such rather than as a TLS
-// failure.
-func (n *natsFlags) options(urls string) ([]nats.Option, error) {
-	if n.localIdentity && n.creds == "" && n.nkey == "" && loopbackOnly(urls) {
-		local := filepath.Join(envOr("REVLINE_DATA_DIR", "./revline-data"), "auth", server.ClientSeedFile)
+// failure. Without credentials or an nkey, a client with a token (signer)
+// connects as the token: asToken are the options that say so
+// (events.Signer.NATSOptions), none otherwise.
+func (n *natsFlags) options(urls string, signer *events.Signer) (opts, asToken []nats.Option, err error) {
+	if n.localIdentity && signer == nil && n.creds == "" && n.nkey == "" && loopbackOnly(urls) {
+		local := filepath.Join(localAuthDir(), server.ClientSeedFile)
 		if _, err := os.Stat(local); err == nil {
 			n.nkey = local
 		}
@@ -46,23 +49,22 @@ func (n *natsFlags) options(urls string) ([]nats.Option, error) {
 			continue
 		}
 		if _, err := os.Stat(path); err != nil {
-			return nil, usagef("%s %s: %v", flagName, path, err)
+			return nil, nil, usagef("%s %s: %v", flagName, path, err)
 		}
 	}
 	if (n.tlsCert == "") != (n.tlsKey == "") {
-		return nil, usagef("--nats-tls-cert and --nats-tls-key go together")
+		return nil, nil, usagef("--nats-tls-cert and --nats-tls-key go together")
 	}
 	if n.creds != "" && n.nkey != "" {
-		return nil, usagef("--nats-creds and --nats-nkey are two ways to authenticate: give one")
+		return nil, nil, usagef("--nats-creds and --nats-nkey are two ways to authenticate: give one")
 	}
-	var opts []nats.Option
 	if n.creds != "" {
 		opts = append(opts, nats.UserCredentials(n.creds))
 	}
 	if n.nkey != "" {
 		opt, err := nats.NkeyOptionFromSeed(n.nkey)
 		if err != nil {
-			return nil, usagef("--nats-nkey %s: %v", n.nkey, err)
+			return nil, nil, usagef("--nats-nkey %s: %v", n.nkey, err)
 		}
 		opts = append(opts, opt)
 	}
@@ -72,7 +74,12 @@ func (n *natsFlags) options(urls string) ([]nats.Option, error) {
 	if n.tlsCert != "" {
 		opts = append(opts, nats.ClientCert(n.tlsCert, n.tlsKey))
 	}
-	return opts, nil
+	if n.creds == "" && n.nkey == "" && signer != nil {
+		if asToken, err = signer.NATSOptions(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return opts, asToken, nil
 }
 
 // loopbackOnly reports whether every server of a NATS URL list is on this

@@ -19,11 +19,13 @@ const (
 	envTokenFile = "REVLINE_TOKEN_FILE"
 )
 
-// signer returns the signer of the token the CLI acts as: the value in
-// REVLINE_TOKEN, else the one in the --token-file file, else the
-// bootstrap admin token beside the client identity the connection uses
-// (DATA_DIR/auth/admin.token, for the operator of a local serve); nil
-// when there is none.
+// signer returns the signer of the token the CLI acts as, which is also
+// its identity on the bus (events.Signer.NATSOptions): the value in
+// REVLINE_TOKEN, else the one in the --token-file file, else the bootstrap
+// admin token of the serve whose data directory is at hand (the one
+// beside --nats-nkey, or DATA_DIR/auth/admin.token when the server is on
+// this machine, for the operator of a local serve); nil when there is
+// none.
 func (f *clientFlags) signer() (*events.Signer, error) {
 	value := os.Getenv(envToken)
 	if value == "" && f.tokenFile != "" {
@@ -33,8 +35,18 @@ func (f *clientFlags) signer() (*events.Signer, error) {
 		}
 		value = string(data)
 	}
-	if value == "" && f.nats.nkey != "" {
-		data, err := os.ReadFile(filepath.Join(filepath.Dir(f.nats.nkey), auth.BootstrapFile))
+	if value == "" {
+		local := ""
+		switch {
+		case f.nats.nkey != "":
+			local = filepath.Join(filepath.Dir(f.nats.nkey), auth.BootstrapFile)
+		case f.nats.localIdentity && f.nats.creds == "" && loopbackOnly(f.natsURL):
+			local = filepath.Join(localAuthDir(), auth.BootstrapFile)
+		}
+		if local == "" {
+			return nil, nil
+		}
+		data, err := os.ReadFile(local)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return nil, nil
 		}
@@ -43,13 +55,16 @@ func (f *clientFlags) signer() (*events.Signer, error) {
 		}
 		value = string(data)
 	}
-	if value == "" {
-		return nil, nil
-	}
 	value = strings.TrimSpace(value)
 	name := auth.ClaimedName(value)
 	if name == "" {
 		return nil, usagef("the token (--token-file, %s) is not a Revline token (rvl_NAME_SECRET)", envToken)
 	}
 	return events.NewSigner(name, value), nil
+}
+
+// localAuthDir is the auth directory of the serve on this machine:
+// DATA_DIR/auth, DATA_DIR being REVLINE_DATA_DIR or serve's default.
+func localAuthDir() string {
+	return filepath.Join(envOr("REVLINE_DATA_DIR", "./revline-data"), "auth")
 }

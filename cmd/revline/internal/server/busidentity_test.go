@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,4 +196,46 @@ func readEvents(t *testing.T, c *tokenConn, app string) int {
 		t.Fatalf("reading %s's events: %v", app, err)
 	}
 	return n
+}
+
+// The CLI connects as the token it signs with: no client identity needed.
+// A deployer of one app deploys, lists, sets secrets there; an admin
+// manages webhooks; a revoked token is refused.
+func TestTheCLIConnectsAsItsToken(t *testing.T) {
+	t.Parallel()
+	addrs := servertest.Serve(t, server.Config{WebhooksAllowPrivate: true})
+	a := attacker(t, addrs)
+	_, deployerFile := a.tokenFile("web-deployer", "deployer", "--app", "web")
+	as := func(tokenFile string, args ...string) string {
+		t.Helper()
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--token-file", tokenFile)...)
+		if code != 0 {
+			t.Fatalf("revline %v as %s: exit %d, %s %s", args, tokenFile, code, stdout, stderr)
+		}
+		return stdout
+	}
+	as(deployerFile, "deploy", "web", "--command", runnerBin)
+	as(deployerFile, "secrets", "set", "web", "A=1")
+	if out := as(deployerFile, "apps", "list-rev", "web"); !strings.Contains(out, "deployed") {
+		t.Errorf("list-rev as the web deployer:\n%s", out)
+	}
+	// What reads an app's history from the leader (secrets list, audit)
+	// cannot be scoped to one app on the bus: refused at once, and said.
+	code, _, stderr := revline(t, addrs.NATSURL, "secrets", "list", "web", "--token-file", deployerFile)
+	if code == 0 || !strings.Contains(stderr, "the bus refused token web-deployer") {
+		t.Errorf("secrets list as the web deployer: exit %d, %s; want the bus's refusal", code, stderr)
+	}
+	_, everyAppFile := a.tokenFile("deployer", "deployer")
+	if out := as(everyAppFile, "secrets", "list", "web"); !strings.Contains(out, "A") {
+		t.Errorf("secrets list as a deployer of every app:\n%s", out)
+	}
+	as(addrs.AdminTokenFile, "webhooks", "add", "http://127.0.0.1:9/hook", "--app", "web")
+	if out := as(addrs.AdminTokenFile, "webhooks", "list"); !strings.Contains(out, "127.0.0.1:9") {
+		t.Errorf("webhooks list as the admin:\n%s", out)
+	}
+	as(addrs.AdminTokenFile, "tokens", "revoke", "web-deployer")
+	code, _, stderr = revline(t, addrs.NATSURL, "apps", "list-rev", "web", "--token-file", deployerFile)
+	if code == 0 || !strings.Contains(stderr, "refused token web-deployer") {
+		t.Errorf("list-rev with a revoked token: exit %d, %s; want NATS to refuse the token", code, stderr)
+	}
 }
