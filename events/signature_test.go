@@ -220,6 +220,14 @@ func TestNATSUserIsTheSigningKey(t *testing.T) {
 	if err := kp.Verify(nonce, ed25519.Sign(key, nonce)); err != nil {
 		t.Errorf("the token's signature does not verify with its NATS user: %v", err)
 	}
+	// docs/bus.md §3 gives this seed for the example token.
+	seed, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, key.Seed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if encoded, _ := seed.Seed(); string(encoded) != "SUAINZMWDTMOFR4CQIXNECBR7FQMTR3NFXSS3XYJP7XMQ22GQMNP7QEMEA" {
+		t.Errorf("the example token's nkey seed is %s, not the one docs/bus.md gives", encoded)
+	}
 	if events.InboxPrefix("alice") != "_INBOX.alice" {
 		t.Errorf("inbox prefix %q", events.InboxPrefix("alice"))
 	}

@@ -42,11 +42,11 @@ func (s *serveProcess) bin(t *testing.T, actor string, args ...string) result {
 }
 
 // binCommand is the binary run with token (its value; "" for the
-// bootstrap admin's, found beside the client identity).
+// bootstrap admin's, in the data directory).
 func (s *serveProcess) binCommand(ctx context.Context, token string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, revlineBin, args...)
 	cmd.Env = append(os.Environ(), "REVLINE_NATS_URL="+s.natsURL, "REVLINE_TOKEN="+token,
-		"REVLINE_NATS_NKEY="+filepath.Join(s.dataDir, "auth", "client.nk"))
+		"REVLINE_TOKEN_FILE="+filepath.Join(s.dataDir, "auth", "admin.token"))
 	return cmd
 }
 

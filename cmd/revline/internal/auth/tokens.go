@@ -203,6 +203,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, 
 	return &Store{kv: kv}, nil
 }
 
+// Open returns the store of the existing bucket, without changing it:
+// what `revline nats-config` reads the tokens from, as the server.
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.KeyValue(ctx, BucketName)
+	if err != nil {
+		return nil, fmt.Errorf("token store: %w (has serve run on this NATS?)", err)
+	}
+	return &Store{kv: kv}, nil
+}
+
 // ErrNameTaken is wrapped by the error of Create for a name that a token,
 // revoked or not, already has: a name is an actor in the event log, so it
 // is never given to a second token.

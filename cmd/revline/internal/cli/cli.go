@@ -259,7 +259,7 @@ func clientCommand(use, short, example string, nargs, optional int) (*cobra.Comm
 	f.outputs = []string{outputWide}
 	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
 	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
-	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
+	fs.StringVar(&f.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token when NATS is on this machine; the token is also who the CLI is on NATS")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server")
 	if words := strings.Fields(use); len(words) > 1 && (words[1] == "APP" || words[1] == "[APP]") {
 		cmd.ValidArgsFunction = f.completeApps
@@ -346,7 +346,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, asToken, err := f.nats.options(f.natsURL, signer)
+	opts, asToken, err := f.nats.options(signer)
 	if err != nil {
 		return nil, err
 	}

@@ -4,11 +4,9 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats.go"
-	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
 	"github.com/spf13/pflag"
 )
@@ -19,14 +17,14 @@ import (
 type natsFlags struct {
 	creds, nkey, tlsCA, tlsCert, tlsKey string
 	// localIdentity: without credentials, an nkey or a token, a client
-	// talking to a NATS server on this machine uses the client identity
-	// that a local `revline serve` made in its data directory.
+	// talking to a NATS server on this machine acts as the admin token
+	// that a local `revline serve` made in its data directory (signer).
 	localIdentity bool
 }
 
 func (n *natsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&n.creds, "nats-creds", os.Getenv("REVLINE_NATS_CREDS"), "NATS credentials file (env REVLINE_NATS_CREDS)")
-	fs.StringVar(&n.nkey, "nats-nkey", os.Getenv("REVLINE_NATS_NKEY"), "NATS nkey seed file, such as the client identity serve makes in DATA_DIR/auth/client.nk (env REVLINE_NATS_NKEY)")
+	fs.StringVar(&n.nkey, "nats-nkey", os.Getenv("REVLINE_NATS_NKEY"), "NATS nkey seed file, for a NATS of your own (env REVLINE_NATS_NKEY); by default a client connects as its token")
 	fs.StringVar(&n.tlsCA, "nats-tls-ca", os.Getenv("REVLINE_NATS_TLS_CA"), "CA certificate to verify the NATS server (env REVLINE_NATS_TLS_CA)")
 	fs.StringVar(&n.tlsCert, "nats-tls-cert", os.Getenv("REVLINE_NATS_TLS_CERT"), "client certificate for NATS (env REVLINE_NATS_TLS_CERT)")
 	fs.StringVar(&n.tlsKey, "nats-tls-key", os.Getenv("REVLINE_NATS_TLS_KEY"), "client key for NATS (env REVLINE_NATS_TLS_KEY)")
@@ -37,13 +35,7 @@ func (n *natsFlags) register(fs *pflag.FlagSet) {
 // failure. Without credentials or an nkey, a client with a token (signer)
 // connects as the token: asToken are the options that say so
 // (events.Signer.NATSOptions), none otherwise.
-func (n *natsFlags) options(urls string, signer *events.Signer) (opts, asToken []nats.Option, err error) {
-	if n.localIdentity && signer == nil && n.creds == "" && n.nkey == "" && loopbackOnly(urls) {
-		local := filepath.Join(localAuthDir(), server.ClientSeedFile)
-		if _, err := os.Stat(local); err == nil {
-			n.nkey = local
-		}
-	}
+func (n *natsFlags) options(signer *events.Signer) (opts, asToken []nats.Option, err error) {
 	for flagName, path := range map[string]string{"--nats-creds": n.creds, "--nats-nkey": n.nkey, "--nats-tls-ca": n.tlsCA, "--nats-tls-cert": n.tlsCert, "--nats-tls-key": n.tlsKey} {
 		if path == "" {
 			continue

@@ -21,11 +21,9 @@ const (
 
 // signer returns the signer of the token the CLI acts as, which is also
 // its identity on the bus (events.Signer.NATSOptions): the value in
-// REVLINE_TOKEN, else the one in the --token-file file, else the bootstrap
-// admin token of the serve whose data directory is at hand (the one
-// beside --nats-nkey, or DATA_DIR/auth/admin.token when the server is on
-// this machine, for the operator of a local serve); nil when there is
-// none.
+// REVLINE_TOKEN, else the one in the --token-file file, else, when NATS is
+// on this machine, the bootstrap admin token of the local serve
+// (DATA_DIR/auth/admin.token, for its operator); nil when there is none.
 func (f *clientFlags) signer() (*events.Signer, error) {
 	value := os.Getenv(envToken)
 	if value == "" && f.tokenFile != "" {
@@ -36,17 +34,10 @@ func (f *clientFlags) signer() (*events.Signer, error) {
 		value = string(data)
 	}
 	if value == "" {
-		local := ""
-		switch {
-		case f.nats.nkey != "":
-			local = filepath.Join(filepath.Dir(f.nats.nkey), auth.BootstrapFile)
-		case f.nats.localIdentity && f.nats.creds == "" && loopbackOnly(f.natsURL):
-			local = filepath.Join(localAuthDir(), auth.BootstrapFile)
-		}
-		if local == "" {
+		if !f.nats.localIdentity || !loopbackOnly(f.natsURL) {
 			return nil, nil
 		}
-		data, err := os.ReadFile(local)
+		data, err := os.ReadFile(filepath.Join(localAuthDir(), auth.BootstrapFile))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return nil, nil
 		}

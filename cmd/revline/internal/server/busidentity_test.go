@@ -94,7 +94,7 @@ func TestTokensAreBusIdentities(t *testing.T) {
 		expectViolation(t, asViewer.violations, "a viewer subscribing to "+inbox)
 	}
 	// It reads: queries, and the events of every app.
-	if code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "list-rev", "api", "--nats-nkey", addrs.ClientIdentity, "--token-file", viewerFile); code != 0 {
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "list-rev", "api", "--token-file", addrs.AdminTokenFile, "--token-file", viewerFile); code != 0 {
 		t.Errorf("list-rev as a viewer: exit %d, %s %s", code, stdout, stderr)
 	}
 	if n := readEvents(t, asViewer, "api"); n == 0 {

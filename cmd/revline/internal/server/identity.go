@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/events"
@@ -27,9 +30,9 @@ const (
 	authDir        = "auth"
 	serverSeedFile = "server.nk"
 	querySeedFile  = "query.nk"
-	// ClientSeedFile is the clients' identity: the CLI and any NATS client
-	// authenticate with it (nats.NkeyOptionFromSeed, `nats --nkey`).
-	ClientSeedFile = "client.nk"
+	// legacyClientSeedFile was the identity every client shared, before
+	// each token was one (tokenUser): no longer a user of the server.
+	legacyClientSeedFile = "client.nk"
 )
 
 // identity is one nkey user of the embedded server.
@@ -94,20 +97,21 @@ func createOnce(path string, data []byte) error {
 	return nil
 }
 
-// identities are the embedded server's nkey users.
+// identities are the server's own nkey users; clients connect as their
+// tokens (tokenUser).
 type identities struct {
-	server, query, client identity
+	server, query identity
 }
 
-// loadIdentities returns the server's identities and the clients', made
-// on the first start.
+// loadIdentities returns the server's identities, made on the first
+// start.
 func loadIdentities(dataDir string) (identities, error) {
 	dir := filepath.Join(dataDir, authDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return identities{}, fmt.Errorf("serve: %w", err)
 	}
 	var ids identities
-	for file, id := range map[string]*identity{serverSeedFile: &ids.server, querySeedFile: &ids.query, ClientSeedFile: &ids.client} {
+	for file, id := range map[string]*identity{serverSeedFile: &ids.server, querySeedFile: &ids.query} {
 		loaded, err := loadIdentity(filepath.Join(dir, file))
 		if err != nil {
 			return identities{}, fmt.Errorf("serve: %w", err)
@@ -197,50 +201,25 @@ func workerConsumerDenied() []string {
 //   - the query service's, which answers queries but may publish only to
 //     inboxes, so that a query whose reply subject names a Revline subject
 //     (revline.events.>, say) cannot make it write there;
-//   - the clients', which may send commands, hear outcomes, ask queries,
-//     read the event log, write secret values and webhook signing secrets
-//     (never read them), read and write webhook definitions, read
-//     webhooks' deliveries, and ask the server to create, list and revoke
-//     HTTP tokens (auth.Serve: the server answers, and only it may read or
-//     write the token bucket, auth.BucketName), and ask it to replay the
-//     log into its read model (queryapi.SubjectReplay), but not write events or
-//     outcomes, answer queries,
-//     see others' commands or what is delivered to the server, touch the
-//     runner worker's consumer, or change a stream. They have no rights on
-//     the command stream's consumers (the command processor's partitions,
-//     processor.PartitionConsumerName) nor on its partition subjects
-//     (commandbus.PartitionSubjectPrefix): a command reaches its app's
-//     partition only through the stream's subject transform. Nor on the
-//     snapshot bucket (events.SnapshotBucketName), to write or to read:
-//     a cold load of an app starts from what it finds there;
 //   - one per live token with a key (tokenUser), with the rights of its
 //     role and apps.
+//
+// No token may write events or outcomes, answer queries or token
+// requests, see others' commands or what is delivered to the server, touch
+// the runner worker's consumer, or change a stream. None has rights on
+// the command stream's consumers (the command processor's partitions,
+// processor.PartitionConsumerName) nor on its partition subjects
+// (commandbus.PartitionSubjectPrefix): a command reaches its app's
+// partition only through the stream's subject transform. Nor on the
+// token bucket (auth.BucketName: the server answers token requests,
+// auth.Serve) or the snapshot bucket (events.SnapshotBucketName), to write
+// or to read: a cold load of an app starts from what it finds there.
 func (ids identities) users(tokens []auth.Token) []*server.NkeyUser {
 	users := []*server.NkeyUser{
 		{Nkey: ids.server.publicKey},
 		{Nkey: ids.query.publicKey, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{"_INBOX.>", serverInboxPrefix + ".>", "$SRV.>"}},
 			Subscribe: &server.SubjectPermission{Allow: []string{queryapi.SubjectPrefix + ">", "$SRV.>"}},
-		}},
-		{Nkey: ids.client.publicKey, Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{
-				Allow: slices.Concat([]string{
-					events.CommandSubjectPrefix + ">",
-					queryapi.SubjectPrefix + ">",
-					auth.SubjectPrefix + "*",
-					queryapi.SubjectReplay,
-					// Secret values: written, never read back.
-					"$KV." + secrets.BucketName + ".>",
-					js("INFO"),
-					js("STREAM.INFO.*"),
-					js("STREAM.MSG.GET." + commandbus.OutcomeStreamName),
-				}, webhookRights(), eventReads(), consumerUse()),
-				Deny: workerConsumerDenied(),
-			},
-			Subscribe: &server.SubjectPermission{Allow: []string{
-				"_INBOX.>",
-				events.OutcomeSubjectPrefix + ">",
-			}},
 		}},
 	}
 	for _, t := range tokens {
@@ -326,11 +305,13 @@ func tokenUser(t auth.Token) *server.NkeyUser {
 // NATSAuthorization returns the authorization block of a nats-server
 // configuration that gives an external NATS server or cluster the users
 // and permissions of the embedded server: the identities in
-// <dataDir>/auth (made on the first call, as serve makes them), with
-// exactly the rights users gives them. Every node of a cluster includes
-// it; serve then connects with --nats-url and --nats-identities, and
-// clients with client.nk.
-func NATSAuthorization(dataDir string) (string, error) {
+// <dataDir>/auth (made on the first call, as serve makes them), and one
+// user per live token of tokens, with exactly the rights users gives
+// them. Every node of a cluster includes it; serve then connects with
+// --nats-url and --nats-identities, and clients as their tokens. A token
+// made or revoked later is a user, or no longer one, only once the block
+// is printed again (ClusterTokens reads them) and the nodes reload it.
+func NATSAuthorization(dataDir string, tokens []auth.Token) (string, error) {
 	ids, err := loadIdentities(dataDir)
 	if err != nil {
 		return "", err
@@ -338,13 +319,24 @@ func NATSAuthorization(dataDir string) (string, error) {
 	names := map[string]string{
 		ids.server.publicKey: "the Revline servers (" + ids.server.seedPath + ")",
 		ids.query.publicKey:  "the Revline query service (" + ids.query.seedPath + ")",
-		ids.client.publicKey: "Revline clients (" + ids.client.seedPath + ")",
+	}
+	for _, t := range tokens {
+		if u := tokenUser(t); u != nil {
+			names[u.Nkey] = fmt.Sprintf("token %s: %s of apps %s", t.Name, t.Role, t.Apps)
+		}
 	}
 	var b strings.Builder
 	b.WriteString("# Revline's NATS users, made by `revline nats-config`: every node of the\n")
 	b.WriteString("# cluster includes this block. Enable JetStream on every node.\n")
+	if tokens == nil {
+		b.WriteString("# No token is a user yet: once serve runs, print this again with --nats-url\n")
+		b.WriteString("# and reload the nodes (nats-server --signal reload).\n")
+	} else {
+		b.WriteString("# Tokens made or revoked later: print this again with --nats-url and reload\n")
+		b.WriteString("# the nodes (nats-server --signal reload); a revoked token stays a user until then.\n")
+	}
 	b.WriteString("authorization {\n  users: [\n")
-	for _, u := range ids.users(nil) {
+	for _, u := range ids.users(tokens) {
 		fmt.Fprintf(&b, "    # %s\n    {nkey: %q", names[u.Nkey], u.Nkey)
 		if p := u.Permissions; p != nil {
 			b.WriteString(", permissions: {")
@@ -379,4 +371,45 @@ func writeSubjectPermission(b *strings.Builder, name string, p *server.SubjectPe
 		list("deny", p.Deny)
 	}
 	b.WriteString("}")
+}
+
+// NATSConfig is what `revline nats-config` prints: NATSAuthorization with
+// the tokens of the Revline on the NATS at natsURL, none when it is "".
+func NATSConfig(ctx context.Context, dataDir, natsURL string) (string, error) {
+	var tokens []auth.Token
+	if natsURL != "" {
+		var err error
+		if tokens, err = ClusterTokens(ctx, dataDir, natsURL); err != nil {
+			return "", err
+		}
+	}
+	return NATSAuthorization(dataDir, tokens)
+}
+
+// ClusterTokens returns the tokens of the Revline whose streams are on
+// the NATS server or cluster at url, for NATSAuthorization: read as the
+// server identity of <dataDir>/auth.
+func ClusterTokens(ctx context.Context, dataDir, url string) ([]auth.Token, error) {
+	ids, err := loadIdentities(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	asServer, err := nats.NkeyOptionFromSeed(ids.server.seedPath)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	nc, err := nats.Connect(url, nats.Name("revline-nats-config"), asServer, nats.CustomInboxPrefix(serverInboxPrefix))
+	if err != nil {
+		return nil, fmt.Errorf("tokens: connect to NATS at %s: %w", redactURL(url), err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	store, err := auth.Open(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return store.List(ctx)
 }

@@ -115,9 +115,6 @@ type Addresses struct {
 	HTTPURL string
 	// GatewayURL is "" on a replica without runners.
 	GatewayURL string
-	// ClientIdentity is the nkey seed file clients authenticate with to
-	// the embedded NATS server ("" against an external one).
-	ClientIdentity string
 	// AdminTokenFile holds the bootstrap admin token of the HTTP API
 	// (auth.BootstrapFile in the data directory's auth directory), made
 	// on the first start; it may be absent when another replica made it.
@@ -186,7 +183,6 @@ func Run(ctx context.Context, cfg Config) error {
 	defer release()
 	log := cfg.Logger
 	natsURL := cfg.NATSURL
-	var clientSeed string
 	// users keeps the embedded server's users those of the tokens.
 	var users *busUsers
 	// The query service answers on a connection of its own, which may
@@ -209,7 +205,10 @@ func Run(ctx context.Context, cfg Config) error {
 			defer shutdownNATS(srv)
 			users = newBusUsers(natsUsers, ids, log.With("component", "nats"))
 			natsURL = srv.ClientURL()
-			log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", ids.client.seedPath)
+			log.Info("embedded NATS started: clients connect as their tokens", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"))
+		}
+		if legacy := filepath.Join(cfg.DataDir, authDir, legacyClientSeedFile); fileExists(legacy) {
+			log.Warn("the shared client identity is no longer a NATS user: clients connect as their tokens (docs/bus.md §3); delete the file", "file", legacy)
 		}
 		// Every connection of the server's own uses its identity, and
 		// inboxes that clients cannot subscribe to.
@@ -223,7 +222,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		queryOptions = append(slices.Clone(cfg.NATSOptions), asQuery, nats.CustomInboxPrefix(serverInboxPrefix))
 		cfg.NATSOptions = append(cfg.NATSOptions, asServer, nats.CustomInboxPrefix(serverInboxPrefix))
-		clientSeed = ids.client.seedPath
 	}
 	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve"), logAsyncErrors(log)}, cfg.NATSOptions...)...)
 	if err != nil {
@@ -493,7 +491,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.NATSURL == "" {
 		warnIfExposed(log, "the embedded NATS server listens beyond loopback without TLS: its clients' traffic travels in clear text", cfg.NATSListen)
 	}
-	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String(), ClientIdentity: clientSeed, AdminTokenFile: adminTokenFile}
+	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String(), AdminTokenFile: adminTokenFile}
 	if gatewayListener != nil {
 		addrs.GatewayURL = "http://" + gatewayListener.Addr().String()
 	}
@@ -525,6 +523,12 @@ func keyBootstrapToken(ctx context.Context, tokens *auth.Store, file string) err
 		return fmt.Errorf("bootstrap token: %w", err)
 	}
 	return nil
+}
+
+// fileExists reports whether there is a file at path.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // warnIfExposed logs warning for an address other hosts can reach: both

@@ -78,7 +78,7 @@ func (a *busAttacker) token(name, role string, flags ...string) *events.Signer {
 // (for --token-file).
 func (a *busAttacker) tokenFile(name, role string, flags ...string) (*events.Signer, string) {
 	a.t.Helper()
-	code, stdout, stderr := revline(a.t, a.addrs.NATSURL, append([]string{"tokens", "create", name, "--role", role, "-o", "json", "--nats-nkey", a.addrs.ClientIdentity}, flags...)...)
+	code, stdout, stderr := revline(a.t, a.addrs.NATSURL, append([]string{"tokens", "create", name, "--role", role, "-o", "json", "--token-file", a.addrs.AdminTokenFile}, flags...)...)
 	var made struct{ Value string }
 	if code != 0 || json.Unmarshal([]byte(stdout), &made) != nil {
 		a.t.Fatalf("tokens create %s: exit %d, %s %s", name, code, stdout, stderr)
@@ -107,13 +107,13 @@ func TestServeVerifiesEveryCommand(t *testing.T) {
 	a := attacker(t, addrs)
 	// The operator's CLI deploys (with the bootstrap admin token, beside
 	// client.nk) and waits until the revision is deployed.
-	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--nats-nkey", addrs.ClientIdentity); code != 0 {
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("deploy: exit %d, %s %s", code, stdout, stderr)
 	}
 	ops := a.token("ops", "operator")
 	webOps := a.token("web-ops", "operator", "--app", "web-*")
 	gone := a.token("gone", "admin")
-	if code, _, stderr := revline(t, addrs.NATSURL, "tokens", "revoke", "gone", "--nats-nkey", addrs.ClientIdentity); code != 0 {
+	if code, _, stderr := revline(t, addrs.NATSURL, "tokens", "revoke", "gone", "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("revoke: %s", stderr)
 	}
 	keepAlive := events.Seconds(90)
@@ -183,7 +183,7 @@ func TestTokenRequestsNeedAnAdminSignature(t *testing.T) {
 	}
 	// The bootstrap admin's CLI still manages tokens, and is recorded as
 	// their author.
-	code, stdout, stderr := revline(t, addrs.NATSURL, "tokens", "list", "-o", "json", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr := revline(t, addrs.NATSURL, "tokens", "list", "-o", "json", "--token-file", addrs.AdminTokenFile)
 	var tokens []auth.Token
 	if code != 0 || json.Unmarshal([]byte(stdout), &tokens) != nil {
 		t.Fatalf("tokens list: exit %d, %s %s", code, stdout, stderr)

@@ -74,14 +74,15 @@ func TestTokens(t *testing.T) {
 		t.Errorf("serve did not log where the admin token is:\n%s", logs.String())
 	}
 
-	// Another holder of the client identity listens to every inbox: the
-	// new token's value travels sealed to the requester's key.
-	eavesdropper, err := nats.Connect(addrs.NATSURL, nkeyOption(t, addrs.ClientIdentity))
+	// Another holder of the admin token (on another machine, say) listens
+	// to its inbox: the new token's value travels sealed to the
+	// requester's key.
+	eavesdropper, err := nats.Connect(addrs.NATSURL, tokenOptions(t, addrs.AdminTokenFile)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eavesdropper.Close()
-	heard, err := eavesdropper.SubscribeSync("_INBOX.>")
+	heard, err := eavesdropper.SubscribeSync(events.InboxPrefix(auth.BootstrapName) + ".>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nkey := []string{"--nats-nkey", addrs.ClientIdentity}
+	nkey := []string{"--token-file", addrs.AdminTokenFile}
 	code, stdout, stderr := revline(t, addrs.NATSURL, append([]string{"tokens", "create", "ci", "--role", "viewer", "--app", "web*", "-o", "json"}, nkey...)...)
 	var created struct {
 		Value string     `json:"value"`
