@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/internal/testsupport"
 )
 
 // tokenConn is a connection to the bus as a token, whose asynchronous
@@ -63,9 +65,11 @@ func refusedWithin(t *testing.T) context.Context {
 // A token is an identity on the bus: it connects with its key, and may
 // do there what its role and apps allow, no more. Anonymous connections
 // are refused; a revoked token is disconnected and cannot come back.
+// serve logs each refusal, naming the token.
 func TestTokensAreBusIdentities(t *testing.T) {
 	t.Parallel()
-	addrs := servertest.Serve(t, server.Config{})
+	var logs testsupport.SyncBuffer
+	addrs := servertest.Serve(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if nc, err := nats.Connect(addrs.NATSURL); err == nil {
 		nc.Close()
 		t.Fatal("an anonymous client connected")
@@ -86,6 +90,16 @@ func TestTokensAreBusIdentities(t *testing.T) {
 		t.Error("a viewer published a command")
 	}
 	expectViolation(t, asViewer.violations, "a viewer's command")
+	logCtx, cancelLog := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelLog()
+	testsupport.Eventually(logCtx, t, "serve logs the viewer's refused command", func() bool {
+		for line := range strings.SplitSeq(logs.String(), "\n") {
+			if strings.Contains(line, "NATS refused a client") && strings.Contains(line, "token=watcher") && strings.Contains(line, "revline.commands.web.scale") {
+				return true
+			}
+		}
+		return false
+	})
 	// It hears only its own replies.
 	for _, inbox := range []string{"_INBOX.>", events.InboxPrefix("web-ops") + ".>", "_INBOX.web-ops.x", events.OutcomeSubjectPrefix + ">"} {
 		if _, err := asViewer.nc.SubscribeSync(inbox); err != nil {

@@ -21,6 +21,8 @@ type busUsers struct {
 	log   *slog.Logger
 
 	mu sync.Mutex
+	// names are the token names of the users, by nkey.
+	names map[string]string
 	// applied is the token bucket revision the server's users are as of.
 	applied uint64
 	// first is closed once the users are the tokens' for the first time.
@@ -58,6 +60,15 @@ func (b *busUsers) wait() error { return <-b.done }
 func (b *busUsers) run(ctx context.Context, tokens *auth.Store) error {
 	return tokens.Follow(ctx, func(all []auth.Token, revision uint64) error {
 		users := b.ids.users(all)
+		names := map[string]string{}
+		for _, t := range all {
+			if u := tokenUser(t); u != nil {
+				names[u.Nkey] = t.Name
+			}
+		}
+		b.mu.Lock()
+		b.names = names
+		b.mu.Unlock()
 		if err := b.users.Set(users); err != nil {
 			return fmt.Errorf("bus users: %w", err)
 		}
@@ -74,6 +85,13 @@ func (b *busUsers) run(ctx context.Context, tokens *auth.Store) error {
 		b.changed = make(chan struct{})
 		return nil
 	})
+}
+
+// token names the token whose NATS user is nkey, "" for none.
+func (b *busUsers) token(nkey string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.names[nkey]
 }
 
 // waitFor returns once the server's users are as of the token bucket's

@@ -204,6 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			defer shutdownNATS(srv)
 			users = newBusUsers(natsUsers, ids, log.With("component", "nats"))
+			defer logRefusals(srv, log.With("component", "nats"), users.token)()
 			natsURL = srv.ClientURL()
 			log.Info("embedded NATS started: clients connect as their tokens", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"))
 		}
