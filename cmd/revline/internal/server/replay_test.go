@@ -15,7 +15,7 @@ import (
 	"github.com/revline/revline/projections"
 )
 
-// `revline replay`, sent with the client identity to the embedded server,
+// `revline replay`, sent as the admin token to the embedded server,
 // rebuilds serve's read model into generation 2, equal to the first;
 // --to-seq compares the past with it and switches nothing.
 func TestReplayThroughTheCLI(t *testing.T) {

@@ -20,8 +20,9 @@ import (
 	"github.com/revline/revline/internal/testsupport"
 )
 
-// busAttacker holds serve's client identity (client.nk) and sends
-// commands and token requests as it likes.
+// busAttacker is connected as the bootstrap admin token (the client with
+// the most rights on the bus) and sends commands and token requests as it
+// likes, signed by any token or none.
 type busAttacker struct {
 	t      *testing.T
 	addrs  server.Addresses
@@ -97,16 +98,16 @@ func wantRejected(t *testing.T, what string, o events.Outcome, code string) {
 	}
 }
 
-// What someone holding client.nk and no token, or a token of a lesser
-// role, sees when sending commands: every command is verified before it
+// What someone connected to the bus, with no signature or that of a token
+// of a lesser role, sees when sending commands: every command is verified before it
 // is decided, and the log records the token that signed it.
 func TestServeVerifiesEveryCommand(t *testing.T) {
 	t.Parallel()
 	var logs testsupport.SyncBuffer
 	addrs := servertest.Serve(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	a := attacker(t, addrs)
-	// The operator's CLI deploys (with the bootstrap admin token, beside
-	// client.nk) and waits until the revision is deployed.
+	// The operator's CLI deploys (as the bootstrap admin token) and waits
+	// until the revision is deployed.
 	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("deploy: exit %d, %s %s", code, stdout, stderr)
 	}
@@ -160,7 +161,7 @@ func TestServeVerifiesEveryCommand(t *testing.T) {
 	}
 }
 
-// Token requests need an admin's signature: client.nk alone can no longer
+// Token requests need an admin's signature: a connection alone cannot
 // make tokens.
 func TestTokenRequestsNeedAnAdminSignature(t *testing.T) {
 	t.Parallel()
