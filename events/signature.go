@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // SignatureVersion is the first line of every SigningPayload.
@@ -46,6 +47,22 @@ func DecodePublicKey(s string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(raw), nil
 }
 
+// NATSUser returns the NATS nkey user (a public key starting with U) of
+// an Ed25519 public key: on the bus, a token's key is also its identity,
+// the user it connects as.
+func NATSUser(pub ed25519.PublicKey) (string, error) {
+	user, err := nkeys.Encode(nkeys.PrefixByteUser, pub)
+	if err != nil {
+		return "", fmt.Errorf("nats user of a public key: %w", err)
+	}
+	return string(user), nil
+}
+
+// InboxPrefix is where the bus delivers the replies of the token named
+// key (nats.CustomInboxPrefix): a token may subscribe below it and nowhere
+// else in _INBOX, so no token reads another's replies.
+func InboxPrefix(key string) string { return "_INBOX." + key }
+
 // SigningPayload returns the bytes a message's signature is over: seven
 // lines joined by "\n" (no trailing newline) of SignatureVersion, the
 // subject the message is published on, then the values of the headers
@@ -75,6 +92,21 @@ type Signer struct {
 // NewSigner returns a Signer for the token named key whose value is value.
 func NewSigner(key, value string) *Signer {
 	return &Signer{Key: key, private: SigningKey(value), now: time.Now}
+}
+
+// NATSOptions returns the options that connect to the bus as s's token:
+// its key as an nkey user (NATSUser), which signs the server's challenge,
+// and its inbox prefix (InboxPrefix).
+func (s *Signer) NATSOptions() ([]nats.Option, error) {
+	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, s.private.Seed())
+	if err != nil {
+		return nil, fmt.Errorf("nats identity of token %s: %w", s.Key, err)
+	}
+	public, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("nats identity of token %s: %w", s.Key, err)
+	}
+	return []nats.Option{nats.Nkey(public, kp.Sign), nats.CustomInboxPrefix(InboxPrefix(s.Key))}, nil
 }
 
 // idempotencyNamespace scopes command ids derived from idempotency keys.

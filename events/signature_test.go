@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/revline/revline/events"
 )
 
@@ -199,5 +200,35 @@ func TestIdempotencyIDsAreKeyedWithTheToken(t *testing.T) {
 		if other == first {
 			t.Errorf("%s derives the same id %s", what, first)
 		}
+	}
+}
+
+// A token's NATS user is its signing key: what the token signs, the
+// user's public key verifies.
+func TestNATSUserIsTheSigningKey(t *testing.T) {
+	t.Parallel()
+	key := events.SigningKey(exampleToken)
+	user, err := events.NATSUser(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := nkeys.FromPublicKey(user)
+	if err != nil || !strings.HasPrefix(user, "U") {
+		t.Fatalf("NATS user %q: %v; want a user public key", user, err)
+	}
+	nonce := []byte("the server's nonce")
+	if err := kp.Verify(nonce, ed25519.Sign(key, nonce)); err != nil {
+		t.Errorf("the token's signature does not verify with its NATS user: %v", err)
+	}
+	// docs/bus.md §3 gives this seed for the example token.
+	seed, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, key.Seed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if encoded, _ := seed.Seed(); string(encoded) != "SUAINZMWDTMOFR4CQIXNECBR7FQMTR3NFXSS3XYJP7XMQ22GQMNP7QEMEA" {
+		t.Errorf("the example token's nkey seed is %s, not the one docs/bus.md gives", encoded)
+	}
+	if events.InboxPrefix("alice") != "_INBOX.alice" {
+		t.Errorf("inbox prefix %q", events.InboxPrefix("alice"))
 	}
 }

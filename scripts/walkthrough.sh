@@ -89,8 +89,8 @@ log "building revline"
 PATH="$tmp:$PATH"
 
 # serve and the steps run in $tmp: serve keeps its data in the default
-# ./revline-data, where the CLI finds the client identity serve makes
-# (revline-data/auth/client.nk), as it does for a user in that directory.
+# ./revline-data, where the CLI finds the admin token serve makes
+# (revline-data/auth/admin.token), as it does for a user in that directory.
 cd "$tmp"
 log "starting revline serve (data in $tmp/revline-data)"
 # setsid: serve leads a process group of its own (its runners have their own

@@ -20,10 +20,10 @@ import (
 )
 
 // bin runs the built revline binary against s as actor, the way a user
-// does: the NATS URL from REVLINE_NATS_URL, the client identity serve made,
-// and the token named actor in REVLINE_TOKEN (made by the bootstrap admin
-// the first time), so that the log records token:ACTOR. Actor "x" is the
-// bootstrap admin.
+// does: the NATS URL from REVLINE_NATS_URL, and the token named actor in
+// REVLINE_TOKEN (made by the bootstrap admin the first time), which it
+// connects and signs as, so that the log records token:ACTOR. Actor "x" is
+// the bootstrap admin.
 func (s *serveProcess) bin(t *testing.T, actor string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -42,11 +42,11 @@ func (s *serveProcess) bin(t *testing.T, actor string, args ...string) result {
 }
 
 // binCommand is the binary run with token (its value; "" for the
-// bootstrap admin's, found beside the client identity).
+// bootstrap admin's, in the data directory).
 func (s *serveProcess) binCommand(ctx context.Context, token string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, revlineBin, args...)
 	cmd.Env = append(os.Environ(), "REVLINE_NATS_URL="+s.natsURL, "REVLINE_TOKEN="+token,
-		"REVLINE_NATS_NKEY="+filepath.Join(s.dataDir, "auth", "client.nk"))
+		"REVLINE_TOKEN_FILE="+filepath.Join(s.dataDir, "auth", "admin.token"))
 	return cmd
 }
 
@@ -95,7 +95,7 @@ func records(t *testing.T, jsonl string) []audit.Record {
 }
 
 // The audit, the history and revision numbers through the built binary,
-// with the client identity serve makes: who did what, each filter, the
+// as tokens: who did what, each filter, the
 // export, and --follow until interrupted.
 func TestAuditThroughTheBinary(t *testing.T) {
 	dataDir := t.TempDir()
@@ -189,7 +189,7 @@ func TestAuditThroughTheBinary(t *testing.T) {
 	}
 
 	// Without APP, the whole log (an ordered consumer on every app's
-	// subjects): the client identity may read it too.
+	// subjects): a token of every app may read it.
 	everyApp := records(t, s.binOK(t, "x", "audit", "--type", "app.scaled", "-o", "jsonl"))
 	if len(everyApp) != 1 || everyApp[0].App != app {
 		t.Fatalf("audit of every app's scales: %+v", everyApp)

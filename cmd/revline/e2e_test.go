@@ -150,8 +150,8 @@ func (s *serveProcess) revline(t *testing.T, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	identity := filepath.Join(s.dataDir, "auth", "client.nk") // made by serve
-	code := cli.Main(ctx, append(args, "--nats-url", s.natsURL, "--nats-nkey", identity, "--actor", "e2e"), &stdout, &stderr)
+	admin := filepath.Join(s.dataDir, "auth", "admin.token") // made by serve
+	code := cli.Main(ctx, append(args, "--nats-url", s.natsURL, "--token-file", admin, "--actor", "e2e"), &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 

@@ -32,9 +32,9 @@ type Config struct {
 	// Default 10s.
 	ReadyTimeout time.Duration
 	// Users, when set, are the only identities the server accepts (nkey
-	// users, each with its permissions; nil permissions allow everything):
-	// an anonymous connection is refused.
-	Users []*server.NkeyUser
+	// users, each with its permissions; nil permissions allow everything),
+	// which may change while it runs: an anonymous connection is refused.
+	Users *Users
 }
 
 // Start starts a NATS server with JetStream enabled and waits until it
@@ -74,11 +74,17 @@ func Start(cfg Config) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: MaxPayload,
-		Nkeys:      cfg.Users,
+	}
+	if cfg.Users != nil {
+		opts.CustomClientAuthentication = cfg.Users
+		opts.AlwaysEnableNonce = true // the users sign it
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if cfg.Users != nil {
+		cfg.Users.bind(srv)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(cfg.ReadyTimeout) {

@@ -456,8 +456,9 @@ func (p *Processor) acceptedBefore(ctx context.Context, cmd events.CommandEnvelo
 	p.mu.Unlock()
 	cache := p.cache(cmd.App)
 	if !cached {
-		// Refusals come from anyone holding the client identity, for any
-		// app name: an app loaded only for this check is not kept.
+		// Refusals come from any token that may send commands, for any app
+		// name its glob lets it publish: an app loaded only for this check
+		// is not kept.
 		defer func() {
 			if !ok {
 				p.mu.Lock()

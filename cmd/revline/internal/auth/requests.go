@@ -16,8 +16,8 @@ import (
 )
 
 // Subjects of the token requests the server answers: the CLI's `revline
-// tokens` commands send them with the client identity, which may publish
-// there but not subscribe, so only the server answers.
+// tokens` commands send them as an admin token, which may publish there
+// but not subscribe, so only the server answers.
 const (
 	SubjectPrefix  = "revline.tokens."
 	SubjectCreate  = SubjectPrefix + "create"
@@ -25,9 +25,10 @@ const (
 	SubjectRevoke  = SubjectPrefix + "revoke"
 	requestTimeout = 10 * time.Second
 	queueGroup     = "revline-tokens"
-	// replyPrefix is where the client identity receives replies: the
-	// server, which may publish anywhere, answers nowhere else, so a reply
-	// subject naming a Revline subject cannot make it write there.
+	// replyPrefix is where tokens receive replies (below it, each its
+	// own, events.InboxPrefix): the server, which may publish anywhere,
+	// answers nowhere else, so a reply subject naming a Revline subject
+	// cannot make it write there.
 	replyPrefix = "_INBOX."
 	maxRequest  = 4 << 10
 )
@@ -41,7 +42,8 @@ type Request struct {
 	Apps string `json:"apps,omitempty"`
 	// SealTo, required by create, is a curve (xkey) public key of the
 	// requester's: the new token's value is sealed to it, since every
-	// holder of the client identity can read the replies in _INBOX.>.
+	// connection of the requesting token can read the replies in its
+	// inbox.
 	SealTo string `json:"seal_to,omitempty"`
 }
 
@@ -135,7 +137,7 @@ func (s *Store) carryOut(msg *nats.Msg) Reply {
 		// Checked before the token is made: a value that cannot be sealed
 		// is not made at all.
 		if _, err := sealer.Seal([]byte("check"), req.SealTo); err != nil {
-			return Reply{Error: "seal_to: want the curve (xkey) public key the new token's value is sealed to (every client identity can read _INBOX.>)"}
+			return Reply{Error: "seal_to: want the curve (xkey) public key the new token's value is sealed to (every connection of your token can read its inbox)"}
 		}
 		value, t, err := s.Create(ctx, NewToken{Name: req.Name, Role: req.Role, Apps: req.Apps, CreatedBy: by}, now)
 		if err != nil {

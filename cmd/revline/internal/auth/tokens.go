@@ -115,6 +115,75 @@ func (t Token) Authorize(need Permission, app string) error {
 // Store keeps tokens in the BucketName bucket.
 type Store struct {
 	kv jetstream.KeyValue
+	// applied, when set (OnChange), is waited for after each change.
+	applied func(ctx context.Context, revision uint64) error
+}
+
+// OnChange makes each change of a token by this store (Create, Revoke,
+// AddPublicKey) return only once applied returns for the bucket revision
+// of the change: serve waits until its NATS server has made the token's
+// users match (a new token can connect once its creation is answered, a
+// revoked one is disconnected). An error of applied is the change's (the
+// change is stored all the same). Call it before the store is shared.
+func (s *Store) OnChange(applied func(ctx context.Context, revision uint64) error) {
+	s.applied = applied
+}
+
+// changed waits for a change stored at revision to be applied (OnChange).
+func (s *Store) changed(ctx context.Context, name string, revision uint64) error {
+	if s.applied == nil {
+		return nil
+	}
+	if err := s.applied(ctx, revision); err != nil {
+		return fmt.Errorf("token %s stored, but not yet applied to the NATS server's users: %w", name, err)
+	}
+	return nil
+}
+
+// Follow calls fn with every token, revoked ones too, as the bucket holds
+// them now, then again after each change, with the bucket revision they
+// are as of, until ctx ends (it then returns ctx.Err()) or fn fails.
+func (s *Store) Follow(ctx context.Context, fn func(tokens []Token, revision uint64) error) error {
+	watcher, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("follow tokens: %w", err)
+	}
+	// Stopped, the watcher closes its updates.
+	defer context.AfterFunc(ctx, func() { _ = watcher.Stop() })()
+	defer func() { _ = watcher.Stop() }()
+	byName := map[string]Token{}
+	var revision uint64
+	current := false
+	for entry := range watcher.Updates() {
+		if entry != nil {
+			revision = max(revision, entry.Revision())
+			if entry.Operation() != jetstream.KeyValuePut {
+				delete(byName, entry.Key())
+			} else {
+				var t Token
+				if err := json.Unmarshal(entry.Value(), &t); err != nil {
+					return fmt.Errorf("follow tokens: token %s: stored record unreadable: %w", entry.Key(), err)
+				}
+				byName[entry.Key()] = t
+			}
+			if !current {
+				continue // the bucket as it is now is not all there yet
+			}
+		}
+		current = true
+		tokens := make([]Token, 0, len(byName))
+		for _, t := range byName {
+			tokens = append(tokens, t)
+		}
+		slices.SortFunc(tokens, func(a, b Token) int { return strings.Compare(a.Name, b.Name) })
+		if err := fn(tokens, revision); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New("follow tokens: the watch ended")
 }
 
 // Ensure creates or updates the bucket, as serve does at start-up, with
@@ -130,6 +199,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("token store: %w", err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Open returns the store of the existing bucket, without changing it:
+// what `revline nats-config` reads the tokens from, as the server.
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.KeyValue(ctx, BucketName)
+	if err != nil {
+		return nil, fmt.Errorf("token store: %w (has serve run on this NATS?)", err)
 	}
 	return &Store{kv: kv}, nil
 }
@@ -182,11 +261,15 @@ func (s *Store) Create(ctx context.Context, nt NewToken, now time.Time) (string,
 	if err != nil {
 		return "", Token{}, fmt.Errorf("make token: %w", err)
 	}
-	if _, err := s.kv.Create(ctx, t.Name, data); err != nil {
+	revision, err := s.kv.Create(ctx, t.Name, data)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return "", Token{}, fmt.Errorf("token %s: %w", t.Name, ErrNameTaken)
 		}
 		return "", Token{}, fmt.Errorf("store token %s: %w", t.Name, err)
+	}
+	if err := s.changed(ctx, t.Name, revision); err != nil {
+		return "", Token{}, err
 	}
 	return value, t, nil
 }
@@ -269,14 +352,14 @@ func (s *Store) update(ctx context.Context, t Token, rev uint64, change func(*To
 	if err != nil {
 		return Token{}, fmt.Errorf("update token %s: %w", t.Name, err)
 	}
-	_, err = s.kv.Update(ctx, t.Name, data, rev)
+	revision, err := s.kv.Update(ctx, t.Name, data, rev)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return Token{}, errChanged
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("update token %s: %w", t.Name, err)
 	}
-	return t, nil
+	return t, s.changed(ctx, t.Name, revision)
 }
 
 // Authenticate returns the record of the token whose value is value. It

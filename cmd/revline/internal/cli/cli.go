@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,8 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/control"
-	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/projections"
@@ -272,7 +271,7 @@ func (c *connection) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.natsURL, "nats-url", c.natsURL, "NATS server of the Revline server (env "+envNATSURL+")")
 	c.nats.register(fs)
 	c.nats.localIdentity = true
-	fs.StringVar(&c.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token beside the client identity")
+	fs.StringVar(&c.tokenFile, "token-file", os.Getenv(envTokenFile), "file holding the token that signs commands (env "+envTokenFile+", or the value in "+envToken+"); default DATA_DIR/auth/admin.token when NATS is on this machine; the token is also who the CLI is on NATS")
 }
 
 // connectionKey is the context key of the root's connection flags, which
@@ -297,6 +296,8 @@ type clientFlags struct {
 	// firstArg checks the first positional argument, an app's name unless
 	// the command says otherwise (a token's name, a webhook's id).
 	firstArg func(string) error
+	// stop ends the running command with a cause (run sets it).
+	stop context.CancelCauseFunc
 }
 
 // clientCommand returns a client command (as newCommand) with the flags
@@ -392,21 +393,24 @@ type session struct {
 }
 
 func (f *clientFlags) connect(ctx context.Context) (*session, error) {
-	opts, err := f.nats.options(f.natsURL)
-	if err != nil {
-		return nil, err
-	}
 	signer, err := f.signer()
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(f.natsURL, append([]nats.Option{nats.Name("revline-cli"), nats.Timeout(connectLimit)}, opts...)...)
+	opts, asToken, err := f.nats.options(signer)
+	if err != nil {
+		return nil, err
+	}
+	opts = append([]nats.Option{nats.Name("revline-cli"), nats.Timeout(connectLimit), f.onAsyncError(signer)}, opts...)
+	nc, err := nats.Connect(f.natsURL, append(opts, asToken...)...)
+	if errors.Is(err, nats.ErrNkeysNotSupported) && asToken != nil {
+		// A NATS server that authenticates no one (one of your own,
+		// without Revline's users) takes no identity: the token still
+		// signs what it sends.
+		nc, err = nats.Connect(f.natsURL, opts...)
+	}
 	if errors.Is(err, nats.ErrAuthorization) {
-		who := "no identity (no --nats-nkey or --nats-creds, and no " + filepath.Join(envOr("REVLINE_DATA_DIR", "./revline-data"), "auth", server.ClientSeedFile) + ")"
-		if f.nats.nkey != "" || f.nats.creds != "" {
-			who = "the identity in " + cmp.Or(f.nats.nkey, f.nats.creds)
-		}
-		return nil, fmt.Errorf("NATS at %s refused %s: give the client identity of the serve you talk to with --nats-nkey DATA_DIR/auth/client.nk, or set REVLINE_DATA_DIR to its data directory: %w", f.natsURL, who, err)
+		return nil, f.refused(signer, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s (is `revline serve` running? set --nats-url or %s): %w", f.natsURL, envNATSURL, err)
@@ -444,6 +448,34 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 	}, nil
 }
 
+// onAsyncError handles the connection's asynchronous errors: a request
+// the server refused for want of a permission gets no answer, so it ends
+// the command at once (when run connected), with that reason, instead of
+// waiting out --timeout; nats.go would only print it.
+func (f *clientFlags) onAsyncError(signer *events.Signer) nats.Option {
+	return nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if !errors.Is(err, nats.ErrPermissionViolation) || f.stop == nil {
+			return
+		}
+		who := "this identity"
+		if signer != nil && f.nats.nkey == "" && f.nats.creds == "" {
+			who = "token " + signer.Key
+		}
+		f.stop(fmt.Errorf("the bus refused %s: %w (its role or apps do not allow it: docs/bus.md §3)", who, err))
+	})
+}
+
+// refused explains a NATS server's refusal of the identity the CLI gave.
+func (f *clientFlags) refused(signer *events.Signer, err error) error {
+	switch {
+	case f.nats.nkey != "" || f.nats.creds != "":
+		return fmt.Errorf("NATS at %s refused the identity in %s: %w", f.natsURL, cmp.Or(f.nats.nkey, f.nats.creds), err)
+	case signer != nil:
+		return fmt.Errorf("NATS at %s refused token %s: it is revoked or unknown there, or made before tokens were identities on the bus (make a new one with `revline tokens create`): %w", f.natsURL, signer.Key, err)
+	}
+	return fmt.Errorf("NATS at %s refused a client without identity: give a token (%s, --token-file, or set REVLINE_DATA_DIR to the data directory of a serve on this machine, whose auth/%s is used): %w", f.natsURL, envToken, auth.BootstrapFile, err)
+}
+
 func (s *session) close() { s.nc.Close() }
 
 // runE makes cmd's RunE: check the flags and positional arguments as check
@@ -470,11 +502,15 @@ func (f *clientFlags) attach(ctx context.Context) error {
 	return nil
 }
 
-// run connects and runs fn with the --timeout deadline.
+// run connects and runs fn with the --timeout deadline; a request the
+// bus refuses ends it with the refusal.
 func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *session) error) error {
 	if err := f.attach(ctx); err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	f.stop = stop
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
@@ -482,7 +518,11 @@ func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *s
 		return err
 	}
 	defer s.close()
-	return fn(ctx, s)
+	err = fn(ctx, s)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return err
 }
 
 // check checks a client command's flags (with validate, if given, too) and

@@ -62,7 +62,7 @@ func serveCommand() *cobra.Command {
 				return usagef("--nats-creds, --nats-nkey and --nats-tls-* need --nats-url: the embedded server makes its own identities in DATA_DIR/auth")
 			}
 		} else {
-			opts, err := natsOpts.options(cfg.NATSURL)
+			opts, _, err := natsOpts.options(nil)
 			if err != nil {
 				return err
 			}
@@ -93,10 +93,14 @@ func serveCommand() *cobra.Command {
 func natsConfigCommand() *cobra.Command {
 	cmd := newCommand("nats-config", "Print the NATS authorization block",
 		"revline nats-config --data-dir ./revline-data > revline-auth.conf   # include it in every node's nats-server.conf", 0, 0)
-	cmd.Long = "Print the authorization block that gives a NATS server or cluster of your own Revline's users and permissions (the identities in DATA_DIR/auth, made if missing); then run serve with --nats-url and --nats-identities, and give clients DATA_DIR/auth/client.nk."
+	cmd.Long = "Print the authorization block that gives a NATS server or cluster of your own Revline's users and permissions: the identities in DATA_DIR/auth (made if missing), and, with --nats-url, one user per live token, read from the cluster as the server. Then run serve with --nats-url and --nats-identities; clients connect as their tokens. Print it again and reload the nodes (nats-server --signal reload) after each token made or revoked: until then a new token cannot connect and a revoked one still can."
 	dataDir := cmd.Flags().String("data-dir", envOr("REVLINE_DATA_DIR", "./revline-data"), "data directory whose auth/ holds the identities (env REVLINE_DATA_DIR)")
+	natsURL := cmd.Flags().String("nats-url", os.Getenv("REVLINE_SERVE_NATS_URL"), "the cluster whose tokens become users, read with DATA_DIR/auth/server.nk; none: the server's identities alone (env REVLINE_SERVE_NATS_URL)")
+	timeout := cmd.Flags().Duration("timeout", defaultWait, "how long to wait for the cluster")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		conf, err := server.NATSAuthorization(*dataDir)
+		ctx, cancel := context.WithTimeout(envOf(cmd).ctx, *timeout)
+		defer cancel()
+		conf, err := server.NATSConfig(ctx, *dataDir, *natsURL)
 		if err != nil {
 			return err
 		}

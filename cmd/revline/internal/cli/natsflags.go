@@ -4,11 +4,10 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats.go"
-	"github.com/revline/revline/cmd/revline/internal/server"
+	"github.com/revline/revline/events"
 	"github.com/spf13/pflag"
 )
 
@@ -17,15 +16,15 @@ import (
 // secrets need not appear on a command line.
 type natsFlags struct {
 	creds, nkey, tlsCA, tlsCert, tlsKey string
-	// localIdentity: without credentials or an nkey, a client talking to a
-	// NATS server on this machine uses the client identity that a local
-	// `revline serve` made in its data directory.
+	// localIdentity: without credentials, an nkey or a token, a client
+	// talking to a NATS server on this machine acts as the admin token
+	// that a local `revline serve` made in its data directory (signer).
 	localIdentity bool
 }
 
 func (n *natsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&n.creds, "nats-creds", os.Getenv("REVLINE_NATS_CREDS"), "NATS credentials file (env REVLINE_NATS_CREDS)")
-	fs.StringVar(&n.nkey, "nats-nkey", os.Getenv("REVLINE_NATS_NKEY"), "NATS nkey seed file, such as the client identity serve makes in DATA_DIR/auth/client.nk (env REVLINE_NATS_NKEY)")
+	fs.StringVar(&n.nkey, "nats-nkey", os.Getenv("REVLINE_NATS_NKEY"), "NATS nkey seed file, for a NATS of your own (env REVLINE_NATS_NKEY); by default a client connects as its token")
 	fs.StringVar(&n.tlsCA, "nats-tls-ca", os.Getenv("REVLINE_NATS_TLS_CA"), "CA certificate to verify the NATS server (env REVLINE_NATS_TLS_CA)")
 	fs.StringVar(&n.tlsCert, "nats-tls-cert", os.Getenv("REVLINE_NATS_TLS_CERT"), "client certificate for NATS (env REVLINE_NATS_TLS_CERT)")
 	fs.StringVar(&n.tlsKey, "nats-tls-key", os.Getenv("REVLINE_NATS_TLS_KEY"), "client key for NATS (env REVLINE_NATS_TLS_KEY)")
@@ -33,36 +32,31 @@ func (n *natsFlags) register(fs *pflag.FlagSet) {
 
 // options turns the flags into connection options for urls, checking the
 // files exist so that a typo is reported as such rather than as a TLS
-// failure.
-func (n *natsFlags) options(urls string) ([]nats.Option, error) {
-	if n.localIdentity && n.creds == "" && n.nkey == "" && loopbackOnly(urls) {
-		local := filepath.Join(envOr("REVLINE_DATA_DIR", "./revline-data"), "auth", server.ClientSeedFile)
-		if _, err := os.Stat(local); err == nil {
-			n.nkey = local
-		}
-	}
+// failure. Without credentials or an nkey, a client with a token (signer)
+// connects as the token: asToken are the options that say so
+// (events.Signer.NATSOptions), none otherwise.
+func (n *natsFlags) options(signer *events.Signer) (opts, asToken []nats.Option, err error) {
 	for flagName, path := range map[string]string{"--nats-creds": n.creds, "--nats-nkey": n.nkey, "--nats-tls-ca": n.tlsCA, "--nats-tls-cert": n.tlsCert, "--nats-tls-key": n.tlsKey} {
 		if path == "" {
 			continue
 		}
 		if _, err := os.Stat(path); err != nil {
-			return nil, usagef("%s %s: %v", flagName, path, err)
+			return nil, nil, usagef("%s %s: %v", flagName, path, err)
 		}
 	}
 	if (n.tlsCert == "") != (n.tlsKey == "") {
-		return nil, usagef("--nats-tls-cert and --nats-tls-key go together")
+		return nil, nil, usagef("--nats-tls-cert and --nats-tls-key go together")
 	}
 	if n.creds != "" && n.nkey != "" {
-		return nil, usagef("--nats-creds and --nats-nkey are two ways to authenticate: give one")
+		return nil, nil, usagef("--nats-creds and --nats-nkey are two ways to authenticate: give one")
 	}
-	var opts []nats.Option
 	if n.creds != "" {
 		opts = append(opts, nats.UserCredentials(n.creds))
 	}
 	if n.nkey != "" {
 		opt, err := nats.NkeyOptionFromSeed(n.nkey)
 		if err != nil {
-			return nil, usagef("--nats-nkey %s: %v", n.nkey, err)
+			return nil, nil, usagef("--nats-nkey %s: %v", n.nkey, err)
 		}
 		opts = append(opts, opt)
 	}
@@ -72,7 +66,12 @@ func (n *natsFlags) options(urls string) ([]nats.Option, error) {
 	if n.tlsCert != "" {
 		opts = append(opts, nats.ClientCert(n.tlsCert, n.tlsKey))
 	}
-	return opts, nil
+	if n.creds == "" && n.nkey == "" && signer != nil {
+		if asToken, err = signer.NATSOptions(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return opts, asToken, nil
 }
 
 // loopbackOnly reports whether every server of a NATS URL list is on this

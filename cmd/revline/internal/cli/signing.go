@@ -19,11 +19,11 @@ const (
 	envTokenFile = "REVLINE_TOKEN_FILE"
 )
 
-// signer returns the signer of the token the CLI acts as: the value in
-// REVLINE_TOKEN, else the one in the --token-file file, else the
-// bootstrap admin token beside the client identity the connection uses
-// (DATA_DIR/auth/admin.token, for the operator of a local serve); nil
-// when there is none.
+// signer returns the signer of the token the CLI acts as, which is also
+// its identity on the bus (events.Signer.NATSOptions): the value in
+// REVLINE_TOKEN, else the one in the --token-file file, else, when NATS is
+// on this machine, the bootstrap admin token of the local serve
+// (DATA_DIR/auth/admin.token, for its operator); nil when there is none.
 func (f *clientFlags) signer() (*events.Signer, error) {
 	value := os.Getenv(envToken)
 	if value == "" && f.tokenFile != "" {
@@ -33,8 +33,11 @@ func (f *clientFlags) signer() (*events.Signer, error) {
 		}
 		value = string(data)
 	}
-	if value == "" && f.nats.nkey != "" {
-		data, err := os.ReadFile(filepath.Join(filepath.Dir(f.nats.nkey), auth.BootstrapFile))
+	if value == "" {
+		if !f.nats.localIdentity || !loopbackOnly(f.natsURL) {
+			return nil, nil
+		}
+		data, err := os.ReadFile(filepath.Join(localAuthDir(), auth.BootstrapFile))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return nil, nil
 		}
@@ -43,13 +46,16 @@ func (f *clientFlags) signer() (*events.Signer, error) {
 		}
 		value = string(data)
 	}
-	if value == "" {
-		return nil, nil
-	}
 	value = strings.TrimSpace(value)
 	name := auth.ClaimedName(value)
 	if name == "" {
 		return nil, usagef("the token (--token-file, %s) is not a Revline token (rvl_NAME_SECRET)", envToken)
 	}
 	return events.NewSigner(name, value), nil
+}
+
+// localAuthDir is the auth directory of the serve on this machine:
+// DATA_DIR/auth, DATA_DIR being REVLINE_DATA_DIR or serve's default.
+func localAuthDir() string {
+	return filepath.Join(envOr("REVLINE_DATA_DIR", "./revline-data"), "auth")
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // The tokens commands ask the server over NATS (auth.Serve), signed by an
-// admin token (the bootstrap one by default: signing.go), with the
-// client identity: only the server reads and writes the token bucket.
+// admin token (the bootstrap one by default: signing.go), connected as
+// that token: only the server reads and writes the token bucket.
 
 func tokensCreateCommand() *cobra.Command {
 	cmd, f := tokenCommand("create NAME", "Create a bearer token",
@@ -29,7 +29,7 @@ func tokensCreateCommand() *cobra.Command {
 	}
 	f.runE(cmd, validate, func(ctx context.Context, e env, s *session, pos []string) error {
 		// The value comes back sealed to a key of this call's own: other
-		// holders of the client identity can read the reply.
+		// connections of the same token can read the reply.
 		seal, err := nkeys.CreateCurveKeys()
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/cli"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
@@ -127,12 +129,12 @@ func serve(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s.admin = strings.TrimSpace(string(admin))
-	// The test reads the event log as a client does.
-	asClient, err := nats.NkeyOptionFromSeed(s.addrs.ClientIdentity)
+	// The test reads the event log as a client does, as the admin token.
+	asAdmin, err := events.NewSigner(auth.BootstrapName, s.admin).NATSOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(s.addrs.NATSURL, asClient)
+	nc, err := nats.Connect(s.addrs.NATSURL, asAdmin...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +161,7 @@ func (s *stack) revline(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args = append(args, "--nats-url", s.addrs.NATSURL, "--nats-nkey", s.addrs.ClientIdentity)
-	if s.aliceFile != "" {
-		args = append(args, "--token-file", s.aliceFile)
-	}
+	args = append(args, "--nats-url", s.addrs.NATSURL, "--token-file", cmp.Or(s.aliceFile, s.addrs.AdminTokenFile))
 	code := cli.Main(ctx, args, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }

@@ -47,7 +47,7 @@ func TestAuditVerifyFindsTheForgedEvent(t *testing.T) {
 	}
 	cli("secrets", "set", "web", "C=3") // chains on from the forged event
 
-	code, stdout, stderr := revline(t, addrs.NATSURL, "audit", "verify", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr := revline(t, addrs.NATSURL, "audit", "verify", "--token-file", addrs.AdminTokenFile)
 	want := fmt.Sprintf("web: BROKEN at sequence %d (%s): expected %s, found %s", ack.Sequence, audit.ReasonPrevHash, reports[1].LastHash, events.ZeroHash)
 	if code != 1 || !strings.Contains(stdout, want) || !strings.Contains(stdout, "api: OK, 1 event from") || !strings.Contains(stderr, "1 of 2 chains broken") {
 		t.Fatalf("verify after the forgery: exit %d\nstdout %s\nstderr %s\nwant a line %q", code, stdout, stderr, want)

@@ -55,7 +55,7 @@ func TestADeletedAppStopsAndComesBackWithADeploy(t *testing.T) {
 	// An app whose deploy is in progress is not deleted.
 	slow := runnertest.NewGate(t)
 	cli("deploy", "slow", "--command", slow.Command(runnerBin), "--no-wait")
-	code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "delete", "slow", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "delete", "slow", "--token-file", addrs.AdminTokenFile)
 	if code != 1 || !strings.Contains(stderr, "is being deployed") {
 		t.Errorf("deleting an app while it deploys: exit %d, %s%s; want exit 1, deploy in progress", code, stdout, stderr)
 	}
@@ -94,11 +94,11 @@ func TestADeletedAppStopsAndComesBackWithADeploy(t *testing.T) {
 	if list := cli("apps", "list"); strings.Contains(list, "oops") || !strings.Contains(list, "keep") {
 		t.Errorf("apps list after the deletion:\n%s", list)
 	}
-	code, stdout, stderr = revline(t, addrs.NATSURL, "apps", "list-rev", "oops", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr = revline(t, addrs.NATSURL, "apps", "list-rev", "oops", "--token-file", addrs.AdminTokenFile)
 	if code != 1 || !strings.Contains(stdout+stderr, "was deleted by") || !strings.Contains(stdout+stderr, "made by mistake") {
 		t.Errorf("list-rev of the deleted app: exit %d, %s%s; want exit 1 saying who deleted it", code, stdout, stderr)
 	}
-	code, stdout, stderr = revline(t, addrs.NATSURL, "apps", "scale", "oops", "--min-concurrency", "1", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr = revline(t, addrs.NATSURL, "apps", "scale", "oops", "--min-concurrency", "1", "--token-file", addrs.AdminTokenFile)
 	if code != 1 || !strings.Contains(stderr, "was deleted by") || !strings.Contains(stderr, "deploy to start it again") {
 		t.Errorf("scale of the deleted app: exit %d, %s%s; want exit 1 saying it was deleted", code, stdout, stderr)
 	}
@@ -121,7 +121,7 @@ func TestADeletedAppStopsAndComesBackWithADeploy(t *testing.T) {
 	}
 	// A secret set on the deleted app is refused, and its value, stored
 	// first, does not stay behind.
-	code, stdout, stderr = revline(t, addrs.NATSURL, "secrets", "set", "oops", "OTHER=orphan", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr = revline(t, addrs.NATSURL, "secrets", "set", "oops", "OTHER=orphan", "--token-file", addrs.AdminTokenFile)
 	if code != 1 || !strings.Contains(stderr, "was deleted by") {
 		t.Errorf("secrets set on the deleted app: exit %d, %s%s; want exit 1 saying it was deleted", code, stdout, stderr)
 	}

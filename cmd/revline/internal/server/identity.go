@@ -1,15 +1,19 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/events"
@@ -27,9 +31,9 @@ const (
 	authDir        = "auth"
 	serverSeedFile = "server.nk"
 	querySeedFile  = "query.nk"
-	// ClientSeedFile is the clients' identity: the CLI and any NATS client
-	// authenticate with it (nats.NkeyOptionFromSeed, `nats --nkey`).
-	ClientSeedFile = "client.nk"
+	// legacyClientSeedFile was the identity every client shared, before
+	// each token was one (tokenUser): no longer a user of the server.
+	legacyClientSeedFile = "client.nk"
 )
 
 // identity is one nkey user of the embedded server.
@@ -94,20 +98,21 @@ func createOnce(path string, data []byte) error {
 	return nil
 }
 
-// identities are the embedded server's nkey users.
+// identities are the server's own nkey users; clients connect as their
+// tokens (tokenUser).
 type identities struct {
-	server, query, client identity
+	server, query identity
 }
 
-// loadIdentities returns the server's identities and the clients', made
-// on the first start.
+// loadIdentities returns the server's identities, made on the first
+// start.
 func loadIdentities(dataDir string) (identities, error) {
 	dir := filepath.Join(dataDir, authDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return identities{}, fmt.Errorf("serve: %w", err)
 	}
 	var ids identities
-	for file, id := range map[string]*identity{serverSeedFile: &ids.server, querySeedFile: &ids.query, ClientSeedFile: &ids.client} {
+	for file, id := range map[string]*identity{serverSeedFile: &ids.server, querySeedFile: &ids.query} {
 		loaded, err := loadIdentity(filepath.Join(dir, file))
 		if err != nil {
 			return identities{}, fmt.Errorf("serve: %w", err)
@@ -122,97 +127,206 @@ func loadIdentities(dataDir string) (identities, error) {
 // what JetStream delivers to the server (commands, events, acks).
 const serverInboxPrefix = "_INBOX_REVLINE_SERVER"
 
+// js is the JetStream API subject of api.
+func js(api string) string { return "$JS.API." + api }
+
+// webhookRights are the subjects that manage webhooks (§12 of
+// docs/bus.md): definitions and redelivery requests read and written,
+// signing secrets written and never read, deliveries read.
+func webhookRights() []string {
+	hooksStream := "KV_" + webhooks.BucketName
+	deliveriesStream := "KV_" + webhooks.DeliveryBucketName
+	return []string{
+		"$KV." + webhooks.SecretBucketName + ".>",
+		"$KV." + webhooks.BucketName + ".>",
+		js("STREAM.INFO." + hooksStream), js("STREAM.INFO." + deliveriesStream), js("STREAM.INFO.KV_" + webhooks.SecretBucketName),
+		js("DIRECT.GET." + hooksStream + ".>"),
+		js("DIRECT.GET." + deliveriesStream + ".>"),
+		js("CONSUMER.CREATE." + hooksStream), js("CONSUMER.CREATE." + hooksStream + ".>"),
+		js("CONSUMER.CREATE." + deliveriesStream), js("CONSUMER.CREATE." + deliveriesStream + ".>"),
+		js("CONSUMER.DELETE." + hooksStream + ".>"), js("CONSUMER.DELETE." + deliveriesStream + ".>"),
+		"$JS.FC." + hooksStream + ".>", "$JS.FC." + deliveriesStream + ".>",
+	}
+}
+
+// eventReads are the subjects that read the whole event log: direct and
+// leader gets, and consumers with any filter.
+func eventReads() []string {
+	return []string{
+		js("STREAM.MSG.GET." + events.EventStreamName),
+		js("DIRECT.GET." + events.EventStreamName),
+		js("DIRECT.GET." + events.EventStreamName + ".>"),
+		js("CONSUMER.CREATE." + events.EventStreamName + ".>"),
+	}
+}
+
+// appEventReads are the subjects that read app's events alone: a direct
+// get of the last message of one of its subjects (the server refuses any
+// other request on a subject of this form), and consumers whose filter is
+// within the app's events (the filter is in the subject, and the server
+// refuses a request whose configuration has another).
+func appEventReads(app string) []string {
+	return []string{
+		js("DIRECT.GET." + events.EventStreamName + "." + events.AppEventsFilter(app)),
+		js("CONSUMER.CREATE." + events.EventStreamName + ".*." + events.AppEventsFilter(app)),
+	}
+}
+
+// timeTravelReads are the subjects that read app's time travel snapshots
+// (its index and its folds, audit.SnapshotBucketName); app "*" is every
+// app. Key gets are direct gets by subject, which the server allows only
+// for the subject the request names.
+func timeTravelReads(app string) []string {
+	bucket := "KV_" + audit.SnapshotBucketName
+	keys := js("DIRECT.GET." + bucket + ".$KV." + audit.SnapshotBucketName + ".")
+	return []string{js("STREAM.INFO." + bucket), keys + "index." + app, keys + "fold." + app + ".*"}
+}
+
+// consumerUse are the subjects that use a consumer of the event stream
+// once made: reading its messages, its info, deleting it. Consumer names
+// cannot be limited to a token's own (a permission matches whole subject
+// tokens, never a prefix), so a token can use a consumer whose name it
+// knows: the ordered consumers' names are random, the runner worker's is
+// denied (workerConsumerDenied), and a webhook's (revline-webhook-ID) is
+// known to the admins who read the webhooks.
+func consumerUse() []string {
+	return []string{
+		js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".*"),
+		js("CONSUMER.INFO." + events.EventStreamName + ".*"),
+		js("CONSUMER.DELETE." + events.EventStreamName + ".*"),
+	}
+}
+
+// workerConsumerDenied keeps the runner worker's durable consumer the
+// server's.
+func workerConsumerDenied() []string {
+	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
+	return []string{
+		js("CONSUMER.CREATE." + workerConsumer), js("CONSUMER.CREATE." + workerConsumer + ".>"),
+		js("CONSUMER.DELETE." + workerConsumer), js("CONSUMER.MSG.NEXT." + workerConsumer),
+	}
+}
+
 // users are the embedded server's only identities:
 //   - the server's own, with every right;
 //   - the query service's, which answers queries but may publish only to
 //     inboxes, so that a query whose reply subject names a Revline subject
 //     (revline.events.>, say) cannot make it write there;
-//   - the clients', which may send commands, hear outcomes, ask queries,
-//     read the event log, write secret values and webhook signing secrets
-//     (never read them), read and write webhook definitions, read
-//     webhooks' deliveries, and ask the server to create, list and revoke
-//     HTTP tokens (auth.Serve: the server answers, and only it may read or
-//     write the token bucket, auth.BucketName), and ask it to replay the
-//     log into its read model (queryapi.SubjectReplay), but not write events or
-//     outcomes, answer queries,
-//     see others' commands or what is delivered to the server, touch the
-//     runner worker's consumer, or change a stream. They have no rights on
-//     the command stream's consumers (the command processor's partitions,
-//     processor.PartitionConsumerName) nor on its partition subjects
-//     (commandbus.PartitionSubjectPrefix): a command reaches its app's
-//     partition only through the stream's subject transform. Nor on the
-//     snapshot bucket (events.SnapshotBucketName) and the read model's
-//     (events.ReadModelBucketName), to write or to read: a cold load of an
-//     app and a start of serve begin from what they find there. Time
-//     travel's snapshots (audit.SnapshotBucketName) they may read, not
-//     write: what they hold is folded from the log they may read anyway.
-func (ids identities) users() []*server.NkeyUser {
-	js := func(api string) string { return "$JS.API." + api }
-	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
-	hooksStream := "KV_" + webhooks.BucketName
-	deliveriesStream := "KV_" + webhooks.DeliveryBucketName
-	return []*server.NkeyUser{
+//   - one per live token with a key (tokenUser), with the rights of its
+//     role and apps.
+//
+// No token may write events or outcomes, answer queries or token
+// requests, see others' commands or what is delivered to the server, touch
+// the runner worker's consumer, or change a stream. None has rights on
+// the command stream's consumers (the command processor's partitions,
+// processor.PartitionConsumerName) nor on its partition subjects
+// (commandbus.PartitionSubjectPrefix): a command reaches its app's
+// partition only through the stream's subject transform. Nor on the
+// token bucket (auth.BucketName: the server answers token requests,
+// auth.Serve), the snapshot bucket (events.SnapshotBucketName) or the
+// read model's (events.ReadModelBucketName), to write or to read: a cold
+// load of an app and a start of serve begin from what they find there.
+// Time travel's snapshots (audit.SnapshotBucketName) a token may read for
+// the apps whose events it reads, never write: what they hold is folded
+// from those events.
+func (ids identities) users(tokens []auth.Token) []*server.NkeyUser {
+	users := []*server.NkeyUser{
 		{Nkey: ids.server.publicKey},
 		{Nkey: ids.query.publicKey, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{"_INBOX.>", serverInboxPrefix + ".>", "$SRV.>"}},
 			Subscribe: &server.SubjectPermission{Allow: []string{queryapi.SubjectPrefix + ">", "$SRV.>"}},
 		}},
-		{Nkey: ids.client.publicKey, Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{
-				Allow: []string{
-					events.CommandSubjectPrefix + ">",
-					queryapi.SubjectPrefix + ">",
-					auth.SubjectPrefix + "*",
-					queryapi.SubjectReplay,
-					queryapi.SubjectReplayAll,
-					// Secret values: written, never read back.
-					"$KV." + secrets.BucketName + ".>",
-					"$KV." + webhooks.SecretBucketName + ".>",
-					// Webhook definitions and redelivery requests: read and
-					// written; deliveries: read (key gets and histories).
-					"$KV." + webhooks.BucketName + ".>",
-					js("DIRECT.GET." + hooksStream + ".>"),
-					js("DIRECT.GET." + deliveriesStream + ".>"),
-					js("CONSUMER.CREATE." + hooksStream), js("CONSUMER.CREATE." + hooksStream + ".>"),
-					js("CONSUMER.CREATE." + deliveriesStream), js("CONSUMER.CREATE." + deliveriesStream + ".>"),
-					js("CONSUMER.DELETE." + hooksStream + ".>"), js("CONSUMER.DELETE." + deliveriesStream + ".>"),
-					"$JS.FC." + hooksStream + ".>", "$JS.FC." + deliveriesStream + ".>",
-					js("INFO"),
-					js("STREAM.INFO.*"),
-					js("STREAM.MSG.GET." + commandbus.OutcomeStreamName),
-					// Reading the event log: direct gets and ordered consumers.
-					js("STREAM.MSG.GET." + events.EventStreamName),
-					js("DIRECT.GET." + events.EventStreamName),
-					js("DIRECT.GET." + events.EventStreamName + ".>"),
-					js("CONSUMER.CREATE." + events.EventStreamName + ".>"),
-					js("CONSUMER.INFO." + events.EventStreamName + ".>"),
-					js("CONSUMER.DELETE." + events.EventStreamName + ".>"),
-					js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".>"),
-					// Time travel's snapshots: read only.
-					js("DIRECT.GET.KV_" + audit.SnapshotBucketName + ".>"),
-				},
-				// The runner worker's durable consumer is the server's.
-				Deny: []string{
-					js("CONSUMER.CREATE." + workerConsumer), js("CONSUMER.CREATE." + workerConsumer + ".>"),
-					js("CONSUMER.DELETE." + workerConsumer), js("CONSUMER.MSG.NEXT." + workerConsumer),
-				},
-			},
-			Subscribe: &server.SubjectPermission{Allow: []string{
-				"_INBOX.>",
-				events.OutcomeSubjectPrefix + ">",
-			}},
-		}},
 	}
+	for _, t := range tokens {
+		if u := tokenUser(t); u != nil {
+			users = append(users, u)
+		}
+	}
+	return users
+}
+
+// tokenUser is the NATS user of a token: its key (events.NATSUser), with
+// the rights of its role on its apps; nil for a revoked token or one made
+// before tokens had keys (it works over HTTP only).
+//
+// Every token may ask queries, read the events of its apps (below), and
+// subscribe to its own inbox (events.InboxPrefix) and nowhere else in
+// _INBOX. An operator may also send commands and read outcomes; a
+// deployer also write its apps' secret values; an admin of every app also
+// manage webhooks, ask for token requests and replays. The command
+// processor checks each command's signature and the token's role and apps
+// all the same: these rights are the outer wall.
+//
+// Apps: a token for one app by its exact name may publish commands only on
+// that app's subjects, read its events only, and write its secrets only.
+// A glob (web-*) cannot be written as a NATS subject: such a token may
+// publish commands for every app and write every app's secrets, which the
+// processor refuses for the apps outside its glob (a secret value written
+// for another app is never used: only a set_secret command, checked,
+// makes a runner see it), and it reads no events over the bus at all.
+func tokenUser(t auth.Token) *server.NkeyUser {
+	if t.Revoked || t.PublicKey == "" {
+		return nil
+	}
+	pub, err := events.DecodePublicKey(t.PublicKey)
+	if err != nil {
+		return nil
+	}
+	user, err := events.NATSUser(pub)
+	if err != nil {
+		return nil
+	}
+	app := ""
+	if !t.AllApps() && events.ValidateAppName(t.Apps) == nil {
+		app = t.Apps
+	}
+	publish := []string{
+		queryapi.SubjectPrefix + ">",
+		js("STREAM.INFO." + events.EventStreamName),
+	}
+	switch {
+	case t.AllApps():
+		publish = slices.Concat(publish, eventReads(), consumerUse(), timeTravelReads("*"))
+	case app != "":
+		publish = slices.Concat(publish, appEventReads(app), consumerUse(), timeTravelReads(app))
+	}
+	subscribe := []string{events.InboxPrefix(t.Name) + ".>"}
+	// appSubjects is prefix followed by the token's app, or by every app.
+	appSubjects := func(prefix string) string {
+		if app == "" {
+			return prefix + ">"
+		}
+		return prefix + app + ".>"
+	}
+	if t.Role.Allows(auth.Operate) {
+		publish = append(publish,
+			appSubjects(events.CommandSubjectPrefix),
+			js("STREAM.INFO."+commandbus.OutcomeStreamName),
+			js("STREAM.MSG.GET."+commandbus.OutcomeStreamName))
+		subscribe = append(subscribe, events.OutcomeSubjectPrefix+">")
+	}
+	if t.Role.Allows(auth.Deploy) {
+		publish = append(publish, appSubjects("$KV."+secrets.BucketName+"."), js("STREAM.INFO.KV_"+secrets.BucketName))
+	}
+	if t.Authorize(auth.Admin, "") == nil {
+		publish = slices.Concat(publish, []string{auth.SubjectPrefix + "*", queryapi.SubjectReplay, queryapi.SubjectReplayAll}, webhookRights())
+	}
+	return &server.NkeyUser{Nkey: user, Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: publish, Deny: workerConsumerDenied()},
+		Subscribe: &server.SubjectPermission{Allow: subscribe},
+	}}
 }
 
 // NATSAuthorization returns the authorization block of a nats-server
 // configuration that gives an external NATS server or cluster the users
 // and permissions of the embedded server: the identities in
-// <dataDir>/auth (made on the first call, as serve makes them), with
-// exactly the rights users gives them. Every node of a cluster includes
-// it; serve then connects with --nats-url and --nats-identities, and
-// clients with client.nk.
-func NATSAuthorization(dataDir string) (string, error) {
+// <dataDir>/auth (made on the first call, as serve makes them), and one
+// user per live token of tokens, with exactly the rights users gives
+// them. Every node of a cluster includes it; serve then connects with
+// --nats-url and --nats-identities, and clients as their tokens. A token
+// made or revoked later is a user, or no longer one, only once the block
+// is printed again (ClusterTokens reads them) and the nodes reload it.
+func NATSAuthorization(dataDir string, tokens []auth.Token) (string, error) {
 	ids, err := loadIdentities(dataDir)
 	if err != nil {
 		return "", err
@@ -220,13 +334,24 @@ func NATSAuthorization(dataDir string) (string, error) {
 	names := map[string]string{
 		ids.server.publicKey: "the Revline servers (" + ids.server.seedPath + ")",
 		ids.query.publicKey:  "the Revline query service (" + ids.query.seedPath + ")",
-		ids.client.publicKey: "Revline clients (" + ids.client.seedPath + ")",
+	}
+	for _, t := range tokens {
+		if u := tokenUser(t); u != nil {
+			names[u.Nkey] = fmt.Sprintf("token %s: %s of apps %s", t.Name, t.Role, t.Apps)
+		}
 	}
 	var b strings.Builder
 	b.WriteString("# Revline's NATS users, made by `revline nats-config`: every node of the\n")
 	b.WriteString("# cluster includes this block. Enable JetStream on every node.\n")
+	if tokens == nil {
+		b.WriteString("# No token is a user yet: once serve runs, print this again with --nats-url\n")
+		b.WriteString("# and reload the nodes (nats-server --signal reload).\n")
+	} else {
+		b.WriteString("# Tokens made or revoked later: print this again with --nats-url and reload\n")
+		b.WriteString("# the nodes (nats-server --signal reload); a revoked token stays a user until then.\n")
+	}
 	b.WriteString("authorization {\n  users: [\n")
-	for _, u := range ids.users() {
+	for _, u := range ids.users(tokens) {
 		fmt.Fprintf(&b, "    # %s\n    {nkey: %q", names[u.Nkey], u.Nkey)
 		if p := u.Permissions; p != nil {
 			b.WriteString(", permissions: {")
@@ -261,4 +386,45 @@ func writeSubjectPermission(b *strings.Builder, name string, p *server.SubjectPe
 		list("deny", p.Deny)
 	}
 	b.WriteString("}")
+}
+
+// NATSConfig is what `revline nats-config` prints: NATSAuthorization with
+// the tokens of the Revline on the NATS at natsURL, none when it is "".
+func NATSConfig(ctx context.Context, dataDir, natsURL string) (string, error) {
+	var tokens []auth.Token
+	if natsURL != "" {
+		var err error
+		if tokens, err = ClusterTokens(ctx, dataDir, natsURL); err != nil {
+			return "", err
+		}
+	}
+	return NATSAuthorization(dataDir, tokens)
+}
+
+// ClusterTokens returns the tokens of the Revline whose streams are on
+// the NATS server or cluster at url, for NATSAuthorization: read as the
+// server identity of <dataDir>/auth.
+func ClusterTokens(ctx context.Context, dataDir, url string) ([]auth.Token, error) {
+	ids, err := loadIdentities(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	asServer, err := nats.NkeyOptionFromSeed(ids.server.seedPath)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	nc, err := nats.Connect(url, nats.Name("revline-nats-config"), asServer, nats.CustomInboxPrefix(serverInboxPrefix))
+	if err != nil {
+		return nil, fmt.Errorf("tokens: connect to NATS at %s: %w", redactURL(url), err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	store, err := auth.Open(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return store.List(ctx)
 }

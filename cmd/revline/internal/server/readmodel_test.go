@@ -47,7 +47,7 @@ func TestServeStartsFromTheReadModelSnapshot(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	addrs, stop := serveUntilStopped(t, server.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
-	nkey := []string{"--nats-nkey", addrs.ClientIdentity}
+	nkey := []string{"--token-file", addrs.AdminTokenFile}
 	for range 2 {
 		if code, stdout, stderr := revline(t, addrs.NATSURL, append([]string{"deploy", "web", "--command", runnerBin}, nkey...)...); code != 0 {
 			t.Fatalf("deploy: exit %d, %s %s", code, stdout, stderr)

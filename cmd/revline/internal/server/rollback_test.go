@@ -31,7 +31,7 @@ type cliResult struct {
 func inBackground(t *testing.T, addrs server.Addresses, args ...string) <-chan cliResult {
 	done := make(chan cliResult, 1)
 	go func() {
-		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--token-file", addrs.AdminTokenFile)...)
 		done <- cliResult{code, stdout, stderr}
 	}()
 	return done

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
@@ -97,11 +99,27 @@ func fmtHeader(h nats.Header) string {
 	return b.String()
 }
 
-// clientConn connects to serve's embedded NATS server with the clients'
-// identity; the errors of what it may not do are not printed.
+// clientConn connects to serve's embedded NATS server as the bootstrap
+// admin token, the client with the most rights; the errors of what it may
+// not do are not printed.
 func clientConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
 	t.Helper()
-	return connAs(t, addrs, addrs.ClientIdentity)
+	return connWith(t, addrs, tokenOptions(t, addrs.AdminTokenFile)...)
+}
+
+// tokenOptions are the options that connect as the token in file.
+func tokenOptions(t *testing.T, file string) []nats.Option {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := strings.TrimSpace(string(data))
+	opts, err := events.NewSigner(auth.ClaimedName(value), value).NATSOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
 }
 
 // messagesHolding names the messages of the streams names ("stream S,
@@ -128,21 +146,24 @@ func messagesHolding(ctx context.Context, t *testing.T, js jetstream.JetStream, 
 }
 
 // serverConn connects to serve's embedded NATS server with the server's
-// own identity (every right), which lies next to the client's.
+// own identity (every right), which lies next to the admin token.
 func serverConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
 	t.Helper()
-	return connAs(t, addrs, filepath.Join(filepath.Dir(addrs.ClientIdentity), "server.nk"))
+	return connAs(t, addrs, filepath.Join(filepath.Dir(addrs.AdminTokenFile), "server.nk"))
 }
 
 // connAs connects to serve's embedded NATS server with the identity in
 // seedFile, printing no asynchronous error.
 func connAs(t *testing.T, addrs server.Addresses, seedFile string) jetstream.JetStream {
 	t.Helper()
-	identity, err := nats.NkeyOptionFromSeed(seedFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(addrs.NATSURL, identity, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	return connWith(t, addrs, nkeyOption(t, seedFile))
+}
+
+// connWith connects to serve's embedded NATS server with opts, printing
+// no asynchronous error.
+func connWith(t *testing.T, addrs server.Addresses, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(addrs.NATSURL, append(opts, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...)
 	if err != nil {
 		t.Fatal(err)
 	}

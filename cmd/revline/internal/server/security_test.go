@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/cmd/revline/internal/server"
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
@@ -24,34 +26,29 @@ import (
 	"github.com/revline/revline/workers/runner"
 )
 
-// The embedded NATS server accepts only its own identities: anonymous
-// clients are refused, and the client identity sends commands and reads,
-// but cannot write events or outcomes, answer queries, listen to others'
-// commands, or change a stream.
+// The embedded NATS server accepts only its own identities and the
+// tokens': anonymous clients are refused, and even an admin token sends
+// commands and reads, but cannot write events or outcomes, answer
+// queries, listen to others' commands, or change a stream.
 func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 	t.Parallel()
 	addrs := servertest.Serve(t, server.Config{NATSListen: "127.0.0.1:0"})
-	if info, err := os.Stat(addrs.ClientIdentity); err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("client identity %s: %v, %v; want a 0600 file", addrs.ClientIdentity, info, err)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(addrs.AdminTokenFile), "client.nk")); err == nil {
+		t.Error("serve made a shared client identity")
 	}
-
 	if nc, err := nats.Connect(addrs.NATSURL); err == nil {
 		nc.Close()
 		t.Fatal("an anonymous client connected")
 	}
 
-	// The client identity works: the CLI finds it with --nats-nkey.
-	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--nats-nkey", addrs.ClientIdentity)
+	// The admin token connects: the CLI connects as it.
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--token-file", addrs.AdminTokenFile)
 	if code != 0 {
-		t.Fatalf("deploy with the client identity: exit %d, %s %s", code, stdout, stderr)
+		t.Fatalf("deploy as the admin token: exit %d, %s %s", code, stdout, stderr)
 	}
 
-	asClient, err := nats.NkeyOptionFromSeed(addrs.ClientIdentity)
-	if err != nil {
-		t.Fatal(err)
-	}
 	violations := make(chan error, 10)
-	nc, err := nats.Connect(addrs.NATSURL, asClient, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	nc, err := nats.Connect(addrs.NATSURL, append(tokenOptions(t, addrs.AdminTokenFile), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +144,12 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectViolation(t, violations, "the server's inboxes")
-	eavesdropper, err := nc.SubscribeSync("_INBOX.>")
+	if _, err := nc.SubscribeSync("_INBOX.>"); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, violations, "every token's inboxes")
+	// Its own inbox, which the CLI acting as the same token uses too.
+	eavesdropper, err := nc.SubscribeSync(events.InboxPrefix(auth.BootstrapName) + ".>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 	if err := nc.PublishRequest("revline.query.apps", events.EventSubject("web", events.TypeRevisionDeployed), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web2", "--command", runnerBin, "--message", "secret-payload-marker", "--nats-nkey", addrs.ClientIdentity); code != 0 {
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web2", "--command", runnerBin, "--message", "secret-payload-marker", "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("second deploy: exit %d, %s %s", code, stdout, stderr)
 	}
 	for {
@@ -180,16 +182,16 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		t.Errorf("the query service wrote its answer into the event log: %s", history.Data)
 	}
 
-	// JetStream answers a command's publish to any reply subject, so the
-	// client can make it store its ack among an app's events: that is no
-	// event, and the app carries on.
+	// JetStream answers a command's publish to any reply subject, so a
+	// token that may send commands can make it store its ack among an
+	// app's events: that is no event, and the app carries on.
 	if err := nc.PublishRequest(events.CommandSubject("zz", "bogus"), events.EventSubject("web", "junk"), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "scale", "web", "--keep-alive", "61", "--nats-nkey", addrs.ClientIdentity); code != 0 {
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "scale", "web", "--keep-alive", "61", "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("scale after an ack was stored among the app's events: exit %d, %s %s", code, stdout, stderr)
 	}
 	// The operator can see it: the read model counts what it skipped.

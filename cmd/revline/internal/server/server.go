@@ -116,9 +116,6 @@ type Addresses struct {
 	HTTPURL string
 	// GatewayURL is "" on a replica without runners.
 	GatewayURL string
-	// ClientIdentity is the nkey seed file clients authenticate with to
-	// the embedded NATS server ("" against an external one).
-	ClientIdentity string
 	// AdminTokenFile holds the bootstrap admin token of the HTTP API
 	// (auth.BootstrapFile in the data directory's auth directory), made
 	// on the first start; it may be absent when another replica made it.
@@ -187,7 +184,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer release()
 	log := cfg.Logger
 	natsURL := cfg.NATSURL
-	var clientSeed string
+	// users keeps the embedded server's users those of the tokens.
+	var users *busUsers
 	// The query service answers on a connection of its own, which may
 	// publish only to inboxes when it has its own identity.
 	queryOptions := cfg.NATSOptions
@@ -197,16 +195,22 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		if natsURL == "" {
+			// The tokens' users come once their bucket is read.
+			natsUsers := embedded.NewUsers(ids.users(nil))
 			srv, err := embedded.Start(embedded.Config{
-				DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen,
-				Users: ids.users(),
+				DataDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Users: natsUsers,
 			})
 			if err != nil {
 				return fmt.Errorf("serve: %w (change it with --nats-listen)", err)
 			}
 			defer shutdownNATS(srv)
+			users = newBusUsers(natsUsers, ids, log.With("component", "nats"))
+			defer logRefusals(srv, log.With("component", "nats"), users.token)()
 			natsURL = srv.ClientURL()
-			log.Info("embedded NATS started", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"), "client_identity", ids.client.seedPath)
+			log.Info("embedded NATS started: clients connect as their tokens", "url", natsURL, "data_dir", filepath.Join(cfg.DataDir, "nats"))
+		}
+		if legacy := filepath.Join(cfg.DataDir, authDir, legacyClientSeedFile); fileExists(legacy) {
+			log.Warn("the shared client identity is no longer a NATS user: clients connect as their tokens (docs/bus.md §3); delete the file", "file", legacy)
 		}
 		// Every connection of the server's own uses its identity, and
 		// inboxes that clients cannot subscribe to.
@@ -220,7 +224,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		queryOptions = append(slices.Clone(cfg.NATSOptions), asQuery, nats.CustomInboxPrefix(serverInboxPrefix))
 		cfg.NATSOptions = append(cfg.NATSOptions, asServer, nats.CustomInboxPrefix(serverInboxPrefix))
-		clientSeed = ids.client.seedPath
 	}
 	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-serve"), logAsyncErrors(log)}, cfg.NATSOptions...)...)
 	if err != nil {
@@ -272,6 +275,16 @@ func Run(ctx context.Context, cfg Config) error {
 	signer, err := auth.ServerSigner(setupCtx, tokens, filepath.Join(cfg.DataDir, authDir), time.Now())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	// Core components stop after the worker, which still reports while it
+	// drains its runners.
+	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCore()
+	if users != nil {
+		if err := users.start(coreCtx, setupCtx, tokens); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		tokens.OnChange(users.waitFor)
 	}
 	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log, WriteGate: guard.Err})
 	if err != nil {
@@ -419,11 +432,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	// Core components stop after the worker, which still reports while it
-	// drains its runners.
-	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
 	workerCtx, stopWorker := context.WithCancel(ctx)
-	defer stopCore()
 	defer stopWorker()
 	var core, workers sync.WaitGroup
 	errs := make(chan error, 8)
@@ -433,6 +442,9 @@ func Run(ctx context.Context, cfg Config) error {
 				errs <- fmt.Errorf("%s: %w", name, err)
 			}
 		})
+	}
+	if users != nil {
+		run(&core, "bus users", users.wait)
 	}
 	run(&core, "projection", func() error { return projections.Run(coreCtx, store, model) })
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
@@ -477,6 +489,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := catchUp(ctx, model, logEnd, errs); err != nil {
 		return shutdown(err)
 	}
+
 	queryConn, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("revline-query"), logAsyncErrors(log)}, queryOptions...)...)
 	if err != nil {
 		return shutdown(fmt.Errorf("serve: query service: connect to NATS: %w", err))
@@ -515,7 +528,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.NATSURL == "" {
 		warnIfExposed(log, "the embedded NATS server listens beyond loopback without TLS: its clients' traffic travels in clear text", cfg.NATSListen)
 	}
-	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String(), ClientIdentity: clientSeed, AdminTokenFile: adminTokenFile}
+	addrs := Addresses{NATSURL: natsURL, HTTPURL: "http://" + listener.Addr().String(), AdminTokenFile: adminTokenFile}
 	if gatewayListener != nil {
 		addrs.GatewayURL = "http://" + gatewayListener.Addr().String()
 	}
@@ -547,6 +560,12 @@ func keyBootstrapToken(ctx context.Context, tokens *auth.Store, file string) err
 		return fmt.Errorf("bootstrap token: %w", err)
 	}
 	return nil
+}
+
+// fileExists reports whether there is a file at path.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // warnIfExposed logs warning for an address other hosts can reach: both

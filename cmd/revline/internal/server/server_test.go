@@ -53,51 +53,66 @@ func revline(t *testing.T, natsURL string, args ...string) (int, string, string)
 // TestServeOnACluster points serve at a 3-node NATS cluster: the streams
 // are created with three replicas and a deploy goes through the whole
 // path (command, decision, append, runner, outcome, projection).
-// TestServeOnACluster runs serve on a 3-node cluster configured as
-// docs/bus.md tells an operator to: every node's only users are those of
-// the authorization block `revline nats-config` prints, parsed from that
-// text as nats-server parses its configuration file, and serve connects
-// with --nats-identities.
+// The cluster is configured as docs/bus.md tells an operator to: every
+// node's only users are those of the authorization block `revline
+// nats-config` prints, parsed from that text as nats-server parses its
+// configuration file; serve connects with --nats-identities; the block is
+// printed again with the tokens serve made, and the nodes reload it.
 func TestServeOnACluster(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	conf, err := server.NATSAuthorization(dataDir)
+	conf, err := server.NATSAuthorization(dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	confFile := filepath.Join(t.TempDir(), "revline-auth.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+	parsed := parseAuthorization(t, conf)
+	if len(parsed.Nkeys) != 2 {
+		t.Fatalf("nats-config's block gives %d users, want 2 (the server, the query service):\n%s", len(parsed.Nkeys), conf)
 	}
-	parsed, err := natsserver.ProcessConfigFile(confFile)
-	if err != nil {
-		t.Fatalf("nats-server cannot read what nats-config printed: %v\n%s", err, conf)
-	}
-	if len(parsed.Nkeys) != 3 {
-		t.Fatalf("nats-config's block gives %d users, want 3:\n%s", len(parsed.Nkeys), conf)
-	}
-	cluster := embeddedtest.StartClusterWith(t, 3, func(o *natsserver.Options) { o.Nkeys = parsed.Nkeys })
+	nodeOptions := map[string]*natsserver.Options{}
+	cluster := embeddedtest.StartClusterWith(t, 3, func(o *natsserver.Options) {
+		o.Nkeys = parsed.Nkeys
+		nodeOptions[o.ServerName] = o
+	})
 	url := embeddedtest.ClusterURL(cluster)
 	if nc, err := nats.Connect(url); err == nil {
 		nc.Close()
 		t.Fatal("the cluster accepts an anonymous connection")
 	}
 	addrs := servertest.Serve(t, server.Config{DataDir: dataDir, NATSURL: url, NATSIdentities: true, Replicas: 3})
-	clientIdentity := filepath.Join(dataDir, "auth", server.ClientSeedFile)
-	if addrs.ClientIdentity != clientIdentity {
-		t.Fatalf("serve names %q as the client identity, want %s", addrs.ClientIdentity, clientIdentity)
+
+	// No token is a user yet: the operator prints the block again, with
+	// the tokens, and reloads every node.
+	if code, _, stderr := revline(t, addrs.NATSURL, "apps", "list", "--token-file", addrs.AdminTokenFile); code == 0 || !strings.Contains(stderr, "refused token admin") {
+		t.Fatalf("list before the tokens are users: exit %d, %s; want the admin token refused", code, stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conf, err = server.NATSConfig(ctx, dataDir, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed = parseAuthorization(t, conf)
+	if len(parsed.Nkeys) != 4 {
+		t.Fatalf("nats-config's block with the tokens gives %d users, want 4 (server, query, admin, serve's own):\n%s", len(parsed.Nkeys), conf)
+	}
+	for _, node := range cluster {
+		reloaded := nodeOptions[node.Name()].Clone()
+		reloaded.Nkeys = parsed.Nkeys
+		if err := node.ReloadOptions(reloaded); err != nil {
+			t.Fatalf("reload %s: %v", node.Name(), err)
+		}
 	}
 
-	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity, "--token-file", addrs.AdminTokenFile)
+	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "-o", "json", "--token-file", addrs.AdminTokenFile)
 	var res map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy on a cluster: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
 
-	// The client identity may not write the event log on the cluster
-	// either.
+	// A token may not write the event log on the cluster either.
 	violations := make(chan error, 8)
-	asClient, err := nats.Connect(url, nkeyOption(t, clientIdentity), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	asClient, err := nats.Connect(url, append(tokenOptions(t, addrs.AdminTokenFile), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +120,7 @@ func TestServeOnACluster(t *testing.T) {
 	if err := asClient.Publish(events.EventSubject("web", "revision.created"), []byte("forged")); err != nil {
 		t.Fatal(err)
 	}
-	expectViolation(t, violations, "a client publishing an event on the cluster")
+	expectViolation(t, violations, "a token publishing an event on the cluster")
 
 	nc, err := nats.Connect(url, nkeyOption(t, filepath.Join(dataDir, "auth", "server.nk")))
 	if err != nil {
@@ -116,8 +131,6 @@ func TestServeOnACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, name := range []string{events.EventStreamName, commandbus.CommandStreamName, commandbus.OutcomeStreamName, commandbus.DeadLetterStreamName} {
 		stream, err := js.Stream(ctx, name)
 		if err != nil {
@@ -146,7 +159,7 @@ func TestServeOnACluster(t *testing.T) {
 		}
 	}
 	// Commands sent while both replicas consume are each processed once.
-	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json", "--nats-nkey", clientIdentity, "--token-file", addrs.AdminTokenFile)
+	code, stdout, stderr = revline(t, addrs.NATSURL, "deploy", "api", "--command", runnerBin, "-o", "json", "--token-file", addrs.AdminTokenFile)
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy with two replicas: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
@@ -165,12 +178,12 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}
 }
 
-// asClient returns a runner of CLI commands against addrs with the client
-// identity serve made; a command that fails fails the test.
+// asClient returns a runner of CLI commands against addrs as the admin
+// token serve made; a command that fails fails the test.
 func asClient(t *testing.T, addrs server.Addresses) func(args ...string) string {
 	return func(args ...string) string {
 		t.Helper()
-		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--nats-nkey", addrs.ClientIdentity)...)
+		code, stdout, stderr := revline(t, addrs.NATSURL, append(args, "--token-file", addrs.AdminTokenFile)...)
 		if code != 0 {
 			t.Fatalf("revline %v: exit %d, %s %s", args, code, stdout, stderr)
 		}
@@ -212,4 +225,19 @@ func TestServeRefusesADataDirectoryInUse(t *testing.T) {
 	if len(runners) != 1 || runners[0].State != "idle" || runners[0].Restarts != 0 || !strings.Contains(before, runners[0].RunnerID) {
 		t.Fatalf("the first serve's runners after a second serve tried: %+v (before: %s)", runners, before)
 	}
+}
+
+// parseAuthorization parses an authorization block as nats-server parses
+// its configuration file.
+func parseAuthorization(t *testing.T, conf string) *natsserver.Options {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "revline-auth.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := natsserver.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("nats-server cannot read what nats-config printed: %v\n%s", err, conf)
+	}
+	return parsed
 }

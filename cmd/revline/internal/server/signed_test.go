@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +20,9 @@ import (
 	"github.com/revline/revline/internal/testsupport"
 )
 
-// busAttacker holds serve's client identity (client.nk) and sends
-// commands and token requests as it likes.
+// busAttacker is connected as the bootstrap admin token (the client with
+// the most rights on the bus) and sends commands and token requests as it
+// likes, signed by any token or none.
 type busAttacker struct {
 	t      *testing.T
 	addrs  server.Addresses
@@ -68,12 +71,24 @@ func (a *busAttacker) send(app string, cmd events.Command, actor string, signer 
 // signer.
 func (a *busAttacker) token(name, role string, flags ...string) *events.Signer {
 	a.t.Helper()
-	code, stdout, stderr := revline(a.t, a.addrs.NATSURL, append([]string{"tokens", "create", name, "--role", role, "-o", "json", "--nats-nkey", a.addrs.ClientIdentity}, flags...)...)
+	signer, _ := a.tokenFile(name, role, flags...)
+	return signer
+}
+
+// tokenFile is token, and also returns a file holding the token's value
+// (for --token-file).
+func (a *busAttacker) tokenFile(name, role string, flags ...string) (*events.Signer, string) {
+	a.t.Helper()
+	code, stdout, stderr := revline(a.t, a.addrs.NATSURL, append([]string{"tokens", "create", name, "--role", role, "-o", "json", "--token-file", a.addrs.AdminTokenFile}, flags...)...)
 	var made struct{ Value string }
 	if code != 0 || json.Unmarshal([]byte(stdout), &made) != nil {
 		a.t.Fatalf("tokens create %s: exit %d, %s %s", name, code, stdout, stderr)
 	}
-	return events.NewSigner(name, made.Value)
+	file := filepath.Join(a.t.TempDir(), name+".token")
+	if err := os.WriteFile(file, []byte(made.Value), 0o600); err != nil {
+		a.t.Fatal(err)
+	}
+	return events.NewSigner(name, made.Value), file
 }
 
 func wantRejected(t *testing.T, what string, o events.Outcome, code string) {
@@ -83,23 +98,23 @@ func wantRejected(t *testing.T, what string, o events.Outcome, code string) {
 	}
 }
 
-// What someone holding client.nk and no token, or a token of a lesser
-// role, sees when sending commands: every command is verified before it
+// What someone connected to the bus, with no signature or that of a token
+// of a lesser role, sees when sending commands: every command is verified before it
 // is decided, and the log records the token that signed it.
 func TestServeVerifiesEveryCommand(t *testing.T) {
 	t.Parallel()
 	var logs testsupport.SyncBuffer
 	addrs := servertest.Serve(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	a := attacker(t, addrs)
-	// The operator's CLI deploys (with the bootstrap admin token, beside
-	// client.nk) and waits until the revision is deployed.
-	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--nats-nkey", addrs.ClientIdentity); code != 0 {
+	// The operator's CLI deploys (as the bootstrap admin token) and waits
+	// until the revision is deployed.
+	if code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", runnerBin, "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("deploy: exit %d, %s %s", code, stdout, stderr)
 	}
 	ops := a.token("ops", "operator")
 	webOps := a.token("web-ops", "operator", "--app", "web-*")
 	gone := a.token("gone", "admin")
-	if code, _, stderr := revline(t, addrs.NATSURL, "tokens", "revoke", "gone", "--nats-nkey", addrs.ClientIdentity); code != 0 {
+	if code, _, stderr := revline(t, addrs.NATSURL, "tokens", "revoke", "gone", "--token-file", addrs.AdminTokenFile); code != 0 {
 		t.Fatalf("revoke: %s", stderr)
 	}
 	keepAlive := events.Seconds(90)
@@ -146,7 +161,7 @@ func TestServeVerifiesEveryCommand(t *testing.T) {
 	}
 }
 
-// Token requests need an admin's signature: client.nk alone can no longer
+// Token requests need an admin's signature: a connection alone cannot
 // make tokens.
 func TestTokenRequestsNeedAnAdminSignature(t *testing.T) {
 	t.Parallel()
@@ -169,7 +184,7 @@ func TestTokenRequestsNeedAnAdminSignature(t *testing.T) {
 	}
 	// The bootstrap admin's CLI still manages tokens, and is recorded as
 	// their author.
-	code, stdout, stderr := revline(t, addrs.NATSURL, "tokens", "list", "-o", "json", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr := revline(t, addrs.NATSURL, "tokens", "list", "-o", "json", "--token-file", addrs.AdminTokenFile)
 	var tokens []auth.Token
 	if code != 0 || json.Unmarshal([]byte(stdout), &tokens) != nil {
 		t.Fatalf("tokens list: exit %d, %s %s", code, stdout, stderr)

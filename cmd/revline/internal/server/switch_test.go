@@ -133,7 +133,7 @@ func TestAWaitShowsTheRunnersStepsOnATerminal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout strings.Builder
-	code := cli.Main(ctx, []string{"apps", "scale", "web", "--min-concurrency", "2", "--nats-url", addrs.NATSURL, "--nats-nkey", addrs.ClientIdentity}, &stdout, terminal)
+	code := cli.Main(ctx, []string{"apps", "scale", "web", "--min-concurrency", "2", "--nats-url", addrs.NATSURL, "--token-file", addrs.AdminTokenFile}, &stdout, terminal)
 	progress := written()
 	if code != 0 || !strings.Contains(stdout.String(), "Runners settled: 2 ready.") || strings.Contains(stdout.String(), "…") {
 		t.Fatalf("scale: exit %d, stdout %q, stderr %q", code, stdout.String(), progress)

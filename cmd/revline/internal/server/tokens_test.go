@@ -46,10 +46,10 @@ func getWith(t *testing.T, url, value string) *http.Response {
 
 // TestTokens walks the tokens' life through the built CLI's commands and
 // two replicas: serve makes the bootstrap admin token (0600) and logs where
-// it is; `revline tokens create` over NATS with the client identity makes
-// one that both replicas accept; revoked, it is refused by both from their
+// it is; `revline tokens create` over NATS as the admin token makes one
+// that both replicas accept; revoked, it is refused by both from their
 // next request on. No token value reaches a log line or a stream's
-// message, and the client identity can neither read nor write the token
+// message, and not even an admin token can read or write the token
 // bucket.
 func TestTokens(t *testing.T) {
 	t.Parallel()
@@ -74,14 +74,15 @@ func TestTokens(t *testing.T) {
 		t.Errorf("serve did not log where the admin token is:\n%s", logs.String())
 	}
 
-	// Another holder of the client identity listens to every inbox: the
-	// new token's value travels sealed to the requester's key.
-	eavesdropper, err := nats.Connect(addrs.NATSURL, nkeyOption(t, addrs.ClientIdentity))
+	// Another holder of the admin token (on another machine, say) listens
+	// to its inbox: the new token's value travels sealed to the
+	// requester's key.
+	eavesdropper, err := nats.Connect(addrs.NATSURL, tokenOptions(t, addrs.AdminTokenFile)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eavesdropper.Close()
-	heard, err := eavesdropper.SubscribeSync("_INBOX.>")
+	heard, err := eavesdropper.SubscribeSync(events.InboxPrefix(auth.BootstrapName) + ".>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nkey := []string{"--nats-nkey", addrs.ClientIdentity}
+	nkey := []string{"--token-file", addrs.AdminTokenFile}
 	code, stdout, stderr := revline(t, addrs.NATSURL, append([]string{"tokens", "create", "ci", "--role", "viewer", "--app", "web*", "-o", "json"}, nkey...)...)
 	var created struct {
 		Value string     `json:"value"`
@@ -153,17 +154,17 @@ func TestTokens(t *testing.T) {
 		}
 	}
 
-	// The client identity cannot read the bucket, nor write it.
+	// An admin token cannot read the bucket, nor write it.
 	js := clientConn(t, addrs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Each refused request waits out its deadline.
 	if kv, err := js.KeyValue(ctx, auth.BucketName); err == nil {
 		if entry, err := kv.Get(ctx, auth.BootstrapName); err == nil {
-			t.Errorf("the client identity read the admin token's record: %s", entry.Value())
+			t.Errorf("a token read the admin token's record: %s", entry.Value())
 		}
 		if _, err := kv.Put(ctx, "forged", []byte(`{"name":"forged","role":"admin","apps":"*"}`)); err == nil {
-			t.Error("the client identity wrote a token")
+			t.Error("a token wrote a token")
 		}
 	}
 	if _, err := js.Conn().Request("$JS.API.DIRECT.GET.KV_"+auth.BucketName+".$KV."+auth.BucketName+"."+auth.BootstrapName, nil, time.Second); err == nil {

@@ -238,7 +238,7 @@ func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n")
 func TestWebhooksRefusePrivateTargetsByDefault(t *testing.T) {
 	t.Parallel()
 	addrs := servertest.Serve(t, server.Config{NATSListen: "127.0.0.1:0", NoRunners: true})
-	code, stdout, stderr := revline(t, addrs.NATSURL, "webhooks", "add", "http://127.0.0.1:9/in", "--nats-nkey", addrs.ClientIdentity)
+	code, stdout, stderr := revline(t, addrs.NATSURL, "webhooks", "add", "http://127.0.0.1:9/in", "--token-file", addrs.AdminTokenFile)
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "--webhooks-allow-private") {
 		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal naming --webhooks-allow-private", code, stdout, stderr)
 	}
