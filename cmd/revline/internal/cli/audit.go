@@ -15,8 +15,9 @@ import (
 )
 
 func auditCommand() *cobra.Command {
-	cmd, f := clientCommand("audit [APP]", "Show the event log: who did what, when, and which command caused it. -o jsonl exports it; --follow streams it.",
+	cmd, f := clientCommand("audit [APP]", "Show the event log: who did what, and when",
 		"revline audit my-model --since '2h ago' --type 'app.*' --actor alice", 0, 1)
+	cmd.Long = "Show the event log: who did what, when, and which command caused it. -o jsonl exports it; --follow streams it."
 	f.outputs = append(f.outputs, outputJSONL)
 	f.firstArg = events.ValidateAggregateName // an app, or _webhooks
 	var (
@@ -118,8 +119,9 @@ func auditCommand() *cobra.Command {
 }
 
 func historyCommand() *cobra.Command {
-	cmd, f := clientCommand("history APP", "Show an app's releases, newest first: deploys, rollbacks, scaling, deletes, with who and when.",
+	cmd, f := clientCommand("history APP", "Show an app's releases, newest first",
 		"revline apps history my-model --limit 10", 1, 0)
+	cmd.Long = "Show an app's releases, newest first: deploys, rollbacks, scaling, deletes, with who and when."
 	var limit limitFlag
 	limit.register(cmd.Flags())
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {

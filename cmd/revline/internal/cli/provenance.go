@@ -16,8 +16,9 @@ import (
 )
 
 func showCommand() *cobra.Command {
-	cmd, f := clientCommand("show APP", "Show an app's effective configuration: each parameter's value and the event that set it (deploy, scale, inherited on rollback), who, when and why.",
+	cmd, f := clientCommand("show APP", "Show an app's effective configuration",
 		"revline apps show my-model", 1, 0)
+	cmd.Long = "Show an app's effective configuration: each parameter's value and the event that set it (deploy, scale, inherited on rollback), who, when and why."
 	var at pointFlags
 	at.register(cmd.Flags())
 	f.runE(cmd, at.parse, func(ctx context.Context, e env, s *session, pos []string) error {
@@ -28,8 +29,9 @@ func showCommand() *cobra.Command {
 }
 
 func blameCommand() *cobra.Command {
-	cmd, f := clientCommand("blame APP PARAM", "Show the whole history of one parameter of an app: every event that set or kept it, with its value, who, when and why.",
+	cmd, f := clientCommand("blame APP PARAM", "Show the history of one parameter",
 		"revline apps blame my-model min_concurrency", 2, 0)
+	cmd.Long = "Show the whole history of one parameter of an app: every event that set or kept it, with its value, who, when and why."
 	f.runE(cmd, nil, func(ctx context.Context, e env, s *session, pos []string) error {
 		config, err := audit.Provenance(ctx, s.history(ctx), pos[0], audit.Point{})
 		if err != nil {
@@ -113,8 +115,9 @@ func (ts tableStyle) settingRow(first string, s audit.Setting) []string {
 }
 
 func diffCommand() *cobra.Command {
-	cmd, f := clientCommand("diff APP [REV_A REV_B]", "Show what differs between two revisions, or between the current revisions at two times: command, code and runtime parameters, message, annotations.",
+	cmd, f := clientCommand("diff APP [REV_A REV_B]", "Show what differs between two revisions",
 		"revline apps diff my-model v3 v5\nrevline apps diff my-model --at '2h ago' --at now", 1, 2)
+	cmd.Long = "Show what differs between two revisions, or between the current revisions at two times: command, code and runtime parameters, message, annotations."
 	var times timesFlag
 	cmd.Flags().Var(&times, "at", "instead of REV_A REV_B, the current revisions at two times `T` (--at T1 --at T2): RFC 3339, a time before now (2h ago), or now")
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
