@@ -87,6 +87,12 @@ type Config struct {
 	// Observe, optional, is told about every request once it is answered
 	// (metrics). It runs on the request's goroutine: keep it quick.
 	Observe func(RequestStats)
+	// ControlPlaneCookies are the names of cookies that belong to the
+	// control plane on this host (the dashboard's session): browsers send
+	// a host's cookies to every port of it, so the gateway takes them out
+	// of requests before a runner sees them, and out of runners' answers
+	// so that no app can set or replace them.
+	ControlPlaneCookies []string
 }
 
 // RequestStats describes one answered request.
@@ -195,15 +201,21 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, apps: map[string]*app{}}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:   rewrite,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			rewrite(pr)
+			dropCookies(pr.Out.Header, "Cookie", cfg.ControlPlaneCookies)
+		},
 		Transport: cfg.Transport,
 		// No FlushInterval: the standard library already flushes at once
 		// answers of unknown length (chunked) and server-sent events, and
 		// flushing every answer costs a write per request (bench: 0.8 of a
 		// bare proxy's throughput with it, 0.92-0.99 without).
-		ErrorHandler:   g.proxyError,
-		ModifyResponse: keepContentTypeUnset,
-		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ErrorHandler: g.proxyError,
+		ModifyResponse: func(resp *http.Response) error {
+			dropCookies(resp.Header, "Set-Cookie", cfg.ControlPlaneCookies)
+			return keepContentTypeUnset(resp)
+		},
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return g, nil
 }
@@ -699,6 +711,38 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = ""
 	pr.SetXForwarded()
 	pr.Out.Header.Set("X-Forwarded-Prefix", "/apps/"+state.app)
+}
+
+// dropCookies removes the cookies named in names from h's field: the
+// pairs of a Cookie header (a field left empty is removed), or the
+// Set-Cookie fields that set one of them.
+func dropCookies(h http.Header, field string, names []string) {
+	if len(names) == 0 || len(h[field]) == 0 {
+		return
+	}
+	named := func(pair string) bool {
+		name, _, _ := strings.Cut(strings.TrimSpace(pair), "=")
+		return slices.Contains(names, strings.TrimSpace(name))
+	}
+	var kept []string
+	for _, value := range h[field] {
+		if field != "Cookie" {
+			if first, _, _ := strings.Cut(value, ";"); !named(first) {
+				kept = append(kept, value)
+			}
+			continue
+		}
+		pairs := strings.Split(value, ";")
+		pairs = slices.DeleteFunc(pairs, named)
+		if len(pairs) > 0 {
+			kept = append(kept, strings.TrimSpace(strings.Join(pairs, ";")))
+		}
+	}
+	if len(kept) == 0 {
+		h.Del(field)
+		return
+	}
+	h[field] = kept
 }
 
 // proxyError answers a request the runner did not answer.

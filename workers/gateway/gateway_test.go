@@ -77,6 +77,11 @@ func newRunner(t *testing.T) *runner {
 		if req.URL.Path == "/untyped" {
 			w.Header()["Content-Type"] = nil // answer without one
 		}
+		if req.URL.Path == "/cookies" {
+			w.Header().Add("Set-Cookie", "revline_session=chosen-by-the-app; Path=/")
+			w.Header().Add("Set-Cookie", "app_pref=dark; Path=/")
+			fmt.Fprintf(w, "cookie=%q ", req.Header.Values("Cookie"))
+		}
 		fmt.Fprintf(w, "path=%s query=%s prefix=%s id=%s method=%s", req.URL.Path, req.URL.RawQuery,
 			req.Header.Get("X-Forwarded-Prefix"), req.Header.Get(gateway.HeaderRequestID), req.Method)
 	}))
@@ -607,5 +612,36 @@ func TestObserveReportsStatusesAndColdStarts(t *testing.T) {
 	}
 	if s := next(); s.App != "web" || s.Status != http.StatusOK || s.ColdStart {
 		t.Errorf("warm request reported as %+v", s)
+	}
+}
+
+// The control plane's cookies (the dashboard's session, on the same host)
+// never reach a runner, and no runner can set them; the app's own cookies
+// pass both ways.
+func TestControlPlaneCookiesNeverReachARunner(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gateway.Config{ControlPlaneCookies: []string{"revline_session"}})
+	f.serveOneRunner(t, route)
+	for _, sent := range [][]string{
+		{"app_pref=light; revline_session=secret-session; b=2"},
+		{"revline_session=secret-session", "app_pref=light; b=2"},
+	} {
+		req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, f.url+"/apps/web/cookies", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header["Cookie"] = sent
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "secret-session") || !strings.Contains(string(body), "app_pref=light") || !strings.Contains(string(body), "b=2") {
+			t.Errorf("sent %q; the runner saw %s", sent, body)
+		}
+		if set := resp.Header.Values("Set-Cookie"); len(set) != 1 || !strings.HasPrefix(set[0], "app_pref=dark") {
+			t.Errorf("the client was asked to set %q; want the app's own cookie alone", set)
+		}
 	}
 }

@@ -26,11 +26,15 @@ import (
 // ends its sessions at once. Sessions are per replica and end when serve
 // restarts: log in again.
 const (
-	sessionCookie   = "revline_session"
 	sessionLifetime = 12 * time.Hour
 	maxSessions     = 10000
 	maxLoginBytes   = 4 << 10
 )
+
+// SessionCookie is the name of the dashboard's session cookie. Browsers
+// send a host's cookies to all its ports, so the request gateway on the
+// same host must not pass it to apps (gateway.Config.ControlPlaneCookies).
+const SessionCookie = "revline_session"
 
 // Tokens is what the dashboard asks of the token store (auth.Store).
 type Tokens interface {
@@ -101,7 +105,7 @@ func public(path string) bool {
 
 // authenticate returns the token of r's session.
 func (d *Dashboard) authenticate(r *http.Request) (auth.Token, error) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(SessionCookie)
 	if err != nil {
 		return auth.Token{}, fmt.Errorf("%w: not logged in", auth.ErrUnauthenticated)
 	}
@@ -195,7 +199,7 @@ func (d *Dashboard) logIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionLifetime / time.Second),
+		Name: SessionCookie, Value: id, Path: "/", MaxAge: int(sessionLifetime / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	d.cfg.Logger.Info("dashboard login", "token", t.Name, "role", t.Role, "remote", r.RemoteAddr)
@@ -204,9 +208,9 @@ func (d *Dashboard) logIn(w http.ResponseWriter, r *http.Request) {
 
 // logOut ends the session, if any, and clears the cookie.
 func (d *Dashboard) logOut(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	if c, err := r.Cookie(SessionCookie); err == nil {
 		d.sessions.close(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	writeJSON(w, http.StatusOK, map[string]string{"message": "Logged out."})
 }

@@ -335,7 +335,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	gw, err := gateway.New(gateway.Config{Logger: log.With("component", "gateway"), Observe: m.ObserveRequest})
+	gw, err := gateway.New(gateway.Config{
+		Logger: log.With("component", "gateway"), Observe: m.ObserveRequest,
+		// The gateway shares the API's host: an app must never see the
+		// dashboard's session (it could act as whoever is logged in).
+		ControlPlaneCookies: []string{dashboard.SessionCookie},
+	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
