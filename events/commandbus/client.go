@@ -57,8 +57,16 @@ func (c *Client) message(cmd events.CommandEnvelope) (*nats.Msg, error) {
 	return msg, c.signer.Sign(msg)
 }
 
+// ErrCommandTooLarge is wrapped by the error of a command larger than
+// the command stream takes (MaxCommandMsgSize) or than a NATS message may
+// be: it is refused before it is stored.
+var ErrCommandTooLarge = errors.New("command too large")
+
 func (c *Client) publish(ctx context.Context, msg *nats.Msg, commandType string) (*jetstream.PubAck, error) {
 	ack, err := c.js.PublishMsg(ctx, msg)
+	if errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) || errors.Is(err, nats.ErrMaxPayload) {
+		return nil, fmt.Errorf("send %s command: %w: %d bytes with its headers, at most %d", commandType, ErrCommandTooLarge, len(msg.Data)+headerBytes(msg.Header), MaxCommandMsgSize)
+	}
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
 		return nil, fmt.Errorf("send %s command: no Revline server is listening on this NATS (is `revline serve` running?): %w", commandType, err)
 	}
@@ -162,4 +170,15 @@ func (c *Client) await(ctx context.Context, commandID string, sub outcomeSub, lo
 		case <-check.C:
 		}
 	}
+}
+
+// headerBytes is about what h takes on the wire.
+func headerBytes(h nats.Header) int {
+	n := 0
+	for key, values := range h {
+		for _, v := range values {
+			n += len(key) + len(v) + 4
+		}
+	}
+	return n
 }

@@ -243,6 +243,7 @@ func TestBadRequestBodies(t *testing.T) {
 		{"fractional duration", "deploy", `{"command": "serve", "request_timeout": "1.5s"}`, http.StatusBadRequest, "bad_request", "whole number of seconds"},
 		{"no command", "deploy", `{"message": "hi"}`, http.StatusBadRequest, "invalid_argument", "command"},
 		{"too large", "deploy", `{"command": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`, http.StatusRequestEntityTooLarge, "request_too_large", "larger than"},
+		{"a command too large for the bus", "deploy", `{"command": "` + strings.Repeat("x", 200<<10) + `"}`, http.StatusRequestEntityTooLarge, "request_too_large", "command too large"},
 		{"rollout unknown field", "rollout", `{"graceful": true}`, http.StatusBadRequest, "bad_request", "graceful"},
 		{"suspend with a body", "suspend", `{"now": true}`, http.StatusBadRequest, "bad_request", "now"},
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/revline/revline/aggregates"
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
+	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/webhooks"
@@ -120,7 +121,7 @@ func classify(err error) (Problem, bool) {
 	switch {
 	case errors.As(err, &invalidName):
 		return newProblem(codeInvalidAppName, err.Error()), false
-	case errors.As(err, &tooLarge):
+	case errors.As(err, &tooLarge), errors.Is(err, commandbus.ErrCommandTooLarge):
 		return newProblem(codeRequestTooLarge, err.Error()), false
 	case errors.As(err, &bad):
 		return newProblem(codeBadRequest, bad.msg), false
