@@ -57,6 +57,11 @@ func (c *Client) message(cmd events.CommandEnvelope) (*nats.Msg, error) {
 	return msg, c.signer.Sign(msg)
 }
 
+// ErrNoOutcomeYet is wrapped by the error of a wait for an outcome that
+// ended first (with the context's error): no server decided the command
+// in time, which does not mean it never will.
+var ErrNoOutcomeYet = errors.New("no outcome yet")
+
 // ErrCommandTooLarge is wrapped by the error of a command larger than
 // the command stream takes (MaxCommandMsgSize) or than a NATS message may
 // be: it is refused before it is stored.
@@ -98,6 +103,10 @@ func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (event
 	// answer is then the outcome stored the first time. A new command's
 	// outcome cannot be stored yet, so the first look is at the subscription.
 	o, err := c.await(ctx, cmd.CommandID, sub, ack.Duplicate)
+	if errors.Is(err, ErrNoOutcomeYet) {
+		// Stored: a server decides it when one runs, whoever waits.
+		return events.Outcome{}, fmt.Errorf("%w; the command is stored (sequence %d) and will be decided when a Revline server runs", err, ack.Sequence)
+	}
 	if err != nil {
 		return events.Outcome{}, err
 	}
@@ -166,7 +175,7 @@ func (c *Client) await(ctx context.Context, commandID string, sub outcomeSub, lo
 		case msg := <-sub.msgs:
 			return events.DecodeOutcome(msg.Header, msg.Data)
 		case <-ctx.Done():
-			return events.Outcome{}, fmt.Errorf("no outcome for command %s: %w", commandID, ctx.Err())
+			return events.Outcome{}, fmt.Errorf("%w for command %s (%w)", ErrNoOutcomeYet, commandID, ctx.Err())
 		case <-check.C:
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,5 +223,20 @@ func TestRefusalsToDecideExpireAndDecisionsStay(t *testing.T) {
 	testsupport.Eventually(ctx, t, "the refusal expires", func() bool { return stored(unsigned) == nil })
 	if msg := stored(signed); msg == nil {
 		t.Fatal("the accepted command's outcome expired with the refusal")
+	}
+}
+
+// A command sent while no processor runs is stored: the client that stops
+// waiting says so, and that it will be decided when a server runs.
+func TestAClientThatStopsWaitingSaysTheCommandIsStored(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := newBus(ctx, t)
+	wait, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer stop()
+	_, err := commandbus.NewClient(b.js, commandbus.WithSigner(events.NewSigner("ci", b.value))).Execute(wait, events.NewCommand("web", events.Deploy{Command: "true"}, events.Metadata{}))
+	if !errors.Is(err, commandbus.ErrNoOutcomeYet) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "is stored (sequence 1) and will be decided when a Revline server runs") {
+		t.Fatalf("error %v; want no outcome yet, the command stored", err)
 	}
 }
