@@ -8,6 +8,7 @@ import (
 	"github.com/revline/revline/aggregates"
 	"github.com/spf13/cobra"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,6 +65,9 @@ type deleteOutcome struct {
 }
 
 func printJSON(w io.Writer, v any) error {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+		v = []any{} // a list with nothing in it is [], never null
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

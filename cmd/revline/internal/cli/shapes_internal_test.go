@@ -69,3 +69,13 @@ func TestJSONShapes(t *testing.T) {
 		}
 	}
 }
+
+// A list with nothing in it is [] (as the HTTP API answers), never null.
+func TestEmptyListsAreEmptyArrays(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	var none []projections.RunnerView
+	if err := printJSON(&b, none); err != nil || strings.TrimSpace(b.String()) != "[]" {
+		t.Fatalf("printJSON(nil runners) = %q, %v; want []", b.String(), err)
+	}
+}
