@@ -23,7 +23,8 @@ const readModelObject = "revision-history"
 // one object, replaced by each write. Like every snapshot it is only ever
 // a shortcut: one that cannot be used is ignored and the model rebuilt.
 type ReadModelStore struct {
-	obs jetstream.ObjectStore
+	obs    jetstream.ObjectStore
+	stream jetstream.Stream
 }
 
 // EnsureReadModelStore creates or updates the bucket, as serve does at
@@ -42,17 +43,40 @@ func EnsureReadModelStore(ctx context.Context, js jetstream.JetStream, replicas 
 	if err != nil {
 		return nil, fmt.Errorf("read model store: %w", err)
 	}
-	return &ReadModelStore{obs: obs}, nil
+	stream, err := js.Stream(ctx, "OBJ_"+ReadModelBucketName)
+	if err != nil {
+		return nil, fmt.Errorf("read model store: %w", err)
+	}
+	return &ReadModelStore{obs: obs, stream: stream}, nil
 }
 
-// Put stores snap, replacing the snapshot stored before.
+// Put stores snap, replacing the snapshot stored before, and deletes the
+// chunks of any other: an object store's Put deletes those of the object
+// it replaces, not those of a Put that a crash cut short. It expects one
+// writer at a time (serve writes from the replica that runs the runners):
+// two would delete each other's chunks, and a reader would then find no
+// usable snapshot and fold the log.
 func (s *ReadModelStore) Put(ctx context.Context, snap Snapshot) error {
 	value, err := snap.Marshal()
 	if err != nil {
 		return fmt.Errorf("read model snapshot: %w", err)
 	}
-	if _, err := s.obs.PutBytes(ctx, readModelObject, value); err != nil {
+	info, err := s.obs.PutBytes(ctx, readModelObject, value)
+	if err != nil {
 		return fmt.Errorf("store the read model snapshot (%d bytes) at sequence %d: %w", len(value), snap.Sequence, err)
+	}
+	chunks := "$O." + ReadModelBucketName + ".C."
+	state, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(chunks+">"))
+	if err != nil {
+		return fmt.Errorf("read model snapshot: list its chunks: %w", err)
+	}
+	for subject := range state.State.Subjects {
+		if subject == chunks+info.NUID {
+			continue
+		}
+		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+			return fmt.Errorf("read model snapshot: delete the chunks %s of another: %w", subject, err)
+		}
 	}
 	return nil
 }

@@ -2,8 +2,11 @@ package events
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -47,6 +50,21 @@ type Upcaster func(payload map[string]any) (map[string]any, error)
 // (SchemaVersion) for a type that never changed and for an unknown one.
 func (r *Registry) EventVersion(eventType string) int {
 	return SchemaVersion + len(r.upcasters[eventType])
+}
+
+// EventsFingerprint names what this registry can read of the log: every
+// event type with its current schema version, hashed (SHA-256, hex). A
+// snapshot of a fold records the fingerprint of the build that wrote it:
+// a build whose registry differs (an event type added, a version moved)
+// would have folded some events differently, or skipped them.
+func (r *Registry) EventsFingerprint() string {
+	types := r.EventTypes()
+	slices.Sort(types)
+	h := sha256.New()
+	for _, t := range types {
+		fmt.Fprintf(h, "%s@%d\n", t, r.EventVersion(t))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // upcast brings data, a msgpack payload of eventType at version, to the

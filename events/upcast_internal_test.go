@@ -178,3 +178,18 @@ func TestDecodeEventJSONAtUpcastsOldVersions(t *testing.T) {
 		t.Errorf("an unknown type: %v, want an *UnknownTypeError", err)
 	}
 }
+
+// The events fingerprint is the same for the same registry, and differs
+// once an event type is added or a type's version moves.
+func TestEventsFingerprintChangesWithWhatTheRegistryReads(t *testing.T) {
+	base := NewRegistry().EventsFingerprint()
+	if again := NewRegistry().EventsFingerprint(); again != base || len(base) != 64 {
+		t.Fatalf("fingerprints %q and %q of the same registry", base, again)
+	}
+	added := NewRegistry()
+	registerEvent[probeV1](added)
+	upcast := probeRegistry()
+	if a, u := added.EventsFingerprint(), upcast.EventsFingerprint(); a == base || u == base || a == u {
+		t.Fatalf("fingerprints: base %s, a type added %s, the same at version 3 %s", base, a, u)
+	}
+}

@@ -20,8 +20,18 @@ import (
 // wrote it. (`revline replay` rebuilds the model and its snapshot too.)
 const SnapshotSchema = 1
 
+// readerFingerprint names the events this build folds
+// (events.Registry.EventsFingerprint of the registry every store decodes
+// with): a snapshot written by a build that reads other events (a rolling
+// upgrade, a rollback) is not restored.
+var readerFingerprint = events.NewRegistry().EventsFingerprint()
+
 // ErrNotEmpty is returned by Restore for a model that has applied events.
 var ErrNotEmpty = errors.New("the read model is not empty")
+
+// ErrOtherReader is wrapped by Restore's error for a snapshot written by a
+// build that reads other event types or versions than this one.
+var ErrOtherReader = errors.New("the snapshot was folded by a build that reads other events")
 
 // Snapshot returns the model's state encoded for a snapshot, and the
 // stream sequence it covers (the checkpoint). The state is copied under
@@ -29,7 +39,7 @@ var ErrNotEmpty = errors.New("the read model is not empty")
 // only for the copy; it is encoded after.
 func (m *RevisionHistory) Snapshot() (data []byte, checkpoint uint64, err error) {
 	m.mu.RLock()
-	snap := modelSnapshot{Checkpoint: m.checkpoint, Skipped: m.skipped, LastEventID: m.lastEventID, Apps: make([]appSnapshot, 0, len(m.apps))}
+	snap := modelSnapshot{Checkpoint: m.checkpoint, Skipped: m.skipped, LastEventID: m.lastEventID, Reader: readerFingerprint, Apps: make([]appSnapshot, 0, len(m.apps))}
 	for _, name := range slices.Sorted(maps.Keys(m.apps)) {
 		snap.Apps = append(snap.Apps, m.apps[name].snapshot())
 	}
@@ -58,12 +68,17 @@ func SnapshotEventID(data []byte) (string, error) {
 // Restore fills an empty model with the state of a snapshot encoded by
 // Snapshot (schema SnapshotSchema), at its checkpoint: following the log
 // from there on (Run) gives the model a fold of the whole log gives. It
-// returns ErrNotEmpty for a model that has applied events. The caller
-// checks first that the log still holds the snapshot's checkpoint.
+// returns ErrNotEmpty for a model that has applied events, and an error
+// wrapping ErrOtherReader for a snapshot a build that reads other events
+// wrote. The caller checks first that the log still holds the snapshot's
+// checkpoint.
 func (m *RevisionHistory) Restore(data []byte) error {
 	var snap modelSnapshot
 	if err := msgpack.Unmarshal(data, &snap); err != nil {
 		return fmt.Errorf("revision history: restore snapshot: %w", err)
+	}
+	if snap.Reader != readerFingerprint {
+		return fmt.Errorf("revision history: restore snapshot: %w", ErrOtherReader)
 	}
 	inUTC(reflect.ValueOf(&snap).Elem())
 	apps := make(map[string]*appRecord, len(snap.Apps))
@@ -85,10 +100,12 @@ func (m *RevisionHistory) Restore(data []byte) error {
 // modelSnapshot is the encoded form of the model: its records with their
 // fields exported, in msgpack.
 type modelSnapshot struct {
-	Checkpoint  uint64        `msgpack:"checkpoint"`
-	Skipped     uint64        `msgpack:"skipped"`
-	LastEventID string        `msgpack:"last_event_id"`
-	Apps        []appSnapshot `msgpack:"apps"`
+	Checkpoint  uint64 `msgpack:"checkpoint"`
+	Skipped     uint64 `msgpack:"skipped"`
+	LastEventID string `msgpack:"last_event_id"`
+	// Reader is the writer's readerFingerprint.
+	Reader string        `msgpack:"reader"`
+	Apps   []appSnapshot `msgpack:"apps"`
 }
 
 type appSnapshot struct {

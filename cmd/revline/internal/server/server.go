@@ -455,9 +455,13 @@ func Run(ctx context.Context, cfg Config) error {
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
 	core.Go(func() { guard.Run(coreCtx, cfg.StreamCheckInterval) })
 	run(&core, "time travel snapshots", func() error { return timeTravel.Warm(coreCtx, store) })
-	core.Go(func() {
-		projections.KeepSnapshots(coreCtx, model, readModels, restoredAt, projections.SnapshotPolicy{}, log.With("component", "read-model"))
-	})
+	if !cfg.NoRunners {
+		// One writer of the read model's snapshot: the replica that runs
+		// the runners (the others restore it too).
+		core.Go(func() {
+			projections.KeepSnapshots(coreCtx, model, readModels, restoredAt, projections.SnapshotPolicy{}, log.With("component", "read-model"))
+		})
+	}
 	if !cfg.NoRunners {
 		run(&workers, "runner worker", func() error { return worker.Run(workerCtx) })
 		run(&workers, "gateway", func() error { return gatewayServer.Serve(gatewayListener) })
