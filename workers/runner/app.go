@@ -451,7 +451,7 @@ func (a *appWorker) start(ctx context.Context, rev *aggregates.Revision, why, ru
 	}
 	env, err := a.secretEnv(ctx)
 	if err != nil {
-		return nil, startFailedError{err}
+		return nil, a.startFailed(ctx, runnerID, rev.ID, why, err)
 	}
 	proc, err := a.cfg.Supervisor.Start(process.Spec{
 		RunnerID:   runnerID,
@@ -461,7 +461,7 @@ func (a *appWorker) start(ctx context.Context, rev *aggregates.Revision, why, ru
 		Env:        env,
 	})
 	if err != nil {
-		return nil, startFailedError{err}
+		return nil, a.startFailed(ctx, runnerID, rev.ID, why, err)
 	}
 	r := &runner{proc: proc, revisionID: rev.ID}
 	a.mu.Lock()
@@ -477,6 +477,25 @@ func (a *appWorker) start(ctx context.Context, rev *aggregates.Revision, why, ru
 		return nil, err
 	}
 	return r, nil
+}
+
+// startFailed reports a runner that could not be started (a secret it
+// needs is gone, no uid is free, ...) as set up and at once terminated,
+// with the reason, so that the log, the audit and a waiting client see
+// the failure, not only the server's log; it returns the
+// startFailedError. An error reaching the bus is returned instead.
+func (a *appWorker) startFailed(ctx context.Context, runnerID, revisionID, why string, cause error) error {
+	failure := startFailedError{cause}
+	for _, step := range []struct {
+		state  events.RunnerState
+		reason string
+	}{{events.RunnerSetup, why}, {events.RunnerTerminated, failure.Error()}} {
+		report := events.ReportRunner{RunnerID: runnerID, RevisionID: revisionID, State: step.state, Reason: aggregates.FitText(step.reason, aggregates.MaxReasonBytes)}
+		if _, err := a.send(ctx, report, runnerID); err != nil {
+			return err
+		}
+	}
+	return failure
 }
 
 // startupTimeout is how long a runner of rev may take to listen.

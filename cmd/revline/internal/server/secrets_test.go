@@ -174,3 +174,32 @@ func connWith(t *testing.T, addrs server.Addresses, opts ...nats.Option) jetstre
 	}
 	return js
 }
+
+// A runner that cannot start at all (here its secret's value is gone from
+// the store) is reported set up and terminated, with the reason, so the
+// log says why the app does not scale, and a waiting scale ends at the
+// third failure instead of its deadline.
+func TestARunnerThatCannotStartIsInTheLog(t *testing.T) {
+	t.Parallel()
+	addrs := servertest.Serve(t, server.Config{})
+	cli := asClient(t, addrs)
+	cli("secrets", "set", "web", "HF_TOKEN=value")
+	cli("deploy", "web", "--command", runnerBin)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := secrets.Open(ctx, serverConn(t, addrs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Purge(ctx, "web", "HF_TOKEN"); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := revline(t, addrs.NATSURL, "apps", "scale", "web", "--min-concurrency", "2", "--timeout", "50s", "--token-file", addrs.AdminTokenFile)
+	if code != 1 || !strings.Contains(stderr, "keep failing") || !strings.Contains(stderr, "could not start") {
+		t.Fatalf("scale: exit %d, stdout %q, stderr %q; want the failures named before the deadline", code, stdout, stderr)
+	}
+	audit := cli("audit", "web", "--type", "runner.*", "-o", "jsonl")
+	if !strings.Contains(audit, "runner could not start") || !strings.Contains(audit, "HF_TOKEN") {
+		t.Errorf("the log does not say why the runner did not start:\n%s", audit)
+	}
+}
