@@ -188,7 +188,9 @@ func timeTravelReads(app string) []string {
 // tokens, never a prefix), so a token can use a consumer whose name it
 // knows: the ordered consumers' names are random, the runner worker's is
 // denied (workerConsumerDenied), and a webhook's (revline-webhook-ID) is
-// known to the admins who read the webhooks.
+// known to the admins who read the webhooks. What a token creates with
+// these rights the server deletes if it could outlive the token
+// (consumerReaper).
 func consumerUse() []string {
 	return []string{
 		js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".*"),
