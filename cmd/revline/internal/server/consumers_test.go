@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/internal/testsupport"
+	"github.com/revline/revline/workers/runner"
+	"github.com/revline/revline/workers/webhooks"
 )
 
 // createConsumer asks, as c, for a consumer of app's events named name
@@ -57,7 +61,7 @@ func consumerExists(t *testing.T, js jetstream.JetStream, name string) bool {
 // audit --follow makes, keeps working.
 func TestClientConsumersThatOutliveTheirTokenAreDeleted(t *testing.T) {
 	t.Parallel()
-	addrs := servertest.Serve(t, server.Config{ConsumerSweepInterval: 100 * time.Millisecond})
+	addrs := servertest.Serve(t, server.Config{ConsumerSweepInterval: 100 * time.Millisecond, WebhooksAllowPrivate: true})
 	cli := asClient(t, addrs)
 	cli("deploy", "web", "--command", runnerBin)
 	a := attacker(t, addrs)
@@ -66,6 +70,14 @@ func TestClientConsumersThatOutliveTheirTokenAreDeleted(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	receiver := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(receiver.Close)
+	var added struct{ Webhook webhooks.Webhook }
+	if err := json.Unmarshal([]byte(cli("webhooks", "add", receiver.URL, "-o", "json")), &added); err != nil {
+		t.Fatal(err)
+	}
+	hookConsumer := added.Webhook.ConsumerName()
+	testsupport.Eventually(ctx, t, "the webhook's consumer", func() bool { return consumerExists(t, admin, hookConsumer) })
 	follow, err := asWeb.js.OrderedConsumer(ctx, events.EventStreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{events.AppEventsFilter("web")}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
@@ -90,8 +102,10 @@ func TestClientConsumersThatOutliveTheirTokenAreDeleted(t *testing.T) {
 	if !consumerExists(t, admin, ordered) {
 		t.Errorf("the ordered consumer %s was deleted", ordered)
 	}
-	if !consumerExists(t, admin, "revline-runner-worker") {
-		t.Error("the runner worker's consumer was deleted")
+	for _, own := range []string{runner.ConsumerName, hookConsumer} {
+		if !consumerExists(t, admin, own) {
+			t.Errorf("the server's consumer %s was deleted", own)
+		}
 	}
 	cli("apps", "scale", "web", "--keep-alive", "42")
 	msg, err := followed.Next()
