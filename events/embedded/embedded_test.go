@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/revline/revline/events/embedded"
+	"github.com/revline/revline/events/embedded/embeddedtest"
 )
 
 // A port someone else holds is reported at once, not after the ready timeout.
@@ -40,14 +41,7 @@ func TestUsersSetClosesTheConnectionsOfRemovedUsers(t *testing.T) {
 	t.Parallel()
 	alice, bob := newUser(t), newUser(t)
 	users := embedded.NewUsers([]*server.NkeyUser{{Nkey: alice.public}})
-	srv, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}()
+	srv := embeddedtest.StartWithUsers(t, users)
 	closed := make(chan struct{})
 	nc, err := nats.Connect(srv.ClientURL(), alice.option, nats.NoReconnect(), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 	if err != nil {
@@ -106,4 +100,34 @@ func newUser(t *testing.T) user {
 		t.Fatal(err)
 	}
 	return user{public: public, option: nats.Nkey(public, kp.Sign)}
+}
+
+// Set closes every connection of a removed user, however many: the server
+// lists them a page at a time, and closing one takes it off the list.
+func TestUsersSetClosesEveryConnectionOfARemovedUser(t *testing.T) {
+	t.Parallel()
+	alice := newUser(t)
+	users := embedded.NewUsers([]*server.NkeyUser{{Nkey: alice.public}})
+	srv := embeddedtest.StartWithUsers(t, users)
+	const conns = 1100 // more than one page of the server's list (1024)
+	for range conns {
+		nc, err := nats.Connect(srv.ClientURL(), alice.option, nats.NoReconnect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+	}
+	if n := srv.NumClients(); n != conns {
+		t.Fatalf("%d connections open, want %d", n, conns)
+	}
+	if err := users.Set(nil); err != nil {
+		t.Fatal(err)
+	}
+	connz, err := srv.Connz(&server.ConnzOptions{User: alice.public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if connz.Total != 0 {
+		t.Errorf("%d connections of the removed user still open after Set", connz.Total)
+	}
 }

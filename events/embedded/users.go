@@ -64,18 +64,20 @@ func (u *Users) Set(users []*server.NkeyUser) error {
 	}
 	// From here on Check refuses those users. A client of theirs that
 	// passed Check before has sent its key with CONNECT, which is what
-	// Connz filters on: none is missed.
+	// Connz filters on: none is missed. Closing a connection takes it off
+	// the server's list at once, so the first page is asked for again
+	// until it is empty: paging on would skip as many as were closed.
 	for _, key := range gone {
-		for offset := 0; ; offset += connzPage {
-			connz, err := srv.Connz(&server.ConnzOptions{User: key, Offset: offset, Limit: connzPage})
+		for {
+			connz, err := srv.Connz(&server.ConnzOptions{User: key, Limit: connzPage})
 			if err != nil {
 				return fmt.Errorf("embedded nats: connections of a removed user: %w", err)
 			}
+			if len(connz.Conns) == 0 {
+				break
+			}
 			for _, conn := range connz.Conns {
 				_ = srv.DisconnectClientByID(conn.Cid) // closed meanwhile: nothing to do
-			}
-			if len(connz.Conns) < connzPage {
-				break
 			}
 		}
 	}

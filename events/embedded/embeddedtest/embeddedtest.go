@@ -22,7 +22,14 @@ import (
 // data in a temporary directory, stopped when the test ends.
 func Start(t testing.TB) *server.Server {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	return StartWithUsers(t, nil)
+}
+
+// StartWithUsers is Start with the only identities the server accepts,
+// users (nil: anyone).
+func StartWithUsers(t testing.TB, users *embedded.Users) *server.Server {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}

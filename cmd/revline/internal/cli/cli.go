@@ -24,6 +24,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 	"github.com/revline/revline/workers/webhooks"
@@ -461,8 +462,17 @@ func (f *clientFlags) onAsyncError(signer *events.Signer) nats.Option {
 		if signer != nil && f.nats.nkey == "" && f.nats.creds == "" {
 			who = "token " + signer.Key
 		}
-		f.stop(fmt.Errorf("the bus refused %s: %w (its role or apps do not allow it: docs/bus.md §3)", who, err))
+		f.stop(fmt.Errorf("the bus refused %s: %w (%s)", who, err, refusalReason(err)))
 	})
+}
+
+// refusalReason says why the bus refused a request for want of a
+// permission: what the token's role or apps do not allow.
+func refusalReason(violation error) string {
+	if strings.Contains(violation.Error(), secrets.BucketName) {
+		return "secret values are written on the bus by a deployer of one app or of every app only, never of an app glob, whose writes could reach other apps' secrets: docs/bus.md §3"
+	}
+	return "its role or apps do not allow it: docs/bus.md §3"
 }
 
 // refused explains a NATS server's refusal of the identity the CLI gave.

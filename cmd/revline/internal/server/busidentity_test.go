@@ -14,6 +14,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/servertest"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/events/commandbus"
+	"github.com/revline/revline/events/secrets"
 	"github.com/revline/revline/internal/testsupport"
 )
 
@@ -239,6 +240,19 @@ func TestTheCLIConnectsAsItsToken(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "the bus refused token web-deployer") {
 		t.Errorf("secrets list as the web deployer: exit %d, %s; want the bus's refusal", code, stderr)
 	}
+	// A deployer of a glob writes no secret value on the bus: it would
+	// overwrite or purge those of apps outside its glob (the bucket keeps
+	// one version, which set_secret pins). The CLI says why, at once.
+	globDeployer, globFile := a.tokenFile("w-deployer", "deployer", "--app", "w*")
+	code, _, stderr = revline(t, addrs.NATSURL, "secrets", "set", "web", "A=2", "--token-file", globFile)
+	if code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "app glob") {
+		t.Errorf("secrets set as a glob deployer: exit %d, %q; want one line saying a glob token writes no secrets", code, stderr)
+	}
+	asGlob := mustConnectAs(t, addrs, globDeployer)
+	if err := asGlob.nc.Publish("$KV."+secrets.BucketName+".api.A", []byte("overwritten")); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, asGlob.violations, "a glob deployer's secret value")
 	_, everyAppFile := a.tokenFile("deployer", "deployer")
 	if out := as(everyAppFile, "secrets", "list", "web"); !strings.Contains(out, "A") {
 		t.Errorf("secrets list as a deployer of every app:\n%s", out)

@@ -188,7 +188,9 @@ func timeTravelReads(app string) []string {
 // tokens, never a prefix), so a token can use a consumer whose name it
 // knows: the ordered consumers' names are random, the runner worker's is
 // denied (workerConsumerDenied), and a webhook's (revline-webhook-ID) is
-// known to the admins who read the webhooks.
+// known to the admins who read the webhooks. What a token creates with
+// these rights the server deletes if it could outlive the token
+// (consumerReaper).
 func consumerUse() []string {
 	return []string{
 		js("CONSUMER.MSG.NEXT." + events.EventStreamName + ".*"),
@@ -252,7 +254,8 @@ func (ids identities) users(tokens []auth.Token) []*server.NkeyUser {
 // Every token may ask queries, read the events of its apps (below), and
 // subscribe to its own inbox (events.InboxPrefix) and nowhere else in
 // _INBOX. An operator may also send commands and read outcomes; a
-// deployer also write its apps' secret values; an admin of every app also
+// deployer also write its apps' secret values (one app's, or every app's;
+// a glob's none, below); an admin of every app also
 // manage webhooks, ask for token requests and replays. The command
 // processor checks each command's signature and the token's role and apps
 // all the same: these rights are the outer wall.
@@ -260,10 +263,11 @@ func (ids identities) users(tokens []auth.Token) []*server.NkeyUser {
 // Apps: a token for one app by its exact name may publish commands only on
 // that app's subjects, read its events only, and write its secrets only.
 // A glob (web-*) cannot be written as a NATS subject: such a token may
-// publish commands for every app and write every app's secrets, which the
-// processor refuses for the apps outside its glob (a secret value written
-// for another app is never used: only a set_secret command, checked,
-// makes a runner see it), and it reads no events over the bus at all.
+// publish commands for every app, which the processor refuses for the
+// apps outside its glob; it reads no events over the bus at all, and
+// writes no secret values: the bucket keeps one version of each, which a
+// set_secret pins, so a value overwritten or purged in another app would
+// keep that app's runners from starting.
 func tokenUser(t auth.Token) *server.NkeyUser {
 	if t.Revoked || t.PublicKey == "" {
 		return nil
@@ -305,7 +309,7 @@ func tokenUser(t auth.Token) *server.NkeyUser {
 			js("STREAM.MSG.GET."+commandbus.OutcomeStreamName))
 		subscribe = append(subscribe, events.OutcomeSubjectPrefix+">")
 	}
-	if t.Role.Allows(auth.Deploy) {
+	if t.Role.Allows(auth.Deploy) && (t.AllApps() || app != "") {
 		publish = append(publish, appSubjects("$KV."+secrets.BucketName+"."), js("STREAM.INFO.KV_"+secrets.BucketName))
 	}
 	if t.Authorize(auth.Admin, "") == nil {

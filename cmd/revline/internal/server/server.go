@@ -99,6 +99,11 @@ type Config struct {
 	// compared with what serve gave them (see events.StreamGuard);
 	// default 30s.
 	StreamCheckInterval time.Duration
+	// ConsumerSweepInterval is how often the clients' consumers of the
+	// event stream that could outlive their token (push or durable ones)
+	// are deleted, as they are after each token change (consumerReaper);
+	// default 5s.
+	ConsumerSweepInterval time.Duration
 	// ShutdownGrace is how long runners get to stop on shutdown; default 10s.
 	ShutdownGrace time.Duration
 	// Version (SemVer) is reported by the query service.
@@ -140,6 +145,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StreamCheckInterval == 0 {
 		c.StreamCheckInterval = 30 * time.Second
+	}
+	if c.ConsumerSweepInterval == 0 {
+		c.ConsumerSweepInterval = 5 * time.Second
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -284,8 +292,19 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := users.start(coreCtx, setupCtx, tokens); err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		tokens.OnChange(users.waitFor)
 	}
+	reaper := &consumerReaper{js: js, hooks: hookStore, log: log.With("component", "consumers")}
+	// A token change is answered once the server's users are the tokens'
+	// (a revoked token disconnected, so that it can make no consumer
+	// again), and once the consumers that could outlive a token are gone.
+	tokens.OnChange(func(ctx context.Context, revision uint64) error {
+		if users != nil {
+			if err := users.waitFor(ctx, revision); err != nil {
+				return err
+			}
+		}
+		return reaper.sweep(ctx)
+	})
 	store, err := events.NewJetStreamStore(setupCtx, events.JetStreamStoreConfig{JetStream: js, Replicas: cfg.Replicas, Logger: log, WriteGate: guard.Err})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -454,6 +473,7 @@ func Run(ctx context.Context, cfg Config) error {
 	run(&core, "projection", func() error { return projections.Run(coreCtx, store, model) })
 	run(&core, "command processor", func() error { return proc.Run(coreCtx) })
 	core.Go(func() { guard.Run(coreCtx, cfg.StreamCheckInterval) })
+	core.Go(func() { reaper.run(coreCtx, cfg.ConsumerSweepInterval) })
 	run(&core, "time travel snapshots", func() error { return timeTravel.Warm(coreCtx, store) })
 	if !cfg.NoRunners {
 		// One writer of the read model's snapshot: the replica that runs
