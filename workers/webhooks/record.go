@@ -138,7 +138,8 @@ func record(ctx context.Context, log RecordLog, last *recorded, env events.Envel
 // changeEvent is the event that records hook's definition as it is at
 // revision of the webhook bucket: added (never changed since), disabled,
 // enabled or removed, at the time the definition says, by the server's
-// webhooks worker (Actor) on behalf of whom the definition names. Its
+// webhooks worker (Actor) on behalf of whom the definition names, its
+// reason without the URL's path or query (redactReason). Its
 // causation id is derived from the webhook and revision, so that recording
 // the same change twice appends it once.
 func changeEvent(hook Webhook, revision uint64) events.Envelope {
@@ -146,7 +147,7 @@ func changeEvent(hook Webhook, revision uint64) events.Envelope {
 	if hook.ChangedAt != nil {
 		at, by = *hook.ChangedAt, hook.ChangedBy
 	}
-	change := events.WebhookChanged{WebhookID: hook.ID, By: by, Reason: hook.Reason, Revision: revision}
+	change := events.WebhookChanged{WebhookID: hook.ID, By: by, Reason: redactReason(hook), Revision: revision}
 	var ev events.Event
 	switch {
 	case hook.Status == StatusDisabled:

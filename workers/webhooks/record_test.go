@@ -144,3 +144,52 @@ func TestWebhooksAggregateIsNoApp(t *testing.T) {
 		t.Fatal("the webhooks aggregate's subject does not start with '_'")
 	}
 }
+
+// A failed delivery's error names the target by scheme and host only:
+// the URL's path and query (a token, often) are in no delivery record,
+// no disable reason and no event of the log.
+func TestAFailedDeliveryKeepsNoURLPathOrQuery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
+	ctx := waitCtx(t)
+	e.record()
+	hook := e.add(webhooks.Webhook{URL: "http://127.0.0.1:9/services/T000/XXXXSECRET?token=abc"}, webhooks.NewSecret())
+	e.run(webhooks.Config{AllowPrivate: true, MaxFailures: 1})
+	e.appendEvent("web", events.AppSuspended{RevisionID: "r"})
+	e.waitDisabled(ctx, hook.ID)
+	history := e.recorded(ctx, 2)
+	deliveries, err := e.hooks.Deliveries(ctx, hook.ID)
+	if err != nil || len(deliveries) != 1 {
+		t.Fatalf("deliveries = %+v (%v), want 1", deliveries, err)
+	}
+	disabled, _, err := e.hooks.Get(ctx, hook.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]string{"delivery error": deliveries[0].Error, "disable reason": disabled.Reason}
+	for _, env := range history {
+		if env.Type == events.TypeWebhookDisabled {
+			kept["webhook.disabled event"] = string(env.Payload)
+		}
+	}
+	if len(kept) != 3 {
+		t.Fatalf("no webhook.disabled event in %+v", history)
+	}
+	// A definition disabled by a server that kept the whole URL in the
+	// reason is recorded without it.
+	old := e.add(webhooks.Webhook{URL: "http://127.0.0.1:9/services/T000/XXXXSECRET?token=abc"}, webhooks.NewSecret())
+	oldReason := `10 failed attempts in a row, the last on event 1: Post "http://127.0.0.1:9/services/T000/XXXXSECRET?token=abc": dial tcp 127.0.0.1:9: connect: connection refused`
+	if _, err := e.hooks.SetStatus(ctx, old.ID, webhooks.StatusDisabled, webhooks.Actor, oldReason, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	history = e.recorded(ctx, 4)
+	kept["webhook.disabled event of an older server's reason"] = string(history[3].Payload)
+	for what, text := range kept {
+		if strings.Contains(text, "XXXXSECRET") || strings.Contains(text, "token=abc") {
+			t.Errorf("the %s holds the URL's path or query: %s", what, text)
+		}
+		if !strings.Contains(text, "http://127.0.0.1:9") {
+			t.Errorf("the %s does not name the target: %s", what, text)
+		}
+	}
+}

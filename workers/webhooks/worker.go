@@ -263,7 +263,7 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 	if hook.Status == StatusDisabled {
 		level = slog.LevelWarn
 	}
-	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", hook.Reason)
+	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", redactReason(hook))
 	if hook.Status == StatusRemoved {
 		err := w.cfg.JetStream.DeleteConsumer(ctx, events.EventStreamName, hook.ConsumerName())
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -290,6 +290,28 @@ func redact(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// errorText is a delivery error as it is recorded, logged and put in a
+// disable reason: a *url.Error (the HTTP client's) names its URL by scheme
+// and host only (redact); what it wraps (a dial, TLS or timeout error)
+// names no path.
+func errorText(err error) string {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = &url.Error{Op: urlErr.Op, URL: redact(urlErr.URL), Err: urlErr.Err}
+	}
+	return err.Error()
+}
+
+// redactReason replaces hook's URL in a reason (a disable by a server
+// before errorText quoted it whole) by its scheme and host.
+func redactReason(hook Webhook) string {
+	reason := strings.ReplaceAll(hook.Reason, hook.URL, redact(hook.URL))
+	if u, err := url.Parse(hook.URL); err == nil {
+		reason = strings.ReplaceAll(reason, u.String(), redact(hook.URL))
+	}
+	return reason
 }
 
 // errDisabled stops a dispatcher whose webhook it disabled.
@@ -423,7 +445,7 @@ func (w *Worker) backoff(attempt int) time.Duration {
 func (w *Worker) attempt(ctx context.Context, hook Webhook, env events.Envelope, attempt int) Delivery {
 	d := Delivery{EventID: env.EventID, Sequence: env.Sequence, Type: env.Type, App: env.App, Attempt: attempt, At: w.cfg.Now().UTC()}
 	fail := func(err error) Delivery {
-		d.Error = err.Error()
+		d.Error = errorText(err)
 		return d
 	}
 	secret, err := w.cfg.Store.secret(ctx, hook.ID)
