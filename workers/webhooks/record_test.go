@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,14 @@ func (e *env) record() (stop func()) {
 	return stop
 }
 
+// newRecordingEnv is an env whose webhook changes one replica records,
+// with a receiver that takes private targets.
+func newRecordingEnv(t *testing.T) (*env, context.Context, *receiver) {
+	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
+	e.record()
+	return e, waitCtx(t), newReceiver(t, webhooks.NewSecret())
+}
+
 // recorded returns the webhooks aggregate's events once there are n.
 func (e *env) recorded(ctx context.Context, n int) []events.Envelope {
 	e.t.Helper()
@@ -54,11 +63,8 @@ func (e *env) recorded(ctx context.Context, n int) []events.Envelope {
 // secret; a recorder started again records only what is new.
 func TestWebhookChangesAreEventsOfTheLog(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
-	ctx := waitCtx(t)
-	secret := webhooks.NewSecret()
-	r := newReceiver(t, secret)
-	e.record()
+	e, ctx, r := newRecordingEnv(t)
+	secret := r.secret
 	stopSecond := e.record()
 	hook := e.add(webhooks.Webhook{URL: r.srv.URL + "/hook?token=private", App: "web", Events: []string{"app.*"}}, secret)
 	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusDisabled, "bob", "maintenance", time.Now()); err != nil {
@@ -191,5 +197,45 @@ func TestAFailedDeliveryKeepsNoURLPathOrQuery(t *testing.T) {
 		if !strings.Contains(text, "http://127.0.0.1:9") {
 			t.Errorf("the %s does not name the target: %s", what, text)
 		}
+	}
+}
+
+// A webhook of every app's events gets no event of the webhooks
+// aggregate (not an app's, like every reader of apps), nor when asked to
+// redeliver one.
+func TestEveryAppWebhooksSkipTheWebhooksAggregate(t *testing.T) {
+	t.Parallel()
+	e, ctx, r := newRecordingEnv(t)
+	secret := r.secret
+	hook := e.add(webhooks.Webhook{URL: r.srv.URL}, secret)
+	added := e.recorded(ctx, 1)[0]
+	if added.Sequence < hook.StartSequence {
+		t.Fatalf("webhook.added is event %d, before the webhook's start %d", added.Sequence, hook.StartSequence)
+	}
+	e.run(webhooks.Config{AllowPrivate: true})
+	sent := e.appendEvent("web", events.AppSuspended{RevisionID: "r"})
+	testsupport.Eventually(ctx, t, "the app's event arrived", func() bool { return slices.Contains(r.unique(), sent.EventID) })
+	if got := r.unique(); !slices.Equal(got, []string{sent.EventID}) {
+		t.Errorf("received %v, want only the app's event %s (not webhook.added %s)", got, sent.EventID, added.EventID)
+	}
+	if err := e.hooks.RequestRedelivery(ctx, hook.ID, added.Sequence, "bob", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The app event's delivery may be recorded after the redelivery.
+	var redelivery webhooks.Delivery
+	testsupport.Eventually(ctx, t, "the redelivery is recorded", func() bool {
+		d, err := e.hooks.Deliveries(ctx, hook.ID)
+		i := slices.IndexFunc(d, func(d webhooks.Delivery) bool { return d.Redelivery })
+		if err != nil || i < 0 {
+			return false
+		}
+		redelivery = d[i]
+		return true
+	})
+	if redelivery.OK() || !strings.Contains(redelivery.Error, "not redelivered") {
+		t.Errorf("redelivery of webhook.added = %+v, want refused", redelivery)
+	}
+	if got := r.unique(); len(got) != 1 {
+		t.Errorf("received %v after the redelivery, want only %s", got, sent.EventID)
 	}
 }

@@ -97,8 +97,13 @@ type Webhook struct {
 	Reason    string     `json:"reason,omitempty"`
 }
 
-// Wants reports whether the webhook delivers events of type eventType.
-func (w Webhook) Wants(eventType string) bool {
+// Wants reports whether the webhook delivers an event of type eventType
+// that aggregate owns (an app, or events.WebhooksAggregate): one its app
+// filter takes (see checkAggregate) and its globs match.
+func (w Webhook) Wants(aggregate, eventType string) bool {
+	if w.checkAggregate(aggregate) != nil {
+		return false
+	}
 	if len(w.Events) == 0 {
 		return true
 	}
@@ -106,6 +111,19 @@ func (w Webhook) Wants(eventType string) bool {
 		ok, _ := path.Match(glob, eventType)
 		return ok
 	})
+}
+
+// checkAggregate refuses an event that aggregate owns unless it is the
+// webhook's app's, or any app's for a webhook of every app: never the
+// webhooks aggregate's, which is no app's (every reader of apps skips it).
+func (w Webhook) checkAggregate(aggregate string) error {
+	switch {
+	case aggregate == events.WebhooksAggregate:
+		return errors.New("it records a webhook change, no app's event")
+	case w.App != "" && aggregate != w.App:
+		return fmt.Errorf("it is app %s's, and the webhook is for app %s", aggregate, w.App)
+	}
+	return nil
 }
 
 // ConsumerName is the webhook's durable consumer on the event stream.

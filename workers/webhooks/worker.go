@@ -392,7 +392,7 @@ func (w *Worker) handle(ctx context.Context, hook Webhook, msg jetstream.Msg, fa
 		w.record(ctx, hook.ID, Delivery{Sequence: meta.Sequence.Stream, At: w.cfg.Now().UTC(), Error: "not delivered: " + err.Error()})
 		return msg.Ack()
 	}
-	if !hook.Wants(env.Type) {
+	if !hook.Wants(env.App, env.Type) {
 		return msg.Ack()
 	}
 	for attempt := 1; ; attempt++ {
@@ -514,11 +514,12 @@ func (w *Worker) redeliver(ctx context.Context, id string, entry jetstream.KeyVa
 	if err == nil {
 		var env events.Envelope
 		env, err = w.registry.DecodeEventMsg(msg.Header, msg.Data, msg.Sequence)
-		switch {
-		case err != nil:
-		case hook.App != "" && env.App != hook.App:
-			err = fmt.Errorf("event %d is app %s's, and the webhook is for app %s", req.Sequence, env.App, hook.App)
-		default:
+		if err == nil {
+			if err = hook.checkAggregate(env.App); err != nil {
+				err = fmt.Errorf("event %d: %w", req.Sequence, err)
+			}
+		}
+		if err == nil {
 			d = w.attempt(ctx, hook, env, 1)
 			d.Redelivery = true
 		}
