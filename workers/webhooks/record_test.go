@@ -239,3 +239,32 @@ func TestEveryAppWebhooksSkipTheWebhooksAggregate(t *testing.T) {
 		t.Errorf("received %v after the redelivery, want only %s", got, sent.EventID)
 	}
 }
+
+// A change is recorded at the time the bucket stored it, not the one the
+// definition (written by clients) says: nobody backdates webhook events.
+func TestWebhookEventsTakeTheBucketsTime(t *testing.T) {
+	t.Parallel()
+	e, ctx, r := newRecordingEnv(t)
+	backdated := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	hook, err := e.hooks.Add(ctx, webhooks.Webhook{URL: r.srv.URL}, r.secret, "mallory", backdated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusDisabled, "mallory", "", backdated); err != nil {
+		t.Fatal(err)
+	}
+	history := e.recorded(ctx, 2)
+	bucket, err := e.js.KeyValue(ctx, webhooks.BucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := bucket.History(ctx, "hook."+hook.ID)
+	if err != nil || len(stored) != 2 {
+		t.Fatalf("the definition's history: %d revisions (%v), want 2", len(stored), err)
+	}
+	for i, env := range history {
+		if want := stored[i].Created().UTC(); !env.OccurredAt.Equal(want) {
+			t.Errorf("%s occurred at %s, want %s (when the bucket stored it)", env.Type, env.OccurredAt, want)
+		}
+	}
+}
