@@ -15,10 +15,12 @@
 // kept in the key's history: who added, disabled, enabled or removed a
 // webhook, and why), secrets in REVLINE_WEBHOOK_SECRETS (clients write,
 // never read), the last attempts of each webhook in
-// REVLINE_WEBHOOK_DELIVERIES. Webhooks are not an app's: Store.Record
-// records each change of a definition as an event of an aggregate of
-// their own (events.WebhooksAggregate), and the definitions stay the
-// worker's read model.
+// REVLINE_WEBHOOK_DELIVERIES, with the last event it delivered, after
+// which a consumer deleted behind the worker's back is made again.
+// Webhooks are not an app's: Store.Record records each change of a
+// definition as an event of an aggregate of their own
+// (events.WebhooksAggregate), and the definitions stay the worker's read
+// model.
 package webhooks
 
 import (
@@ -269,7 +271,7 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			w.log.Warn("could not delete a removed webhook's consumer", "webhook", id, "error", err)
 		}
-		if err := w.cfg.Store.deliveries.Purge(ctx, id); err != nil {
+		if err := w.cfg.Store.purgeDeliveries(ctx, id); err != nil {
 			w.log.Warn("could not purge a removed webhook's deliveries", "webhook", id, "error", err)
 		}
 	}
@@ -339,15 +341,17 @@ func (w *Worker) dispatch(ctx context.Context, hook Webhook) {
 	}
 }
 
-// consume runs hook's consumer: one message at a time, each until it is
-// delivered (or the webhook disabled).
-func (w *Worker) consume(ctx context.Context, hook Webhook, failures *int) error {
-	cons, err := w.cfg.JetStream.CreateOrUpdateConsumer(ctx, events.EventStreamName, jetstream.ConsumerConfig{
+// consumer returns hook's consumer, its settings brought up to date. A
+// missing one (new, or deleted behind the worker's back: any token that
+// reads every app's events may delete it) is made to start after the
+// last event the webhook delivered, not at its start: a deleted consumer
+// costs a pause, not the whole history sent again.
+func (w *Worker) consumer(ctx context.Context, hook Webhook) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
 		Durable:       hook.ConsumerName(),
 		Description:   "webhook " + hook.ID,
 		FilterSubject: hook.filterSubject(),
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   max(hook.StartSequence, 1),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		// One message in flight: events reach the receiver in order, even
 		// with several replicas pulling.
@@ -355,7 +359,28 @@ func (w *Worker) consume(ctx context.Context, hook Webhook, failures *int) error
 		// The worker reports progress before each attempt and each pause.
 		AckWait:    w.cfg.BackoffMax + w.cfg.RequestTimeout + 30*time.Second,
 		MaxDeliver: -1,
-	})
+	}
+	existing, err := w.cfg.JetStream.Consumer(ctx, events.EventStreamName, cfg.Durable)
+	switch {
+	case err == nil:
+		// Its start cannot change, nor would it matter: it is past it.
+		cfg.OptStartSeq = existing.CachedInfo().Config.OptStartSeq
+		return w.cfg.JetStream.UpdateConsumer(ctx, events.EventStreamName, cfg)
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, err
+	}
+	if cfg.OptStartSeq, err = w.cfg.Store.resumeSequence(ctx, hook); err != nil {
+		return nil, err
+	}
+	// Another replica may make it meanwhile, from the same start or a
+	// later one (ErrConsumerExists): the next try takes that one.
+	return w.cfg.JetStream.CreateConsumer(ctx, events.EventStreamName, cfg)
+}
+
+// consume runs hook's consumer: one message at a time, each until it is
+// delivered (or the webhook disabled).
+func (w *Worker) consume(ctx context.Context, hook Webhook, failures *int) error {
+	cons, err := w.consumer(ctx, hook)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -405,6 +430,10 @@ func (w *Worker) handle(ctx context.Context, hook Webhook, msg jetstream.Msg, fa
 		w.record(ctx, hook.ID, d)
 		if d.OK() {
 			*failures = 0
+			if err := w.cfg.Store.recordDelivered(ctx, hook.ID, env.Sequence); err != nil {
+				// A consumer made again would send it once more.
+				w.log.Warn("could not record a webhook's last delivered event", "webhook", hook.ID, "sequence", env.Sequence, "error", err)
+			}
 			return msg.Ack()
 		}
 		*failures++
