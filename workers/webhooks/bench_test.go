@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkDelivery measures how fast 500 events reach a webhook's
-// loopback receiver (signed, one in flight, each attempt recorded in the
-// deliveries bucket), against 500 bare signed POSTs of the same kind of
+// loopback receiver (signed, one in flight, each attempt and the last
+// event delivered recorded in the deliveries bucket), against 500 bare signed POSTs of the same kind of
 // body to the same receiver, one after another, in the same run: "ratio"
 // is the webhook's time over the bare time.
 func BenchmarkDelivery(b *testing.B) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,7 +60,7 @@ func (s *Store) Record(ctx context.Context, log RecordLog, logger *slog.Logger) 
 			logger.Warn("not recording an unreadable webhook definition", "key", entry.Key(), "revision", entry.Revision(), "error", err)
 			continue
 		}
-		if err := record(ctx, log, &last, changeEvent(hook, entry.Revision())); err != nil {
+		if err := record(ctx, log, &last, changeEvent(hook, entry.Revision(), entry.Created())); err != nil {
 			return fmt.Errorf("webhooks: record webhook %s's change (revision %d): %w", hook.ID, entry.Revision(), err)
 		}
 	}
@@ -136,17 +137,19 @@ func record(ctx context.Context, log RecordLog, last *recorded, env events.Envel
 }
 
 // changeEvent is the event that records hook's definition as it is at
-// revision of the webhook bucket: added (never changed since), disabled,
-// enabled or removed, at the time the definition says, by the server's
-// webhooks worker (Actor) on behalf of whom the definition names. Its
+// revision of the webhook bucket, which stored it at stored: added (never
+// changed since), disabled, enabled or removed, at stored (clients write
+// the definition, and its times, themselves), by the server's
+// webhooks worker (Actor) on behalf of whom the definition names, its
+// reason without the URL's path or query (redactReason). Its
 // causation id is derived from the webhook and revision, so that recording
 // the same change twice appends it once.
-func changeEvent(hook Webhook, revision uint64) events.Envelope {
-	at, by := hook.CreatedAt, hook.CreatedBy
+func changeEvent(hook Webhook, revision uint64, stored time.Time) events.Envelope {
+	by := hook.CreatedBy
 	if hook.ChangedAt != nil {
-		at, by = *hook.ChangedAt, hook.ChangedBy
+		by = hook.ChangedBy
 	}
-	change := events.WebhookChanged{WebhookID: hook.ID, By: by, Reason: hook.Reason, Revision: revision}
+	change := events.WebhookChanged{WebhookID: hook.ID, By: by, Reason: redactReason(hook), Revision: revision}
 	var ev events.Event
 	switch {
 	case hook.Status == StatusDisabled:
@@ -162,5 +165,5 @@ func changeEvent(hook Webhook, revision uint64) events.Envelope {
 		}
 	}
 	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte("revline:webhook:"+hook.ID+":"+strconv.FormatUint(revision, 10))).String()
-	return events.NewEnvelope(events.WebhooksAggregate, ev, events.Metadata{Actor: Actor, CorrelationID: id, CausationID: id}, at)
+	return events.NewEnvelope(events.WebhooksAggregate, ev, events.Metadata{Actor: Actor, CorrelationID: id, CausationID: id}, stored)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,14 @@ func (e *env) record() (stop func()) {
 	return stop
 }
 
+// newRecordingEnv is an env whose webhook changes one replica records,
+// with a receiver that takes private targets.
+func newRecordingEnv(t *testing.T) (*env, context.Context, *receiver) {
+	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
+	e.record()
+	return e, waitCtx(t), newReceiver(t, webhooks.NewSecret())
+}
+
 // recorded returns the webhooks aggregate's events once there are n.
 func (e *env) recorded(ctx context.Context, n int) []events.Envelope {
 	e.t.Helper()
@@ -54,11 +63,8 @@ func (e *env) recorded(ctx context.Context, n int) []events.Envelope {
 // secret; a recorder started again records only what is new.
 func TestWebhookChangesAreEventsOfTheLog(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
-	ctx := waitCtx(t)
-	secret := webhooks.NewSecret()
-	r := newReceiver(t, secret)
-	e.record()
+	e, ctx, r := newRecordingEnv(t)
+	secret := r.secret
 	stopSecond := e.record()
 	hook := e.add(webhooks.Webhook{URL: r.srv.URL + "/hook?token=private", App: "web", Events: []string{"app.*"}}, secret)
 	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusDisabled, "bob", "maintenance", time.Now()); err != nil {
@@ -142,5 +148,123 @@ func TestWebhooksAggregateIsNoApp(t *testing.T) {
 	}
 	if !strings.HasPrefix(events.EventSubject(events.WebhooksAggregate, events.TypeWebhookAdded), events.EventSubjectPrefix+"_") {
 		t.Fatal("the webhooks aggregate's subject does not start with '_'")
+	}
+}
+
+// A failed delivery's error names the target by scheme and host only:
+// the URL's path and query (a token, often) are in no delivery record,
+// no disable reason and no event of the log.
+func TestAFailedDeliveryKeepsNoURLPathOrQuery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, webhooks.Policy{AllowPrivate: true})
+	ctx := waitCtx(t)
+	e.record()
+	hook := e.add(webhooks.Webhook{URL: "http://127.0.0.1:9/services/T000/XXXXSECRET?token=abc"}, webhooks.NewSecret())
+	e.run(webhooks.Config{AllowPrivate: true, MaxFailures: 1})
+	e.appendEvent("web", events.AppSuspended{RevisionID: "r"})
+	e.waitDisabled(ctx, hook.ID)
+	history := e.recorded(ctx, 2)
+	deliveries, err := e.hooks.Deliveries(ctx, hook.ID)
+	if err != nil || len(deliveries) != 1 {
+		t.Fatalf("deliveries = %+v (%v), want 1", deliveries, err)
+	}
+	disabled, _, err := e.hooks.Get(ctx, hook.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]string{"delivery error": deliveries[0].Error, "disable reason": disabled.Reason}
+	for _, env := range history {
+		if env.Type == events.TypeWebhookDisabled {
+			kept["webhook.disabled event"] = string(env.Payload)
+		}
+	}
+	if len(kept) != 3 {
+		t.Fatalf("no webhook.disabled event in %+v", history)
+	}
+	// A definition disabled by a server that kept the whole URL in the
+	// reason is recorded without it.
+	old := e.add(webhooks.Webhook{URL: "http://127.0.0.1:9/services/T000/XXXXSECRET?token=abc"}, webhooks.NewSecret())
+	oldReason := `10 failed attempts in a row, the last on event 1: Post "http://127.0.0.1:9/services/T000/XXXXSECRET?token=abc": dial tcp 127.0.0.1:9: connect: connection refused`
+	if _, err := e.hooks.SetStatus(ctx, old.ID, webhooks.StatusDisabled, webhooks.Actor, oldReason, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	history = e.recorded(ctx, 4)
+	kept["webhook.disabled event of an older server's reason"] = string(history[3].Payload)
+	for what, text := range kept {
+		if strings.Contains(text, "XXXXSECRET") || strings.Contains(text, "token=abc") {
+			t.Errorf("the %s holds the URL's path or query: %s", what, text)
+		}
+		if !strings.Contains(text, "http://127.0.0.1:9") {
+			t.Errorf("the %s does not name the target: %s", what, text)
+		}
+	}
+}
+
+// A webhook of every app's events gets no event of the webhooks
+// aggregate (not an app's, like every reader of apps), nor when asked to
+// redeliver one.
+func TestEveryAppWebhooksSkipTheWebhooksAggregate(t *testing.T) {
+	t.Parallel()
+	e, ctx, r := newRecordingEnv(t)
+	secret := r.secret
+	hook := e.add(webhooks.Webhook{URL: r.srv.URL}, secret)
+	added := e.recorded(ctx, 1)[0]
+	if added.Sequence < hook.StartSequence {
+		t.Fatalf("webhook.added is event %d, before the webhook's start %d", added.Sequence, hook.StartSequence)
+	}
+	e.run(webhooks.Config{AllowPrivate: true})
+	sent := e.appendEvent("web", events.AppSuspended{RevisionID: "r"})
+	testsupport.Eventually(ctx, t, "the app's event arrived", func() bool { return slices.Contains(r.unique(), sent.EventID) })
+	if got := r.unique(); !slices.Equal(got, []string{sent.EventID}) {
+		t.Errorf("received %v, want only the app's event %s (not webhook.added %s)", got, sent.EventID, added.EventID)
+	}
+	if err := e.hooks.RequestRedelivery(ctx, hook.ID, added.Sequence, "bob", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The app event's delivery may be recorded after the redelivery.
+	var redelivery webhooks.Delivery
+	testsupport.Eventually(ctx, t, "the redelivery is recorded", func() bool {
+		d, err := e.hooks.Deliveries(ctx, hook.ID)
+		i := slices.IndexFunc(d, func(d webhooks.Delivery) bool { return d.Redelivery })
+		if err != nil || i < 0 {
+			return false
+		}
+		redelivery = d[i]
+		return true
+	})
+	if redelivery.OK() || !strings.Contains(redelivery.Error, "not redelivered") {
+		t.Errorf("redelivery of webhook.added = %+v, want refused", redelivery)
+	}
+	if got := r.unique(); len(got) != 1 {
+		t.Errorf("received %v after the redelivery, want only %s", got, sent.EventID)
+	}
+}
+
+// A change is recorded at the time the bucket stored it, not the one the
+// definition (written by clients) says: nobody backdates webhook events.
+func TestWebhookEventsTakeTheBucketsTime(t *testing.T) {
+	t.Parallel()
+	e, ctx, r := newRecordingEnv(t)
+	backdated := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	hook, err := e.hooks.Add(ctx, webhooks.Webhook{URL: r.srv.URL}, r.secret, "mallory", backdated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusDisabled, "mallory", "", backdated); err != nil {
+		t.Fatal(err)
+	}
+	history := e.recorded(ctx, 2)
+	bucket, err := e.js.KeyValue(ctx, webhooks.BucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := bucket.History(ctx, "hook."+hook.ID)
+	if err != nil || len(stored) != 2 {
+		t.Fatalf("the definition's history: %d revisions (%v), want 2", len(stored), err)
+	}
+	for i, env := range history {
+		if want := stored[i].Created().UTC(); !env.OccurredAt.Equal(want) {
+			t.Errorf("%s occurred at %s, want %s (when the bucket stored it)", env.Type, env.OccurredAt, want)
+		}
 	}
 }

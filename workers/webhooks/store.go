@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +32,8 @@ const (
 	SecretBucketName = "REVLINE_WEBHOOK_SECRETS"
 	// DeliveryBucketName holds each webhook's recent delivery attempts
 	// (key "<id>", one revision an attempt, the last DeliveryHistory
-	// kept). Clients read it; only the server writes it.
+	// kept) and the stream sequence of the last event it delivered (key
+	// "delivered.<id>"). Clients read it; only the server writes it.
 	DeliveryBucketName = "REVLINE_WEBHOOK_DELIVERIES"
 	// DeliveryHistory is how many delivery attempts are kept per webhook
 	// (JetStream's largest key-value history).
@@ -97,8 +99,13 @@ type Webhook struct {
 	Reason    string     `json:"reason,omitempty"`
 }
 
-// Wants reports whether the webhook delivers events of type eventType.
-func (w Webhook) Wants(eventType string) bool {
+// Wants reports whether the webhook delivers an event of type eventType
+// that aggregate owns (an app, or events.WebhooksAggregate): one its app
+// filter takes (see checkAggregate) and its globs match.
+func (w Webhook) Wants(aggregate, eventType string) bool {
+	if w.checkAggregate(aggregate) != nil {
+		return false
+	}
 	if len(w.Events) == 0 {
 		return true
 	}
@@ -106,6 +113,19 @@ func (w Webhook) Wants(eventType string) bool {
 		ok, _ := path.Match(glob, eventType)
 		return ok
 	})
+}
+
+// checkAggregate refuses an event that aggregate owns unless it is the
+// webhook's app's, or any app's for a webhook of every app: never the
+// webhooks aggregate's, which is no app's (every reader of apps skips it).
+func (w Webhook) checkAggregate(aggregate string) error {
+	switch {
+	case aggregate == events.WebhooksAggregate:
+		return errors.New("it records a webhook change, no app's event")
+	case w.App != "" && aggregate != w.App:
+		return fmt.Errorf("it is app %s's, and the webhook is for app %s", aggregate, w.App)
+	}
+	return nil
 }
 
 // ConsumerName is the webhook's durable consumer on the event stream.
@@ -466,6 +486,49 @@ func (s *Store) Deliveries(ctx context.Context, id string) ([]Delivery, error) {
 
 func (s *Store) recordDelivery(ctx context.Context, id string, d Delivery) error {
 	return s.putJSON(ctx, s.deliveries, id, d)
+}
+
+// deliveredKey holds, in DeliveryBucketName, the stream sequence of the
+// last event webhook id delivered.
+func deliveredKey(id string) string { return "delivered." + id }
+
+// recordDelivered records that webhook id delivered the event at stream
+// sequence seq, the last one so far.
+func (s *Store) recordDelivered(ctx context.Context, id string, seq uint64) error {
+	if _, err := s.deliveries.Put(ctx, deliveredKey(id), []byte(strconv.FormatUint(seq, 10))); err != nil {
+		return fmt.Errorf("webhook store: write %s: %w", deliveredKey(id), err)
+	}
+	return nil
+}
+
+// resumeSequence is where hook's consumer starts when it is made: after
+// the last event the webhook delivered (recordDelivered), or at its start
+// when it delivered none, so that a consumer deleted behind the worker's
+// back sends nothing delivered again but the event that was in flight.
+func (s *Store) resumeSequence(ctx context.Context, hook Webhook) (uint64, error) {
+	start := max(hook.StartSequence, 1)
+	entry, err := s.deliveries.Get(ctx, deliveredKey(hook.ID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return start, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("webhook %s: the last event delivered: %w", hook.ID, err)
+	}
+	seq, err := strconv.ParseUint(string(entry.Value()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("webhook %s: the last event delivered: %w", hook.ID, err)
+	}
+	return max(start, seq+1), nil
+}
+
+// purgeDeliveries forgets a removed webhook's delivery attempts and the
+// last event it delivered.
+func (s *Store) purgeDeliveries(ctx context.Context, id string) error {
+	for _, key := range []string{id, deliveredKey(id)} {
+		if err := s.deliveries.Purge(ctx, key); err != nil {
+			return fmt.Errorf("webhook store: purge %s: %w", key, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) secret(ctx context.Context, id string) ([]byte, error) {

@@ -15,10 +15,12 @@
 // kept in the key's history: who added, disabled, enabled or removed a
 // webhook, and why), secrets in REVLINE_WEBHOOK_SECRETS (clients write,
 // never read), the last attempts of each webhook in
-// REVLINE_WEBHOOK_DELIVERIES. Webhooks are not an app's: Store.Record
-// records each change of a definition as an event of an aggregate of
-// their own (events.WebhooksAggregate), and the definitions stay the
-// worker's read model.
+// REVLINE_WEBHOOK_DELIVERIES, with the last event it delivered, after
+// which a consumer deleted behind the worker's back is made again.
+// Webhooks are not an app's: Store.Record records each change of a
+// definition as an event of an aggregate of their own
+// (events.WebhooksAggregate), and the definitions stay the worker's read
+// model.
 package webhooks
 
 import (
@@ -263,13 +265,13 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 	if hook.Status == StatusDisabled {
 		level = slog.LevelWarn
 	}
-	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", hook.Reason)
+	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", redactReason(hook))
 	if hook.Status == StatusRemoved {
 		err := w.cfg.JetStream.DeleteConsumer(ctx, events.EventStreamName, hook.ConsumerName())
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			w.log.Warn("could not delete a removed webhook's consumer", "webhook", id, "error", err)
 		}
-		if err := w.cfg.Store.deliveries.Purge(ctx, id); err != nil {
+		if err := w.cfg.Store.purgeDeliveries(ctx, id); err != nil {
 			w.log.Warn("could not purge a removed webhook's deliveries", "webhook", id, "error", err)
 		}
 	}
@@ -290,6 +292,28 @@ func redact(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// errorText is a delivery error as it is recorded, logged and put in a
+// disable reason: a *url.Error (the HTTP client's) names its URL by scheme
+// and host only (redact); what it wraps (a dial, TLS or timeout error)
+// names no path.
+func errorText(err error) string {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = &url.Error{Op: urlErr.Op, URL: redact(urlErr.URL), Err: urlErr.Err}
+	}
+	return err.Error()
+}
+
+// redactReason replaces hook's URL in a reason (a disable by a server
+// before errorText quoted it whole) by its scheme and host.
+func redactReason(hook Webhook) string {
+	reason := strings.ReplaceAll(hook.Reason, hook.URL, redact(hook.URL))
+	if u, err := url.Parse(hook.URL); err == nil {
+		reason = strings.ReplaceAll(reason, u.String(), redact(hook.URL))
+	}
+	return reason
 }
 
 // errDisabled stops a dispatcher whose webhook it disabled.
@@ -317,15 +341,17 @@ func (w *Worker) dispatch(ctx context.Context, hook Webhook) {
 	}
 }
 
-// consume runs hook's consumer: one message at a time, each until it is
-// delivered (or the webhook disabled).
-func (w *Worker) consume(ctx context.Context, hook Webhook, failures *int) error {
-	cons, err := w.cfg.JetStream.CreateOrUpdateConsumer(ctx, events.EventStreamName, jetstream.ConsumerConfig{
+// consumer returns hook's consumer, its settings brought up to date. A
+// missing one (new, or deleted behind the worker's back: any token that
+// reads every app's events may delete it) is made to start after the
+// last event the webhook delivered, not at its start: a deleted consumer
+// costs a pause, not the whole history sent again.
+func (w *Worker) consumer(ctx context.Context, hook Webhook) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
 		Durable:       hook.ConsumerName(),
 		Description:   "webhook " + hook.ID,
 		FilterSubject: hook.filterSubject(),
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   max(hook.StartSequence, 1),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		// One message in flight: events reach the receiver in order, even
 		// with several replicas pulling.
@@ -333,7 +359,28 @@ func (w *Worker) consume(ctx context.Context, hook Webhook, failures *int) error
 		// The worker reports progress before each attempt and each pause.
 		AckWait:    w.cfg.BackoffMax + w.cfg.RequestTimeout + 30*time.Second,
 		MaxDeliver: -1,
-	})
+	}
+	existing, err := w.cfg.JetStream.Consumer(ctx, events.EventStreamName, cfg.Durable)
+	switch {
+	case err == nil:
+		// Its start cannot change, nor would it matter: it is past it.
+		cfg.OptStartSeq = existing.CachedInfo().Config.OptStartSeq
+		return w.cfg.JetStream.UpdateConsumer(ctx, events.EventStreamName, cfg)
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, err
+	}
+	if cfg.OptStartSeq, err = w.cfg.Store.resumeSequence(ctx, hook); err != nil {
+		return nil, err
+	}
+	// Another replica may make it meanwhile, from the same start or a
+	// later one (ErrConsumerExists): the next try takes that one.
+	return w.cfg.JetStream.CreateConsumer(ctx, events.EventStreamName, cfg)
+}
+
+// consume runs hook's consumer: one message at a time, each until it is
+// delivered (or the webhook disabled).
+func (w *Worker) consume(ctx context.Context, hook Webhook, failures *int) error {
+	cons, err := w.consumer(ctx, hook)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
@@ -370,7 +417,7 @@ func (w *Worker) handle(ctx context.Context, hook Webhook, msg jetstream.Msg, fa
 		w.record(ctx, hook.ID, Delivery{Sequence: meta.Sequence.Stream, At: w.cfg.Now().UTC(), Error: "not delivered: " + err.Error()})
 		return msg.Ack()
 	}
-	if !hook.Wants(env.Type) {
+	if !hook.Wants(env.App, env.Type) {
 		return msg.Ack()
 	}
 	for attempt := 1; ; attempt++ {
@@ -383,6 +430,10 @@ func (w *Worker) handle(ctx context.Context, hook Webhook, msg jetstream.Msg, fa
 		w.record(ctx, hook.ID, d)
 		if d.OK() {
 			*failures = 0
+			if err := w.cfg.Store.recordDelivered(ctx, hook.ID, env.Sequence); err != nil {
+				// A consumer made again would send it once more.
+				w.log.Warn("could not record a webhook's last delivered event", "webhook", hook.ID, "sequence", env.Sequence, "error", err)
+			}
 			return msg.Ack()
 		}
 		*failures++
@@ -423,7 +474,7 @@ func (w *Worker) backoff(attempt int) time.Duration {
 func (w *Worker) attempt(ctx context.Context, hook Webhook, env events.Envelope, attempt int) Delivery {
 	d := Delivery{EventID: env.EventID, Sequence: env.Sequence, Type: env.Type, App: env.App, Attempt: attempt, At: w.cfg.Now().UTC()}
 	fail := func(err error) Delivery {
-		d.Error = err.Error()
+		d.Error = errorText(err)
 		return d
 	}
 	secret, err := w.cfg.Store.secret(ctx, hook.ID)
@@ -492,11 +543,12 @@ func (w *Worker) redeliver(ctx context.Context, id string, entry jetstream.KeyVa
 	if err == nil {
 		var env events.Envelope
 		env, err = w.registry.DecodeEventMsg(msg.Header, msg.Data, msg.Sequence)
-		switch {
-		case err != nil:
-		case hook.App != "" && env.App != hook.App:
-			err = fmt.Errorf("event %d is app %s's, and the webhook is for app %s", req.Sequence, env.App, hook.App)
-		default:
+		if err == nil {
+			if err = hook.checkAggregate(env.App); err != nil {
+				err = fmt.Errorf("event %d: %w", req.Sequence, err)
+			}
+		}
+		if err == nil {
 			d = w.attempt(ctx, hook, env, 1)
 			d.Redelivery = true
 		}
