@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -49,7 +50,10 @@ func checkManyClientsAndApps(t *testing.T, nodes []*server.Server, processors in
 		_, js := embeddedtest.Connect(t, nodes[i%len(nodes)])
 		return js
 	}
-	ctx := testContext(t)
+	// 180 commands with -race on a 3-node cluster, on 2 cores that may be
+	// busy: more than the 30 s of testContext.
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
 	js := connect(0)
 	if err := commandbus.EnsureStreams(ctx, js, replicas); err != nil {
 		t.Fatal(err)

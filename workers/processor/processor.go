@@ -269,7 +269,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	unpartitioned := make(chan struct{})
-	go p.awaitUnpartitioned(ctx, stream.CachedInfo().State.LastSeq, unpartitioned)
+	go p.awaitUnpartitioned(ctx, stream, stream.CachedInfo().State.LastSeq, unpartitioned)
 	for n := range commandbus.Partitions {
 		if err := subscribe(PartitionConsumerName(n), commandbus.PartitionFilter(n), after(ctx, unpartitioned, p.handle)); err != nil {
 			return err
@@ -294,17 +294,25 @@ func after(ctx context.Context, ready <-chan struct{}, h message.NoPublishHandle
 	}
 }
 
-// awaitUnpartitioned closes done once ConsumerName has handled every
-// command stored up to sequence last under the subject it was published on,
-// or has none left: commands an older version stored before the stream was
-// partitioned. Until then the partitions wait, so that an app's commands
-// stored before are decided before those stored after. On a stream that was
-// partitioned from the start that is at once (only malformed commands are
-// stored so).
-func (p *Processor) awaitUnpartitioned(ctx context.Context, last uint64, done chan<- struct{}) {
+// awaitUnpartitioned closes done once the command stream holds no command
+// under the subject it was published on (the stream's subject transform
+// moves every well-formed one into a partition), or ConsumerName has
+// handled every command stored so up to sequence last, or has none left:
+// commands an older version stored before the stream was partitioned.
+// Until then the partitions wait, so that an app's commands stored before
+// are decided before those stored after. On a stream that was partitioned
+// from the start that is at once.
+func (p *Processor) awaitUnpartitioned(ctx context.Context, stream jetstream.Stream, last uint64, done chan<- struct{}) {
 	// A wait this long is worth a line in the log, with what it waits on.
 	warnAt := time.Now().Add(5 * time.Second)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		// Nothing stored unpartitioned: nothing to wait for, whether the
+		// consumer answers or not (on a cluster its info was seen to be
+		// "not found" for 30 s from one node while the others used it).
+		if info, err := stream.Info(ctx, jetstream.WithSubjectFilter(events.CommandSubjectPrefix+">")); err == nil && len(info.State.Subjects) == 0 {
+			close(done)
+			return
+		}
 		consumer, err := p.cfg.JetStream.Consumer(ctx, commandbus.CommandStreamName, ConsumerName)
 		switch {
 		case err == nil:
