@@ -261,9 +261,14 @@ func TestWarmSnapshotsNewEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	newest := "fold.my-model." + strconv.Itoa(len(history)-len(history)%4)
-	testsupport.Eventually(h.ctx, t, newest, func() bool {
-		_, err := kv.Get(h.ctx, newest)
-		return err == nil
+	// The index lists a snapshot once its key is written: wait for both.
+	testsupport.Eventually(h.ctx, t, newest+" in the index", func() bool {
+		fold, err := kv.Get(h.ctx, newest)
+		if err != nil {
+			return false
+		}
+		index, err := kv.Get(h.ctx, "index.my-model")
+		return err == nil && index.Revision() > fold.Revision()
 	})
 	stop()
 	if err := <-warmed; !errors.Is(err, context.Canceled) {
