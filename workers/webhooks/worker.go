@@ -228,6 +228,9 @@ func nextEntry(ctx context.Context, watcher jetstream.KeyWatcher) (jetstream.Key
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case entry, ok := <-watcher.Updates():
+		if !ok && ctx.Err() != nil {
+			return nil, ctx.Err() // a watch made with ctx ends with it
+		}
 		if !ok {
 			return nil, errors.New("webhooks: the watch of definitions ended")
 		}
