@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"time"
 
@@ -80,7 +79,7 @@ func (m *RevisionHistory) Restore(data []byte) error {
 	if snap.Reader != readerFingerprint {
 		return fmt.Errorf("revision history: restore snapshot: %w", ErrOtherReader)
 	}
-	inUTC(reflect.ValueOf(&snap).Elem())
+	events.TimesInUTC(&snap)
 	apps := make(map[string]*appRecord, len(snap.Apps))
 	for _, a := range snap.Apps {
 		apps[a.Name] = a.record()
@@ -202,33 +201,4 @@ func (s appSnapshot) record() *appRecord {
 		a.rollouts[ro.RolloutID] = &ro
 	}
 	return a
-}
-
-// timeType is the type inUTC converts.
-var timeType = reflect.TypeFor[time.Time]()
-
-// inUTC sets every time.Time reachable from v (structs, pointers, slices)
-// to UTC: msgpack decodes times in the local zone, and the model's times,
-// as the log's, are UTC, which its views print.
-func inUTC(v reflect.Value) {
-	switch {
-	case v.Type() == timeType:
-		if v.CanSet() {
-			v.Set(reflect.ValueOf(v.Interface().(time.Time).UTC()))
-		}
-	case v.Kind() == reflect.Pointer:
-		if !v.IsNil() {
-			inUTC(v.Elem())
-		}
-	case v.Kind() == reflect.Slice:
-		for i := range v.Len() {
-			inUTC(v.Index(i))
-		}
-	case v.Kind() == reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				inUTC(v.Field(i))
-			}
-		}
-	}
 }

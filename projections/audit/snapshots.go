@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"time"
 
@@ -355,7 +354,7 @@ func (s *Snapshots) get(ctx context.Context, app string, e indexEntry) (*foldSta
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	inUTC(reflect.ValueOf(&f).Elem())
+	events.TimesInUTC(&f)
 	if f.App.Name != app || f.At != snap.Sequence || f.At != e.Sequence || f.Read != e.Read || f.Listing == nil || f.Tracker == nil {
 		return nil, fmt.Errorf("snapshot %d of app %q at sequence %d holds app %q's event %d at %d", e.Read, app, e.Sequence, f.App.Name, f.Read, f.At)
 	}
@@ -462,40 +461,4 @@ func thin(entries []indexEntry, keep int) (kept, dropped []indexEntry) {
 		kept = slices.Delete(kept, best, best+1)
 	}
 	return kept, dropped
-}
-
-var timeType = reflect.TypeFor[time.Time]()
-
-// inUTC sets every time.Time that v holds to UTC, where the log's times
-// are: msgpack decodes them in the local time zone, and a time restored
-// from a snapshot must print as the same time folded from the log does.
-func inUTC(v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Struct:
-		if v.Type() == timeType {
-			v.Set(reflect.ValueOf(v.Interface().(time.Time).UTC()))
-			return
-		}
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				inUTC(v.Field(i))
-			}
-		}
-	case reflect.Pointer:
-		if !v.IsNil() {
-			inUTC(v.Elem())
-		}
-	case reflect.Slice:
-		for i := range v.Len() {
-			inUTC(v.Index(i))
-		}
-	case reflect.Map:
-		for _, key := range v.MapKeys() {
-			// Map values cannot be set in place: a copy, set back.
-			elem := reflect.New(v.Type().Elem()).Elem()
-			elem.Set(v.MapIndex(key))
-			inUTC(elem)
-			v.SetMapIndex(key, elem)
-		}
-	}
 }
