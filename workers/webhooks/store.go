@@ -2,7 +2,9 @@ package webhooks
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -128,11 +130,58 @@ func (w Webhook) checkAggregate(aggregate string) error {
 	return nil
 }
 
-// ConsumerName is the webhook's durable consumer on the event stream.
-func (w Webhook) ConsumerName() string { return ConsumerPrefix + w.ID }
+// ConsumerName is hook's durable consumer on the event stream:
+// ConsumerPrefix, its id, and a keyed hash of its id that only the
+// server can make (the key is in the secret bucket, which clients may
+// write to but not read). A token that reads every app's events may
+// pull from any consumer of the event stream whose name it knows, and
+// learns webhooks' ids from their events: with a name it cannot
+// guess, it cannot take events from a webhook, nor delete its consumer.
+// Only a store from Ensure, the server's, names consumers.
+func (s *Store) ConsumerName(hook Webhook) string {
+	mac := hmac.New(sha256.New, s.consumerKey)
+	mac.Write([]byte(hook.ID))
+	return ConsumerPrefix + hook.ID + "-" + hex.EncodeToString(mac.Sum(nil)[:12])
+}
 
 // ConsumerPrefix starts the name of every webhook's durable consumer.
 const ConsumerPrefix = "revline-webhook-"
+
+// consumerKeyName is the key, in the secret bucket, of the key of the
+// webhooks' consumer names (Store.ConsumerName); no webhook id (12
+// hexadecimal characters) can be it.
+const consumerKeyName = "consumer-names"
+
+// ensureConsumerKey returns the key of the consumers' names, made once
+// by the first server to start: every replica reads the same.
+func ensureConsumerKey(ctx context.Context, secrets jetstream.KeyValue) ([]byte, error) {
+	for {
+		entry, err := secrets.Get(ctx, consumerKeyName)
+		if err == nil && len(entry.Value()) >= 32 {
+			return entry.Value(), nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("webhook store: the consumers' name key: %w", err)
+		}
+		key := make([]byte, 32)
+		_, _ = rand.Read(key) // never fails (crypto/rand)
+		if err == nil {
+			// Shorter than a key: a client wrote it (admins may write
+			// secrets). Replace it; the consumers are made again under
+			// their new names, after the last event delivered.
+			_, err = secrets.Put(ctx, consumerKeyName, key)
+		} else {
+			_, err = secrets.Create(ctx, consumerKeyName, key)
+		}
+		if err == nil {
+			return key, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("webhook store: the consumers' name key: %w", err)
+		}
+		// Another replica made it first: read it.
+	}
+}
 
 // filterSubject is the webhook's consumer's filter: its app's events, or
 // every event.
@@ -241,6 +290,9 @@ type Redelivery struct {
 // Store reads and writes webhooks' definitions, secrets and deliveries.
 type Store struct {
 	hooks, secrets, deliveries jetstream.KeyValue
+	// consumerKey keys the consumers' names (ConsumerName); nil in a
+	// client's store.
+	consumerKey []byte
 	// stream tells clients where the event log ends (a new webhook's
 	// start).
 	js jetstream.JetStream
@@ -270,6 +322,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, policy Po
 	if err := s.putJSON(ctx, s.hooks, policyKey, policy); err != nil {
 		return nil, err
 	}
+	key, err := ensureConsumerKey(ctx, s.secrets)
+	if err != nil {
+		return nil, err
+	}
+	s.consumerKey = key
 	return s, nil
 }
 

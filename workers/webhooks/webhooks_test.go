@@ -561,16 +561,16 @@ func TestADeletedConsumerResumesAfterTheLastDeliveredEvent(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the third event never reached the receiver")
 	}
-	if err := e.js.DeleteConsumer(ctx, events.EventStreamName, hook.ConsumerName()); err != nil {
+	if err := e.js.DeleteConsumer(ctx, events.EventStreamName, e.hooks.ConsumerName(hook)); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
 	testsupport.Eventually(ctx, t, "the five events arrived", func() bool { return len(r.unique()) == 5 })
-	if _, err := e.js.Consumer(ctx, events.EventStreamName, hook.ConsumerName()); err != nil {
+	if _, err := e.js.Consumer(ctx, events.EventStreamName, e.hooks.ConsumerName(hook)); err != nil {
 		t.Fatalf("the consumer was not made again: %v", err)
 	}
 	// And once more with nothing in flight.
-	if err := e.js.DeleteConsumer(ctx, events.EventStreamName, hook.ConsumerName()); err != nil {
+	if err := e.js.DeleteConsumer(ctx, events.EventStreamName, e.hooks.ConsumerName(hook)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
@@ -593,5 +593,44 @@ func TestADeletedConsumerResumesAfterTheLastDeliveredEvent(t *testing.T) {
 	}
 	if times[sent[2].EventID] > 2 {
 		t.Errorf("the event in flight arrived %d times", times[sent[2].EventID])
+	}
+}
+
+// Every server names a webhook's consumer the same (replicas share its
+// deliveries), with a part that cannot be made from the webhook's id;
+// a name key a client overwrote with something shorter than a key is
+// replaced, which renames the consumers.
+func TestConsumerNamesAreTheServersAndUnguessable(t *testing.T) {
+	e := newEnv(t, webhooks.Policy{})
+	ctx := waitCtx(t)
+	hook := webhooks.Webhook{ID: "0123456789ab"}
+	other, err := webhooks.Ensure(ctx, e.js, 1, webhooks.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := e.hooks.ConsumerName(hook)
+	if got := other.ConsumerName(hook); got != name {
+		t.Errorf("a second server names the consumer %q, the first %q", got, name)
+	}
+	suffix, ok := strings.CutPrefix(name, webhooks.ConsumerPrefix+hook.ID+"-")
+	if !ok || len(suffix) < 16 || strings.Contains(name, " ") {
+		t.Fatalf("consumer name %q: want %s<id>-<keyed hash>", name, webhooks.ConsumerPrefix)
+	}
+	if e.hooks.ConsumerName(webhooks.Webhook{ID: "0123456789ac"}) == name {
+		t.Error("two webhooks share a consumer name")
+	}
+	secrets, err := e.js.KeyValue(ctx, webhooks.SecretBucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secrets.Put(ctx, "consumer-names", []byte("known")); err != nil {
+		t.Fatal(err)
+	}
+	renamed, err := webhooks.Ensure(ctx, e.js, 1, webhooks.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := renamed.ConsumerName(hook); got == name || !strings.HasPrefix(got, webhooks.ConsumerPrefix+hook.ID+"-") {
+		t.Errorf("after a client wrote a known key the name is %q (was %q)", got, name)
 	}
 }

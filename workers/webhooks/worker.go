@@ -270,7 +270,7 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 	}
 	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", redactReason(hook))
 	if hook.Status == StatusRemoved {
-		err := w.cfg.JetStream.DeleteConsumer(ctx, events.EventStreamName, hook.ConsumerName())
+		err := w.cfg.JetStream.DeleteConsumer(ctx, events.EventStreamName, w.cfg.Store.ConsumerName(hook))
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			w.log.Warn("could not delete a removed webhook's consumer", "webhook", id, "error", err)
 		}
@@ -351,7 +351,7 @@ func (w *Worker) dispatch(ctx context.Context, hook Webhook) {
 // costs a pause, not the whole history sent again.
 func (w *Worker) consumer(ctx context.Context, hook Webhook) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       hook.ConsumerName(),
+		Durable:       w.cfg.Store.ConsumerName(hook),
 		Description:   "webhook " + hook.ID,
 		FilterSubject: hook.filterSubject(),
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,

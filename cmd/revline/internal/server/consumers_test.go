@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,73 @@ func consumerExists(t *testing.T, js jetstream.JetStream, name string) bool {
 	return true
 }
 
+// webhookConsumer returns the name of webhook id's consumer of the event
+// stream, listed as the server (js) sees them; "" while there is none.
+func webhookConsumer(ctx context.Context, t *testing.T, js jetstream.JetStream, id string) string {
+	t.Helper()
+	stream, err := js.Stream(ctx, events.EventStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := stream.ConsumerNames(ctx)
+	found := ""
+	for name := range names.Name() {
+		if strings.HasPrefix(name, webhooks.ConsumerPrefix+id+"-") {
+			found = name
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// A token that reads every app's events learns webhooks' ids from their
+// events; it still cannot find, pull from or delete a webhook's consumer:
+// the name holds a keyed hash that only the server makes.
+func TestAWebhooksConsumerCannotBeFoundFromItsID(t *testing.T) {
+	t.Parallel()
+	addrs := servertest.Serve(t, server.Config{WebhooksAllowPrivate: true})
+	cli := asClient(t, addrs)
+	receiver := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(receiver.Close)
+	var added struct{ Webhook webhooks.Webhook }
+	if err := json.Unmarshal([]byte(cli("webhooks", "add", receiver.URL, "-o", "json")), &added); err != nil {
+		t.Fatal(err)
+	}
+	id := added.Webhook.ID
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	asServer := serverConn(t, addrs)
+	var name string
+	testsupport.Eventually(ctx, t, "the webhook's consumer", func() bool {
+		name = webhookConsumer(ctx, t, asServer, id)
+		return name != ""
+	})
+	if len(name) < len(webhooks.ConsumerPrefix+id)+16 {
+		t.Fatalf("the webhook's consumer %q has no unguessable part", name)
+	}
+	a := attacker(t, addrs)
+	reader := mustConnectAs(t, addrs, a.token("all-reader", "viewer"))
+	for _, guess := range []string{webhooks.ConsumerPrefix + id, id} {
+		if _, err := reader.js.Consumer(ctx, events.EventStreamName, guess); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Errorf("consumer %q, as a viewer of every app: %v, want not found", guess, err)
+		}
+	}
+	listed := 0
+	names, err := reader.js.Stream(ctx, events.EventStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lister := names.ConsumerNames(refusedWithin(t))
+	for range lister.Name() {
+		listed++
+	}
+	if lister.Err() == nil || listed > 0 {
+		t.Errorf("a viewer listed %d consumers of the event stream (error %v)", listed, lister.Err())
+	}
+}
+
 // A consumer a token makes that could outlive it (a push consumer, whose
 // deliver subject can be another token's inbox, or a durable one) is
 // deleted within the sweep's period; an ordered consumer, as the CLI's
@@ -76,8 +144,12 @@ func TestClientConsumersThatOutliveTheirTokenAreDeleted(t *testing.T) {
 	if err := json.Unmarshal([]byte(cli("webhooks", "add", receiver.URL, "-o", "json")), &added); err != nil {
 		t.Fatal(err)
 	}
-	hookConsumer := added.Webhook.ConsumerName()
-	testsupport.Eventually(ctx, t, "the webhook's consumer", func() bool { return consumerExists(t, admin, hookConsumer) })
+	var hookConsumer string
+	asServer := serverConn(t, addrs)
+	testsupport.Eventually(ctx, t, "the webhook's consumer", func() bool {
+		hookConsumer = webhookConsumer(ctx, t, asServer, added.Webhook.ID)
+		return hookConsumer != ""
+	})
 	follow, err := asWeb.js.OrderedConsumer(ctx, events.EventStreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{events.AppEventsFilter("web")}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})

@@ -187,8 +187,8 @@ func timeTravelReads(app string) []string {
 // cannot be limited to a token's own (a permission matches whole subject
 // tokens, never a prefix), so a token can use a consumer whose name it
 // knows: the ordered consumers' names are random, the runner worker's is
-// denied (workerConsumerDenied), and a webhook's (revline-webhook-ID) is
-// known to the admins who read the webhooks. What a token creates with
+// denied (workerConsumerDenied), and a webhook's holds a keyed hash that
+// only the server makes (webhooks.Store.ConsumerName). What a token creates with
 // these rights the server deletes if it could outlive the token
 // (consumerReaper).
 func consumerUse() []string {

@@ -74,7 +74,7 @@ func (r *consumerReaper) sweep(ctx context.Context) error {
 		return fmt.Errorf("consumers of the event stream: %w", err)
 	}
 	for _, hook := range hooks {
-		own[hook.ConsumerName()] = true
+		own[r.hooks.ConsumerName(hook)] = true
 	}
 	for _, info := range suspects {
 		// The server's consumers are pull consumers: one of their names

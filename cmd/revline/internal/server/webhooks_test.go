@@ -174,6 +174,9 @@ func TestWebhooksThroughTheCLI(t *testing.T) {
 		}
 	}
 
+	if webhookConsumer(ctx, t, admin, id) == "" {
+		t.Fatal("the webhook has no consumer before its removal")
+	}
 	out := cli("webhooks", "remove", id)
 	if !strings.Contains(out, "Removed webhook "+id) {
 		t.Errorf("webhooks remove: %s", out)
@@ -190,8 +193,7 @@ func TestWebhooksThroughTheCLI(t *testing.T) {
 		t.Errorf("webhooks history:\n%s", strings.Join(history, "\n"))
 	}
 	testsupport.Eventually(ctx, t, "the removed webhook's consumer is deleted", func() bool {
-		_, err := admin.Consumer(ctx, "REVLINE_EVENTS", webhooks.ConsumerPrefix+id)
-		return err != nil
+		return webhookConsumer(ctx, t, admin, id) == ""
 	})
 
 	// Every change is an event of the log, in the audit, chained.
