@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
@@ -24,15 +26,30 @@ type refusals struct {
 	// NATS holds while it logs.
 	lines chan string
 	quit  chan struct{}
+	// dropped counts the refusals left out of a full backlog.
+	dropped atomic.Uint64
+	// summaryEvery is how often the refusals not logged are counted in
+	// one line (refusalSummaryEvery).
+	summaryEvery time.Duration
 }
 
 // refusalBacklog bounds the refusals waiting to be logged: beyond it (a
 // flood of them), they are dropped.
 const refusalBacklog = 256
 
+// A flood of refusals (a client connecting without an identity in a
+// loop, say) is logged as refusalBurst lines, then refusalsPerSecond at
+// most; the others are counted, and said every refusalSummaryEvery, so
+// the log cannot be filled by whoever can reach the port.
+const (
+	refusalBurst        = 20
+	refusalsPerSecond   = 5
+	refusalSummaryEvery = 10 * time.Second
+)
+
 // logRefusals makes srv report its refusals to log; stop ends it.
 func logRefusals(srv *natsserver.Server, log *slog.Logger, token func(nkey string) string) (stop func()) {
-	r := &refusals{srv: srv, log: log, token: token, lines: make(chan string, refusalBacklog), quit: make(chan struct{})}
+	r := &refusals{srv: srv, log: log, token: token, lines: make(chan string, refusalBacklog), quit: make(chan struct{}), summaryEvery: refusalSummaryEvery}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -50,13 +67,31 @@ func logRefusals(srv *natsserver.Server, log *slog.Logger, token func(nkey strin
 var connectionID = regexp.MustCompile(` - cid:(\d+)`)
 
 func (r *refusals) run() {
+	summary := time.NewTicker(r.summaryEvery)
+	defer summary.Stop()
+	allowed, filled := float64(refusalBurst), time.Now()
+	var suppressed uint64
 	for {
 		var line string
 		select {
 		case <-r.quit:
 			return
+		case <-summary.C:
+			if n := suppressed + r.dropped.Swap(0); n > 0 {
+				r.log.Warn("NATS refused more clients than are logged one by one", "not_logged", n, "over", r.summaryEvery)
+				suppressed = 0
+			}
+			continue
 		case line = <-r.lines:
 		}
+		now := time.Now()
+		allowed = min(refusalBurst, allowed+now.Sub(filled).Seconds()*refusalsPerSecond)
+		filled = now
+		if allowed < 1 {
+			suppressed++
+			continue
+		}
+		allowed--
 		attrs := []any{"refused", line}
 		if m := connectionID.FindStringSubmatch(line); m != nil {
 			cid, _ := strconv.ParseUint(m[1], 10, 64)
@@ -88,7 +123,8 @@ func (r *refusals) Errorf(format string, v ...any) {
 	}
 	select {
 	case r.lines <- line:
-	default: // a flood: the backlog's lines say enough
+	default: // a flood: counted, and said in the next summary
+		r.dropped.Add(1)
 	}
 }
 
