@@ -313,7 +313,8 @@ func (s *Snapshots) readIndex(ctx context.Context, app string) ([]indexEntry, ui
 }
 
 // restore returns the newest snapshot of idx's app that is usable at p
-// and end, or nil.
+// and end, or nil. A listed snapshot that is gone or cannot be read is
+// passed over for the next older one.
 func (s *Snapshots) restore(ctx context.Context, app string, idx *snapshotIndex, p Point, end uint64) *foldState {
 	usable := func(schema uint32, seq uint64, maxTime time.Time) bool {
 		return schema == foldSchema && seq <= end && (p.Time.IsZero() || !maxTime.After(p.Time))
@@ -327,8 +328,10 @@ func (s *Snapshots) restore(ctx context.Context, app string, idx *snapshotIndex,
 			err = fmt.Errorf("it holds event %d at %s, beyond %s", f.At, f.MaxTime.Format(time.RFC3339Nano), p)
 		}
 		if err != nil {
-			s.logger.Warn("ignoring a time travel snapshot; folding the whole history", "app", app, "read", e.Read, "error", err)
-			return nil
+			// Purged after the index was read (another writer thinned
+			// the list), or unusable: an older one may do.
+			s.logger.Warn("ignoring a time travel snapshot; trying an older one", "app", app, "read", e.Read, "error", err)
+			continue
 		}
 		return f
 	}

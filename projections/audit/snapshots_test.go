@@ -172,6 +172,53 @@ func TestTimeTravelIgnoresUntrustedSnapshots(t *testing.T) {
 	}
 }
 
+// A snapshot the index lists but the bucket no longer holds (another
+// writer purged it after this reader read the index) is passed over for
+// the next older one, not for the whole history.
+func TestTimeTravelFallsBackToAnOlderSnapshot(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t)
+	randomHistory(t, h, rand.New(rand.NewPCG(5, 6)), 120)
+	const every = 5
+	snaps := ensureSnapshots(t, h, every, 64)
+	if _, err := audit.RevisionsAt(h.ctx, audit.WithSnapshots(h.store, snaps), "alpha", audit.Point{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := h.js.KeyValue(h.ctx, audit.SnapshotBucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := snapshotKeys(t, h, kv, "alpha")
+	if len(keys) < 3 {
+		t.Fatalf("snapshots of alpha: %v", keys)
+	}
+	newest := slices.MaxFunc(keys, func(a, b string) int { return foldNumber(t, a) - foldNumber(t, b) })
+	if err := kv.Purge(h.ctx, newest); err != nil {
+		t.Fatal(err)
+	}
+	want := travel(t, h, h.store, "alpha", audit.Point{})
+	counted := &countingLog{Log: h.store}
+	got := travel(t, h, audit.WithSnapshots(counted, snapshotsReader(t, h)), "alpha", audit.Point{})
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	// Three questions, each from the snapshot before the purged one: two
+	// snapshots' worth of events and the snapshot's own, at most.
+	if read := counted.read.Load(); read > 3*(2*every+1) {
+		t.Fatalf("read %d events after the newest snapshot was purged", read)
+	}
+}
+
+// foldNumber is how many events the snapshot of key fold.APP.N follows.
+func foldNumber(t *testing.T, key string) int {
+	t.Helper()
+	n, err := strconv.Atoi(key[strings.LastIndexByte(key, '.')+1:])
+	if err != nil {
+		t.Fatalf("snapshot key %q: %v", key, err)
+	}
+	return n
+}
+
 // Past Keep snapshots per app, those kept stay spread over the history,
 // the newest among them, and the others are purged from the bucket.
 func TestTimeTravelSnapshotsAreBounded(t *testing.T) {
