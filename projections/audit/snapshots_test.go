@@ -132,15 +132,14 @@ func TestTimeTravelFromSnapshotsReadsOnlyTheTail(t *testing.T) {
 	}
 }
 
-// A snapshot that cannot be trusted (unreadable, of another schema) is
-// ignored: the answer is the full fold's.
-func TestTimeTravelIgnoresUntrustedSnapshots(t *testing.T) {
-	t.Parallel()
+// alphaWithSnapshots makes a random history and the snapshots of its app
+// alpha, one every every events, and returns their bucket and keys.
+func alphaWithSnapshots(t *testing.T, r *rand.Rand, every int) (*history, jetstream.KeyValue, []string) {
+	t.Helper()
 	h := newHistory(t)
-	randomHistory(t, h, rand.New(rand.NewPCG(3, 4)), 120)
-	snaps := ensureSnapshots(t, h, 5, 64)
-	withSnaps := audit.WithSnapshots(h.store, snaps)
-	if _, err := audit.RevisionsAt(h.ctx, withSnaps, "alpha", audit.Point{}); err != nil {
+	randomHistory(t, h, r, 120)
+	snaps := ensureSnapshots(t, h, every, 64)
+	if _, err := audit.RevisionsAt(h.ctx, audit.WithSnapshots(h.store, snaps), "alpha", audit.Point{}); err != nil {
 		t.Fatal(err)
 	}
 	kv, err := h.js.KeyValue(h.ctx, audit.SnapshotBucketName)
@@ -151,6 +150,14 @@ func TestTimeTravelIgnoresUntrustedSnapshots(t *testing.T) {
 	if len(keys) < 3 {
 		t.Fatalf("snapshots of alpha: %v", keys)
 	}
+	return h, kv, keys
+}
+
+// A snapshot that cannot be trusted (unreadable, of another schema) is
+// ignored: the answer is the full fold's.
+func TestTimeTravelIgnoresUntrustedSnapshots(t *testing.T) {
+	t.Parallel()
+	h, kv, keys := alphaWithSnapshots(t, rand.New(rand.NewPCG(3, 4)), 5)
 	want := travel(t, h, h.store, "alpha", audit.Point{})
 	for name, value := range map[string][]byte{
 		"garbage":      []byte("not a snapshot"),
@@ -177,21 +184,8 @@ func TestTimeTravelIgnoresUntrustedSnapshots(t *testing.T) {
 // the next older one, not for the whole history.
 func TestTimeTravelFallsBackToAnOlderSnapshot(t *testing.T) {
 	t.Parallel()
-	h := newHistory(t)
-	randomHistory(t, h, rand.New(rand.NewPCG(5, 6)), 120)
 	const every = 5
-	snaps := ensureSnapshots(t, h, every, 64)
-	if _, err := audit.RevisionsAt(h.ctx, audit.WithSnapshots(h.store, snaps), "alpha", audit.Point{}); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := h.js.KeyValue(h.ctx, audit.SnapshotBucketName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := snapshotKeys(t, h, kv, "alpha")
-	if len(keys) < 3 {
-		t.Fatalf("snapshots of alpha: %v", keys)
-	}
+	h, kv, keys := alphaWithSnapshots(t, rand.New(rand.NewPCG(5, 6)), every)
 	newest := slices.MaxFunc(keys, func(a, b string) int { return foldNumber(t, a) - foldNumber(t, b) })
 	if err := kv.Purge(h.ctx, newest); err != nil {
 		t.Fatal(err)
