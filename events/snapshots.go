@@ -40,16 +40,12 @@ func EnsureSnapshotStore(ctx context.Context, js jetstream.JetStream, replicas i
 	if logger == nil {
 		logger = slog.Default()
 	}
-	var kv jetstream.KeyValue
-	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(attempt, jetstream.KeyValueConfig{
-			Bucket:      SnapshotBucketName,
-			Description: "Revline snapshots: state folded from the event log up to a sequence; a shortcut, never the truth",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    max(replicas, 1),
-		})
-		return err
+	kv, err := EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      SnapshotBucketName,
+		Description: "Revline snapshots: state folded from the event log up to a sequence; a shortcut, never the truth",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)

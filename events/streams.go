@@ -2,8 +2,10 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,8 +21,15 @@ const apiAttemptTimeout = 5 * time.Second
 
 // EnsureStream creates cfg's stream or updates it to cfg, trying again
 // while the JetStream cluster is temporarily unable to (no answer, no meta
-// leader, peers not placed yet) until ctx ends.
+// leader, peers not placed yet) until ctx ends. A stream configured as
+// cfg already is left alone: an update rewrites the stream's store, which
+// nats-server does not guard against a consumer being made on it at the
+// same moment (a data race seen under -race when a second replica
+// started), and there is nothing to update.
 func EnsureStream(ctx context.Context, js jetstream.StreamManager, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if stream, err := js.Stream(ctx, cfg.Name); err == nil && configured(cfg, stream.CachedInfo().Config) {
+		return stream, nil
+	}
 	var stream jetstream.Stream
 	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
 		stream, err = js.CreateOrUpdateStream(attempt, cfg)
@@ -30,6 +39,68 @@ func EnsureStream(ctx context.Context, js jetstream.StreamManager, cfg jetstream
 		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}
 	return stream, nil
+}
+
+// EnsureKeyValue creates cfg's bucket or updates it to cfg, as
+// EnsureStream does a stream: left alone if configured so already.
+func EnsureKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
+		if status, err := kv.Status(ctx); err == nil && overlays(normalizeBucket(cfg), normalizeBucket(status.Config())) {
+			return kv, nil
+		}
+	}
+	var kv jetstream.KeyValue
+	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(attempt, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// configured reports whether a stream's configuration got is want
+// already: every setting want gives has its value in got (overlays), and
+// no protective setting differs (ConfigDrift, which also compares those
+// want leaves false).
+func configured(want, got jetstream.StreamConfig) bool {
+	return len(ConfigDrift(want, got)) == 0 && overlays(normalizeStream(want), normalizeStream(got))
+}
+
+// overlays reports whether got already holds every setting want gives:
+// want's fields that its JSON writes (omitempty leaves unset ones out),
+// written over a copy of got, change nothing.
+func overlays[T any](want, got T) bool {
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		return false
+	}
+	gotJSON, err := json.Marshal(got)
+	if err != nil {
+		return false
+	}
+	var before, after T
+	if json.Unmarshal(gotJSON, &before) != nil || json.Unmarshal(gotJSON, &after) != nil || json.Unmarshal(wantJSON, &after) != nil {
+		return false
+	}
+	return reflect.DeepEqual(before, after)
+}
+
+// normalizeStream writes cfg's "no limit" values, and its one replica,
+// the same way whether given as 0 or as the server fills them in.
+func normalizeStream(cfg jetstream.StreamConfig) jetstream.StreamConfig {
+	cfg.MaxMsgs, cfg.MaxBytes, cfg.MaxMsgsPerSubject = unlimited(cfg.MaxMsgs), unlimited(cfg.MaxBytes), unlimited(cfg.MaxMsgsPerSubject)
+	cfg.MaxMsgSize, cfg.MaxConsumers = int32(unlimited(int64(cfg.MaxMsgSize))), int(unlimited(int64(cfg.MaxConsumers)))
+	cfg.Replicas = max(cfg.Replicas, 1)
+	return cfg
+}
+
+// normalizeBucket is normalizeStream for a bucket's configuration.
+func normalizeBucket(cfg jetstream.KeyValueConfig) jetstream.KeyValueConfig {
+	cfg.MaxValueSize, cfg.MaxBytes = int32(unlimited(int64(cfg.MaxValueSize))), unlimited(cfg.MaxBytes)
+	cfg.History, cfg.Replicas = max(cfg.History, 1), max(cfg.Replicas, 1)
+	return cfg
 }
 
 // EnsureConsumer creates the durable consumer cfg on stream or updates it

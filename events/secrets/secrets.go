@@ -37,7 +37,7 @@ type Store struct {
 
 // Ensure creates or updates the bucket, as serve does at start-up.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := events.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:       BucketName,
 		Description:  "Revline secret values, one version each; the event log records names and versions only",
 		History:      1,

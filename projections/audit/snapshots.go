@@ -86,16 +86,12 @@ func EnsureSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotsC
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	var kv jetstream.KeyValue
-	err := events.RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(attempt, jetstream.KeyValueConfig{
-			Bucket:      SnapshotBucketName,
-			Description: "Revline time travel: apps folded from the event log up to a sequence; a shortcut, never the truth",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    max(cfg.Replicas, 1),
-		})
-		return err
+	kv, err := events.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      SnapshotBucketName,
+		Description: "Revline time travel: apps folded from the event log up to a sequence; a shortcut, never the truth",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(cfg.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("time travel snapshots: %w", err)

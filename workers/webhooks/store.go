@@ -312,7 +312,7 @@ func bucketConfigs(replicas int) []jetstream.KeyValueConfig {
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, policy Policy) (*Store, error) {
 	kvs := make([]jetstream.KeyValue, 0, 3)
 	for _, cfg := range bucketConfigs(replicas) {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		kv, err := events.EnsureKeyValue(ctx, js, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("webhook store: %w", err)
 		}

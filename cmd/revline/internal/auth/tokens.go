@@ -189,7 +189,7 @@ func (s *Store) Follow(ctx context.Context, fn func(tokens []Token, revision uin
 // Ensure creates or updates the bucket, as serve does at start-up, with
 // the server's identity.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := events.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:       BucketName,
 		Description:  "Revline HTTP bearer tokens: name, role, apps and the SHA-256 of the value, never the value",
 		History:      1,
