@@ -437,8 +437,7 @@ func runnersCommand() *cobra.Command {
 				runners = runners[:limit.n]
 			}
 			return render(e, f, runners, nil, func(w io.Writer, runners []projections.RunnerView) {
-				fmt.Fprintf(w, "Runners of %s as of event %d (%s):\n", pos[0], then.Sequence, when(then.Time))
-				f.style().printRunners(w, runners)
+				f.style().printRunnersThen(w, then, at.point, runners)
 			})
 		}
 		runners, err := queryapi.All(ctx, limit.n, func(ctx context.Context, p queryapi.PageRequest) (queryapi.Page[projections.RunnerView], error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/revline/revline/cmd/revline/internal/control"
 	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 	"github.com/revline/revline/projections/queryapi"
 )
 
@@ -332,6 +333,18 @@ func (ts tableStyle) printRunners(w io.Writer, runners []projections.RunnerView)
 		rows = append(rows, row)
 	}
 	ts.statusTable(w, header, rows, 2)
+}
+
+// printRunnersThen prints runners as time travel found them at p: their
+// uptimes and ages as of then (p's time, or the app's last event up to
+// p), not as of now, when a runner running then may long have stopped.
+func (ts tableStyle) printRunnersThen(w io.Writer, then audit.Runners, p audit.Point, runners []projections.RunnerView) {
+	ts.now = then.Time
+	if !p.Time.IsZero() {
+		ts.now = p.Time
+	}
+	fmt.Fprintf(w, "Runners of %s as of event %d (%s); uptimes and ages as of then:\n", then.App, then.Sequence, when(then.Time))
+	ts.printRunners(w, runners)
 }
 
 // uptime is how long a live runner has run, "-" for a terminated one.

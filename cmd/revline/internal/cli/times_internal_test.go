@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/revline/revline/events"
+	"github.com/revline/revline/projections"
+	"github.com/revline/revline/projections/audit"
 )
 
 func TestTimesInTablesAreRelativeExceptWide(t *testing.T) {
@@ -36,6 +41,33 @@ func TestTimesInTablesAreRelativeExceptWide(t *testing.T) {
 	for _, ts := range []tableStyle{{now: now}, wide} {
 		if got := ts.at(time.Time{}); got != "-" {
 			t.Errorf("no time: %q, want -", got)
+		}
+	}
+}
+
+// Time travel's runner table counts uptimes as of the point it travelled
+// to, not as of now: a runner up for 90 s then is not up for an hour.
+func TestRunnersThenCountUptimeAsOfThen(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	started := now.Add(-time.Hour)
+	runners := []projections.RunnerView{{RunnerID: "r1", RevisionID: "0193f1ee-5e6a", State: events.RunnerRunning, StartedAt: started, UpdatedAt: started}}
+	then := audit.Runners{App: "web", Sequence: 7, Time: started.Add(30 * time.Second)}
+	for _, tc := range []struct {
+		name  string
+		point audit.Point
+		want  string
+	}{
+		{"at a sequence", audit.Point{Sequence: 7}, "30s"},
+		{"at a time", audit.Point{Time: started.Add(90 * time.Second)}, "1m30s"},
+	} {
+		var out strings.Builder
+		tableStyle{now: now}.printRunnersThen(&out, then, tc.point, runners)
+		fields := strings.Fields(strings.Split(out.String(), "\n")[2])
+		if len(fields) < 5 || fields[4] != tc.want {
+			t.Errorf("%s: uptime %q, want %s:\n%s", tc.name, fields, tc.want, out.String())
+		}
+		if !strings.Contains(out.String(), "as of event 7") {
+			t.Errorf("%s: no point in the heading:\n%s", tc.name, out.String())
 		}
 	}
 }
