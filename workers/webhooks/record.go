@@ -23,17 +23,33 @@ type RecordLog interface {
 	LastAppSequence(ctx context.Context, app string) (uint64, error)
 }
 
+// Verifier names who signed a change of a webhook's definition
+// (auth.Store in serve).
+type Verifier interface {
+	// VerifyWrite returns the actor a signed write records: its token's,
+	// or claimed when a server's own token signed it. A write that is
+	// unsigned, badly signed, or signed by a token that is unknown,
+	// revoked or not an admin of every app is an *events.Rejection; any
+	// other error is the token store's, and the write is checked again.
+	VerifyWrite(ctx context.Context, sig events.Signature, storedAt time.Time, claimed string) (string, error)
+}
+
+// Unverified is the "by" of a change whose signature does not check out
+// (Verifier), with whom its definition claims.
+func Unverified(claimed string) string { return "unverified (claims " + claimed + ")" }
+
 // Record follows the webhook definitions until ctx ends and appends to
 // the event log, for each change, an event of the webhooks aggregate
 // (events.WebhooksAggregate): webhook.added, .disabled, .enabled or
-// .removed, with who the definition names, when and why, never the
-// secret. The definitions stay the worker's read model; the events are
+// .removed, with who made it (the token that signed the change, as
+// verifier says; Unverified for a change no token signed), when and why,
+// never the secret. The definitions stay the worker's read model; the events are
 // the record. Each event holds the definition's revision, so that Record
 // resumes after the last change recorded, and every serve replica may run
 // it: an append expects the aggregate's last sequence, and the loser of a
 // race finds the change recorded and moves on. Changes made before Record
 // first ran are recorded from what the bucket's history still holds.
-func (s *Store) Record(ctx context.Context, log RecordLog, logger *slog.Logger) error {
+func (s *Store) Record(ctx context.Context, log RecordLog, verifier Verifier, logger *slog.Logger) error {
 	last, err := lastRecorded(ctx, log)
 	if err != nil {
 		return err
@@ -60,10 +76,65 @@ func (s *Store) Record(ctx context.Context, log RecordLog, logger *slog.Logger) 
 			logger.Warn("not recording an unreadable webhook definition", "key", entry.Key(), "revision", entry.Revision(), "error", err)
 			continue
 		}
-		if err := record(ctx, log, &last, changeEvent(hook, entry.Revision(), entry.Created())); err != nil {
+		by, err := s.signedBy(ctx, verifier, entry.Revision(), claimedBy(hook), logger)
+		if err != nil {
+			return err
+		}
+		if err := record(ctx, log, &last, changeEvent(hook, by, entry.Revision(), entry.Created())); err != nil {
 			return fmt.Errorf("webhooks: record webhook %s's change (revision %d): %w", hook.ID, entry.Revision(), err)
 		}
 	}
+}
+
+// claimedBy is who hook's definition says made its last change.
+func claimedBy(hook Webhook) string {
+	if hook.ChangedAt != nil {
+		return hook.ChangedBy
+	}
+	return hook.CreatedBy
+}
+
+// signedBy returns who made the change stored at revision of the
+// definitions' bucket, claiming to be claimed: as verifier names the
+// token that signed it, or Unverified. It checks again after a pause
+// while the token store cannot answer, until ctx ends.
+func (s *Store) signedBy(ctx context.Context, verifier Verifier, revision uint64, claimed string, logger *slog.Logger) (string, error) {
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		by, err := s.verifyChange(ctx, verifier, revision, claimed)
+		var refused *events.Rejection
+		if errors.As(err, &refused) {
+			logger.Warn("recording a webhook change no token signed as unverified", "revision", revision, "claims", claimed, "reason", refused.Message)
+			return Unverified(claimed), nil
+		}
+		if err == nil || ctx.Err() != nil {
+			return by, err
+		}
+		logger.Warn("checking who signed a webhook change; trying again", "revision", revision, "error", err, "in", pause)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (s *Store) verifyChange(ctx context.Context, verifier Verifier, revision uint64, claimed string) (string, error) {
+	stream, err := s.js.Stream(ctx, "KV_"+BucketName)
+	if err != nil {
+		return "", fmt.Errorf("webhooks: the definitions' stream: %w", err)
+	}
+	msg, err := stream.GetMsg(ctx, revision)
+	if err != nil {
+		return "", fmt.Errorf("webhooks: the change at revision %d: %w", revision, err)
+	}
+	sig, err := events.ReadSignature(msg.Subject, msg.Header, msg.Data)
+	if err != nil {
+		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: err.Error()}
+	}
+	if !sig.Signed() {
+		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: "unsigned"}
+	}
+	return verifier.VerifyWrite(ctx, sig, msg.Time, claimed)
 }
 
 // recorded is the webhooks aggregate's last event.
@@ -140,15 +211,11 @@ func record(ctx context.Context, log RecordLog, last *recorded, env events.Envel
 // revision of the webhook bucket, which stored it at stored: added (never
 // changed since), disabled, enabled or removed, at stored (clients write
 // the definition, and its times, themselves), by the server's
-// webhooks worker (Actor) on behalf of whom the definition names, its
-// reason without the URL's path or query (redactReason). Its
-// causation id is derived from the webhook and revision, so that recording
-// the same change twice appends it once.
-func changeEvent(hook Webhook, revision uint64, stored time.Time) events.Envelope {
-	by := hook.CreatedBy
-	if hook.ChangedAt != nil {
-		by = hook.ChangedBy
-	}
+// webhooks worker (Actor) on behalf of by, its reason without the URL's
+// path or query (redactReason). Its causation id is derived from the
+// webhook and revision, so that recording the same change twice appends
+// it once.
+func changeEvent(hook Webhook, by string, revision uint64, stored time.Time) events.Envelope {
 	change := events.WebhookChanged{WebhookID: hook.ID, By: by, Reason: redactReason(hook), Revision: revision}
 	var ev events.Event
 	switch {

@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"log/slog"
@@ -17,13 +18,51 @@ import (
 	"github.com/revline/revline/workers/webhooks"
 )
 
+// keyVerifier verifies webhook changes against the public keys of the
+// tokens it knows, by name, as serve's token store does: a server's own
+// token acts for whom it claims, any other for itself.
+type keyVerifier struct {
+	keys   map[string]ed25519.PublicKey
+	server string
+}
+
+// serverToken is the token the tests' server store signs with.
+const serverToken = "serve"
+
+func newKeyVerifier(tokens ...string) keyVerifier {
+	v := keyVerifier{keys: map[string]ed25519.PublicKey{}, server: serverToken}
+	for _, name := range append(tokens, serverToken) {
+		v.keys[name] = events.SigningKey(tokenValue(name)).Public().(ed25519.PublicKey)
+	}
+	return v
+}
+
+// tokenValue is the tests' value of the token name.
+func tokenValue(name string) string { return "rvl_" + name + "_secret" }
+
+func (v keyVerifier) VerifyWrite(_ context.Context, sig events.Signature, _ time.Time, claimed string) (string, error) {
+	pub, ok := v.keys[sig.Key]
+	if !ok {
+		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: "unknown token " + sig.Key}
+	}
+	if err := sig.Verify(pub); err != nil {
+		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: err.Error()}
+	}
+	if sig.Key == v.server {
+		return claimed, nil
+	}
+	return "token:" + sig.Key, nil
+}
+
 // record runs Store.Record until the returned stop is called (or the
 // test ends), as one serve replica does.
 func (e *env) record() (stop func()) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.hooks.Record(ctx, e.events, slog.New(slog.DiscardHandler)) }()
+	go func() {
+		done <- e.hooks.Record(ctx, e.events, newKeyVerifier("ops"), slog.New(slog.DiscardHandler))
+	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -133,6 +172,56 @@ func TestWebhookChangesAreEventsOfTheLog(t *testing.T) {
 	history = e.recorded(ctx, 6)
 	if len(history) != 6 || history[5].Event.(events.WebhookAdded).WebhookID != again.ID {
 		t.Fatalf("after a restart: %d events, the last %+v", len(history), history[len(history)-1])
+	}
+}
+
+// A change is recorded as made by the token that signed it, whatever
+// actor its definition claims; a change no known token signed is
+// recorded as unverified, with the claim.
+func TestWebhookChangesRecordWhoSignedThem(t *testing.T) {
+	t.Parallel()
+	e, ctx, r := newRecordingEnv(t)
+	client := func(token string) *webhooks.Store {
+		t.Helper()
+		hooks, err := webhooks.Open(ctx, e.js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			hooks.SignWith(events.NewSigner(token, tokenValue(token)))
+		}
+		return hooks
+	}
+	hook, err := client("ops").Add(ctx, webhooks.Webhook{URL: r.srv.URL}, r.secret, "mallory", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client("").SetStatus(ctx, hook.ID, webhooks.StatusDisabled, "eve", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client("stranger").SetStatus(ctx, hook.ID, webhooks.StatusActive, "trent", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.hooks.SetStatus(ctx, hook.ID, webhooks.StatusRemoved, "http:carol", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	history := e.recorded(ctx, 4)
+	var by []string
+	for _, env := range history {
+		switch ev := env.Event.(type) {
+		case events.WebhookAdded:
+			by = append(by, ev.By)
+		case events.WebhookDisabled:
+			by = append(by, ev.By)
+		case events.WebhookEnabled:
+			by = append(by, ev.By)
+		case events.WebhookRemoved:
+			by = append(by, ev.By)
+		}
+	}
+	want := []string{"token:ops", webhooks.Unverified("eve"), webhooks.Unverified("trent"), "http:carol"}
+	if !slices.Equal(by, want) {
+		t.Errorf("recorded by %q, want %q", by, want)
 	}
 }
 

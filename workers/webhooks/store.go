@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/revline/revline/events"
@@ -293,6 +294,8 @@ type Store struct {
 	// consumerKey keys the consumers' names (ConsumerName); nil in a
 	// client's store.
 	consumerKey []byte
+	// signer, if set, signs every change of a definition (SignWith).
+	signer *events.Signer
 	// stream tells clients where the event log ends (a new webhook's
 	// start).
 	js jetstream.JetStream
@@ -343,6 +346,40 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	return &Store{hooks: kvs[0], secrets: kvs[1], deliveries: kvs[2], js: js}, nil
 }
 
+// SignWith makes the store sign every change of a webhook's definition
+// with signer, a token's key: the change is recorded (Record) as made by
+// that token, not by whoever the definition names, unless signer is a
+// server's own token, which acts for whom it names. A client signs with
+// its token, serve with its own.
+func (s *Store) SignWith(signer *events.Signer) { s.signer = signer }
+
+// writeDefinition stores w, expecting its key's last revision to be
+// lastRevision (0: a new webhook), signed if the store signs. A write
+// that another overtook wraps jetstream.ErrKeyExists, as a key-value
+// update's does.
+func (s *Store) writeDefinition(ctx context.Context, w Webhook, lastRevision uint64) error {
+	data, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg("$KV." + BucketName + "." + hookKey(w.ID))
+	msg.Data = data
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(lastRevision, 10))
+	if s.signer != nil {
+		if err := s.signer.Sign(msg); err != nil {
+			return fmt.Errorf("webhook %s: sign the definition: %w", w.ID, err)
+		}
+	}
+	_, err = s.js.PublishMsg(ctx, msg)
+	if events.IsWrongLastSequence(err) {
+		return fmt.Errorf("webhook %s: %w", w.ID, jetstream.ErrKeyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("webhook %s: store the definition: %w", w.ID, err)
+	}
+	return nil
+}
+
 func hookKey(id string) string      { return "hook." + id }
 func redeliverKey(id string) string { return "redeliver." + id }
 func (s *Store) putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
@@ -385,12 +422,8 @@ func (s *Store) Add(ctx context.Context, w Webhook, secret []byte, actor string,
 	if _, err := s.secrets.Put(ctx, w.ID, secret); err != nil {
 		return Webhook{}, fmt.Errorf("webhook: store the secret: %w", err)
 	}
-	data, err := json.Marshal(w)
-	if err != nil {
+	if err := s.writeDefinition(ctx, w, 0); err != nil {
 		return Webhook{}, err
-	}
-	if _, err := s.hooks.Create(ctx, hookKey(w.ID), data); err != nil {
-		return Webhook{}, fmt.Errorf("webhook: store the definition: %w", err)
 	}
 	return w, nil
 }
@@ -459,15 +492,11 @@ func (s *Store) SetStatus(ctx context.Context, id, status, actor, reason string,
 		}
 		at := now.UTC()
 		w.Status, w.ChangedBy, w.ChangedAt, w.Reason = status, actor, &at, reason
-		data, err := json.Marshal(w)
-		if err != nil {
-			return Webhook{}, err
-		}
-		_, err = s.hooks.Update(ctx, hookKey(id), data, rev)
+		err = s.writeDefinition(ctx, w, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			continue // changed meanwhile: decide again on the new record
 		} else if err != nil {
-			return Webhook{}, fmt.Errorf("webhook %s: %w", id, err)
+			return Webhook{}, err
 		}
 		if status == StatusRemoved {
 			if err := s.secrets.Purge(ctx, id); err != nil {

@@ -50,6 +50,7 @@ func newEnv(t testing.TB, policy webhooks.Policy) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hooks.SignWith(events.NewSigner(serverToken, tokenValue(serverToken)))
 	return &env{t: t, js: js, events: store, hooks: hooks, seqs: map[string]uint64{}}
 }
 

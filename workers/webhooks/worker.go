@@ -253,7 +253,7 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 		dctx, cancel := context.WithCancel(ctx)
 		d = &dispatcher{cancel: cancel, done: make(chan struct{})}
 		running[id] = d
-		w.log.Info("webhook active", "webhook", id, "target", redact(hook.URL), "app", hook.App, "events", hook.Events, "by", changedBy(hook))
+		w.log.Info("webhook active", "webhook", id, "target", redact(hook.URL), "app", hook.App, "events", hook.Events, "by", claimedBy(hook))
 		go func() {
 			defer close(d.done)
 			w.dispatch(dctx, hook)
@@ -268,7 +268,7 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 	if hook.Status == StatusDisabled {
 		level = slog.LevelWarn
 	}
-	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", changedBy(hook), "reason", redactReason(hook))
+	w.log.Log(ctx, level, "webhook "+hook.Status, "webhook", id, "by", claimedBy(hook), "reason", redactReason(hook))
 	if hook.Status == StatusRemoved {
 		err := w.cfg.JetStream.DeleteConsumer(ctx, events.EventStreamName, w.cfg.Store.ConsumerName(hook))
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -278,13 +278,6 @@ func (w *Worker) apply(ctx context.Context, running map[string]*dispatcher, id s
 			w.log.Warn("could not purge a removed webhook's deliveries", "webhook", id, "error", err)
 		}
 	}
-}
-
-func changedBy(hook Webhook) string {
-	if hook.ChangedBy != "" {
-		return hook.ChangedBy
-	}
-	return hook.CreatedBy
 }
 
 // redact keeps a URL's scheme and host for the log: its path or query may

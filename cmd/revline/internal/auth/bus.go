@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -81,6 +82,31 @@ func (s *Store) Verify(ctx context.Context, c events.SignedCommand) (string, err
 	}
 	var forbidden *ForbiddenError
 	if err := t.Authorize(CommandPermission(c.Command.Type), c.Command.App); errors.As(err, &forbidden) {
+		return "", &events.Rejection{Code: events.CodeForbidden, Message: forbidden.Reason}
+	}
+	return t.Actor(), nil
+}
+
+// VerifyWrite checks a write that a client made straight into a bucket
+// (a webhook's definition: webhooks.Verifier) and returns the actor it
+// records: token:NAME of the token that signed it, or, for a server's own
+// token, claimed. The write must be signed at most MaxSignatureAge from
+// storedAt by a live token that is an admin of every app (who alone may
+// write there); anything short of that is an *events.Rejection, any other
+// error the token store's.
+func (s *Store) VerifyWrite(ctx context.Context, sig events.Signature, storedAt time.Time, claimed string) (string, error) {
+	t, err := s.checkSignature(ctx, sig, storedAt)
+	if errors.Is(err, ErrUnauthenticated) {
+		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: err.Error()}
+	}
+	if err != nil {
+		return "", err
+	}
+	if t.Server {
+		return cmp.Or(claimed, t.Actor()), nil
+	}
+	var forbidden *ForbiddenError
+	if err := t.Authorize(Admin, ""); errors.As(err, &forbidden) {
 		return "", &events.Rejection{Code: events.CodeForbidden, Message: forbidden.Reason}
 	}
 	return t.Actor(), nil

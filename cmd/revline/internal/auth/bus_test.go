@@ -210,3 +210,54 @@ func scaleTo(t *testing.T, n int) []byte {
 	}
 	return data
 }
+
+// A write straight into a bucket (a webhook's definition) records the
+// admin token that signed it; a server's own token acts for whom the
+// write claims; anything else is refused, as a command would be.
+func TestVerifyWriteNamesTheAdminThatSigned(t *testing.T) {
+	t.Parallel()
+	s := testStore(t)
+	now := time.Now()
+	admin := mustCreate(t, s, auth.NewToken{Name: "root", Role: auth.RoleAdmin})
+	scopedAdmin := mustCreate(t, s, auth.NewToken{Name: "web-admin", Role: auth.RoleAdmin, Apps: "web"})
+	operator := mustCreate(t, s, auth.NewToken{Name: "ops", Role: auth.RoleOperator})
+	server := mustCreate(t, s, auth.NewToken{Name: "serve-test", Role: auth.RoleAdmin, Server: true})
+	write := func(signer *events.Signer) events.Signature {
+		t.Helper()
+		msg := nats.NewMsg("$KV.REVLINE_WEBHOOKS.hook.0123456789ab")
+		msg.Data = []byte(`{"id":"0123456789ab","created_by":"mallory"}`)
+		if signer != nil {
+			if err := signer.Sign(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sig, err := events.ReadSignature(msg.Subject, msg.Header, msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	for _, tc := range []struct {
+		name      string
+		sig       events.Signature
+		storedAt  time.Time
+		code      string
+		wantActor string
+	}{
+		{"an admin of every app", write(admin), now, "", "token:root"},
+		{"the server acts for whom it names", write(server), now, "", "mallory"},
+		{"unsigned", write(nil), now, events.CodeUnauthenticated, ""},
+		{"stored long after signing", write(admin), now.Add(auth.MaxSignatureAge + time.Second), events.CodeUnauthenticated, ""},
+		{"an admin of one app", write(scopedAdmin), now, events.CodeForbidden, ""},
+		{"an operator", write(operator), now, events.CodeForbidden, ""},
+	} {
+		actor, err := s.VerifyWrite(t.Context(), tc.sig, tc.storedAt, "mallory")
+		var rej *events.Rejection
+		switch {
+		case tc.code == "" && (err != nil || actor != tc.wantActor):
+			t.Errorf("%s: actor %q, error %v; want %q", tc.name, actor, err, tc.wantActor)
+		case tc.code != "" && (!errors.As(err, &rej) || rej.Code != tc.code):
+			t.Errorf("%s: actor %q, error %v; want a %s rejection", tc.name, actor, err, tc.code)
+		}
+	}
+}

@@ -310,7 +310,7 @@ func clientCommand(use, short, example string, nargs, optional int) (*cobra.Comm
 	cmd.Annotations = map[string]string{clientAnnotation: "true"}
 	f.outputs = []string{outputWide}
 	outputFlag(cmd, &f.output, "output format: table, wide (every column, whole texts, exact times) or json", func() []string { return f.outputs })
-	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, recorded on webhook changes; commands record the token that signs them, token:NAME (env "+envActor+")")
+	fs.StringVar(&f.actor, "actor", envOr(envActor, defaultActor()), "who you are, sent with commands; the log records the token that signs them and webhook changes, token:NAME (env "+envActor+")")
 	fs.DurationVar(&f.timeout, "timeout", defaultWait, "how long to wait for the server, and for a change to be live")
 	if words := strings.Fields(use); len(words) > 1 && (words[1] == "APP" || words[1] == "[APP]") {
 		cmd.ValidArgsFunction = f.completeApps

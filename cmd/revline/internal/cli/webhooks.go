@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/revline/revline/cmd/revline/internal/auth"
 	"github.com/revline/revline/workers/webhooks"
 	"github.com/spf13/cobra"
 )
@@ -20,7 +21,14 @@ func (s *session) openWebhooks(ctx context.Context) (*webhooks.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return webhooks.Open(ctx, js)
+	hooks, err := webhooks.Open(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	// Signed: the audit records the token that made a change, not the
+	// --actor it claims.
+	hooks.SignWith(s.signer)
+	return hooks, nil
 }
 
 // webhookCommand is clientCommand for the webhooks commands, whose first
@@ -38,6 +46,11 @@ func webhooksRunE(cmd *cobra.Command, f *clientFlags, fn func(ctx context.Contex
 		hooks, err := s.openWebhooks(ctx)
 		if err != nil {
 			return err
+		}
+		if s.signer != nil {
+			// The server records the token that signs a change, whatever
+			// the definition claims: the definition says the same.
+			f.actor = auth.Token{Name: s.signer.Key}.Actor()
 		}
 		return fn(ctx, e, hooks, pos)
 	})

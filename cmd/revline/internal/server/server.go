@@ -284,6 +284,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	// Its webhook changes (the HTTP API's, the worker's) too.
+	hookStore.SignWith(signer)
 	// Core components stop after the worker, which still reports while it
 	// drains its runners.
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
@@ -488,7 +490,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	run(&workers, "webhooks", func() error { return hooks.Run(workerCtx) })
 	run(&workers, "webhook changes", func() error {
-		return hookStore.Record(workerCtx, store, log.With("component", "webhook-changes"))
+		return hookStore.Record(workerCtx, store, tokens, log.With("component", "webhook-changes"))
 	})
 	run(&workers, "http", func() error { return httpServer.Serve(listener) })
 
