@@ -99,8 +99,13 @@ func claimedBy(hook Webhook) string {
 // token that signed it, or Unverified. It checks again after a pause
 // while the token store cannot answer, until ctx ends.
 func (s *Store) signedBy(ctx context.Context, verifier Verifier, revision uint64, claimed string, logger *slog.Logger) (string, error) {
-	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+	for attempt, pause := 1, 100*time.Millisecond; ; attempt, pause = attempt+1, min(2*pause, 5*time.Second) {
 		by, err := s.verifyChange(ctx, verifier, revision, claimed)
+		if errors.Is(err, jetstream.ErrMsgNotFound) && attempt >= changeGoneAttempts {
+			// Not a replica lagging: the bucket's history (16 changes a
+			// key) dropped it while the recorder was behind.
+			err = &events.Rejection{Code: events.CodeUnauthenticated, Message: "the change is no longer in the bucket's history: " + err.Error()}
+		}
 		var refused *events.Rejection
 		if errors.As(err, &refused) {
 			logger.Warn("recording a webhook change no token signed as unverified", "revision", revision, "claims", claimed, "reason", refused.Message)
@@ -117,6 +122,11 @@ func (s *Store) signedBy(ctx context.Context, verifier Verifier, revision uint64
 		}
 	}
 }
+
+// changeGoneAttempts is how many times signedBy looks for a change the
+// bucket's stream does not hold (a replica may lag) before it records
+// the change as unverified.
+const changeGoneAttempts = 5
 
 func (s *Store) verifyChange(ctx context.Context, verifier Verifier, revision uint64, claimed string) (string, error) {
 	stream, err := s.js.Stream(ctx, "KV_"+BucketName)
