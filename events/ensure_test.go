@@ -33,7 +33,8 @@ func updateRequests(t *testing.T, nc *nats.Conn) func() int {
 	}
 }
 
-// A stream or bucket already configured as Revline wants is not updated
+// A stream, bucket or object store already configured as Revline wants
+// is not updated
 // (an update rewrites its store, which nats-server does not guard against
 // a consumer being made at the same moment); one that differs is.
 func TestEnsureUpdatesOnlyWhatDiffers(t *testing.T) {
@@ -58,6 +59,9 @@ func TestEnsureUpdatesOnlyWhatDiffers(t *testing.T) {
 			if _, err := events.EnsureKeyValue(ctx, js, cfg); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if _, err := events.EnsureReadModelStore(ctx, js, 1); err != nil {
+			t.Fatal(err)
 		}
 	}
 	ensureAll() // creates them (nats.go asks for an update first)

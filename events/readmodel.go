@@ -30,15 +30,11 @@ type ReadModelStore struct {
 // EnsureReadModelStore creates or updates the bucket, as serve does at
 // start-up.
 func EnsureReadModelStore(ctx context.Context, js jetstream.JetStream, replicas int) (*ReadModelStore, error) {
-	var obs jetstream.ObjectStore
-	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
-		obs, err = js.CreateOrUpdateObjectStore(attempt, jetstream.ObjectStoreConfig{
-			Bucket:      ReadModelBucketName,
-			Description: "Revline read model snapshot: the query model folded from the event log up to a sequence; a shortcut, never the truth",
-			Storage:     jetstream.FileStorage,
-			Replicas:    max(replicas, 1),
-		})
-		return err
+	obs, err := ensureObjectStore(ctx, js, jetstream.ObjectStoreConfig{
+		Bucket:      ReadModelBucketName,
+		Description: "Revline read model snapshot: the query model folded from the event log up to a sequence; a shortcut, never the truth",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read model store: %w", err)
@@ -48,6 +44,24 @@ func EnsureReadModelStore(ctx context.Context, js jetstream.JetStream, replicas 
 		return nil, fmt.Errorf("read model store: %w", err)
 	}
 	return &ReadModelStore{obs: obs, stream: stream}, nil
+}
+
+// ensureObjectStore creates cfg's object store or updates it to cfg, as
+// EnsureStream does a stream: left alone if configured so already.
+func ensureObjectStore(ctx context.Context, js jetstream.ObjectStoreManager, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	if obs, err := js.ObjectStore(ctx, cfg.Bucket); err == nil {
+		status, err := obs.Status(ctx)
+		if err == nil && status.Description() == cfg.Description && status.TTL() == cfg.TTL &&
+			status.Storage() == cfg.Storage && status.Replicas() == max(cfg.Replicas, 1) && !status.Sealed() {
+			return obs, nil
+		}
+	}
+	var obs jetstream.ObjectStore
+	err := RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		obs, err = js.CreateOrUpdateObjectStore(attempt, cfg)
+		return err
+	})
+	return obs, err
 }
 
 // Put stores snap, replacing the snapshot stored before, and deletes the
