@@ -197,6 +197,10 @@ func Evolve(state App, env events.Envelope) App {
 		if state.Rollout != nil && state.Rollout.ID == ev.RolloutID {
 			state.Rollout = nil
 		}
+	case events.RolloutFailed:
+		if state.Rollout != nil && state.Rollout.ID == ev.RolloutID {
+			state.Rollout = nil
+		}
 	case events.RunnerStateChanged:
 		if ev.State == events.RunnerTerminated {
 			delete(state.Runners, ev.RunnerID)

@@ -86,11 +86,19 @@ type appWorker struct {
 	nextStart   time.Time
 }
 
+// rolloutFailureLimit is how many replacements in a row may fail to
+// start before a rollout is reported failed (as the CLI's wait gives up
+// on runners that failed as often).
+const rolloutFailureLimit = 3
+
 // rolloutProgress counts the runners a rollout replaced and the requests
-// it dropped, across passes.
+// it dropped, across passes; owed is the runners a force rollout killed
+// whose replacement is not up yet, and failures the replacements that
+// failed to start since the last one that came up.
 type rolloutProgress struct {
 	id                string
 	replaced, dropped int
+	owed, failures    int
 }
 
 // runner is one process the worker started.
@@ -571,6 +579,16 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 		delete(a.lost, id)
 		a.rolled.replaced++
 	}
+	// A force rollout replaces the runners it killed before it kills
+	// another: replacements that do not start fail the rollout with the
+	// runners not killed yet still serving.
+	for a.rolled.owed > 0 {
+		if up, err := a.replaceForRollout(ctx, ro, rev, ""); !up {
+			return err
+		}
+		a.rolled.owed--
+		a.rolled.replaced++
+	}
 	var old []*runner
 	for _, r := range a.live(ro.RevisionID) {
 		if r.proc.StartedAt().Before(ro.RequestedAt) {
@@ -581,17 +599,20 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 		if ro.Force {
 			cut, err := a.kill(ctx, r, "force rollout "+ro.ID)
 			a.rolled.dropped += cut
+			a.rolled.owed++
 			if err != nil {
 				return err
 			}
 		}
+		// Graceful: the old runner serves until its replacement is up,
+		// and keeps serving if none comes up.
 		if up, err := a.replaceForRollout(ctx, ro, rev, ""); !up {
 			return err
 		}
-		if !ro.Force {
-			if err := a.drain(ctx, r, a.state.Runtime.RequestTimeout.Duration(), "rollout "+ro.ID); err != nil {
-				return err
-			}
+		if ro.Force {
+			a.rolled.owed--
+		} else if err := a.drain(ctx, r, a.state.Runtime.RequestTimeout.Duration(), "rollout "+ro.ID); err != nil {
+			return err
 		}
 		a.rolled.replaced++
 	}
@@ -601,7 +622,8 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 // replaceForRollout starts a runner of rev for the rollout, why ("" or
 // what it replaces) added to its reason, and reports whether it is up. A
 // runner that did not come up backs the app off (up false, no error): a
-// pass after it goes on.
+// pass after it goes on, unless it was the rolloutFailureLimit-th in a
+// row, which fails the rollout.
 func (a *appWorker) replaceForRollout(ctx context.Context, ro aggregates.Rollout, rev *aggregates.Revision, why string) (up bool, err error) {
 	reason := "rollout " + ro.ID
 	if why != "" {
@@ -615,9 +637,27 @@ func (a *appWorker) replaceForRollout(ctx context.Context, ro aggregates.Rollout
 		// The runners already replaced are new enough to be left alone by
 		// the next pass.
 		a.backOff("rollout " + ro.ID + ": replacement " + failure)
+		a.rolled.failures++
+		if a.rolled.failures >= rolloutFailureLimit {
+			return false, a.failRollout(ctx, ro, fmt.Sprintf("%d replacement runners in a row did not start; the last: %s", a.rolled.failures, failure))
+		}
 		return false, nil
 	}
+	a.rolled.failures = 0
 	return true, nil
+}
+
+// failRollout reports the rollout failed, for reason, with what it did.
+func (a *appWorker) failRollout(ctx context.Context, ro aggregates.Rollout, reason string) error {
+	replaced, dropped := a.rolled.replaced, a.rolled.dropped
+	o, err := a.send(ctx, events.FailRollout{RolloutID: ro.ID, Replaced: replaced, DroppedRequests: dropped, Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes)}, ro.ID)
+	if err != nil {
+		return err
+	}
+	if o.Status == events.OutcomeAccepted {
+		a.log.Warn("rollout failed", "rollout", ro.ID, "force", ro.Force, "replaced", replaced, "dropped_requests", dropped, "reason", reason)
+	}
+	return a.refresh(ctx)
 }
 
 func (a *appWorker) completeRollout(ctx context.Context, ro aggregates.Rollout) error {
