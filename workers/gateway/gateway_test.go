@@ -276,6 +276,61 @@ func TestFullQueueGets503WithRetryAfter(t *testing.T) {
 	}
 }
 
+// An app with no runner, whose runners are backing off after failures,
+// answers 503 app_backing_off with Retry-After at once, the request that
+// was waiting for a cold start included; a busy runner, the back-off's
+// end or a runner added means requests wait (or are served) again.
+func TestAnAppBackingOffWithNoRunnerGets503AtOnce(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Int64 // seconds
+	f := newFixture(t, gateway.Config{Now: func() time.Time { return time.Unix(clock.Load(), 0) }})
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 1, RequestTimeout: time.Hour})
+	waiting := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := get(t, f.url+"/apps/web/x") // from zero: waits for a runner
+		waiting <- resp
+	}()
+	testsupport.Eventually(testContext(t), t, "one request waiting for a cold start", func() bool { return f.gw.Load("web").Queued == 1 })
+
+	f.gw.BackOff("web", time.Unix(clock.Load(), 0).Add(4500*time.Millisecond)) // the cold start failed
+	select {
+	case resp := <-waiting:
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+			t.Fatalf("the waiting request got %d Retry-After %q, want 503 with Retry-After 5", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the request waiting for a runner that is not coming was not answered")
+	}
+	resp, body := get(t, f.url+"/apps/web/x")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"app_backing_off"`) || resp.Header.Get("Content-Type") != "application/problem+json" || resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("a request during the back-off: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+
+	// A runner taking requests serves whatever the back-off.
+	backend := newRunner(t)
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r1", RevisionID: "rev-1", Addr: backend.addr()})
+	if resp, body := get(t, f.url+"/apps/web/x"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("with a runner: %d %s", resp.StatusCode, body)
+	}
+	// Once it ends, a request finding no runner waits for one again.
+	f.gw.RemoveRunner("web", "r1")
+	clock.Add(5)
+	go func() {
+		resp, _ := get(t, f.url+"/apps/web/x")
+		waiting <- resp
+	}()
+	testsupport.Eventually(testContext(t), t, "a request waiting after the back-off", func() bool { return f.gw.Load("web").Queued == 1 })
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r2", RevisionID: "rev-1", Addr: backend.addr()})
+	select {
+	case resp := <-waiting:
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("the request waiting after the back-off got %d, want 200 from the runner that started", resp.StatusCode)
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the request waiting after the back-off was not answered")
+	}
+}
+
 // A request waiting for a runner of an app that is deleted meanwhile gets
 // 404 app_not_found at once, as later ones do.
 func TestARequestWaitingForADeletedAppGets404(t *testing.T) {

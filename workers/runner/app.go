@@ -898,6 +898,9 @@ func (a *appWorker) backOff(reason string) time.Duration {
 	delay := min(a.cfg.CrashBackoff<<min(a.crashes, 10), maxCrashBackoff)
 	a.crashes++
 	a.nextStart = time.Now().Add(delay)
+	// Requests that find no runner then get 503 at once, not a wait
+	// for a runner that is not coming.
+	a.cfg.Traffic.BackOff(a.name, a.nextStart)
 	a.log.Warn("runner failed; backing off", "reason", reason, "retry_in", delay)
 	time.AfterFunc(delay, a.wake)
 	return delay

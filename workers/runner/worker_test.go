@@ -681,6 +681,25 @@ func TestRolloutReplacesEveryRunner(t *testing.T) {
 	}
 }
 
+// flaggedRunner returns a command that runs the echo runner only while
+// the file flag exists (created here): removing it makes every runner
+// started afterwards exit at once.
+func flaggedRunner(t *testing.T) (command, flag string) {
+	t.Helper()
+	// Runners run as another user, who must be able to see the file.
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flag = filepath.Join(dir, "ok")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("test -e '%s' && exec %s", flag, runnerCommand), flag
+}
+
 // A rollout whose replacements never start is reported failed, with the
 // reason, after rolloutFailureLimit of them; a graceful one leaves the old
 // runners serving, a force one kills only the runner whose replacement
@@ -691,22 +710,11 @@ func TestARolloutWhoseReplacementsFailIsReportedFailed(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
 			t.Parallel()
-			// Runners start only while flag exists; they run as another
-			// user, who must be able to see it.
-			dir := t.TempDir()
-			for _, d := range []string{filepath.Dir(dir), dir} {
-				if err := os.Chmod(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			flag := filepath.Join(dir, "ok")
-			if err := os.WriteFile(flag, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			command, flag := flaggedRunner(t)
 			s := newStack(t)
 			log := s.follow(t, "web")
 			s.startWorker(t)
-			rev, _ := s.deploy(t, log, "web", fmt.Sprintf("test -e '%s' && exec %s", flag, runnerCommand))
+			rev, _ := s.deploy(t, log, "web", command)
 			two := 2
 			s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &two}})
 			old := idleRunners(log.waitUntil(t, "two idle runners", exactlyIdle(2, rev)))
