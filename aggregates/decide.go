@@ -403,6 +403,13 @@ func decideReportRunner(state App, c events.ReportRunner) ([]events.Event, error
 		return nil, invalid("pid must be 0 to %d, got %d", MaxRunnerPID, c.PID)
 	case c.Port < 0 || c.Port > MaxPort:
 		return nil, invalid("port must be 0 to %d, got %d", MaxPort, c.Port)
+	case c.DroppedRequests < 0:
+		return nil, invalid("dropped_requests must not be negative, got %d", c.DroppedRequests)
+	}
+	if c.RolloutID != "" {
+		if err := checkUUID("rollout_id", c.RolloutID); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkText("reason", c.Reason, MaxReasonBytes); err != nil {
 		return nil, err

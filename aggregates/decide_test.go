@@ -1243,6 +1243,21 @@ func reportRunnerSpecs() []spec {
 			then:  evs(events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated}),
 		},
 		{
+			name:  "a_runner_a_force_rollout_killed_counts_its_dropped_requests_in_the_rollout",
+			given: history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:  events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated, RolloutID: ro1, DroppedRequests: 3},
+			then:  evs(events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated, RolloutID: ro1, DroppedRequests: 3}),
+			after: func(t T, s aggregates.App) {
+				equal(t, "requests the rollout dropped", s.Rollout.Dropped, 3)
+			},
+		},
+		{
+			name:   "a_negative_dropped_count_is_rejected",
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:   events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated, RolloutID: ro1, DroppedRequests: -1},
+			reject: aggregates.CodeInvalidArgument,
+		},
+		{
 			name:   "runner_report_needs_a_runner_id",
 			given:  live(r1),
 			when:   events.ReportRunner{RevisionID: r1, State: events.RunnerIdle},

@@ -165,6 +165,13 @@ type ReportRunner struct {
 	PID        int         `msgpack:"pid" json:"pid"`
 	Port       int         `msgpack:"port" json:"port"`
 	Reason     string      `msgpack:"reason,omitempty" json:"reason,omitempty"`
+	// RolloutID names the force rollout that killed the runner, and
+	// DroppedRequests the requests in flight it cut (exact, counted by
+	// the gateway): only on the terminated report of a runner a force
+	// rollout killed, so that the rollout's count survives a restart of
+	// the server.
+	RolloutID       string `msgpack:"rollout_id,omitempty" json:"rollout_id,omitempty"`
+	DroppedRequests int    `msgpack:"dropped_requests,omitempty" json:"dropped_requests,omitempty"`
 }
 
 // CommandType implements Command.

@@ -242,6 +242,10 @@ type RunnerStateChanged struct {
 	PID        int         `msgpack:"pid" json:"pid"`
 	Port       int         `msgpack:"port" json:"port"`
 	Reason     string      `msgpack:"reason" json:"reason"`
+	// RolloutID and DroppedRequests: see ReportRunner. Absent (empty, 0)
+	// but on the terminated report of a runner a force rollout killed.
+	RolloutID       string `msgpack:"rollout_id,omitempty" json:"rollout_id,omitempty"`
+	DroppedRequests int    `msgpack:"dropped_requests,omitempty" json:"dropped_requests,omitempty"`
 }
 
 // EventType implements Event.

@@ -263,7 +263,7 @@ func (a *appWorker) stopRequested(ctx context.Context) error {
 				return err
 			}
 		case stop.Force:
-			if _, err := a.kill(ctx, r, why); err != nil {
+			if _, err := a.kill(ctx, r, why, ""); err != nil {
 				return err
 			}
 		case r.draining:
@@ -561,7 +561,9 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 		return nil // backing off after a failed replacement; a wake is scheduled
 	}
 	if a.rolled.id != ro.ID {
-		a.rolled = rolloutProgress{id: ro.ID}
+		// What the log says it cut already: before a restart of the
+		// server, or nothing.
+		a.rolled = rolloutProgress{id: ro.ID, dropped: ro.Dropped}
 	}
 	if ro.RevisionID != a.state.Current || a.state.Suspended {
 		// A set-rev, deploy or suspend since the request replaced or
@@ -597,7 +599,7 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 	}
 	for _, r := range old {
 		if ro.Force {
-			cut, err := a.kill(ctx, r, "force rollout "+ro.ID)
+			cut, err := a.kill(ctx, r, "force rollout "+ro.ID, ro.ID)
 			a.rolled.dropped += cut
 			a.rolled.owed++
 			if err != nil {
@@ -1128,20 +1130,31 @@ func (a *appWorker) drainInBackground(ctx context.Context, r *runner, requestTim
 
 // kill stops r at once: the gateway cuts its requests in flight (their
 // clients get 502), then the process is killed. It returns how many
-// requests were cut.
-func (a *appWorker) kill(ctx context.Context, r *runner, why string) (dropped int, err error) {
+// requests were cut, which its terminated report records, for the force
+// rollout rolloutID if it is one ("" for a single kill).
+func (a *appWorker) kill(ctx context.Context, r *runner, why, rolloutID string) (dropped int, err error) {
 	a.markDraining(r)
 	id := r.proc.RunnerID()
 	dropped = a.cfg.Traffic.Drop(a.name, id)
 	err = r.proc.Kill(ctx)
 	a.cfg.Traffic.RemoveRunner(a.name, id)
 	a.forget(r)
-	reason := fmt.Sprintf("%s; %d in-flight request(s) dropped", why, dropped)
-	return dropped, errors.Join(err, a.report(ctx, r, events.RunnerTerminated, reason))
+	end := a.runnerReport(r, events.RunnerTerminated, fmt.Sprintf("%s; %d in-flight request(s) dropped", why, dropped))
+	if rolloutID != "" {
+		end.RolloutID, end.DroppedRequests = rolloutID, dropped
+	}
+	_, rerr := a.send(ctx, end, id)
+	return dropped, errors.Join(err, rerr)
 }
 
 func (a *appWorker) report(ctx context.Context, r *runner, state events.RunnerState, reason string) error {
-	_, err := a.send(ctx, events.ReportRunner{
+	_, err := a.send(ctx, a.runnerReport(r, state, reason), r.proc.RunnerID())
+	return err
+}
+
+// runnerReport is the report of r's move to state, for reason.
+func (a *appWorker) runnerReport(r *runner, state events.RunnerState, reason string) events.ReportRunner {
+	return events.ReportRunner{
 		RunnerID:   r.proc.RunnerID(),
 		RevisionID: r.revisionID,
 		State:      state,
@@ -1149,8 +1162,7 @@ func (a *appWorker) report(ctx context.Context, r *runner, state events.RunnerSt
 		Port:       r.proc.Port(),
 		// Reasons may quote a runner's output or a multi-line error.
 		Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes),
-	}, r.proc.RunnerID())
-	return err
+	}
 }
 
 // send executes a command for the app and returns its outcome. A rejected
