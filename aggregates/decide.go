@@ -36,6 +36,8 @@ func Decide(state App, cmd events.Command, now time.Time) ([]events.Event, error
 		return decideRollout(state, c, now)
 	case events.CompleteRollout:
 		return decideCompleteRollout(state, c)
+	case events.FailRollout:
+		return decideFailRollout(state, c)
 	case events.DeleteRevision:
 		return decideDeleteRevision(state, c)
 	case events.Scale:
@@ -285,16 +287,45 @@ func decideRollout(state App, c events.Rollout, now time.Time) ([]events.Event, 
 }
 
 func decideCompleteRollout(state App, c events.CompleteRollout) ([]events.Event, error) {
-	if state.Rollout == nil || state.Rollout.ID != c.RolloutID {
-		return nil, reject(CodeRolloutNotFound, "app %q has no rollout %s in progress", state.Name, showID(c.RolloutID))
-	}
-	if c.Replaced < 0 || c.DroppedRequests < 0 {
-		return nil, invalid("replaced and dropped_requests must not be negative")
+	ro, err := endingRollout(state, c.RolloutID, c.Replaced, c.DroppedRequests)
+	if err != nil {
+		return nil, err
 	}
 	return []events.Event{events.RolloutCompleted{
-		RolloutID: c.RolloutID, RevisionID: state.Rollout.RevisionID, Force: state.Rollout.Force,
+		RolloutID: c.RolloutID, RevisionID: ro.RevisionID, Force: ro.Force,
 		Replaced: c.Replaced, DroppedRequests: c.DroppedRequests,
 	}}, nil
+}
+
+// decideFailRollout ends the rollout in progress, failed, with the reason
+// its replacements did not come up.
+func decideFailRollout(state App, c events.FailRollout) ([]events.Event, error) {
+	ro, err := endingRollout(state, c.RolloutID, c.Replaced, c.DroppedRequests)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(c.Reason) == "" {
+		return nil, invalid("a failed rollout needs a reason")
+	}
+	if err := checkText("reason", c.Reason, MaxReasonBytes); err != nil {
+		return nil, err
+	}
+	return []events.Event{events.RolloutFailed{
+		RolloutID: c.RolloutID, RevisionID: ro.RevisionID, Force: ro.Force,
+		Replaced: c.Replaced, DroppedRequests: c.DroppedRequests, Reason: c.Reason,
+	}}, nil
+}
+
+// endingRollout returns the rollout in progress that a report of its end
+// names, with what it counted, or the rejection.
+func endingRollout(state App, rolloutID string, replaced, dropped int) (*Rollout, error) {
+	if state.Rollout == nil || state.Rollout.ID != rolloutID {
+		return nil, reject(CodeRolloutNotFound, "app %q has no rollout %s in progress", state.Name, showID(rolloutID))
+	}
+	if replaced < 0 || dropped < 0 {
+		return nil, invalid("replaced and dropped_requests must not be negative")
+	}
+	return state.Rollout, nil
 }
 
 func decideDeleteRevision(state App, c events.DeleteRevision) ([]events.Event, error) {
@@ -372,6 +403,13 @@ func decideReportRunner(state App, c events.ReportRunner) ([]events.Event, error
 		return nil, invalid("pid must be 0 to %d, got %d", MaxRunnerPID, c.PID)
 	case c.Port < 0 || c.Port > MaxPort:
 		return nil, invalid("port must be 0 to %d, got %d", MaxPort, c.Port)
+	case c.DroppedRequests < 0:
+		return nil, invalid("dropped_requests must not be negative, got %d", c.DroppedRequests)
+	}
+	if c.RolloutID != "" {
+		if err := checkUUID("rollout_id", c.RolloutID); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkText("reason", c.Reason, MaxReasonBytes); err != nil {
 		return nil, err

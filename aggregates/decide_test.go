@@ -687,6 +687,46 @@ func completeRolloutSpecs() []spec {
 	}
 }
 
+func failRolloutSpecs() []spec {
+	return []spec{
+		{
+			name:  "failing_the_rollout_in_progress_records_what_it_did_and_why",
+			given: history(live(r1), evs(rolloutRequested(ro1, r1, false))),
+			when:  events.FailRollout{RolloutID: ro1, Replaced: 1, Reason: "3 replacements in a row did not start"},
+			then:  evs(events.RolloutFailed{RolloutID: ro1, RevisionID: r1, Replaced: 1, Reason: "3 replacements in a row did not start"}),
+			after: func(t T, s aggregates.App) {
+				if s.Rollout != nil {
+					t.Fatalf("rollout still in progress after it failed: %+v", *s.Rollout)
+				}
+			},
+		},
+		{
+			name:  "a_new_rollout_is_accepted_once_the_last_failed",
+			given: history(live(r1), evs(rolloutRequested(ro1, r1, false), events.RolloutFailed{RolloutID: ro1, RevisionID: r1, Reason: "x"})),
+			when:  events.Rollout{RolloutID: ro2},
+			then:  evs(rolloutRequested(ro2, r1, false)),
+		},
+		{
+			name:   "failing_a_rollout_without_a_reason_is_rejected",
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, false))),
+			when:   events.FailRollout{RolloutID: ro1, Reason: " "},
+			reject: aggregates.CodeInvalidArgument,
+		},
+		{
+			name:   "failing_a_completed_rollout_is_rejected",
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, false), rolloutCompleted(ro1, r1))),
+			when:   events.FailRollout{RolloutID: ro1, Reason: "late"},
+			reject: aggregates.CodeRolloutNotFound,
+		},
+		{
+			name:   "failing_with_a_negative_count_is_rejected",
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:   events.FailRollout{RolloutID: ro1, DroppedRequests: -1, Reason: "x"},
+			reject: aggregates.CodeInvalidArgument,
+		},
+	}
+}
+
 func deleteRevisionSpecs() []spec {
 	r1ThenR2 := history(live(r1), promoted(r1, r2, defaultRuntime))
 	// A rollout of r2 is pending when the alias moves back to r1.
@@ -1203,6 +1243,21 @@ func reportRunnerSpecs() []spec {
 			then:  evs(events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated}),
 		},
 		{
+			name:  "a_runner_a_force_rollout_killed_counts_its_dropped_requests_in_the_rollout",
+			given: history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:  events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated, RolloutID: ro1, DroppedRequests: 3},
+			then:  evs(events.RunnerStateChanged{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated, RolloutID: ro1, DroppedRequests: 3}),
+			after: func(t T, s aggregates.App) {
+				equal(t, "requests the rollout dropped", s.Rollout.Dropped, 3)
+			},
+		},
+		{
+			name:   "a_negative_dropped_count_is_rejected",
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:   events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated, RolloutID: ro1, DroppedRequests: -1},
+			reject: aggregates.CodeInvalidArgument,
+		},
+		{
 			name:   "runner_report_needs_a_runner_id",
 			given:  live(r1),
 			when:   events.ReportRunner{RevisionID: r1, State: events.RunnerIdle},
@@ -1267,11 +1322,13 @@ func TestFailDeploy(t *testing.T)      { t.Parallel(); run(t, failDeploySpecs())
 func TestSetRevision(t *testing.T)     { t.Parallel(); run(t, setRevisionSpecs()) }
 func TestRollout(t *testing.T)         { t.Parallel(); run(t, rolloutSpecs()) }
 func TestCompleteRollout(t *testing.T) { t.Parallel(); run(t, completeRolloutSpecs()) }
-func TestDeleteRevision(t *testing.T)  { t.Parallel(); run(t, deleteRevisionSpecs()) }
-func TestScale(t *testing.T)           { t.Parallel(); run(t, scaleSpecs()) }
-func TestSuspendResume(t *testing.T)   { t.Parallel(); run(t, suspendResumeSpecs()) }
-func TestReportRunner(t *testing.T)    { t.Parallel(); run(t, reportRunnerSpecs()) }
-func TestUnknownCommand(t *testing.T)  { t.Parallel(); run(t, unknownCommandSpecs()) }
+
+func TestFailRollout(t *testing.T)    { t.Parallel(); run(t, failRolloutSpecs()) }
+func TestDeleteRevision(t *testing.T) { t.Parallel(); run(t, deleteRevisionSpecs()) }
+func TestScale(t *testing.T)          { t.Parallel(); run(t, scaleSpecs()) }
+func TestSuspendResume(t *testing.T)  { t.Parallel(); run(t, suspendResumeSpecs()) }
+func TestReportRunner(t *testing.T)   { t.Parallel(); run(t, reportRunnerSpecs()) }
+func TestUnknownCommand(t *testing.T) { t.Parallel(); run(t, unknownCommandSpecs()) }
 
 // allSpecs is every table above; TestEveryCodeIsSpecified reads it.
 func allSpecs() []spec {

@@ -106,6 +106,10 @@ type Rollout struct {
 	RevisionID  string
 	Force       bool
 	RequestedAt time.Time
+	// Dropped counts the requests the force rollout cut so far, from the
+	// terminated reports of the runners it killed: what it did before a
+	// restart of the server, which the runner worker goes on from.
+	Dropped int
 }
 
 // RolloutStuckAfter is how long a graceful rollout may run before a new one
@@ -197,9 +201,18 @@ func Evolve(state App, env events.Envelope) App {
 		if state.Rollout != nil && state.Rollout.ID == ev.RolloutID {
 			state.Rollout = nil
 		}
+	case events.RolloutFailed:
+		if state.Rollout != nil && state.Rollout.ID == ev.RolloutID {
+			state.Rollout = nil
+		}
 	case events.RunnerStateChanged:
 		if ev.State == events.RunnerTerminated {
 			delete(state.Runners, ev.RunnerID)
+			if ro := state.Rollout; ro != nil && ev.RolloutID == ro.ID {
+				counted := *ro
+				counted.Dropped += ev.DroppedRequests
+				state.Rollout = &counted
+			}
 			break
 		}
 		if state.Runners == nil {

@@ -1,6 +1,9 @@
 package events
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // CodeKind says what a stable code answers, and so how the CLI exits on it.
 type CodeKind string
@@ -13,6 +16,9 @@ const (
 	KindNoOp CodeKind = "noop"
 	// KindError is a query or HTTP request that failed.
 	KindError CodeKind = "error"
+	// KindGateway is a request to an app that the gateway could not
+	// serve: no command or query answers it, so no CLI exits on it.
+	KindGateway CodeKind = "gateway"
 )
 
 // CodeSpec is one entry of the catalogue of stable codes: every code a
@@ -104,6 +110,35 @@ var catalogue = []CodeSpec{
 	{"not_ready", KindError, http.StatusServiceUnavailable},
 	{"timeout", KindError, http.StatusGatewayTimeout},
 	{"canceled", KindError, http.StatusServiceUnavailable},
+
+	// The gateway (workers/gateway), besides not_found, app_not_found,
+	// app_suspended and no_current_revision above, which it answers too
+	// (the last two with 503: the app cannot serve the request).
+	{"app_starting", KindGateway, http.StatusServiceUnavailable},
+	{"app_unavailable", KindGateway, http.StatusServiceUnavailable},
+	{"app_backing_off", KindGateway, http.StatusServiceUnavailable},
+	{"queue_full", KindGateway, http.StatusServiceUnavailable},
+	{"request_timeout", KindGateway, http.StatusGatewayTimeout},
+	{"runner_stopped", KindGateway, http.StatusBadGateway},
+	{"runner_unreachable", KindGateway, http.StatusBadGateway},
+}
+
+// ProblemTypeBase prefixes a code to make the type URI of an RFC 9457
+// problem document with that code, from the HTTP API and the gateway
+// alike.
+const ProblemTypeBase = "https://revline.dev/problems/"
+
+// ProblemType returns the type URI of a problem with code.
+func ProblemType(code string) string { return ProblemTypeBase + code }
+
+// ProblemTitle returns the short, fixed title of a problem with code:
+// "revision_is_current" gives "Revision is current".
+func ProblemTitle(code string) string {
+	t := strings.ReplaceAll(code, "_", " ")
+	if t == "" {
+		return t
+	}
+	return strings.ToUpper(t[:1]) + t[1:]
 }
 
 var codeIndex = func() map[string]CodeSpec {

@@ -20,6 +20,7 @@ const (
 	CmdCompleteDeploy  = "complete_deploy"
 	CmdFailDeploy      = "fail_deploy"
 	CmdCompleteRollout = "complete_rollout"
+	CmdFailRollout     = "fail_rollout"
 	CmdReportRunner    = "report_runner"
 	CmdSetSecret       = "set_secret"
 	CmdUnsetSecret     = "unset_secret"
@@ -146,6 +147,16 @@ type CompleteRollout struct {
 	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
 }
 
+// FailRollout is sent by a runner worker when a rollout's replacements
+// keep failing to start: the rollout ends, failed, with what it did and
+// why.
+type FailRollout struct {
+	RolloutID       string `msgpack:"rollout_id" json:"rollout_id"`
+	Replaced        int    `msgpack:"replaced" json:"replaced"`
+	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
+	Reason          string `msgpack:"reason" json:"reason"`
+}
+
 // ReportRunner is sent by a runner worker when a runner changes state.
 type ReportRunner struct {
 	RunnerID   string      `msgpack:"runner_id" json:"runner_id"`
@@ -154,6 +165,13 @@ type ReportRunner struct {
 	PID        int         `msgpack:"pid" json:"pid"`
 	Port       int         `msgpack:"port" json:"port"`
 	Reason     string      `msgpack:"reason,omitempty" json:"reason,omitempty"`
+	// RolloutID names the force rollout that killed the runner, and
+	// DroppedRequests the requests in flight it cut (exact, counted by
+	// the gateway): only on the terminated report of a runner a force
+	// rollout killed, so that the rollout's count survives a restart of
+	// the server.
+	RolloutID       string `msgpack:"rollout_id,omitempty" json:"rollout_id,omitempty"`
+	DroppedRequests int    `msgpack:"dropped_requests,omitempty" json:"dropped_requests,omitempty"`
 }
 
 // CommandType implements Command.
@@ -185,6 +203,9 @@ func (FailDeploy) CommandType() string { return CmdFailDeploy }
 
 // CommandType implements Command.
 func (CompleteRollout) CommandType() string { return CmdCompleteRollout }
+
+// CommandType implements Command.
+func (FailRollout) CommandType() string { return CmdFailRollout }
 
 // CommandType implements Command.
 func (ReportRunner) CommandType() string { return CmdReportRunner }

@@ -19,6 +19,7 @@ const (
 	TypeAppResumed          = "app.resumed"
 	TypeRolloutRequested    = "rollout.requested"
 	TypeRolloutCompleted    = "rollout.completed"
+	TypeRolloutFailed       = "rollout.failed"
 	TypeRunnerStateChanged  = "runner.state_changed"
 	TypeSecretSet           = "secret.set"
 	TypeSecretUnset         = "secret.unset"
@@ -198,6 +199,19 @@ type RolloutCompleted struct {
 	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
 }
 
+// RolloutFailed records that a rollout ended without replacing every
+// runner: its replacements kept failing to start. A graceful rollout
+// leaves the runners it had not replaced serving; Replaced and
+// DroppedRequests count what it did before it gave up.
+type RolloutFailed struct {
+	RolloutID       string `msgpack:"rollout_id" json:"rollout_id"`
+	RevisionID      string `msgpack:"revision_id" json:"revision_id"`
+	Force           bool   `msgpack:"force" json:"force"`
+	Replaced        int    `msgpack:"replaced" json:"replaced"`
+	DroppedRequests int    `msgpack:"dropped_requests" json:"dropped_requests"`
+	Reason          string `msgpack:"reason" json:"reason"`
+}
+
 // RunnerStopRequested records a request to stop one runner (see
 // StopRunner); the runner worker carries it out and reports the runner
 // terminated, with what it cut.
@@ -228,6 +242,10 @@ type RunnerStateChanged struct {
 	PID        int         `msgpack:"pid" json:"pid"`
 	Port       int         `msgpack:"port" json:"port"`
 	Reason     string      `msgpack:"reason" json:"reason"`
+	// RolloutID and DroppedRequests: see ReportRunner. Absent (empty, 0)
+	// but on the terminated report of a runner a force rollout killed.
+	RolloutID       string `msgpack:"rollout_id,omitempty" json:"rollout_id,omitempty"`
+	DroppedRequests int    `msgpack:"dropped_requests,omitempty" json:"dropped_requests,omitempty"`
 }
 
 // EventType implements Event.
@@ -259,6 +277,9 @@ func (RolloutRequested) EventType() string { return TypeRolloutRequested }
 
 // EventType implements Event.
 func (RolloutCompleted) EventType() string { return TypeRolloutCompleted }
+
+// EventType implements Event.
+func (RolloutFailed) EventType() string { return TypeRolloutFailed }
 
 // EventType implements Event.
 func (RunnerStateChanged) EventType() string { return TypeRunnerStateChanged }

@@ -259,19 +259,10 @@ func (m *RevisionHistory) apply(env events.Envelope) {
 			Status: RolloutActive, RequestedAt: env.OccurredAt, RequestedBy: env.Actor,
 		}
 	case events.RolloutCompleted:
-		ro, ok := app.rollouts[ev.RolloutID]
-		if !ok {
-			ro = &RolloutView{RolloutID: ev.RolloutID, RevisionID: ev.RevisionID, Force: ev.Force}
-			app.rollouts[ev.RolloutID] = ro
-		}
-		ro.Status = RolloutCompleted
-		ro.SupersededBy = ""
-		ro.CompletedAt = env.OccurredAt
-		ro.Replaced = ev.Replaced
-		ro.DroppedRequests = ev.DroppedRequests
-		if app.activeRollout == ev.RolloutID {
-			app.activeRollout = ""
-		}
+		app.endRollout(ev, RolloutCompleted, "", env.OccurredAt)
+	case events.RolloutFailed:
+		ended := events.RolloutCompleted{RolloutID: ev.RolloutID, RevisionID: ev.RevisionID, Force: ev.Force, Replaced: ev.Replaced, DroppedRequests: ev.DroppedRequests}
+		app.endRollout(ended, RolloutFailed, ev.Reason, env.OccurredAt)
 	case events.RunnerStateChanged:
 		r, ok := app.runners[ev.RunnerID]
 		if !ok {
@@ -434,6 +425,33 @@ func (m *RevisionHistory) LastSwitch(appName string) (SwitchView, bool) {
 	return sw, true
 }
 
+// endRollout records the end of a rollout: completed, or failed for
+// reason, at at, with what it counted.
+func (a *appRecord) endRollout(ev events.RolloutCompleted, status RolloutStatus, reason string, at time.Time) {
+	ro, ok := a.rollouts[ev.RolloutID]
+	if !ok {
+		ro = &RolloutView{RolloutID: ev.RolloutID, RevisionID: ev.RevisionID, Force: ev.Force}
+		a.rollouts[ev.RolloutID] = ro
+	}
+	ro.Status = status
+	ro.Reason = reason
+	ro.SupersededBy = ""
+	ro.CompletedAt = at
+	ro.Replaced = ev.Replaced
+	ro.DroppedRequests = ev.DroppedRequests
+	if a.activeRollout == ev.RolloutID {
+		a.activeRollout = ""
+	}
+}
+
+// rolloutRequester is who requested rollout id, or "" if unknown.
+func (a *appRecord) rolloutRequester(id string) string {
+	if ro, ok := a.rollouts[id]; ok {
+		return ro.RequestedBy
+	}
+	return ""
+}
+
 // requester is who asked for what env records (AppView.UpdatedBy), from
 // the app as it was before env.
 func (a *appRecord) requester(env events.Envelope) string {
@@ -448,9 +466,9 @@ func (a *appRecord) requester(env events.Envelope) string {
 			by = a.createdBy(ev.To)
 		}
 	case events.RolloutCompleted:
-		if ro, ok := a.rollouts[ev.RolloutID]; ok {
-			by = ro.RequestedBy
-		}
+		by = a.rolloutRequester(ev.RolloutID)
+	case events.RolloutFailed:
+		by = a.rolloutRequester(ev.RolloutID)
 	}
 	if by == "" {
 		return env.Actor

@@ -150,6 +150,9 @@ const (
 	RolloutActive RolloutStatus = "active"
 	// RolloutCompleted: the rollout reported its end.
 	RolloutCompleted RolloutStatus = "completed"
+	// RolloutFailed: the rollout ended without replacing every runner:
+	// its replacements kept failing to start (RolloutView.Reason).
+	RolloutFailed RolloutStatus = "failed"
 	// RolloutSuperseded: a newer rollout was requested before this one
 	// completed (a force rollout, or one after the stuck timeout).
 	RolloutSuperseded RolloutStatus = "superseded"
@@ -163,10 +166,12 @@ type RolloutView struct {
 	Status      RolloutStatus `json:"status"`
 	RequestedAt time.Time     `json:"requested_at"`
 	RequestedBy string        `json:"requested_by"`
-	// CompletedAt is zero unless Status is completed.
-	CompletedAt     time.Time `json:"completed_at,omitzero"`
-	Replaced        int       `json:"replaced"`
-	DroppedRequests int       `json:"dropped_requests"`
+	// CompletedAt is zero unless Status is completed or failed.
+	CompletedAt time.Time `json:"completed_at,omitzero"`
+	// Reason is why a failed rollout failed.
+	Reason          string `json:"reason,omitempty"`
+	Replaced        int    `json:"replaced"`
+	DroppedRequests int    `json:"dropped_requests"`
 	// SupersededBy is the rollout that replaced this one, if Status is
 	// superseded.
 	SupersededBy string `json:"superseded_by,omitempty"`

@@ -245,6 +245,8 @@ func namesRevision(ev events.Event, id string) bool {
 		return ev.RevisionID == id
 	case events.RolloutCompleted:
 		return ev.RevisionID == id
+	case events.RolloutFailed:
+		return ev.RevisionID == id
 	case events.RunnerStateChanged:
 		return ev.RevisionID == id
 	case events.RunnerStopRequested:

@@ -53,6 +53,12 @@ func Summary(before aggregates.App, env events.Envelope) string {
 			s += fmt.Sprintf(", %d in-flight request(s) dropped", ev.DroppedRequests)
 		}
 		return s
+	case events.RolloutFailed:
+		s := fmt.Sprintf("%s rollout of %s failed: %s; %d runner(s) replaced", rolloutKind(ev.Force), name(ev.RevisionID), ev.Reason, ev.Replaced)
+		if ev.Force {
+			s += fmt.Sprintf(", %d in-flight request(s) dropped", ev.DroppedRequests)
+		}
+		return s
 	case events.RunnerStateChanged:
 		s := fmt.Sprintf("runner %s of %s %s", ev.RunnerID, name(ev.RevisionID), ev.State)
 		if ev.Reason != "" {

@@ -20,6 +20,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -167,6 +168,9 @@ type app struct {
 	// changed is closed (and replaced) whenever a slot frees or the
 	// backends change, waking the requests that wait for a runner.
 	changed chan struct{}
+	// backOffUntil is when the control plane starts runners of the app
+	// again after a failure (BackOff); zero if it is not backing off.
+	backOffUntil time.Time
 }
 
 // backend is one runner with its in-flight requests.
@@ -316,6 +320,22 @@ func (g *Gateway) Drop(appName, runnerID string) (dropped int) {
 	return b.dropped - before
 }
 
+// BackOff tells the gateway that the control plane starts no runner of
+// app before until, after runners failed (a crash loop, replacements or
+// cold starts that did not listen). Meanwhile, while no runner of the app
+// takes requests, nothing is coming for them: they get 503 app_backing_off
+// with Retry-After at once, those waiting already included, rather than
+// wait out request_timeout. A runner added, or until passing, ends it; a
+// request that finds the app with no runner otherwise waits for one to
+// start, as from zero.
+func (g *Gateway) BackOff(appName string, until time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.app(appName)
+	a.backOffUntil = until
+	a.notify()
+}
+
 // RemoveRunner forgets a runner that has stopped.
 func (g *Gateway) RemoveRunner(appName, runnerID string) {
 	g.mu.Lock()
@@ -389,7 +409,7 @@ func (g *Gateway) Load(appName string) Load {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/apps/")
 	if !ok {
-		problem(w, http.StatusNotFound, "not_found", "the gateway serves /apps/{app}/{path}")
+		problem(w, r.URL.EscapedPath(), http.StatusNotFound, codeNotFound, "the gateway serves /apps/{app}/{path}")
 		return
 	}
 	app, path, _ := strings.Cut(rest, "/")
@@ -506,11 +526,13 @@ var (
 	errRequestTimeout = errors.New("request_timeout elapsed")
 )
 
-// errUnavailable explains a request that found no runner.
+// errUnavailable explains a request that found no runner; retryAfter,
+// if set, is when to try again.
 type errUnavailable struct {
-	status  int
-	code    string
-	message string
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration
 }
 
 // acquire waits for a runner slot of appName until ctx ends. It returns
@@ -528,11 +550,11 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 	a, ok := g.apps[appName]
 	switch {
 	case ok && a.expected && !a.known && g.cfg.Now().Sub(a.expectedAt) < g.cfg.StartingGrace:
-		return nil, &errUnavailable{http.StatusServiceUnavailable, "app_starting", fmt.Sprintf("app %q is starting: its runners are not known yet", appName)}
+		return nil, &errUnavailable{http.StatusServiceUnavailable, codeAppStarting, fmt.Sprintf("app %q is starting: its runners are not known yet", appName), time.Second}
 	case ok && a.expected && !a.known:
-		return nil, &errUnavailable{http.StatusServiceUnavailable, "app_unavailable", fmt.Sprintf("app %q has not come back since the server started (its log may not be readable: see the server's log)", appName)}
+		return nil, &errUnavailable{http.StatusServiceUnavailable, codeAppUnavailable, fmt.Sprintf("app %q has not come back since the server started (its log may not be readable: see the server's log)", appName), 0}
 	case !ok || !a.known:
-		return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
+		return nil, &errUnavailable{http.StatusNotFound, codeAppNotFound, fmt.Sprintf("app %q not found", appName), 0}
 	}
 	queued, coldStart := false, !a.taking()
 	defer func() {
@@ -546,11 +568,11 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 		switch {
 		case a.route.Deleted:
 			// Also for a request that waited: the app went away meanwhile.
-			return nil, &errUnavailable{http.StatusNotFound, "app_not_found", fmt.Sprintf("app %q not found", appName)}
+			return nil, &errUnavailable{http.StatusNotFound, codeAppNotFound, fmt.Sprintf("app %q not found", appName), 0}
 		case a.route.Suspended:
-			return nil, &errUnavailable{http.StatusServiceUnavailable, "app_suspended", fmt.Sprintf("app %q is suspended: resume it to serve requests", appName)}
+			return nil, &errUnavailable{http.StatusServiceUnavailable, codeAppSuspended, fmt.Sprintf("app %q is suspended: resume it to serve requests", appName), 0}
 		case a.route.CurrentRevision == "":
-			return nil, &errUnavailable{http.StatusServiceUnavailable, "no_current_revision", fmt.Sprintf("app %q has no deployed revision yet", appName)}
+			return nil, &errUnavailable{http.StatusServiceUnavailable, codeNoCurrentRevision, fmt.Sprintf("app %q has no deployed revision yet", appName), 0}
 		}
 		if b := a.pick(); b != nil {
 			f := &flight{backend: b, cancel: cancel, coldStart: coldStart}
@@ -559,10 +581,17 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 			short = short || a.freeRunners() < a.route.ConcurrencyBuffer
 			return f, nil
 		}
+		if wait := a.backOffUntil.Sub(g.cfg.Now()); wait > 0 && !a.taking() {
+			// Not even a runner of another revision takes requests, and
+			// none starts before the back-off ends. (Its reason, which may
+			// quote the runner's output, is for the operator, not the
+			// app's clients: the audit log and `revline apps runners`.)
+			return nil, &errUnavailable{http.StatusServiceUnavailable, codeAppBackingOff, fmt.Sprintf("app %q has no runner that can take requests: its runners failed, and the next one starts in %s", appName, wait.Round(time.Second)), wait}
+		}
 		signal := false
 		if !queued {
 			if a.queued >= g.cfg.QueueLimit {
-				return nil, &errUnavailable{http.StatusServiceUnavailable, "queue_full", fmt.Sprintf("app %q has %d requests waiting for a runner already", appName, a.queued)}
+				return nil, &errUnavailable{http.StatusServiceUnavailable, codeQueueFull, fmt.Sprintf("app %q has %d requests waiting for a runner already", appName, a.queued), time.Second}
 			}
 			if a.queued++; a.queued == 1 {
 				a.queuedSince = g.cfg.Now()
@@ -580,9 +609,9 @@ func (g *Gateway) acquire(ctx context.Context, appName string, cancel context.Ca
 		case <-ctx.Done():
 			g.mu.Lock()
 			if errors.Is(context.Cause(ctx), errRequestTimeout) {
-				return nil, &errUnavailable{http.StatusGatewayTimeout, "request_timeout", fmt.Sprintf("no runner of app %q was free within its request_timeout", appName)}
+				return nil, &errUnavailable{http.StatusGatewayTimeout, codeRequestTimeout, fmt.Sprintf("no runner of app %q was free within its request_timeout", appName), 0}
 			}
-			return nil, &errUnavailable{499, "client_gone", "the client went away"}
+			return nil, &errUnavailable{499, "client_gone", "the client went away", 0}
 		}
 	}
 }
@@ -630,7 +659,7 @@ type stateKey struct{}
 // escaped as the client sent it).
 func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, appName, path string) {
 	if err := events.ValidateAppName(appName); err != nil {
-		problem(w, http.StatusNotFound, "app_not_found", err.Error())
+		problem(w, r.URL.EscapedPath(), http.StatusNotFound, codeAppNotFound, err.Error())
 		return
 	}
 	requestID := r.Header.Get(HeaderRequestID)
@@ -659,11 +688,12 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, appName, path
 	}
 	f, unavailable := g.acquire(ctx, appName, cancel)
 	if unavailable != nil {
-		if unavailable.code == "queue_full" || unavailable.code == "app_starting" {
-			w.Header().Set("Retry-After", "1")
+		if unavailable.retryAfter > 0 {
+			// Whole seconds (RFC 9110), rounded up: never 0.
+			w.Header().Set("Retry-After", strconv.Itoa(int((unavailable.retryAfter+time.Second-1)/time.Second)))
 		}
 		if unavailable.status != 499 {
-			problem(w, unavailable.status, unavailable.code, unavailable.message)
+			problem(w, r.URL.EscapedPath(), unavailable.status, unavailable.code, unavailable.message)
 		}
 		return
 	}
@@ -751,16 +781,19 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	g.mu.Lock()
 	state.flight.failed = true
 	g.mu.Unlock()
+	// r is the request as sent to the runner: the client's path had the
+	// app's prefix.
+	instance := "/apps/" + state.app + state.path
 	switch cause := context.Cause(r.Context()); {
 	case errors.Is(cause, errDropped):
-		problem(w, http.StatusBadGateway, "runner_stopped", errDropped.Error())
+		problem(w, instance, http.StatusBadGateway, codeRunnerStopped, errDropped.Error())
 	case errors.Is(cause, errRequestTimeout):
-		problem(w, http.StatusGatewayTimeout, "request_timeout", "the runner did not answer within the app's request_timeout")
+		problem(w, instance, http.StatusGatewayTimeout, codeRequestTimeout, "the runner did not answer within the app's request_timeout")
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
 	default:
 		g.cfg.Logger.Warn("runner unreachable", "runner", state.flight.backend.RunnerID, "error", err)
-		problem(w, http.StatusBadGateway, "runner_unreachable", "the runner did not answer: "+err.Error())
+		problem(w, instance, http.StatusBadGateway, codeRunnerUnreachable, "the runner did not answer: "+err.Error())
 	}
 }
 

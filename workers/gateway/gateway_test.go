@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/internal/testsupport"
 	"github.com/revline/revline/workers/gateway"
 )
@@ -210,11 +212,33 @@ func TestUnknownSuspendedDeletedAndUndeployedApps(t *testing.T) {
 		if resp.StatusCode != tc.status || !strings.Contains(body, `"code":"`+tc.code+`"`) || resp.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s, want %d %s", tc.path, resp.StatusCode, body, tc.status, tc.code)
 		}
+		checkProblem(t, tc.path, resp.StatusCode, body)
 	}
 	// An app that never comes back stops saying "starting".
 	clock.Add(61)
 	if resp, body := get(t, f.url+"/apps/booting/x"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "app_unavailable") || resp.Header.Get("Retry-After") != "" {
 		t.Errorf("an app that did not come back: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
+
+// checkProblem fails the test unless body is a problem document in the
+// HTTP API's scheme: a type URI and title made from a code of the
+// catalogue, the status answered, and the request's path as instance.
+func checkProblem(t *testing.T, path string, status int, body string) {
+	t.Helper()
+	var p struct {
+		Type, Title, Detail, Code, Instance string
+		Status                              int
+	}
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Errorf("%s: %v: %s", path, err, body)
+		return
+	}
+	if _, ok := events.LookupCode(p.Code); !ok {
+		t.Errorf("%s: code %q is not in the catalogue (events/codes.go, docs/bus.md §7)", path, p.Code)
+	}
+	if p.Type != "https://revline.dev/problems/"+p.Code || p.Title != events.ProblemTitle(p.Code) || p.Status != status || p.Detail == "" || p.Instance != path {
+		t.Errorf("%s: problem %+v, want type https://revline.dev/problems/%s, its title, status %d, a detail and instance %s", path, p, p.Code, status, path)
 	}
 }
 
@@ -274,6 +298,63 @@ func TestFullQueueGets503WithRetryAfter(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "queue_full") {
 		t.Fatalf("over the queue limit: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
+	checkProblem(t, "/apps/web/x", resp.StatusCode, body)
+}
+
+// An app with no runner, whose runners are backing off after failures,
+// answers 503 app_backing_off with Retry-After at once, the request that
+// was waiting for a cold start included; a busy runner, the back-off's
+// end or a runner added means requests wait (or are served) again.
+func TestAnAppBackingOffWithNoRunnerGets503AtOnce(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Int64 // seconds
+	f := newFixture(t, gateway.Config{Now: func() time.Time { return time.Unix(clock.Load(), 0) }})
+	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-1", MaxMultiplexing: 1, RequestTimeout: time.Hour})
+	waiting := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := get(t, f.url+"/apps/web/x") // from zero: waits for a runner
+		waiting <- resp
+	}()
+	testsupport.Eventually(testContext(t), t, "one request waiting for a cold start", func() bool { return f.gw.Load("web").Queued == 1 })
+
+	f.gw.BackOff("web", time.Unix(clock.Load(), 0).Add(4500*time.Millisecond)) // the cold start failed
+	select {
+	case resp := <-waiting:
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+			t.Fatalf("the waiting request got %d Retry-After %q, want 503 with Retry-After 5", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the request waiting for a runner that is not coming was not answered")
+	}
+	resp, body := get(t, f.url+"/apps/web/x")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"app_backing_off"`) || resp.Header.Get("Content-Type") != "application/problem+json" || resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("a request during the back-off: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	checkProblem(t, "/apps/web/x", resp.StatusCode, body)
+
+	// A runner taking requests serves whatever the back-off.
+	backend := newRunner(t)
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r1", RevisionID: "rev-1", Addr: backend.addr()})
+	if resp, body := get(t, f.url+"/apps/web/x"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("with a runner: %d %s", resp.StatusCode, body)
+	}
+	// Once it ends, a request finding no runner waits for one again.
+	f.gw.RemoveRunner("web", "r1")
+	clock.Add(5)
+	go func() {
+		resp, _ := get(t, f.url+"/apps/web/x")
+		waiting <- resp
+	}()
+	testsupport.Eventually(testContext(t), t, "a request waiting after the back-off", func() bool { return f.gw.Load("web").Queued == 1 })
+	f.gw.AddRunner("web", gateway.Backend{RunnerID: "r2", RevisionID: "rev-1", Addr: backend.addr()})
+	select {
+	case resp := <-waiting:
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("the request waiting after the back-off got %d, want 200 from the runner that started", resp.StatusCode)
+		}
+	case <-testContext(t).Done():
+		t.Fatal("the request waiting after the back-off was not answered")
+	}
 }
 
 // A request waiting for a runner of an app that is deleted meanwhile gets
@@ -310,12 +391,14 @@ func TestRequestTimeoutGets504(t *testing.T) {
 	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "request_timeout") {
 		t.Fatalf("slow runner: %d %s", resp.StatusCode, body)
 	}
+	checkProblem(t, "/apps/web/hold", resp.StatusCode, body)
 	f.gw.SetRoute("web", gateway.Route{CurrentRevision: "rev-2", MaxMultiplexing: 1, RequestTimeout: 200 * time.Millisecond})
 	f.gw.Drain(testContext(t), "web", "r1")
 	resp, body = get(t, f.url+"/apps/web/x") // no runner comes within request_timeout
 	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "request_timeout") {
 		t.Fatalf("no runner: %d %s", resp.StatusCode, body)
 	}
+	checkProblem(t, "/apps/web/x", resp.StatusCode, body)
 }
 
 // A draining runner gets no new request, and Drain returns once its last

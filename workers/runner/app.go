@@ -86,11 +86,19 @@ type appWorker struct {
 	nextStart   time.Time
 }
 
+// rolloutFailureLimit is how many replacements in a row may fail to
+// start before a rollout is reported failed (as the CLI's wait gives up
+// on runners that failed as often).
+const rolloutFailureLimit = 3
+
 // rolloutProgress counts the runners a rollout replaced and the requests
-// it dropped, across passes.
+// it dropped, across passes; owed is the runners a force rollout killed
+// whose replacement is not up yet, and failures the replacements that
+// failed to start since the last one that came up.
 type rolloutProgress struct {
 	id                string
 	replaced, dropped int
+	owed, failures    int
 }
 
 // runner is one process the worker started.
@@ -255,7 +263,7 @@ func (a *appWorker) stopRequested(ctx context.Context) error {
 				return err
 			}
 		case stop.Force:
-			if _, err := a.kill(ctx, r, why); err != nil {
+			if _, err := a.kill(ctx, r, why, ""); err != nil {
 				return err
 			}
 		case r.draining:
@@ -553,7 +561,9 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 		return nil // backing off after a failed replacement; a wake is scheduled
 	}
 	if a.rolled.id != ro.ID {
-		a.rolled = rolloutProgress{id: ro.ID}
+		// What the log says it cut already: before a restart of the
+		// server, or nothing.
+		a.rolled = rolloutProgress{id: ro.ID, dropped: ro.Dropped}
 	}
 	if ro.RevisionID != a.state.Current || a.state.Suspended {
 		// A set-rev, deploy or suspend since the request replaced or
@@ -571,6 +581,16 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 		delete(a.lost, id)
 		a.rolled.replaced++
 	}
+	// A force rollout replaces the runners it killed before it kills
+	// another: replacements that do not start fail the rollout with the
+	// runners not killed yet still serving.
+	for a.rolled.owed > 0 {
+		if up, err := a.replaceForRollout(ctx, ro, rev, ""); !up {
+			return err
+		}
+		a.rolled.owed--
+		a.rolled.replaced++
+	}
 	var old []*runner
 	for _, r := range a.live(ro.RevisionID) {
 		if r.proc.StartedAt().Before(ro.RequestedAt) {
@@ -579,19 +599,22 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 	}
 	for _, r := range old {
 		if ro.Force {
-			cut, err := a.kill(ctx, r, "force rollout "+ro.ID)
+			cut, err := a.kill(ctx, r, "force rollout "+ro.ID, ro.ID)
 			a.rolled.dropped += cut
+			a.rolled.owed++
 			if err != nil {
 				return err
 			}
 		}
+		// Graceful: the old runner serves until its replacement is up,
+		// and keeps serving if none comes up.
 		if up, err := a.replaceForRollout(ctx, ro, rev, ""); !up {
 			return err
 		}
-		if !ro.Force {
-			if err := a.drain(ctx, r, a.state.Runtime.RequestTimeout.Duration(), "rollout "+ro.ID); err != nil {
-				return err
-			}
+		if ro.Force {
+			a.rolled.owed--
+		} else if err := a.drain(ctx, r, a.state.Runtime.RequestTimeout.Duration(), "rollout "+ro.ID); err != nil {
+			return err
 		}
 		a.rolled.replaced++
 	}
@@ -601,7 +624,8 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 // replaceForRollout starts a runner of rev for the rollout, why ("" or
 // what it replaces) added to its reason, and reports whether it is up. A
 // runner that did not come up backs the app off (up false, no error): a
-// pass after it goes on.
+// pass after it goes on, unless it was the rolloutFailureLimit-th in a
+// row, which fails the rollout.
 func (a *appWorker) replaceForRollout(ctx context.Context, ro aggregates.Rollout, rev *aggregates.Revision, why string) (up bool, err error) {
 	reason := "rollout " + ro.ID
 	if why != "" {
@@ -615,9 +639,27 @@ func (a *appWorker) replaceForRollout(ctx context.Context, ro aggregates.Rollout
 		// The runners already replaced are new enough to be left alone by
 		// the next pass.
 		a.backOff("rollout " + ro.ID + ": replacement " + failure)
+		a.rolled.failures++
+		if a.rolled.failures >= rolloutFailureLimit {
+			return false, a.failRollout(ctx, ro, fmt.Sprintf("%d replacement runners in a row did not start; the last: %s", a.rolled.failures, failure))
+		}
 		return false, nil
 	}
+	a.rolled.failures = 0
 	return true, nil
+}
+
+// failRollout reports the rollout failed, for reason, with what it did.
+func (a *appWorker) failRollout(ctx context.Context, ro aggregates.Rollout, reason string) error {
+	replaced, dropped := a.rolled.replaced, a.rolled.dropped
+	o, err := a.send(ctx, events.FailRollout{RolloutID: ro.ID, Replaced: replaced, DroppedRequests: dropped, Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes)}, ro.ID)
+	if err != nil {
+		return err
+	}
+	if o.Status == events.OutcomeAccepted {
+		a.log.Warn("rollout failed", "rollout", ro.ID, "force", ro.Force, "replaced", replaced, "dropped_requests", dropped, "reason", reason)
+	}
+	return a.refresh(ctx)
 }
 
 func (a *appWorker) completeRollout(ctx context.Context, ro aggregates.Rollout) error {
@@ -858,6 +900,9 @@ func (a *appWorker) backOff(reason string) time.Duration {
 	delay := min(a.cfg.CrashBackoff<<min(a.crashes, 10), maxCrashBackoff)
 	a.crashes++
 	a.nextStart = time.Now().Add(delay)
+	// Requests that find no runner then get 503 at once, not a wait
+	// for a runner that is not coming.
+	a.cfg.Traffic.BackOff(a.name, a.nextStart)
 	a.log.Warn("runner failed; backing off", "reason", reason, "retry_in", delay)
 	time.AfterFunc(delay, a.wake)
 	return delay
@@ -1085,20 +1130,31 @@ func (a *appWorker) drainInBackground(ctx context.Context, r *runner, requestTim
 
 // kill stops r at once: the gateway cuts its requests in flight (their
 // clients get 502), then the process is killed. It returns how many
-// requests were cut.
-func (a *appWorker) kill(ctx context.Context, r *runner, why string) (dropped int, err error) {
+// requests were cut, which its terminated report records, for the force
+// rollout rolloutID if it is one ("" for a single kill).
+func (a *appWorker) kill(ctx context.Context, r *runner, why, rolloutID string) (dropped int, err error) {
 	a.markDraining(r)
 	id := r.proc.RunnerID()
 	dropped = a.cfg.Traffic.Drop(a.name, id)
 	err = r.proc.Kill(ctx)
 	a.cfg.Traffic.RemoveRunner(a.name, id)
 	a.forget(r)
-	reason := fmt.Sprintf("%s; %d in-flight request(s) dropped", why, dropped)
-	return dropped, errors.Join(err, a.report(ctx, r, events.RunnerTerminated, reason))
+	end := a.runnerReport(r, events.RunnerTerminated, fmt.Sprintf("%s; %d in-flight request(s) dropped", why, dropped))
+	if rolloutID != "" {
+		end.RolloutID, end.DroppedRequests = rolloutID, dropped
+	}
+	_, rerr := a.send(ctx, end, id)
+	return dropped, errors.Join(err, rerr)
 }
 
 func (a *appWorker) report(ctx context.Context, r *runner, state events.RunnerState, reason string) error {
-	_, err := a.send(ctx, events.ReportRunner{
+	_, err := a.send(ctx, a.runnerReport(r, state, reason), r.proc.RunnerID())
+	return err
+}
+
+// runnerReport is the report of r's move to state, for reason.
+func (a *appWorker) runnerReport(r *runner, state events.RunnerState, reason string) events.ReportRunner {
+	return events.ReportRunner{
 		RunnerID:   r.proc.RunnerID(),
 		RevisionID: r.revisionID,
 		State:      state,
@@ -1106,8 +1162,7 @@ func (a *appWorker) report(ctx context.Context, r *runner, state events.RunnerSt
 		Port:       r.proc.Port(),
 		// Reasons may quote a runner's output or a multi-line error.
 		Reason: aggregates.FitText(reason, aggregates.MaxReasonBytes),
-	}, r.proc.RunnerID())
-	return err
+	}
 }
 
 // send executes a command for the app and returns its outcome. A rejected

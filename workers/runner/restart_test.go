@@ -4,6 +4,7 @@ package runner_test
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -154,15 +155,23 @@ func completedAfterCrash(t *testing.T, s *stack, log *eventLog, crashed []events
 	}
 }
 
+// gatedIdleRunners is twoIdleRunners whose runners started from now on
+// do not listen until the test opens gate.
+func gatedIdleRunners(t *testing.T) (s *stack, log *eventLog, crash func(), rev string, gate runnertest.Gate) {
+	t.Helper()
+	gate = runnertest.NewGate(t)
+	gate.Open(t)
+	s, log, crash, rev = twoIdleRunners(t, gate.Command(runnerCommand))
+	gate.Close(t)
+	return s, log, crash, rev, gate
+}
+
 // A crash while a graceful rollout starts a replacement (in setup, next
 // to the runner it replaces, which still serves) brings back two runners,
 // not three: the replacement was no capacity of the app.
 func TestACrashWhileARolloutStartsAReplacementBringsBackNoSurge(t *testing.T) {
 	t.Parallel()
-	gate := runnertest.NewGate(t)
-	gate.Open(t)
-	s, log, crash, rev := twoIdleRunners(t, gate.Command(runnerCommand))
-	gate.Close(t)
+	s, log, crash, rev, gate := gatedIdleRunners(t)
 	ro := s.execute(t, "web", events.Rollout{})
 	log.waitUntil(t, "the rollout's first replacement in setup", func(envs []events.Envelope) bool {
 		for _, r := range liveRunners(envs) {
@@ -180,6 +189,51 @@ func TestACrashWhileARolloutStartsAReplacementBringsBackNoSurge(t *testing.T) {
 	gate.Open(t)
 	s.startWorker(t)
 	completedAfterCrash(t, s, log, crashed, ro.RolloutID, rev)
+}
+
+// A force rollout cut short by a crash of the server after it killed a
+// runner (cutting its request) and while the replacement starts counts,
+// once completed after the restart, the request it dropped before the
+// crash: the log has it. The requests in flight on the other runner when
+// the server died failed with the server, not the rollout: nothing
+// counted them, and they are not counted.
+func TestAForceRolloutCutShortByACrashCountsTheRequestsItDroppedBefore(t *testing.T) {
+	t.Parallel()
+	s, log, crash, _, gate := gatedIdleRunners(t)
+	slow := make(chan int, 2)
+	for range 2 {
+		go func() {
+			status, _, _ := gatewayGet(testContext(t), s, "web", "/slow?ms=60000")
+			slow <- status
+		}()
+	}
+	testsupport.Eventually(testContext(t), t, "a slow request on each runner", func() bool {
+		return s.gw.Load("web").Demand() == 2 && len(s.gw.Load("web").IdleSince) == 0
+	})
+	ro := s.execute(t, "web", events.Rollout{Force: true})
+	log.waitUntil(t, "one runner killed and its replacement starting", func(envs []events.Envelope) bool {
+		killed, starting := false, false
+		for _, env := range envs {
+			if ev, ok := runnerEvent(env); ok && env.Sequence > ro.LastSequence {
+				killed = killed || ev.State == events.RunnerTerminated && strings.Contains(ev.Reason, "1 in-flight request(s) dropped")
+				starting = starting || ev.State == events.RunnerSetup && ev.Reason == "rollout "+ro.RolloutID
+			}
+		}
+		return killed && starting
+	})
+	if status := <-slow; status != http.StatusBadGateway {
+		t.Fatalf("the request on the killed runner got %d, want 502", status)
+	}
+	crash()
+	<-slow // cut by the crash
+	crashed := s.history(t, "web")
+
+	gate.Open(t)
+	s.startWorker(t)
+	done := log.waitFor(t, "rollout.completed", crashed[len(crashed)-1].Sequence, rolloutCompleted(ro.RolloutID)).Event.(events.RolloutCompleted)
+	if done.DroppedRequests != 1 || done.Replaced != 2 {
+		t.Fatalf("rollout completed %+v after the restart, want the 1 request dropped before the crash and 2 runners replaced (the old one left and the replacement lost in the crash)", done)
+	}
 }
 
 // A rollout the worker had not begun when the server crashed (requested

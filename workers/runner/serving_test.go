@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,6 +288,40 @@ func TestScaledToZeroAppStartsARunnerForTheFirstRequest(t *testing.T) {
 	if status != http.StatusOK || revision == "" {
 		t.Fatalf("cold start: %d %q %v", status, revision, err)
 	}
+}
+
+// A request to an app scaled to zero whose runner cannot start gets 503
+// with Retry-After once the cold start failed, not after request_timeout
+// (an hour); once runners start again, a request wakes the app as before.
+func TestARequestToAnAppWhoseRunnersFailGets503Promptly(t *testing.T) {
+	t.Parallel()
+	command, flag := flaggedRunner(t)
+	s := newStack(t)
+	log := s.follow(t, "web")
+	s.startWorker(t)
+	s.deploy(t, log, "web", command)
+	o := s.execute(t, "web", keepAlive(0))
+	log.waitUntil(t, "scaled to zero", func(envs []events.Envelope) bool {
+		return envs[len(envs)-1].Sequence > o.LastSequence && liveCount(0)(envs)
+	})
+	if route, _ := s.gw.Route("web"); route.RequestTimeout != time.Hour {
+		t.Fatalf("request_timeout %s, want the default hour", route.RequestTimeout)
+	}
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	status, header, body := gatewayDo(t, s, http.MethodGet, "web", "/", nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"app_backing_off"`) || header.Get("Retry-After") == "" {
+		t.Fatalf("a request whose cold start failed: %d %v %s, want 503 app_backing_off with Retry-After", status, header, body)
+	}
+
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Eventually(testContext(t), t, "a request served once runners start again", func() bool {
+		status, _, _ := gatewayGet(testContext(t), s, "web", "/")
+		return status == http.StatusOK
+	})
 }
 
 // gatewayDo sends a request for app through the gateway and returns the

@@ -72,6 +72,8 @@ type Traffic interface {
 	OnDemand(fn func(app string))
 	// Expect announces an app whose route comes with its first pass.
 	Expect(app string)
+	// BackOff says that no runner of the app starts before until.
+	BackOff(app string, until time.Time)
 }
 
 // SecretReader returns the value of one version of an app's secret.

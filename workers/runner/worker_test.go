@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -676,6 +677,94 @@ func TestRolloutReplacesEveryRunner(t *testing.T) {
 			if !gone(old.PID) {
 				t.Errorf("old runner process %d still exists", old.PID)
 			}
+		})
+	}
+}
+
+// flaggedRunner returns a command that runs the echo runner only while
+// the file flag exists (created here): removing it makes every runner
+// started afterwards exit at once.
+func flaggedRunner(t *testing.T) (command, flag string) {
+	t.Helper()
+	// Runners run as another user, who must be able to see the file.
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flag = filepath.Join(dir, "ok")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("test -e '%s' && exec %s", flag, runnerCommand), flag
+}
+
+// A rollout whose replacements never start is reported failed, with the
+// reason, after rolloutFailureLimit of them; a graceful one leaves the old
+// runners serving, a force one kills only the runner whose replacement
+// it waited for. The rollout is over: the next one is accepted, and
+// completes once runners start again.
+func TestARolloutWhoseReplacementsFailIsReportedFailed(t *testing.T) {
+	t.Parallel()
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
+			t.Parallel()
+			command, flag := flaggedRunner(t)
+			s := newStack(t)
+			log := s.follow(t, "web")
+			s.startWorker(t)
+			rev, _ := s.deploy(t, log, "web", command)
+			two := 2
+			s.execute(t, "web", events.Scale{Runtime: events.RuntimeOverrides{MinConcurrency: &two}})
+			old := idleRunners(log.waitUntil(t, "two idle runners", exactlyIdle(2, rev)))
+
+			if err := os.Remove(flag); err != nil {
+				t.Fatal(err)
+			}
+			o := s.execute(t, "web", events.Rollout{Force: force})
+			end := log.waitFor(t, "the rollout's end", o.LastSequence, func(env events.Envelope) bool {
+				switch ev := env.Event.(type) {
+				case events.RolloutCompleted:
+					return ev.RolloutID == o.RolloutID
+				case events.RolloutFailed:
+					return ev.RolloutID == o.RolloutID
+				}
+				return false
+			})
+			failed, ok := end.Event.(events.RolloutFailed)
+			if !ok {
+				t.Fatalf("the rollout ended %s %+v, want rollout.failed", end.Type, end.Event)
+			}
+			if failed.Replaced != 0 || failed.Force != force || !strings.Contains(failed.Reason, "3 replacement runners in a row did not start") || !strings.Contains(failed.Reason, "exited") {
+				t.Fatalf("rollout failed %+v, want 0 replaced and the reason", failed)
+			}
+			envs := log.snapshot()
+			serving := 0
+			for _, r := range old {
+				if _, alive := liveRunners(envs)[r.RunnerID]; alive && !gone(r.PID) {
+					serving++
+					if got := get(t, r.Port); !strings.Contains(got, r.RunnerID) {
+						t.Errorf("runner %s answers %q", r.RunnerID, got)
+					}
+				}
+			}
+			want := 2
+			if force {
+				want = 1 // killed, its replacement never came up; the other was left alone
+			}
+			if serving != want {
+				t.Fatalf("%d old runner(s) left serving after the failed rollout, want %d; events:\n%s", serving, want, describe(envs))
+			}
+
+			if err := os.WriteFile(flag, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			next := s.execute(t, "web", events.Rollout{})
+			log.waitFor(t, "the next rollout completed", next.LastSequence, func(env events.Envelope) bool {
+				ev, ok := env.Event.(events.RolloutCompleted)
+				return ok && ev.RolloutID == next.RolloutID && ev.Replaced > 0
+			})
 		})
 	}
 }

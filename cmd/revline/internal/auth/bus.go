@@ -45,6 +45,7 @@ var commandPermissions = map[string]Permission{
 	events.CmdCompleteDeploy:  Admin,
 	events.CmdFailDeploy:      Admin,
 	events.CmdCompleteRollout: Admin,
+	events.CmdFailRollout:     Admin,
 	events.CmdReportRunner:    Admin,
 }
 

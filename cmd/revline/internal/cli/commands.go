@@ -256,7 +256,7 @@ func rolloutCommand() *cobra.Command {
 	cmd, f := clientCommand("rollout APP", "Restart every runner of an app",
 		"revline apps rollout my-model --force", 1, 0)
 	cmd.Long = "Restart every runner on the same revision. Graceful by default: replacements start first, old runners finish their requests.\n" +
-		"Waits until the rollout completes (--no-wait); exit 1 if a newer rollout supersedes it."
+		"Waits until the rollout completes (--no-wait); exit 1 if it fails (its replacements keep failing to start; a graceful rollout then leaves the runners it did not replace serving) or a newer rollout supersedes it."
 	var force bool
 	cmd.Flags().BoolVar(&force, "force", false, "kill runners at once, dropping in-flight requests")
 	wait := waitFlags(cmd, "return once the rollout is requested, without waiting for it to complete")
@@ -273,10 +273,10 @@ func rolloutCommand() *cobra.Command {
 func rolloutStatusCommand() *cobra.Command {
 	cmd, f := clientCommand("rollout-status APP [ROLLOUT]", "Show a rollout, or follow it to its end",
 		"revline apps rollout-status my-model --watch", 1, 1)
-	cmd.Long = "Show a rollout, the app's last one unless ROLLOUT (its id) is given: requested (in progress), completed, or superseded by a newer rollout (exit 1). " +
-		"--watch follows it, wherever it was started, to its end: exit 0 once it completes, 1 if a newer rollout supersedes it or --timeout passes."
+	cmd.Long = "Show a rollout, the app's last one unless ROLLOUT (its id) is given: requested (in progress), completed, failed (exit 1) or superseded by a newer rollout (exit 1). " +
+		"--watch follows it, wherever it was started, to its end: exit 0 once it completes, 1 if it fails, a newer rollout supersedes it or --timeout passes."
 	var watch bool
-	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout until it completes or is superseded (at most --timeout)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout until it completes, fails or is superseded (at most --timeout)")
 	cmd.Args = cobra.MatchAll(cmd.Args, func(_ *cobra.Command, pos []string) error {
 		if len(pos) == 2 {
 			if _, err := uuid.Parse(pos[1]); err != nil || len(pos[1]) != 36 {
@@ -317,6 +317,8 @@ func rolloutStatusCommand() *cobra.Command {
 		switch view.Status {
 		case projections.RolloutCompleted:
 			res.Status = "completed"
+		case projections.RolloutFailed:
+			res.Status, res.Reason = "failed", view.Reason
 		case projections.RolloutSuperseded:
 			res.Status = "superseded"
 		default:

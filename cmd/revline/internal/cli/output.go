@@ -52,7 +52,7 @@ type deployOutcome struct {
 }
 
 // rolloutOutcome is a rollout (apps rollout, secrets set --rollout):
-// status requested, completed or superseded.
+// status requested, completed, failed or superseded.
 type rolloutOutcome struct {
 	App string `json:"app"`
 	control.RolloutResult
@@ -310,6 +310,15 @@ func printRollout(w io.Writer, res rolloutOutcome) {
 			fmt.Fprintf(w, ", %d in-flight request(s) dropped", res.DroppedRequests)
 		}
 		fmt.Fprintln(w, ".")
+	case "failed":
+		fmt.Fprintf(w, "%s rollout %s of %s failed: %s; %d runner(s) replaced", kind, res.RolloutID, app, res.Reason, res.Replaced)
+		if res.Force {
+			fmt.Fprintf(w, ", %d in-flight request(s) dropped", res.DroppedRequests)
+		}
+		fmt.Fprintln(w, ".")
+		if !res.Force {
+			fmt.Fprintln(w, "The runners it did not replace keep serving.")
+		}
 	case "superseded":
 		fmt.Fprintf(w, "%s rollout %s of %s was superseded by a newer rollout.\n", kind, res.RolloutID, app)
 	default:
@@ -380,13 +389,14 @@ func settleFlags(cmd *cobra.Command) func() bool {
 	return waitFlags(cmd, fmt.Sprintf("return once the change is recorded, without waiting for the runners to settle (as many ready as min_concurrency asks, or none when suspended; runners failing %d times end the wait early, exit 1)", control.FailureLimit))
 }
 
-// printRolloutEnd prints a rollout as it ended, or as requested: one a
-// newer rollout superseded did not do what was asked (exit 1).
+// printRolloutEnd prints a rollout as it ended, or as requested: one that
+// failed, or that a newer rollout superseded, did not do what was asked
+// (exit 1).
 func printRolloutEnd(e env, f *clientFlags, app string, res control.RolloutResult) error {
 	if err := render(e, f, rolloutOutcome{app, res}, nil, printRollout); err != nil {
 		return err
 	}
-	if res.Status == "superseded" {
+	if res.Status == "failed" || res.Status == "superseded" {
 		return errReported
 	}
 	return nil

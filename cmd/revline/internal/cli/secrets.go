@@ -96,10 +96,13 @@ func secretsSetCommand() *cobra.Command {
 				}
 				fmt.Fprintf(e.stdout, "Set secret %s of %s (version %d).\n", res.Name, app, res.Version)
 			}
-			if ro != nil {
-				printRollout(e.stdout, *ro)
-			} else {
+			if ro == nil {
 				fmt.Fprintf(e.stdout, "Runners started from now on get it; running ones keep the old value until a rollout: revline apps rollout %s\n", app)
+				return nil
+			}
+			printRollout(e.stdout, *ro)
+			if ro.Status == "failed" {
+				return errReported
 			}
 			return nil
 		})

@@ -47,7 +47,7 @@ func TestJSONShapes(t *testing.T) {
 		{"app", projections.AppView{}, "concurrency_buffer concurrency_buffer_perc current_revision keep_alive max_concurrency min_concurrency name request_timeout revisions runners scaling_delay suspended updated_at updated_by"},
 		{"revision", projections.RevisionView{}, "annotations command concurrency_buffer concurrency_buffer_perc crash_backoff created_at created_by current deleted fail_reason keep_alive last_crash machine_type max_concurrency max_multiplexing message min_concurrency number request_timeout restarts revision_id rolled_back_to runners scaling_delay startup_timeout status"},
 		{"runner", projections.RunnerView{}, "expires_at in_flight last_crash pid port restarts revision_id runner_id started_at state updated_at"},
-		{"rollout", rolloutOutcome{}, "app dropped_requests force replaced rollout_id sequence status"},
+		{"rollout", rolloutOutcome{}, "app dropped_requests force reason replaced rollout_id sequence status"},
 		{"outcome of scale, suspend, resume", control.ChangeResult{}, "app message ready_runners sequence status"},
 		{"outcome of set-rev", control.SwitchResult{}, "app message number ready_runners revision_id sequence status"},
 		{"outcome of runners stop, kill", control.StopResult{}, "app message reason runner_id sequence status stopped"},

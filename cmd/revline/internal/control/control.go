@@ -471,10 +471,12 @@ func (c *Control) SetRevision(ctx context.Context, app, ref string, strategy eve
 type RolloutResult struct {
 	RolloutID       string `json:"rollout_id"`
 	Force           bool   `json:"force"`
-	Status          string `json:"status"` // requested, completed, superseded
+	Status          string `json:"status"` // requested, completed, failed, superseded
 	Replaced        int    `json:"replaced"`
 	DroppedRequests int    `json:"dropped_requests"`
-	Sequence        uint64 `json:"sequence"`
+	// Reason is why a failed rollout failed.
+	Reason   string `json:"reason,omitempty"`
+	Sequence uint64 `json:"sequence"`
 }
 
 // Rollout recycles every runner of the current revision and, with wait,
@@ -493,20 +495,16 @@ func (c *Control) Rollout(ctx context.Context, app string, force, wait bool) (Ro
 }
 
 // AwaitRollout waits until rollout res.RolloutID of app, requested at or
-// before event res.Sequence and not ended by then, completes or a newer
+// before event res.Sequence and not ended by then, ends or a newer
 // rollout supersedes it, following the app's events after res.Sequence
 // (and reporting the runners' steps to Progress meanwhile). It returns res
 // with the end: status completed (with the runners replaced and requests
-// dropped) or superseded, and the sequence of the event that said so. It
-// fails with a *RunnersFailingError as soon as the replacements have
-// failed FailureLimit times.
+// dropped), failed (its replacements kept failing to start: with what it
+// did, and the reason) or superseded, and the sequence of the event that
+// said so. Runners that fail do not end the wait: the runner worker
+// decides when the rollout has failed.
 func (c *Control) AwaitRollout(ctx context.Context, app string, res RolloutResult) (RolloutResult, error) {
-	target, err := c.settleTarget(ctx, app, res.Sequence)
-	if err != nil {
-		return res, err
-	}
-	watch := newFailureWatch(app, target.revisionID)
-	err = c.Events.FollowApp(ctx, app, res.Sequence+1, func(env events.Envelope, decodeErr error) error {
+	err := c.Events.FollowApp(ctx, app, res.Sequence+1, func(env events.Envelope, decodeErr error) error {
 		switch ev := env.Event.(type) {
 		case events.RunnerStateChanged:
 			c.runnerStep(ev)
@@ -515,17 +513,17 @@ func (c *Control) AwaitRollout(ctx context.Context, app string, res RolloutResul
 				res.Status, res.Replaced, res.DroppedRequests, res.Sequence = "completed", ev.Replaced, ev.DroppedRequests, env.Sequence
 				return errSettled
 			}
+		case events.RolloutFailed:
+			if ev.RolloutID == res.RolloutID {
+				res.Status, res.Replaced, res.DroppedRequests, res.Reason, res.Sequence = "failed", ev.Replaced, ev.DroppedRequests, ev.Reason, env.Sequence
+				return errSettled
+			}
 		case events.RolloutRequested:
 			res.Status, res.Sequence = "superseded", env.Sequence
 			return errSettled
 		}
-		return watch.observe(env.Event)
+		return nil
 	})
-	var failing *RunnersFailingError
-	if errors.As(err, &failing) {
-		failing.Number = c.number(ctx, app, failing.RevisionID, res.Sequence)
-		return res, err
-	}
 	if !errors.Is(err, errSettled) {
 		return res, fmt.Errorf("waiting for rollout %s: %w", res.RolloutID, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -123,6 +125,49 @@ func TestTokenForSomeApps(t *testing.T) {
 	for _, path := range []string{"/ui/apps/api", "/ui/events?app=api"} {
 		if code, page := get(path); code != http.StatusForbidden || !strings.Contains(page, `matching`) {
 			t.Errorf("%s: %d, want 403:\n%.300s", path, code, page)
+		}
+	}
+}
+
+// A rollout whose replacements fail shows on the runners page as failed,
+// with what it did and why, not as superseded.
+func TestAFailedRolloutShowsAsFailed(t *testing.T) {
+	t.Parallel()
+	s := serve(t)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flag := filepath.Join(dir, "ok")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.deploy("web", "test -e '"+flag+"' && exec "+runnerBin)
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := s.revline("apps", "rollout", "web"); code != 1 || !strings.Contains(stdout, "failed") {
+		t.Fatalf("rollout of runners that cannot start: exit %d, stdout %q, stderr %q; want exit 1, failed", code, stdout, stderr)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.addrs.HTTPURL+"/ui/apps/web/runners", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(s.session(s.admin))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<span class="badge badge-failed">Failed</span>`, "replaced 0 runner(s); failed: 3 replacement runners in a row did not start"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the runners page lacks %q:\n%s", want, page)
 		}
 	}
 }

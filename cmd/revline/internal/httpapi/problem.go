@@ -16,8 +16,9 @@ import (
 	"github.com/revline/revline/workers/webhooks"
 )
 
-// ProblemTypeBase prefixes a problem's code to make its type URI.
-const ProblemTypeBase = "https://revline.dev/problems/"
+// ProblemTypeBase prefixes a problem's code to make its type URI (the
+// gateway's problems use the same).
+const ProblemTypeBase = events.ProblemTypeBase
 
 // ProblemContentType is the media type of error responses (RFC 9457).
 const ProblemContentType = "application/problem+json"
@@ -62,16 +63,7 @@ type Problem struct {
 // newProblem makes the problem for code, with the HTTP status the
 // catalogue of codes gives it (events.LookupCode).
 func newProblem(code, detail string) Problem {
-	return Problem{Type: ProblemTypeBase + code, Title: title(code), Status: statusForCode(code), Detail: oneLine(detail), Code: code}
-}
-
-// title turns "revision_is_current" into "Revision is current".
-func title(code string) string {
-	t := strings.ReplaceAll(code, "_", " ")
-	if t == "" {
-		return t
-	}
-	return strings.ToUpper(t[:1]) + t[1:]
+	return Problem{Type: events.ProblemType(code), Title: events.ProblemTitle(code), Status: statusForCode(code), Detail: oneLine(detail), Code: code}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

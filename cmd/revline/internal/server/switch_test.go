@@ -90,6 +90,8 @@ func breakableCommand(t *testing.T) (string, func()) {
 // what the last runner did once they have failed control.FailureLimit
 // times, instead of waiting out --timeout: the test's context (2 minutes)
 // ends long before --timeout (10 minutes), so only an early end passes.
+// A rollout's wait ends with the rollout, which the runner worker reports
+// failed after as many failed replacements.
 func TestACrashLoopEndsTheDefaultWait(t *testing.T) {
 	t.Parallel()
 	for name, change := range map[string][]string{
@@ -110,6 +112,19 @@ func TestACrashLoopEndsTheDefaultWait(t *testing.T) {
 			}
 			breakIt()
 			r := await(ctx, t, name, inBackground(t, addrs, append(change, "--timeout", "10m")...))
+			if name == "rollout" {
+				// The rollout ends itself, failed (as a failed deploy
+				// does: on stdout, exit 1), the old runner still serving.
+				if r.code != 1 || r.stderr != "" {
+					t.Fatalf("rollout of a crash loop: exit %d, stdout %q, stderr %q; want exit 1 and the failure on stdout", r.code, r.stdout, r.stderr)
+				}
+				for _, want := range []string{"Graceful rollout ", " of web failed: 3 replacement runners in a row did not start; the last: runner exited with status 3", "model weights missing", "0 runner(s) replaced", "The runners it did not replace keep serving."} {
+					if !strings.Contains(r.stdout, want) {
+						t.Errorf("rollout of a crash loop: stdout %q lacks %q", r.stdout, want)
+					}
+				}
+				return
+			}
 			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 {
 				t.Fatalf("%s of a crash loop: exit %d, stdout %q, stderr %q; want exit 1 and one line", name, r.code, r.stdout, r.stderr)
 			}
