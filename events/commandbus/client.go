@@ -176,9 +176,16 @@ const storedOutcomeCheck = time.Second
 func (c *Client) await(ctx context.Context, commandID string, sub outcomeSub, lookFirst bool) (events.Outcome, error) {
 	check := time.NewTimer(storedOutcomeCheck)
 	defer check.Stop()
+	noOutcomeYet := func() (events.Outcome, error) {
+		return events.Outcome{}, fmt.Errorf("%w for command %s (%w)", ErrNoOutcomeYet, commandID, ctx.Err())
+	}
 	for look := lookFirst; ; look = true {
 		if look {
-			if o, found, err := ownOutcome(ctx, c.js.Conn(), c.key(), commandID); err != nil || found {
+			o, found, err := ownOutcome(ctx, c.js.Conn(), c.key(), commandID)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return noOutcomeYet() // the wait ended during the look
+			case err != nil || found:
 				return o, err
 			}
 		}
@@ -187,7 +194,7 @@ func (c *Client) await(ctx context.Context, commandID string, sub outcomeSub, lo
 		case msg := <-sub.msgs:
 			return events.DecodeOutcome(msg.Header, msg.Data)
 		case <-ctx.Done():
-			return events.Outcome{}, fmt.Errorf("%w for command %s (%w)", ErrNoOutcomeYet, commandID, ctx.Err())
+			return noOutcomeYet()
 		case <-check.C:
 		}
 	}
