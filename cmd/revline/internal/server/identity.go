@@ -261,7 +261,9 @@ func (ids identities) users(tokens []auth.Token) []*server.NkeyUser {
 // the rights of its role on its apps; nil for a revoked token or one made
 // before tokens had keys (it works over HTTP only).
 //
-// Every token may ask queries, read the events of its apps (below), and
+// Every token may ask queries (the query service answers only those it
+// signed, about its apps: queryapi.WithAuthorizer), read the events of its
+// apps (below), and
 // subscribe to its own inbox (events.InboxPrefix) and nowhere else in
 // _INBOX. An operator may also send commands, and receive and look up the
 // outcomes of its own (those the processor publishes under its name,
