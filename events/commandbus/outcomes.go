@@ -62,55 +62,65 @@ type msgGetResponse struct {
 // leaderLookup reads the last outcome on subject (which may hold
 // wildcards) from the stream leader.
 func (l *OutcomeLog) leaderLookup(ctx context.Context, subject string) (events.Outcome, bool, error) {
-	req, err := json.Marshal(map[string]string{"last_by_subj": subject})
-	if err != nil {
-		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
+	header, data, found, err := l.leaderGet(ctx, subject)
+	if err != nil || !found {
+		return events.Outcome{}, false, err
 	}
-	reply, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+OutcomeStreamName, req)
-	if err != nil {
-		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
-	}
-	var resp msgGetResponse
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return events.Outcome{}, false, nil
-	case resp.Error != nil:
-		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, resp.Error)
-	case resp.Message == nil:
-		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, jetstream.ErrInvalidJetStreamResponse)
-	}
-	header := nats.Header{}
-	if len(resp.Message.Header) > 0 {
-		if header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
-			return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
-		}
-	}
-	o, err := events.DecodeOutcome(header, resp.Message.Data)
+	o, err := events.DecodeOutcome(header, data)
 	if err != nil {
 		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
 	}
 	return o, true, nil
 }
 
+// leaderGet reads the last message on subject (which may hold wildcards)
+// from the stream leader: a STREAM.MSG.GET, which jetstream.Stream makes a
+// direct get on a stream that allows them.
+func (l *OutcomeLog) leaderGet(ctx context.Context, subject string) (header nats.Header, data []byte, found bool, err error) {
+	fail := func(err error) (nats.Header, []byte, bool, error) {
+		return nil, nil, false, fmt.Errorf("read outcome %s: %w", subject, err)
+	}
+	req, err := json.Marshal(map[string]string{"last_by_subj": subject})
+	if err != nil {
+		return fail(err)
+	}
+	reply, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+OutcomeStreamName, req)
+	if err != nil {
+		return fail(err)
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return fail(err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, nil, false, nil
+	case resp.Error != nil:
+		return fail(resp.Error)
+	case resp.Message == nil:
+		return fail(jetstream.ErrInvalidJetStreamResponse)
+	}
+	header = nats.Header{}
+	if len(resp.Message.Header) > 0 {
+		if header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+			return fail(err)
+		}
+	}
+	return header, resp.Message.Data, true, nil
+}
+
 // hasLegacy reports whether the stream held outcomes recorded before they
-// were per key when first asked: none is written since.
+// were per key (any message on revline.outcomes.*) when first asked: none
+// is written since.
 func (l *OutcomeLog) hasLegacy(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.legacy == nil {
-		stream, err := l.js.Stream(ctx, OutcomeStreamName)
+		_, _, found, err := l.leaderGet(ctx, events.LegacyOutcomeSubject("*"))
 		if err != nil {
-			return false, fmt.Errorf("outcome stream: %w", err)
+			return false, err
 		}
-		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(events.LegacyOutcomeSubject("*")))
-		if err != nil {
-			return false, fmt.Errorf("outcome stream: %w", err)
-		}
-		legacy := len(info.State.Subjects) > 0
-		l.legacy = &legacy
+		l.legacy = &found
 	}
 	return *l.legacy, nil
 }
