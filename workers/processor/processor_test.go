@@ -546,10 +546,21 @@ func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
 	if err != nil || appended != 0 || o.Status != events.OutcomeRejected || o.Code != events.CodeIdempotencyKeyReused {
 		t.Fatalf("reused key, processor side: %+v, %d appended, %v", o, appended, err)
 	}
-	// The same command again is still its first outcome.
+	// The same command again is still its first outcome, whoever sends
+	// it: a command id has one outcome, under any key.
 	again, _, err := p.Process(testContext(t), first)
 	if err != nil || again.Status != events.OutcomeAccepted || !again.Duplicate {
 		t.Fatalf("the first command again: %+v %v", again, err)
+	}
+	first.Key, other.Key = "mallory", "mallory"
+	if again, _, err := p.Process(testContext(t), first); err != nil || again.Status != events.OutcomeAccepted || !again.Duplicate {
+		t.Fatalf("the first command again, under another key: %+v %v", again, err)
+	}
+	if o, _, err := p.Process(testContext(t), other); err != nil || o.Code != events.CodeIdempotencyKeyReused {
+		t.Fatalf("reused key, under another key: %+v, %v", o, err)
+	}
+	if n := outcomesStored(t, b, events.OutcomeSubject("mallory", first.CommandID)); n != 0 {
+		t.Fatalf("%d outcomes stored under the other key", n)
 	}
 	history, err := b.store.Load(testContext(t), "web", 0)
 	if err != nil || len(history) != 1 {
