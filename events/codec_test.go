@@ -604,14 +604,14 @@ func TestOutcomeMsgUsesTheCommandsEncoding(t *testing.T) {
 	} {
 		t.Run(tc.contentType, func(t *testing.T) {
 			t.Parallel()
-			msg, err := events.OutcomeMsg(o, tc.contentType)
+			msg, err := events.OutcomeMsg(o, "ci-bot", tc.contentType)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got := msg.Header.Get(events.HeaderContentType); got != tc.want {
 				t.Errorf("content type %q, want %q", got, tc.want)
 			}
-			if msg.Subject != events.OutcomeSubject(o.CommandID) {
+			if msg.Subject != events.OutcomeSubject("ci-bot", o.CommandID) {
 				t.Errorf("subject %q", msg.Subject)
 			}
 			if tc.want == events.ContentTypeJSON && !json.Valid(msg.Data) {

@@ -189,7 +189,12 @@ type CommandEnvelope struct {
 	// ContentType is the encoding the command arrived in; its outcome is
 	// published in the same one.
 	ContentType string
-	Command     Command
+	// Key is the key the command names as its signer (its Revline-Key
+	// header), "" for an unsigned command: its outcome is published under
+	// it (OutcomeSubject), for the token of that name alone to read,
+	// whether or not the signature verifies.
+	Key     string
+	Command Command
 }
 
 // NewCommand wraps cmd for app with a fresh UUID v7 command id.
@@ -307,6 +312,7 @@ func (r *Registry) DecodeCommandMsg(subject string, h HeaderGetter, data []byte)
 		Type:        commandType,
 		Metadata:    metadataFromHeaders(h),
 		ContentType: contentType,
+		Key:         h.Get(HeaderKey),
 		Command:     cmd,
 	}, nil
 }

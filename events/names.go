@@ -127,8 +127,48 @@ func CommandSubject(app, commandType string) string {
 	return CommandSubjectPrefix + app + "." + commandType
 }
 
-// OutcomeSubject is the subject the outcome of a command is published on.
-func OutcomeSubject(commandID string) string { return OutcomeSubjectPrefix + commandID }
+// MaxKeyNameLength bounds the name of a signing key (a token's name),
+// which is one NATS subject token of its outcome and inbox subjects.
+const MaxKeyNameLength = 64
+
+// IsKeyName reports whether name can be a signing key's (a token's) name:
+// 1 to MaxKeyNameLength lowercase letters, digits, '-' and '_', starting
+// with a letter or digit, so safe as a NATS subject token.
+func IsKeyName(name string) bool {
+	return len(name) <= MaxKeyNameLength && appNamePattern.MatchString(name)
+}
+
+// NoOutcomeKey stands for the key in the outcome subject of a command that
+// names no key, or one that cannot be a token's name (IsKeyName): no token
+// is named so, so no client reads what is published there.
+const NoOutcomeKey = "_"
+
+// OutcomeKey returns the key whose outcome subjects the outcome of a
+// command naming key (its Revline-Key header) is published on: key itself
+// when it can be a token's name, NoOutcomeKey otherwise.
+func OutcomeKey(key string) string {
+	if IsKeyName(key) {
+		return key
+	}
+	return NoOutcomeKey
+}
+
+// OutcomeSubject is the subject the outcome of a command signed by key (a
+// token's name; OutcomeKey) is published on: only that token may read it.
+func OutcomeSubject(key, commandID string) string {
+	return OutcomeSubjectPrefix + OutcomeKey(key) + "." + commandID
+}
+
+// KeyOutcomes matches the outcome subjects of every command signed by key.
+func KeyOutcomes(key string) string { return OutcomeSubjectPrefix + OutcomeKey(key) + ".>" }
+
+// CommandOutcomes matches the outcome subject of commandID, whoever sent
+// it: a command id has one outcome, whatever key it was sent with.
+func CommandOutcomes(commandID string) string { return OutcomeSubjectPrefix + "*." + commandID }
+
+// LegacyOutcomeSubject is where versions before outcomes were per key
+// recorded the outcome of commandID: still read, never written.
+func LegacyOutcomeSubject(commandID string) string { return OutcomeSubjectPrefix + commandID }
 
 // Header names. Event metadata travels in headers so that routing and
 // filtering never decode the payload.

@@ -25,7 +25,8 @@ const (
 )
 
 // Outcome is the answer to one command, published on
-// revline.outcomes.<command_id> in the command's own encoding.
+// revline.outcomes.<key>.<command_id> (OutcomeSubject) in the command's
+// own encoding.
 type Outcome struct {
 	CommandID   string        `msgpack:"command_id" json:"command_id"`
 	App         string        `msgpack:"app" json:"app"`
@@ -89,10 +90,11 @@ func (o Outcome) Err() error {
 	return nil
 }
 
-// OutcomeMsg encodes o in contentType on its outcome subject.
+// OutcomeMsg encodes o in contentType on its outcome subject for the
+// command's key (OutcomeSubject): the name of the token that signed it.
 // Any content type but JSON gets msgpack, so that a command in an
 // unsupported encoding still hears why it was refused.
-func OutcomeMsg(o Outcome, contentType string) (*nats.Msg, error) {
+func OutcomeMsg(o Outcome, key, contentType string) (*nats.Msg, error) {
 	if contentType != ContentTypeJSON {
 		contentType = ContentTypeMsgpack
 	}
@@ -100,7 +102,7 @@ func OutcomeMsg(o Outcome, contentType string) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode outcome: %w", err)
 	}
-	msg := nats.NewMsg(OutcomeSubject(o.CommandID))
+	msg := nats.NewMsg(OutcomeSubject(key, o.CommandID))
 	msg.Data = data
 	msg.Header.Set(HeaderContentType, contentType)
 	return msg, nil

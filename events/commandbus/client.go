@@ -11,11 +11,11 @@ import (
 	"github.com/revline/revline/events"
 )
 
-// Client publishes commands and waits for their outcomes.
+// Client publishes commands and waits for their outcomes: those of its
+// signer's key (events.OutcomeSubject), the only ones its token may read.
 type Client struct {
-	js       jetstream.JetStream
-	outcomes *OutcomeLog
-	signer   *events.Signer
+	js     jetstream.JetStream
+	signer *events.Signer
 }
 
 // ClientOption configures a Client.
@@ -30,7 +30,7 @@ func WithSigner(s *events.Signer) ClientOption {
 // NewClient returns a Client on js. The bus streams must exist (the
 // server creates them; EnsureStreams does too).
 func NewClient(js jetstream.JetStream, opts ...ClientOption) *Client {
-	c := &Client{js: js, outcomes: NewOutcomeLog(js)}
+	c := &Client{js: js}
 	for _, opt := range opts {
 		opt(c)
 	}
@@ -55,6 +55,15 @@ func (c *Client) message(cmd events.CommandEnvelope) (*nats.Msg, error) {
 		return msg, err
 	}
 	return msg, c.signer.Sign(msg)
+}
+
+// key is the key the client's outcomes are published under: its signer's,
+// events.NoOutcomeKey for a client that does not sign.
+func (c *Client) key() string {
+	if c.signer == nil {
+		return events.NoOutcomeKey
+	}
+	return c.signer.Key
 }
 
 // ErrNoOutcomeYet is wrapped by the error of a wait for an outcome that
@@ -100,8 +109,11 @@ func (c *Client) Execute(ctx context.Context, cmd events.CommandEnvelope) (event
 		return events.Outcome{}, err
 	}
 	// JetStream drops a command id it stored in its duplicate window: the
-	// answer is then the outcome stored the first time. A new command's
-	// outcome cannot be stored yet, so the first look is at the subscription.
+	// answer is then the outcome stored the first time, under this
+	// client's key if it sent it then (one that another token sent first
+	// has its outcome under that token's key, which this one cannot read:
+	// the wait ends with ErrNoOutcomeYet). A new command's outcome cannot
+	// be stored yet, so the first look is at the subscription.
 	o, err := c.await(ctx, cmd.CommandID, sub, ack.Duplicate)
 	if errors.Is(err, ErrNoOutcomeYet) {
 		// Stored: a server decides it when one runs, whoever waits.
@@ -143,7 +155,7 @@ const outcomeSubBuffer = 4
 
 func (c *Client) subscribe(commandID string) (outcomeSub, error) {
 	msgs := make(chan *nats.Msg, outcomeSubBuffer)
-	sub, err := c.js.Conn().ChanSubscribe(events.OutcomeSubject(commandID), msgs)
+	sub, err := c.js.Conn().ChanSubscribe(events.OutcomeSubject(c.key(), commandID), msgs)
 	if err != nil {
 		return outcomeSub{}, fmt.Errorf("subscribe to outcome: %w", err)
 	}
@@ -164,9 +176,16 @@ const storedOutcomeCheck = time.Second
 func (c *Client) await(ctx context.Context, commandID string, sub outcomeSub, lookFirst bool) (events.Outcome, error) {
 	check := time.NewTimer(storedOutcomeCheck)
 	defer check.Stop()
+	noOutcomeYet := func() (events.Outcome, error) {
+		return events.Outcome{}, fmt.Errorf("%w for command %s (%w)", ErrNoOutcomeYet, commandID, ctx.Err())
+	}
 	for look := lookFirst; ; look = true {
 		if look {
-			if o, found, err := c.outcomes.Lookup(ctx, commandID); err != nil || found {
+			o, found, err := ownOutcome(ctx, c.js.Conn(), c.key(), commandID)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return noOutcomeYet() // the wait ended during the look
+			case err != nil || found:
 				return o, err
 			}
 		}
@@ -175,7 +194,7 @@ func (c *Client) await(ctx context.Context, commandID string, sub outcomeSub, lo
 		case msg := <-sub.msgs:
 			return events.DecodeOutcome(msg.Header, msg.Data)
 		case <-ctx.Done():
-			return events.Outcome{}, fmt.Errorf("%w for command %s (%w)", ErrNoOutcomeYet, commandID, ctx.Err())
+			return noOutcomeYet()
 		case <-check.C:
 		}
 	}

@@ -2,68 +2,152 @@ package commandbus
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/revline/revline/events"
 )
 
-// OutcomeLog is the durable record of every command's outcome: one message
-// per command id on revline.outcomes.<command id> in REVLINE_OUTCOMES,
-// written once and kept. It is what makes an outcome final: whatever the
-// processor told a client is what every redelivery and every later retry
-// with the same command id gets.
+// OutcomeLog is the server's durable record of every command's outcome:
+// one message per command id, on revline.outcomes.<key>.<command id> in
+// REVLINE_OUTCOMES, where key is the name of the token that signed the
+// command (events.OutcomeSubject), written once and kept. It is what makes
+// an outcome final: whatever the processor told a client is what every
+// redelivery and every later retry with the same command id gets, whoever
+// sends it.
 type OutcomeLog struct {
 	js jetstream.JetStream
 
-	mu     sync.Mutex
-	stream jetstream.Stream
+	mu sync.Mutex
+	// legacy is whether the stream holds outcomes recorded before they
+	// were per key (events.LegacyOutcomeSubject), which Lookup then reads
+	// too; nil until known. None are written any more.
+	legacy *bool
 }
 
 // NewOutcomeLog returns the outcome log on js. The stream must exist
 // (EnsureStreams creates it).
 func NewOutcomeLog(js jetstream.JetStream) *OutcomeLog { return &OutcomeLog{js: js} }
 
-// Lookup returns the stored outcome of commandID; found is false when no
-// outcome has been recorded for it. The read goes to the stream leader (the
-// stream has no direct gets), so an outcome recorded before is never missed
-// because a replica lags.
+// Lookup returns the stored outcome of commandID, whatever key it is
+// recorded under; found is false when no outcome has been recorded for
+// it. The read goes to the stream leader (STREAM.MSG.GET, never a direct
+// get, which any replica answers), so an outcome recorded before is never
+// missed because a replica lags.
 func (l *OutcomeLog) Lookup(ctx context.Context, commandID string) (o events.Outcome, found bool, err error) {
-	stream, err := l.outcomeStream(ctx)
-	if err != nil {
+	o, found, err = l.leaderLookup(ctx, events.CommandOutcomes(commandID))
+	if found || err != nil {
+		return o, found, err
+	}
+	legacy, err := l.hasLegacy(ctx)
+	if err != nil || !legacy {
 		return events.Outcome{}, false, err
 	}
-	raw, err := stream.GetLastMsgForSubject(ctx, events.OutcomeSubject(commandID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return events.Outcome{}, false, nil
+	return l.leaderLookup(ctx, events.LegacyOutcomeSubject(commandID))
+}
+
+// msgGetResponse is the answer to a STREAM.MSG.GET request.
+type msgGetResponse struct {
+	Error   *jetstream.APIError `json:"error"`
+	Message *struct {
+		Header []byte `json:"hdrs"`
+		Data   []byte `json:"data"`
+	} `json:"message"`
+}
+
+// leaderLookup reads the last outcome on subject (which may hold
+// wildcards) from the stream leader.
+func (l *OutcomeLog) leaderLookup(ctx context.Context, subject string) (events.Outcome, bool, error) {
+	header, data, found, err := l.leaderGet(ctx, subject)
+	if err != nil || !found {
+		return events.Outcome{}, false, err
 	}
+	o, err := events.DecodeOutcome(header, data)
 	if err != nil {
-		return events.Outcome{}, false, fmt.Errorf("read outcome of %s: %w", commandID, err)
-	}
-	o, err = events.DecodeOutcome(raw.Header, raw.Data)
-	if err != nil {
-		return events.Outcome{}, false, fmt.Errorf("read outcome of %s: %w", commandID, err)
+		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
 	}
 	return o, true, nil
 }
 
-// Record stores o, encoded in contentType, unless an outcome of the same
-// command is stored already: the write carries an expected last subject
-// sequence of 0, so the first outcome of a command id is the only one. It
-// returns the outcome that is stored now and whether it is o (false: an
-// earlier one, which the caller must report instead). Subscribers of the
-// outcome subject receive o either way. keepFor, when not 0, makes the
-// stream delete the outcome after that long (in whole seconds, at least one;
-// see RefusalRetention); 0 keeps it for good.
-func (l *OutcomeLog) Record(ctx context.Context, o events.Outcome, contentType string, keepFor time.Duration) (stored events.Outcome, recorded bool, err error) {
-	msg, err := events.OutcomeMsg(o, contentType)
+// leaderGet reads the last message on subject (which may hold wildcards)
+// from the stream leader: a STREAM.MSG.GET, which jetstream.Stream makes a
+// direct get on a stream that allows them.
+func (l *OutcomeLog) leaderGet(ctx context.Context, subject string) (header nats.Header, data []byte, found bool, err error) {
+	fail := func(err error) (nats.Header, []byte, bool, error) {
+		return nil, nil, false, fmt.Errorf("read outcome %s: %w", subject, err)
+	}
+	req, err := json.Marshal(map[string]string{"last_by_subj": subject})
+	if err != nil {
+		return fail(err)
+	}
+	reply, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+OutcomeStreamName, req)
+	if err != nil {
+		return fail(err)
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return fail(err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, nil, false, nil
+	case resp.Error != nil:
+		return fail(resp.Error)
+	case resp.Message == nil:
+		return fail(jetstream.ErrInvalidJetStreamResponse)
+	}
+	header = nats.Header{}
+	if len(resp.Message.Header) > 0 {
+		if header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+			return fail(err)
+		}
+	}
+	return header, resp.Message.Data, true, nil
+}
+
+// hasLegacy reports whether the stream held outcomes recorded before they
+// were per key (any message on revline.outcomes.*) when first asked: none
+// is written since.
+func (l *OutcomeLog) hasLegacy(ctx context.Context) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.legacy == nil {
+		_, _, found, err := l.leaderGet(ctx, events.LegacyOutcomeSubject("*"))
+		if err != nil {
+			return false, err
+		}
+		l.legacy = &found
+	}
+	return *l.legacy, nil
+}
+
+// onlyOutcome makes the stream store msg, an outcome of commandID, only
+// if no outcome of commandID is stored under any key: a command id has one
+// outcome.
+func onlyOutcome(msg *nats.Msg, commandID string) {
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.CommandOutcomes(commandID))
+}
+
+// Record stores o, encoded in contentType, under key (the name of the
+// token that signed the command, events.OutcomeKey), unless an outcome of
+// the same command is stored already, under any key: the write expects no
+// message on events.CommandOutcomes, so the first outcome of a command id
+// is the only one. It returns the outcome that is stored now and whether
+// it is o (false: an earlier one, which the caller must report instead).
+// Subscribers of key's outcome subject receive o either way. keepFor, when
+// not 0, makes the stream delete the outcome after that long (in whole
+// seconds, at least one; see RefusalRetention); 0 keeps it for good.
+func (l *OutcomeLog) Record(ctx context.Context, o events.Outcome, key, contentType string, keepFor time.Duration) (stored events.Outcome, recorded bool, err error) {
+	msg, err := events.OutcomeMsg(o, key, contentType)
 	if err != nil {
 		return events.Outcome{}, false, err
 	}
-	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	onlyOutcome(msg, o.CommandID)
 	if keepFor > 0 {
 		msg.Header.Set(jetstream.MsgTTLHeader, max(keepFor.Round(time.Second), time.Second).String())
 	}
@@ -84,32 +168,43 @@ func (l *OutcomeLog) Record(ctx context.Context, o events.Outcome, contentType s
 	return earlier, false, nil
 }
 
-// Announce publishes o on its outcome subject for clients waiting there,
-// without storing it: the outcome of a redelivered or retried command,
-// which is stored already. The expected-sequence header makes the stream,
-// which captures the subject, refuse to store it a second time.
-func (l *OutcomeLog) Announce(o events.Outcome, contentType string) error {
-	msg, err := events.OutcomeMsg(o, contentType)
+// Announce publishes o on key's outcome subject for the client waiting
+// there, without storing it: the outcome of a redelivered or retried
+// command, which is stored already (perhaps under another key). The
+// expected-sequence headers make the stream, which captures the subject,
+// refuse to store it a second time.
+func (l *OutcomeLog) Announce(o events.Outcome, key, contentType string) error {
+	msg, err := events.OutcomeMsg(o, key, contentType)
 	if err != nil {
 		return err
 	}
-	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	onlyOutcome(msg, o.CommandID)
 	if err := l.js.Conn().PublishMsg(msg); err != nil {
 		return fmt.Errorf("announce outcome of %s: %w", o.CommandID, err)
 	}
 	return nil
 }
 
-// outcomeStream returns the outcome stream, looked up once.
-func (l *OutcomeLog) outcomeStream(ctx context.Context) (jetstream.Stream, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stream == nil {
-		stream, err := l.js.Stream(ctx, OutcomeStreamName)
-		if err != nil {
-			return nil, fmt.Errorf("outcome stream: %w", err)
-		}
-		l.stream = stream
+// ownOutcome is a client's lookup of the outcome of one of its commands:
+// a direct get of the last message on its outcome subject, which names
+// the stream and the subject in the request's own subject
+// ($JS.API.DIRECT.GET.REVLINE_OUTCOMES.revline.outcomes.<key>.<command id>),
+// so that NATS permissions limit a token to its own outcomes. Any replica
+// answers, and one may lag: a client that misses looks again later.
+func ownOutcome(ctx context.Context, nc *nats.Conn, key, commandID string) (events.Outcome, bool, error) {
+	reply, err := nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+OutcomeStreamName+"."+events.OutcomeSubject(key, commandID), nil)
+	if err != nil {
+		return events.Outcome{}, false, fmt.Errorf("read outcome of %s: %w", commandID, err)
 	}
-	return l.stream, nil
+	if status := reply.Header.Get("Status"); len(reply.Data) == 0 && status != "" {
+		if status == "404" {
+			return events.Outcome{}, false, nil
+		}
+		return events.Outcome{}, false, fmt.Errorf("read outcome of %s: status %s %s", commandID, status, reply.Header.Get("Description"))
+	}
+	o, err := events.DecodeOutcome(reply.Header, reply.Data)
+	if err != nil {
+		return events.Outcome{}, false, fmt.Errorf("read outcome of %s: %w", commandID, err)
+	}
+	return o, true, nil
 }

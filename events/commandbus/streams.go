@@ -109,16 +109,21 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:              OutcomeStreamName,
-			Description:       "Revline command outcomes, one per command id, written once",
+			Description:       "Revline command outcomes, one per command id, written once, under the key of the token that sent it",
 			Subjects:          []string{events.OutcomeSubjectPrefix + ">"},
 			Storage:           jetstream.FileStorage,
 			Replicas:          replicas,
 			MaxMsgsPerSubject: 1,
 			// Refusals expire (RefusalRetention, a per-message TTL).
 			AllowMsgTTL: true,
-			// No direct gets: a replica answering one may lag, and the
-			// processor must never miss an outcome recorded before.
-			AllowDirect: false,
+			// Direct gets, for clients: a direct get of the last message on
+			// a subject names it in the request's subject, so NATS
+			// permissions keep a token to its own outcomes
+			// (revline.outcomes.<its name>.>); any replica answers one and
+			// may lag, and a client that misses looks again. The processor
+			// must never miss an outcome recorded before: its lookups go
+			// to the leader (OutcomeLog.Lookup, STREAM.MSG.GET).
+			AllowDirect: true,
 		},
 		{
 			Name:        DeadLetterStreamName,

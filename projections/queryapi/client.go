@@ -8,12 +8,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
 )
 
 // Client is a Reader that asks a Revline server over NATS.
 type Client struct {
-	nc *nats.Conn
+	nc     *nats.Conn
+	signer *events.Signer
 }
 
 var (
@@ -21,8 +23,25 @@ var (
 	_ LogReader = (*Client)(nil)
 )
 
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// SignedBy signs every query with s (events.Signer.SignedRequest):
+// `revline serve` answers a query only about the apps its token may view,
+// and an unsigned one not at all (CodeUnauthenticated), but for the
+// version.
+func SignedBy(s *events.Signer) ClientOption {
+	return func(c *Client) { c.signer = s }
+}
+
 // NewClient returns a Client on nc.
-func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
+	c := &Client{nc: nc}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
+}
 
 func ask[T any](ctx context.Context, c *Client, endpoint string, q Request) (T, error) {
 	var out T
@@ -30,7 +49,11 @@ func ask[T any](ctx context.Context, c *Client, endpoint string, q Request) (T, 
 	if err != nil {
 		return out, fmt.Errorf("query %s: %w", endpoint, err)
 	}
-	msg, err := c.nc.RequestWithContext(ctx, SubjectPrefix+endpoint, body)
+	req, err := c.signer.SignedRequest(SubjectPrefix+endpoint, body)
+	if err != nil {
+		return out, fmt.Errorf("query %s: %w", endpoint, err)
+	}
+	msg, err := c.nc.RequestMsgWithContext(ctx, req)
 	if errors.Is(err, nats.ErrNoResponders) {
 		if endpoint == EndpointRunnerLogs {
 			return out, &Error{Code: CodeRunnerLogsUnavailable, Message: "no Revline server that runs runners answers on this NATS: runner logs are read on the `revline serve` that runs the runners (is it running? a --no-runners replica has none)"}

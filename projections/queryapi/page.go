@@ -35,6 +35,11 @@ type PageRequest struct {
 	// query service sets it from its connection's max payload; it is not
 	// sent over NATS.
 	MaxBytes int
+	// Visible, if set, keeps in the apps list only the apps it accepts
+	// (the others are not there at all, page after page): the query
+	// service sets it to the apps the query's token may view. It is not
+	// sent over NATS.
+	Visible func(app string) bool
 }
 
 // Page is one page of a list query, in the list's order.

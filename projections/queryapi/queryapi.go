@@ -64,6 +64,11 @@ const (
 	CodeRevisionRefTooShort = aggregates.CodeRevisionRefTooShort
 	CodeRolloutNotFound     = "rollout_not_found"
 	CodeNotCaughtUp         = "not_caught_up"
+	// CodeUnauthenticated: the query is unsigned, or its signature is not
+	// a live token's (WithAuthorizer).
+	CodeUnauthenticated = events.CodeUnauthenticated
+	// CodeForbidden: the query is about an app its token may not view.
+	CodeForbidden = events.CodeForbidden
 	// CodeReplyTooLarge: the answer does not fit in one NATS message (a
 	// single revision larger than the connection's max payload).
 	CodeReplyTooLarge = "reply_too_large"
@@ -99,10 +104,16 @@ type Request struct {
 	// AfterOffset reads the log on from this byte offset (runner_logs),
 	// instead of its tail.
 	AfterOffset *int64 `json:"after_offset,omitempty"`
+
+	// visible, set by the query service for the apps list, keeps the
+	// apps the query's sender may view (PageRequest.Visible).
+	visible func(app string) bool
 }
 
 // page returns the request's page fields.
-func (q Request) page() PageRequest { return PageRequest{Limit: q.Limit, PageToken: q.PageToken} }
+func (q Request) page() PageRequest {
+	return PageRequest{Limit: q.Limit, PageToken: q.PageToken, Visible: q.visible}
+}
 
 // Error is a failed query: a stable code and a sentence.
 type Error struct {
@@ -256,7 +267,11 @@ func (l Local) Apps(ctx context.Context, req PageRequest, seq uint64) (Page[proj
 	}
 	// The checkpoint is read first: the list reflects at least it.
 	at := l.Model.Checkpoint()
-	return appsOrder.page("", l.Model.Apps(), c, at)
+	apps := l.Model.Apps()
+	if req.Visible != nil {
+		apps = slices.DeleteFunc(slices.Clone(apps), func(a projections.AppView) bool { return !req.Visible(a.Name) })
+	}
+	return appsOrder.page("", apps, c, at)
 }
 
 // Revisions implements Reader.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +30,26 @@ func WithLogger(l *slog.Logger) ServeOption {
 	}
 }
 
+// QueryAuthorizer says who sent a query (msg, as it arrived: subject,
+// headers and body): it returns whether the sender may view an app (nil,
+// or an *events.Rejection with code CodeForbidden that says why not), or
+// an *events.Rejection with code CodeUnauthenticated that refuses the
+// query; another error is transient.
+type QueryAuthorizer func(ctx context.Context, msg *nats.Msg) (mayView func(app string) error, err error)
+
+// WithAuthorizer makes Serve answer a query only once authorize has said
+// who sent it, and only about the apps that sender may view: a query about
+// another app is CodeForbidden, and the apps list holds only the apps it
+// may view. The version query stays open. Without it every query is
+// answered.
+func WithAuthorizer(authorize QueryAuthorizer) ServeOption {
+	return func(s *service) { s.authorize = authorize }
+}
+
+// authorizeTimeout bounds how long a query's authorization (a read of the
+// token store) may take.
+const authorizeTimeout = 10 * time.Second
+
 // service answers the query endpoints.
 type service struct {
 	// maxPayload is the most bytes one message may carry on the
@@ -36,6 +58,8 @@ type service struct {
 	log        *slog.Logger
 	// logs, if set, answers EndpointRunnerLogs (WithRunnerLogs).
 	logs LogReader
+	// authorize, if set, says who sent each query (WithAuthorizer).
+	authorize QueryAuthorizer
 }
 
 // answerFunc answers one query; maxBytes bounds a list page's encoding.
@@ -106,7 +130,7 @@ func Serve(nc *nats.Conn, r Reader, version string, opts ...ServeOption) (micro.
 		// state once the handler has returned, so it must not be used
 		// from another goroutine.
 		handler := micro.HandlerFunc(func(req micro.Request) {
-			detached := detachedRequest{nc: nc, reply: req.Reply(), data: slices.Clone(req.Data())}
+			detached := detachedRequest{nc: nc, reply: req.Reply(), subject: req.Subject(), headers: maps.Clone(req.Headers()), data: slices.Clone(req.Data())}
 			go s.respond(detached, name, answer)
 		})
 		if err := group.AddEndpoint(name, handler); err != nil {
@@ -136,6 +160,8 @@ func pageBudget(maxPayload int64) int {
 // request is what respond needs of a query: its body, and ways to answer.
 // micro.Request has them; so has detachedRequest.
 type request interface {
+	Subject() string
+	Headers() micro.Headers
 	Data() []byte
 	Respond(data []byte, opts ...micro.RespondOpt) error
 	Error(code, description string, data []byte, opts ...micro.RespondOpt) error
@@ -144,10 +170,18 @@ type request interface {
 // detachedRequest answers a query on the connection, as micro would, but
 // from any goroutine.
 type detachedRequest struct {
-	nc    *nats.Conn
-	reply string
-	data  []byte
+	nc      *nats.Conn
+	reply   string
+	subject string
+	headers micro.Headers
+	data    []byte
 }
+
+// Subject implements request.
+func (r detachedRequest) Subject() string { return r.subject }
+
+// Headers implements request.
+func (r detachedRequest) Headers() micro.Headers { return r.headers }
 
 // Data implements request.
 func (r detachedRequest) Data() []byte { return r.data }
@@ -183,6 +217,12 @@ func (s *service) respond(req request, name string, answer answerFunc) {
 	if name != EndpointApps && name != EndpointVersion {
 		if err := events.ValidateAppName(q.App); err != nil {
 			s.fail(req, name, CodeBadRequest, err.Error())
+			return
+		}
+	}
+	if s.authorize != nil && name != EndpointVersion {
+		if code, message := s.authorized(req, name, &q); code != "" {
+			s.fail(req, name, code, message)
 			return
 		}
 	}
@@ -223,6 +263,32 @@ func (s *service) respond(req request, name string, answer answerFunc) {
 			code = CodeReplyTooLarge
 		}
 		s.fail(req, name, code, fmt.Sprintf("the server could not send its %d-byte answer: %v", len(body), err))
+	}
+}
+
+// authorized checks who sent req and whether it may ask about q.App; for
+// the apps list, it keeps the list to the apps the sender may view. It
+// returns the code and sentence of a refusal, "" for none.
+func (s *service) authorized(req request, name string, q *Request) (code, message string) {
+	ctx, cancel := context.WithTimeout(context.Background(), authorizeTimeout)
+	defer cancel()
+	msg := &nats.Msg{Subject: req.Subject(), Header: nats.Header(req.Headers()), Data: req.Data()}
+	mayView, err := s.authorize(ctx, msg)
+	if err == nil && name == EndpointApps {
+		q.visible = func(app string) bool { return mayView(app) == nil }
+	} else if err == nil {
+		err = mayView(q.App)
+	}
+	var rej *events.Rejection
+	switch {
+	case err == nil:
+		return "", ""
+	case errors.As(err, &rej):
+		s.log.Warn("query refused", "endpoint", name, "app", q.App, "key", msg.Header.Get(events.HeaderKey), "code", rej.Code, "reason", rej.Message)
+		return rej.Code, rej.Message
+	default:
+		s.log.Error("query not authorized", "endpoint", name, "error", err)
+		return CodeInternal, "the server could not check who sent this query: " + err.Error()
 	}
 }
 

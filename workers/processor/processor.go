@@ -369,7 +369,7 @@ func (p *Processor) handle(msg *message.Message) error {
 		if errors.As(err, &malformed) && malformed.CommandID != "" {
 			o := events.Outcome{CommandID: malformed.CommandID, Status: events.OutcomeRejected, Code: malformed.Code, Message: err.Error()}
 			// Not decided, and from a sender not verified: kept as a refusal.
-			o, rerr := p.record(ctx, o, msg.Metadata.Get(events.HeaderContentType), p.cfg.RefusalRetention)
+			o, rerr := p.record(ctx, o, msg.Metadata.Get(events.HeaderKey), msg.Metadata.Get(events.HeaderContentType), p.cfg.RefusalRetention)
 			if rerr != nil {
 				return rerr
 			}
@@ -395,7 +395,7 @@ func (p *Processor) handle(msg *message.Message) error {
 			keepFor = p.cfg.RefusalRetention
 		}
 		o.Fingerprint = events.Fingerprint(cmd)
-		if o, err = p.record(ctx, o, cmd.ContentType, keepFor); err != nil {
+		if o, err = p.record(ctx, o, cmd.Key, cmd.ContentType, keepFor); err != nil {
 			return err
 		}
 		p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
@@ -410,7 +410,7 @@ func (p *Processor) handle(msg *message.Message) error {
 	if errors.As(err, &unreadable) {
 		p.cfg.Logger.Error("command refused: the app's history cannot be read", "app", cmd.App, "command_id", cmd.CommandID, "error", err)
 		o := events.Outcome{CommandID: cmd.CommandID, App: cmd.App, CommandType: cmd.Type, Status: events.OutcomeRejected, Code: events.CodeAppHistoryUnreadable, Message: err.Error(), Fingerprint: events.Fingerprint(cmd)}
-		if o, err = p.record(ctx, o, cmd.ContentType, 0); err != nil {
+		if o, err = p.record(ctx, o, cmd.Key, cmd.ContentType, 0); err != nil {
 			return err
 		}
 		p.cfg.OnOutcome(OutcomeParams{Outcome: o, Duration: time.Since(start)})
@@ -422,7 +422,7 @@ func (p *Processor) handle(msg *message.Message) error {
 	if outcome.Duplicate || outcome.Code == events.CodeIdempotencyKeyReused {
 		// Recorded before (or another command's): the client waiting for
 		// it hears it, and nothing is stored.
-		if err := p.outcomes.Announce(outcome, cmd.ContentType); err != nil {
+		if err := p.outcomes.Announce(outcome, cmd.Key, cmd.ContentType); err != nil {
 			return err
 		}
 	}
@@ -525,7 +525,7 @@ func (p *Processor) answerPanic(ctx context.Context, cmd events.CommandEnvelope,
 		o.Message = aggregates.FitText(fmt.Sprintf("the server failed on this command: %v", recovered), aggregates.MaxReasonBytes)
 	}
 	o.Fingerprint = events.Fingerprint(cmd)
-	if _, err := p.record(ctx, o, cmd.ContentType, 0); err != nil {
+	if _, err := p.record(ctx, o, cmd.Key, cmd.ContentType, 0); err != nil {
 		p.cfg.Logger.Error("recording the outcome of a command the processor panicked on", "command_id", cmd.CommandID, "error", err)
 	}
 }
@@ -598,7 +598,7 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 	// Only now may the command be acknowledged: a crash before this line
 	// redelivers it, and decide finds its events by causation id.
 	outcome.Fingerprint = events.Fingerprint(cmd)
-	final, err := p.record(ctx, outcome, cmd.ContentType, 0)
+	final, err := p.record(ctx, outcome, cmd.Key, cmd.ContentType, 0)
 	if err != nil {
 		return events.Outcome{}, 0, err
 	}
@@ -612,10 +612,10 @@ func (p *Processor) Process(ctx context.Context, cmd events.CommandEnvelope) (ev
 // record stores o as the command's final outcome, or returns the outcome
 // recorded earlier (marked Duplicate) if there is one. keepFor, when not 0,
 // is how long the outcome is kept (a refusal to decide the command).
-func (p *Processor) record(ctx context.Context, o events.Outcome, contentType string, keepFor time.Duration) (events.Outcome, error) {
+func (p *Processor) record(ctx context.Context, o events.Outcome, key, contentType string, keepFor time.Duration) (events.Outcome, error) {
 	duplicate := o.Duplicate
 	o.Duplicate = false // what is stored is the first answer itself
-	stored, fresh, err := p.outcomes.Record(ctx, o, contentType, keepFor)
+	stored, fresh, err := p.outcomes.Record(ctx, o, key, contentType, keepFor)
 	if err != nil {
 		return events.Outcome{}, err
 	}

@@ -127,7 +127,7 @@ func TestJSONCommandGetsJSONOutcome(t *testing.T) {
 	b := newBus(t)
 	b.startProcessor(t)
 	id := uuid.NewString()
-	sub, err := b.nc.SubscribeSync(events.OutcomeSubject(id))
+	sub, err := b.nc.SubscribeSync(events.OutcomeSubject(events.NoOutcomeKey, id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestGarbageIsRejectedOrDeadLetteredAndProcessingGoesOn(t *testing.T) {
 	}
 	for _, g := range garbage {
 		id := uuid.NewString()
-		sub, err := b.nc.SubscribeSync(events.OutcomeSubject(id))
+		sub, err := b.nc.SubscribeSync(events.OutcomeSubject(events.NoOutcomeKey, id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,7 +408,8 @@ func TestUnreadableHistoryRefusesTheAppsCommandsAndOthersFlow(t *testing.T) {
 }
 
 // Outcomes are written once: a second, different outcome for the same
-// command id is refused and the first one is reported instead.
+// command id, under any key, is refused and the first one is reported
+// instead.
 func TestOutcomeLogKeepsTheFirstOutcome(t *testing.T) {
 	t.Parallel()
 	b := newBus(t)
@@ -419,16 +420,55 @@ func TestOutcomeLogKeepsTheFirstOutcome(t *testing.T) {
 		t.Fatalf("lookup before anything was recorded: found %v, %v", found, err)
 	}
 	first := events.Outcome{CommandID: id, App: "web", CommandType: events.CmdScale, Status: events.OutcomeNoOp, Code: aggregates.CodeNothingToChange, Message: "nothing to change"}
-	if stored, recorded, err := log.Record(ctx, first, events.ContentTypeJSON, 0); err != nil || !recorded || stored != first {
+	if stored, recorded, err := log.Record(ctx, first, "alice", events.ContentTypeJSON, 0); err != nil || !recorded || stored != first {
 		t.Fatalf("first record: %+v, %v, %v", stored, recorded, err)
 	}
 	second := events.Outcome{CommandID: id, App: "web", CommandType: events.CmdScale, Status: events.OutcomeAccepted, FirstSequence: 9, LastSequence: 9}
-	stored, recorded, err := log.Record(ctx, second, events.ContentTypeMsgpack, 0)
+	stored, recorded, err := log.Record(ctx, second, "mallory", events.ContentTypeMsgpack, 0)
 	if err != nil || recorded || stored != first {
 		t.Fatalf("second record: %+v, recorded %v, %v; want the first outcome back", stored, recorded, err)
 	}
 	if got, found, err := log.Lookup(ctx, id); err != nil || !found || got != first {
 		t.Fatalf("lookup: %+v, %v, %v", got, found, err)
+	}
+	if n := outcomesStored(t, b, events.OutcomeSubject("mallory", id)); n != 0 {
+		t.Fatalf("%d outcomes stored under the second key", n)
+	}
+}
+
+// outcomesStored counts the outcomes stored on subject.
+func outcomesStored(t *testing.T, b *bus, subject string) int {
+	t.Helper()
+	stream, err := b.js.Stream(testContext(t), commandbus.OutcomeStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(testContext(t), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(info.State.Subjects[subject])
+}
+
+// An outcome recorded before outcomes were per key is still a command's
+// outcome: its command id is not decided again.
+func TestOutcomeLogReadsLegacyOutcomes(t *testing.T) {
+	t.Parallel()
+	b := newBus(t)
+	ctx := testContext(t)
+	id := uuid.NewString()
+	legacy := events.Outcome{CommandID: id, App: "web", CommandType: events.CmdScale, Status: events.OutcomeNoOp, Code: aggregates.CodeNothingToChange, Message: "nothing to change"}
+	msg, err := events.OutcomeMsg(legacy, "", events.ContentTypeJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Subject = events.LegacyOutcomeSubject(id)
+	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	log := commandbus.NewOutcomeLog(b.js)
+	if got, found, err := log.Lookup(ctx, id); err != nil || !found || got != legacy {
+		t.Fatalf("lookup: %+v, %v, %v; want the legacy outcome", got, found, err)
 	}
 }
 
@@ -506,10 +546,21 @@ func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
 	if err != nil || appended != 0 || o.Status != events.OutcomeRejected || o.Code != events.CodeIdempotencyKeyReused {
 		t.Fatalf("reused key, processor side: %+v, %d appended, %v", o, appended, err)
 	}
-	// The same command again is still its first outcome.
+	// The same command again is still its first outcome, whoever sends
+	// it: a command id has one outcome, under any key.
 	again, _, err := p.Process(testContext(t), first)
 	if err != nil || again.Status != events.OutcomeAccepted || !again.Duplicate {
 		t.Fatalf("the first command again: %+v %v", again, err)
+	}
+	first.Key, other.Key = "mallory", "mallory"
+	if again, _, err := p.Process(testContext(t), first); err != nil || again.Status != events.OutcomeAccepted || !again.Duplicate {
+		t.Fatalf("the first command again, under another key: %+v %v", again, err)
+	}
+	if o, _, err := p.Process(testContext(t), other); err != nil || o.Code != events.CodeIdempotencyKeyReused {
+		t.Fatalf("reused key, under another key: %+v, %v", o, err)
+	}
+	if n := outcomesStored(t, b, events.OutcomeSubject("mallory", first.CommandID)); n != 0 {
+		t.Fatalf("%d outcomes stored under the other key", n)
 	}
 	history, err := b.store.Load(testContext(t), "web", 0)
 	if err != nil || len(history) != 1 {

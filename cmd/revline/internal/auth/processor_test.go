@@ -108,7 +108,7 @@ func TestSignaturesAgeFromWhenTheCommandWasStored(t *testing.T) {
 		Now: func() time.Time { return time.Now().Add(time.Hour) },
 	})
 
-	client := commandbus.NewClient(js)
+	client := commandbus.NewClient(js, commandbus.WithSigner(events.NewSigner("ci", value)))
 	o, err := client.Await(ctx, queued)
 	if err != nil || o.Status != events.OutcomeAccepted {
 		t.Fatalf("queued command: %+v, %v", o, err)
@@ -164,7 +164,7 @@ func TestACommandAcceptedBeforeACrashStaysAcceptedAfterItsTokenIsRevoked(t *test
 
 	runProcessor(t, processor.Config{NATSURL: srv.ClientURL(), JetStream: js, Store: store, Verifier: tokens})
 
-	o, err := commandbus.NewClient(js).Await(ctx, env.CommandID)
+	o, err := commandbus.NewClient(js, commandbus.WithSigner(events.NewSigner("ci", value))).Await(ctx, env.CommandID)
 	if err != nil || o.Status != events.OutcomeAccepted || o.FirstSequence != appended.FirstSequence || o.RevisionID != deploy.RevisionID {
 		t.Fatalf("outcome %+v, %v; want the acceptance of the events at %d", o, err, appended.FirstSequence)
 	}
@@ -197,11 +197,12 @@ func TestRefusalsToDecideExpireAndDecisionsStay(t *testing.T) {
 		return env.CommandID
 	}
 	unsigned, signed := send(false), send(true)
-	client := commandbus.NewClient(b.js)
-	if o, err := client.Await(ctx, unsigned); err != nil || o.Code != events.CodeUnauthenticated {
+	// Each outcome is published under the key its command names: none,
+	// and ci's.
+	if o, err := commandbus.NewClient(b.js).Await(ctx, unsigned); err != nil || o.Code != events.CodeUnauthenticated {
 		t.Fatalf("unsigned command: %+v, %v; want refused %s", o, err, events.CodeUnauthenticated)
 	}
-	if o, err := client.Await(ctx, signed); err != nil || o.Status != events.OutcomeAccepted {
+	if o, err := commandbus.NewClient(b.js, commandbus.WithSigner(events.NewSigner("ci", b.value))).Await(ctx, signed); err != nil || o.Status != events.OutcomeAccepted {
 		t.Fatalf("signed command: %+v, %v; want accepted", o, err)
 	}
 	stream, err := b.js.Stream(ctx, commandbus.OutcomeStreamName)
@@ -209,7 +210,7 @@ func TestRefusalsToDecideExpireAndDecisionsStay(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored := func(id string) *jetstream.RawStreamMsg {
-		msg, err := stream.GetLastMsgForSubject(ctx, events.OutcomeSubject(id))
+		msg, err := stream.GetLastMsgForSubject(ctx, events.CommandOutcomes(id))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		} else if err != nil {

@@ -192,23 +192,50 @@ func (s *Store) AuthorizeAdminRequest(ctx context.Context, msg *nats.Msg) (strin
 }
 
 func (s *Store) authorizeAdmin(ctx context.Context, msg *nats.Msg, now time.Time) (string, error) {
-	refuse := func(code string, err error) (string, error) {
-		return "", &events.Rejection{Code: code, Message: err.Error()}
+	t, err := s.authenticateRequest(ctx, msg, now)
+	if err != nil {
+		return "", err
 	}
+	if err := t.Authorize(Admin, ""); err != nil {
+		return "", &events.Rejection{Code: events.CodeForbidden, Message: err.Error()}
+	}
+	return t.Actor(), nil
+}
+
+// AuthorizeQuery says who sent a query (msg, signed as a command is,
+// events.Signer.SignedRequest): it returns whether that token may view an
+// app (nil, or an *events.Rejection with code events.CodeForbidden), or an
+// *events.Rejection with code events.CodeUnauthenticated when the query
+// is unsigned or its signature is not a live token's, made within
+// MaxSignatureAge; another error is transient (queryapi.WithAuthorizer).
+func (s *Store) AuthorizeQuery(ctx context.Context, msg *nats.Msg) (func(app string) error, error) {
+	t, err := s.authenticateRequest(ctx, msg, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return func(app string) error {
+		if err := t.Authorize(Read, app); err != nil {
+			return &events.Rejection{Code: events.CodeForbidden, Message: "forbidden: " + err.Error()}
+		}
+		return nil
+	}, nil
+}
+
+// authenticateRequest returns the live token that signed a request
+// message, made at most MaxSignatureAge from now, or an *events.Rejection
+// with code events.CodeUnauthenticated; another error is transient.
+func (s *Store) authenticateRequest(ctx context.Context, msg *nats.Msg, now time.Time) (Token, error) {
 	sig, err := events.ReadSignature(msg.Subject, msg.Header, msg.Data)
 	if err == nil {
 		var t Token
 		if t, err = s.checkSignature(ctx, sig, now); err == nil {
-			if err := t.Authorize(Admin, ""); err != nil {
-				return refuse(events.CodeForbidden, err)
-			}
-			return t.Actor(), nil
+			return t, nil
 		}
 	}
 	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, events.ErrBadSignature) {
-		return refuse(events.CodeUnauthenticated, err)
+		return Token{}, &events.Rejection{Code: events.CodeUnauthenticated, Message: err.Error()}
 	}
-	return "", err
+	return Token{}, err
 }
 
 // OpenValue opens the new token's value of a create reply with the curve

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -26,13 +25,13 @@ const BucketName = "REVLINE_TOKENS"
 // Token values look like rvl_<name>_<64 hex digits>: the name says which
 // record to check, the 256 random bits are the secret.
 const (
-	tokenPrefix   = "rvl_"
-	secretHexLen  = 64
-	secretBytes   = secretHexLen / 2
-	maxNameLength = 64
+	tokenPrefix  = "rvl_"
+	secretHexLen = 64
+	secretBytes  = secretHexLen / 2
+	// A token's name is its key's (events.IsKeyName): a subject token of
+	// its outcomes and inbox.
+	maxNameLength = events.MaxKeyNameLength
 )
-
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // ValidateName checks a token's name: lowercase letters, digits, '-' and
 // '_', starting with a letter or digit, at most 64 characters.
@@ -42,7 +41,7 @@ func ValidateName(name string) error {
 		return errors.New("token name is empty")
 	case len(name) > maxNameLength:
 		return fmt.Errorf("token name is %d characters long, the limit is %d", len(name), maxNameLength)
-	case !namePattern.MatchString(name):
+	case !events.IsKeyName(name):
 		return fmt.Errorf("token name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit", name)
 	}
 	return nil

@@ -429,7 +429,7 @@ func (f *clientFlags) connect(ctx context.Context) (*session, error) {
 		}
 		return nil, err
 	}
-	reader := queryapi.NewClient(nc)
+	reader := queryapi.NewClient(nc, queryapi.SignedBy(signer))
 	return &session{
 		nc:     nc,
 		signer: signer,

@@ -172,6 +172,16 @@ func appEventReads(app string) []string {
 	}
 }
 
+// ownOutcomeReads is the subject that looks up the outcomes of name's
+// commands: a direct get of the last message of one of its outcome
+// subjects (events.KeyOutcomes), which names the subject in the request's
+// own (the server refuses any other request on a subject of this form).
+// A get from the stream leader (STREAM.MSG.GET) names its subject in the
+// request's body, where no permission can see it: no token has it.
+func ownOutcomeReads(name string) string {
+	return js("DIRECT.GET." + commandbus.OutcomeStreamName + "." + events.KeyOutcomes(name))
+}
+
 // timeTravelReads are the subjects that read app's time travel snapshots
 // (its index and its folds, audit.SnapshotBucketName); app "*" is every
 // app. Key gets are direct gets by subject, which the server allows only
@@ -251,9 +261,13 @@ func (ids identities) users(tokens []auth.Token) []*server.NkeyUser {
 // the rights of its role on its apps; nil for a revoked token or one made
 // before tokens had keys (it works over HTTP only).
 //
-// Every token may ask queries, read the events of its apps (below), and
+// Every token may ask queries (the query service answers only those it
+// signed, about its apps: queryapi.WithAuthorizer), read the events of its
+// apps (below), and
 // subscribe to its own inbox (events.InboxPrefix) and nowhere else in
-// _INBOX. An operator may also send commands and read outcomes; a
+// _INBOX. An operator may also send commands, and receive and look up the
+// outcomes of its own (those the processor publishes under its name,
+// events.OutcomeSubject), never another token's; a
 // deployer also write its apps' secret values (one app's, or every app's;
 // a glob's none, below); an admin of every app also
 // manage webhooks, ask for token requests and replays. The command
@@ -303,11 +317,8 @@ func tokenUser(t auth.Token) *server.NkeyUser {
 		return prefix + app + ".>"
 	}
 	if t.Role.Allows(auth.Operate) {
-		publish = append(publish,
-			appSubjects(events.CommandSubjectPrefix),
-			js("STREAM.INFO."+commandbus.OutcomeStreamName),
-			js("STREAM.MSG.GET."+commandbus.OutcomeStreamName))
-		subscribe = append(subscribe, events.OutcomeSubjectPrefix+">")
+		publish = append(publish, appSubjects(events.CommandSubjectPrefix), ownOutcomeReads(t.Name))
+		subscribe = append(subscribe, events.KeyOutcomes(t.Name))
 	}
 	if t.Role.Allows(auth.Deploy) && (t.AllApps() || app != "") {
 		publish = append(publish, appSubjects("$KV."+secrets.BucketName+"."), js("STREAM.INFO.KV_"+secrets.BucketName))

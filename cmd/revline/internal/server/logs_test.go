@@ -22,7 +22,8 @@ import (
 func TestRunnerLogsThroughServe(t *testing.T) {
 	t.Parallel()
 	// An external NATS server (as on a cluster), which the CLI reaches
-	// without credentials.
+	// without NATS credentials; its queries are signed by its token all
+	// the same, or refused.
 	addrs := servertest.Serve(t, server.Config{NATSURL: embeddedtest.Start(t).ClientURL()})
 	command := `printf 'hello \033[31mred\007\n'; exec ` + runnerBin
 	code, stdout, stderr := revline(t, addrs.NATSURL, "deploy", "web", "--command", command, "-o", "json", "--token-file", addrs.AdminTokenFile)
@@ -30,7 +31,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res["status"] != "deployed" {
 		t.Fatalf("deploy: exit %d, stdout %s, stderr %s", code, stdout, stderr)
 	}
-	code, stdout, stderr = revline(t, addrs.NATSURL, "apps", "runners", "web", "-o", "json")
+	code, stdout, stderr = revline(t, addrs.NATSURL, "apps", "runners", "web", "-o", "json", "--token-file", addrs.AdminTokenFile)
 	var runners []map[string]any
 	if code != 0 || json.Unmarshal([]byte(stdout), &runners) != nil || len(runners) != 1 {
 		t.Fatalf("runners: exit %d, stdout %s, stderr %s", code, stdout, stderr)
@@ -41,7 +42,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 	// deploy sees it ready: wait for the line, briefly.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, stdout, stderr = revline(t, addrs.NATSURL, "runners", "logs", "web", runner)
+		code, stdout, stderr = revline(t, addrs.NATSURL, "runners", "logs", "web", runner, "--token-file", addrs.AdminTokenFile)
 		if code == 0 && strings.Contains(stdout, "listening on 127.0.0.1:") || time.Now().After(deadline) {
 			break
 		}
@@ -50,7 +51,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, `hello \x1b[31mred\x07`+"\n") || !strings.Contains(stdout, "listening on 127.0.0.1:") || stderr != "" {
 		t.Fatalf("runners logs: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	code, stdout, _ = revline(t, addrs.NATSURL, "runners", "logs", "web", runner, "--tail", "all", "-o", "json")
+	code, stdout, _ = revline(t, addrs.NATSURL, "runners", "logs", "web", runner, "--tail", "all", "-o", "json", "--token-file", addrs.AdminTokenFile)
 	first, _, _ := strings.Cut(stdout, "\n")
 	var line queryapi.LogLine
 	if code != 0 || json.Unmarshal([]byte(first), &line) != nil || line != (queryapi.LogLine{Offset: 0, Text: "hello \x1b[31mred\x07"}) {
@@ -59,7 +60,7 @@ func TestRunnerLogsThroughServe(t *testing.T) {
 
 	// Unknown runner, another app's: exit 1, one line.
 	for _, args := range [][]string{{"web", uuid.NewString()}, {"nope", runner}} {
-		code, stdout, stderr = revline(t, addrs.NATSURL, append([]string{"runners", "logs"}, args...)...)
+		code, stdout, stderr = revline(t, addrs.NATSURL, append([]string{"runners", "logs", "--token-file", addrs.AdminTokenFile}, args...)...)
 		if code != 1 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "not found") {
 			t.Fatalf("runners logs %v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
 		}

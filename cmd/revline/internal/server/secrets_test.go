@@ -110,16 +110,22 @@ func clientConn(t *testing.T, addrs server.Addresses) jetstream.JetStream {
 // tokenOptions are the options that connect as the token in file.
 func tokenOptions(t *testing.T, file string) []nats.Option {
 	t.Helper()
+	opts, err := fileSigner(t, file).NATSOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}
+
+// fileSigner is the signer of the token in file.
+func fileSigner(t *testing.T, file string) *events.Signer {
+	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	value := strings.TrimSpace(string(data))
-	opts, err := events.NewSigner(auth.ClaimedName(value), value).NATSOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return opts
+	return events.NewSigner(auth.ClaimedName(value), value)
 }
 
 // messagesHolding names the messages of the streams names ("stream S,

@@ -76,7 +76,7 @@ func TestEmbeddedNATSAcceptsOnlyItsIdentities(t *testing.T) {
 		}
 		expectViolation(t, violations, subject)
 	}
-	if err := nc.Publish(events.OutcomeSubject("0193f1c2-0000-7000-8000-000000000001"), []byte("forged")); err != nil {
+	if err := nc.Publish(events.OutcomeSubject("watcher", "0193f1c2-0000-7000-8000-000000000001"), []byte("forged")); err != nil {
 		t.Fatal(err)
 	}
 	expectViolation(t, violations, "revline.outcomes")

@@ -384,8 +384,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}}
 	// Runner logs are read where the runners run; a replica without them
 	// asks that server over NATS.
-	var runnerLogs queryapi.LogReader = queryapi.NewClient(nc)
-	queryOpts := []queryapi.ServeOption{queryapi.WithLogger(log.With("component", "query"))}
+	var runnerLogs queryapi.LogReader = queryapi.NewClient(nc, queryapi.SignedBy(signer))
+	// Each query is answered about the apps its token may view, and only
+	// if signed (the version excepted).
+	queryOpts := []queryapi.ServeOption{queryapi.WithLogger(log.With("component", "query")), queryapi.WithAuthorizer(tokens.AuthorizeQuery)}
 	if !cfg.NoRunners {
 		reader.Live = worker
 		// The supervisor's log files: <StateDir>/logs/<runner id>.log.

@@ -22,19 +22,22 @@ import (
 
 // busAttacker is connected as the bootstrap admin token (the client with
 // the most rights on the bus) and sends commands and token requests as it
-// likes, signed by any token or none.
+// likes, signed by any token or none. The outcomes of what it sends are
+// published for the tokens the commands name, which it cannot read: the
+// test reads them as the server.
 type busAttacker struct {
-	t      *testing.T
-	addrs  server.Addresses
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	client *commandbus.Client
+	t     *testing.T
+	addrs server.Addresses
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	// asServer reads every token's outcomes.
+	asServer jetstream.JetStream
 }
 
 func attacker(t *testing.T, addrs server.Addresses) *busAttacker {
 	t.Helper()
 	js := clientConn(t, addrs)
-	return &busAttacker{t: t, addrs: addrs, nc: js.Conn(), js: js, client: commandbus.NewClient(js)}
+	return &busAttacker{t: t, addrs: addrs, nc: js.Conn(), js: js, asServer: serverConn(t, addrs)}
 }
 
 // send publishes cmd for app as the attacker built it (actor claimed,
@@ -60,7 +63,13 @@ func (a *busAttacker) send(app string, cmd events.Command, actor string, signer 
 	if _, err := a.js.PublishMsg(ctx, msg); err != nil {
 		a.t.Fatal(err)
 	}
-	o, err := a.client.Await(ctx, env.CommandID)
+	// Its outcome is published under the key the command names (none:
+	// events.NoOutcomeKey), as a client that signs with it waits for it.
+	var named []commandbus.ClientOption
+	if key := msg.Header.Get(events.HeaderKey); key != "" {
+		named = append(named, commandbus.WithSigner(events.NewSigner(key, "")))
+	}
+	o, err := commandbus.NewClient(a.asServer, named...).Await(ctx, env.CommandID)
 	if err != nil {
 		a.t.Fatal(err)
 	}
