@@ -86,6 +86,12 @@ type Config struct {
 	RunnerUser       string
 	RunnerUIDs       process.UIDRange
 	AllowRootRunners bool
+	// RunnerLogMaxBytes is the size at which a runner's log file is
+	// rotated (zero: process.DefaultLogMaxBytes); RunnerEndedLogs how
+	// many of an app's ended runners keep their logs (zero:
+	// process.DefaultEndedLogs). See process.Config.
+	RunnerLogMaxBytes int64
+	RunnerEndedLogs   int
 	// NoRunners leaves the runner worker out: this replica processes
 	// commands and serves reads, another one runs the runners. Several
 	// replicas on one cluster must have at most one running runners.
@@ -350,6 +356,7 @@ func Run(ctx context.Context, cfg Config) error {
 	supervisor, err := process.NewSupervisor(process.Config{
 		StateDir: runnerDir, Logger: log.With("component", "runners"),
 		RunnerUser: cfg.RunnerUser, RunnerUIDs: cfg.RunnerUIDs, AllowRootRunners: cfg.AllowRootRunners,
+		LogMaxBytes: cfg.RunnerLogMaxBytes, EndedLogs: cfg.RunnerEndedLogs,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -386,7 +393,7 @@ func Run(ctx context.Context, cfg Config) error {
 	queryOpts := []queryapi.ServeOption{queryapi.WithLogger(log.With("component", "query"))}
 	if !cfg.NoRunners {
 		reader.Live = worker
-		// The supervisor's log files: <StateDir>/logs/<runner id>.log.
+		// The supervisor's log files: <StateDir>/logs/<app>/<runner id>.log.
 		reader.Logs = queryapi.LogDir(filepath.Join(runnerDir, "logs"))
 		runnerLogs = reader
 		queryOpts = append(queryOpts, queryapi.WithRunnerLogs(reader))
