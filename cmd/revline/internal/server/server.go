@@ -101,6 +101,10 @@ type Config struct {
 	// in a row disable a webhook (default 10).
 	WebhooksAllowPrivate bool
 	WebhookMaxFailures   int
+	// CommandStreamMaxBytes, if positive, is the byte limit of the command
+	// stream instead of commandbus.CommandStreamMaxBytes (1 GiB): tests
+	// fill it with less.
+	CommandStreamMaxBytes int64
 	// StreamCheckInterval is how often the streams' configuration is
 	// compared with what serve gave them (see events.StreamGuard);
 	// default 30s.
@@ -250,7 +254,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelSetup()
-	guard := events.NewStreamGuard(js, log, append(commandbus.StreamConfigs(cfg.Replicas), events.EventStreamConfig(cfg.Replicas))...)
+	busStreams := commandbus.StreamConfigs(cfg.Replicas)
+	for i := range busStreams {
+		if busStreams[i].Name == commandbus.CommandStreamName && cfg.CommandStreamMaxBytes > 0 {
+			busStreams[i].MaxBytes = cfg.CommandStreamMaxBytes
+		}
+	}
+	guard := events.NewStreamGuard(js, log, append(slices.Clone(busStreams), events.EventStreamConfig(cfg.Replicas))...)
 	drifts, err := guard.Inspect(setupCtx)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -260,8 +270,10 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Warn("a stream's configuration was changed behind Revline's back since the last start; restoring it", "drift", drift.String())
 		}
 	}
-	if err := commandbus.EnsureStreams(setupCtx, js, cfg.Replicas); err != nil {
-		return fmt.Errorf("serve: %w", err)
+	for _, sc := range busStreams {
+		if _, err := events.EnsureStream(setupCtx, js, sc); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	secretStore, err := secrets.Ensure(setupCtx, js, cfg.Replicas)
 	if err != nil {
