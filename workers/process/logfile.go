@@ -30,6 +30,8 @@ const (
 	logSuffix = ".log"
 	// rotatedSuffix is added to a log file's name when it is rotated.
 	rotatedSuffix = ".1"
+	// newSuffix names the file that replaces a log being rotated.
+	newSuffix = ".new"
 	// logLineSlack is how far past its limit a log file may grow to end
 	// with a whole line.
 	logLineSlack = 16 << 10
@@ -165,13 +167,25 @@ func (l *runnerLog) append(b []byte) error {
 	return err
 }
 
-// rotate renames the log to its .1 name and starts a new file.
+// rotate makes the log its .1 file and starts a new one. The log's name
+// names a file all along, so that readers never find it missing.
 func (l *runnerLog) rotate() error {
-	if err := os.Rename(l.path, l.path+rotatedSuffix); err != nil {
+	if err := os.Remove(l.path + rotatedSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("rotate log: %w", err)
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+	if err := os.Link(l.path, l.path+rotatedSuffix); err != nil {
+		// A file system without hard links: the log is missing for a
+		// moment (a reader finds it empty).
+		if err := os.Rename(l.path, l.path+rotatedSuffix); err != nil {
+			return fmt.Errorf("rotate log: %w", err)
+		}
+	}
+	f, err := os.OpenFile(l.path+newSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
 	if err != nil {
+		return fmt.Errorf("rotate log: %w", err)
+	}
+	if err := os.Rename(l.path+newSuffix, l.path); err != nil {
+		f.Close()
 		return fmt.Errorf("rotate log: %w", err)
 	}
 	l.f.Close()
@@ -254,7 +268,7 @@ func (s *Supervisor) pruneLogs(app string, keep int) error {
 	var errs []error
 	for _, l := range logs[min(keep, len(logs)):] {
 		path := filepath.Join(dir, l.id+logSuffix)
-		for _, p := range []string{path + rotatedSuffix, path} {
+		for _, p := range []string{path + rotatedSuffix, path + newSuffix, path} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("prune logs of %s: %w", app, err))
 			}
