@@ -213,6 +213,33 @@ func (l *runnerLog) drained() {
 	}
 }
 
+// removeUnboundedLogs removes the log files an earlier version wrote
+// directly in the logs directory (<runner id>.log, without a size limit):
+// their runners ended with that version's supervisor, and no reader looks
+// there any more.
+func (s *Supervisor) removeUnboundedLogs() {
+	entries, err := os.ReadDir(s.logDir)
+	if err != nil {
+		s.log.Warn("list runner logs", "err", err)
+		return
+	}
+	removed := 0
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), logSuffix)
+		if !ok || !e.Type().IsRegular() || !runnerIDPattern.MatchString(id) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.logDir, e.Name())); err != nil {
+			s.log.Warn("remove a runner log of an earlier version", "log", e.Name(), "err", err)
+			continue
+		}
+		removed++
+	}
+	if removed > 0 {
+		s.log.Info("removed the runner logs of an earlier version, which had no size limit", "count", removed)
+	}
+}
+
 // logPath returns the log file of runner id of app.
 func (s *Supervisor) logPath(app, runnerID string) string {
 	return filepath.Join(s.logDir, app, runnerID+logSuffix)

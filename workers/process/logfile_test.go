@@ -157,3 +157,30 @@ func TestEndedRunnersLogsArePruned(t *testing.T) {
 		t.Error("RemoveLogs of a path: no error")
 	}
 }
+
+// The logs an earlier version wrote without a size limit, directly in the
+// logs directory, are removed when a supervisor starts; nothing else is.
+func TestUnboundedLogsOfAnEarlierVersionAreRemoved(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(filepath.Join(logs, "web"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{ // path under logs → kept
+		"01a219bd-464b-744a-bdb6-c3c0c5793468.log": false,
+		"notes.txt": true,
+		"web/01a219bd-464b-744a-bdb6-c3c0c5793468.log": true,
+	}
+	for name := range files {
+		if err := os.WriteFile(filepath.Join(logs, name), []byte("output\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newSupervisor(t, dir)
+	for name, kept := range files {
+		if _, err := os.Stat(filepath.Join(logs, name)); (err == nil) != kept {
+			t.Errorf("%s: %v, want kept %v", name, err, kept)
+		}
+	}
+}

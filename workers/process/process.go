@@ -203,6 +203,7 @@ func NewSupervisor(cfg Config) (*Supervisor, error) {
 			return nil, fmt.Errorf("new supervisor: %w", err)
 		}
 	}
+	s.removeUnboundedLogs()
 	s.initPlatform()
 	return s, nil
 }
