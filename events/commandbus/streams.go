@@ -40,6 +40,17 @@ const (
 	DuplicateWindow = 2 * time.Minute
 )
 
+// Size limits of the bus streams, so that whoever may send commands cannot
+// fill the disk the event log is on. A full command stream refuses new
+// commands (discard new: a command is never dropped once stored, and the
+// sender gets an error, see IsStreamFull) until commands older than
+// CommandRetention expire or an operator makes room; a full dead-letter
+// stream drops its oldest entries.
+const (
+	CommandStreamMaxBytes    = 1 << 30
+	DeadLetterStreamMaxBytes = 256 << 20
+)
+
 // MaxCommandMsgSize is the largest command message, headers and payload
 // together, that REVLINE_COMMANDS stores: JetStream refuses a larger one at
 // publish time ("message size exceeds maximum allowed", API error code
@@ -97,6 +108,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      CommandRetention,
+			MaxBytes:    CommandStreamMaxBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  DuplicateWindow,
 			MaxMsgSize:  MaxCommandMsgSize,
 			// A command published on a well-formed subject goes to its
@@ -132,6 +145,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      DeadLetterRetention,
+			MaxBytes:    DeadLetterStreamMaxBytes,
+			Discard:     jetstream.DiscardOld,
 		},
 	}
 }

@@ -13,18 +13,24 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/revline/revline/events"
 	"github.com/revline/revline/projections"
 )
 
 // Runner logs: what a runner wrote to its stdout and stderr, which the
-// process supervisor appends to <StateDir>/logs/<runner id>.log on the
-// machine that runs the runners. Only the server that runs the runners
+// process supervisor appends to <StateDir>/logs/<app>/<runner id>.log on
+// the machine that runs the runners. Only the server that runs the runners
 // can read them (see WithRunnerLogs).
 //
 // A log is read in pages of lines, each line with its byte offset in the
 // log: a page ends with NextOffset, from which the next page (or, once
 // the end is reached, what the runner writes next) is read. The log
 // files carry no time, so lines have none and cannot be selected by time.
+//
+// The supervisor rotates a log that reaches its size limit: the file
+// becomes <runner id>.log.1 and a new, empty one starts. Offsets are those
+// of the current file: a read from an offset past its end (the end of
+// the file before it was rotated) starts again at 0, Restarted set.
 
 // Limits of runner log queries.
 const (
@@ -98,6 +104,11 @@ type LogPage struct {
 	// Terminated says the runner had terminated before its log was read:
 	// once More is false, its log will not grow.
 	Terminated bool `json:"terminated"`
+	// Restarted means that the AfterOffset asked for was past the end of
+	// the log: the log was rotated since (see above), and the page starts
+	// at the start of the new file. What the runner wrote between
+	// AfterOffset and the rotation is not in the page.
+	Restarted bool `json:"restarted,omitempty"`
 }
 
 // LogRequest selects the part of a runner's log a query returns.
@@ -131,7 +142,8 @@ type LogReadOptions struct {
 	// negative.
 	Tail int
 	// AfterOffset, when not negative, is the byte offset to read from;
-	// beyond the end of the log it is a CodeBadRequest error.
+	// beyond the end of the log (which was rotated since), the read starts
+	// at 0 and sets Restarted.
 	AfterOffset int64
 	// MaxBytes bounds the bytes read: the page then ends at the last line
 	// (or piece) that fits, with More set.
@@ -141,12 +153,12 @@ type LogReadOptions struct {
 	MaxLineBytes int
 }
 
-// RunnerLogs reads runners' log files. runnerID has been checked by
-// ParseRunnerID; an implementation must build no path from anything else.
-// A log that does not exist (yet) is empty. Read fills every field of
-// LogPage but Terminated.
+// RunnerLogs reads runners' log files. app is a valid app name and
+// runnerID has been checked by ParseRunnerID; an implementation must build
+// no path from anything else. A log that does not exist (yet, or any more)
+// is empty. Read fills every field of LogPage but Terminated.
 type RunnerLogs interface {
-	Read(ctx context.Context, runnerID string, opts LogReadOptions) (LogPage, error)
+	Read(ctx context.Context, app, runnerID string, opts LogReadOptions) (LogPage, error)
 }
 
 // ParseRunnerID checks that id is a runner id, a UUID in its 36-character
@@ -211,7 +223,7 @@ func (l Local) RunnerLogs(ctx context.Context, app, runnerID string, req LogRequ
 	}
 	opts.MaxBytes = budget
 	opts.MaxLineBytes = maxLineBytes(budget)
-	page, err := l.Logs.Read(ctx, id, opts)
+	page, err := l.Logs.Read(ctx, app, id, opts)
 	if err != nil {
 		var qerr *Error
 		if errors.As(err, &qerr) {
@@ -269,7 +281,8 @@ func fitLogPage(page LogPage, budget int) (LogPage, error) {
 }
 
 // LogDir is a RunnerLogs over the log files of a process supervisor:
-// <LogDir>/<runner id>.log (the logs directory of process.Config.StateDir).
+// <LogDir>/<app>/<runner id>.log (the logs directory of
+// process.Config.StateDir).
 type LogDir string
 
 var _ RunnerLogs = LogDir("")
@@ -279,12 +292,15 @@ var _ RunnerLogs = LogDir("")
 const logScanBlock = 64 << 10
 
 // Read implements RunnerLogs.
-func (d LogDir) Read(ctx context.Context, runnerID string, opts LogReadOptions) (LogPage, error) {
+func (d LogDir) Read(ctx context.Context, app, runnerID string, opts LogReadOptions) (LogPage, error) {
 	id, err := ParseRunnerID(runnerID)
 	if err != nil {
 		return LogPage{}, err
 	}
-	f, size, err := openLog(filepath.Join(string(d), id+".log"))
+	if err := events.ValidateAppName(app); err != nil {
+		return LogPage{}, &Error{Code: CodeBadRequest, Message: err.Error()}
+	}
+	f, size, err := openLog(filepath.Join(string(d), app, id+".log"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Not written yet (or by another machine): empty.
@@ -294,15 +310,16 @@ func (d LogDir) Read(ctx context.Context, runnerID string, opts LogReadOptions) 
 		defer f.Close()
 	}
 	start := opts.AfterOffset
-	if start > size {
-		return LogPage{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("after_offset %d is past the end of the log (%d bytes): give a next_offset of an earlier answer", start, size)}
+	restarted := start > size
+	if restarted {
+		start = 0 // rotated since: read the new file
 	}
 	if start < 0 {
 		if start, err = tailStart(ctx, f, size, opts.Tail, MaxLogTailScan); err != nil {
 			return LogPage{}, err
 		}
 	}
-	page := LogPage{Lines: []LogLine{}, NextOffset: start, Size: size}
+	page := LogPage{Lines: []LogLine{}, NextOffset: start, Size: size, Restarted: restarted}
 	if start == size {
 		return page, nil
 	}
@@ -315,10 +332,28 @@ func (d LogDir) Read(ctx context.Context, runnerID string, opts LogReadOptions) 
 	return page, nil
 }
 
+// logOpenAttempts is how many times openLog tries a log that is replaced
+// while it opens it (rotated, most likely).
+const logOpenAttempts = 3
+
 // openLog opens a log file and returns its size. It refuses anything but a
 // regular file, so that a symbolic link put in the log's place is not
 // followed.
 func openLog(path string) (*os.File, int64, error) {
+	for range logOpenAttempts - 1 {
+		f, size, err := openLogOnce(path)
+		if !errors.Is(err, errLogReplaced) {
+			return f, size, err
+		}
+	}
+	return openLogOnce(path)
+}
+
+// errLogReplaced is returned (wrapped) by openLogOnce when the log was
+// replaced between its Lstat and its Open.
+var errLogReplaced = errors.New("replaced while it was opened")
+
+func openLogOnce(path string) (*os.File, int64, error) {
 	before, err := os.Lstat(path)
 	if err != nil {
 		return nil, 0, err
@@ -337,7 +372,7 @@ func openLog(path string) (*os.File, int64, error) {
 	}
 	if !os.SameFile(before, info) {
 		f.Close()
-		return nil, 0, fmt.Errorf("the log %s was replaced while it was opened", filepath.Base(path))
+		return nil, 0, fmt.Errorf("the log %s was %w", filepath.Base(path), errLogReplaced)
 	}
 	return f, info.Size(), nil
 }

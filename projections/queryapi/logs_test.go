@@ -55,9 +55,17 @@ func newLogFixture(t *testing.T, srv *server.Server) logFixture {
 	return logFixture{dir: dir, local: local, client: queryapi.NewClient(clientConn)}
 }
 
-func (f logFixture) write(t *testing.T, runner, text string) {
+// path returns the log file of app's runner.
+func (f logFixture) path(app, runner string) string {
+	return filepath.Join(f.dir, app, runner+".log")
+}
+
+func (f logFixture) write(t *testing.T, app, runner, text string) {
 	t.Helper()
-	file, err := os.OpenFile(filepath.Join(f.dir, runner+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err := os.MkdirAll(filepath.Join(f.dir, app), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.OpenFile(f.path(app, runner), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +102,7 @@ func TestRunnerLogsTail(t *testing.T) {
 	for i := range 250 {
 		fmt.Fprintf(&b, "line %d\n", i)
 	}
-	f.write(t, runnerA, b.String())
+	f.write(t, "web", runnerA, b.String())
 	size := int64(b.Len())
 
 	page := f.both(t, ctx, "web", runnerA, queryapi.LogRequest{Tail: queryapi.DefaultLogTail})
@@ -122,7 +130,7 @@ func TestRunnerLogsTail(t *testing.T) {
 
 	// A last line without its newline is a line too, partial; empty
 	// lines count.
-	f.write(t, runnerA, "\n\nno newline yet")
+	f.write(t, "web", runnerA, "\n\nno newline yet")
 	page = f.both(t, ctx, "web", runnerA, queryapi.LogRequest{Tail: 3})
 	want := []queryapi.LogLine{{Offset: size, Text: ""}, {Offset: size + 1, Text: ""}, {Offset: size + 2, Text: "no newline yet", Partial: true}}
 	if !reflect.DeepEqual(page.Lines, want) || page.NextOffset != size+2+int64(len("no newline yet")) {
@@ -134,7 +142,7 @@ func TestRunnerLogsTail(t *testing.T) {
 		t.Fatalf("no log file: %+v", page)
 	}
 	// A terminated runner says so.
-	f.write(t, runnerB, "bye\n")
+	f.write(t, "web", runnerB, "bye\n")
 	if page := f.both(t, ctx, "web", runnerB, queryapi.LogRequest{Tail: 10}); !page.Terminated || len(page.Lines) != 1 {
 		t.Fatalf("terminated runner: %+v", page)
 	}
@@ -150,30 +158,47 @@ func TestRunnerLogsFollow(t *testing.T) {
 	t.Parallel()
 	f := newLogFixture(t, nil)
 	ctx := testContext(t)
-	f.write(t, runnerA, "listening on 127.0.0.1:4242\n")
+	f.write(t, "web", runnerA, "listening on 127.0.0.1:4242\n")
 	page := f.both(t, ctx, "web", runnerA, queryapi.LogRequest{Tail: 10})
 	next := page.NextOffset
 	if page := f.both(t, ctx, "web", runnerA, queryapi.LogRequest{AfterOffset: offset(next)}); len(page.Lines) != 0 || page.NextOffset != next || page.More {
 		t.Fatalf("nothing new: %+v", page)
 	}
-	f.write(t, runnerA, "GET / 200\nGET /x 404\nhalf a ")
+	f.write(t, "web", runnerA, "GET / 200\nGET /x 404\nhalf a ")
 	page = f.both(t, ctx, "web", runnerA, queryapi.LogRequest{AfterOffset: offset(next)})
 	want := []queryapi.LogLine{{Offset: next, Text: "GET / 200"}, {Offset: next + 10, Text: "GET /x 404"}, {Offset: next + 21, Text: "half a ", Partial: true}}
 	if !reflect.DeepEqual(page.Lines, want) || page.More {
 		t.Fatalf("appended: %+v, want %+v", page.Lines, want)
 	}
 	next = page.NextOffset
-	f.write(t, runnerA, "line\n")
+	f.write(t, "web", runnerA, "line\n")
 	page = f.both(t, ctx, "web", runnerA, queryapi.LogRequest{AfterOffset: offset(next)})
 	if want := []queryapi.LogLine{{Offset: next, Text: "line"}}; !reflect.DeepEqual(page.Lines, want) {
 		t.Fatalf("the rest of the line: %+v, want %+v", page.Lines, want)
 	}
-	// An offset past the end is refused (a log is never truncated).
-	for name, r := range map[string]queryapi.LogReader{"local": f.local, "client": f.client} {
-		_, err := r.RunnerLogs(ctx, "web", runnerA, queryapi.LogRequest{AfterOffset: offset(page.NextOffset + 1)}, 0)
-		if qerr := wantCode(t, name+": offset past the end", err, queryapi.CodeBadRequest); !strings.Contains(qerr.Message, "past the end") {
-			t.Errorf("%s: message %q", name, qerr.Message)
-		}
+	next = page.NextOffset
+
+	// The log is rotated: a follower's offset is past the end of the new
+	// file, and it reads on from the start of that file.
+	if err := os.Rename(f.path("web", runnerA), f.path("web", runnerA)+".1"); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "web", runnerA, "after the rotation\n")
+	page = f.both(t, ctx, "web", runnerA, queryapi.LogRequest{AfterOffset: offset(next)})
+	if want := []queryapi.LogLine{{Offset: 0, Text: "after the rotation"}}; !reflect.DeepEqual(page.Lines, want) || !page.Restarted || page.NextOffset != 19 {
+		t.Fatalf("after a rotation: %+v, want %+v from the start, restarted", page, want)
+	}
+	page = f.both(t, ctx, "web", runnerA, queryapi.LogRequest{AfterOffset: offset(page.NextOffset)})
+	if len(page.Lines) != 0 || page.Restarted {
+		t.Fatalf("read on after the rotation: %+v, want nothing new", page)
+	}
+	// A log removed (its app deleted) is empty: a follower starts over.
+	if err := os.Remove(f.path("web", runnerA)); err != nil {
+		t.Fatal(err)
+	}
+	page = f.both(t, ctx, "web", runnerA, queryapi.LogRequest{AfterOffset: offset(page.NextOffset)})
+	if len(page.Lines) != 0 || !page.Restarted || page.NextOffset != 0 {
+		t.Fatalf("log removed: %+v, want an empty page from 0, restarted", page)
 	}
 }
 
@@ -186,7 +211,7 @@ func TestRunnerLogsRefuseWhatIsNotARunnerOfTheApp(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("top secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f.write(t, runnerC, "api's runner\n")
+	f.write(t, "api", runnerC, "api's runner\n")
 	for _, tc := range []struct {
 		name, app, runner, code string
 	}{
@@ -213,11 +238,18 @@ func TestRunnerLogsRefuseWhatIsNotARunnerOfTheApp(t *testing.T) {
 		})
 	}
 	// LogDir checks the id itself too.
-	if _, err := queryapi.LogDir(f.dir).Read(ctx, "../../etc/passwd", queryapi.LogReadOptions{Tail: 10, AfterOffset: -1, MaxBytes: 1 << 20, MaxLineBytes: 1 << 10}); err == nil {
+	readOpts := queryapi.LogReadOptions{Tail: 10, AfterOffset: -1, MaxBytes: 1 << 20, MaxLineBytes: 1 << 10}
+	if _, err := queryapi.LogDir(f.dir).Read(ctx, "web", "../../etc/passwd", readOpts); err == nil {
 		t.Fatal("LogDir read ../../etc/passwd")
 	}
+	// And the app's name.
+	f.write(t, "api", runnerC, "api's runner\n")
+	if page, err := queryapi.LogDir(filepath.Join(f.dir, "web")).Read(ctx, "../api", runnerC, readOpts); err == nil {
+		t.Fatalf("LogDir read the log of app ../api: %+v", page)
+	}
 	// A symbolic link in a log's place is not followed.
-	if err := os.Symlink(secret, filepath.Join(f.dir, runnerA+".log")); err != nil {
+	f.write(t, "web", runnerB, "")
+	if err := os.Symlink(secret, f.path("web", runnerA)); err != nil {
 		t.Fatal(err)
 	}
 	for name, r := range map[string]queryapi.LogReader{"local": f.local, "client": f.client} {
@@ -239,7 +271,6 @@ func TestRunnerLogsRefuseBadRequests(t *testing.T) {
 		{"negative tail", queryapi.LogRequest{Tail: -1}},
 		{"tail over the maximum", queryapi.LogRequest{Tail: queryapi.MaxLogTail + 1}},
 		{"negative offset", queryapi.LogRequest{AfterOffset: offset(-1)}},
-		{"offset past the end", queryapi.LogRequest{AfterOffset: offset(1)}},
 	} {
 		for name, r := range map[string]queryapi.LogReader{"local": f.local, "client": f.client} {
 			_, err := r.RunnerLogs(ctx, "web", runnerA, tc.req, 0)
@@ -283,7 +314,7 @@ func TestRunnerLogsAreReadInPagesThatFitTheMaxPayload(t *testing.T) {
 		fmt.Fprintf(&b, "%05d héllo wörld \t\r\x00 <&>\n", i)
 	}
 	b.WriteString(strings.Repeat("€", 40000)) // a long unterminated line of 3-byte characters
-	f.write(t, runnerA, b.String())
+	f.write(t, "web", runnerA, b.String())
 	log := b.String()
 
 	var (
@@ -353,7 +384,7 @@ func TestOnlyTheServerWithLogsAnswersRunnerLogs(t *testing.T) {
 	t.Parallel()
 	srv := embeddedtest.Start(t)
 	f := newLogFixture(t, srv)
-	f.write(t, runnerA, "from the server with logs\n")
+	f.write(t, "web", runnerA, "from the server with logs\n")
 	// A replica without logs, on the same NATS.
 	replicaConn, _ := embeddedtest.Connect(t, srv)
 	svc, err := queryapi.Serve(replicaConn, queryapi.Local{Model: f.local.Model}, "0.1.0")
@@ -375,7 +406,7 @@ func TestRunnerLogsOverRawNATS(t *testing.T) {
 	t.Parallel()
 	srv := embeddedtest.Start(t)
 	f := newLogFixture(t, srv)
-	f.write(t, runnerA, "a\nb\nc\n")
+	f.write(t, "web", runnerA, "a\nb\nc\n")
 	nc, _ := embeddedtest.Connect(t, srv)
 	for body, want := range map[string]string{
 		`{"app":"web","runner_id":"` + runnerA + `"}`:                     `{"lines":[{"offset":0,"text":"a"},{"offset":2,"text":"b"},{"offset":4,"text":"c"}],"next_offset":6,"more":false,"size":6,"terminated":false}`,

@@ -218,7 +218,7 @@ func supervise() {
 	}
 	command := cmp.Or(os.Getenv(envCommand), shQuote(helperBin))
 	runnerID := cmp.Or(os.Getenv(envRunnerID), "orphan")
-	p, err := s.Start(process.Spec{RunnerID: runnerID, Command: command, Env: []string{envHelper + "=serve"}})
+	p, err := s.Start(process.Spec{App: "web", RunnerID: runnerID, Command: command, Env: []string{envHelper + "=serve"}})
 	if err != nil {
 		fail(err)
 	}
@@ -286,6 +286,7 @@ func shQuote(s string) string {
 // serveSpec returns a spec that runs the serve helper.
 func serveSpec(runnerID string, env ...string) process.Spec {
 	return process.Spec{
+		App:      "web",
 		RunnerID: runnerID,
 		Command:  shQuote(helperBin),
 		Env:      append([]string{envHelper + "=serve"}, env...),

@@ -33,7 +33,8 @@
 // root runs each of them as a uid of its own (see Config.RunnerUIDs), or as
 // one unprivileged user they share (Config.RunnerUser), each in a working
 // directory of its own, with no descriptor of the supervisor's but
-// stdin (/dev/null), stdout and stderr (the runner's log file): before each
+// stdin (/dev/null), stdout and stderr (a pipe the supervisor copies into the
+// runner's log file, which the runner never holds): before each
 // start, the supervisor marks every descriptor of its process above stderr
 // close-on-exec (pass descriptors to other children with
 // exec.Cmd.ExtraFiles). A supervisor that is not root runs runners as its own
@@ -62,6 +63,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/revline/revline/events"
 )
 
 const (
@@ -88,9 +91,22 @@ var reservedEnv = []string{"PORT", "REVLINE_APP", "REVLINE_REVISION", "REVLINE_R
 // Config configures a Supervisor.
 type Config struct {
 	// StateDir is required. It holds pid files (<StateDir>/pids/<runner_id>.pid)
-	// and logs (<StateDir>/logs/<runner_id>.log). Runners cannot read it when
-	// they run as another user (see RunnerUser).
+	// and logs (<StateDir>/logs/<app>/<runner_id>.log). Runners cannot read
+	// it when they run as another user (see RunnerUser).
 	StateDir string
+	// LogMaxBytes bounds a runner's log file: the supervisor copies the
+	// runner's output into it and, once it has LogMaxBytes, at the end of
+	// the line under way (16 KiB later at most: a longer line is cut),
+	// renames it <runner_id>.log.1 (replacing the previous one) and starts
+	// a new file, as kubelet rotates container logs. A runner thus takes
+	// at most about 2×LogMaxBytes on disk, and its log holds its latest
+	// output. Default DefaultLogMaxBytes (10 MiB).
+	LogMaxBytes int64
+	// EndedLogs is how many of an app's runners that are no longer running
+	// keep their logs (those written last); the logs of the others are
+	// removed when a runner of the app ends. Default DefaultEndedLogs.
+	// RemoveLogs removes them all, for a deleted app.
+	EndedLogs int
 	// Logger is optional and defaults to slog.Default().
 	Logger *slog.Logger
 	// RunnerUser, when set, is the one user every runner runs as when the
@@ -137,13 +153,15 @@ type Config struct {
 // Supervisor starts runners and keeps track of them until they have exited.
 // Its methods are safe for concurrent use.
 type Supervisor struct {
-	pidDir  string
-	logDir  string
-	workDir string
-	user    runnerUser
-	log     *slog.Logger
-	uidNext uint64        // offset in user.uids where newIdentity looks first; guarded by mu
-	plat    platformState // what the platform needs to find runners' processes
+	pidDir    string
+	logDir    string
+	logMax    int64
+	endedLogs int
+	workDir   string
+	user      runnerUser
+	log       *slog.Logger
+	uidNext   uint64        // offset in user.uids where newIdentity looks first; guarded by mu
+	plat      platformState // what the platform needs to find runners' processes
 
 	mu    sync.Mutex
 	procs map[string]*Process // by runner id, until Done is closed
@@ -158,17 +176,22 @@ func NewSupervisor(cfg Config) (*Supervisor, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("new supervisor: Config.StateDir is required")
 	}
+	if cfg.LogMaxBytes < 0 || cfg.EndedLogs < 0 {
+		return nil, errors.New("new supervisor: Config.LogMaxBytes and Config.EndedLogs may not be negative")
+	}
 	u, err := resolveRunnerUser(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("new supervisor: %w", err)
 	}
 	s := &Supervisor{
-		pidDir:  filepath.Join(cfg.StateDir, "pids"),
-		logDir:  filepath.Join(cfg.StateDir, "logs"),
-		workDir: cmp.Or(cfg.WorkDir, os.TempDir()),
-		user:    u,
-		log:     cmp.Or(cfg.Logger, slog.Default()),
-		procs:   make(map[string]*Process),
+		pidDir:    filepath.Join(cfg.StateDir, "pids"),
+		logDir:    filepath.Join(cfg.StateDir, "logs"),
+		logMax:    cmp.Or(cfg.LogMaxBytes, DefaultLogMaxBytes),
+		endedLogs: cmp.Or(cfg.EndedLogs, DefaultEndedLogs),
+		workDir:   cmp.Or(cfg.WorkDir, os.TempDir()),
+		user:      u,
+		log:       cmp.Or(cfg.Logger, slog.Default()),
+		procs:     make(map[string]*Process),
 	}
 	if u.perRunner {
 		s.uidNext = rand.Uint64N(u.uids.size())
@@ -180,6 +203,7 @@ func NewSupervisor(cfg Config) (*Supervisor, error) {
 			return nil, fmt.Errorf("new supervisor: %w", err)
 		}
 	}
+	s.removeUnboundedLogs()
 	s.initPlatform()
 	return s, nil
 }
@@ -191,7 +215,8 @@ type Spec struct {
 	// inherit REVLINE_RUNNER_ID), so it should be unique on the machine, as
 	// a UUID is.
 	RunnerID string
-	// App is exported to the runner as REVLINE_APP.
+	// App is required, an app name (events.ValidateAppName): it is exported
+	// to the runner as REVLINE_APP and names the directory of its log.
 	App string
 	// RevisionID is exported to the runner as REVLINE_REVISION.
 	RevisionID string
@@ -205,6 +230,9 @@ type Spec struct {
 func (s Spec) validate() error {
 	if !runnerIDPattern.MatchString(s.RunnerID) {
 		return fmt.Errorf("%w: runner id %q does not match [a-z0-9-]{1,64}", ErrInvalidSpec, s.RunnerID)
+	}
+	if err := events.ValidateAppName(s.App); err != nil {
+		return fmt.Errorf("%w: runner %s: %w", ErrInvalidSpec, s.RunnerID, err)
 	}
 	if strings.TrimSpace(s.Command) == "" {
 		return fmt.Errorf("%w: runner %s has an empty command", ErrInvalidSpec, s.RunnerID)
@@ -225,7 +253,8 @@ func (s Spec) validate() error {
 // Start launches spec.Command with /bin/sh in a new process group, on a free
 // loopback port exported as PORT, as the runner's user (a uid of its own, see
 // Config.RunnerUIDs, or Config.RunnerUser), in a fresh working directory, with stdin from /dev/null, stdout and stderr
-// appended to the runner's log file and no other descriptor. It records the
+// a pipe the supervisor copies into the runner's log file (rotated, see
+// Config.LogMaxBytes) and no other descriptor. It records the
 // runner in a pid file until the runner is done. Call SweepOrphans before
 // starting runners after a restart.
 // Errors wrap ErrInvalidSpec, ErrRunnerExists or ErrNoRunnerUID where they
@@ -243,16 +272,20 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
-	logPath := filepath.Join(s.logDir, spec.RunnerID+".log")
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	runLog, logR, logW, err := openRunnerLog(s.logPath(spec.App, spec.RunnerID), s.logMax, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
 	}
-	defer logFile.Close() // once started, the runner holds its own descriptor
-	logInfo, err := logFile.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
-	}
+	// Once started, the runner holds its own end of the pipe; until then,
+	// a failed start drains nothing.
+	defer logW.Close()
+	started := false
+	defer func() {
+		if !started {
+			logR.Close()
+			runLog.f.Close()
+		}
+	}()
 	ident, err := s.newIdentity()
 	if err != nil {
 		return nil, fmt.Errorf("start runner %s: %w", spec.RunnerID, err)
@@ -263,21 +296,21 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	}
 
 	p := &Process{
-		sup:       s,
-		runnerID:  spec.RunnerID,
-		port:      port,
-		logPath:   logPath,
-		logOffset: logInfo.Size(),
-		workDir:   workDir,
-		ident:     ident,
-		done:      make(chan struct{}),
+		sup:      s,
+		runnerID: spec.RunnerID,
+		app:      spec.App,
+		port:     port,
+		log:      runLog,
+		workDir:  workDir,
+		ident:    ident,
+		done:     make(chan struct{}),
 	}
 	env := runnerEnv(spec, port, workDir, ident)
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command("/bin/sh", "-c", spec.Command)
 		cmd.Env = env
 		cmd.Dir = workDir
-		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.Stdout, cmd.Stderr = logW, logW
 		cmd.SysProcAttr = sysProcAttr()
 		cmd.SysProcAttr.Credential = ident.credential()
 		return cmd
@@ -289,6 +322,8 @@ func (s *Supervisor) Start(spec Spec) (*Process, error) {
 	}
 	p.pid = cmd.Process.Pid
 	p.startedAt = time.Now()
+	started = true
+	go runLog.copy(logR)
 	s.started(p)
 
 	if err := s.writePidFile(p); err != nil {
@@ -399,6 +434,7 @@ func (s *Supervisor) reap(p *Process, cmd *exec.Cmd) {
 		}
 		time.Sleep(drainPollInterval)
 	}
+	p.log.drained()
 	p.mu.Lock()
 	p.pidFileMu.Lock()
 	p.gone.Store(true)
@@ -414,6 +450,9 @@ func (s *Supervisor) reap(p *Process, cmd *exec.Cmd) {
 		delete(s.procs, p.runnerID)
 	}
 	s.mu.Unlock()
+	if err := s.pruneLogs(p.app, s.endedLogs); err != nil {
+		s.log.Warn("remove logs of ended runners", "app", p.app, "err", err)
+	}
 	s.log.Info("runner exited", "runner_id", p.runnerID, "pid", p.pid, "err", err)
 	p.exitErr = err
 	close(p.done)
@@ -543,8 +582,8 @@ type Process struct {
 	pid       int // also the process group id
 	port      int
 	startedAt time.Time
-	logPath   string
-	logOffset int64    // size of the log file before the runner started
+	app       string
+	log       *runnerLog
 	workDir   string   // the runner's working directory
 	cgroup    string   // the runner's cgroup directory, or ""
 	ident     identity // who the runner runs as; a uid of its own is held until done
@@ -584,8 +623,9 @@ func (p *Process) Addr() string {
 // StartedAt returns when the runner was started.
 func (p *Process) StartedAt() time.Time { return p.startedAt }
 
-// LogPath returns the file the runner's stdout and stderr are appended to.
-func (p *Process) LogPath() string { return p.logPath }
+// LogPath returns the file the runner's stdout and stderr are appended to
+// (see Config.LogMaxBytes for its rotation).
+func (p *Process) LogPath() string { return p.log.path }
 
 // WorkDir returns the runner's working directory, removed once it is done.
 func (p *Process) WorkDir() string { return p.workDir }
@@ -664,7 +704,7 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
 // context, the reason quotes the runner's last output.
 func (p *Process) notReady(exited bool, reason string, err error) *NotReadyError {
 	if exited || errors.Is(err, context.DeadlineExceeded) {
-		if out := lastOutput(p.logPath, p.logOffset); out != "" {
+		if out := lastOutput(p.log.path, p.log.runStart()); out != "" {
 			reason += "; last output: " + out
 		}
 	}

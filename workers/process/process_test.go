@@ -42,7 +42,7 @@ func TestStartReadyStop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if p.RunnerID() != "web-1" || p.StartedAt().IsZero() || p.LogPath() != filepath.Join(dir, "logs", "web-1.log") {
+	if p.RunnerID() != "web-1" || p.StartedAt().IsZero() || p.LogPath() != filepath.Join(dir, "logs", "shop", "web-1.log") {
 		t.Errorf("RunnerID, StartedAt, LogPath = %q, %v, %q", p.RunnerID(), p.StartedAt(), p.LogPath())
 	}
 	if got := s.Running(); len(got) != 1 || got[0] != p {
@@ -187,7 +187,7 @@ func TestWaitReadyRunnerExits(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	s := newSupervisor(t, t.TempDir())
-	p, err := s.Start(process.Spec{RunnerID: "crash", Command: "echo boom >&2; exit 1"})
+	p, err := s.Start(process.Spec{App: "web", RunnerID: "crash", Command: "echo boom >&2; exit 1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestWaitReadyNeverListening(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	s := newSupervisor(t, t.TempDir())
-	p, err := s.Start(process.Spec{RunnerID: "mute", Command: shQuote(helperBin), Env: []string{envHelper + "=idle"}})
+	p, err := s.Start(process.Spec{App: "web", RunnerID: "mute", Command: shQuote(helperBin), Env: []string{envHelper + "=idle"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestLogFileAppends(t *testing.T) {
 	s := newSupervisor(t, t.TempDir())
 	var logPath string
 	for _, cmd := range []string{"echo first-out; echo first-err >&2", "echo second-out"} {
-		p, err := s.Start(process.Spec{RunnerID: "chatty", Command: cmd})
+		p, err := s.Start(process.Spec{App: "web", RunnerID: "chatty", Command: cmd})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,22 +271,24 @@ func TestStartRejectsInvalidSpec(t *testing.T) {
 	t.Parallel()
 	s := newSupervisor(t, t.TempDir())
 	for name, spec := range map[string]process.Spec{
-		"empty id":       {RunnerID: "", Command: "true"},
-		"upper case":     {RunnerID: "Web", Command: "true"},
-		"underscore":     {RunnerID: "web_1", Command: "true"},
-		"path traversal": {RunnerID: "../x", Command: "true"},
-		"too long":       {RunnerID: strings.Repeat("a", 65), Command: "true"},
-		"trailing NL":    {RunnerID: "web\n", Command: "true"},
-		"empty command":  {RunnerID: "web", Command: " "},
-		"env without =":  {RunnerID: "web", Command: "true", Env: []string{"FOO"}},
-		"env sets PORT":  {RunnerID: "web", Command: "true", Env: []string{"PORT=1"}},
-		"env sets id":    {RunnerID: "web", Command: "true", Env: []string{"REVLINE_RUNNER_ID=x"}},
+		"empty id":       {App: "web", RunnerID: "", Command: "true"},
+		"upper case":     {App: "web", RunnerID: "Web", Command: "true"},
+		"underscore":     {App: "web", RunnerID: "web_1", Command: "true"},
+		"path traversal": {App: "web", RunnerID: "../x", Command: "true"},
+		"too long":       {App: "web", RunnerID: strings.Repeat("a", 65), Command: "true"},
+		"trailing NL":    {App: "web", RunnerID: "web\n", Command: "true"},
+		"empty command":  {App: "web", RunnerID: "web", Command: " "},
+		"env without =":  {App: "web", RunnerID: "web", Command: "true", Env: []string{"FOO"}},
+		"env sets PORT":  {App: "web", RunnerID: "web", Command: "true", Env: []string{"PORT=1"}},
+		"env sets id":    {App: "web", RunnerID: "web", Command: "true", Env: []string{"REVLINE_RUNNER_ID=x"}},
+		"no app":         {RunnerID: "web", Command: "true"},
+		"app as a path":  {App: "../web", RunnerID: "web", Command: "true"},
 	} {
 		if _, err := s.Start(spec); !errors.Is(err, process.ErrInvalidSpec) {
 			t.Errorf("%s: Start = %v, want ErrInvalidSpec", name, err)
 		}
 	}
-	if _, err := s.Start(process.Spec{RunnerID: strings.Repeat("a", 64), Command: "true"}); err != nil {
+	if _, err := s.Start(process.Spec{App: "web", RunnerID: strings.Repeat("a", 64), Command: "true"}); err != nil {
 		t.Errorf("64-char runner id: %v", err)
 	}
 }
@@ -295,11 +297,11 @@ func TestStartRejectsDuplicateRunner(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	s := newSupervisor(t, t.TempDir())
-	p, err := s.Start(process.Spec{RunnerID: "dup", Command: shQuote(helperBin), Env: []string{envHelper + "=idle"}})
+	p, err := s.Start(process.Spec{App: "web", RunnerID: "dup", Command: shQuote(helperBin), Env: []string{envHelper + "=idle"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Start(process.Spec{RunnerID: "dup", Command: "true"}); !errors.Is(err, process.ErrRunnerExists) {
+	if _, err := s.Start(process.Spec{App: "web", RunnerID: "dup", Command: "true"}); !errors.Is(err, process.ErrRunnerExists) {
 		t.Errorf("second Start = %v, want ErrRunnerExists", err)
 	}
 	if err := p.Kill(ctx); err != nil {
@@ -382,7 +384,7 @@ func TestSweepOrphans(t *testing.T) {
 	writePidFile(t, dir, "junk", "not a pid file")
 
 	s := newSupervisor(t, dir)
-	live, err := s.Start(process.Spec{RunnerID: "live", Command: shQuote(helperBin), Env: []string{envHelper + "=idle"}})
+	live, err := s.Start(process.Spec{App: "web", RunnerID: "live", Command: shQuote(helperBin), Env: []string{envHelper + "=idle"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,14 +482,14 @@ func TestWaitReadyQuotesLastOutput(t *testing.T) {
 	ctx := testContext(t)
 	s := newSupervisor(t, t.TempDir())
 	// An earlier run of the same runner id wrote to the same log.
-	first, err := s.Start(process.Spec{RunnerID: "traceback", Command: "echo output of an earlier run"})
+	first, err := s.Start(process.Spec{App: "web", RunnerID: "traceback", Command: "echo output of an earlier run"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitDone(ctx, t, first)
 
 	traceback := `printf 'Starting app\n\033[1mTraceback (most recent call last):\033[0m\n  File "<string>", line 1, in <module>\n\nZeroDivisionError: division by zero\n' >&2; exit 1`
-	p, err := s.Start(process.Spec{RunnerID: "traceback", Command: traceback})
+	p, err := s.Start(process.Spec{App: "web", RunnerID: "traceback", Command: traceback})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +504,7 @@ func TestWaitReadyQuotesLastOutput(t *testing.T) {
 	}
 
 	// A runner that times out quotes its output too.
-	p, err = s.Start(process.Spec{RunnerID: "slow", Command: "echo loading model...; exec " + shQuote(helperBin), Env: []string{envHelper + "=idle"}})
+	p, err = s.Start(process.Spec{App: "web", RunnerID: "slow", Command: "echo loading model...; exec " + shQuote(helperBin), Env: []string{envHelper + "=idle"}})
 	if err != nil {
 		t.Fatal(err)
 	}

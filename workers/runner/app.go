@@ -223,7 +223,17 @@ func (a *appWorker) reconcile(ctx context.Context) error {
 	if err := a.stopRequested(ctx); err != nil {
 		return err
 	}
-	return a.converge(ctx)
+	if err := a.converge(ctx); err != nil {
+		return err
+	}
+	if a.state.Deleted {
+		// The logs of its runners go with the app, each once it has
+		// stopped: the end of each stop wakes a pass.
+		if err := a.cfg.Supervisor.RemoveLogs(a.name); err != nil {
+			a.log.Warn("removing the logs of a deleted app", "error", err)
+		}
+	}
+	return nil
 }
 
 // stopRequested carries out the stops of single runners users asked for

@@ -44,6 +44,8 @@ func serveCommand() *cobra.Command {
 	fs.StringVar(&cfg.RunnerUser, "runner-user", os.Getenv("REVLINE_RUNNER_USER"), "when serve runs as root, one user every runner runs as: a name, uid or uid:gid; runners then share it and can read each other's environment, secrets included (default: a uid of each runner's own, see --runner-uid-range) (env REVLINE_RUNNER_USER)")
 	uidRange := fs.String("runner-uid-range", os.Getenv("REVLINE_RUNNER_UID_RANGE"), "when serve runs as root without --runner-user, the uids FIRST-LAST that runners get one each of, with the group of the same number (default "+process.DefaultRunnerUIDs.String()+") (env REVLINE_RUNNER_UID_RANGE)")
 	fs.BoolVar(&cfg.AllowRootRunners, "allow-root-runners", false, "when serve runs as root, let runners run as root too (not recommended: runners run users' code)")
+	logMiB := fs.Int("runner-log-max-mib", process.DefaultLogMaxBytes>>20, "size in MiB at which a runner's log is rotated: the previous file is kept (RUNNER.log.1), so a runner's output takes at most twice this on disk")
+	fs.IntVar(&cfg.RunnerEndedLogs, "runner-logs-kept", process.DefaultEndedLogs, "how many of an app's stopped runners keep their logs (the latest); the logs of an app's runners go when the app is deleted")
 	fs.BoolVar(&cfg.NoRunners, "no-runners", false, "run no runner worker here: for extra replicas on a cluster, next to one that runs the runners")
 	fs.BoolVar(&cfg.NATSIdentities, "nats-identities", false, "with --nats-url: connect with the identities in DATA_DIR/auth, which `revline nats-config` gave the cluster (the server's, and the query service's that may publish only to inboxes)")
 	fs.BoolVar(&cfg.WebhooksAllowPrivate, "webhooks-allow-private", false, "let webhooks target loopback, link-local and private addresses (refused by default: a webhook could otherwise reach services inside this network)")
@@ -75,6 +77,13 @@ func serveCommand() *cobra.Command {
 			}
 			cfg.RunnerUIDs = r
 		}
+		if *logMiB < 1 || *logMiB > 1<<20 {
+			return usagef("--runner-log-max-mib %d: want 1 to %d", *logMiB, 1<<20)
+		}
+		if cfg.RunnerEndedLogs < 1 {
+			return usagef("--runner-logs-kept %d: want 1 or more", cfg.RunnerEndedLogs)
+		}
+		cfg.RunnerLogMaxBytes = int64(*logMiB) << 20
 		if *allowedHosts != "" {
 			cfg.HTTPAllowedHosts = strings.Split(*allowedHosts, ",")
 		}

@@ -115,6 +115,9 @@ func readLogs(ctx context.Context, r queryapi.LogReader, app, runnerID string, o
 	}
 	end := page.Size
 	for {
+		if page.Restarted {
+			p.finish() // the line was cut by the rotation of the log
+		}
 		if err := p.print(page.Lines); err != nil {
 			return false, err
 		}

@@ -53,9 +53,13 @@ func logServer(t *testing.T) (*queryapi.Client, string) {
 	return queryapi.NewClient(clientConn), dir
 }
 
+// appendLog appends text to the log of runner, one of app web's.
 func appendLog(t *testing.T, dir, runner, text string) {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(dir, runner+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err := os.MkdirAll(filepath.Join(dir, "web"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "web", runner+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +152,16 @@ func TestFollowPrintsWhatTheRunnerWritesNext(t *testing.T) {
 	waitFor("old 2\nnew 1\nnew 2\nhalf a line\n")
 	appendLog(t, dir, liveRunner, "unfinished")
 	waitFor("old 2\nnew 1\nnew 2\nhalf a line\nunfinished")
+	// The log is rotated: the follower goes on with the new file, the
+	// partial line of the old one ended.
+	logPath := filepath.Join(dir, "web", liveRunner+".log")
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLog(t, dir, liveRunner, "rotated\n")
+	waitFor("old 2\nnew 1\nnew 2\nhalf a line\nunfinished\nrotated\n")
+	appendLog(t, dir, liveRunner, "after\n")
+	waitFor("old 2\nnew 1\nnew 2\nhalf a line\nunfinished\nrotated\nafter\n")
 	cancel()
 	select {
 	case err := <-done:
@@ -157,8 +171,8 @@ func TestFollowPrintsWhatTheRunnerWritesNext(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("follow did not stop with its context")
 	}
-	if got := out.String(); got != "old 2\nnew 1\nnew 2\nhalf a line\nunfinished\n" {
-		t.Fatalf("output %q: want the partial line ended", got)
+	if got := out.String(); got != "old 2\nnew 1\nnew 2\nhalf a line\nunfinished\nrotated\nafter\n" {
+		t.Fatalf("output %q: want nothing more", got)
 	}
 }
 

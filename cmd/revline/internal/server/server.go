@@ -86,6 +86,12 @@ type Config struct {
 	RunnerUser       string
 	RunnerUIDs       process.UIDRange
 	AllowRootRunners bool
+	// RunnerLogMaxBytes is the size at which a runner's log file is
+	// rotated (zero: process.DefaultLogMaxBytes); RunnerEndedLogs how
+	// many of an app's ended runners keep their logs (zero:
+	// process.DefaultEndedLogs). See process.Config.
+	RunnerLogMaxBytes int64
+	RunnerEndedLogs   int
 	// NoRunners leaves the runner worker out: this replica processes
 	// commands and serves reads, another one runs the runners. Several
 	// replicas on one cluster must have at most one running runners.
@@ -95,6 +101,10 @@ type Config struct {
 	// in a row disable a webhook (default 10).
 	WebhooksAllowPrivate bool
 	WebhookMaxFailures   int
+	// CommandStreamMaxBytes, if positive, is the byte limit of the command
+	// stream instead of commandbus.CommandStreamMaxBytes (1 GiB): tests
+	// fill it with less.
+	CommandStreamMaxBytes int64
 	// StreamCheckInterval is how often the streams' configuration is
 	// compared with what serve gave them (see events.StreamGuard);
 	// default 30s.
@@ -244,7 +254,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelSetup()
-	guard := events.NewStreamGuard(js, log, append(commandbus.StreamConfigs(cfg.Replicas), events.EventStreamConfig(cfg.Replicas))...)
+	busStreams := commandbus.StreamConfigs(cfg.Replicas)
+	for i := range busStreams {
+		if busStreams[i].Name == commandbus.CommandStreamName && cfg.CommandStreamMaxBytes > 0 {
+			busStreams[i].MaxBytes = cfg.CommandStreamMaxBytes
+		}
+	}
+	guard := events.NewStreamGuard(js, log, append(slices.Clone(busStreams), events.EventStreamConfig(cfg.Replicas))...)
 	drifts, err := guard.Inspect(setupCtx)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -254,8 +270,10 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Warn("a stream's configuration was changed behind Revline's back since the last start; restoring it", "drift", drift.String())
 		}
 	}
-	if err := commandbus.EnsureStreams(setupCtx, js, cfg.Replicas); err != nil {
-		return fmt.Errorf("serve: %w", err)
+	for _, sc := range busStreams {
+		if _, err := events.EnsureStream(setupCtx, js, sc); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	secretStore, err := secrets.Ensure(setupCtx, js, cfg.Replicas)
 	if err != nil {
@@ -352,6 +370,7 @@ func Run(ctx context.Context, cfg Config) error {
 	supervisor, err := process.NewSupervisor(process.Config{
 		StateDir: runnerDir, Logger: log.With("component", "runners"),
 		RunnerUser: cfg.RunnerUser, RunnerUIDs: cfg.RunnerUIDs, AllowRootRunners: cfg.AllowRootRunners,
+		LogMaxBytes: cfg.RunnerLogMaxBytes, EndedLogs: cfg.RunnerEndedLogs,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -390,7 +409,7 @@ func Run(ctx context.Context, cfg Config) error {
 	queryOpts := []queryapi.ServeOption{queryapi.WithLogger(log.With("component", "query")), queryapi.WithAuthorizer(tokens.AuthorizeQuery)}
 	if !cfg.NoRunners {
 		reader.Live = worker
-		// The supervisor's log files: <StateDir>/logs/<runner id>.log.
+		// The supervisor's log files: <StateDir>/logs/<app>/<runner id>.log.
 		reader.Logs = queryapi.LogDir(filepath.Join(runnerDir, "logs"))
 		runnerLogs = reader
 		queryOpts = append(queryOpts, queryapi.WithRunnerLogs(reader))
