@@ -108,7 +108,6 @@ var catalogue = []CodeSpec{
 	{"deploy_not_current", KindError, http.StatusConflict},
 	{"runners_failing", KindError, http.StatusUnprocessableEntity},
 	{"not_ready", KindError, http.StatusServiceUnavailable},
-	{"commands_full", KindError, http.StatusServiceUnavailable},
 	{"timeout", KindError, http.StatusGatewayTimeout},
 	{"canceled", KindError, http.StatusServiceUnavailable},
 

@@ -41,11 +41,11 @@ const (
 )
 
 // Size limits of the bus streams, so that whoever may send commands cannot
-// fill the disk the event log is on. A full command stream refuses new
-// commands (discard new: a command is never dropped once stored, and the
-// sender gets an error, see IsStreamFull) until commands older than
-// CommandRetention expire or an operator makes room; a full dead-letter
-// stream drops its oldest entries.
+// fill the disk the event log is on. Past its limit, each drops its
+// oldest messages (discard old): the commands the processor decided long
+// ago, whose outcomes REVLINE_OUTCOMES keeps. Refusing new commands
+// instead would let one token that floods the stream, or a busy week,
+// stop every command, the runner worker's reports included.
 const (
 	CommandStreamMaxBytes    = 1 << 30
 	DeadLetterStreamMaxBytes = 256 << 20
@@ -109,7 +109,7 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			MaxAge:      CommandRetention,
 			MaxBytes:    CommandStreamMaxBytes,
-			Discard:     jetstream.DiscardNew,
+			Discard:     jetstream.DiscardOld,
 			Duplicates:  DuplicateWindow,
 			MaxMsgSize:  MaxCommandMsgSize,
 			// A command published on a well-formed subject goes to its

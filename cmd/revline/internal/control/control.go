@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/revline/revline/events"
-	"github.com/revline/revline/events/commandbus"
 	"github.com/revline/revline/projections"
 	"github.com/revline/revline/projections/queryapi"
 )
@@ -89,14 +88,8 @@ func (c *Control) commandID(app, idempotencyKey string) string {
 	return c.Signer.IdempotencyID(app, idempotencyKey)
 }
 
-// ErrCommandsFull is wrapped by the error of a command the bus did not
-// take because its command stream is full (commandbus.IsStreamFull):
-// nothing changed, and the command may be sent again later.
-var ErrCommandsFull = errors.New("the command bus is full")
-
 // execute sends cmd for app and returns its outcome; a rejected command is
-// returned as its *events.Rejection, one the bus had no room for as an
-// error wrapping ErrCommandsFull. A deploy without a revision id gets
+// returned as its *events.Rejection. A deploy without a revision id gets
 // RevisionID of its command id.
 func (c *Control) execute(ctx context.Context, app string, cmd events.Command, idempotencyKey string) (events.Outcome, error) {
 	commandID := c.commandID(app, idempotencyKey)
@@ -107,10 +100,6 @@ func (c *Control) execute(ctx context.Context, app string, cmd events.Command, i
 	env := events.NewCommand(app, cmd, events.Metadata{Actor: c.Actor})
 	env.CommandID = commandID
 	o, err := c.Commands.Execute(ctx, env)
-	if commandbus.IsStreamFull(err) {
-		return o, fmt.Errorf("%s not sent: %w: %s holds its byte limit, and takes no command until older ones expire (after %g days) or an operator makes room; nothing changed, try again later",
-			cmd.CommandType(), ErrCommandsFull, commandbus.CommandStreamName, commandbus.CommandRetention.Hours()/24)
-	}
 	if err != nil {
 		return o, err
 	}

@@ -37,7 +37,6 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeRequestTooLarge  = "request_too_large"
-	codeCommandsFull     = "commands_full"
 )
 
 // Problem is an error response: an RFC 9457 problem document with the
@@ -140,8 +139,6 @@ func classify(err error) (Problem, bool) {
 		return newProblem(codeDeployNotCurrent, err.Error()), false
 	case errors.Is(err, control.ErrRunnersFailing):
 		return newProblem(codeRunnersFailing, err.Error()), false
-	case errors.Is(err, control.ErrCommandsFull):
-		return newProblem(codeCommandsFull, err.Error()), false
 	case errors.Is(err, context.DeadlineExceeded):
 		return newProblem(codeTimeout, "the request did not finish in time: "+err.Error()), false
 	case errors.Is(err, context.Canceled):
