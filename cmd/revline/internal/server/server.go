@@ -267,7 +267,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	for _, drift := range drifts {
 		if !drift.Missing { // a missing stream is a first start
-			log.Warn("a stream's configuration was changed behind Revline's back since the last start; restoring it", "drift", drift.String())
+			log.Warn("a stream's configuration differs from what this version of Revline gives it (changed behind its back, or made by an older version); restoring it", "drift", drift.String())
 		}
 	}
 	for _, sc := range busStreams {
