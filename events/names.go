@@ -155,16 +155,19 @@ func OutcomeKey(key string) string {
 
 // OutcomeSubject is the subject the outcome of a command signed by key (a
 // token's name; OutcomeKey) is published on: only that token may read it.
+// The command id comes first, so that the outcomes of one command id, under
+// any key (CommandOutcomes), share a literal prefix: the stream finds them
+// without walking every command's subjects.
 func OutcomeSubject(key, commandID string) string {
-	return OutcomeSubjectPrefix + OutcomeKey(key) + "." + commandID
+	return OutcomeSubjectPrefix + commandID + "." + OutcomeKey(key)
 }
 
 // KeyOutcomes matches the outcome subjects of every command signed by key.
-func KeyOutcomes(key string) string { return OutcomeSubjectPrefix + OutcomeKey(key) + ".>" }
+func KeyOutcomes(key string) string { return OutcomeSubjectPrefix + "*." + OutcomeKey(key) }
 
 // CommandOutcomes matches the outcome subject of commandID, whoever sent
 // it: a command id has one outcome, whatever key it was sent with.
-func CommandOutcomes(commandID string) string { return OutcomeSubjectPrefix + "*." + commandID }
+func CommandOutcomes(commandID string) string { return OutcomeSubjectPrefix + commandID + ".*" }
 
 // LegacyOutcomeSubject is where versions before outcomes were per key
 // recorded the outcome of commandID: still read, never written.

@@ -25,7 +25,7 @@ const (
 )
 
 // Outcome is the answer to one command, published on
-// revline.outcomes.<key>.<command_id> (OutcomeSubject) in the command's
+// revline.outcomes.<command_id>.<key> (OutcomeSubject) in the command's
 // own encoding.
 type Outcome struct {
 	CommandID   string        `msgpack:"command_id" json:"command_id"`

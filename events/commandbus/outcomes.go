@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,7 +12,7 @@ import (
 )
 
 // OutcomeLog is the server's durable record of every command's outcome:
-// one message per command id, on revline.outcomes.<key>.<command id> in
+// one message per command id, on revline.outcomes.<command id>.<key> in
 // REVLINE_OUTCOMES, where key is the name of the token that signed the
 // command (events.OutcomeSubject), written once and kept. It is what makes
 // an outcome final: whatever the processor told a client is what every
@@ -21,12 +20,6 @@ import (
 // sends it.
 type OutcomeLog struct {
 	js jetstream.JetStream
-
-	mu sync.Mutex
-	// legacy is whether the stream holds outcomes recorded before they
-	// were per key (events.LegacyOutcomeSubject), which Lookup then reads
-	// too; nil until known. None are written any more.
-	legacy *bool
 }
 
 // NewOutcomeLog returns the outcome log on js. The stream must exist
@@ -34,18 +27,16 @@ type OutcomeLog struct {
 func NewOutcomeLog(js jetstream.JetStream) *OutcomeLog { return &OutcomeLog{js: js} }
 
 // Lookup returns the stored outcome of commandID, whatever key it is
-// recorded under; found is false when no outcome has been recorded for
-// it. The read goes to the stream leader (STREAM.MSG.GET, never a direct
-// get, which any replica answers), so an outcome recorded before is never
-// missed because a replica lags.
+// recorded under, or as versions before outcomes were per key recorded it
+// (events.LegacyOutcomeSubject); found is false when no outcome has been
+// recorded for it. Both reads name the command id in a literal prefix,
+// so neither walks other commands' outcomes. They go to the stream leader
+// (STREAM.MSG.GET, never a direct get, which any replica answers), so an
+// outcome recorded before is never missed because a replica lags.
 func (l *OutcomeLog) Lookup(ctx context.Context, commandID string) (o events.Outcome, found bool, err error) {
 	o, found, err = l.leaderLookup(ctx, events.CommandOutcomes(commandID))
 	if found || err != nil {
 		return o, found, err
-	}
-	legacy, err := l.hasLegacy(ctx)
-	if err != nil || !legacy {
-		return events.Outcome{}, false, err
 	}
 	return l.leaderLookup(ctx, events.LegacyOutcomeSubject(commandID))
 }
@@ -107,22 +98,6 @@ func (l *OutcomeLog) leaderGet(ctx context.Context, subject string) (header nats
 		}
 	}
 	return header, resp.Message.Data, true, nil
-}
-
-// hasLegacy reports whether the stream held outcomes recorded before they
-// were per key (any message on revline.outcomes.*) when first asked: none
-// is written since.
-func (l *OutcomeLog) hasLegacy(ctx context.Context) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.legacy == nil {
-		_, _, found, err := l.leaderGet(ctx, events.LegacyOutcomeSubject("*"))
-		if err != nil {
-			return false, err
-		}
-		l.legacy = &found
-	}
-	return *l.legacy, nil
 }
 
 // onlyOutcome makes the stream store msg, an outcome of commandID, only
@@ -188,7 +163,7 @@ func (l *OutcomeLog) Announce(o events.Outcome, key, contentType string) error {
 // ownOutcome is a client's lookup of the outcome of one of its commands:
 // a direct get of the last message on its outcome subject, which names
 // the stream and the subject in the request's own subject
-// ($JS.API.DIRECT.GET.REVLINE_OUTCOMES.revline.outcomes.<key>.<command id>),
+// ($JS.API.DIRECT.GET.REVLINE_OUTCOMES.revline.outcomes.<command id>.<key>),
 // so that NATS permissions limit a token to its own outcomes. Any replica
 // answers, and one may lag: a client that misses looks again later.
 func ownOutcome(ctx context.Context, nc *nats.Conn, key, commandID string) (events.Outcome, bool, error) {
