@@ -15,7 +15,7 @@ import (
 // gains, loses or changes a field, or Evolve starts to fold an event
 // differently: a snapshot of another version is ignored and the app's
 // history folded instead.
-const SnapshotSchema = 4
+const SnapshotSchema = 5
 
 // Snapshot is what a cold load of one app needs besides the events after
 // State.Version: the folded state, and the outcomes of the app's latest
