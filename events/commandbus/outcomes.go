@@ -2,7 +2,7 @@ package commandbus
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -41,63 +41,21 @@ func (l *OutcomeLog) Lookup(ctx context.Context, commandID string) (o events.Out
 	return l.leaderLookup(ctx, events.LegacyOutcomeSubject(commandID))
 }
 
-// msgGetResponse is the answer to a STREAM.MSG.GET request.
-type msgGetResponse struct {
-	Error   *jetstream.APIError `json:"error"`
-	Message *struct {
-		Header []byte `json:"hdrs"`
-		Data   []byte `json:"data"`
-	} `json:"message"`
-}
-
 // leaderLookup reads the last outcome on subject (which may hold
 // wildcards) from the stream leader.
 func (l *OutcomeLog) leaderLookup(ctx context.Context, subject string) (events.Outcome, bool, error) {
-	header, data, found, err := l.leaderGet(ctx, subject)
-	if err != nil || !found {
-		return events.Outcome{}, false, err
+	msg, err := events.LeaderGet(ctx, l.js.Conn(), OutcomeStreamName, 0, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return events.Outcome{}, false, nil
 	}
-	o, err := events.DecodeOutcome(header, data)
+	if err != nil {
+		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
+	}
+	o, err := events.DecodeOutcome(msg.Header, msg.Data)
 	if err != nil {
 		return events.Outcome{}, false, fmt.Errorf("read outcome %s: %w", subject, err)
 	}
 	return o, true, nil
-}
-
-// leaderGet reads the last message on subject (which may hold wildcards)
-// from the stream leader: a STREAM.MSG.GET, which jetstream.Stream makes a
-// direct get on a stream that allows them.
-func (l *OutcomeLog) leaderGet(ctx context.Context, subject string) (header nats.Header, data []byte, found bool, err error) {
-	fail := func(err error) (nats.Header, []byte, bool, error) {
-		return nil, nil, false, fmt.Errorf("read outcome %s: %w", subject, err)
-	}
-	req, err := json.Marshal(map[string]string{"last_by_subj": subject})
-	if err != nil {
-		return fail(err)
-	}
-	reply, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+OutcomeStreamName, req)
-	if err != nil {
-		return fail(err)
-	}
-	var resp msgGetResponse
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return fail(err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return nil, nil, false, nil
-	case resp.Error != nil:
-		return fail(resp.Error)
-	case resp.Message == nil:
-		return fail(jetstream.ErrInvalidJetStreamResponse)
-	}
-	header = nats.Header{}
-	if len(resp.Message.Header) > 0 {
-		if header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
-			return fail(err)
-		}
-	}
-	return header, resp.Message.Data, true, nil
 }
 
 // onlyOutcome makes the stream store msg, an outcome of commandID, only

@@ -102,8 +102,8 @@ func (s *Store) signedBy(ctx context.Context, verifier Verifier, revision uint64
 	for attempt, pause := 1, 100*time.Millisecond; ; attempt, pause = attempt+1, min(2*pause, 5*time.Second) {
 		by, err := s.verifyChange(ctx, verifier, revision, claimed)
 		if errors.Is(err, jetstream.ErrMsgNotFound) && attempt >= changeGoneAttempts {
-			// Not a replica lagging: the bucket's history (16 changes a
-			// key) dropped it while the recorder was behind.
+			// The bucket's history (16 changes a key) dropped it while the
+			// recorder was behind (or a new leader is not caught up yet).
 			err = &events.Rejection{Code: events.CodeUnauthenticated, Message: "the change is no longer in the bucket's history: " + err.Error()}
 		}
 		var refused *events.Rejection
@@ -129,11 +129,9 @@ func (s *Store) signedBy(ctx context.Context, verifier Verifier, revision uint64
 const changeGoneAttempts = 5
 
 func (s *Store) verifyChange(ctx context.Context, verifier Verifier, revision uint64, claimed string) (string, error) {
-	stream, err := s.js.Stream(ctx, "KV_"+BucketName)
-	if err != nil {
-		return "", fmt.Errorf("webhooks: the definitions' stream: %w", err)
-	}
-	msg, err := stream.GetMsg(ctx, revision)
+	// From the leader: a replica answering a direct get may not hold a
+	// change just stored, which would then be recorded as unverified.
+	msg, err := events.LeaderGet(ctx, s.js.Conn(), "KV_"+BucketName, revision, "")
 	if err != nil {
 		return "", fmt.Errorf("webhooks: the change at revision %d: %w", revision, err)
 	}
