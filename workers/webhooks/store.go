@@ -148,16 +148,16 @@ func (s *Store) ConsumerName(hook Webhook) string {
 // ConsumerPrefix starts the name of every webhook's durable consumer.
 const ConsumerPrefix = "revline-webhook-"
 
-// consumerKeyName is the key, in the secret bucket, of the key of the
+// ConsumerKeyName is the key, in the secret bucket, of the key of the
 // webhooks' consumer names (Store.ConsumerName); no webhook id (12
-// hexadecimal characters) can be it.
-const consumerKeyName = "consumer-names"
+// hexadecimal characters) can be it, and no token may write it.
+const ConsumerKeyName = "consumer-names"
 
 // ensureConsumerKey returns the key of the consumers' names, made once
 // by the first server to start: every replica reads the same.
 func ensureConsumerKey(ctx context.Context, secrets jetstream.KeyValue) ([]byte, error) {
 	for {
-		entry, err := secrets.Get(ctx, consumerKeyName)
+		entry, err := secrets.Get(ctx, ConsumerKeyName)
 		if err == nil && len(entry.Value()) >= 32 {
 			return entry.Value(), nil
 		}
@@ -168,11 +168,12 @@ func ensureConsumerKey(ctx context.Context, secrets jetstream.KeyValue) ([]byte,
 		_, _ = rand.Read(key) // never fails (crypto/rand)
 		if err == nil {
 			// Shorter than a key: a client wrote it (admins may write
-			// secrets). Replace it; the consumers are made again under
-			// their new names, after the last event delivered.
-			_, err = secrets.Put(ctx, consumerKeyName, key)
+			// secrets). Replace that version, unless another replica did
+			// first; the consumers are made again under their new names,
+			// after the last event delivered.
+			_, err = secrets.Update(ctx, ConsumerKeyName, key, entry.Revision())
 		} else {
-			_, err = secrets.Create(ctx, consumerKeyName, key)
+			_, err = secrets.Create(ctx, ConsumerKeyName, key)
 		}
 		if err == nil {
 			return key, nil
@@ -180,7 +181,7 @@ func ensureConsumerKey(ctx context.Context, secrets jetstream.KeyValue) ([]byte,
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("webhook store: the consumers' name key: %w", err)
 		}
-		// Another replica made it first: read it.
+		// Another replica made or replaced it first: read theirs.
 	}
 }
 

@@ -624,7 +624,7 @@ func TestConsumerNamesAreTheServersAndUnguessable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := secrets.Put(ctx, "consumer-names", []byte("known")); err != nil {
+	if _, err := secrets.Put(ctx, webhooks.ConsumerKeyName, []byte("known")); err != nil {
 		t.Fatal(err)
 	}
 	renamed, err := webhooks.Ensure(ctx, e.js, 1, webhooks.Policy{})

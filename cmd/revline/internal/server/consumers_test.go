@@ -121,6 +121,12 @@ func TestAWebhooksConsumerCannotBeFoundFromItsID(t *testing.T) {
 	if lister.Err() == nil || listed > 0 {
 		t.Errorf("a viewer listed %d consumers of the event stream (error %v)", listed, lister.Err())
 	}
+	// An admin, who writes webhook secrets, cannot write the names' key.
+	root := mustConnectAs(t, addrs, a.token("root", "admin"))
+	if err := root.nc.Publish("$KV."+webhooks.SecretBucketName+"."+webhooks.ConsumerKeyName, []byte(strings.Repeat("k", 32))); err != nil {
+		t.Fatal(err)
+	}
+	expectViolation(t, root.violations, "an admin writing the key of the webhooks' consumer names")
 }
 
 // A consumer a token makes that could outlive it (a push consumer, whose

@@ -197,7 +197,7 @@ func timeTravelReads(app string) []string {
 // cannot be limited to a token's own (a permission matches whole subject
 // tokens, never a prefix), so a token can use a consumer whose name it
 // knows: the ordered consumers' names are random, the runner worker's is
-// denied (workerConsumerDenied), and a webhook's holds a keyed hash that
+// denied (serverOwnDenied), and a webhook's holds a keyed hash that
 // only the server makes (webhooks.Store.ConsumerName). What a token creates with
 // these rights the server deletes if it could outlive the token
 // (consumerReaper).
@@ -209,13 +209,17 @@ func consumerUse() []string {
 	}
 }
 
-// workerConsumerDenied keeps the runner worker's durable consumer the
-// server's.
-func workerConsumerDenied() []string {
+// serverOwnDenied keeps the runner worker's durable consumer the
+// server's, and the key of the webhooks' consumer names
+// (webhooks.ConsumerKeyName), in a bucket admins otherwise write to: a
+// key changed while replicas run would have them name the same webhook's
+// consumer differently.
+func serverOwnDenied() []string {
 	workerConsumer := events.EventStreamName + "." + runner.ConsumerName
 	return []string{
 		js("CONSUMER.CREATE." + workerConsumer), js("CONSUMER.CREATE." + workerConsumer + ".>"),
 		js("CONSUMER.DELETE." + workerConsumer), js("CONSUMER.MSG.NEXT." + workerConsumer),
+		"$KV." + webhooks.SecretBucketName + "." + webhooks.ConsumerKeyName,
 	}
 }
 
@@ -327,7 +331,7 @@ func tokenUser(t auth.Token) *server.NkeyUser {
 		publish = slices.Concat(publish, []string{auth.SubjectPrefix + "*", queryapi.SubjectReplay, queryapi.SubjectReplayAll}, webhookRights())
 	}
 	return &server.NkeyUser{Nkey: user, Permissions: &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: publish, Deny: workerConsumerDenied()},
+		Publish:   &server.SubjectPermission{Allow: publish, Deny: serverOwnDenied()},
 		Subscribe: &server.SubjectPermission{Allow: subscribe},
 	}}
 }
