@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -142,7 +143,42 @@ func (s *Store) verifyChange(ctx context.Context, verifier Verifier, revision ui
 	if !sig.Signed() {
 		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: "unsigned"}
 	}
-	return verifier.VerifyWrite(ctx, sig, msg.Time, claimed)
+	by, err := verifier.VerifyWrite(ctx, sig, msg.Time, claimed)
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkWrittenOver(ctx, msg); err != nil {
+		return "", err
+	}
+	return by, nil
+}
+
+// checkWrittenOver refuses, as an *events.Rejection, a signed write of a
+// definition that was not stored right after the revision its signed
+// message id names: a copy of someone's signed change, published again
+// over later changes (the signature holds for 5 minutes), must not be
+// recorded as theirs.
+func (s *Store) checkWrittenOver(ctx context.Context, msg *jetstream.RawStreamMsg) error {
+	over, ok := writtenOver(msg.Header.Get(events.HeaderMsgID))
+	if !ok {
+		return &events.Rejection{Code: events.CodeUnauthenticated, Message: "its signed message id names no revision it was written over"}
+	}
+	key := strings.TrimPrefix(msg.Subject, "$KV."+BucketName+".")
+	entries, err := s.hooks.History(ctx, key)
+	if err != nil {
+		return fmt.Errorf("webhooks: the history of %s: %w", key, err)
+	}
+	previous, known := uint64(0), len(entries) < DefinitionHistory
+	for _, entry := range entries {
+		if entry.Revision() < msg.Sequence {
+			previous, known = max(previous, entry.Revision()), true
+		}
+	}
+	if known && previous != over {
+		return &events.Rejection{Code: events.CodeUnauthenticated, Message: fmt.Sprintf(
+			"it was signed as a change over revision %d, and stored over revision %d: a copy of a signed change published again", over, previous)}
+	}
+	return nil
 }
 
 // recorded is the webhooks aggregate's last event.

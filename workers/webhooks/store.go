@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -302,10 +303,14 @@ type Store struct {
 	js jetstream.JetStream
 }
 
+// DefinitionHistory is how many versions of each webhook's definition
+// the bucket keeps (`webhooks history`).
+const DefinitionHistory = 16
+
 func bucketConfigs(replicas int) []jetstream.KeyValueConfig {
 	replicas = max(replicas, 1)
 	return []jetstream.KeyValueConfig{
-		{Bucket: BucketName, Description: "Revline webhook definitions (no secrets) and redelivery requests", History: 16, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: replicas},
+		{Bucket: BucketName, Description: "Revline webhook definitions (no secrets) and redelivery requests", History: DefinitionHistory, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: replicas},
 		{Bucket: SecretBucketName, Description: "Revline webhook signing secrets, written by clients, read by the server only", History: 1, MaxValueSize: 1 << 10, Storage: jetstream.FileStorage, Replicas: replicas},
 		{Bucket: DeliveryBucketName, Description: "Revline webhook delivery attempts, the last 64 of each webhook", History: DeliveryHistory, MaxValueSize: 8 << 10, Storage: jetstream.FileStorage, Replicas: replicas},
 	}
@@ -363,9 +368,12 @@ func (s *Store) writeDefinition(ctx context.Context, w Webhook, lastRevision uin
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg("$KV." + BucketName + "." + hookKey(w.ID))
+	msg := nats.NewMsg(definitionSubject(w.ID))
 	msg.Data = data
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(lastRevision, 10))
+	// Signed, so that the recorder can tell this write from a copy of it
+	// published again later over another change (writtenOver).
+	msg.Header.Set(events.HeaderMsgID, definitionWriteID(lastRevision))
 	if s.signer != nil {
 		if err := s.signer.Sign(msg); err != nil {
 			return fmt.Errorf("webhook %s: sign the definition: %w", w.ID, err)
@@ -379,6 +387,32 @@ func (s *Store) writeDefinition(ctx context.Context, w Webhook, lastRevision uin
 		return fmt.Errorf("webhook %s: store the definition: %w", w.ID, err)
 	}
 	return nil
+}
+
+// definitionSubject is the subject of webhook id's definition in the
+// bucket's stream.
+func definitionSubject(id string) string { return "$KV." + BucketName + "." + hookKey(id) }
+
+// definitionWriteID is the message id of a write of a definition over
+// revision lastRevision of its key (0: a new webhook): unique, and naming
+// that revision.
+func definitionWriteID(lastRevision uint64) string {
+	return "over-" + strconv.FormatUint(lastRevision, 10) + "-" + uuid.NewString()
+}
+
+// writtenOver returns the revision a write whose message id is id says it
+// was written over; ok is false for an id of no such form.
+func writtenOver(id string) (revision uint64, ok bool) {
+	rest, ok := strings.CutPrefix(id, "over-")
+	if !ok {
+		return 0, false
+	}
+	number, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	revision, err := strconv.ParseUint(number, 10, 64)
+	return revision, err == nil
 }
 
 func hookKey(id string) string      { return "hook." + id }
