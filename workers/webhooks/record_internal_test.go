@@ -13,6 +13,20 @@ import (
 	"github.com/revline/revline/events/embedded/embeddedtest"
 )
 
+// serverStore is a webhook store as serve ensures it, on a NATS server of
+// its own, with a context that ends with the test (or in 30 s).
+func serverStore(t *testing.T) (*Store, jetstream.JetStream, context.Context) {
+	t.Helper()
+	_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	s, err := Ensure(ctx, js, 1, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, js, ctx
+}
+
 // refuseAll verifies nothing; the change it is asked about is gone first.
 type refuseAll struct{}
 
@@ -25,13 +39,7 @@ func (refuseAll) VerifyWrite(context.Context, events.Signature, time.Time, strin
 // instead of holding up every later change.
 func TestAChangeGoneFromTheBucketIsRecordedUnverified(t *testing.T) {
 	t.Parallel()
-	_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := Ensure(ctx, js, 1, Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, ctx := serverStore(t)
 	by, err := s.signedBy(ctx, refuseAll{}, 999, "mallory", slog.New(slog.DiscardHandler))
 	if err != nil || by != Unverified("mallory") {
 		t.Fatalf("by %q, error %v; want %q", by, err, Unverified("mallory"))
@@ -44,13 +52,7 @@ func TestAChangeGoneFromTheBucketIsRecordedUnverified(t *testing.T) {
 // a revision the copy was not stored over.
 func TestACopyOfASignedChangeIsNotItsSigners(t *testing.T) {
 	t.Parallel()
-	_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := Ensure(ctx, js, 1, Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, js, ctx := serverStore(t)
 	s.SignWith(events.NewSigner("serve", "rvl_serve_secret"))
 	hook := Webhook{ID: "0123456789ab", URL: "https://example.com/hook", Status: StatusActive, CreatedBy: "alice", CreatedAt: time.Now()}
 	if err := s.writeDefinition(ctx, hook, 0); err != nil {
