@@ -92,17 +92,33 @@ func TestEnsureUpdatesOnlyWhatDiffers(t *testing.T) {
 		t.Errorf("history %v (%v), want 8", status, err)
 	}
 
-	// A protective setting Revline leaves false, turned on behind its
-	// back, is turned off again.
+	// Settings Revline leaves unset, set behind its back, are unset again:
+	// a protective one, one that changes what a stream stores, a bucket's
+	// expiry.
 	tampered := streams[1]
-	tampered.AllowRollup = true
+	tampered.AllowRollup, tampered.Compression = true, jetstream.S2Compression
 	if _, err := js.UpdateStream(ctx, tampered); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := events.EnsureStream(ctx, js, streams[1]); err != nil {
 		t.Fatal(err)
 	}
-	if stream, err := js.Stream(ctx, streams[1].Name); err != nil || stream.CachedInfo().Config.AllowRollup {
-		t.Errorf("a rollup allowed behind Revline's back stays allowed (%v)", err)
+	if stream, err := js.Stream(ctx, streams[1].Name); err != nil || stream.CachedInfo().Config.AllowRollup || stream.CachedInfo().Config.Compression != jetstream.NoCompression {
+		t.Errorf("a rollup or compression set behind Revline's back stays set (%v)", err)
+	}
+	expiring := buckets[0]
+	expiring.TTL = time.Minute
+	if _, err := js.UpdateKeyValue(ctx, expiring); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.EnsureKeyValue(ctx, js, buckets[0]); err != nil {
+		t.Fatal(err)
+	}
+	kv, err = js.KeyValue(ctx, buckets[0].Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := kv.Status(ctx); err != nil || status.TTL() != 0 {
+		t.Errorf("an expiry set behind Revline's back stays: %v (%v)", status.TTL(), err)
 	}
 }

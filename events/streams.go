@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +47,7 @@ func EnsureStream(ctx context.Context, js jetstream.StreamManager, cfg jetstream
 // EnsureStream does a stream: left alone if configured so already.
 func EnsureKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
-		if status, err := kv.Status(ctx); err == nil && overlays(normalizeBucket(cfg), normalizeBucket(status.Config())) {
+		if status, err := kv.Status(ctx); err == nil && reflect.DeepEqual(normalizeBucket(cfg), normalizeBucket(status.Config())) {
 			return kv, nil
 		}
 	}
@@ -62,10 +64,32 @@ func EnsureKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetst
 
 // configured reports whether a stream's configuration got is want
 // already: every setting want gives has its value in got (overlays), and
-// no protective setting differs (ConfigDrift, which also compares those
-// want leaves false).
+// neither a protective setting (ConfigDrift) nor one that want leaves
+// unset, but that would change what the stream stores or who may read it
+// (unsetSettings), differs.
 func configured(want, got jetstream.StreamConfig) bool {
-	return len(ConfigDrift(want, got)) == 0 && overlays(normalizeStream(want), normalizeStream(got))
+	return len(ConfigDrift(want, got)) == 0 && overlays(normalizeStream(want), normalizeStream(got)) &&
+		reflect.DeepEqual(unsetSettings(want), unsetSettings(got))
+}
+
+// streamSettings are the settings of a stream that overlays cannot see
+// when Revline leaves them unset (false, nil, none), and that ConfigDrift
+// does not compare.
+type streamSettings struct {
+	Compression            jetstream.StoreCompression
+	Transform              *jetstream.SubjectTransformConfig
+	AllowDirect, Mirrored  bool
+	MirrorDirect, Sourced  bool
+	AllowAtomic, AllowTTLs bool
+}
+
+func unsetSettings(cfg jetstream.StreamConfig) streamSettings {
+	return streamSettings{
+		Compression: cfg.Compression, Transform: cfg.SubjectTransform,
+		AllowDirect: cfg.AllowDirect, Mirrored: cfg.Mirror != nil,
+		MirrorDirect: cfg.MirrorDirect, Sourced: len(cfg.Sources) > 0,
+		AllowAtomic: cfg.AllowAtomicPublish, AllowTTLs: cfg.AllowMsgTTL,
+	}
 }
 
 // overlays reports whether got already holds every setting want gives:
@@ -96,10 +120,22 @@ func normalizeStream(cfg jetstream.StreamConfig) jetstream.StreamConfig {
 	return cfg
 }
 
-// normalizeBucket is normalizeStream for a bucket's configuration.
+// normalizeBucket writes a bucket's configuration the same way whether
+// given or as its status reads it back: "no limit" and one replica as the
+// server fills them in, no sources rather than an empty list, and without
+// the metadata the server adds itself (_nats.*).
 func normalizeBucket(cfg jetstream.KeyValueConfig) jetstream.KeyValueConfig {
 	cfg.MaxValueSize, cfg.MaxBytes = int32(unlimited(int64(cfg.MaxValueSize))), unlimited(cfg.MaxBytes)
 	cfg.History, cfg.Replicas = max(cfg.History, 1), max(cfg.Replicas, 1)
+	if len(cfg.Sources) == 0 {
+		cfg.Sources = nil
+	}
+	metadata := maps.Clone(cfg.Metadata)
+	maps.DeleteFunc(metadata, func(key, _ string) bool { return strings.HasPrefix(key, "_nats.") })
+	cfg.Metadata = nil
+	if len(metadata) > 0 {
+		cfg.Metadata = metadata
+	}
 	return cfg
 }
 
