@@ -581,9 +581,9 @@ func (a *appWorker) rollout(ctx context.Context, ro aggregates.Rollout) error {
 		return a.completeRollout(ctx, ro)
 	}
 	// After a restart of the server no runner of before is left: those
-	// that were serving are replaced for the rollout, and counted. (What
-	// it did before the restart, and the requests in flight then, went
-	// with the server.)
+	// that were serving are replaced for the rollout, and counted. (The
+	// requests it cut before the restart are in the log, ro.Dropped; those
+	// in flight when the server died went with it, uncounted.)
 	for _, id := range a.lostOf(ro.RevisionID) {
 		if up, err := a.replaceForRollout(ctx, ro, rev, replacingLost(id)); !up {
 			return err
