@@ -405,6 +405,8 @@ func decideReportRunner(state App, c events.ReportRunner) ([]events.Event, error
 		return nil, invalid("port must be 0 to %d, got %d", MaxPort, c.Port)
 	case c.DroppedRequests < 0:
 		return nil, invalid("dropped_requests must not be negative, got %d", c.DroppedRequests)
+	case (c.RolloutID != "" || c.DroppedRequests != 0) && c.State != events.RunnerTerminated:
+		return nil, invalid("rollout_id and dropped_requests go only on the terminated report of a runner a force rollout killed, not on a %s one", c.State)
 	}
 	if c.RolloutID != "" {
 		if err := checkUUID("rollout_id", c.RolloutID); err != nil {

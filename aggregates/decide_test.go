@@ -1252,6 +1252,13 @@ func reportRunnerSpecs() []spec {
 			},
 		},
 		{
+			name:   "only_a_terminated_report_counts_dropped_requests",
+			given:  history(live(r1), evs(rolloutRequested(ro1, r1, true))),
+			when:   events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerDraining, RolloutID: ro1, DroppedRequests: 2},
+			reject: aggregates.CodeInvalidArgument,
+			says:   []string{"terminated report"},
+		},
+		{
 			name:   "a_negative_dropped_count_is_rejected",
 			given:  history(live(r1), evs(rolloutRequested(ro1, r1, true))),
 			when:   events.ReportRunner{RunnerID: runner1, RevisionID: r1, State: events.RunnerTerminated, RolloutID: ro1, DroppedRequests: -1},
