@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -77,6 +78,8 @@ func auditCommand() *cobra.Command {
 		}
 		ctx, stop := followContext(e.ctx, follow)
 		defer stop()
+		ctx, explain, stopRefusable := f.refusable(ctx)
+		defer stopRefusable()
 		readCtx, cancel := context.WithTimeout(ctx, f.timeout)
 		defer cancel()
 		s, err := f.connect(readCtx)
@@ -84,36 +87,38 @@ func auditCommand() *cobra.Command {
 			return err
 		}
 		defer s.close()
-		if revision != "" {
-			if filter.Revision, err = audit.ResolveRevision(readCtx, s.events, filter.App, revision); err != nil {
+		return explain(func() error {
+			if revision != "" {
+				if filter.Revision, err = audit.ResolveRevision(readCtx, s.events, filter.App, revision); err != nil {
+					return err
+				}
+			}
+			// The log's times are exact, in table and wide alike: they are
+			// compared with other logs, and streamed with --follow.
+			format := f.output
+			if format == outputWide {
+				format = outputTable
+			}
+			w := auditWriter{out: e.stdout, format: format, showApp: filter.App == ""}
+			if follow {
+				if w.format == outputTable {
+					w.header()
+				}
+				err := audit.Follow(ctx, s.events, filter, 0, w.one)
+				if ctx.Err() != nil && e.ctx.Err() == nil && errors.Is(context.Cause(ctx), context.Canceled) {
+					return nil // interrupted, not refused
+				}
 				return err
 			}
-		}
-		// The log's times are exact, in table and wide alike: they are
-		// compared with other logs, and streamed with --follow.
-		format := f.output
-		if format == outputWide {
-			format = outputTable
-		}
-		w := auditWriter{out: e.stdout, format: format, showApp: filter.App == ""}
-		if follow {
-			if w.format == outputTable {
-				w.header()
+			entries, err := readAudit(readCtx, s.events, filter)
+			if err != nil {
+				return err
 			}
-			err := audit.Follow(ctx, s.events, filter, 0, w.one)
-			if ctx.Err() != nil && e.ctx.Err() == nil {
-				return nil // interrupted
+			if limit.n > 0 && len(entries) > limit.n {
+				entries = entries[len(entries)-limit.n:]
 			}
-			return err
-		}
-		entries, err := readAudit(readCtx, s.events, filter)
-		if err != nil {
-			return err
-		}
-		if limit.n > 0 && len(entries) > limit.n {
-			entries = entries[len(entries)-limit.n:]
-		}
-		return w.all(entries)
+			return w.all(entries)
+		}())
 	}
 	return cmd
 }

@@ -518,9 +518,8 @@ func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *s
 	if err := f.attach(ctx); err != nil {
 		return err
 	}
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	f.stop = stop
+	ctx, explain, stop := f.refusable(ctx)
+	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	s, err := f.connect(ctx)
@@ -528,11 +527,23 @@ func (f *clientFlags) run(ctx context.Context, fn func(ctx context.Context, s *s
 		return err
 	}
 	defer s.close()
-	err = fn(ctx, s)
-	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return cause
+	return explain(fn(ctx, s))
+}
+
+// refusable returns ctx, ended as soon as the bus refuses one of the
+// command's requests (onAsyncError: NATS answers a refused request with
+// nothing, and it would wait out its deadline), and explain, which turns
+// the error of what ran in it into that refusal when the refusal ended it.
+func (f *clientFlags) refusable(ctx context.Context) (refusableCtx context.Context, explain func(error) error, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	f.stop = cancel
+	explain = func(err error) error {
+		if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			return cause
+		}
+		return err
 	}
-	return err
+	return ctx, explain, func() { cancel(nil) }
 }
 
 // check checks a client command's flags (with validate, if given, too) and

@@ -39,6 +39,8 @@ func runnerLogsCommand() *cobra.Command {
 		}
 		ctx, stop := followContext(e.ctx, follow)
 		defer stop()
+		ctx, explain, stopRefusable := f.refusable(ctx)
+		defer stopRefusable()
 		connectCtx, cancel := context.WithTimeout(ctx, f.timeout)
 		s, err := f.connect(connectCtx)
 		cancel()
@@ -51,7 +53,7 @@ func runnerLogsCommand() *cobra.Command {
 		if err == nil && terminated {
 			fmt.Fprintf(e.stderr, "Runner %s has terminated.\n", runnerID)
 		}
-		return err
+		return explain(err)
 	}
 	return cmd
 }

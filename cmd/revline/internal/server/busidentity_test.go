@@ -240,6 +240,11 @@ func TestTheCLIConnectsAsItsToken(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "the bus refused token web-deployer") {
 		t.Errorf("secrets list as the web deployer: exit %d, %s; want the bus's refusal", code, stderr)
 	}
+	// (Before, audit retried the refused request until its --timeout.)
+	code, _, stderr = revline(t, addrs.NATSURL, "audit", "web", "--timeout", "30s", "--token-file", deployerFile)
+	if code == 0 || !strings.Contains(stderr, "the bus refused token web-deployer") {
+		t.Errorf("audit as the web deployer: exit %d, %s; want the bus's refusal", code, stderr)
+	}
 	// A deployer of a glob writes no secret value on the bus: it would
 	// overwrite or purge those of apps outside its glob (the bucket keeps
 	// one version, which set_secret pins). The CLI says why, at once.
