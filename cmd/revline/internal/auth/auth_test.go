@@ -169,3 +169,19 @@ func TestBootstrapMakesOneAdminToken(t *testing.T) {
 		t.Errorf("the second bootstrap left %v", entries)
 	}
 }
+
+// An app glob that no app name can match (a literal that no app name has
+// there) is refused: a token for no app is a mistake.
+func TestAppGlobsMustBeAbleToMatchAnApp(t *testing.T) {
+	t.Parallel()
+	for _, glob := range []string{"web", "web-*", "*", "w?b", "[a-c]*", `web\-*`, "*_blue", "api[0-9]"} {
+		if err := auth.ValidateAppGlob(glob); err != nil {
+			t.Errorf("%q refused: %v", glob, err)
+		}
+	}
+	for _, glob := range []string{"_webhooks", "_*", "Web-*", "-web", "web!", "*Blue", `\_*`} {
+		if err := auth.ValidateAppGlob(glob); err == nil {
+			t.Errorf("%q accepted; it matches no app name", glob)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/revline/revline/events"
 )
 
 // Role is what a token may do. Each role may do what the ones before it
@@ -101,6 +103,44 @@ func ValidateAppGlob(glob string) error {
 	}
 	if _, err := path.Match(glob, ""); err != nil {
 		return fmt.Errorf("app glob %q: %w", glob, err)
+	}
+	if err := literalsFitAppNames(glob); err != nil {
+		return fmt.Errorf("app glob %q matches no app: %w", glob, err)
+	}
+	return nil
+}
+
+// literalsFitAppNames refuses a glob (valid for path.Match) whose literal
+// characters no app name has there (events.ValidateAppName: lowercase
+// letters, digits, '-' and '_', starting with a letter or digit), such as
+// _webhooks or Web-*: a token for no app at all is a mistake.
+func literalsFitAppNames(glob string) error {
+	if !strings.ContainsAny(glob, `*?[\`) {
+		return events.ValidateAppName(glob)
+	}
+	first := true
+	for i := 0; i < len(glob); i++ {
+		c := glob[i]
+		switch c {
+		case '*', '?':
+			first = false
+			continue
+		case '[':
+			// A class: path.Match has checked it is closed.
+			i += strings.IndexByte(glob[i+1:], ']') + 1
+			first = false
+			continue
+		case '\\':
+			i++
+			c = glob[i]
+		}
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && !first:
+		default:
+			return fmt.Errorf("app names have no %q there (lowercase letters, digits, '-' and '_', starting with a letter or digit)", c)
+		}
+		first = false
 	}
 	return nil
 }
