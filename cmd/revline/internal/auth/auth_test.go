@@ -185,3 +185,16 @@ func TestAppGlobsMustBeAbleToMatchAnApp(t *testing.T) {
 		}
 	}
 }
+
+// Only a server makes a token named like a server's own: an operator
+// rotating a server's token must not find a look-alike.
+func TestServerTokenNamesAreTheServers(t *testing.T) {
+	t.Parallel()
+	s := testStore(t)
+	if _, _, err := s.Create(t.Context(), auth.NewToken{Name: auth.ServerTokenPrefix + "12345678", Role: auth.RoleAdmin}, time.Now()); err == nil {
+		t.Error("an admin made a token named like a server's")
+	}
+	if _, _, err := s.Create(t.Context(), auth.NewToken{Name: auth.ServerTokenPrefix + "12345678", Role: auth.RoleAdmin, Server: true}, time.Now()); err != nil {
+		t.Errorf("a server's token: %v", err)
+	}
+}

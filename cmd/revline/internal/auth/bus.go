@@ -21,6 +21,10 @@ import (
 // processor checks each command's signature with Verify before deciding
 // it, and the token requests (Serve) check theirs too.
 
+// ServerTokenPrefix starts the name of every server's own token
+// (ServerSigner), and of no other.
+const ServerTokenPrefix = "serve-"
+
 // MaxSignatureAge bounds how far a command's signing time may be from
 // when JetStream stored it (either way, for clocks that differ): an older
 // signed command is a replay.
@@ -203,7 +207,7 @@ func ServerSigner(ctx context.Context, s *Store, dir string, now time.Time) (*ev
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("server token: %w", err)
 	}
-	name := "serve-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:8]
+	name := ServerTokenPrefix + strings.ReplaceAll(uuid.NewString(), "-", "")[:8]
 	value, _, err := s.Create(ctx, NewToken{Name: name, Role: RoleAdmin, CreatedBy: "serve", Server: true}, now)
 	if err != nil {
 		return nil, fmt.Errorf("server token: %w", err)

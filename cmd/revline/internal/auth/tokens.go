@@ -238,6 +238,10 @@ func (s *Store) Create(ctx context.Context, nt NewToken, now time.Time) (string,
 	if err := ValidateName(nt.Name); err != nil {
 		return "", Token{}, err
 	}
+	if strings.HasPrefix(nt.Name, ServerTokenPrefix) && !nt.Server {
+		// One an operator could take for a server's when rotating it.
+		return "", Token{}, fmt.Errorf("token name %q: names starting with %q are the servers' own tokens'", nt.Name, ServerTokenPrefix)
+	}
 	if _, err := ParseRole(string(nt.Role)); err != nil {
 		return "", Token{}, err
 	}
