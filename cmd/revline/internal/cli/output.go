@@ -317,7 +317,7 @@ func printRollout(w io.Writer, res rolloutOutcome) {
 		}
 		fmt.Fprintln(w, ".")
 		if !res.Force {
-			fmt.Fprintln(w, "The runners it did not replace keep serving.")
+			fmt.Fprintln(w, "It stopped none of the runners it did not replace: see `revline apps runners`.")
 		}
 	case "superseded":
 		fmt.Fprintf(w, "%s rollout %s of %s was superseded by a newer rollout.\n", kind, res.RolloutID, app)

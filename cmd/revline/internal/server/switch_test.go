@@ -118,7 +118,7 @@ func TestACrashLoopEndsTheDefaultWait(t *testing.T) {
 				if r.code != 1 || r.stderr != "" {
 					t.Fatalf("rollout of a crash loop: exit %d, stdout %q, stderr %q; want exit 1 and the failure on stdout", r.code, r.stdout, r.stderr)
 				}
-				for _, want := range []string{"Graceful rollout ", " of web failed: 3 replacement runners in a row did not start; the last: runner exited with status 3", "model weights missing", "0 runner(s) replaced", "The runners it did not replace keep serving."} {
+				for _, want := range []string{"Graceful rollout ", " of web failed: 3 replacement runners in a row did not start; the last: runner exited with status 3", "model weights missing", "0 runner(s) replaced", "It stopped none of the runners it did not replace"} {
 					if !strings.Contains(r.stdout, want) {
 						t.Errorf("rollout of a crash loop: stdout %q lacks %q", r.stdout, want)
 					}
