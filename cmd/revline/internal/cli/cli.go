@@ -173,7 +173,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // does not talk to a server as a client (serve, nats-config, bench...),
 // rather than ignore them.
 func refuseGlobalFlags(cmd *cobra.Command, _ []string) error {
-	if cmd.Annotations[clientAnnotation] != "" {
+	if cmd.Annotations[clientAnnotation] != "" || cmd.HasSubCommands() {
+		// A group (apps, tokens...) runs only to say its subcommand is
+		// unknown: that is what to say.
 		return nil
 	}
 	var given []string

@@ -383,4 +383,8 @@ func TestConnectionFlagsAreGlobal(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want a usage error", args, r.code, r.stderr)
 		}
 	}
+	// A mistyped subcommand is said to be unknown, with the flags or not.
+	if r := run(t, "apps", "rollouts", "my-app", "--nats-url", unreachable); r.code != cli.ExitUsage || !strings.Contains(r.stderr, `did you mean "apps rollout"`) {
+		t.Errorf("a mistyped subcommand with a connection flag: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
