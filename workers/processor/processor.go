@@ -390,7 +390,7 @@ func (p *Processor) handle(msg *message.Message) error {
 		var keepFor time.Duration
 		if !accepted {
 			p.cfg.Logger.Warn("command refused", "app", cmd.App, "command", cmd.Type, "command_id", cmd.CommandID,
-				"key", msg.Metadata.Get(events.HeaderKey), "code", refusal.Code, "reason", refusal.Message)
+				"key", events.OutcomeKey(msg.Metadata.Get(events.HeaderKey)), "code", refusal.Code, "reason", refusal.Message)
 			o = rejection(cmd, refusal)
 			keepFor = p.cfg.RefusalRetention
 		}
