@@ -303,8 +303,8 @@ func TestFullQueueGets503WithRetryAfter(t *testing.T) {
 
 // An app with no runner, whose runners are backing off after failures,
 // answers 503 app_backing_off with Retry-After at once, the request that
-// was waiting for a cold start included; a busy runner, the back-off's
-// end or a runner added means requests wait (or are served) again.
+// was waiting for a cold start included; with a runner it serves again,
+// and once the back-off ends a request finding no runner waits for one.
 func TestAnAppBackingOffWithNoRunnerGets503AtOnce(t *testing.T) {
 	t.Parallel()
 	var clock atomic.Int64 // seconds
