@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +21,15 @@ import (
 // sends it.
 type OutcomeLog struct {
 	js jetstream.JetStream
+
+	mu sync.Mutex
+	// legacy is whether the stream held outcomes recorded before they were
+	// per key (events.LegacyOutcomeSubject) when first asked, nil until
+	// then: Lookup reads that subject too only if so. Asked once: the
+	// question walks every outcome subject, and this version writes none
+	// there (an older replica still running in a rolling upgrade may:
+	// restart the new ones once the last old one has stopped).
+	legacy *bool
 }
 
 // NewOutcomeLog returns the outcome log on js. The stream must exist
@@ -28,9 +38,10 @@ func NewOutcomeLog(js jetstream.JetStream) *OutcomeLog { return &OutcomeLog{js: 
 
 // Lookup returns the stored outcome of commandID, whatever key it is
 // recorded under, or as versions before outcomes were per key recorded it
-// (events.LegacyOutcomeSubject); found is false when no outcome has been
-// recorded for it. Both reads name the command id in a literal prefix,
-// so neither walks other commands' outcomes. They go to the stream leader
+// (events.LegacyOutcomeSubject) if the stream holds any such; found is
+// false when no outcome has been recorded for it. Both reads name the
+// command id in a literal prefix, so neither walks other commands'
+// outcomes. They go to the stream leader
 // (STREAM.MSG.GET, never a direct get, which any replica answers), so an
 // outcome recorded before is never missed because a replica lags.
 func (l *OutcomeLog) Lookup(ctx context.Context, commandID string) (o events.Outcome, found bool, err error) {
@@ -38,7 +49,26 @@ func (l *OutcomeLog) Lookup(ctx context.Context, commandID string) (o events.Out
 	if found || err != nil {
 		return o, found, err
 	}
+	if legacy, err := l.hasLegacy(ctx); err != nil || !legacy {
+		return events.Outcome{}, false, err
+	}
 	return l.leaderLookup(ctx, events.LegacyOutcomeSubject(commandID))
+}
+
+// hasLegacy reports whether the stream holds outcomes recorded before
+// they were per key, asking the stream once (see OutcomeLog.legacy).
+func (l *OutcomeLog) hasLegacy(ctx context.Context) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.legacy == nil {
+		_, err := events.LeaderGet(ctx, l.js.Conn(), OutcomeStreamName, 0, events.LegacyOutcomeSubject("*"))
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, fmt.Errorf("outcomes recorded before they were per key: %w", err)
+		}
+		found := err == nil
+		l.legacy = &found
+	}
+	return *l.legacy, nil
 }
 
 // leaderLookup reads the last outcome on subject (which may hold
