@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -304,42 +303,14 @@ func (s *JetStreamStore) LastAppSequence(ctx context.Context, app string) (uint6
 // replica does not answer) for the sequence of the last message matching
 // filter, 0 if there is none.
 func (s *JetStreamStore) leaderLastSequence(ctx context.Context, filter string) (uint64, error) {
-	req, err := json.Marshal(struct {
-		LastFor string `json:"last_by_subj"`
-	}{filter})
-	if err != nil {
-		return 0, err
-	}
-	prefix := s.js.Options().APIPrefix
-	if prefix == "" {
-		prefix = jetstream.DefaultAPIPrefix
-	}
-	var msg *nats.Msg
-	err = RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
-		msg, err = s.js.Conn().RequestWithContext(attempt, prefix+"STREAM.MSG.GET."+EventStreamName, req)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("last message of %s: %w", filter, err)
-	}
-	var resp struct {
-		Error   *jetstream.APIError `json:"error"`
-		Message *struct {
-			Sequence uint64 `json:"seq"`
-		} `json:"message"`
-	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return 0, fmt.Errorf("last message of %s: %w", filter, err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+	msg, err := LeaderGet(ctx, s.js, EventStreamName, 0, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
-	case resp.Error != nil:
-		return 0, fmt.Errorf("last message of %s: %w", filter, resp.Error)
-	case resp.Message == nil:
-		return 0, fmt.Errorf("last message of %s: empty answer", filter)
 	}
-	return resp.Message.Sequence, nil
+	if err != nil {
+		return 0, fmt.Errorf("last message of %s: %w", filter, err)
+	}
+	return msg.Sequence, nil
 }
 
 // Follow implements Follower.

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,9 +16,10 @@ import (
 // hold wildcards). It is a STREAM.MSG.GET, which jetstream.Stream's
 // GetMsg turns into a direct get on a stream that allows them (key-value
 // buckets do), which any replica answers: one that lags would miss a
-// message just stored. The error wraps jetstream.ErrMsgNotFound when the
+// message just stored. It asks again while the cluster is busy
+// (RetryWhileBusy). The error wraps jetstream.ErrMsgNotFound when the
 // stream holds no such message.
-func LeaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, lastBySubject string) (*jetstream.RawStreamMsg, error) {
+func LeaderGet(ctx context.Context, js jetstream.JetStream, stream string, seq uint64, lastBySubject string) (*jetstream.RawStreamMsg, error) {
 	req := map[string]any{"seq": seq}
 	if seq == 0 {
 		req = map[string]any{"last_by_subj": lastBySubject}
@@ -26,7 +28,12 @@ func LeaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, la
 	if err != nil {
 		return nil, err
 	}
-	reply, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+	prefix := cmp.Or(js.Options().APIPrefix, jetstream.DefaultAPIPrefix)
+	var reply *nats.Msg
+	err = RetryWhileBusy(ctx, func(attempt context.Context) (err error) {
+		reply, err = js.Conn().RequestWithContext(attempt, prefix+"STREAM.MSG.GET."+stream, body)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("get from the leader of %s: %w", stream, err)
 	}

@@ -17,7 +17,7 @@ import (
 // stream does not hold is jetstream.ErrMsgNotFound.
 func TestLeaderGet(t *testing.T) {
 	t.Parallel()
-	nc, js := embeddedtest.Connect(t, embeddedtest.Start(t))
+	_, js := embeddedtest.Connect(t, embeddedtest.Start(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "GET", Subjects: []string{"get.>"}, AllowDirect: true}); err != nil {
@@ -31,11 +31,11 @@ func TestLeaderGet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bySeq, err := events.LeaderGet(ctx, nc, "GET", 2, "")
+	bySeq, err := events.LeaderGet(ctx, js, "GET", 2, "")
 	if err != nil || bySeq.Subject != "get.b.1" || string(bySeq.Data) != "get.b.1" || bySeq.Header.Get("Who") != "test" || bySeq.Sequence != 2 || bySeq.Time.IsZero() {
 		t.Errorf("by sequence: %+v, %v", bySeq, err)
 	}
-	last, err := events.LeaderGet(ctx, nc, "GET", 0, "get.a.*")
+	last, err := events.LeaderGet(ctx, js, "GET", 0, "get.a.*")
 	if err != nil || last.Subject != "get.a.2" || last.Sequence != 3 {
 		t.Errorf("last on get.a.*: %+v, %v", last, err)
 	}
@@ -43,7 +43,7 @@ func TestLeaderGet(t *testing.T) {
 		seq     uint64
 		subject string
 	}{{9, ""}, {0, "get.c.*"}} {
-		if _, err := events.LeaderGet(ctx, nc, "GET", miss.seq, miss.subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if _, err := events.LeaderGet(ctx, js, "GET", miss.seq, miss.subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
 			t.Errorf("%+v: %v, want not found", miss, err)
 		}
 	}

@@ -61,7 +61,7 @@ func (l *OutcomeLog) hasLegacy(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.legacy == nil {
-		_, err := events.LeaderGet(ctx, l.js.Conn(), OutcomeStreamName, 0, events.LegacyOutcomeSubject("*"))
+		_, err := events.LeaderGet(ctx, l.js, OutcomeStreamName, 0, events.LegacyOutcomeSubject("*"))
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, fmt.Errorf("outcomes recorded before they were per key: %w", err)
 		}
@@ -74,7 +74,7 @@ func (l *OutcomeLog) hasLegacy(ctx context.Context) (bool, error) {
 // leaderLookup reads the last outcome on subject (which may hold
 // wildcards) from the stream leader.
 func (l *OutcomeLog) leaderLookup(ctx context.Context, subject string) (events.Outcome, bool, error) {
-	msg, err := events.LeaderGet(ctx, l.js.Conn(), OutcomeStreamName, 0, subject)
+	msg, err := events.LeaderGet(ctx, l.js, OutcomeStreamName, 0, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return events.Outcome{}, false, nil
 	}

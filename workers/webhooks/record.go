@@ -132,7 +132,7 @@ const changeGoneAttempts = 5
 func (s *Store) verifyChange(ctx context.Context, verifier Verifier, revision uint64, claimed string) (string, error) {
 	// From the leader: a replica answering a direct get may not hold a
 	// change just stored, which would then be recorded as unverified.
-	msg, err := events.LeaderGet(ctx, s.js.Conn(), "KV_"+BucketName, revision, "")
+	msg, err := events.LeaderGet(ctx, s.js, "KV_"+BucketName, revision, "")
 	if err != nil {
 		return "", fmt.Errorf("webhooks: the change at revision %d: %w", revision, err)
 	}

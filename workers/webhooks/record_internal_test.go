@@ -69,7 +69,7 @@ func TestACopyOfASignedChangeIsNotItsSigners(t *testing.T) {
 	if _, err := s.SetStatus(ctx, hook.ID, StatusActive, "http:dave", "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	copied, err := events.LeaderGet(ctx, js.Conn(), "KV_"+BucketName, disabledAt, "")
+	copied, err := events.LeaderGet(ctx, js, "KV_"+BucketName, disabledAt, "")
 	if err != nil || disabled.ChangedBy != "http:carol" {
 		t.Fatalf("the disable's message: %+v, %v", copied, err)
 	}
