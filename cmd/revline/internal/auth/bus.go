@@ -72,24 +72,7 @@ func CommandPermission(commandType string) Permission {
 // glob does not allow it. Any other error is the token store's, and the
 // command should be retried.
 func (s *Store) Verify(ctx context.Context, c events.SignedCommand) (string, error) {
-	t, err := s.checkSignature(ctx, c.Signature, c.StoredAt)
-	if errors.Is(err, ErrUnauthenticated) {
-		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: err.Error()}
-	}
-	if err != nil {
-		return "", err
-	}
-	if t.Server {
-		if c.Command.Actor != "" {
-			return c.Command.Actor, nil
-		}
-		return t.Actor(), nil
-	}
-	var forbidden *ForbiddenError
-	if err := t.Authorize(CommandPermission(c.Command.Type), c.Command.App); errors.As(err, &forbidden) {
-		return "", &events.Rejection{Code: events.CodeForbidden, Message: forbidden.Reason}
-	}
-	return t.Actor(), nil
+	return s.actorOf(ctx, c.Signature, c.StoredAt, c.Command.Actor, CommandPermission(c.Command.Type), c.Command.App)
 }
 
 // VerifyWrite checks a write that a client made straight into a bucket
@@ -100,6 +83,15 @@ func (s *Store) Verify(ctx context.Context, c events.SignedCommand) (string, err
 // write there); anything short of that is an *events.Rejection, any other
 // error the token store's.
 func (s *Store) VerifyWrite(ctx context.Context, sig events.Signature, storedAt time.Time, claimed string) (string, error) {
+	return s.actorOf(ctx, sig, storedAt, claimed, Admin, "")
+}
+
+// actorOf returns the actor of what sig signs, stored at storedAt: the
+// signing token's (token:NAME), or claimed when a server's own token
+// signed it, once the token may do need on app. Anything short of that is
+// an *events.Rejection (events.CodeUnauthenticated, events.CodeForbidden);
+// any other error is the token store's.
+func (s *Store) actorOf(ctx context.Context, sig events.Signature, storedAt time.Time, claimed string, need Permission, app string) (string, error) {
 	t, err := s.checkSignature(ctx, sig, storedAt)
 	if errors.Is(err, ErrUnauthenticated) {
 		return "", &events.Rejection{Code: events.CodeUnauthenticated, Message: err.Error()}
@@ -111,7 +103,7 @@ func (s *Store) VerifyWrite(ctx context.Context, sig events.Signature, storedAt 
 		return cmp.Or(claimed, t.Actor()), nil
 	}
 	var forbidden *ForbiddenError
-	if err := t.Authorize(Admin, ""); errors.As(err, &forbidden) {
+	if err := t.Authorize(need, app); errors.As(err, &forbidden) {
 		return "", &events.Rejection{Code: events.CodeForbidden, Message: forbidden.Reason}
 	}
 	return t.Actor(), nil
