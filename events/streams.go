@@ -95,7 +95,7 @@ func unsetSettings(cfg jetstream.StreamConfig) streamSettings {
 // overlays reports whether got already holds every setting want gives:
 // want's fields that its JSON writes (omitempty leaves unset ones out),
 // written over a copy of got, change nothing.
-func overlays[T any](want, got T) bool {
+func overlays(want, got jetstream.StreamConfig) bool {
 	wantJSON, err := json.Marshal(want)
 	if err != nil {
 		return false
@@ -104,7 +104,7 @@ func overlays[T any](want, got T) bool {
 	if err != nil {
 		return false
 	}
-	var before, after T
+	var before, after jetstream.StreamConfig
 	if json.Unmarshal(gotJSON, &before) != nil || json.Unmarshal(gotJSON, &after) != nil || json.Unmarshal(wantJSON, &after) != nil {
 		return false
 	}
